@@ -1,0 +1,84 @@
+/*
+ * config.h -- the warmup INI file, read with libinih.  The daemon and
+ * `warmup simulate` read the same file.
+ *
+ * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
+ * [gate] [backoff] [log].  Every key is documented in README.md.  Unknown
+ * sections and keys, and bad values, are errors that name the file, the
+ * line and the key: "warmup.conf:12: [isp google] new_rate: expected a rate
+ * such as 10/s, 600/min or 5000/h, got '10/fortnight'".
+ *
+ * Relative paths in the file (schedule, store path, *_file) are taken
+ * relative to the directory of the config file.
+ */
+#ifndef WU_CONFIG_H
+#define WU_CONFIG_H
+
+#include "core/engine.h"
+
+enum wu_route_type { WU_ROUTE_NONE = 0, WU_ROUTE_SENDGRID, WU_ROUTE_SMTP };
+enum wu_tls { WU_TLS_REQUIRED = 0, WU_TLS_OPTIONAL, WU_TLS_NONE };
+
+struct wu_route_conf {
+	enum wu_route_type type; /* NONE when the section is absent */
+	char url[512];           /* sendgrid: base URL; smtp: smtp:// or smtps:// URL */
+	char *secret;            /* API key or SMTP password; never logged */
+	char secret_source[160]; /* "env SENDGRID_API_KEY" or "file /etc/..": for messages */
+	char ip_pool[128];       /* ip_pool_name; "" = none */
+	char on_behalf_of[128];  /* subuser; "" = none */
+	int click_tracking, open_tracking, subscription_tracking; /* 0/1, default 0 */
+	int max_connections;     /* default 8 */
+	wu_time_t timeout;       /* per request, default 30s */
+	int batch;               /* sendgrid: personalizations per request, 1..1000, default 1000 */
+	/* smtp */
+	enum wu_tls tls;
+	char username[128];
+	char ca_file[512];
+	int x_smtpapi;
+};
+
+struct wu_conf {
+	char path[1024]; /* the file read */
+	char dir[1024];  /* its directory, for relative paths */
+
+	/* [warmup] and the core sections */
+	char schedule_path[1024];
+	struct wu_core_conf core;
+
+	/* [listen] */
+	char listen_host[64];
+	int listen_port;         /* default 8025 */
+	int auth_none;           /* "auth = none" written out */
+	char *token;             /* bearer token; never logged */
+	size_t max_body;         /* default 10 MB, at most 30 MB */
+	int max_connections;     /* default 256 */
+	wu_time_t idle_timeout;  /* default 30s */
+
+	/* [store] */
+	char store_path[1024];
+
+	/* [route new], [route old] */
+	struct wu_route_conf route[WU_ROUTE_COUNT];
+
+	/* [log] level = error | warn | info | debug */
+	int log_level;
+};
+
+/* What to skip while loading. */
+#define WU_CONF_NO_SECRETS 1 /* the simulator: do not read token/key files or env */
+
+/* Reads and validates path.  Returns 0, or -1 with a message naming file,
+ * line and key in err.  On error c is freed and zeroed. */
+int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size_t errlen);
+
+/* Defaults only, without a file (the simulator without --config). */
+int wu_conf_defaults(struct wu_conf *c);
+
+/* Reads a schedule file into c->core.schedule (keeping the after-policy).
+ * Used by wu_conf_load and by `warmup simulate --schedule`. */
+int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t errlen);
+
+/* Frees c (wiping secrets first); accepts a zeroed struct. */
+void wu_conf_free(struct wu_conf *c);
+
+#endif

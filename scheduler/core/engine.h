@@ -1,0 +1,196 @@
+/*
+ * engine.h -- the router: every decision about every message, in one place.
+ *
+ * The engine combines the schedule, the calendar, pacing, the per-ISP
+ * throttles and the health gate.  It answers route(now, isp) with "new route
+ * now", "old route now" or "wait until T"; it takes outcomes back; it tells
+ * the caller when to wake up; and it saves and loads its state so that a
+ * restarted daemon resumes mid-day with the same counters.  The daemon and
+ * `warmup simulate` drive this same code: the daemon with the real clock, the
+ * simulator with a virtual one.
+ *
+ * A NEW decision has already counted the message against today's cap; the
+ * caller persists the engine state (wu_engine_save) before handing the
+ * message to the network.  A send that was definitely refused (a tempfail or
+ * permfail answer) gives its unit back; a timeout does not, since the
+ * provider may have taken it.
+ */
+#ifndef WU_ENGINE_H
+#define WU_ENGINE_H
+
+#include "calendar.h"
+#include "gate.h"
+#include "isp.h"
+#include "schedule.h"
+#include "throttle.h"
+
+enum wu_overflow {
+	WU_OVERFLOW_OLD,  /* what the new route cannot take now goes the old way */
+	WU_OVERFLOW_DEFER /* it waits for the new route (a plain volume cap) */
+};
+
+enum wu_advance {
+	WU_ADVANCE_CALENDAR, /* step = days since start + 1, less held days */
+	WU_ADVANCE_GATED     /* next step only after a healthy day that used min_fill */
+};
+
+/* Everything the engine decides with.  Filled by wu_core_conf_init() with
+ * defaults, then by the config file or the command line. */
+struct wu_core_conf {
+	struct wu_schedule schedule;
+	struct wu_calendar calendar;
+	wu_time_t burst; /* pacing burst as a share of the window, or WU_BURST_DAY */
+	enum wu_overflow overflow;
+	enum wu_advance advance;
+	double min_fill; /* gated advance: share of the cap a day must use */
+	struct wu_isp_table isps;
+	struct wu_throttle_conf throttle[WU_ROUTE_COUNT][WU_ISP_MAX];
+	struct wu_backoff_conf backoff;
+	struct wu_gate_conf gate;
+};
+
+/* Defaults (calendar Asia/Tokyo starting 1970-01-01 until set, whole-day
+ * window, burst 1h, overflow old, calendar advance, min_fill 80%, built-in
+ * ISPs, no throttles, default backoff and gate).  Returns 0 or -1. */
+int wu_core_conf_init(struct wu_core_conf *c);
+void wu_core_conf_free(struct wu_core_conf *c);
+
+enum wu_kind { WU_NEW, WU_OLD, WU_WAIT };
+
+/* Why the new route did not take a message. */
+enum wu_why {
+	WU_WHY_NONE,        /* it did */
+	WU_WHY_NOT_STARTED, /* before day 1 */
+	WU_WHY_WINDOW,      /* outside the sending window */
+	WU_WHY_CAP,         /* today's cap is used up */
+	WU_WHY_PACING,      /* the cap is still being released */
+	WU_WHY_SHARE,       /* the ISP's share of today's cap is used up */
+	WU_WHY_ISP_RATE,    /* the ISP's rate on the new route */
+	WU_WHY_SUSPENDED,   /* the ISP suspended the new route after tempfails */
+	WU_WHY_HALTED,      /* the health gate halted the ramp */
+	WU_WHY_PAUSED,      /* paused by hand or by an auth failure */
+	WU_WHY_COUNT
+};
+
+struct wu_decision {
+	enum wu_kind kind;
+	enum wu_why why;   /* for OLD and WAIT: what kept it off the new route */
+	wu_time_t until;   /* for WAIT: ask again at this time (a hint, not a promise) */
+};
+
+enum wu_result {
+	/* answers to a send */
+	WU_ACCEPTED, /* the route took it */
+	WU_TEMPFAIL, /* refused for now (4xx, 429, 5xx): retried, unit given back */
+	WU_TIMEOUT,  /* no answer: retried, unit stays counted */
+	WU_PERMFAIL, /* refused for good: unit given back */
+	/* what the provider reported later */
+	WU_DELIVERED,
+	WU_BOUNCE,
+	WU_BLOCKED,
+	WU_DEFERRED,
+	WU_DROPPED,
+	WU_COMPLAINT,
+	WU_RESULT_COUNT
+};
+
+/* One local day's numbers. */
+struct wu_day_stats {
+	int date;      /* local days since 1970-01-01 */
+	int step;      /* schedule day in force (0 = not started) */
+	int64_t cap;   /* today's cap on the new route (WU_UNLIMITED after warmup) */
+	int64_t hourly_cap;
+	int held;      /* 1 when this day did not advance the schedule */
+	enum wu_gate_state gate; /* worst state reached today */
+	int64_t sent[WU_ROUTE_COUNT][WU_ISP_MAX];  /* decisions net of give-backs */
+	int64_t result[WU_ROUTE_COUNT][WU_ISP_MAX][WU_RESULT_COUNT];
+	int64_t used;  /* new-route sends counted against cap */
+};
+
+enum wu_event_kind {
+	WU_EV_DAY,        /* a new local day began */
+	WU_EV_GATE_WARN,
+	WU_EV_GATE_HALT,
+	WU_EV_RESUME,     /* the new route runs again after a halt or pause */
+	WU_EV_PAUSE,      /* paused by hand or by an auth failure */
+	WU_EV_COUNT
+};
+
+struct wu_event {
+	enum wu_event_kind kind;
+	wu_time_t at;
+	enum wu_route route;
+	int date;
+	int step;
+	int64_t cap;
+	double bounce_rate, complaint_rate;
+	char text[160];
+};
+
+struct wu_engine;
+
+/* Creates an engine at now from a configuration (copied). Returns 0, or -1
+ * with a message. */
+int wu_engine_create(struct wu_engine **e, const struct wu_core_conf *conf, wu_time_t now,
+		     char *err, size_t errlen);
+void wu_engine_free(struct wu_engine *e);
+
+/* Where a message for a recipient of this ISP goes at now.  NEW and OLD are
+ * counted at once. */
+struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
+
+/* What became of a message sent on route to isp. */
+void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
+		       enum wu_result result);
+
+/* A deferral rule matched: cut the ISP's rate on route to factor for hold. */
+void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
+		   double factor, wu_time_t hold);
+
+/* Moves the engine to now: starts a new day when now has crossed midnight
+ * (one or several).  Returns 1 when the day changed.  Every other call does
+ * this first; the simulator calls it at each midnight to read the day. */
+int wu_engine_tick(struct wu_engine *e, wu_time_t now);
+
+/* The earliest time after now at which a decision may change by time alone:
+ * the next midnight, window edge, token or end of a suspension. */
+wu_time_t wu_engine_next_wakeup(struct wu_engine *e, wu_time_t now);
+
+/* Stops and restarts the new or old route by hand (or for an auth failure).
+ * who is recorded in the event ("operator", "gate", "auth 401"). */
+void wu_engine_pause(struct wu_engine *e, wu_time_t now, enum wu_route route, const char *who);
+void wu_engine_resume(struct wu_engine *e, wu_time_t now, enum wu_route route, const char *who);
+int wu_engine_paused(const struct wu_engine *e, enum wu_route route);
+
+/* The current day and the one before it (zeroed before the first change). */
+const struct wu_day_stats *wu_engine_today(const struct wu_engine *e);
+const struct wu_day_stats *wu_engine_yesterday(const struct wu_engine *e);
+
+/* Current gate verdict of today's new-route outcomes. */
+void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v);
+
+/* Held days so far (days the schedule did not advance). */
+int wu_engine_held(const struct wu_engine *e);
+const struct wu_core_conf *wu_engine_conf(const struct wu_engine *e);
+
+/* Takes the oldest pending event; 1 when there was one. */
+int wu_engine_poll_event(struct wu_engine *e, struct wu_event *ev);
+
+/* State as text (a few hundred bytes per active ISP).  Returns the length
+ * written, or -1 if len is too small. */
+int wu_engine_save(const struct wu_engine *e, char *buf, size_t len);
+
+/* Restores state saved by wu_engine_save() into an engine made from the same
+ * configuration, then ticks to now. Returns 0, or -1 with a message. */
+int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err,
+		   size_t errlen);
+
+const char *wu_kind_name(enum wu_kind k);
+const char *wu_why_name(enum wu_why w);
+const char *wu_result_name(enum wu_result r);
+const char *wu_event_name(enum wu_event_kind k);
+
+int wu_overflow_parse(const char *s, enum wu_overflow *o, char *err, size_t errlen);
+int wu_advance_parse(const char *s, enum wu_advance *a, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * store.h -- the durable queue: SQLite in WAL mode, the only module that
+ * includes sqlite3.h.
+ *
+ * contents    one row per accepted request: the v3 body without its
+ *             personalizations, stored once however many recipients share it
+ * units       one row per personalization: its JSON, ISP, state, route,
+ *             attempts, next_at, provider message id, last error
+ * counters    day x route x ISP x result totals, for status and history
+ * engine      the core engine's saved state (one row)
+ * suppressions, events: later issues
+ *
+ * The schema is versioned with PRAGMA user_version.  Statements are prepared
+ * once and cached.  Callers group work into short transactions with
+ * store_begin()/store_commit(); one commit is one fsync (synchronous=FULL),
+ * which is how intake gets group commit: many requests, one transaction.
+ *
+ * Every function returns 0 (or a count) on success and -1 on failure, with
+ * the reason in store_errmsg().
+ */
+#ifndef WU_STORE_H
+#define WU_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_state {
+	STORE_QUEUED = 0,   /* waiting for a route */
+	STORE_INFLIGHT = 1, /* handed to a sender; back to QUEUED after a crash */
+	STORE_SENT = 2,     /* a route accepted it */
+	STORE_FAILED = 3    /* permanent failure */
+};
+
+struct store_unit {
+	int64_t id;
+	int64_t content_id;
+	int isp;
+	int attempts;
+	int64_t next_at;
+	char *personalization; /* JSON text, owned by the unit */
+};
+
+int store_open(struct store **s, const char *path, char *err, size_t errlen);
+void store_close(struct store *s); /* accepts NULL */
+const char *store_errmsg(const struct store *s);
+
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/* Intake: one content, then its units (inside one transaction). */
+int store_add_content(struct store *s, const char *msgid, const char *body, size_t len,
+		      int64_t now, int64_t *content_id);
+int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
+		   int isp, const char *domain, int64_t now, int64_t *unit_id);
+
+/* Start-up: units left INFLIGHT by a crash return to QUEUED.  Returns how many. */
+int store_recover(struct store *s);
+
+/* Up to max QUEUED units of this ISP with next_at <= now, oldest first.
+ * Returns the count; free each with store_unit_clear(). */
+int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, int max);
+void store_unit_clear(struct store_unit *u);
+
+/* For each ISP 0..nisp-1: ready[isp] = QUEUED units with next_at <= now
+ * (capped at 1, "has some", when exact is 0), and *earliest = the smallest
+ * next_at > now among QUEUED units (INT64_MAX when none). */
+int store_ready_isps(struct store *s, int64_t now, int nisp, int64_t *ready, int exact,
+		     int64_t *earliest);
+
+/* State changes of one unit. */
+int store_mark_inflight(struct store *s, int64_t unit_id, int route);
+int store_mark_sent(struct store *s, int64_t unit_id, const char *provider_id, int64_t now);
+int store_requeue(struct store *s, int64_t unit_id, int64_t next_at, const char *error);
+int store_mark_failed(struct store *s, int64_t unit_id, const char *error, int64_t now);
+
+/* The body of a content; *body is malloc'd and NUL-terminated. */
+int store_content(struct store *s, int64_t content_id, char **body, size_t *len, char *msgid,
+		  size_t msgid_len);
+
+/* Counters: add n to (date, route, isp, result). */
+int store_count(struct store *s, int date, int route, int isp, int result, int64_t n);
+/* Calls fn for every counter row of date. */
+int store_counters(struct store *s, int date,
+		   void (*fn)(void *arg, int route, int isp, int result, int64_t n), void *arg);
+
+/* Units by state, all ISPs: depth[STORE_QUEUED..STORE_FAILED]. */
+int store_depth(struct store *s, int64_t depth[4]);
+/* QUEUED units per ISP (depth[0..nisp-1]). */
+int store_depth_isps(struct store *s, int nisp, int64_t *depth);
+
+/* The engine's saved state. *text is malloc'd; NULL when none was saved. */
+int store_engine_save(struct store *s, const char *text);
+int store_engine_load(struct store *s, char **text);
+
+/* Removes SENT and FAILED units finished before `before`, and contents no
+ * unit refers to any more.  Returns the number of units removed. */
+int store_prune(struct store *s, int64_t before);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * curluv.h -- one libcurl multi handle driven by a libuv loop.
+ *
+ * The pattern of curl's docs/examples/multi-uv.c: a socket callback starts
+ * and stops uv_poll handles, a timer callback arms one uv_timer, poll errors
+ * are passed to curl as CURL_CSELECT_ERR, and finished transfers are drained
+ * with curl_multi_info_read() after every action, the timer's included.
+ * Every route of the daemon shares this one multi handle, so connections are
+ * cached and reused across requests.
+ */
+#ifndef WU_CURLUV_H
+#define WU_CURLUV_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+struct curluv;
+
+/* Called once per transfer when it ends, with curl's result code.  The easy
+ * handle has been removed from the multi handle; the callback owns it. */
+typedef void (*curluv_done_cb)(CURL *easy, CURLcode result, void *arg);
+
+int curluv_create(struct curluv **cu, uv_loop_t *loop);
+
+/* Starts a transfer.  Returns 0 or -1. */
+int curluv_add(struct curluv *cu, CURL *easy, curluv_done_cb done, void *arg);
+
+/* Transfers under way. */
+int curluv_running(const struct curluv *cu);
+
+/* Sets CURLMOPT_MAX_HOST_CONNECTIONS (0 = no limit). */
+void curluv_max_host_connections(struct curluv *cu, long n);
+
+/* Aborts every transfer (their callbacks run with CURLE_ABORTED_BY_CALLBACK),
+ * closes the uv handles and frees cu once they are closed.  The loop must
+ * run for the close callbacks to fire. */
+void curluv_destroy(struct curluv *cu);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * v3mail.h -- SendGrid's v3 /mail/send body: the rules SendGrid applies to
+ * it, in one place, for the daemon's intake and for the fake SendGrid server.
+ *
+ * Checked as SendGrid does: 1-1000 personalizations, at most 1000 recipients
+ * (to + cc + bcc) in all, each personalization with at least one "to",
+ * valid addresses, from.email required, a subject globally or in every
+ * personalization unless template_id is set, content with text/plain first
+ * and text/html after it, each at most once, at most 10 categories,
+ * custom_args at most 10,000 bytes, no reserved header (To, From, Subject,
+ * Reply-To, Cc, Bcc, Content-Type, Content-Transfer-Encoding, DKIM-Signature,
+ * Received, x-sg-id, x-sg-eid), no CR or LF in any header value or subject,
+ * and the right JSON type for every known field.
+ */
+#ifndef WU_V3MAIL_H
+#define WU_V3MAIL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#define V3MAIL_MAX_ERRORS 8
+
+struct v3mail_errors {
+	int n;
+	struct {
+		char message[256];
+		char field[128]; /* "personalizations.0.to.1.email", or "" for none */
+	} e[V3MAIL_MAX_ERRORS];
+};
+
+/* Validates a parsed body. Returns 0, or -1 with the problems in *errs. */
+int v3mail_validate(const cJSON *body, struct v3mail_errors *errs);
+
+/* Adds one error (kept when there is room). */
+void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* SendGrid's error body: {"errors":[{"message":..,"field":..,"help":null}]}.
+ * A field of "" is written as null.  Returns malloc'd text. */
+char *v3mail_errors_json(const struct v3mail_errors *errs);
+
+/* The domain of the first "to" address of personalization p (lower case),
+ * into buf.  Returns 0, or -1 when there is none. */
+int v3mail_first_domain(const cJSON *p, char *buf, size_t len);
+
+#endif
