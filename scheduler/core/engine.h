@@ -76,6 +76,7 @@ struct wu_decision {
 	enum wu_kind kind;
 	enum wu_why why;   /* for OLD and WAIT: what kept it off the new route */
 	wu_time_t until;   /* for WAIT: ask again at this time (a hint, not a promise) */
+	int date;          /* for NEW and OLD: the local day it was counted on */
 };
 
 enum wu_result {
@@ -139,9 +140,13 @@ void wu_engine_free(struct wu_engine *e);
  * counted at once. */
 struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
 
-/* What became of a message sent on route to isp. */
+/* What became of a message sent on route to isp.  sent_date is the date of
+ * the decision that sent it (wu_decision.date): a refused send gives its unit
+ * back only when it was counted today, so a failure just after midnight can
+ * never add to the new day's cap.  Provider reports (delivered, bounce, ...)
+ * count on the day they arrive, whatever sent_date says. */
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-		       enum wu_result result);
+		       enum wu_result result, int sent_date);
 
 /* A deferral rule matched: cut the ISP's rate on route to factor for hold. */
 void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,

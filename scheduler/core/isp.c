@@ -1,0 +1,231 @@
+/*
+ * isp.c -- recipient domain -> mailbox provider group.
+ *
+ * The table is small (dozens of entries), and classification happens once
+ * per unit at intake, so a linear scan over the domain and its parents is
+ * plenty.  "name.*" entries cover the country variants Microsoft and others
+ * run (hotmail.co.jp, outlook.jp, live.fr).
+ */
+#include "isp.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *name;
+	const char *domains;
+} builtin[] = {
+	{"google", "gmail.com googlemail.com"},
+	{"yahoo", "yahoo.com yahoo.co.jp ymail.com rocketmail.com aol.com yahoo.*"},
+	{"microsoft", "outlook.com hotmail.com live.com msn.com hotmail.* outlook.* live.*"},
+	{"apple", "icloud.com me.com mac.com"},
+	{"docomo", "docomo.ne.jp"},
+	{"au", "ezweb.ne.jp au.com"},
+	{"softbank", "softbank.ne.jp i.softbank.jp"},
+};
+
+int wu_isp_table_init(struct wu_isp_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	strcpy(t->names[0], "other");
+	t->n = 1;
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+		int id = wu_isp_define(t, builtin[i].name, NULL, 0);
+		if (id < 0 || wu_isp_add_domains(t, id, builtin[i].domains, NULL, 0) < 0) {
+			wu_isp_table_free(t);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int wu_isp_table_copy(struct wu_isp_table *dst, const struct wu_isp_table *src)
+{
+	*dst = *src;
+	dst->domains = NULL;
+	dst->ndomains = dst->cap_domains = 0;
+	for (int i = 0; i < src->ndomains; i++)
+		if (wu_isp_add_domains(dst, src->domains[i].isp, src->domains[i].pattern, NULL, 0) <
+		    0) {
+			wu_isp_table_free(dst);
+			return -1;
+		}
+	return 0;
+}
+
+void wu_isp_table_free(struct wu_isp_table *t)
+{
+	for (int i = 0; i < t->ndomains; i++)
+		free(t->domains[i].pattern);
+	free(t->domains);
+	t->domains = NULL;
+	t->ndomains = t->cap_domains = 0;
+}
+
+int wu_isp_find(const struct wu_isp_table *t, const char *name)
+{
+	for (int i = 0; i < t->n; i++)
+		if (strcmp(t->names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int wu_isp_define(struct wu_isp_table *t, const char *name, char *err, size_t errlen)
+{
+	size_t len = strlen(name);
+	int id = wu_isp_find(t, name);
+
+	if (id >= 0)
+		return id;
+	if (len == 0 || len >= WU_ISP_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+		if (err && errlen)
+			snprintf(err, errlen,
+				 "an ISP group name is 1-31 characters of a-z, 0-9, _ and -, got '%s'",
+				 name);
+		return -1;
+	}
+	if (t->n >= WU_ISP_MAX) {
+		if (err && errlen)
+			snprintf(err, errlen, "too many ISP groups (at most %d)", WU_ISP_MAX);
+		return -1;
+	}
+	strcpy(t->names[t->n], name);
+	return t->n++;
+}
+
+void wu_isp_clear(struct wu_isp_table *t, int isp)
+{
+	int j = 0;
+
+	for (int i = 0; i < t->ndomains; i++) {
+		if (t->domains[i].isp == isp)
+			free(t->domains[i].pattern);
+		else
+			t->domains[j++] = t->domains[i];
+	}
+	t->ndomains = j;
+}
+
+/* Is s a plausible domain or "label.*" pattern? */
+static int valid_pattern(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))
+		return 0;
+	if (n > 2 && strcmp(s + n - 2, ".*") == 0)
+		n -= 2;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+			return 0;
+	return 1;
+}
+
+/* Adds one lower-cased pattern, moving it if another group had it. */
+static int add_one(struct wu_isp_table *t, int isp, const char *pat)
+{
+	for (int i = 0; i < t->ndomains; i++)
+		if (strcmp(t->domains[i].pattern, pat) == 0) {
+			t->domains[i].isp = isp;
+			return 0;
+		}
+	if (t->ndomains == t->cap_domains) {
+		int nc = t->cap_domains ? t->cap_domains * 2 : 64;
+		void *d = realloc(t->domains, (size_t)nc * sizeof(*t->domains));
+		if (!d)
+			return -1;
+		t->domains = d;
+		t->cap_domains = nc;
+	}
+	if (!(t->domains[t->ndomains].pattern = strdup(pat)))
+		return -1;
+	t->domains[t->ndomains++].isp = isp;
+	return 0;
+}
+
+int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *err,
+		       size_t errlen)
+{
+	char word[256];
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ", \t");
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (n >= sizeof(word)) {
+			if (err && errlen)
+				snprintf(err, errlen, "domain too long: '%.40s...'", p);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			word[i] = (char)tolower((unsigned char)p[i]);
+		word[n] = '\0';
+		if (!valid_pattern(word)) {
+			if (err && errlen)
+				snprintf(err, errlen,
+					 "expected a domain such as gmail.com or hotmail.*, got '%s'",
+					 word);
+			return -1;
+		}
+		if (add_one(t, isp, word) < 0) {
+			if (err && errlen)
+				snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* Is rest (after "name.") a country suffix: "fr", "co.jp", "com.br", "com"? */
+static int country_suffix(const char *rest)
+{
+	const char *dot = strchr(rest, '.');
+	const char *last = dot ? dot + 1 : rest;
+
+	if (dot && strchr(last, '.'))
+		return 0; /* more than two labels */
+	if (!dot && strcmp(rest, "com") == 0)
+		return 1;
+	return strlen(last) == 2 && isalpha((unsigned char)last[0]) &&
+	       isalpha((unsigned char)last[1]) && (!dot || dot - rest <= 3);
+}
+
+/* Does domain d (lower case) match pattern p exactly? */
+static int match(const char *p, const char *d)
+{
+	size_t n = strlen(p);
+
+	if (n > 2 && p[n - 1] == '*' && p[n - 2] == '.')
+		return strncmp(p, d, n - 1) == 0 && country_suffix(d + n - 1);
+	return strcmp(p, d) == 0;
+}
+
+int wu_isp_classify(const struct wu_isp_table *t, const char *domain)
+{
+	char d[256];
+	const char *at = strrchr(domain, '@');
+	size_t n;
+
+	if (at)
+		domain = at + 1;
+	n = strlen(domain);
+	if (n == 0 || n >= sizeof(d))
+		return WU_ISP_OTHER;
+	for (size_t i = 0; i <= n; i++)
+		d[i] = (char)tolower((unsigned char)domain[i]);
+	if (n && d[n - 1] == '.')
+		d[--n] = '\0';
+	/* The domain itself, then each parent: mx.gmail.com, gmail.com, com. */
+	for (const char *s = d; s; s = strchr(s, '.') ? strchr(s, '.') + 1 : NULL)
+		for (int i = 0; i < t->ndomains; i++)
+			if (match(t->domains[i].pattern, s))
+				return t->domains[i].isp;
+	return WU_ISP_OTHER;
+}
