@@ -16,7 +16,14 @@
  * which is how intake gets group commit: many requests, one transaction.
  *
  * Every function returns 0 (or a count) on success and -1 on failure, with
- * the reason in store_errmsg().
+ * the reason in store_errmsg().  The message is sticky: it stays until the
+ * next failure.  A store is one SQLite connection, used from one thread.
+ *
+ * Outside store_begin() each call is its own transaction; inside, nothing
+ * opens a transaction of its own (multi-statement calls use a savepoint).
+ * When a call fails inside a transaction, call store_rollback(): SQLite may
+ * already have rolled back (I/O error, full disk), and rollback is harmless
+ * then.
  */
 #ifndef WU_STORE_H
 #define WU_STORE_H
@@ -51,10 +58,10 @@ int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
 /* Intake: one content, then its units (inside one transaction). */
-int store_add_content(struct store *s, const char *msgid, const char *body, size_t len,
-		      int64_t now, int64_t *content_id);
+int store_add_content(struct store *s, const char *msgid, const char *body, size_t len, int64_t now,
+                      int64_t *content_id);
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
-		   int isp, const char *domain, int64_t now, int64_t *unit_id);
+                   int isp, const char *domain, int64_t now, int64_t *unit_id);
 
 /* Start-up: units left INFLIGHT by a crash return to QUEUED.  Returns how many. */
 int store_recover(struct store *s);
@@ -66,11 +73,15 @@ void store_unit_clear(struct store_unit *u);
 
 /* For each ISP 0..nisp-1: ready[isp] = QUEUED units with next_at <= now
  * (capped at 1, "has some", when exact is 0), and *earliest = the smallest
- * next_at > now among QUEUED units (INT64_MAX when none). */
+ * next_at > now among QUEUED units of those ISPs (INT64_MAX when none).
+ * Cost: one index probe per ISP when exact is 0; exact counts walk the due
+ * units. */
 int store_ready_isps(struct store *s, int64_t now, int nisp, int64_t *ready, int exact,
-		     int64_t *earliest);
+                     int64_t *earliest);
 
-/* State changes of one unit. */
+/* State changes of one unit.  mark_inflight needs a QUEUED unit (so one unit
+ * cannot be handed out twice) and counts an attempt; the others need a QUEUED
+ * or INFLIGHT unit.  An unknown unit or a wrong state is a failure (-1). */
 int store_mark_inflight(struct store *s, int64_t unit_id, int route);
 int store_mark_sent(struct store *s, int64_t unit_id, const char *provider_id, int64_t now);
 int store_requeue(struct store *s, int64_t unit_id, int64_t next_at, const char *error);
@@ -78,25 +89,35 @@ int store_mark_failed(struct store *s, int64_t unit_id, const char *error, int64
 
 /* The body of a content; *body is malloc'd and NUL-terminated. */
 int store_content(struct store *s, int64_t content_id, char **body, size_t *len, char *msgid,
-		  size_t msgid_len);
+                  size_t msgid_len);
 
 /* Counters: add n to (date, route, isp, result). */
 int store_count(struct store *s, int date, int route, int isp, int result, int64_t n);
 /* Calls fn for every counter row of date. */
 int store_counters(struct store *s, int date,
-		   void (*fn)(void *arg, int route, int isp, int result, int64_t n), void *arg);
+                   void (*fn)(void *arg, int route, int isp, int result, int64_t n), void *arg);
 
 /* Units by state, all ISPs: depth[STORE_QUEUED..STORE_FAILED]. */
 int store_depth(struct store *s, int64_t depth[4]);
 /* QUEUED units per ISP (depth[0..nisp-1]). */
 int store_depth_isps(struct store *s, int nisp, int64_t *depth);
 
-/* The engine's saved state. *text is malloc'd; NULL when none was saved. */
+/* The engine's saved state. *text is malloc'd; NULL when none was saved.
+ * Saving NULL forgets the saved state. */
 int store_engine_save(struct store *s, const char *text);
 int store_engine_load(struct store *s, char **text);
 
 /* Removes SENT and FAILED units finished before `before`, and contents no
  * unit refers to any more.  Returns the number of units removed. */
 int store_prune(struct store *s, int64_t before);
+
+/* Added for status lookups and tests. */
+
+/* One unit by id, whatever its state.  Returns 1 when found (out, if not
+ * NULL, is filled: free with store_unit_clear()), 0 when there is no such
+ * unit.  *state gets the enum store_state; *provider_id and *error, when
+ * those pointers are not NULL, get malloc'd copies (NULL when unset). */
+int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int *state,
+                   char **provider_id, char **error);
 
 #endif
