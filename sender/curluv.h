@@ -22,11 +22,19 @@ typedef void (*curluv_done_cb)(CURL *easy, CURLcode result, void *arg);
 
 int curluv_create(struct curluv **cu, uv_loop_t *loop);
 
-/* Starts a transfer.  Returns 0 or -1. */
+/* Starts a transfer.  Returns 0 or -1.  curluv keeps its own record in the
+ * handle's CURLOPT_PRIVATE; callers pass their state through arg. */
 int curluv_add(struct curluv *cu, CURL *easy, curluv_done_cb done, void *arg);
 
 /* Transfers under way. */
 int curluv_running(const struct curluv *cu);
+
+/* Stops one transfer started with curluv_add: its callback runs at once
+ * with CURLE_ABORTED_BY_CALLBACK.  Returns 0, or -1 when easy is not ours. */
+int curluv_cancel(struct curluv *cu, CURL *easy);
+
+/* The loop cu runs on, for callers that need a handle of their own. */
+uv_loop_t *curluv_loop(const struct curluv *cu);
 
 /* Sets CURLMOPT_MAX_HOST_CONNECTIONS (0 = no limit). */
 void curluv_max_host_connections(struct curluv *cu, long n);
