@@ -1,0 +1,929 @@
+/*
+ * NAME
+ *	fake-sendgrid -- a local stand-in for SendGrid's Web API v3 mail send
+ *
+ * SYNOPSIS
+ *	fake-sendgrid --key-env SENDGRID_API_KEY [--listen 127.0.0.1:PORT]
+ *		[--record FILE] [--port-file FILE] [--seed N]
+ *		[--rate-429 P] [--rate-500 P] [--drop-rate P]
+ *		[--slow-rate P --slow-ms N] [--allow-nonlocal]
+ *
+ * DESCRIPTION
+ *	Answers POST /v3/mail/send the way SendGrid does: bearer key, JSON
+ *	content type, the 30 MB body limit and the body rules of v3mail.c,
+ *	then 202 with an X-Message-Id.  Every accepted request is appended
+ *	to the record file as one JSON line, so tests can read what would
+ *	have gone out.
+ *
+ *	Faults (429, 500, slow answers, dropped connections) are drawn from
+ *	one seeded generator, so a run with --seed is repeatable request by
+ *	request.  POST /fake/faults changes them at run time and GET
+ *	/fake/stats counts what happened; /fake/ needs no key, which is why
+ *	only loopback addresses are allowed unless --allow-nonlocal says so.
+ *
+ *	One thread per connection: a slow answer delays only its own
+ *	connection, as it would on the real service.
+ *
+ * DIAGNOSTICS
+ *	One line per request on stderr: method, path, status and the
+ *	number of personalizations.  The key is never printed.  Exit status
+ *	is 0 after SIGTERM or SIGINT, 1 on a startup error, 2 on bad usage.
+ */
+#include "sender/v3mail.h"
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* SendGrid: "The total size of your email, including attachments, must be
+ * less than 30MB."  A body of MAX_BODY bytes or more is refused. */
+#define MAX_BODY         (30u * 1024u * 1024u)
+#define MAX_CONTROL_BODY (64u * 1024u)
+/* Past this much unread upload we stop listening and close. */
+#define MAX_DISCARD    (2u * MAX_BODY)
+#define MESSAGE_ID_LEN 22
+#define RATE_LIMIT     600
+
+struct faults {
+	double rate_429;
+	double rate_500;
+	double slow_rate;
+	double drop_rate;
+	long slow_ms;
+};
+
+struct stats {
+	unsigned long requests;
+	unsigned long accepted;
+	unsigned long personalizations;
+	unsigned long rejected_400;
+	unsigned long rejected_401;
+	unsigned long rejected_413;
+	unsigned long rejected_415;
+	unsigned long throttled_429;
+	unsigned long failed_500;
+	unsigned long dropped;
+	unsigned long slowed;
+};
+
+struct server {
+	pthread_mutex_t lock; /* guards faults, stats, rng and record */
+	struct faults faults;
+	struct stats stats;
+	uint64_t rng;
+	char *key;
+	size_t key_len;
+	FILE *record;
+};
+
+enum route { ROUTE_OTHER, ROUTE_MAIL, ROUTE_FAULTS, ROUTE_STATS };
+
+/* Per-connection request state, freed by request_done(). */
+struct req {
+	enum route route;
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t seen;  /* upload bytes received, kept or not */
+	size_t limit; /* bodies of this size or more are refused */
+	int status;   /* decided from the headers alone, or 0 */
+};
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* splitmix64: turns any seed, 0 included, into a good xorshift state. */
+static uint64_t rng_seed(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x ? x : 1;
+}
+
+/* xorshift64*: small, fast and repeatable; not for secrets. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+/* A uniform draw in [0, 1). */
+static double rng_unit(uint64_t *s)
+{
+	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+/* Parses a probability: "0.25" or "25%". */
+static int parse_rate(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s)
+		return -1;
+	if (*end == '%') {
+		v /= 100.0;
+		end++;
+	}
+	if (*end || !(v >= 0.0 && v <= 1.0))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Parses a non-negative whole number of milliseconds (at most a minute:
+ * a longer delay only makes the caller's own timeout the thing tested). */
+static int parse_ms(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 60000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Wall-clock time as a double, for record lines and rate-limit resets. */
+static double now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps ms milliseconds, resuming after signals. */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Compares the key without an early exit, so timing says nothing of it. */
+static bool key_matches(const struct server *s, const char *given)
+{
+	size_t n = strlen(given);
+	unsigned char diff = (unsigned char)(n != s->key_len);
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)given[i] ^ (unsigned char)s->key[i % s->key_len];
+	return diff == 0;
+}
+
+/* SendGrid's error body with one message and a null field. */
+static char *error_body(const char *message)
+{
+	struct v3mail_errors errs = {0};
+
+	v3mail_error(&errs, "", "%s", message);
+	return v3mail_errors_json(&errs);
+}
+
+/* Queues a response; text (malloc'd, may be NULL for an empty body) is taken. */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *text,
+                             const char *const *headers)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+	                                    text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	if (text)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	for (; headers && headers[0]; headers += 2)
+		MHD_add_response_header(r, headers[0], headers[1]);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Logs one request; never the key, never the body. */
+static void log_request(const char *method, const char *url, int status, int personalizations,
+                        const char *note)
+{
+	fprintf(stderr, "fake-sendgrid: %s %s %d personalizations=%d%s%s\n", method, url, status,
+	        personalizations, note ? " " : "", note ? note : "");
+}
+
+/* The status the headers alone decide: wrong key, wrong type, too big. */
+static int precheck(struct server *s, struct MHD_Connection *c)
+{
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !key_matches(s, auth + 7))
+		return MHD_HTTP_UNAUTHORIZED;
+	if (!type || strncasecmp(type, "application/json", 16) != 0 ||
+	    (type[16] && type[16] != ';' && type[16] != ' '))
+		return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+	if (len && strtoull(len, NULL, 10) >= MAX_BODY)
+		return MHD_HTTP_CONTENT_TOO_LARGE;
+	return 0;
+}
+
+/* Answers an early-decided status, counting it. */
+static enum MHD_Result reply_early(struct server *s, struct MHD_Connection *c, int status)
+{
+	const char *msg = "Bad Request";
+
+	pthread_mutex_lock(&s->lock);
+	switch (status) {
+	case MHD_HTTP_UNAUTHORIZED:
+		s->stats.rejected_401++;
+		msg = "The provided authorization grant is invalid, expired, or revoked";
+		break;
+	case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
+		s->stats.rejected_415++;
+		msg = "Content-Type should be application/json.";
+		break;
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		s->stats.rejected_413++;
+		msg = "The JSON payload you have included in your request is too large.";
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	log_request("POST", "/v3/mail/send", status, 0, NULL);
+	return reply(c, (unsigned)status, error_body(msg), NULL);
+}
+
+/* Appends one accepted request to the record file, flushed so a reader
+ * sees whole lines as soon as the 202 is out. */
+static void record(struct server *s, const char *id, cJSON *body)
+{
+	cJSON *line = cJSON_CreateObject();
+	char *text;
+
+	if (!line)
+		return;
+	cJSON_AddNumberToObject(line, "time", now_real());
+	cJSON_AddStringToObject(line, "message_id", id);
+	cJSON_AddItemReferenceToObject(line, "body", body);
+	text = cJSON_PrintUnformatted(line);
+	cJSON_Delete(line);
+	if (!text)
+		return;
+	pthread_mutex_lock(&s->lock);
+	fputs(text, s->record);
+	fputc('\n', s->record);
+	fflush(s->record);
+	pthread_mutex_unlock(&s->lock);
+	free(text);
+}
+
+/* The end of POST /v3/mail/send: faults first (they happen before the
+ * real service looks at the body), then the body rules, then 202. */
+static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, struct req *r)
+{
+	struct v3mail_errors errs = {0};
+	char id[MESSAGE_ID_LEN + 1];
+	double d_drop, d_500, d_429, d_slow;
+	uint64_t bits[2];
+	struct faults f;
+	long slow = 0;
+	cJSON *body;
+	int np;
+
+	pthread_mutex_lock(&s->lock);
+	s->stats.requests++;
+	/* Always the same draws per request, whatever the rates, so that a
+	 * seeded run stays repeatable when faults change mid-run. */
+	d_drop = rng_unit(&s->rng);
+	d_500 = rng_unit(&s->rng);
+	d_429 = rng_unit(&s->rng);
+	d_slow = rng_unit(&s->rng);
+	bits[0] = rng_next(&s->rng);
+	bits[1] = rng_next(&s->rng);
+	f = s->faults;
+	if (!r->status && d_slow < f.slow_rate && f.slow_ms > 0) {
+		slow = f.slow_ms;
+		s->stats.slowed++;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (r->status)
+		return reply_early(s, c, r->status);
+	if (d_drop < f.drop_rate) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.dropped++;
+		pthread_mutex_unlock(&s->lock);
+		log_request("POST", "/v3/mail/send", 0, 0, "dropped");
+		return MHD_NO; /* MHD closes the connection without an answer */
+	}
+	if (slow)
+		sleep_ms(slow);
+	if (d_500 < f.rate_500) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.failed_500++;
+		pthread_mutex_unlock(&s->lock);
+		log_request("POST", "/v3/mail/send", 500, 0, slow ? "slow" : NULL);
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, error_body("internal server error"),
+		             NULL);
+	}
+	if (d_429 < f.rate_429) {
+		char limit[16], reset[32];
+		const char *const hdrs[] = {"X-RateLimit-Limit",
+		                            limit,
+		                            "X-RateLimit-Remaining",
+		                            "0",
+		                            "X-RateLimit-Reset",
+		                            reset,
+		                            NULL};
+
+		snprintf(limit, sizeof limit, "%d", RATE_LIMIT);
+		snprintf(reset, sizeof reset, "%lld", (long long)now_real() + 1);
+		pthread_mutex_lock(&s->lock);
+		s->stats.throttled_429++;
+		pthread_mutex_unlock(&s->lock);
+		log_request("POST", "/v3/mail/send", 429, 0, slow ? "slow" : NULL);
+		return reply(c, MHD_HTTP_TOO_MANY_REQUESTS, error_body("too many requests"), hdrs);
+	}
+
+	body = NULL;
+	/* An embedded NUL would end cJSON's view of the text early. */
+	if (r->buf && !memchr(r->buf, '\0', r->len))
+		body = cJSON_ParseWithLengthOpts(r->buf, r->len + 1, NULL, 1);
+	if (!body)
+		v3mail_error(&errs, "", "Bad Request");
+	else
+		v3mail_validate(body, &errs);
+	if (errs.n) {
+		cJSON_Delete(body);
+		pthread_mutex_lock(&s->lock);
+		s->stats.rejected_400++;
+		pthread_mutex_unlock(&s->lock);
+		log_request("POST", "/v3/mail/send", 400, 0, slow ? "slow" : NULL);
+		return reply(c, MHD_HTTP_BAD_REQUEST, v3mail_errors_json(&errs), NULL);
+	}
+
+	for (int i = 0; i < MESSAGE_ID_LEN; i++)
+		id[i] = b64url[(bits[i / 11] >> (6 * (i % 11))) & 63];
+	id[MESSAGE_ID_LEN] = '\0';
+	np = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "personalizations"));
+	if (s->record)
+		record(s, id, body);
+	cJSON_Delete(body);
+	pthread_mutex_lock(&s->lock);
+	s->stats.accepted++;
+	s->stats.personalizations += (unsigned long)np;
+	pthread_mutex_unlock(&s->lock);
+	log_request("POST", "/v3/mail/send", 202, np, slow ? "slow" : NULL);
+	{
+		const char *const hdrs[] = {"X-Message-Id", id, NULL};
+
+		return reply(c, MHD_HTTP_ACCEPTED, NULL, hdrs);
+	}
+}
+
+/* The current faults as JSON text. */
+static char *faults_json(const struct faults *f)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddNumberToObject(o, "rate_429", f->rate_429);
+	cJSON_AddNumberToObject(o, "rate_500", f->rate_500);
+	cJSON_AddNumberToObject(o, "slow_rate", f->slow_rate);
+	cJSON_AddNumberToObject(o, "slow_ms", (double)f->slow_ms);
+	cJSON_AddNumberToObject(o, "drop_rate", f->drop_rate);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+/* Reads one rate from a /fake/faults member: a number or a "10%" string. */
+static int json_rate(const cJSON *v, double *out)
+{
+	if (cJSON_IsNumber(v)) {
+		if (!(v->valuedouble >= 0.0 && v->valuedouble <= 1.0))
+			return -1;
+		*out = v->valuedouble;
+		return 0;
+	}
+	if (cJSON_IsString(v))
+		return parse_rate(v->valuestring, out);
+	return -1;
+}
+
+/* POST /fake/faults: all members valid, or nothing changes. */
+static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c, struct req *r)
+{
+	cJSON *o = NULL, *it;
+	struct faults f;
+	char msg[160];
+
+	pthread_mutex_lock(&s->lock);
+	f = s->faults;
+	pthread_mutex_unlock(&s->lock);
+	if (r->buf && !memchr(r->buf, '\0', r->len))
+		o = cJSON_ParseWithLengthOpts(r->buf, r->len + 1, NULL, 1);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		log_request("POST", "/fake/faults", 400, 0, NULL);
+		return reply(c, MHD_HTTP_BAD_REQUEST, error_body("Expected a JSON object."), NULL);
+	}
+	cJSON_ArrayForEach(it, o)
+	{
+		const char *k = it->string;
+		int bad;
+
+		if (strcmp(k, "rate_429") == 0)
+			bad = json_rate(it, &f.rate_429);
+		else if (strcmp(k, "rate_500") == 0)
+			bad = json_rate(it, &f.rate_500);
+		else if (strcmp(k, "slow_rate") == 0)
+			bad = json_rate(it, &f.slow_rate);
+		else if (strcmp(k, "drop_rate") == 0)
+			bad = json_rate(it, &f.drop_rate);
+		else if (strcmp(k, "slow_ms") == 0)
+			bad = !cJSON_IsNumber(it) || it->valuedouble < 0 ||
+			      it->valuedouble > 60000 || (f.slow_ms = (long)it->valuedouble, 0);
+		else
+			bad = 1;
+		if (bad) {
+			snprintf(msg, sizeof msg, "Bad value for %.64s.", k);
+			cJSON_Delete(o);
+			log_request("POST", "/fake/faults", 400, 0, NULL);
+			return reply(c, MHD_HTTP_BAD_REQUEST, error_body(msg), NULL);
+		}
+	}
+	cJSON_Delete(o);
+	pthread_mutex_lock(&s->lock);
+	s->faults = f;
+	pthread_mutex_unlock(&s->lock);
+	log_request("POST", "/fake/faults", 200, 0, NULL);
+	return reply(c, MHD_HTTP_OK, faults_json(&f), NULL);
+}
+
+/* GET /fake/stats. */
+static enum MHD_Result finish_stats(struct server *s, struct MHD_Connection *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	struct stats st;
+	char *text;
+
+	pthread_mutex_lock(&s->lock);
+	st = s->stats;
+	pthread_mutex_unlock(&s->lock);
+	cJSON_AddNumberToObject(o, "requests", (double)st.requests);
+	cJSON_AddNumberToObject(o, "accepted", (double)st.accepted);
+	cJSON_AddNumberToObject(o, "personalizations", (double)st.personalizations);
+	cJSON_AddNumberToObject(o, "rejected_400", (double)st.rejected_400);
+	cJSON_AddNumberToObject(o, "rejected_401", (double)st.rejected_401);
+	cJSON_AddNumberToObject(o, "rejected_413", (double)st.rejected_413);
+	cJSON_AddNumberToObject(o, "rejected_415", (double)st.rejected_415);
+	cJSON_AddNumberToObject(o, "throttled_429", (double)st.throttled_429);
+	cJSON_AddNumberToObject(o, "failed_500", (double)st.failed_500);
+	cJSON_AddNumberToObject(o, "dropped", (double)st.dropped);
+	cJSON_AddNumberToObject(o, "slowed", (double)st.slowed);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return reply(c, MHD_HTTP_OK, text, NULL);
+}
+
+/* Which endpoint a request is for. */
+static enum route route_of(const char *url, const char *method)
+{
+	if (strcmp(url, "/v3/mail/send") == 0 && strcmp(method, "POST") == 0)
+		return ROUTE_MAIL;
+	if (strcmp(url, "/fake/faults") == 0 &&
+	    (strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0))
+		return ROUTE_FAULTS;
+	if (strcmp(url, "/fake/stats") == 0 && strcmp(method, "GET") == 0)
+		return ROUTE_STATS;
+	return ROUTE_OTHER;
+}
+
+/* MHD's access handler: first call sets up, middle calls take the body
+ * (bounded), the last call answers. */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		if (!(r = calloc(1, sizeof *r)))
+			return MHD_NO;
+		*con_cls = r;
+		r->route = route_of(url, method);
+		r->limit = r->route == ROUTE_MAIL ? MAX_BODY : MAX_CONTROL_BODY;
+		if (r->route == ROUTE_MAIL)
+			r->status = precheck(s, c);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		size_t n = *upload_size;
+
+		*upload_size = 0;
+		r->seen += n;
+		/* The body is read to its end even when refused: closing on
+		 * unread data makes the kernel send RST, and the client would
+		 * lose the answer. */
+		if (r->seen > MAX_DISCARD)
+			return MHD_NO;
+		if (r->status || r->route == ROUTE_OTHER || r->route == ROUTE_STATS)
+			return MHD_YES;
+		if (r->len + n >= r->limit) {
+			r->status = MHD_HTTP_CONTENT_TOO_LARGE;
+			free(r->buf);
+			r->buf = NULL;
+			r->len = r->cap = 0;
+			return MHD_YES;
+		}
+		if (r->len + n + 1 > r->cap) {
+			size_t cap = r->cap ? r->cap : 4096;
+			char *nb;
+
+			while (cap < r->len + n + 1)
+				cap *= 2;
+			if (cap > r->limit)
+				cap = r->limit;
+			if (!(nb = realloc(r->buf, cap)))
+				return MHD_NO;
+			r->buf = nb;
+			r->cap = cap;
+		}
+		memcpy(r->buf + r->len, upload, n);
+		r->len += n;
+		r->buf[r->len] = '\0';
+		return MHD_YES;
+	}
+
+	switch (r->route) {
+	case ROUTE_MAIL:
+		return finish_mail(s, c, r);
+	case ROUTE_FAULTS:
+		if (strcmp(method, "GET") == 0) {
+			struct faults f;
+
+			pthread_mutex_lock(&s->lock);
+			f = s->faults;
+			pthread_mutex_unlock(&s->lock);
+			return reply(c, MHD_HTTP_OK, faults_json(&f), NULL);
+		}
+		if (r->status)
+			return reply(c, MHD_HTTP_CONTENT_TOO_LARGE, error_body("too large"), NULL);
+		return finish_faults(s, c, r);
+	case ROUTE_STATS:
+		return finish_stats(s, c);
+	case ROUTE_OTHER:
+		break;
+	}
+	log_request(method, url, 404, 0, NULL);
+	if (strcmp(url, "/v3/mail/send") == 0 || strncmp(url, "/fake/", 6) == 0)
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, error_body("method not allowed"),
+		             NULL);
+	return reply(c, MHD_HTTP_NOT_FOUND, error_body("resource not found"), NULL);
+}
+
+/* Frees per-request state when MHD is done with it. */
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r) {
+		free(r->buf);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+/* Reads the key from a file: first line, trailing whitespace dropped. */
+static char *read_key_file(const char *path)
+{
+	char buf[4096];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	n = strlen(buf);
+	while (n && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	return strdup(buf);
+}
+
+/* Parses HOST:PORT ("[::1]:PORT" for IPv6) into a socket address. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	char host[256], *colon;
+	const char *port;
+	struct addrinfo hints = {0}, *res;
+
+	if (snprintf(host, sizeof host, "%s", spec) >= (int)sizeof host)
+		return -1;
+	if (host[0] == '[') {
+		char *close = strchr(host, ']');
+
+		if (!close || close[1] != ':')
+			return -1;
+		*close = '\0';
+		port = close + 2;
+		memmove(host, host + 1, strlen(host + 1) + 1);
+	} else {
+		if (!(colon = strrchr(host, ':')))
+			return -1;
+		*colon = '\0';
+		port = colon + 1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* True for 127.0.0.0/8 and ::1: the only places an unauthenticated
+ * control endpoint may listen by default. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return false;
+}
+
+/* Writes the bound port to path via a temporary file and rename, so a
+ * waiting test never reads half a number. */
+static int write_port_file(const char *path, unsigned port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+		return -1;
+	if (!(f = fopen(tmp, "w")))
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fputs("usage: fake-sendgrid (--key KEY | --key-file FILE | --key-env NAME) [options]\n"
+	      "\n"
+	      "A local fake of SendGrid's Web API v3 POST /v3/mail/send.\n"
+	      "\n"
+	      "  --listen HOST:PORT   address to listen on (default 127.0.0.1:0, a free port)\n"
+	      "  --allow-nonlocal     permit a non-loopback listen address\n"
+	      "  --key KEY            the accepted API key (visible in ps; prefer the next two)\n"
+	      "  --key-file FILE      read the API key from the first line of FILE\n"
+	      "  --key-env NAME       read the API key from environment variable NAME\n"
+	      "  --record FILE        append each accepted request to FILE as one JSON line\n"
+	      "  --port-file FILE     write the bound port to FILE once listening\n"
+	      "  --seed N             seed the fault generator (repeatable runs)\n"
+	      "  --rate-429 P         answer 429 with probability P (0..1 or 10%)\n"
+	      "  --rate-500 P         answer 500 with probability P\n"
+	      "  --drop-rate P        close the connection without answering, probability P\n"
+	      "  --slow-rate P        delay the answer with probability P ...\n"
+	      "  --slow-ms N          ... by N milliseconds (0..60000)\n"
+	      "  --help               show this text\n"
+	      "\n"
+	      "Control: POST /fake/faults {\"rate_429\":0.1,...}, GET /fake/faults, GET "
+	      "/fake/stats\n",
+	      out);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"allow-nonlocal", no_argument, NULL, 'A'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"key-file", required_argument, NULL, 'K'},
+	    {"key-env", required_argument, NULL, 'E'},
+	    {"record", required_argument, NULL, 'r'},
+	    {"port-file", required_argument, NULL, 'p'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"rate-429", required_argument, NULL, '4'},
+	    {"rate-500", required_argument, NULL, '5'},
+	    {"drop-rate", required_argument, NULL, 'd'},
+	    {"slow-rate", required_argument, NULL, 'S'},
+	    {"slow-ms", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static struct server srv;
+	const char *listen_spec = "127.0.0.1:0", *record_path = NULL, *port_file = NULL;
+	bool allow_nonlocal = false, seeded = false;
+	int nkeys = 0, opt, sig;
+	unsigned long long seed = 0;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct MHD_Daemon *d;
+	const union MHD_DaemonInfo *info;
+	sigset_t set;
+	unsigned port;
+	char *end;
+
+	pthread_mutex_init(&srv.lock, NULL);
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			listen_spec = optarg;
+			break;
+		case 'A':
+			allow_nonlocal = true;
+			break;
+		case 'k':
+			free(srv.key);
+			srv.key = strdup(optarg);
+			nkeys++;
+			break;
+		case 'K':
+			free(srv.key);
+			if (!(srv.key = read_key_file(optarg))) {
+				fprintf(stderr, "fake-sendgrid: cannot read key file %s: %s\n",
+				        optarg, strerror(errno));
+				return 1;
+			}
+			nkeys++;
+			break;
+		case 'E': {
+			const char *v = getenv(optarg);
+
+			if (!v) {
+				fprintf(stderr,
+				        "fake-sendgrid: environment variable %s is not set\n",
+				        optarg);
+				return 1;
+			}
+			free(srv.key);
+			srv.key = strdup(v);
+			nkeys++;
+			break;
+		}
+		case 'r':
+			record_path = optarg;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 's':
+			errno = 0;
+			seed = strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end) {
+				fprintf(stderr, "fake-sendgrid: bad --seed: %s\n", optarg);
+				return 2;
+			}
+			seeded = true;
+			break;
+		case '4':
+		case '5':
+		case 'd':
+		case 'S': {
+			double *dst = opt == '4'   ? &srv.faults.rate_429
+			              : opt == '5' ? &srv.faults.rate_500
+			              : opt == 'd' ? &srv.faults.drop_rate
+			                           : &srv.faults.slow_rate;
+
+			if (parse_rate(optarg, dst) < 0) {
+				fprintf(stderr,
+				        "fake-sendgrid: bad probability '%s' (want 0..1 or "
+				        "0%%..100%%)\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'm':
+			if (parse_ms(optarg, &srv.faults.slow_ms) < 0) {
+				fprintf(stderr, "fake-sendgrid: bad --slow-ms '%s' (0..60000)\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (nkeys != 1 || !srv.key || !srv.key[0]) {
+		fprintf(stderr, "fake-sendgrid: give exactly one non-empty key: --key, --key-file "
+		                "or --key-env\n");
+		return 2;
+	}
+	srv.key_len = strlen(srv.key);
+	if (parse_listen(listen_spec, &ss, &sslen) < 0) {
+		fprintf(stderr, "fake-sendgrid: bad --listen '%s' (want HOST:PORT)\n", listen_spec);
+		return 2;
+	}
+	if (!is_loopback(&ss) && !allow_nonlocal) {
+		fprintf(stderr,
+		        "fake-sendgrid: %s is not a loopback address; /fake/ has no key, so say "
+		        "--allow-nonlocal to listen there\n",
+		        listen_spec);
+		return 2;
+	}
+	if (!seeded && getrandom(&seed, sizeof seed, 0) != sizeof seed)
+		seed = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
+	srv.rng = rng_seed(seed);
+	if (record_path && !(srv.record = fopen(record_path, "a"))) {
+		fprintf(stderr, "fake-sendgrid: cannot open %s: %s\n", record_path,
+		        strerror(errno));
+		return 1;
+	}
+
+	/* Blocked before MHD starts its threads, so they inherit the mask and
+	 * only sigwait() below sees these signals. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                         MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	                     0, NULL, NULL, handle, &srv, MHD_OPTION_SOCK_ADDR,
+	                     (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, request_done,
+	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "fake-sendgrid: cannot listen on %s\n", listen_spec);
+		return 1;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	port = info ? info->port : 0;
+	if (port_file && write_port_file(port_file, port) < 0) {
+		fprintf(stderr, "fake-sendgrid: cannot write %s: %s\n", port_file, strerror(errno));
+		MHD_stop_daemon(d);
+		return 1;
+	}
+	fprintf(stderr, "fake-sendgrid: listening on port %u\n", port);
+
+	while (sigwait(&set, &sig) != 0)
+		;
+	fprintf(stderr, "fake-sendgrid: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	MHD_stop_daemon(d);
+	if (port_file)
+		unlink(port_file);
+	if (srv.record)
+		fclose(srv.record);
+	free(srv.key);
+	pthread_mutex_destroy(&srv.lock);
+	return 0;
+}
