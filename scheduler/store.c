@@ -75,10 +75,13 @@ static const char *const migrations[] = {
     " provider_id TEXT,"
     " error TEXT,"
     " personalization TEXT NOT NULL);"
-    /* The dispatcher's index: only QUEUED rows, in the order they go out. */
-    "CREATE INDEX units_ready ON units(isp, next_at, id) WHERE state = 0;"
+    /* The dispatcher's index: only QUEUED rows, in the order they go out
+     * (the rowid, i.e. id, is implied after next_at).  state is a column
+     * too, or SQLite (3.40) would not treat the partial index as covering
+     * for counts and would read every table row. */
+    "CREATE INDEX units_ready ON units(state, isp, next_at) WHERE state = 0;"
     /* Small: only what a crash could leave behind. */
-    "CREATE INDEX units_inflight ON units(id) WHERE state = 1;"
+    "CREATE INDEX units_inflight ON units(state) WHERE state = 1;"
     "CREATE INDEX units_done ON units(state, finished_at) WHERE state >= 2;"
     /* The foreign key and pruning look units up by content. */
     "CREATE INDEX units_content ON units(content_id);"
@@ -468,7 +471,7 @@ int store_add_content(struct store *s, const char *msgid, const char *body, size
 	bind_text(st, 1, msgid);
 	sqlite3_bind_int64(st, 2, now);
 	/* STATIC: the statement is reset before we return. */
-	sqlite3_bind_blob(st, 3, body ? body : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, body ? body : "", body ? (int)len : 0, SQLITE_STATIC);
 	if (run(s, S_ADD_CONTENT, "store_add_content") < 0)
 		return -1;
 	if (content_id)
@@ -489,7 +492,8 @@ int store_add_unit(struct store *s, int64_t content_id, const char *personalizat
 	sqlite3_bind_int(st, 2, isp);
 	sqlite3_bind_int64(st, 3, now);
 	bind_text(st, 4, domain);
-	sqlite3_bind_text(st, 5, personalization ? personalization : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, personalization ? personalization : "",
+	                  personalization ? (int)len : 0, SQLITE_STATIC);
 	if (run(s, S_ADD_UNIT, "store_add_unit") < 0)
 		return -1;
 	if (unit_id)
@@ -873,7 +877,8 @@ int store_prune(struct store *s, int64_t before)
 		fail(s, rc, "store_prune");
 		goto fail;
 	}
-	qsort(ids, n, sizeof *ids, cmp_id);
+	if (n > 1)
+		qsort(ids, n, sizeof *ids, cmp_id);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && ids[i] == ids[i - 1])
 			continue;
