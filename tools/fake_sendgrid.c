@@ -42,6 +42,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -233,8 +234,20 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *te
 static void log_request(const char *method, const char *url, int status, int personalizations,
                         const char *note)
 {
-	fprintf(stderr, "fake-sendgrid: %s %s %d personalizations=%d%s%s\n", method, url, status,
+	char st[8] = "---"; /* a dropped connection has no status */
+
+	if (status)
+		snprintf(st, sizeof st, "%d", status);
+	fprintf(stderr, "fake-sendgrid: %s %s %s personalizations=%d%s%s\n", method, url, st,
 	        personalizations, note ? " " : "", note ? note : "");
+}
+
+/* MHD's own diagnostics, prefixed so they can be told from ours. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fputs("fake-sendgrid: http: ", stderr);
+	vfprintf(stderr, fmt, ap);
 }
 
 /* The status the headers alone decide: wrong key, wrong type, too big. */
@@ -604,10 +617,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	case ROUTE_OTHER:
 		break;
 	}
-	log_request(method, url, 404, 0, NULL);
-	if (strcmp(url, "/v3/mail/send") == 0 || strncmp(url, "/fake/", 6) == 0)
+	if (strcmp(url, "/v3/mail/send") == 0 || strncmp(url, "/fake/", 6) == 0) {
+		log_request(method, url, 405, 0, NULL);
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, error_body("method not allowed"),
 		             NULL);
+	}
+	log_request(method, url, 404, 0, NULL);
 	return reply(c, MHD_HTTP_NOT_FOUND, error_body("resource not found"), NULL);
 }
 
@@ -901,7 +916,8 @@ int main(int argc, char **argv)
 	                         MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 	                     0, NULL, NULL, handle, &srv, MHD_OPTION_SOCK_ADDR,
 	                     (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, request_done,
-	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
+	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "fake-sendgrid: cannot listen on %s\n", listen_spec);
 		return 1;

@@ -1,0 +1,572 @@
+/*
+ * NAME
+ *	test_v3mail.c -- unit tests of SendGrid's v3 body rules
+ *
+ * DESCRIPTION
+ *	Feeds v3mail_validate() bodies that SendGrid accepts and bodies it
+ *	refuses, and checks that each refusal names the field SendGrid
+ *	would name, since callers fix their requests by that field.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sender/v3mail.h"
+
+/* A body SendGrid accepts; cases below change one thing in it. */
+#define VALID                                                                                      \
+	"{\"personalizations\":[{\"to\":[{\"email\":\"a@gmail.com\",\"name\":\"A\"}]}],"           \
+	"\"from\":{\"email\":\"news@example.com\"},\"subject\":\"Hi\","                            \
+	"\"content\":[{\"type\":\"text/plain\",\"value\":\"x\"},"                                  \
+	"{\"type\":\"text/html\",\"value\":\"<p>x</p>\"}]}"
+
+/* Validates text; returns v3mail_validate's result and fills errs. */
+static int check(const char *text, struct v3mail_errors *errs)
+{
+	cJSON *body = cJSON_Parse(text);
+	int rc;
+
+	assert_non_null(body);
+	rc = v3mail_validate(body, errs);
+	cJSON_Delete(body);
+	return rc;
+}
+
+/* True when some error names field. */
+static int has_field(const struct v3mail_errors *errs, const char *field)
+{
+	for (int i = 0; i < errs->n; i++)
+		if (strcmp(errs->e[i].field, field) == 0)
+			return 1;
+	return 0;
+}
+
+/* Builds VALID with one top-level member replaced or added: key, raw JSON value. */
+static char *with(const char *key, const char *value)
+{
+	cJSON *b = cJSON_Parse(VALID);
+	cJSON *v = value ? cJSON_Parse(value) : NULL;
+	char *text;
+
+	assert_non_null(b);
+	cJSON_DeleteItemFromObjectCaseSensitive(b, key);
+	if (value) {
+		assert_non_null(v);
+		cJSON_AddItemToObject(b, key, v);
+	}
+	text = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	return text;
+}
+
+/* Builds VALID with personalizations[0].key set to value (NULL removes it). */
+static char *with_p0(const char *key, const char *value)
+{
+	cJSON *b = cJSON_Parse(VALID);
+	cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0);
+	char *text;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(p, key);
+	if (value) {
+		cJSON *v = cJSON_Parse(value);
+
+		assert_non_null(v);
+		cJSON_AddItemToObject(p, key, v);
+	}
+	text = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	return text;
+}
+
+/* Expects text refused with an error on field. */
+static void expect_field(char *text, const char *field)
+{
+	struct v3mail_errors errs;
+
+	if (check(text, &errs) != -1 || !has_field(&errs, field)) {
+		print_error("body %s\nwanted field \"%s\", got %d errors:\n", text, field, errs.n);
+		for (int i = 0; i < errs.n; i++)
+			print_error("  %s: %s\n", errs.e[i].field, errs.e[i].message);
+		free(text);
+		fail();
+	}
+	free(text);
+}
+
+/* Expects text accepted. */
+static void expect_ok(char *text)
+{
+	struct v3mail_errors errs;
+
+	if (check(text, &errs) != 0) {
+		print_error("body %s\nunexpected: %s: %s\n", text, errs.e[0].field,
+		            errs.e[0].message);
+		free(text);
+		fail();
+	}
+	free(text);
+}
+
+static void test_valid(void **state)
+{
+	(void)state;
+	expect_ok(strdup(VALID));
+	expect_ok(with("content", "[{\"type\":\"text/html\",\"value\":\"h\"}]"));
+	expect_ok(with("content", "[{\"type\":\"text/plain\",\"value\":\"p\"},"
+	                          "{\"type\":\"text/calendar\",\"value\":\"c\"}]"));
+	expect_ok(with("headers", "{\"X-Campaign\":\"spring\",\"List-Unsubscribe\":\"<u>\"}"));
+	expect_ok(
+	    with("categories", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\"]"));
+	expect_ok(with("custom_args", "{\"uid\":\"42\"}"));
+	expect_ok(with("send_at", "1700000000"));
+	expect_ok(with("attachments", "[{\"content\":\"aGVsbG8=\",\"filename\":\"a.txt\","
+	                              "\"type\":\"text/plain\",\"disposition\":\"attachment\"}]"));
+	expect_ok(with("asm", "{\"group_id\":12,\"groups_to_display\":[12,13]}"));
+	expect_ok(with("mail_settings", "{\"sandbox_mode\":{\"enable\":true}}"));
+	expect_ok(with("tracking_settings", "{\"click_tracking\":{\"enable\":false,"
+	                                    "\"enable_text\":false}}"));
+	expect_ok(with("reply_to", "{\"email\":\"r@example.com\"}"));
+	expect_ok(
+	    with("reply_to_list", "[{\"email\":\"r@example.com\"},{\"email\":\"s@ex.org\"}]"));
+	expect_ok(with("unknown_future_field", "[1,{\"x\":null}]"));
+	expect_ok(with_p0("cc", "[{\"email\":\"c@yahoo.co.jp\"}]"));
+	expect_ok(with_p0("dynamic_template_data", "{\"name\":{\"first\":\"A\"}}"));
+	expect_ok(with_p0("substitutions", "{\"-name-\":\"A\"}"));
+	expect_ok(with_p0("send_at", "1700000000"));
+	expect_ok(with_p0("custom_args", "{\"k\":\"v\"}"));
+}
+
+static void test_template_and_subjects(void **state)
+{
+	char *t;
+	cJSON *b;
+
+	(void)state;
+	/* a template stands in for content and subject */
+	b = cJSON_Parse(VALID);
+	cJSON_DeleteItemFromObject(b, "content");
+	cJSON_DeleteItemFromObject(b, "subject");
+	cJSON_AddStringToObject(b, "template_id", "d-0123");
+	t = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	expect_ok(t);
+
+	/* no global subject: every personalization needs one */
+	b = cJSON_Parse(
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@x.org\"}],\"subject\":\"1\"},"
+	    "{\"to\":[{\"email\":\"b@x.org\"}],\"subject\":\"2\"}],"
+	    "\"from\":{\"email\":\"f@x.org\"},"
+	    "\"content\":[{\"type\":\"text/plain\",\"value\":\"x\"}]}");
+	t = cJSON_PrintUnformatted(b);
+	expect_ok(t);
+	cJSON_DeleteItemFromObject(
+	    cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 1), "subject");
+	t = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	expect_field(t, "subject");
+
+	expect_field(with("subject", NULL), "subject");
+	expect_field(with("subject", "\"\""), "subject");
+	expect_field(with("subject", "42"), "subject");
+	expect_field(with("subject", "\"a\\r\\nBcc: x@y.org\""), "subject");
+	expect_field(with_p0("subject", "\"a\\nb\""), "personalizations.0.subject");
+	expect_field(with("template_id", "7"), "template_id");
+}
+
+static void test_personalizations(void **state)
+{
+	char big[64 * 1024], *p = big;
+	size_t left = sizeof big;
+	int n;
+
+	(void)state;
+	expect_field(with("personalizations", NULL), "personalizations");
+	expect_field(with("personalizations", "{}"), "personalizations");
+	expect_field(with("personalizations", "[]"), "personalizations");
+	expect_field(with("personalizations", "[1]"), "personalizations.0");
+	expect_field(with_p0("to", NULL), "personalizations.0.to");
+	expect_field(with_p0("to", "[]"), "personalizations.0.to");
+	expect_field(with_p0("to", "{\"email\":\"a@x.org\"}"), "personalizations.0.to");
+	expect_field(with_p0("to", "[\"a@x.org\"]"), "personalizations.0.to.0");
+	expect_field(with_p0("cc", "[]"), "personalizations.0.cc");
+	expect_field(with_p0("bcc", "[{\"email\":\"bad\"}]"), "personalizations.0.bcc.0.email");
+	expect_field(with_p0("send_at", "\"soon\""), "personalizations.0.send_at");
+	expect_field(with_p0("substitutions", "{\"a\":1}"), "personalizations.0.substitutions");
+	expect_field(with_p0("dynamic_template_data", "[]"),
+	             "personalizations.0.dynamic_template_data");
+	expect_field(with_p0("from", "{\"email\":\"nope\"}"), "personalizations.0.from.email");
+
+	/* 1001 personalizations */
+	n = snprintf(p, left, "[");
+	p += n, left -= (size_t)n;
+	for (int i = 0; i < 1001; i++) {
+		n = snprintf(p, left, "%s{\"to\":[{\"email\":\"u%d@x.org\"}]}", i ? "," : "", i);
+		p += n, left -= (size_t)n;
+	}
+	snprintf(p, left, "]");
+	expect_field(with("personalizations", big), "personalizations");
+
+	/* 1000 personalizations are fine */
+	p = strrchr(big, ',');
+	strcpy(p, "]");
+	expect_ok(with("personalizations", big));
+
+	/* 1001 recipients over two personalizations */
+	p = big, left = sizeof big;
+	n = snprintf(p, left, "[{\"to\":[");
+	p += n, left -= (size_t)n;
+	for (int i = 0; i < 1001; i++) {
+		n = snprintf(p, left, "%s{\"email\":\"r%d@x.org\"}%s",
+		             i == 500 ? "]},{\"to\":[" : "", i, i == 499 || i == 1000 ? "" : ",");
+		p += n, left -= (size_t)n;
+	}
+	snprintf(p, left, "]}]");
+	expect_field(with("personalizations", big), "personalizations");
+}
+
+static void test_addresses(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "plain",
+	    "@x.org",
+	    "a@",
+	    "a@b@c.org",
+	    "a b@x.org",
+	    "a@localhost",
+	    "a@.x.org",
+	    "a@x.org.",
+	    "a@x..org",
+	    "a\t@x.org",
+	    "<a@x.org>",
+	    "a@x.org\r\n",
+	    "\"a\"@x,org.com",
+	};
+	char email[400], body[600];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		cJSON *s = cJSON_CreateString(bad[i]);
+		char *q = cJSON_PrintUnformatted(s);
+
+		snprintf(body, sizeof body, "[{\"email\":%s}]", q);
+		free(q);
+		cJSON_Delete(s);
+		expect_field(with_p0("to", body), "personalizations.0.to.0.email");
+	}
+	/* 320 characters in all is the limit */
+	memset(email, 'a', sizeof email);
+	strcpy(email + 321 - 8, "@x.co.jp");
+	snprintf(body, sizeof body, "[{\"email\":\"%s\"}]", email);
+	expect_field(with_p0("to", body), "personalizations.0.to.0.email");
+	strcpy(email + 320 - 8, "@x.co.jp");
+	snprintf(body, sizeof body, "[{\"email\":\"%s\"}]", email);
+	expect_ok(with_p0("to", body));
+
+	expect_ok(with_p0("to", "[{\"email\":\"first.last+tag@sub.example.co.uk\"}]"));
+	expect_field(with_p0("to", "[{\"email\":\"a@x.org\",\"name\":\"x\\r\\nBcc: b@x.org\"}]"),
+	             "personalizations.0.to.0.name");
+	expect_field(with_p0("to", "[{\"email\":\"a@x.org\",\"name\":5}]"),
+	             "personalizations.0.to.0.name");
+	expect_field(with("from", NULL), "from");
+	expect_field(with("from", "\"f@x.org\""), "from");
+	expect_field(with("from", "{\"name\":\"n\"}"), "from.email");
+	expect_field(with("from", "{\"email\":\"f@x.org\",\"name\":\"a\\nb\"}"), "from.name");
+	expect_field(with("reply_to", "{\"email\":\"bad\"}"), "reply_to.email");
+	expect_field(with("reply_to_list", "[{\"email\":\"r@x.org\"},{\"email\":\"R@x.org\"}]"),
+	             "reply_to_list.1");
+}
+
+static void test_duplicates(void **state)
+{
+	char *t;
+	cJSON *b, *p;
+
+	(void)state;
+	expect_field(with_p0("to", "[{\"email\":\"a@x.org\"},{\"email\":\"A@X.org\"}]"),
+	             "personalizations.0.to.1");
+	b = cJSON_Parse(VALID);
+	p = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0);
+	cJSON_AddItemToObject(p, "bcc", cJSON_Parse("[{\"email\":\"a@gmail.com\"}]"));
+	t = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	expect_field(t, "personalizations.0.bcc.0");
+	/* the same address in two personalizations is two envelopes: fine */
+	expect_ok(with("personalizations", "[{\"to\":[{\"email\":\"a@x.org\"}]},"
+	                                   "{\"to\":[{\"email\":\"a@x.org\"}]}]"));
+}
+
+static void test_content(void **state)
+{
+	(void)state;
+	expect_field(with("content", NULL), "content");
+	expect_field(with("content", "[]"), "content");
+	expect_field(with("content", "\"text\""), "content");
+	expect_field(with("content", "[{\"type\":\"text/html\",\"value\":\"h\"},"
+	                             "{\"type\":\"text/plain\",\"value\":\"p\"}]"),
+	             "content");
+	expect_field(with("content", "[{\"type\":\"text/plain\",\"value\":\"p\"},"
+	                             "{\"type\":\"text/plain\",\"value\":\"q\"}]"),
+	             "content");
+	expect_field(with("content", "[{\"type\":\"text/html\",\"value\":\"h\"},"
+	                             "{\"type\":\"text/html\",\"value\":\"q\"}]"),
+	             "content");
+	expect_field(with("content", "[{\"type\":\"text/calendar\",\"value\":\"c\"},"
+	                             "{\"type\":\"text/plain\",\"value\":\"p\"}]"),
+	             "content");
+	expect_field(with("content", "[{\"value\":\"p\"}]"), "content.0.type");
+	expect_field(with("content", "[{\"type\":\"\",\"value\":\"p\"}]"), "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/plain; charset=utf-8\",\"value\":\"p\"}]"),
+	             "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/plain\"}]"), "content.0.value");
+	expect_field(with("content", "[{\"type\":\"text/plain\",\"value\":\"\"}]"),
+	             "content.0.value");
+	expect_field(with("content", "[{\"type\":\"text/plain\",\"value\":[]}]"),
+	             "content.0.value");
+}
+
+static void test_headers(void **state)
+{
+	static const char *const reserved[] = {
+	    "To",
+	    "from",
+	    "SUBJECT",
+	    "reply-to",
+	    "cc",
+	    "Bcc",
+	    "content-type",
+	    "Content-Transfer-Encoding",
+	    "dkim-signature",
+	    "Received",
+	    "X-SG-ID",
+	    "x-sg-eid",
+	};
+	char h[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+		snprintf(h, sizeof h, "{\"%s\":\"v\"}", reserved[i]);
+		expect_field(with("headers", h), "headers");
+		expect_field(with_p0("headers", h), "personalizations.0.headers");
+	}
+	expect_field(with("headers", "{\"X-A\":\"1\\r\\nBcc: x@y.org\"}"), "headers");
+	expect_field(with("headers", "{\"X-A\":\"1\\nx\"}"), "headers");
+	expect_field(with_p0("headers", "{\"X-A\":\"a\\rb\"}"), "personalizations.0.headers");
+	expect_field(with("headers", "{\"X-A\":1}"), "headers");
+	expect_field(with("headers", "[]"), "headers");
+	expect_field(with("headers", "{\"X A\":\"1\"}"), "headers");
+	expect_field(with("headers", "{\"X-\\u00e9\":\"1\"}"), "headers");
+	expect_field(with("headers", "{\"X-A\":\"1\",\"x-a\":\"2\"}"), "headers");
+}
+
+static void test_categories_and_args(void **state)
+{
+	char big[12000];
+
+	(void)state;
+	expect_field(with("categories", "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
+	                                "\"10\",\"11\"]"),
+	             "categories");
+	expect_field(with("categories", "\"news\""), "categories");
+	expect_field(with("categories", "[1]"), "categories");
+	expect_field(with("categories", "[\"a\",\"a\"]"), "categories");
+	expect_field(with("categories", "[\"caf\\u00e9\"]"), "categories");
+	memset(big, 'c', 300);
+	big[0] = '[', big[1] = '"';
+	strcpy(big + 2 + 256, "\"]");
+	expect_field(with("categories", big), "categories");
+	strcpy(big + 2 + 255, "\"]");
+	expect_ok(with("categories", big));
+
+	expect_field(with("custom_args", "[]"), "custom_args");
+	expect_field(with("custom_args", "{\"a\":1}"), "custom_args");
+	expect_field(with_p0("custom_args", "{\"a\":true}"), "personalizations.0.custom_args");
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 10000, 0);
+	expect_field(with("custom_args", big), "custom_args");
+	/* {"k":"..."} is 8 bytes around the value: 9992 bytes of value fit */
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9992, 0);
+	expect_ok(with("custom_args", big));
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9993, 0);
+	expect_field(with("custom_args", big), "custom_args");
+}
+
+static void test_merged_custom_args(void **state)
+{
+	char g[7000], l[7000];
+	cJSON *b, *p;
+	char *t;
+
+	(void)state;
+	snprintf(g, sizeof g, "{\"a\":\"%0*d\"}", 6000, 0);
+	snprintf(l, sizeof l, "{\"b\":\"%0*d\"}", 6000, 0);
+	b = cJSON_Parse(VALID);
+	cJSON_AddItemToObject(b, "custom_args", cJSON_Parse(g));
+	p = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0);
+	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse(l));
+	t = cJSON_PrintUnformatted(b);
+	expect_field(t, "personalizations.0.custom_args");
+	/* the personalization's "a" overrides the global one: no growth */
+	cJSON_DeleteItemFromObject(p, "custom_args");
+	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse("{\"a\":\"short\"}"));
+	t = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	expect_ok(t);
+}
+
+static void test_types(void **state)
+{
+	(void)state;
+	expect_field(with("send_at", "\"1700000000\""), "send_at");
+	expect_field(with("send_at", "1.5"), "send_at");
+	expect_field(with("send_at", "-1"), "send_at");
+	expect_field(with("batch_id", "5"), "batch_id");
+	expect_field(with("ip_pool_name", "\"x\""), "ip_pool_name");
+	expect_field(with("sections", "{\"a\":1}"), "sections");
+	expect_field(with("asm", "{\"group_id\":\"1\"}"), "asm.group_id");
+	expect_field(with("asm", "{}"), "asm.group_id");
+	expect_field(with("asm", "{\"group_id\":1,\"groups_to_display\":[\"a\"]}"),
+	             "asm.groups_to_display");
+	expect_field(with("mail_settings", "{\"sandbox_mode\":{\"enable\":\"yes\"}}"),
+	             "mail_settings.sandbox_mode.enable");
+	expect_field(with("tracking_settings", "[]"), "tracking_settings");
+	expect_field(with("attachments", "{}"), "attachments");
+	expect_field(with("attachments", "[{\"content\":\"aGVsbG8=\"}]"), "attachments.0.filename");
+	expect_field(with("attachments", "[{\"filename\":\"a.txt\"}]"), "attachments.0.content");
+	expect_field(with("attachments", "[{\"content\":\"a b!\",\"filename\":\"a.txt\"}]"),
+	             "attachments.0.content");
+	expect_field(with("attachments", "[{\"content\":\"aGVsbG8\",\"filename\":\"a.txt\"}]"),
+	             "attachments.0.content");
+	expect_field(with("attachments", "[{\"content\":\"aGVsbG8=\",\"filename\":\"a\\r\\n\"}]"),
+	             "attachments.0.filename");
+	expect_field(with("attachments", "[{\"content\":\"aGVsbG8=\",\"filename\":\"a\","
+	                                 "\"disposition\":\"weird\"}]"),
+	             "attachments.0.disposition");
+	expect_field(with("attachments", "[{\"content\":\"aGVsbG8=\",\"filename\":\"a\","
+	                                 "\"type\":\"text/plain; x\"}]"),
+	             "attachments.0.type");
+	expect_ok(with("attachments", "[{\"content\":\"aGVs\\r\\nbG8=\",\"filename\":\"a\"}]"));
+}
+
+static void test_not_object(void **state)
+{
+	struct v3mail_errors errs;
+
+	(void)state;
+	assert_int_equal(check("[]", &errs), -1);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.e[0].field, "");
+	assert_int_equal(check("\"x\"", &errs), -1);
+	assert_int_equal(check("null", &errs), -1);
+	assert_int_equal(check("{}", &errs), -1);
+	assert_true(has_field(&errs, "personalizations"));
+	assert_true(has_field(&errs, "from"));
+	assert_true(has_field(&errs, "content"));
+}
+
+static void test_error_cap_and_dedupe(void **state)
+{
+	struct v3mail_errors errs = {0};
+	char many[8192], *p = many;
+
+	(void)state;
+	for (int i = 0; i < 3 * V3MAIL_MAX_ERRORS; i++)
+		v3mail_error(&errs, "f", "error %d", i);
+	assert_int_equal(errs.n, V3MAIL_MAX_ERRORS);
+	errs.n = 0;
+	v3mail_error(&errs, "f", "same");
+	v3mail_error(&errs, "f", "same");
+	v3mail_error(&errs, "g", "same");
+	assert_int_equal(errs.n, 2);
+
+	/* many personalizations without a subject: one error, not one each */
+	p += sprintf(p, "{\"from\":{\"email\":\"f@x.org\"},\"content\":[{\"type\":\"text/plain\","
+	                "\"value\":\"x\"}],\"personalizations\":[");
+	for (int i = 0; i < 50; i++)
+		p += sprintf(p, "%s{\"to\":[{\"email\":\"u%d@x.org\"}]}", i ? "," : "", i);
+	strcpy(p, "]}");
+	assert_int_equal(check(many, &errs), -1);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.e[0].field, "subject");
+}
+
+static void test_errors_json(void **state)
+{
+	struct v3mail_errors errs = {0};
+	cJSON *doc, *arr, *e;
+	char *text;
+
+	(void)state;
+	v3mail_error(&errs, "personalizations",
+	             "The personalizations field is required and must have at least one "
+	             "personalization.");
+	v3mail_error(&errs, "", "Bad \"quoted\" request");
+	text = v3mail_errors_json(&errs);
+	assert_non_null(text);
+	doc = cJSON_Parse(text);
+	free(text);
+	assert_non_null(doc);
+	assert_int_equal(cJSON_GetArraySize(doc), 1);
+	arr = cJSON_GetObjectItemCaseSensitive(doc, "errors");
+	assert_true(cJSON_IsArray(arr));
+	assert_int_equal(cJSON_GetArraySize(arr), 2);
+	e = cJSON_GetArrayItem(arr, 0);
+	assert_string_equal(cJSON_GetObjectItem(e, "field")->valuestring, "personalizations");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(e, "help")));
+	e = cJSON_GetArrayItem(arr, 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(e, "field")));
+	assert_string_equal(cJSON_GetObjectItem(e, "message")->valuestring,
+	                    "Bad \"quoted\" request");
+	cJSON_Delete(doc);
+}
+
+static void test_first_domain(void **state)
+{
+	cJSON *p = cJSON_Parse("{\"to\":[{\"email\":\"Someone@Mail.GMAIL.com\"},"
+	                       "{\"email\":\"x@yahoo.co.jp\"}]}");
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(v3mail_first_domain(p, buf, sizeof buf), 0);
+	assert_string_equal(buf, "mail.gmail.com");
+	assert_int_equal(v3mail_first_domain(p, buf, 8), -1); /* does not fit */
+	cJSON_Delete(p);
+
+	p = cJSON_Parse("{\"to\":[]}");
+	assert_int_equal(v3mail_first_domain(p, buf, sizeof buf), -1);
+	cJSON_Delete(p);
+	p = cJSON_Parse("{\"to\":[{\"email\":\"no-at\"}]}");
+	assert_int_equal(v3mail_first_domain(p, buf, sizeof buf), -1);
+	cJSON_Delete(p);
+	p = cJSON_Parse("{\"cc\":[{\"email\":\"a@b.org\"}]}");
+	assert_int_equal(v3mail_first_domain(p, buf, sizeof buf), -1);
+	cJSON_Delete(p);
+	assert_int_equal(v3mail_first_domain(NULL, buf, sizeof buf), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_valid),
+	    cmocka_unit_test(test_template_and_subjects),
+	    cmocka_unit_test(test_personalizations),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_content),
+	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_categories_and_args),
+	    cmocka_unit_test(test_merged_custom_args),
+	    cmocka_unit_test(test_types),
+	    cmocka_unit_test(test_not_object),
+	    cmocka_unit_test(test_error_cap_and_dedupe),
+	    cmocka_unit_test(test_errors_json),
+	    cmocka_unit_test(test_first_domain),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
