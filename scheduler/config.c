@@ -1,0 +1,1479 @@
+/*
+ * NAME
+ *	config.c -- the warmup INI file, read with libinih and checked key by key.
+ *
+ * SYNOPSIS
+ *	struct wu_conf c;
+ *	char err[WU_ERR_MAX];
+ *
+ *	if (wu_conf_load(&c, "/etc/warmup/warmupd.conf", 0, err, sizeof(err)) < 0)
+ *		fprintf(stderr, "%s\n", err);
+ *
+ * DESCRIPTION
+ *	libinih splits the file into sections and "key = value" pairs; a
+ *	table below says, for every key of every section, what its value is
+ *	and where it goes, and the core's parsers read the values.  Checks that
+ *	need the whole file (a route for overflow = old, a token for the
+ *	intake, the schedule and the calendar) run after the last line, and
+ *	secrets are read last, so a broken file never touches them.
+ *
+ *	libinih reads through our own line reader: the Debian build passes no
+ *	line number to the handler, so the reader counts lines, and it also
+ *	sees section headers, so that an unknown or empty section is reported
+ *	even when it holds no key.
+ *
+ * DIAGNOSTICS
+ *	"FILE:LINE: [section] key: what was expected, got 'VALUE'".  Secret
+ *	values are never part of a message, and the value of an unknown key is
+ *	never repeated (it may be a password written in the wrong place).
+ */
+#include "config.h"
+
+#include <ini.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "core/pacing.h"
+#include "core/parse.h"
+
+#define MB               ((size_t)1024 * 1024)
+#define MAX_BODY_LIMIT   (30 * MB)
+#define SECRET_MAX       4096
+#define SCHEDULE_MAX     (16 * MB)
+#define DEFAULT_STORE    "/var/lib/warmup/warmup.db"
+#define DEFAULT_SENDGRID "https://api.sendgrid.com"
+#define DEFAULT_ZONEINFO "/usr/share/zoneinfo"
+#define LINE_MAX_CHARS   197 /* libinih's fixed 200-byte line buffer, less CR, LF, NUL */
+
+enum sect { S_WARMUP, S_LISTEN, S_STORE, S_ROUTE, S_ISP, S_GATE, S_BACKOFF, S_LOG };
+
+/* A section as written, resolved: "route old" is S_ROUTE with index 1. */
+struct sect_ref {
+	enum sect kind;
+	int index;     /* route or ISP group */
+	char name[64]; /* canonical: "route old", "isp google" */
+};
+
+/* Where a secret comes from; read only after the whole file checked out. */
+struct secret_ref {
+	char env[128];
+	char file[1024];
+	int line;
+};
+
+/* One key seen in the file, for duplicates and for checks at the end. */
+struct seen {
+	char *section;
+	char *key;
+	int line;
+};
+
+struct load {
+	struct wu_conf *c;
+	int flags;
+	FILE *f;
+	int line;
+	int failed;
+	char *err;
+	size_t errlen;
+
+	struct seen *seen;
+	int nseen, capseen;
+
+	int start_set, y, m, d;
+	int open_min, close_min;
+	char tz[64];
+	struct secret_ref token;
+	struct secret_ref route_secret[WU_ROUTE_COUNT];
+	int route_line[WU_ROUTE_COUNT]; /* header line, 0 = section absent */
+	int domains_after_add[WU_ISP_MAX];
+	char url[WU_ROUTE_COUNT][512];
+	int url_set[WU_ROUTE_COUNT];
+};
+
+enum vtype { V_RATE, V_PERCENT, V_DURATION, V_INT, V_INT64, V_BOOL, V_STR, V_PATH, V_SIZE, V_FN };
+
+/* Route keys that belong to one type only. */
+#define FOR_ANY      0
+#define FOR_SENDGRID 1
+#define FOR_SMTP     2
+
+struct key;
+typedef int (*key_fn)(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                      char *why, size_t n);
+
+struct key {
+	enum sect sect;
+	const char *name;
+	enum vtype type;
+	size_t off;  /* in struct wu_conf, or struct wu_route_conf for S_ROUTE */
+	size_t size; /* V_STR, V_PATH: room in the target */
+	double min, max;
+	key_fn fn;
+	int only; /* S_ROUTE: FOR_SENDGRID or FOR_SMTP */
+};
+
+/* Formats a message into the caller's buffer; returns -1 for tail calls. */
+static int say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Records the first error of a load, prefixed with the file name. */
+static void lfail(struct load *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+	int w;
+
+	if (ld->failed)
+		return;
+	ld->failed = 1;
+	if (!ld->err || !ld->errlen)
+		return;
+	w = line > 0 ? snprintf(ld->err, ld->errlen, "%s:%d: ", ld->c->path, line)
+	             : snprintf(ld->err, ld->errlen, "%s: ", ld->c->path);
+	n = w < 0 ? 0 : (size_t)w;
+	if (n >= ld->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Copies s into a fixed buffer; -1 when it does not fit. */
+static int copy(char *dst, size_t size, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= size)
+		return -1;
+	memcpy(dst, s, n + 1);
+	return 0;
+}
+
+/* Printable ASCII and UTF-8 only: values end up in HTTP headers and logs. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* Turns a relative path into one under the config file's directory. */
+static int resolve(const struct wu_conf *c, const char *v, char *out, size_t size)
+{
+	int n;
+
+	if (v[0] == '/')
+		n = snprintf(out, size, "%s", v);
+	else
+		n = snprintf(out, size, "%s/%s", c->dir, v);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return strcmp(host, "localhost") == 0;
+}
+
+/* An environment variable's name: never a secret pasted in its place. */
+static int env_name(const char *s)
+{
+	if (!(isalpha((unsigned char)*s) || *s == '_'))
+		return 0;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return 0;
+	return 1;
+}
+
+/*
+ * Inverse of the standard normal distribution (P. J. Acklam's rational
+ * approximation, relative error below 1.2e-9): any confidence level maps to
+ * its two-sided z, and the usual ones give their textbook values.
+ */
+static double inverse_normal(double p)
+{
+	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+	                           -2.759285104469687e+02, 1.383577518672690e+02,
+	                           -3.066479806614716e+01, 2.506628277459239e+00};
+	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+	                           -1.556989798598866e+02, 6.680131188771972e+01,
+	                           -1.328068155288572e+01};
+	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+	                           -2.400758277161838e+00, -2.549732539343734e+00,
+	                           4.374664141464968e+00,  2.938163982698783e+00};
+	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+	                           2.445134137142996e+00, 3.754408661907416e+00};
+	double q, r;
+
+	if (p < 0.02425) {
+		q = sqrt(-2 * log(p));
+		return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	if (p > 1 - 0.02425) {
+		q = sqrt(-2 * log(1 - p));
+		return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	q = p - 0.5;
+	r = q * q;
+	return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+	       (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+/* "10MB", "512KB", "1048576" -> bytes; units are powers of 1024. */
+static int parse_size(const char *s, size_t *out, char *why, size_t n)
+{
+	static const struct {
+		const char *unit;
+		size_t mult;
+	} units[] = {{"", 1},       {"b", 1},  {"k", 1024}, {"kb", 1024},
+	             {"kib", 1024}, {"m", MB}, {"mb", MB},  {"mib", MB}};
+	const char *u = s;
+	double v;
+	char *end;
+
+	while (isdigit((unsigned char)*u) || *u == '.')
+		u++;
+	if (u == s)
+		goto bad;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end != u || !isfinite(v))
+		goto bad;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(u, units[i].unit) == 0) {
+			v *= (double)units[i].mult;
+			if (v >= (double)SIZE_MAX)
+				goto bad;
+			*out = (size_t)v;
+			return 0;
+		}
+	}
+bad:
+	return say(why, n, "expected a size such as 10MB, 512KB or 1048576, got '%s'", s);
+}
+
+/* ---- sections ---------------------------------------------------------- */
+
+/* Resolves a section name as written ("route  old") into *out. */
+static int section_parse(struct load *ld, const char *raw, struct sect_ref *out, char *why,
+                         size_t n)
+{
+	static const struct {
+		const char *name;
+		enum sect kind;
+	} plain[] = {{"warmup", S_WARMUP}, {"listen", S_LISTEN},   {"store", S_STORE},
+	             {"gate", S_GATE},     {"backoff", S_BACKOFF}, {"log", S_LOG}};
+	char buf[256], *word, *arg;
+	size_t len;
+
+	if (copy(buf, sizeof(buf), raw) < 0)
+		return say(why, n, "section name too long");
+	word = wu_trim(buf);
+	len = strcspn(word, " \t");
+	arg = word + len;
+	if (*arg) {
+		*arg++ = '\0';
+		arg = wu_trim(arg);
+	}
+	memset(out, 0, sizeof(*out));
+	if (!*arg) {
+		for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+			if (strcmp(word, plain[i].name) == 0) {
+				out->kind = plain[i].kind;
+				snprintf(out->name, sizeof(out->name), "%s", word);
+				return 0;
+			}
+		}
+	}
+	if (strcmp(word, "route") == 0) {
+		if (strcmp(arg, "new") != 0 && strcmp(arg, "old") != 0)
+			return say(why, n, "expected [route new] or [route old], got '[%s]'", raw);
+		out->kind = S_ROUTE;
+		out->index = strcmp(arg, "new") == 0 ? WU_ROUTE_NEW : WU_ROUTE_OLD;
+		snprintf(out->name, sizeof(out->name), "route %s", arg);
+		return 0;
+	}
+	if (strcmp(word, "isp") == 0) {
+		char e[WU_ERR_MAX];
+		int id;
+
+		if (!*arg)
+			return say(why, n, "expected [isp NAME], such as [isp google], got '[%s]'",
+			           raw);
+		if ((id = wu_isp_define(&ld->c->core.isps, arg, e, sizeof(e))) < 0)
+			return say(why, n, "[isp %s]: %s", arg, e);
+		out->kind = S_ISP;
+		out->index = id;
+		snprintf(out->name, sizeof(out->name), "isp %s", arg);
+		return 0;
+	}
+	return say(why, n,
+	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
+	           "[route old], [isp NAME], [gate], [backoff] or [log])",
+	           raw);
+}
+
+/* ---- keys with more to them than one value parser ---------------------- */
+
+static int k_start(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                   char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (wu_parse_date(v, &ld->y, &ld->m, &ld->d, why, n) < 0)
+		return -1;
+	ld->start_set = 1;
+	return 0;
+}
+
+/* A zone name is a path under the zone directory: it must stay inside. */
+static int tz_check(const char *v, char *why, size_t n)
+{
+	const char *dir = getenv("TZDIR");
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!dir || !*dir)
+		dir = DEFAULT_ZONEINFO;
+	if (!*v || v[0] == '/' || strstr(v, "..") || strlen(v) >= 64 ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
+	        strlen(v))
+		return say(why, n, "expected a time zone name such as Asia/Tokyo, got '%s'", v);
+	snprintf(path, sizeof(path), "%s/%s", dir, v);
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return say(why, n,
+		           "expected a time zone name such as Asia/Tokyo (a file in %s), got '%s'",
+		           dir, v);
+	return 0;
+}
+
+static int k_timezone(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                      char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (tz_check(v, why, n) < 0)
+		return -1;
+	strcpy(ld->tz, v);
+	return 0;
+}
+
+static int k_window(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                    char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_parse_window(v, &ld->open_min, &ld->close_min, why, n);
+}
+
+static int k_burst(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                   char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_burst_parse(v, &ld->c->core.burst, why, n);
+}
+
+static int k_overflow(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                      char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_overflow_parse(v, &ld->c->core.overflow, why, n);
+}
+
+static int k_advance(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                     char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_advance_parse(v, &ld->c->core.advance, why, n);
+}
+
+static int k_after(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                   char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_after_parse(v, &ld->c->core.schedule.after, why, n);
+}
+
+static int k_address(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                     char *why, size_t n)
+{
+	char host[128];
+	const char *colon, *port;
+	size_t hl;
+	int64_t p;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	(void)k, (void)s;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close || close[1] != ':')
+			goto bad;
+		hl = (size_t)(close - v - 1);
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, v + 1, hl);
+		host[hl] = '\0';
+		port = close + 2;
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			goto bad;
+	} else {
+		if (!(colon = strrchr(v, ':')))
+			goto bad;
+		hl = (size_t)(colon - v);
+		if (hl == 0 || hl >= sizeof(host))
+			goto bad;
+		memcpy(host, v, hl);
+		host[hl] = '\0';
+		port = colon + 1;
+		if (strcmp(host, "localhost") == 0)
+			strcpy(host, "127.0.0.1");
+		else if (inet_pton(AF_INET, host, &a4) != 1)
+			goto bad;
+	}
+	if (wu_parse_count(port, &p, NULL, 0) < 0 || p > 65535)
+		goto bad;
+	if (copy(ld->c->listen_host, sizeof(ld->c->listen_host), host) < 0)
+		goto bad;
+	ld->c->listen_port = (int)p;
+	return 0;
+bad:
+	return say(why, n,
+	           "expected an IP address and port such as 127.0.0.1:8025 or [::1]:8025 "
+	           "(port 0 picks a free one), got '%s'",
+	           v);
+}
+
+static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                  char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "none") == 0)
+		ld->c->auth_none = 1;
+	else if (strcmp(v, "token") == 0)
+		ld->c->auth_none = 0;
+	else
+		return say(why, n, "expected token or none, got '%s'", v);
+	return 0;
+}
+
+/* token_env, api_key_env, password_env: remembers the variable's name. */
+static int k_secret_env(struct load *ld, const struct key *k, const struct sect_ref *s,
+                        const char *v, char *why, size_t n)
+{
+	struct secret_ref *r = s->kind == S_LISTEN ? &ld->token : &ld->route_secret[s->index];
+
+	(void)k;
+	/* Not echoed: a key pasted here instead of a name would end up in logs. */
+	if (!env_name(v) || strlen(v) >= sizeof(r->env))
+		return say(why, n,
+		           "expected the name of an environment variable such as "
+		           "SENDGRID_API_KEY (letters, digits and _; the value is not shown)");
+	if (r->file[0])
+		return say(why, n, "set either %.*s_env or %.*s_file, not both",
+		           (int)(strlen(k->name) - 4), k->name, (int)(strlen(k->name) - 4),
+		           k->name);
+	strcpy(r->env, v);
+	r->line = ld->line;
+	return 0;
+}
+
+/* token_file, api_key_file, password_file: remembers the resolved path. */
+static int k_secret_file(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	struct secret_ref *r = s->kind == S_LISTEN ? &ld->token : &ld->route_secret[s->index];
+
+	(void)k;
+	if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+		r->file[0] = '\0';
+		return say(why, n, "expected the path of a file holding the secret, got '%s'", v);
+	}
+	if (r->env[0]) {
+		r->file[0] = '\0';
+		return say(why, n, "set either %.*s_env or %.*s_file, not both",
+		           (int)(strlen(k->name) - 5), k->name, (int)(strlen(k->name) - 5),
+		           k->name);
+	}
+	r->line = ld->line;
+	return 0;
+}
+
+static int k_route_type(struct load *ld, const struct key *k, const struct sect_ref *s,
+                        const char *v, char *why, size_t n)
+{
+	(void)k;
+	if (strcmp(v, "sendgrid") == 0)
+		ld->c->route[s->index].type = WU_ROUTE_SENDGRID;
+	else if (strcmp(v, "smtp") == 0)
+		ld->c->route[s->index].type = WU_ROUTE_SMTP;
+	else
+		return say(why, n, "expected sendgrid or smtp, got '%s'", v);
+	return 0;
+}
+
+/* The URL is checked at the end, once the route's type is known. */
+static int k_url(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                 char *why, size_t n)
+{
+	(void)k;
+	if (!*v || has_control(v) || strchr(v, ' ') ||
+	    copy(ld->url[s->index], sizeof(ld->url[s->index]), v) < 0)
+		return say(why, n, "expected a URL such as https://api.sendgrid.com, got '%s'", v);
+	ld->url_set[s->index] = ld->line;
+	return 0;
+}
+
+static int k_tls(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                 char *why, size_t n)
+{
+	enum wu_tls *t = &ld->c->route[s->index].tls;
+
+	(void)k;
+	if (strcmp(v, "required") == 0)
+		*t = WU_TLS_REQUIRED;
+	else if (strcmp(v, "optional") == 0)
+		*t = WU_TLS_OPTIONAL;
+	else if (strcmp(v, "none") == 0)
+		*t = WU_TLS_NONE;
+	else
+		return say(why, n, "expected required, optional or none, got '%s'", v);
+	return 0;
+}
+
+static int k_domains(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                     char *why, size_t n)
+{
+	struct wu_isp_table *t = &ld->c->core.isps;
+
+	if (strcmp(k->name, "domains") == 0) {
+		/* Replacing after adding would silently drop what was added. */
+		if (ld->domains_after_add[s->index])
+			return say(why, n,
+			           "must come before add_domains in the group, since it replaces "
+			           "the group's domains");
+		wu_isp_clear(t, s->index);
+	} else {
+		ld->domains_after_add[s->index] = 1;
+	}
+	if (!*v)
+		return say(why, n, "expected a list of domains such as gmail.com, googlemail.com");
+	return wu_isp_add_domains(t, s->index, v, why, n);
+}
+
+static int k_isp_rate(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                      char *why, size_t n)
+{
+	int r = k->name[0] == 'n' ? WU_ROUTE_NEW : WU_ROUTE_OLD;
+
+	return wu_parse_rate(v, &ld->c->core.throttle[r][s->index].rate, why, n);
+}
+
+static int k_isp_burst(struct load *ld, const struct key *k, const struct sect_ref *s,
+                       const char *v, char *why, size_t n)
+{
+	int r = k->name[0] == 'n' ? WU_ROUTE_NEW : WU_ROUTE_OLD;
+	int64_t b;
+
+	if (wu_parse_count(v, &b, NULL, 0) < 0 || b < 1 || b > 1000000)
+		return say(why, n, "expected a number of messages from 1 to 1000000, got '%s'", v);
+	ld->c->core.throttle[r][s->index].burst = (double)b;
+	return 0;
+}
+
+static int k_isp_share(struct load *ld, const struct key *k, const struct sect_ref *s,
+                       const char *v, char *why, size_t n)
+{
+	struct wu_throttle_conf *t = &ld->c->core.throttle[WU_ROUTE_NEW][s->index];
+
+	(void)k;
+	return wu_parse_share(v, &t->share, &t->share_count, why, n);
+}
+
+static int k_confidence(struct load *ld, const struct key *k, const struct sect_ref *s,
+                        const char *v, char *why, size_t n)
+{
+	static const struct {
+		double p, z;
+	} usual[] = {{0.90, 1.645}, {0.95, 1.96}, {0.99, 2.576}};
+	double p;
+
+	(void)k, (void)s;
+	if (strcmp(v, "none") == 0) {
+		ld->c->core.gate.z = 0;
+		return 0;
+	}
+	if (wu_parse_percent(v, &p, NULL, 0) < 0 || p < 0.5 || p >= 1)
+		return say(why, n,
+		           "expected a confidence level from 50%% to below 100%% such as 95%%, or "
+		           "none, got '%s'",
+		           v);
+	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++) {
+		if (fabs(p - usual[i].p) < 1e-9) {
+			ld->c->core.gate.z = usual[i].z;
+			return 0;
+		}
+	}
+	ld->c->core.gate.z = inverse_normal(1 - (1 - p) / 2);
+	return 0;
+}
+
+static int k_resume(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                    char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_gate_resume_parse(v, &ld->c->core.gate.resume, why, n);
+}
+
+static int k_level(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                   char *why, size_t n)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+	    {"error", LOG_ERR}, {"warn", LOG_WARNING}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+
+	(void)k, (void)s;
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcmp(v, levels[i].name) == 0) {
+			ld->c->log_level = levels[i].level;
+			return 0;
+		}
+	}
+	return say(why, n, "expected error, warn, info or debug, got '%s'", v);
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+#define C(f)     offsetof(struct wu_conf, f)
+#define R(f)     offsetof(struct wu_route_conf, f)
+#define SZ(t, f) sizeof(((struct t *)0)->f)
+#define FN(sect, name, fn)                                                                         \
+	{                                                                                          \
+		sect, name, V_FN, 0, 0, 0, 0, fn, FOR_ANY                                          \
+	}
+#define RFN(name, fn, only)                                                                        \
+	{                                                                                          \
+		S_ROUTE, name, V_FN, 0, 0, 0, 0, fn, only                                          \
+	}
+
+static const struct key keys[] = {
+    {S_WARMUP, "schedule", V_PATH, C(schedule_path), SZ(wu_conf, schedule_path), 0, 0, NULL, 0},
+    FN(S_WARMUP, "start", k_start),
+    FN(S_WARMUP, "timezone", k_timezone),
+    FN(S_WARMUP, "window", k_window),
+    FN(S_WARMUP, "burst", k_burst),
+    FN(S_WARMUP, "overflow", k_overflow),
+    FN(S_WARMUP, "advance", k_advance),
+    FN(S_WARMUP, "after", k_after),
+    {S_WARMUP, "min_fill", V_PERCENT, C(core.min_fill), 0, 0, 1, NULL, 0},
+
+    FN(S_LISTEN, "address", k_address),
+    FN(S_LISTEN, "auth", k_auth),
+    FN(S_LISTEN, "token_env", k_secret_env),
+    FN(S_LISTEN, "token_file", k_secret_file),
+    {S_LISTEN, "max_body", V_SIZE, C(max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
+    {S_LISTEN, "max_connections", V_INT, C(max_connections), 0, 1, 100000, NULL, 0},
+    {S_LISTEN, "idle_timeout", V_DURATION, C(idle_timeout), 0, 0, 0, NULL, 0},
+
+    {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
+
+    RFN("type", k_route_type, FOR_ANY),
+    RFN("url", k_url, FOR_ANY),
+    RFN("api_key_env", k_secret_env, FOR_SENDGRID),
+    RFN("api_key_file", k_secret_file, FOR_SENDGRID),
+    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(wu_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(wu_route_conf, on_behalf_of), 0, 0, NULL,
+     FOR_SENDGRID},
+    {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "subscription_tracking", V_BOOL, R(subscription_tracking), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "max_connections", V_INT, R(max_connections), 0, 1, 1000, NULL, FOR_ANY},
+    {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
+    RFN("tls", k_tls, FOR_SMTP),
+    {S_ROUTE, "username", V_STR, R(username), SZ(wu_route_conf, username), 0, 0, NULL, FOR_SMTP},
+    RFN("password_env", k_secret_env, FOR_SMTP),
+    RFN("password_file", k_secret_file, FOR_SMTP),
+    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(wu_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
+    {S_ROUTE, "x_smtpapi", V_BOOL, R(x_smtpapi), 0, 0, 0, NULL, FOR_SMTP},
+
+    FN(S_ISP, "domains", k_domains),
+    FN(S_ISP, "add_domains", k_domains),
+    FN(S_ISP, "new_rate", k_isp_rate),
+    FN(S_ISP, "new_burst", k_isp_burst),
+    FN(S_ISP, "new_share", k_isp_share),
+    FN(S_ISP, "old_rate", k_isp_rate),
+    FN(S_ISP, "old_burst", k_isp_burst),
+
+    {S_GATE, "bounce_warn", V_PERCENT, C(core.gate.bounce_warn), 0, 0, 1, NULL, 0},
+    {S_GATE, "bounce_halt", V_PERCENT, C(core.gate.bounce_halt), 0, 0, 1, NULL, 0},
+    {S_GATE, "complaint_warn", V_PERCENT, C(core.gate.complaint_warn), 0, 0, 1, NULL, 0},
+    {S_GATE, "complaint_halt", V_PERCENT, C(core.gate.complaint_halt), 0, 0, 1, NULL, 0},
+    {S_GATE, "min_sample", V_INT64, C(core.gate.min_sample), 0, 0, 1e12, NULL, 0},
+    FN(S_GATE, "confidence", k_confidence),
+    FN(S_GATE, "resume", k_resume),
+
+    /* A factor of 0 would stop a route for good: 1% is the least. */
+    {S_BACKOFF, "cut", V_PERCENT, C(core.backoff.cut), 0, 0.01, 1, NULL, 0},
+    {S_BACKOFF, "floor", V_PERCENT, C(core.backoff.floor), 0, 0.01, 1, NULL, 0},
+    {S_BACKOFF, "step", V_PERCENT, C(core.backoff.step), 0, 0.001, 1, NULL, 0},
+    {S_BACKOFF, "suspend_after", V_INT, C(core.backoff.suspend_after), 0, 0, 1000, NULL, 0},
+    {S_BACKOFF, "suspend", V_DURATION, C(core.backoff.suspend), 0, 0, 0, NULL, 0},
+    {S_BACKOFF, "retry_min", V_DURATION, C(core.backoff.retry_min), 0, 0, 0, NULL, 0},
+    {S_BACKOFF, "retry_max", V_DURATION, C(core.backoff.retry_max), 0, 0, 0, NULL, 0},
+
+    FN(S_LOG, "level", k_level),
+};
+
+static const struct key *key_find(enum sect s, const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].sect == s && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Sets one plain value: the kinds every section shares. */
+static int set_value(struct load *ld, const struct key *k, void *base, const char *v, char *why,
+                     size_t n)
+{
+	void *p = (char *)base + k->off;
+	int64_t i;
+
+	switch (k->type) {
+	case V_RATE:
+		return wu_parse_rate(v, p, why, n);
+	case V_DURATION:
+		return wu_parse_duration(v, p, why, n);
+	case V_BOOL:
+		return wu_parse_bool(v, p, why, n);
+	case V_PERCENT: {
+		double f;
+		if (wu_parse_percent(v, &f, why, n) < 0)
+			return -1;
+		if (f < k->min || f > k->max)
+			return say(why, n, "expected a percentage from %g%% to %g%%, got '%s'",
+			           k->min * 100, k->max * 100, v);
+		*(double *)p = f;
+		return 0;
+	}
+	case V_INT:
+	case V_INT64:
+		if (wu_parse_count(v, &i, NULL, 0) < 0 || (double)i < k->min || (double)i > k->max)
+			return say(why, n, "expected a whole number from %.0f to %.0f, got '%s'",
+			           k->min, k->max, v);
+		if (k->type == V_INT)
+			*(int *)p = (int)i;
+		else
+			*(int64_t *)p = i;
+		return 0;
+	case V_SIZE: {
+		size_t sz = 0;
+		if (parse_size(v, &sz, why, n) < 0)
+			return -1;
+		if ((double)sz < k->min || (double)sz > k->max)
+			return say(why, n, "expected a size from 1 byte to %.0fMB, got '%s'",
+			           k->max / (double)MB, v);
+		*(size_t *)p = sz;
+		return 0;
+	}
+	case V_STR:
+		if (has_control(v) || copy(p, k->size, v) < 0)
+			return say(why, n, "expected text of at most %zu characters, got '%s'",
+			           k->size - 1, v);
+		return 0;
+	case V_PATH:
+		if (!*v || has_control(v) || resolve(ld->c, v, p, k->size) < 0)
+			return say(why, n,
+			           "expected a file path of at most %zu characters, got '%s'",
+			           k->size - 1, v);
+		return 0;
+	case V_FN:
+		break;
+	}
+	return say(why, n, "internal error: no parser");
+}
+
+/* Remembers a key; -1 with its first line when it was already set. */
+static int seen_add(struct load *ld, const char *section, const char *key, int *first)
+{
+	for (int i = 0; i < ld->nseen; i++) {
+		if (strcmp(ld->seen[i].section, section) == 0 &&
+		    strcmp(ld->seen[i].key, key) == 0) {
+			*first = ld->seen[i].line;
+			return -1;
+		}
+	}
+	if (ld->nseen == ld->capseen) {
+		int nc = ld->capseen ? ld->capseen * 2 : 32;
+		struct seen *s = realloc(ld->seen, (size_t)nc * sizeof(*s));
+		if (!s)
+			return *first = 0, -1;
+		ld->seen = s;
+		ld->capseen = nc;
+	}
+	ld->seen[ld->nseen].section = strdup(section);
+	ld->seen[ld->nseen].key = strdup(key);
+	ld->seen[ld->nseen].line = ld->line;
+	if (!ld->seen[ld->nseen].section || !ld->seen[ld->nseen].key) {
+		free(ld->seen[ld->nseen].section);
+		free(ld->seen[ld->nseen].key);
+		return *first = 0, -1;
+	}
+	ld->nseen++;
+	return 0;
+}
+
+/* The line a key was set on, or 0. */
+static int seen_line(const struct load *ld, const char *section, const char *key)
+{
+	for (int i = 0; i < ld->nseen; i++)
+		if (strcmp(ld->seen[i].section, section) == 0 && strcmp(ld->seen[i].key, key) == 0)
+			return ld->seen[i].line;
+	return 0;
+}
+
+/* libinih's callback: one "key = value" of a section. */
+static int on_pair(void *user, const char *section, const char *name, const char *value)
+{
+	struct load *ld = user;
+	char why[WU_ERR_MAX + 64];
+	struct sect_ref s;
+	const struct key *k;
+	void *base;
+	int first;
+
+	if (ld->failed)
+		return 0;
+	if (!*section) {
+		lfail(ld, ld->line, "%s: every key belongs to a section such as [warmup]", name);
+		return 0;
+	}
+	if (section_parse(ld, section, &s, why, sizeof(why)) < 0) {
+		lfail(ld, ld->line, "%s", why);
+		return 0;
+	}
+	if (!(k = key_find(s.kind, name))) {
+		/* The value is left out on purpose: it may be a secret. */
+		lfail(ld, ld->line, "[%s] %s: unknown key%s", s.name, name,
+		      s.kind == S_ROUTE && (strstr(name, "key") || strstr(name, "pass"))
+		          ? " (secrets go in api_key_env, api_key_file, password_env or "
+		            "password_file)"
+		      : s.kind == S_LISTEN && strstr(name, "token")
+		          ? " (the token goes in token_env or token_file)"
+		          : "");
+		return 0;
+	}
+	if (strcmp(name, "add_domains") != 0 && seen_add(ld, s.name, name, &first) < 0) {
+		if (first)
+			lfail(ld, ld->line, "[%s] %s: already set on line %d", s.name, name, first);
+		else
+			lfail(ld, ld->line, "out of memory");
+		return 0;
+	}
+	if (strcmp(name, "add_domains") == 0 && !seen_line(ld, s.name, name) &&
+	    seen_add(ld, s.name, name, &first) < 0) {
+		lfail(ld, ld->line, "out of memory");
+		return 0;
+	}
+	if (s.kind == S_ROUTE && !ld->route_line[s.index])
+		ld->route_line[s.index] = ld->line;
+	base = s.kind == S_ROUTE ? (void *)&ld->c->route[s.index] : (void *)ld->c;
+	why[0] = '\0';
+	if ((k->type == V_FN ? k->fn(ld, k, &s, value, why, sizeof(why))
+	                     : set_value(ld, k, base, value, why, sizeof(why))) < 0) {
+		lfail(ld, ld->line, "[%s] %s: %s", s.name, name, why[0] ? why : "bad value");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * libinih's line reader.  Counting here is what gives messages their line
+ * numbers; headers are looked at here because libinih reports only pairs.
+ */
+static char *read_line(char *buf, int size, void *user)
+{
+	struct load *ld = user;
+	char why[WU_ERR_MAX + 64], name[256];
+	const char *p, *close;
+	size_t len;
+
+	if (ld->failed || !fgets(buf, size, ld->f))
+		return NULL;
+	ld->line++;
+	len = strlen(buf);
+	if (len && buf[len - 1] != '\n' && !feof(ld->f)) {
+		lfail(ld, ld->line, "line longer than %d characters", LINE_MAX_CHARS);
+		return NULL;
+	}
+	p = buf;
+	if (ld->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '[' && (close = strchr(p, ']'))) {
+		struct sect_ref s;
+
+		len = (size_t)(close - p - 1);
+		if (len >= sizeof(name)) {
+			lfail(ld, ld->line, "section name too long");
+			return NULL;
+		}
+		memcpy(name, p + 1, len);
+		name[len] = '\0';
+		if (section_parse(ld, name, &s, why, sizeof(why)) < 0) {
+			lfail(ld, ld->line, "%s", why);
+			return NULL;
+		}
+		if (s.kind == S_ROUTE && !ld->route_line[s.index])
+			ld->route_line[s.index] = ld->line;
+	}
+	return buf;
+}
+
+/* ---- after the last line ------------------------------------------------ */
+
+/* Reads a secret from the environment or a file into *out (malloc'ed). */
+static int secret_read(struct load *ld, const struct secret_ref *r, const char *section,
+                       const char *what, char **out, char *source, size_t source_len)
+{
+	char buf[SECRET_MAX + 2];
+	const char *v;
+	size_t len = 0;
+	int fd;
+
+	if (r->env[0]) {
+		snprintf(source, source_len, "env %.150s", r->env);
+		if (!(v = getenv(r->env))) {
+			lfail(ld, r->line, "[%s] %s_env: environment variable %s is not set",
+			      section, what, r->env);
+			return -1;
+		}
+		len = strlen(v);
+		if (len > SECRET_MAX) {
+			lfail(ld, r->line, "[%s] %s_env: %s holds more than %d bytes", section,
+			      what, r->env, SECRET_MAX);
+			return -1;
+		}
+		memcpy(buf, v, len);
+	} else {
+		struct stat st;
+		ssize_t got;
+
+		snprintf(source, source_len, "file %.150s", r->file);
+		if ((fd = open(r->file, O_RDONLY | O_CLOEXEC)) < 0) {
+			lfail(ld, r->line, "[%s] %s_file: cannot read %s: %s", section, what,
+			      r->file, strerror(errno));
+			return -1;
+		}
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			lfail(ld, r->line, "[%s] %s_file: %s is not a regular file", section, what,
+			      r->file);
+			return -1;
+		}
+		if (st.st_mode & S_IROTH) {
+			close(fd);
+			lfail(ld, r->line,
+			      "[%s] %s_file: %s is readable by every user; refusing to use it "
+			      "(chmod o-r %s)",
+			      section, what, r->file, r->file);
+			return -1;
+		}
+		while (len < sizeof(buf) - 1 &&
+		       (got = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
+			if (got < 0) {
+				if (errno == EINTR)
+					continue;
+				explicit_bzero(buf, sizeof(buf));
+				close(fd);
+				lfail(ld, r->line, "[%s] %s_file: cannot read %s: %s", section,
+				      what, r->file, strerror(errno));
+				return -1;
+			}
+			len += (size_t)got;
+		}
+		close(fd);
+		/* Editors end files with a newline; the secret does not include it. */
+		if (len && buf[len - 1] == '\n')
+			len--;
+		if (len && buf[len - 1] == '\r')
+			len--;
+		if (len > SECRET_MAX) {
+			explicit_bzero(buf, sizeof(buf));
+			lfail(ld, r->line, "[%s] %s_file: %s holds more than %d bytes", section,
+			      what, r->file, SECRET_MAX);
+			return -1;
+		}
+	}
+	buf[len] = '\0';
+	if (len == 0 || has_control(buf) || strlen(buf) != len) {
+		explicit_bzero(buf, sizeof(buf));
+		lfail(ld, r->line, "[%s] %s_%s: the secret from %s is %s", section, what,
+		      r->env[0] ? "env" : "file", source,
+		      len == 0 ? "empty" : "more than one line or holds control characters");
+		return -1;
+	}
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (!*out) {
+		lfail(ld, r->line, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks a route once its whole section is known. */
+static int route_check(struct load *ld, int r)
+{
+	struct wu_route_conf *rc = &ld->c->route[r];
+	const char *name = r == WU_ROUTE_NEW ? "route new" : "route old";
+	const struct secret_ref *sec = &ld->route_secret[r];
+	int have_secret = sec->env[0] || sec->file[0];
+	const char *url;
+
+	if (rc->type == WU_ROUTE_NONE) {
+		lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
+		return -1;
+	}
+	/* Keys of the other type would be ignored: better to say so. */
+	for (int i = 0; i < ld->nseen; i++) {
+		const struct key *k;
+
+		if (strcmp(ld->seen[i].section, name) != 0)
+			continue;
+		k = key_find(S_ROUTE, ld->seen[i].key);
+		if (k && k->only &&
+		    k->only != (rc->type == WU_ROUTE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
+			lfail(ld, ld->seen[i].line,
+			      "[%s] %s: only for type = %s (this route is %s)", name, k->name,
+			      k->only == FOR_SENDGRID ? "sendgrid" : "smtp",
+			      rc->type == WU_ROUTE_SENDGRID ? "sendgrid" : "smtp");
+			return -1;
+		}
+	}
+	if (rc->type == WU_ROUTE_SENDGRID && !ld->url_set[r])
+		strcpy(ld->url[r], DEFAULT_SENDGRID);
+	url = ld->url[r];
+	if (rc->type == WU_ROUTE_SENDGRID) {
+		char host[256];
+		const char *h = url + 7, *e;
+		size_t hl;
+
+		if (strncmp(url, "https://", 8) == 0 && url[8]) {
+			/* fine */
+		} else if (strncmp(url, "http://", 7) == 0) {
+			/* Plain HTTP would carry the API key in the clear: loopback only
+			 * (the fake SendGrid server of the tests and demos). */
+			if (*h == '[') {
+				h++;
+				e = strchr(h, ']');
+			} else {
+				e = h + strcspn(h, ":/");
+			}
+			hl = e ? (size_t)(e - h) : 0;
+			if (hl == 0 || hl >= sizeof(host)) {
+				lfail(ld, ld->url_set[r],
+				      "[%s] url: expected https://HOST, got '%s'", name, url);
+				return -1;
+			}
+			memcpy(host, h, hl);
+			host[hl] = '\0';
+			if (!loopback(host)) {
+				lfail(ld, ld->url_set[r],
+				      "[%s] url: http:// would send the API key unencrypted; use "
+				      "https:// (plain http only to a loopback address), got '%s'",
+				      name, url);
+				return -1;
+			}
+		} else {
+			lfail(
+			    ld, ld->url_set[r],
+			    "[%s] url: expected https://HOST such as https://api.sendgrid.com, got "
+			    "'%s'",
+			    name, url);
+			return -1;
+		}
+		if (!have_secret && !(ld->flags & WU_CONF_NO_SECRETS)) {
+			lfail(ld, ld->route_line[r],
+			      "[%s] api_key_env: required: the SendGrid API key, from "
+			      "api_key_env = VARIABLE or api_key_file = PATH",
+			      name);
+			return -1;
+		}
+	} else {
+		int smtps = strncmp(url, "smtps://", 8) == 0;
+
+		if (!ld->url_set[r]) {
+			lfail(ld, ld->route_line[r],
+			      "[%s] url: required for smtp: smtp://HOST:PORT (STARTTLS) or "
+			      "smtps://HOST:PORT",
+			      name);
+			return -1;
+		}
+		if ((!smtps && strncmp(url, "smtp://", 7) != 0) || !url[smtps ? 8 : 7]) {
+			lfail(ld, ld->url_set[r],
+			      "[%s] url: expected smtp://HOST:PORT or smtps://HOST:PORT, got '%s'",
+			      name, url);
+			return -1;
+		}
+		if (smtps && rc->tls == WU_TLS_NONE) {
+			lfail(
+			    ld, seen_line(ld, name, "tls"),
+			    "[%s] tls: none contradicts the smtps:// URL (TLS from the first byte)",
+			    name);
+			return -1;
+		}
+		if (rc->username[0] && !have_secret) {
+			lfail(ld, seen_line(ld, name, "username"),
+			      "[%s] username: needs a password from password_env or password_file",
+			      name);
+			return -1;
+		}
+		if (have_secret && !rc->username[0]) {
+			lfail(ld, sec->line, "[%s] %s: a password needs a username", name,
+			      sec->env[0] ? "password_env" : "password_file");
+			return -1;
+		}
+		/* On SMTP these travel in the X-SMTPAPI header, or nowhere. */
+		if (!rc->x_smtpapi) {
+			static const char *const hdr[] = {"ip_pool", "click_tracking",
+			                                  "open_tracking", "subscription_tracking"};
+			for (size_t i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+				int line = seen_line(ld, name, hdr[i]);
+				if (line && (i == 0 ? rc->ip_pool[0] != '\0'
+				                    : (i == 1   ? rc->click_tracking
+				                       : i == 2 ? rc->open_tracking
+				                                : rc->subscription_tracking))) {
+					lfail(ld, line,
+					      "[%s] %s: on an smtp route this is sent in the "
+					      "X-SMTPAPI "
+					      "header; set x_smtpapi = on",
+					      name, hdr[i]);
+					return -1;
+				}
+			}
+		}
+		if (rc->ca_file[0] && !(ld->flags & WU_CONF_NO_SECRETS) &&
+		    access(rc->ca_file, R_OK) < 0) {
+			lfail(ld, seen_line(ld, name, "ca_file"),
+			      "[%s] ca_file: cannot read %s: %s", name, rc->ca_file,
+			      strerror(errno));
+			return -1;
+		}
+	}
+	strcpy(rc->url, url);
+	return 0;
+}
+
+/* The checks that need the whole file, then the schedule and the secrets. */
+static int finish(struct load *ld)
+{
+	struct wu_conf *c = ld->c;
+	int daemon = !(ld->flags & WU_CONF_NO_SECRETS);
+	int line, y, m, d;
+	char why[WU_ERR_MAX];
+
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		if (ld->route_line[r] && route_check(ld, r) < 0)
+			return -1;
+	if (daemon && !ld->route_line[WU_ROUTE_NEW]) {
+		lfail(ld, 0,
+		      "[route new]: required: the route being warmed up (type = sendgrid or "
+		      "smtp)");
+		return -1;
+	}
+	if (daemon && c->core.overflow == WU_OVERFLOW_OLD && !ld->route_line[WU_ROUTE_OLD]) {
+		lfail(ld, seen_line(ld, "warmup", "overflow"),
+		      "[warmup] overflow: 'old'%s sends what the new route cannot take to the old "
+		      "relay, but there is no [route old]; add one, or set overflow = defer",
+		      seen_line(ld, "warmup", "overflow") ? "" : " (the default)");
+		return -1;
+	}
+
+	line = seen_line(ld, "listen", "auth");
+	if (c->auth_none && (ld->token.env[0] || ld->token.file[0])) {
+		lfail(ld, line, "[listen] auth: none contradicts token_env/token_file; keep one");
+		return -1;
+	}
+	if (c->auth_none && !loopback(c->listen_host)) {
+		lfail(ld, line,
+		      "[listen] auth: none is only allowed on a loopback address (the intake "
+		      "listens on %s)",
+		      c->listen_host);
+		return -1;
+	}
+	if (daemon && !c->auth_none && !ld->token.env[0] && !ld->token.file[0]) {
+		lfail(ld, 0,
+		      "[listen]: the intake needs a bearer token: set token_env = VARIABLE or "
+		      "token_file = PATH, or write auth = none to run without one");
+		return -1;
+	}
+
+	if (c->core.gate.bounce_warn > c->core.gate.bounce_halt) {
+		lfail(ld, seen_line(ld, "gate", "bounce_warn"),
+		      "[gate] bounce_warn: must not be above bounce_halt");
+		return -1;
+	}
+	if (c->core.gate.complaint_warn > c->core.gate.complaint_halt) {
+		lfail(ld, seen_line(ld, "gate", "complaint_warn"),
+		      "[gate] complaint_warn: must not be above complaint_halt");
+		return -1;
+	}
+	if (c->core.backoff.retry_min > c->core.backoff.retry_max) {
+		lfail(ld, seen_line(ld, "backoff", "retry_min"),
+		      "[backoff] retry_min: must not be above retry_max");
+		return -1;
+	}
+
+	if (daemon && !ld->start_set) {
+		lfail(ld, 0,
+		      "[warmup] start: required: the local date of day 1, such as 2026-12-01");
+		return -1;
+	}
+	if (ld->start_set) {
+		y = ld->y, m = ld->m, d = ld->d;
+	} else {
+		wu_civil_from_days(c->core.calendar.start, &y, &m, &d);
+	}
+	if (!seen_line(ld, "warmup", "timezone") && tz_check(ld->tz, why, sizeof(why)) < 0) {
+		lfail(ld, 0, "[warmup] timezone: the default zone is missing: %s", why);
+		return -1;
+	}
+	if (wu_calendar_init(&c->core.calendar, ld->tz, y, m, d, ld->open_min, ld->close_min, why,
+	                     sizeof(why)) < 0) {
+		lfail(ld, seen_line(ld, "warmup", "timezone"), "[warmup] timezone: %s", why);
+		return -1;
+	}
+
+	if (c->schedule_path[0]) {
+		char path[sizeof(c->schedule_path)];
+
+		strcpy(path, c->schedule_path);
+		if (wu_conf_read_schedule(c, path, why, sizeof(why)) < 0) {
+			lfail(ld, seen_line(ld, "warmup", "schedule"), "[warmup] schedule: %s",
+			      why);
+			return -1;
+		}
+	} else if (daemon) {
+		lfail(ld, 0, "[warmup] schedule: required: a CSV file of day,cap rows");
+		return -1;
+	}
+
+	if (!daemon)
+		return 0;
+	if (!c->auth_none &&
+	    secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why)) < 0)
+		return -1;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		struct wu_route_conf *rc = &c->route[r];
+		const struct secret_ref *sec = &ld->route_secret[r];
+
+		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
+			continue;
+		if (secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
+		                rc->type == WU_ROUTE_SENDGRID ? "api_key" : "password", &rc->secret,
+		                rc->secret_source, sizeof(rc->secret_source)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int wu_conf_defaults(struct wu_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (wu_core_conf_init(&c->core) < 0) {
+		memset(c, 0, sizeof(*c));
+		return -1;
+	}
+	strcpy(c->listen_host, "127.0.0.1");
+	c->listen_port = 8025;
+	c->max_body = 10 * MB;
+	c->max_connections = 256;
+	c->idle_timeout = 30 * WU_USEC;
+	strcpy(c->store_path, DEFAULT_STORE);
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		c->route[r].type = WU_ROUTE_NONE;
+		c->route[r].max_connections = 8;
+		c->route[r].timeout = 30 * WU_USEC;
+		c->route[r].batch = 1000;
+		c->route[r].tls = WU_TLS_REQUIRED;
+	}
+	c->log_level = LOG_INFO;
+	return 0;
+}
+
+int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t errlen)
+{
+	struct wu_schedule s;
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f;
+	int rc;
+
+	if (copy(c->schedule_path, sizeof(c->schedule_path), path) < 0)
+		return say(err, errlen, "schedule path too long: %s", path);
+	if (!(f = fopen(path, "r")))
+		return say(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	for (;;) {
+		size_t got;
+
+		if (len == cap) {
+			char *t;
+			if (cap >= SCHEDULE_MAX) {
+				free(text);
+				fclose(f);
+				return say(err, errlen, "%s: larger than %zu MB", path,
+				           SCHEDULE_MAX / MB);
+			}
+			cap = cap ? cap * 2 : 4096;
+			if (!(t = realloc(text, cap))) {
+				free(text);
+				fclose(f);
+				return say(err, errlen, "out of memory");
+			}
+			text = t;
+		}
+		got = fread(text + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(text);
+		fclose(f);
+		return say(err, errlen, "cannot read %s", path);
+	}
+	fclose(f);
+	/* Parse aside so that a bad file leaves the current schedule intact. */
+	memset(&s, 0, sizeof(s));
+	s.after = c->core.schedule.after;
+	rc = wu_schedule_parse(&s, text ? text : "", len, path, err, errlen);
+	free(text);
+	if (rc < 0)
+		return -1;
+	wu_schedule_free(&c->core.schedule);
+	c->core.schedule = s;
+	return 0;
+}
+
+int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size_t errlen)
+{
+	struct load ld;
+	char dir[PATH_MAX], real[PATH_MAX];
+	int rc;
+
+	if (wu_conf_defaults(c) < 0)
+		return say(err, errlen, "%s: out of memory", path);
+	memset(&ld, 0, sizeof(ld));
+	ld.c = c;
+	ld.flags = flags;
+	ld.err = err;
+	ld.errlen = errlen;
+	ld.open_min = c->core.calendar.open_min;
+	ld.close_min = c->core.calendar.close_min;
+	snprintf(ld.tz, sizeof(ld.tz), "%s",
+	         c->core.calendar.tz[0] ? c->core.calendar.tz : "Asia/Tokyo");
+
+	if (copy(c->path, sizeof(c->path), path) < 0) {
+		say(err, errlen, "config path too long: %.64s...", path);
+		goto fail;
+	}
+	if (!(ld.f = fopen(path, "r"))) {
+		say(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* Absolute, so that relative paths survive a later chdir("/"). */
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!realpath(dirname(dir), real) || copy(c->dir, sizeof(c->dir), real) < 0) {
+		say(err, errlen, "%s: cannot resolve its directory: %s", path, strerror(errno));
+		goto fail;
+	}
+
+	/*
+	 * These are libinih's process-wide switches.  Continuation lines would
+	 * hand us the same key twice, and a value with no '=' is a typo here.
+	 */
+	ini_allow_multiline = false;
+	ini_allow_no_value = false;
+	ini_allow_inline_comments = true;
+	ini_stop_on_first_error = true;
+
+	rc = ini_parse_stream(read_line, &ld, on_pair, &ld);
+	if (!ld.failed && ferror(ld.f))
+		lfail(&ld, 0, "read error");
+	if (!ld.failed && rc > 0)
+		lfail(&ld, rc, "expected [section], key = value or a comment");
+	else if (!ld.failed && rc < 0)
+		lfail(&ld, 0, "cannot parse (error %d)", rc);
+	if (!ld.failed)
+		finish(&ld);
+	fclose(ld.f);
+	ld.f = NULL;
+	if (ld.failed)
+		goto fail;
+	for (int i = 0; i < ld.nseen; i++)
+		free(ld.seen[i].section), free(ld.seen[i].key);
+	free(ld.seen);
+	return 0;
+fail:
+	if (ld.f)
+		fclose(ld.f);
+	for (int i = 0; i < ld.nseen; i++)
+		free(ld.seen[i].section), free(ld.seen[i].key);
+	free(ld.seen);
+	wu_conf_free(c);
+	return -1;
+}
+
+void wu_conf_free(struct wu_conf *c)
+{
+	if (c->token) {
+		explicit_bzero(c->token, strlen(c->token));
+		free(c->token);
+	}
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		if (c->route[r].secret) {
+			explicit_bzero(c->route[r].secret, strlen(c->route[r].secret));
+			free(c->route[r].secret);
+		}
+	}
+	wu_core_conf_free(&c->core);
+	explicit_bzero(c, sizeof(*c));
+}
