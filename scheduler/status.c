@@ -1,0 +1,557 @@
+/*
+ * NAME
+ *	status.c -- the daemon's state for people (JSON) and for Prometheus.
+ *
+ * SYNOPSIS
+ *	char *body = status_json(engine, store, conf, &extra, now);
+ *	char *text = status_metrics(engine, store, conf, &extra, now);
+ *	...
+ *	free(body);
+ *	free(text);
+ *
+ * DESCRIPTION
+ *	Both views are read from the same snapshot: today's counters from the
+ *	engine (which are what the cap and the gate act on, and which survive a
+ *	restart through wu_engine_save), the queue depth from the store, and the
+ *	counters the daemon keeps in memory.  Nothing here changes the engine
+ *	or the store, so a status request can never move the day or a unit.
+ *
+ *	A route is shown by its type and its URL with any user name, password,
+ *	query and fragment cut off; the intake token and route secrets are
+ *	never read at all.
+ *
+ * DIAGNOSTICS
+ *	NULL when memory runs out.  A store that cannot be read is not an
+ *	error: the queue figures are null in the JSON ("store_error" says why)
+ *	and absent from the metrics, so a monitoring scrape still sees the rest.
+ */
+#include "status.h"
+
+#include <cJSON.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "core/engine.h"
+#include "store.h"
+
+/* Everything both views show, read once. */
+struct snap {
+	const struct wu_day_stats *t;
+	const struct wu_core_conf *core;
+	const struct wu_conf *conf;
+	const struct status_extra *x;
+	struct wu_gate_verdict gate;
+	int nisp;
+	int paused[WU_ROUTE_COUNT];
+	int have_depth;             /* store_depth and store_depth_isps answered */
+	int64_t depth[4];           /* by enum store_state */
+	int64_t queued[WU_ISP_MAX]; /* QUEUED units per ISP */
+	const char *store_error;
+};
+
+static const char *const state_names[4] = {"queued", "inflight", "sent", "failed"};
+
+/* Reads the engine, the store and the extras into one snapshot. */
+static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s,
+                      const struct wu_conf *c, const struct status_extra *x)
+{
+	memset(n, 0, sizeof(*n));
+	n->t = wu_engine_today(e);
+	n->core = wu_engine_conf(e);
+	n->conf = c;
+	n->x = x;
+	wu_engine_gate(e, &n->gate);
+	n->nisp = n->core->isps.n < WU_ISP_MAX ? n->core->isps.n : WU_ISP_MAX;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		n->paused[r] = wu_engine_paused(e, (enum wu_route)r);
+	if (!s) {
+		n->store_error = "no store";
+		return;
+	}
+	if (store_depth(s, n->depth) < 0 || store_depth_isps(s, n->nisp, n->queued) < 0) {
+		n->store_error = store_errmsg(s);
+		if (!n->store_error)
+			n->store_error = "store unreadable";
+		return;
+	}
+	n->have_depth = 1;
+}
+
+/* Sum of one result over every ISP of a route. */
+static int64_t route_result(const struct snap *n, int r, enum wu_result res)
+{
+	int64_t sum = 0;
+
+	for (int i = 0; i < n->nisp; i++)
+		sum += n->t->result[r][i][res];
+	return sum;
+}
+
+/* Messages a route sent today over every ISP. */
+static int64_t route_sent(const struct snap *n, int r)
+{
+	int64_t sum = 0;
+
+	for (int i = 0; i < n->nisp; i++)
+		sum += n->t->sent[r][i];
+	return sum;
+}
+
+/* 1 when an ISP has anything to show today: a send, an outcome or a queue. */
+static int isp_active(const struct snap *n, int i)
+{
+	if (n->have_depth && n->queued[i] > 0)
+		return 1;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		if (n->t->sent[r][i])
+			return 1;
+		for (int k = 0; k < WU_RESULT_COUNT; k++)
+			if (n->t->result[r][i][k])
+				return 1;
+	}
+	return 0;
+}
+
+/* A route URL fit to show: scheme, host, port and path, but no user
+ * information (smtp://user:password@host), query or fragment, which is
+ * where credentials hide when someone writes them into a URL. */
+static void url_public(const char *in, char *out, size_t len)
+{
+	const char *p = strstr(in, "://"), *host, *end, *at;
+	size_t n;
+
+	if (!len)
+		return;
+	out[0] = '\0';
+	if (!p) {
+		/* Not a URL we understand: show nothing rather than guess. */
+		return;
+	}
+	host = p + 3;
+	end = host + strcspn(host, "/?#");
+	at = NULL;
+	for (const char *q = host; q < end; q++)
+		if (*q == '@')
+			at = q;
+	n = (size_t)(host - in);
+	snprintf(out, len, "%.*s", (int)n, in);
+	if (at)
+		host = at + 1;
+	n = strcspn(host, "?#");
+	snprintf(out + strlen(out), len - strlen(out), "%.*s", (int)n, host);
+}
+
+/* ISO 8601 local time with the zone offset: 2026-12-03T00:00:00+09:00. */
+static void iso_local(wu_time_t t, char *buf, size_t len)
+{
+	time_t secs = (time_t)(t / WU_USEC);
+	struct tm tm;
+	char z[8];
+	size_t n;
+
+	if (t % WU_USEC < 0)
+		secs--;
+	if (!localtime_r(&secs, &tm) || !(n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm))) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	/* strftime gives +0900; RFC 3339 wants +09:00. */
+	if (strftime(z, sizeof(z), "%z", &tm) == 5)
+		snprintf(buf + n, len - n, "%.3s:%.2s", z, z + 3);
+}
+
+static const char *route_type_name(enum wu_route_type t)
+{
+	return t == WU_ROUTE_SENDGRID ? "sendgrid" : t == WU_ROUTE_SMTP ? "smtp" : "none";
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+/* cJSON builders that remember a failed allocation instead of checking each. */
+struct jb {
+	int bad;
+};
+
+static cJSON *j_obj(struct jb *b, cJSON *parent, const char *key)
+{
+	cJSON *o = cJSON_AddObjectToObject(parent, key);
+
+	if (!o)
+		b->bad = 1;
+	return o;
+}
+
+static void j_num(struct jb *b, cJSON *o, const char *key, double v)
+{
+	if (!o || !cJSON_AddNumberToObject(o, key, v))
+		b->bad = 1;
+}
+
+/* A count, or null when it has no limit. */
+static void j_limit(struct jb *b, cJSON *o, const char *key, int64_t v)
+{
+	if (!o || !(v == WU_UNLIMITED ? cJSON_AddNullToObject(o, key)
+	                              : cJSON_AddNumberToObject(o, key, (double)v)))
+		b->bad = 1;
+}
+
+static void j_str(struct jb *b, cJSON *o, const char *key, const char *v)
+{
+	if (!o || !cJSON_AddStringToObject(o, key, v))
+		b->bad = 1;
+}
+
+static void j_bool(struct jb *b, cJSON *o, const char *key, int v)
+{
+	if (!o || !cJSON_AddBoolToObject(o, key, v))
+		b->bad = 1;
+}
+
+static void j_null(struct jb *b, cJSON *o, const char *key)
+{
+	if (!o || !cJSON_AddNullToObject(o, key))
+		b->bad = 1;
+}
+
+/* "routes": what each route did today, how it is configured, whether it runs. */
+static void json_routes(struct jb *b, cJSON *root, const struct snap *n)
+{
+	cJSON *routes = j_obj(b, root, "routes");
+	char url[512];
+
+	for (int r = 0; r < WU_ROUTE_COUNT && routes; r++) {
+		cJSON *o = j_obj(b, routes, wu_route_name((enum wu_route)r));
+
+		j_bool(b, o, "paused", n->paused[r]);
+		if (n->conf) {
+			const struct wu_route_conf *rc = &n->conf->route[r];
+
+			url_public(rc->url, url, sizeof(url));
+			j_str(b, o, "type", route_type_name(rc->type));
+			j_str(b, o, "url", url);
+		}
+		j_num(b, o, "sent", (double)route_sent(n, r));
+		for (int k = 0; k < WU_RESULT_COUNT; k++)
+			j_num(b, o, wu_result_name((enum wu_result)k),
+			      (double)route_result(n, r, (enum wu_result)k));
+		if (n->x)
+			j_num(b, o, "inflight", (double)n->x->inflight[r]);
+		else
+			j_null(b, o, "inflight");
+	}
+}
+
+/* "isps": where each active ISP's mail went today, and what waits for it. */
+static void json_isps(struct jb *b, cJSON *root, const struct snap *n)
+{
+	cJSON *isps = j_obj(b, root, "isps");
+
+	for (int i = 0; i < n->nisp && isps; i++) {
+		cJSON *o;
+
+		if (!isp_active(n, i))
+			continue;
+		o = j_obj(b, isps, n->core->isps.names[i]);
+		for (int r = 0; r < WU_ROUTE_COUNT && o; r++) {
+			cJSON *ro = j_obj(b, o, wu_route_name((enum wu_route)r));
+
+			j_num(b, ro, "sent", (double)n->t->sent[r][i]);
+			j_num(b, ro, "accepted", (double)n->t->result[r][i][WU_ACCEPTED]);
+			j_num(b, ro, "tempfail", (double)n->t->result[r][i][WU_TEMPFAIL]);
+			j_num(b, ro, "permfail", (double)n->t->result[r][i][WU_PERMFAIL]);
+			/* Shares limit only the new route; the old one takes the rest. */
+			j_limit(b, ro, "share_limit",
+			        r == WU_ROUTE_NEW
+			            ? wu_throttle_share_limit(&n->core->throttle[WU_ROUTE_NEW][i],
+			                                      n->t->cap)
+			            : WU_UNLIMITED);
+		}
+		if (n->have_depth)
+			j_num(b, o, "queued", (double)n->queued[i]);
+		else
+			j_null(b, o, "queued");
+	}
+}
+
+char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
+                  const struct status_extra *x, wu_time_t now)
+{
+	struct jb b = {0};
+	struct snap n;
+	struct wu_day day;
+	cJSON *root, *o;
+	char buf[64];
+	char *out = NULL;
+
+	if (!e)
+		return NULL;
+	snap_take(&n, e, s, c, x);
+	if (!(root = cJSON_CreateObject()))
+		return NULL;
+
+	wu_date_format(n.t->date, buf, sizeof(buf));
+	j_str(&b, root, "date", buf);
+	iso_local(now, buf, sizeof(buf));
+	j_str(&b, root, "time", buf);
+	j_num(&b, root, "day", n.t->step);
+	j_num(&b, root, "held_days", wu_engine_held(e));
+	j_limit(&b, root, "cap", n.t->cap);
+	j_limit(&b, root, "hourly_cap", n.t->hourly_cap > 0 ? n.t->hourly_cap : WU_UNLIMITED);
+	j_num(&b, root, "used", (double)n.t->used);
+	j_limit(&b, root, "remaining",
+	        n.t->cap == WU_UNLIMITED ? WU_UNLIMITED
+	                                 : (n.t->cap > n.t->used ? n.t->cap - n.t->used : 0));
+
+	wu_calendar_date(&n.core->calendar, n.t->date, &day);
+	o = j_obj(&b, root, "window");
+	iso_local(day.open, buf, sizeof(buf));
+	j_str(&b, o, "open", buf);
+	iso_local(day.close, buf, sizeof(buf));
+	j_str(&b, o, "close", buf);
+
+	json_routes(&b, root, &n);
+	json_isps(&b, root, &n);
+
+	o = j_obj(&b, root, "queue");
+	for (int k = 0; k < 4; k++) {
+		if (n.have_depth)
+			j_num(&b, o, state_names[k], (double)n.depth[k]);
+		else
+			j_null(&b, o, state_names[k]);
+	}
+	if (!n.have_depth)
+		j_str(&b, root, "store_error", n.store_error);
+
+	o = j_obj(&b, root, "gate");
+	j_str(&b, o, "state", wu_gate_state_name(n.gate.state));
+	j_str(&b, o, "worst_today", wu_gate_state_name(n.t->gate));
+	j_num(&b, o, "bounce_rate", n.gate.bounce_rate);
+	j_num(&b, o, "complaint_rate", n.gate.complaint_rate);
+	j_str(&b, o, "reason", n.gate.reason);
+
+	o = j_obj(&b, root, "intake");
+	if (x) {
+		j_num(&b, o, "accepted", (double)x->intake_accepted);
+		j_num(&b, o, "rejected", (double)x->intake_rejected);
+		j_num(&b, root, "webhook_events", (double)x->webhook_events);
+		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
+	} else {
+		j_null(&b, o, "accepted");
+		j_null(&b, o, "rejected");
+		j_null(&b, root, "webhook_events");
+		j_null(&b, root, "uptime_s");
+	}
+
+	if (!b.bad)
+		out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return out;
+}
+
+/* ---- Prometheus ---------------------------------------------------------- */
+
+/* A growing text buffer that remembers a failed allocation. */
+struct buf {
+	char *p;
+	size_t len, cap;
+	int bad;
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void
+bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->bad)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->bad = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap =
+		    b->cap * 2 > b->len + (size_t)n + 1 ? b->cap * 2 : b->len + (size_t)n + 1;
+		char *p = realloc(b->p, cap);
+
+		if (!p) {
+			b->bad = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+/* A label value as the exposition format wants it: \\, \" and \n escaped.
+ * ISP names are [a-z0-9_-] today, but the format must not depend on that. */
+static void bput_label(struct buf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\')
+			bprintf(b, "\\\\");
+		else if (*v == '"')
+			bprintf(b, "\\\"");
+		else if (*v == '\n')
+			bprintf(b, "\\n");
+		else
+			bprintf(b, "%c", *v);
+	}
+}
+
+/* The # HELP and # TYPE lines of one metric family. */
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A sample without labels. */
+static void sample_i(struct buf *b, const char *name, int64_t v)
+{
+	bprintf(b, "%s %" PRId64 "\n", name, v);
+}
+
+static void sample_f(struct buf *b, const char *name, double v)
+{
+	bprintf(b, "%s %.9g\n", name, v);
+}
+
+/* Opens a sample with its first label: name{label="value". */
+static void labels_open(struct buf *b, const char *name, const char *label, const char *value)
+{
+	bprintf(b, "%s{%s=\"", name, label);
+	bput_label(b, value);
+	bprintf(b, "\"");
+}
+
+static void label_add(struct buf *b, const char *label, const char *value)
+{
+	bprintf(b, ",%s=\"", label);
+	bput_label(b, value);
+	bprintf(b, "\"");
+}
+
+static void labels_close_i(struct buf *b, int64_t v)
+{
+	bprintf(b, "} %" PRId64 "\n", v);
+}
+
+char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
+                     const struct status_extra *x, wu_time_t now)
+{
+	struct buf b = {0};
+	struct snap n;
+
+	(void)now;
+	if (!e)
+		return NULL;
+	snap_take(&n, e, s, c, x);
+	if (!(b.p = malloc(b.cap = 8192)))
+		return NULL;
+	b.p[0] = '\0';
+
+	family(&b, "warmup_cap", "gauge",
+	       "Today's cap on the new route (+Inf once the warmup is over).");
+	if (n.t->cap == WU_UNLIMITED)
+		bprintf(&b, "warmup_cap +Inf\n");
+	else
+		sample_i(&b, "warmup_cap", n.t->cap);
+	family(&b, "warmup_used", "gauge", "New-route sends counted against today's cap.");
+	sample_i(&b, "warmup_used", n.t->used);
+	family(&b, "warmup_step", "gauge", "Schedule day in force (0 before the warmup starts).");
+	sample_i(&b, "warmup_step", n.t->step);
+	family(&b, "warmup_held_days", "gauge", "Days the schedule did not advance.");
+	sample_i(&b, "warmup_held_days", wu_engine_held(e));
+	family(&b, "warmup_gate_state", "gauge", "Health gate: 0 ok, 1 warn, 2 halt.");
+	sample_i(&b, "warmup_gate_state", (int64_t)n.gate.state);
+	family(&b, "warmup_bounce_rate", "gauge",
+	       "Hard bounces / (delivered + hard bounces) on the new route today.");
+	sample_f(&b, "warmup_bounce_rate", n.gate.bounce_rate);
+	family(&b, "warmup_complaint_rate", "gauge",
+	       "Spam reports / delivered on the new route today.");
+	sample_f(&b, "warmup_complaint_rate", n.gate.complaint_rate);
+
+	/* Today's counters: they restart at local midnight, which rate() reads
+	 * as a counter reset. */
+	family(&b, "warmup_sent_total", "counter",
+	       "Messages sent today by route and ISP, net of refused sends.");
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		for (int i = 0; i < n.nisp; i++) {
+			labels_open(&b, "warmup_sent_total", "route",
+			            wu_route_name((enum wu_route)r));
+			label_add(&b, "isp", n.core->isps.names[i]);
+			labels_close_i(&b, n.t->sent[r][i]);
+		}
+	family(&b, "warmup_results_total", "counter",
+	       "Outcomes today by route, ISP and result (send answers and provider events).");
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		for (int i = 0; i < n.nisp; i++)
+			for (int k = 0; k < WU_RESULT_COUNT; k++) {
+				labels_open(&b, "warmup_results_total", "route",
+				            wu_route_name((enum wu_route)r));
+				label_add(&b, "isp", n.core->isps.names[i]);
+				label_add(&b, "result", wu_result_name((enum wu_result)k));
+				labels_close_i(&b, n.t->result[r][i][k]);
+			}
+
+	if (n.have_depth) {
+		family(&b, "warmup_queue", "gauge", "Units in the store by state.");
+		for (int k = 0; k < 4; k++) {
+			labels_open(&b, "warmup_queue", "state", state_names[k]);
+			labels_close_i(&b, n.depth[k]);
+		}
+		family(&b, "warmup_queued", "gauge", "Queued units by ISP.");
+		for (int i = 0; i < n.nisp; i++) {
+			labels_open(&b, "warmup_queued", "isp", n.core->isps.names[i]);
+			labels_close_i(&b, n.queued[i]);
+		}
+	}
+
+	family(&b, "warmup_route_paused", "gauge", "1 when a route is paused.");
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		labels_open(&b, "warmup_route_paused", "route", wu_route_name((enum wu_route)r));
+		labels_close_i(&b, n.paused[r]);
+	}
+	if (x) {
+		family(&b, "warmup_inflight", "gauge", "Units handed to a sender, by route.");
+		for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+			labels_open(&b, "warmup_inflight", "route",
+			            wu_route_name((enum wu_route)r));
+			labels_close_i(&b, x->inflight[r]);
+		}
+		family(&b, "warmup_intake_accepted_total", "counter",
+		       "Intake requests accepted since the daemon started.");
+		sample_i(&b, "warmup_intake_accepted_total", x->intake_accepted);
+		family(&b, "warmup_intake_rejected_total", "counter",
+		       "Intake requests rejected since the daemon started.");
+		sample_i(&b, "warmup_intake_rejected_total", x->intake_rejected);
+		family(&b, "warmup_webhook_events_total", "counter",
+		       "Event Webhook events received since the daemon started.");
+		sample_i(&b, "warmup_webhook_events_total", x->webhook_events);
+		family(&b, "warmup_start_time_seconds", "gauge",
+		       "When the daemon started, in seconds since the Unix epoch.");
+		sample_i(&b, "warmup_start_time_seconds", x->started / WU_USEC);
+	}
+
+	if (b.bad) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}

@@ -1,0 +1,41 @@
+/*
+ * status.h -- the daemon's state as JSON (GET /v1/status) and as Prometheus
+ * text (GET /metrics).
+ *
+ * Pure formatting, called on the daemon's loop thread: the functions read the
+ * engine, the store and the configuration, and never change any of them.
+ * Secrets (the intake token, route API keys and passwords, credentials in a
+ * route URL) never appear in either output.
+ *
+ * Either output is produced even when the store cannot be read: the queue
+ * figures are then null in the JSON and absent from the metrics.  The store
+ * and the extra counters may be NULL; the configuration may be NULL, which
+ * leaves out route types and URLs.
+ */
+#ifndef WU_STATUS_H
+#define WU_STATUS_H
+
+#include <stdint.h>
+
+#include "core/wu.h"
+
+struct wu_engine;
+struct store;
+struct wu_conf;
+
+/* Counters the daemon keeps in memory. */
+struct status_extra {
+	int64_t intake_accepted, intake_rejected, webhook_events;
+	int64_t inflight[WU_ROUTE_COUNT];
+	wu_time_t started;
+};
+
+/* JSON for GET /v1/status; malloc'd; NULL on failure. */
+char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
+                  const struct status_extra *x, wu_time_t now);
+
+/* Prometheus text exposition format 0.0.4 for GET /metrics; malloc'd. */
+char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
+                     const struct status_extra *x, wu_time_t now);
+
+#endif
