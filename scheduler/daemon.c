@@ -1,0 +1,122 @@
+/*
+ * daemon.c -- the loop turn's clock and group commit.
+ */
+#include "daemon.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "dispatcher.h"
+#include "log.h"
+
+wu_time_t daemon_now(struct wu_daemon *d)
+{
+	uint64_t turn = uv_now(d->loop);
+
+	if (turn != d->clock_turn || d->clock_now == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		d->clock_turn = turn;
+		d->clock_now = (wu_time_t)ts.tv_sec * WU_USEC + ts.tv_nsec / 1000;
+	}
+	return d->clock_now;
+}
+
+int daemon_txn(struct wu_daemon *d)
+{
+	if (d->in_txn)
+		return 0;
+	if (store_begin(d->store) < 0) {
+		wu_error("store: cannot begin a transaction: %s", store_errmsg(d->store));
+		return -1;
+	}
+	d->in_txn = 1;
+	d->txn_failed = 0;
+	return 0;
+}
+
+void daemon_txn_fail(struct wu_daemon *d, const char *what)
+{
+	if (d->in_txn && !d->txn_failed)
+		wu_warn("%s: this turn's changes will be rolled back", what);
+	d->txn_failed = 1;
+}
+
+int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg)
+{
+	if (d->nafter == d->cap_after) {
+		int nc = d->cap_after ? d->cap_after * 2 : 64;
+		struct daemon_after *a = realloc(d->after, (size_t)nc * sizeof(*a));
+		if (!a)
+			return -1;
+		d->after = a;
+		d->cap_after = nc;
+	}
+	d->after[d->nafter].fn = fn;
+	d->after[d->nafter].arg = arg;
+	d->nafter++;
+	return 0;
+}
+
+/* The end of a loop turn: save the engine, commit once, then release what
+ * waited for the commit. */
+void daemon_commit(struct wu_daemon *d)
+{
+	char state[16384];
+	int ok = 0, n;
+
+	if (!d->in_txn)
+		return;
+	n = wu_engine_save(d->engine, state, sizeof(state));
+	if (n < 0 || store_engine_save(d->store, state) < 0)
+		daemon_txn_fail(d, "store: saving the engine state");
+	if (!d->txn_failed && store_commit(d->store) == 0)
+		ok = 1;
+	else {
+		wu_error("store: commit failed: %s", store_errmsg(d->store));
+		store_rollback(d->store);
+	}
+	d->in_txn = 0;
+	d->txn_failed = 0;
+	/* Callbacks may add work for the next turn; run the ones of this one. */
+	int nafter = d->nafter;
+	struct daemon_after *after = d->after;
+	d->after = NULL;
+	d->nafter = d->cap_after = 0;
+	for (int i = 0; i < nafter; i++)
+		after[i].fn(after[i].arg, ok);
+	free(after);
+}
+
+void daemon_drain_events(struct wu_daemon *d)
+{
+	struct wu_event ev;
+	char date[16];
+
+	while (wu_engine_poll_event(d->engine, &ev)) {
+		wu_date_format(ev.date, date, sizeof(date));
+		switch (ev.kind) {
+		case WU_EV_DAY:
+			wu_info("%s: %s", date, ev.text);
+			if (d->disp)
+				dispatcher_forget_waits(d->disp);
+			break;
+		case WU_EV_GATE_WARN:
+			wu_warn("%s: %s", date, ev.text);
+			break;
+		case WU_EV_GATE_HALT:
+		case WU_EV_PAUSE:
+			wu_error("%s: %s", date, ev.text);
+			break;
+		case WU_EV_RESUME:
+			wu_info("%s: %s", date, ev.text);
+			if (d->disp) {
+				dispatcher_forget_waits(d->disp);
+				dispatcher_kick(d->disp);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}

@@ -1,0 +1,80 @@
+/*
+ * daemon.h -- what the parts of warmupd share: the loop, the store, the
+ * engine, the routes, and the group commit that ties them together.
+ *
+ * Everything runs on one libuv loop thread.  Work that changes the store
+ * (accepted requests, routing decisions, send results) joins the transaction
+ * of the current loop turn; a check handle commits it once at the end of the
+ * turn -- one fsync for everything that turn did -- and only then runs what
+ * had to wait for durability: 202 answers to clients, and handing counted
+ * messages to the network (the cap rule).
+ */
+#ifndef WU_DAEMON_H
+#define WU_DAEMON_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "core/engine.h"
+#include "sender/sender.h"
+#include "status.h"
+#include "store.h"
+
+struct intake;
+struct dispatcher;
+
+/* Runs after the turn's commit; ok is 0 when the commit failed and
+ * everything of the turn was rolled back. */
+typedef void (*daemon_after_cb)(void *arg, int ok);
+
+struct daemon_after {
+	daemon_after_cb fn;
+	void *arg;
+};
+
+struct wu_daemon {
+	uv_loop_t *loop;
+	struct wu_conf conf;
+	struct store *store;
+	struct wu_engine *engine;
+	struct curluv *cu;
+	struct snd_route *route[WU_ROUTE_COUNT];
+	struct intake *intake;
+	struct dispatcher *disp;
+	struct status_extra extra;
+
+	/* one clock: wall time read once per loop turn */
+	uint64_t clock_turn;
+	wu_time_t clock_now;
+
+	/* group commit */
+	uv_check_t commit;
+	int in_txn;
+	int txn_failed;
+	struct daemon_after *after;
+	int nafter, cap_after;
+
+	uv_signal_t sigterm, sigint;
+	int stopping;
+};
+
+/* The wall clock of this loop turn, in microseconds. */
+wu_time_t daemon_now(struct wu_daemon *d);
+
+/* Joins the turn's transaction, opening it if needed. Returns 0 or -1. */
+int daemon_txn(struct wu_daemon *d);
+
+/* Marks the turn's transaction as failed: it will be rolled back. */
+void daemon_txn_fail(struct wu_daemon *d, const char *what);
+
+/* Runs fn(arg, ok) after the turn's commit (or rollback). */
+int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg);
+
+/* Saves the engine and commits the turn's transaction, then runs the
+ * after-commit callbacks.  Called by the loop's check handle. */
+void daemon_commit(struct wu_daemon *d);
+
+/* Logs and acts on the engine's pending events (gate, pauses, days). */
+void daemon_drain_events(struct wu_daemon *d);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * dispatcher.c -- the round: ready units -> engine -> batches -> routes.
+ *
+ * Waits the engine gives per ISP are remembered, so an ISP whose cap or
+ * window is closed costs nothing until the engine said to look again; units
+ * stay in the store meanwhile, whatever their number.
+ */
+#include "dispatcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+
+#define ROUND_UNITS 4000  /* most units one round routes */
+#define OPEN_BATCHES 64   /* batches a round fills at once */
+#define MAX_SLEEP (60 * WU_USEC)
+
+struct batch {
+	struct snd_batch sb;
+	struct dispatcher *disp;
+	int date;        /* the day its units were counted on */
+	int *attempts;   /* per item */
+	char msgid[64];
+	struct batch *next;
+};
+
+struct dispatcher {
+	struct wu_daemon *d;
+	uv_timer_t timer;
+	wu_time_t wait[WU_ISP_MAX];
+	struct batch *staged;                  /* this turn's, waiting for the commit */
+	struct batch *queue[WU_ROUTE_COUNT];   /* committed, waiting for a free request */
+	struct batch *queue_tail[WU_ROUTE_COUNT];
+	int64_t waiting[WU_ROUTE_COUNT];       /* units in staged and queued batches */
+	int64_t inflight;                      /* units handed to routes */
+	int commit_pending;
+	int stopping;
+};
+
+static void round_run(struct dispatcher *dp);
+
+static void on_timer(uv_timer_t *t)
+{
+	round_run(t->data);
+}
+
+void dispatcher_kick(struct dispatcher *dp)
+{
+	if (dp && !dp->stopping)
+		uv_timer_start(&dp->timer, on_timer, 0, 0);
+}
+
+void dispatcher_forget_waits(struct dispatcher *dp)
+{
+	for (int i = 0; i < WU_ISP_MAX; i++)
+		dp->wait[i] = 0;
+}
+
+int dispatcher_inflight(const struct dispatcher *dp)
+{
+	return (int)dp->inflight;
+}
+
+/* Frees a batch and what it owns. */
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; i < b->sb.nitems; i++)
+		free((char *)b->sb.items[i].personalization);
+	free(b->sb.items);
+	free(b->attempts);
+	free((char *)b->sb.content);
+	free(b);
+}
+
+/* A fresh batch for a content, with room for max items. */
+static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64_t content_id,
+			       int max, int date, int step)
+{
+	struct wu_daemon *d = dp->d;
+	struct batch *b = calloc(1, sizeof(*b));
+	char *body = NULL;
+	size_t len;
+
+	if (!b)
+		return NULL;
+	b->sb.items = calloc((size_t)max, sizeof(*b->sb.items));
+	b->attempts = calloc((size_t)max, sizeof(*b->attempts));
+	if (!b->sb.items || !b->attempts ||
+	    store_content(d->store, content_id, &body, &len, b->msgid, sizeof(b->msgid)) < 0) {
+		if (b->sb.items)
+			free(b->sb.items);
+		free(b->attempts);
+		free(b);
+		return NULL;
+	}
+	b->disp = dp;
+	b->date = date;
+	b->sb.route = route;
+	b->sb.content_id = content_id;
+	b->sb.content = body;
+	b->sb.msgid = b->msgid;
+	b->sb.warmup_day = step;
+	b->sb.user = b;
+	return b;
+}
+
+static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *arg);
+
+/* Hands queued batches to a route while it has free requests. */
+static void flush(struct dispatcher *dp, enum wu_route route)
+{
+	struct snd_route *r = dp->d->route[route];
+
+	while (dp->queue[route] && r && snd_route_inflight(r) < snd_route_capacity(r)) {
+		struct batch *b = dp->queue[route];
+		if (snd_route_send(r, &b->sb, on_sent, b) < 0)
+			break;
+		dp->queue[route] = b->next;
+		if (!dp->queue[route])
+			dp->queue_tail[route] = NULL;
+		b->next = NULL;
+		dp->waiting[route] -= b->sb.nitems;
+		dp->inflight += b->sb.nitems;
+	}
+}
+
+/* After the round's commit: send what was decided, or drop it if the commit
+ * failed (the units are still queued on disk). */
+static void round_committed(void *arg, int ok)
+{
+	struct dispatcher *dp = arg;
+	struct batch *b, *next;
+
+	dp->commit_pending = 0;
+	for (b = dp->staged; b; b = next) {
+		enum wu_route route = b->sb.route;
+		next = b->next;
+		b->next = NULL;
+		if (!ok) {
+			dp->waiting[route] -= b->sb.nitems;
+			batch_free(b);
+			continue;
+		}
+		if (dp->queue_tail[route])
+			dp->queue_tail[route]->next = b;
+		else
+			dp->queue[route] = b;
+		dp->queue_tail[route] = b;
+	}
+	dp->staged = NULL;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		flush(dp, (enum wu_route)r);
+}
+
+/* Is there room to decide more for a route without piling up? */
+static int room(struct dispatcher *dp, enum wu_route route)
+{
+	struct snd_route *r = dp->d->route[route];
+
+	if (!r)
+		return 0;
+	return dp->waiting[route] < (int64_t)snd_route_capacity(r) * snd_route_batch_max(r);
+}
+
+/* Finds or opens the batch of this round for (route, content). */
+static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *nopen,
+			       enum wu_route route, int64_t content_id, int date, int step)
+{
+	struct snd_route *r = dp->d->route[route];
+	int max = snd_route_batch_max(r);
+
+	for (int i = *nopen - 1; i >= 0; i--)
+		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		    open[i]->sb.nitems < max)
+			return open[i];
+	struct batch *b = batch_new(dp, route, content_id, max, date, step);
+	if (!b)
+		return NULL;
+	b->next = dp->staged;
+	dp->staged = b;
+	if (*nopen == OPEN_BATCHES) {
+		memmove(open, open + 1, (OPEN_BATCHES - 1) * sizeof(*open));
+		(*nopen)--;
+	}
+	open[(*nopen)++] = b;
+	return b;
+}
+
+/* Routes the ready units of one ISP; returns how many were routed, or -1 on
+ * a store failure.  *wake gets the engine's wait when it said to wait. */
+static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, struct batch **open,
+		     int *nopen, wu_time_t *wake)
+{
+	struct wu_daemon *d = dp->d;
+	struct store_unit *u = calloc((size_t)max, sizeof(*u));
+	int n, done = 0, i;
+
+	if (!u)
+		return -1;
+	n = store_ready(d->store, isp, now, u, max);
+	if (n < 0) {
+		free(u);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct wu_decision dec;
+		enum wu_route route;
+		struct batch *b;
+
+		if (!room(dp, WU_ROUTE_NEW) ||
+		    (d->conf.core.overflow == WU_OVERFLOW_OLD && d->route[WU_ROUTE_OLD] &&
+		     !room(dp, WU_ROUTE_OLD)))
+			break;
+		dec = wu_engine_route(d->engine, now, isp);
+		if (dec.kind == WU_WAIT) {
+			dp->wait[isp] = dec.until;
+			if (dec.until < *wake)
+				*wake = dec.until;
+			break;
+		}
+		route = dec.kind == WU_NEW ? WU_ROUTE_NEW : WU_ROUTE_OLD;
+		if (!d->route[route]) {
+			/* Overflow old without an old route is refused by the config. */
+			wu_engine_outcome(d->engine, now, route, isp, WU_PERMFAIL, dec.date);
+			break;
+		}
+		b = batch_for(dp, open, nopen, route, u[i].content_id, dec.date,
+			      wu_engine_today(d->engine)->step);
+		if (!b || store_mark_inflight(d->store, u[i].id, route) < 0 ||
+		    store_count(d->store, dec.date, route, isp, DISP_COUNT_ROUTED, 1) < 0) {
+			wu_engine_outcome(d->engine, now, route, isp, WU_PERMFAIL, dec.date);
+			done = -1;
+			break;
+		}
+		struct snd_item *it = &b->sb.items[b->sb.nitems];
+		it->unit_id = u[i].id;
+		it->isp = isp;
+		it->personalization = u[i].personalization;
+		u[i].personalization = NULL;
+		b->attempts[b->sb.nitems] = u[i].attempts;
+		b->sb.nitems++;
+		dp->waiting[route]++;
+		done++;
+	}
+	for (int j = 0; j < n; j++)
+		store_unit_clear(&u[j]);
+	free(u);
+	return done;
+}
+
+/* Arms the timer for the next round. */
+static void sleep_until(struct dispatcher *dp, wu_time_t wake, wu_time_t now)
+{
+	wu_time_t delay = wake - now;
+
+	if (delay > MAX_SLEEP)
+		delay = MAX_SLEEP;
+	if (delay < 0)
+		delay = 0;
+	uv_timer_start(&dp->timer, on_timer, (uint64_t)((delay + 999) / 1000), 0);
+}
+
+static void round_run(struct dispatcher *dp)
+{
+	struct wu_daemon *d = dp->d;
+	wu_time_t now = daemon_now(d), wake, earliest;
+	int64_t ready[WU_ISP_MAX];
+	struct batch *open[OPEN_BATCHES];
+	int nopen = 0, budget = ROUND_UNITS, nisp = wu_engine_conf(d->engine)->isps.n;
+	int more = 0;
+
+	if (dp->stopping)
+		return;
+	if (wu_engine_tick(d->engine, now))
+		dispatcher_forget_waits(dp);
+	daemon_drain_events(d);
+	wake = wu_engine_next_wakeup(d->engine, now);
+	if (!room(dp, WU_ROUTE_NEW) && !room(dp, WU_ROUTE_OLD))
+		return; /* completions will kick the next round */
+	if (daemon_txn(d) < 0)
+		goto retry;
+	if (store_ready_isps(d->store, now, nisp, ready, 0, &earliest) < 0)
+		goto fail;
+	if (earliest < wake)
+		wake = earliest;
+	for (int isp = 0; isp < nisp && budget > 0; isp++) {
+		int n;
+		if (!ready[isp])
+			continue;
+		if (dp->wait[isp] > now) {
+			if (dp->wait[isp] < wake)
+				wake = dp->wait[isp];
+			continue;
+		}
+		n = route_isp(dp, isp, now, budget < 1000 ? budget : 1000, open, &nopen, &wake);
+		if (n < 0)
+			goto fail;
+		budget -= n;
+		if (n == 1000 || budget <= 0)
+			more = 1;
+	}
+	if (dp->staged && !dp->commit_pending) {
+		if (daemon_after_commit(d, round_committed, dp) < 0)
+			goto fail;
+		dp->commit_pending = 1;
+	}
+	if (more)
+		wake = now;
+	sleep_until(dp, wake, now);
+	return;
+fail:
+	wu_error("dispatcher: %s", store_errmsg(d->store));
+	daemon_txn_fail(d, "dispatcher");
+retry:
+	sleep_until(dp, now + WU_USEC, now);
+}
+
+/* Turns a route's answer into the unit's new state and an engine outcome. */
+static void settle(struct dispatcher *dp, struct batch *b, int i, const struct snd_result *res,
+		   wu_time_t now)
+{
+	struct wu_daemon *d = dp->d;
+	struct snd_item *it = &b->sb.items[i];
+	enum wu_route route = b->sb.route;
+	enum wu_result result = WU_ACCEPTED;
+	unsigned rnd = 0;
+	wu_time_t delay;
+	int rc = 0;
+
+	switch (res->status) {
+	case SND_ACCEPTED:
+		rc = store_mark_sent(d->store, it->unit_id, res->provider_id, now);
+		result = WU_ACCEPTED;
+		break;
+	case SND_TEMPFAIL:
+	case SND_TIMEOUT:
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = (unsigned)rand();
+		delay = wu_backoff_retry(&d->conf.core.backoff, b->attempts[i] + 1,
+					 (double)rnd / 4294967296.0);
+		if (res->retry_after > delay)
+			delay = res->retry_after;
+		rc = store_requeue(d->store, it->unit_id, now + delay, res->error);
+		result = res->status == SND_TIMEOUT ? WU_TIMEOUT : WU_TEMPFAIL;
+		break;
+	case SND_PERMFAIL:
+		rc = store_mark_failed(d->store, it->unit_id, res->error, now);
+		result = WU_PERMFAIL;
+		break;
+	case SND_AUTHFAIL:
+		/* The key is wrong, not the message: keep the unit, stop the route. */
+		rc = store_requeue(d->store, it->unit_id, now, res->error);
+		result = WU_PERMFAIL;
+		break;
+	}
+	if (rc < 0)
+		daemon_txn_fail(d, "dispatcher: recording a result");
+	wu_engine_outcome(d->engine, now, route, it->isp, result, b->date);
+	store_count(d->store, wu_engine_today(d->engine)->date, route, it->isp, result, 1);
+}
+
+static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *arg)
+{
+	struct batch *b = arg;
+	struct dispatcher *dp = b->disp;
+	struct wu_daemon *d = dp->d;
+	wu_time_t now = daemon_now(d);
+	enum wu_route route;
+	int gave_back = 0;
+
+	(void)sb;
+	dp->inflight -= b->sb.nitems;
+	if (daemon_txn(d) < 0) {
+		/* The units stay in flight on disk and return to the queue at the
+		 * next start; nothing is lost, at worst sent twice. */
+		wu_error("dispatcher: cannot record results: %s", store_errmsg(d->store));
+	} else {
+		for (int i = 0; i < b->sb.nitems; i++) {
+			settle(dp, b, i, &res[i], now);
+			gave_back |= res[i].status != SND_ACCEPTED;
+		}
+	}
+	if (res[0].status == SND_AUTHFAIL) {
+		char who[96];
+		snprintf(who, sizeof(who), "authentication failure (%ld)", res[0].code);
+		wu_engine_pause(d->engine, now, b->sb.route, who);
+	} else if (res[0].status != SND_ACCEPTED) {
+		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->sb.route),
+			snd_status_name(res[0].status), res[0].error, b->sb.nitems,
+			b->sb.nitems == 1 ? "" : "s");
+	}
+	daemon_drain_events(d);
+	if (gave_back)
+		dispatcher_forget_waits(dp);
+	route = b->sb.route;
+	batch_free(b);
+	if (!dp->stopping) {
+		flush(dp, route);
+		dispatcher_kick(dp);
+	}
+}
+
+int dispatcher_start(struct dispatcher **dpp, struct wu_daemon *d)
+{
+	struct dispatcher *dp = calloc(1, sizeof(*dp));
+
+	if (!dp)
+		return -1;
+	dp->d = d;
+	uv_timer_init(d->loop, &dp->timer);
+	dp->timer.data = dp;
+	*dpp = dp;
+	dispatcher_kick(dp);
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct dispatcher *dp = h->data;
+
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		while (dp->queue[r]) {
+			struct batch *b = dp->queue[r];
+			dp->queue[r] = b->next;
+			batch_free(b);
+		}
+	free(dp);
+}
+
+void dispatcher_stop(struct dispatcher *dp)
+{
+	if (!dp || dp->stopping)
+		return;
+	dp->stopping = 1;
+	uv_timer_stop(&dp->timer);
+	uv_close((uv_handle_t *)&dp->timer, on_closed);
+}

@@ -1,0 +1,506 @@
+/*
+ * intake.c -- SendGrid-compatible mail intake over libmicrohttpd on libuv.
+ *
+ * A request is read into memory up to the body limit, checked (token,
+ * content type, size, JSON, SendGrid's rules), split into one unit per
+ * personalization with the shared body stored once, written into the loop
+ * turn's transaction, and its connection suspended.  After the commit the
+ * connection is resumed and answered: 202 with X-Message-Id, or 500 if the
+ * commit failed (nothing of it is kept, the client may retry).
+ */
+#include "intake.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "dispatcher.h"
+#include "log.h"
+#include "sender/v3mail.h"
+
+struct intake {
+	struct wu_daemon *d;
+	struct MHD_Daemon *mhd;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int port;
+	int closing;
+	int nclosed;
+};
+
+enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_OTHER };
+
+struct req {
+	struct intake *in;
+	struct MHD_Connection *conn;
+	enum req_kind kind;
+	char *body;
+	size_t len, cap;
+	int too_big;
+	int answered;  /* a response was queued early */
+	int suspended; /* waiting for the commit */
+	int committed; /* the commit result is known */
+	int ok;        /* the commit succeeded */
+	char msgid[32];
+};
+
+static void intake_pump(struct intake *in);
+
+/* Queues a response with a body (copied). */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+			     const char *body, const char *hname, const char *hval)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	if (type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Queues SendGrid's error body with one message. */
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *field,
+				   const char *message)
+{
+	struct v3mail_errors errs = {0};
+	enum MHD_Result ret;
+	char *json;
+
+	v3mail_error(&errs, field ? field : "", "%s", message);
+	json = v3mail_errors_json(&errs);
+	ret = reply(c, status, "application/json", json ? json : "{}", NULL, NULL);
+	free(json);
+	return ret;
+}
+
+/* Compares the bearer token in constant time. */
+static int authorized(struct intake *in, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *tok = in->d->conf.token;
+	size_t n, m;
+	unsigned char diff = 0;
+
+	if (in->d->conf.auth_none)
+		return 1;
+	if (!h || !tok || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	n = strlen(h);
+	m = strlen(tok);
+	for (size_t i = 0; i < m; i++)
+		diff |= (unsigned char)(tok[i] ^ (i < n ? h[i] : 0));
+	return diff == 0 && n == m;
+}
+
+/* A message id in SendGrid's style: 22 characters of base64url. */
+static void make_msgid(char *out)
+{
+	static const char alpha[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char rnd[22];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)rand();
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		out[i] = alpha[rnd[i] & 63];
+	out[22] = '\0';
+}
+
+/* After the commit: wake the connection so its answer goes out. */
+static void mail_committed(void *arg, int ok)
+{
+	struct req *r = arg;
+
+	r->committed = 1;
+	r->ok = ok;
+	if (r->suspended) {
+		r->suspended = 0;
+		MHD_resume_connection(r->conn);
+		intake_kick(r->in);
+	}
+	if (ok)
+		dispatcher_kick(r->in->d->disp);
+}
+
+/* Checks and stores one mail/send body.  Returns the status to answer now,
+ * or 0 when the request waits for the commit. */
+static enum MHD_Result handle_mail(struct req *r)
+{
+	struct intake *in = r->in;
+	struct wu_daemon *d = in->d;
+	struct v3mail_errors errs = {0};
+	cJSON *body, *ps, *p;
+	char *content = NULL, *json;
+	int64_t content_id;
+	wu_time_t now = daemon_now(d);
+	int n = 0;
+
+	body = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
+	if (!body || !cJSON_IsObject(body)) {
+		cJSON_Delete(body);
+		d->extra.intake_rejected++;
+		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, NULL,
+				   "The request body is not valid JSON.");
+	}
+	if (v3mail_validate(body, &errs) < 0) {
+		cJSON_Delete(body);
+		d->extra.intake_rejected++;
+		json = v3mail_errors_json(&errs);
+		enum MHD_Result ret = reply(r->conn, MHD_HTTP_BAD_REQUEST, "application/json",
+					    json ? json : "{}", NULL, NULL);
+		free(json);
+		return ret;
+	}
+	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
+	content = cJSON_PrintUnformatted(body);
+	make_msgid(r->msgid);
+	if (!content || daemon_txn(d) < 0 ||
+	    store_add_content(d->store, r->msgid, content, strlen(content), now, &content_id) < 0)
+		goto fail;
+	cJSON_ArrayForEach(p, ps)
+	{
+		char domain[256];
+		int64_t unit;
+		int isp;
+
+		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
+			domain[0] = '\0';
+		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
+		json = cJSON_PrintUnformatted(p);
+		if (!json ||
+		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
+				   &unit) < 0) {
+			free(json);
+			goto fail;
+		}
+		free(json);
+		n++;
+	}
+	free(content);
+	cJSON_Delete(ps);
+	cJSON_Delete(body);
+	if (daemon_after_commit(d, mail_committed, r) < 0) {
+		daemon_txn_fail(d, "intake: out of memory");
+		return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				   "The message could not be stored; try again.");
+	}
+	wu_debug("intake: %s with %d personalization%s", r->msgid, n, n == 1 ? "" : "s");
+	r->suspended = 1;
+	MHD_suspend_connection(r->conn);
+	return MHD_YES;
+fail:
+	wu_error("intake: cannot store a message: %s", store_errmsg(d->store));
+	daemon_txn_fail(d, "intake");
+	free(content);
+	cJSON_Delete(ps);
+	cJSON_Delete(body);
+	return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+			   "The message could not be stored; try again.");
+}
+
+/* Serves GET /v1/status and /metrics. */
+static enum MHD_Result handle_view(struct req *r)
+{
+	struct wu_daemon *d = r->in->d;
+	wu_time_t now = daemon_now(d);
+	char *text;
+	enum MHD_Result ret;
+
+	if (r->kind == REQ_STATUS)
+		text = status_json(d->engine, d->store, &d->conf, &d->extra, now);
+	else
+		text = status_metrics(d->engine, d->store, &d->conf, &d->extra, now);
+	if (!text)
+		return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				   "status is not available");
+	ret = reply(r->conn, MHD_HTTP_OK,
+		    r->kind == REQ_STATUS ? "application/json"
+					  : "text/plain; version=0.0.4; charset=utf-8",
+		    text, NULL, NULL);
+	free(text);
+	return ret;
+}
+
+/* The first call of a request: route it and refuse early what can be. */
+static enum MHD_Result begin(struct req *r, const char *url, const char *method)
+{
+	struct MHD_Connection *c = r->conn;
+	const char *ctype, *clen;
+	int is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0;
+
+	if (strcmp(url, "/v3/mail/send") == 0)
+		r->kind = is_post ? REQ_MAIL : REQ_OTHER;
+	else if (strcmp(url, "/v1/status") == 0 && is_get)
+		r->kind = REQ_STATUS;
+	else if (strcmp(url, "/metrics") == 0 && is_get)
+		r->kind = REQ_METRICS;
+	else
+		r->kind = REQ_OTHER;
+	if (r->kind == REQ_OTHER) {
+		r->answered = 1;
+		if (strcmp(url, "/v3/mail/send") == 0)
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL,
+					   "Use POST for /v3/mail/send.");
+		return reply_error(c, MHD_HTTP_NOT_FOUND, NULL, "Not found.");
+	}
+	if (!authorized(r->in, c)) {
+		r->answered = 1;
+		r->in->d->extra.intake_rejected++;
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, NULL,
+				   "The provided authorization grant is invalid, expired, or "
+				   "revoked");
+	}
+	if (r->kind != REQ_MAIL)
+		return MHD_YES;
+	ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0 ||
+	    (ctype[16] && ctype[16] != ';' && ctype[16] != ' ')) {
+		r->answered = 1;
+		r->in->d->extra.intake_rejected++;
+		return reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+				   "Content-Type should be application/json.");
+	}
+	clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (clen && strtoull(clen, NULL, 10) > r->in->d->conf.max_body) {
+		r->answered = 1;
+		r->in->d->extra.intake_rejected++;
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+				   "The request body is larger than this server accepts.");
+	}
+	return MHD_YES;
+}
+
+/* Appends upload data, up to the body limit. */
+static int take_data(struct req *r, const char *data, size_t n)
+{
+	size_t max = r->in->d->conf.max_body;
+
+	if (r->too_big || r->len + n > max) {
+		r->too_big = 1;
+		return 0;
+	}
+	if (r->len + n + 1 > r->cap) {
+		size_t nc = r->cap ? r->cap : 16384;
+		while (nc < r->len + n + 1)
+			nc *= 2;
+		char *b = realloc(r->body, nc);
+		if (!b)
+			return -1;
+		r->body = b;
+		r->cap = nc;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct intake *in = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		if (!(r = calloc(1, sizeof(*r))))
+			return MHD_NO;
+		r->in = in;
+		r->conn = conn;
+		*con_cls = r;
+		return begin(r, url, method);
+	}
+	if (r->answered) {
+		*upload_data_size = 0; /* discard the rest of a refused upload */
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (take_data(r, upload_data, *upload_data_size) < 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->suspended)
+		return MHD_YES;
+	if (r->committed) {
+		r->answered = 1;
+		if (!r->ok)
+			return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+					   "The message could not be stored; try again.");
+		in->d->extra.intake_accepted++;
+		return reply(conn, MHD_HTTP_ACCEPTED, NULL, NULL, "X-Message-Id", r->msgid);
+	}
+	if (r->kind == REQ_MAIL) {
+		if (r->too_big) {
+			r->answered = 1;
+			in->d->extra.intake_rejected++;
+			return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+					   "The request body is larger than this server accepts.");
+		}
+		enum MHD_Result ret = handle_mail(r);
+		if (!r->suspended)
+			r->answered = 1;
+		return ret;
+	}
+	r->answered = 1;
+	return handle_view(r);
+}
+
+/* Frees a request once libmicrohttpd is done with it. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	wu_warn("http: %s", buf);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	intake_pump(t->data);
+}
+
+/* Lets libmicrohttpd work, then re-arms its timer. */
+static void intake_pump(struct intake *in)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (in->closing)
+		return;
+	MHD_run(in->mhd);
+	if (MHD_get_timeout(in->mhd, &ms) == MHD_YES)
+		uv_timer_start(&in->timer, on_timer, ms, 0);
+	else
+		uv_timer_stop(&in->timer);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	(void)status;
+	(void)events;
+	intake_pump(p->data);
+}
+
+int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t errlen)
+{
+	struct intake *in = calloc(1, sizeof(*in));
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+
+	*inp = NULL;
+	if (!in) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	in->d = d;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, d->conf.listen_host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)d->conf.listen_port);
+	} else if (inet_pton(AF_INET6, d->conf.listen_host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)d->conf.listen_port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen, "[listen] address: '%s' is not an IP address",
+			 d->conf.listen_host);
+		free(in);
+		return -1;
+	}
+	in->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->conf.max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(d->conf.idle_timeout / WU_USEC),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		in, MHD_OPTION_END);
+	if (!in->mhd) {
+		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
+			 d->conf.listen_host, d->conf.listen_port);
+		free(in);
+		return -1;
+	}
+	info = MHD_get_daemon_info(in->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	in->port = info ? info->port : d->conf.listen_port;
+	info = MHD_get_daemon_info(in->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || uv_poll_init(d->loop, &in->poll, info->epoll_fd) < 0) {
+		snprintf(err, errlen, "cannot watch the HTTP server's descriptor");
+		MHD_stop_daemon(in->mhd);
+		free(in);
+		return -1;
+	}
+	uv_timer_init(d->loop, &in->timer);
+	in->timer.data = in;
+	in->poll.data = in;
+	uv_poll_start(&in->poll, UV_READABLE, on_poll);
+	*inp = in;
+	intake_pump(in);
+	return 0;
+}
+
+int intake_port(const struct intake *in)
+{
+	return in->port;
+}
+
+void intake_kick(struct intake *in)
+{
+	if (!in->closing)
+		uv_timer_start(&in->timer, on_timer, 0, 0);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct intake *in = h->data;
+
+	if (++in->nclosed == 2)
+		free(in);
+}
+
+void intake_stop(struct intake *in)
+{
+	if (!in || in->closing)
+		return;
+	in->closing = 1;
+	uv_poll_stop(&in->poll);
+	uv_timer_stop(&in->timer);
+	MHD_stop_daemon(in->mhd);
+	uv_close((uv_handle_t *)&in->poll, on_closed);
+	uv_close((uv_handle_t *)&in->timer, on_closed);
+}

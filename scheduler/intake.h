@@ -1,0 +1,30 @@
+/*
+ * intake.h -- the HTTP face of warmupd: SendGrid's POST /v3/mail/send, plus
+ * GET /v1/status and GET /metrics.
+ *
+ * libmicrohttpd does the HTTP, in external-event mode: its epoll descriptor
+ * is watched by the daemon's libuv loop, so requests are handled on the loop
+ * thread with no locks.  An accepted request is written into the turn's
+ * transaction and its connection suspended; the 202 goes out after the
+ * commit, so a client never hears "accepted" for mail that is not on disk.
+ */
+#ifndef WU_INTAKE_H
+#define WU_INTAKE_H
+
+#include "daemon.h"
+
+/* Starts listening on the configured address. Returns 0, or -1 with a
+ * message. */
+int intake_start(struct intake **in, struct wu_daemon *d, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int intake_port(const struct intake *in);
+
+/* Asks for a turn of the HTTP server soon (after resuming connections). */
+void intake_kick(struct intake *in);
+
+/* Stops accepting; in-flight requests finish.  Frees in once its handles are
+ * closed. */
+void intake_stop(struct intake *in);
+
+#endif

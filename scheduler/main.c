@@ -1,0 +1,289 @@
+/*
+ * main.c -- warmupd: accept mail durably through a SendGrid-compatible API
+ * and send today's share of it through the new provider.
+ *
+ * SYNOPSIS
+ *	warmupd --config FILE [--port-file FILE]
+ *	warmupd --check --config FILE
+ *
+ * Runs in the foreground and logs to stderr.  SIGTERM or SIGINT stop intake,
+ * let the sends under way finish (at most the route timeout), commit and
+ * exit 0.  A bad config, an unreadable store or saved state that does not
+ * fit the configuration exit 1 with a message naming the cause.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dispatcher.h"
+#include "intake.h"
+#include "log.h"
+
+#define VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: warmupd --config FILE [--port-file FILE]\n"
+		   "       warmupd --check --config FILE\n"
+		   "\n"
+		   "Accepts mail on a SendGrid-compatible HTTP API, stores it durably and\n"
+		   "sends up to today's warmup cap through the new provider; the rest goes\n"
+		   "to the old relay or waits (overflow = old | defer).\n"
+		   "\n"
+		   "  -c, --config FILE     the INI configuration (see README)\n"
+		   "  -k, --check           validate the configuration and exit\n"
+		   "  -p, --port-file FILE  write the bound intake port to FILE once listening\n"
+		   "  -h, --help            this help\n"
+		   "  -V, --version         print the version\n");
+}
+
+/* Maps the config's syslog-style level to the logger's. */
+static int log_level(int syslog_level)
+{
+	return syslog_level <= 3 ? WU_LOG_ERROR
+	       : syslog_level == 4 ? WU_LOG_WARN
+	       : syslog_level <= 6 ? WU_LOG_INFO
+				   : WU_LOG_DEBUG;
+}
+
+static void on_check(uv_check_t *h)
+{
+	daemon_commit(h->data);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* The last step of a stop: commit, close the loop's own handles. */
+static void finish(struct wu_daemon *d)
+{
+	daemon_commit(d);
+	uv_check_stop(&d->commit);
+	uv_close((uv_handle_t *)&d->commit, on_closed);
+	uv_close((uv_handle_t *)&d->sigterm, on_closed);
+	uv_close((uv_handle_t *)&d->sigint, on_closed);
+	if (d->cu) {
+		curluv_destroy(d->cu);
+		d->cu = NULL;
+	}
+}
+
+static uv_timer_t drain_timer;
+
+/* Waits for the sends under way, then finishes. */
+static void on_drain(uv_timer_t *t)
+{
+	struct wu_daemon *d = t->data;
+	static int ticks;
+
+	if (dispatcher_inflight(d->disp) > 0 && ++ticks < 400) {
+		uv_timer_start(t, on_drain, 100, 0);
+		return;
+	}
+	if (dispatcher_inflight(d->disp) > 0)
+		wu_warn("stopping with %d unit(s) still in flight; they return to the queue at the "
+			"next start",
+			dispatcher_inflight(d->disp));
+	/* Results of aborted sends requeue their units in this last commit. */
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		if (d->route[r]) {
+			snd_route_free(d->route[r]);
+			d->route[r] = NULL;
+		}
+	dispatcher_stop(d->disp);
+	uv_close((uv_handle_t *)t, on_closed);
+	finish(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct wu_daemon *d = s->data;
+
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	wu_info("%s: stopping", strsignal(signum));
+	intake_stop(d->intake);
+	d->intake = NULL;
+	uv_timer_init(d->loop, &drain_timer);
+	drain_timer.data = d;
+	uv_timer_start(&drain_timer, on_drain, 0, 0);
+}
+
+/* Writes the port to path through a rename, so a reader never sees half. */
+static int write_port(const char *path, int port)
+{
+	char tmp[1100];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return -1;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
+}
+
+/* Opens the store and brings the engine back to where it stopped. */
+static int restore(struct wu_daemon *d, wu_time_t now)
+{
+	char err[WU_ERR_MAX], *saved = NULL;
+	int n;
+
+	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		return -1;
+	}
+	if ((n = store_recover(d->store)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
+		return -1;
+	}
+	if (n > 0)
+		wu_info("store: %d unit(s) left in flight by the last run are queued again", n);
+	if (wu_engine_create(&d->engine, &d->conf.core, now, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		return -1;
+	}
+	if (store_engine_load(d->store, &saved) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
+		return -1;
+	}
+	if (saved && wu_engine_load(d->engine, saved, now, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s: %s\n", d->conf.store_path, err);
+		free(saved);
+		return -1;
+	}
+	free(saved);
+	const struct wu_day_stats *t = wu_engine_today(d->engine);
+	char date[16];
+	wu_date_format(t->date, date, sizeof(date));
+	if (t->cap == WU_UNLIMITED)
+		wu_info("%s: day %d of the schedule, warmup over (no cap), %lld sent today", date,
+			t->step, (long long)t->used);
+	else
+		wu_info("%s: day %d of the schedule, cap %lld, %lld used", date, t->step,
+			(long long)t->cap, (long long)t->used);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+		{"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *port_file = NULL;
+	int check = 0, c, rc = 1;
+	char err[1024];
+	struct wu_daemon d;
+
+	while ((c = getopt_long(argc, argv, "c:kp:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("warmupd %s\n", VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	memset(&d, 0, sizeof(d));
+	if (wu_conf_load(&d.conf, config, 0, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok: schedule %s (%d days, after %s), overflow %s, new route %s%s\n",
+		       config, d.conf.schedule_path, d.conf.core.schedule.ndays,
+		       wu_after_name(d.conf.core.schedule.after),
+		       d.conf.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
+		       d.conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
+		       d.conf.route[WU_ROUTE_OLD].type ? ", old route smtp" : "");
+		wu_conf_free(&d.conf);
+		return 0;
+	}
+	wu_log_set_level(log_level(d.conf.log_level));
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "warmupd: libcurl cannot start\n");
+		goto out;
+	}
+	d.loop = uv_default_loop();
+	d.extra.started = daemon_now(&d);
+	if (restore(&d, daemon_now(&d)) < 0)
+		goto out;
+	if (curluv_create(&d.cu, d.loop) < 0) {
+		fprintf(stderr, "warmupd: cannot set up libcurl on the event loop\n");
+		goto out;
+	}
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		if (d.conf.route[r].type == WU_ROUTE_NONE)
+			continue;
+		if (snd_route_create(&d.route[r], &d.conf.route[r], d.cu, err, sizeof(err)) < 0) {
+			fprintf(stderr, "warmupd: %s: [route %s]: %s\n", config,
+				wu_route_name((enum wu_route)r), err);
+			goto out;
+		}
+	}
+	uv_check_init(d.loop, &d.commit);
+	d.commit.data = &d;
+	uv_check_start(&d.commit, on_check);
+	uv_signal_init(d.loop, &d.sigterm);
+	uv_signal_init(d.loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	if (intake_start(&d.intake, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		goto out;
+	}
+	if (dispatcher_start(&d.disp, &d) < 0) {
+		fprintf(stderr, "warmupd: out of memory\n");
+		goto out;
+	}
+	wu_info("listening on %s:%d (%s), store %s", d.conf.listen_host, intake_port(d.intake),
+		d.conf.auth_none ? "no authentication" : "bearer token required",
+		d.conf.store_path);
+	if (port_file && write_port(port_file, intake_port(d.intake)) < 0) {
+		fprintf(stderr, "warmupd: cannot write %s\n", port_file);
+		goto out;
+	}
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	wu_info("stopped");
+	rc = 0;
+out:
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		snd_route_free(d.route[r]);
+	wu_engine_free(d.engine);
+	store_close(d.store);
+	free(d.after);
+	wu_conf_free(&d.conf);
+	if (d.loop)
+		uv_loop_close(d.loop);
+	curl_global_cleanup();
+	return rc;
+}
