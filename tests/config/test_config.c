@@ -390,6 +390,8 @@ static const struct bad bad_files[] = {
     {"[warmup]\nstart = 2026-12-01\nstart = 2026-12-02\n",
      {"warmup.conf:3: [warmup] start: already set on line 2"}},
     {"[warmup]\nschedule\n", {"warmup.conf:2: expected [section], key = value"}},
+    /* no continuation lines: an indented line is a key of its own */
+    {"[warmup]\nstart = 2026-12-01\n   foo = 1\n", {"warmup.conf:3: [warmup] foo: unknown key"}},
     {"[listen]\naddress = 8025\n", {"warmup.conf:2: [listen] address: expected an IP address"}},
     {"[listen]\naddress = example.com:8025\n", {"[listen] address: expected an IP address"}},
     {"[listen]\naddress = 127.0.0.1:70000\n", {"[listen] address:"}},
