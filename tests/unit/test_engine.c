@@ -623,6 +623,35 @@ static void test_tempfail_gives_back(void **state)
 	assert_i64_eq(wu_engine_today(eng)->used, 63);
 }
 
+static void test_clock_jumps_back(void **state)
+{
+	(void)state;
+	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
+	engine_make(T0);
+	assert_int_equal(take_new(T0 + 2 * WU_HOUR, google, 100), 63);
+	/* The clock steps back an hour, then back into yesterday: the day's
+	 * count stands, nothing more goes. */
+	assert_int_equal(take_new(T0 + WU_HOUR, google, 100), 0);
+	assert_int_equal(wu_engine_tick(eng, T0 - WU_HOUR), 0);
+	assert_int_equal(take_new(T0 - WU_HOUR, google, 100), 0);
+	assert_i64_eq(wu_engine_today(eng)->used, 63);
+	/* And forward again to the next day as usual. */
+	assert_int_equal(take_new(T0 + WU_DAY, google, 100), 83);
+}
+
+static void test_share_give_back(void **state)
+{
+	(void)state;
+	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
+	conf.throttle[WU_ROUTE_NEW][google].share = 0.45;
+	engine_make(T0);
+	assert_int_equal(take_new(T0, google, 100), 28);
+	outcome(T0 + 1, WU_ROUTE_NEW, google, WU_TEMPFAIL);
+	assert_int_equal(take_new(T0 + 2, google, 100), 1);
+	outcome(T0 + 3, WU_ROUTE_NEW, google, WU_TIMEOUT);
+	assert_int_equal(take_new(T0 + 4, google, 100), 0);
+}
+
 static void test_give_back_only_same_day(void **state)
 {
 	(void)state;
@@ -797,6 +826,9 @@ static void test_gate_warn_event(void **state)
 	engine_make(T0);
 	take_new(T0 + WU_HOUR, WU_ISP_OTHER, 3000);
 	report(T0 + WU_HOUR, WU_ISP_OTHER, 2500, 25); /* 4% */
+	assert_int_equal(events(WU_EV_GATE_WARN, &ev), 1);
+	assert_int_equal(ev.route, WU_ROUTE_NEW);
+	assert_near(ev.bounce_rate, 0.04, 0.01);
 	assert_int_equal(events(WU_EV_GATE_HALT, NULL), 0);
 	assert_int_equal(wu_engine_today(eng)->gate, WU_GATE_WARN);
 	/* A warning does not stop the route. */
@@ -1210,6 +1242,8 @@ int main(void)
 	    T_(test_outcome_counts),
 	    T_(test_tempfail_gives_back),
 	    T_(test_give_back_only_same_day),
+	    T_(test_clock_jumps_back),
+	    T_(test_share_give_back),
 	    T_(test_tempfail_old_route_no_cap_change),
 	    T_(test_gate_halt_holds_day),
 	    T_(test_gate_defer_halted_waits),
