@@ -1,0 +1,36 @@
+/*
+ * svg.h -- the chart of a simulated migration: one stacked bar per day (new
+ * route below, old route above), today's cap as a line, the backlog as a
+ * dashed line when there is one, and the gate's verdict over the bar.
+ *
+ * The output is a plain SVG 1.1 document with no scripts and no external
+ * references; the same input always gives the same bytes.
+ */
+#ifndef WU_SVG_H
+#define WU_SVG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum wu_svg_scale { WU_SVG_AUTO, WU_SVG_LINEAR, WU_SVG_LOG };
+
+struct wu_svg_day {
+	int64_t new_route, old_route, backlog;
+	int64_t cap; /* < 0 = no cap (drawn as a gap in the line) */
+	int gate;    /* 0 ok, 1 warn, 2 halt */
+	int held;    /* the schedule did not advance */
+};
+
+struct wu_svg_chart {
+	const char *title;
+	const char *subtitle;
+	const char *xlabel;
+	int ndays;
+	const struct wu_svg_day *days;
+	enum wu_svg_scale scale;
+};
+
+/* Writes the chart to f.  Returns 0, or -1 when writing failed. */
+int wu_svg_write(FILE *f, const struct wu_svg_chart *c);
+
+#endif
