@@ -72,6 +72,7 @@ struct sect_ref {
 struct secret_ref {
 	char env[128];
 	char file[1024];
+	const char *key; /* the key that named it, for messages */
 	int line;
 };
 
@@ -488,44 +489,32 @@ static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s
 	return 0;
 }
 
-/* token_env, api_key_env, password_env: remembers the variable's name. */
-static int k_secret_env(struct load *ld, const struct key *k, const struct sect_ref *s,
-                        const char *v, char *why, size_t n)
+/*
+ * token_env/_file, api_key_env/_file, password_env/_file: remembers where the
+ * secret is.  One slot per section, so a secret can be named only once.
+ */
+static int k_secret(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                    char *why, size_t n)
 {
 	struct secret_ref *r = s->kind == S_LISTEN ? &ld->token : &ld->route_secret[s->index];
+	int env = strstr(k->name, "_env") != NULL;
 
-	(void)k;
-	/* Not echoed: a key pasted here instead of a name would end up in logs. */
-	if (!env_name(v) || strlen(v) >= sizeof(r->env))
-		return say(why, n,
-		           "expected the name of an environment variable such as "
-		           "SENDGRID_API_KEY (letters, digits and _; the value is not shown)");
-	if (r->file[0])
-		return say(why, n, "set either %.*s_env or %.*s_file, not both",
-		           (int)(strlen(k->name) - 4), k->name, (int)(strlen(k->name) - 4),
-		           k->name);
-	strcpy(r->env, v);
-	r->line = ld->line;
-	return 0;
-}
-
-/* token_file, api_key_file, password_file: remembers the resolved path. */
-static int k_secret_file(struct load *ld, const struct key *k, const struct sect_ref *s,
-                         const char *v, char *why, size_t n)
-{
-	struct secret_ref *r = s->kind == S_LISTEN ? &ld->token : &ld->route_secret[s->index];
-
-	(void)k;
-	if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+	if (r->key)
+		return say(why, n, "the secret is already given by %s on line %d; give it once",
+		           r->key, r->line);
+	if (env) {
+		/* Not echoed: a key pasted here instead of a name would end up in logs. */
+		if (!env_name(v) || strlen(v) >= sizeof(r->env))
+			return say(
+			    why, n,
+			    "expected the name of an environment variable such as "
+			    "SENDGRID_API_KEY (letters, digits and _; the value is not shown)");
+		strcpy(r->env, v);
+	} else if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
 		r->file[0] = '\0';
 		return say(why, n, "expected the path of a file holding the secret, got '%s'", v);
 	}
-	if (r->env[0]) {
-		r->file[0] = '\0';
-		return say(why, n, "set either %.*s_env or %.*s_file, not both",
-		           (int)(strlen(k->name) - 5), k->name, (int)(strlen(k->name) - 5),
-		           k->name);
-	}
+	r->key = k->name;
 	r->line = ld->line;
 	return 0;
 }
@@ -702,8 +691,8 @@ static const struct key keys[] = {
 
     FN(S_LISTEN, "address", k_address),
     FN(S_LISTEN, "auth", k_auth),
-    FN(S_LISTEN, "token_env", k_secret_env),
-    FN(S_LISTEN, "token_file", k_secret_file),
+    FN(S_LISTEN, "token_env", k_secret),
+    FN(S_LISTEN, "token_file", k_secret),
     {S_LISTEN, "max_body", V_SIZE, C(max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
     {S_LISTEN, "max_connections", V_INT, C(max_connections), 0, 1, 100000, NULL, 0},
     {S_LISTEN, "idle_timeout", V_DURATION, C(idle_timeout), 0, 0, 0, NULL, 0},
@@ -712,8 +701,8 @@ static const struct key keys[] = {
 
     RFN("type", k_route_type, FOR_ANY),
     RFN("url", k_url, FOR_ANY),
-    RFN("api_key_env", k_secret_env, FOR_SENDGRID),
-    RFN("api_key_file", k_secret_file, FOR_SENDGRID),
+    RFN("api_key_env", k_secret, FOR_SENDGRID),
+    RFN("api_key_file", k_secret, FOR_SENDGRID),
     {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(wu_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(wu_route_conf, on_behalf_of), 0, 0, NULL,
      FOR_SENDGRID},
@@ -725,8 +714,8 @@ static const struct key keys[] = {
     {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
     RFN("tls", k_tls, FOR_SMTP),
     {S_ROUTE, "username", V_STR, R(username), SZ(wu_route_conf, username), 0, 0, NULL, FOR_SMTP},
-    RFN("password_env", k_secret_env, FOR_SMTP),
-    RFN("password_file", k_secret_file, FOR_SMTP),
+    RFN("password_env", k_secret, FOR_SMTP),
+    RFN("password_file", k_secret, FOR_SMTP),
     {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(wu_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
     {S_ROUTE, "x_smtpapi", V_BOOL, R(x_smtpapi), 0, 0, 0, NULL, FOR_SMTP},
 
@@ -1166,7 +1155,7 @@ static int route_check(struct load *ld, int r)
 		}
 		if (have_secret && !rc->username[0]) {
 			lfail(ld, sec->line, "[%s] %s: a password needs a username", name,
-			      sec->env[0] ? "password_env" : "password_file");
+			      sec->key);
 			return -1;
 		}
 		/* On SMTP these travel in the X-SMTPAPI header, or nowhere. */
@@ -1347,7 +1336,7 @@ int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t
 	FILE *f;
 	int rc;
 
-	if (copy(c->schedule_path, sizeof(c->schedule_path), path) < 0)
+	if (strlen(path) >= sizeof(c->schedule_path))
 		return say(err, errlen, "schedule path too long: %s", path);
 	if (!(f = fopen(path, "r")))
 		return say(err, errlen, "cannot read %s: %s", path, strerror(errno));
@@ -1390,6 +1379,8 @@ int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t
 		return -1;
 	wu_schedule_free(&c->core.schedule);
 	c->core.schedule = s;
+	if (c->schedule_path != path)
+		strcpy(c->schedule_path, path);
 	return 0;
 }
 

@@ -404,7 +404,10 @@ static const struct bad bad_files[] = {
     {NOAUTH "[listen]\naddress = 0.0.0.0:8025\nauth = none\n",
      {"warmup.conf:10: [listen] auth: none is only allowed on a loopback address"}},
     {"[listen]\ntoken_env = WU_TEST_TOKEN\ntoken_file = tok\n",
-     {"warmup.conf:3: [listen] token_file: set either token_env or token_file, not both"}},
+     {"warmup.conf:3: [listen] token_file: the secret is already given by token_env on line 2"}},
+    {BASE "password_file = p\n",
+     {"warmup.conf:10: [route new] password_file: the secret is already given by api_key_env on "
+      "line 9"}},
     /* overflow = old (the default) needs somewhere to overflow to */
     {"[warmup]\nschedule = sched.csv\nstart = 2026-12-01\n[listen]\nauth = none\n"
      "[route new]\ntype = sendgrid\napi_key_env = WU_TEST_KEY\n",
