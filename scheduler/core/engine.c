@@ -383,6 +383,7 @@ wu_time_t wu_engine_next_wakeup(struct wu_engine *e, wu_time_t now)
 		for (int i = 0; i < e->conf.isps.n; i++) {
 			earliest(&t, e->th[r][i].suspended_until, now);
 			earliest(&t, e->th[r][i].hold_until, now);
+			earliest(&t, wu_bucket_next(&e->th[r][i].bucket, now), now);
 		}
 	return t;
 }
