@@ -229,13 +229,15 @@ static int sg_number(const char *v, long long *out)
 	return (end != v && *end == '\0' && errno == 0) ? 0 : -1;
 }
 
-/* How long SendGrid asked us to wait, in microseconds; 0 when it did not say. */
-static int64_t sg_retry_after(const struct sg_req *q)
+/* How long SendGrid asked us to wait, in microseconds; 0 when it did not say.
+ * X-RateLimit-Reset counts only for a 429: SendGrid sends it on other
+ * answers too, where it says nothing about when to retry. */
+static int64_t sg_retry_after(const struct sg_req *q, int use_reset)
 {
 	long long now = (long long)time(NULL), s, t;
 
 	/* X-RateLimit-Reset is a Unix time; Retry-After is seconds or an HTTP date. */
-	if (q->reset[0] != '\0' && sg_number(q->reset, &t) == 0)
+	if (use_reset && q->reset[0] != '\0' && sg_number(q->reset, &t) == 0)
 		s = t - now;
 	else if (q->retry_after[0] != '\0' && sg_number(q->retry_after, &t) == 0)
 		s = t;
@@ -308,9 +310,9 @@ static void sg_classify(const struct sg_route *r, struct sg_req *q, CURL *easy, 
 	} else if (code >= 200 && code < 300) {
 		res->status = SND_ACCEPTED;
 		snprintf(res->provider_id, sizeof(res->provider_id), "%s", q->msgid);
-	} else if (code == 429 || code == 408 || code >= 500) {
+	} else if (code == 429 || code == 408 || code >= 500 || code < 200) {
 		res->status = SND_TEMPFAIL;
-		res->retry_after = sg_retry_after(q);
+		res->retry_after = sg_retry_after(q, code == 429);
 		sg_reason(q, code, res);
 	} else if (code == 400 || code == 413) {
 		res->status = SND_PERMFAIL;

@@ -486,19 +486,29 @@ static void test_429_retry_after(void **state)
 	assert_int_equal(f->res[0].retry_after, 1 * WU_USEC);
 }
 
-/* 500: tempfail, no wait given. */
+/* 5xx: tempfail; a rate-limit reset on a 500 is no retry hint. */
 static void test_500_tempfail(void **state)
 {
 	struct fx *f = *state;
 	struct snd_batch b = batch3();
 
-	control_post(&stub, "/stub/script", "[{\"status\":500,\"body\":\"oops\"}]");
+	control_post(&stub, "/stub/script",
+	             "[{\"status\":500,\"body\":\"oops\","
+	             "\"headers\":{\"X-RateLimit-Reset\":\"9999999999\"}},"
+	             "{\"status\":503,\"headers\":{\"Retry-After\":\"7\"}}]");
 	route(f);
 	send_and_wait(f, &b);
 	assert_int_equal(f->res[1].status, SND_TEMPFAIL);
 	assert_int_equal(f->res[1].code, 500);
 	assert_int_equal(f->res[1].retry_after, 0);
 	assert_string_equal(f->res[1].error, "HTTP 500: oops");
+
+	/* 503 with Retry-After: wait that long. */
+	f->ndone = 0;
+	send_and_wait(f, &b);
+	assert_int_equal(f->res[0].status, SND_TEMPFAIL);
+	assert_int_equal(f->res[0].code, 503);
+	assert_int_equal(f->res[0].retry_after, 7 * WU_USEC);
 }
 
 /* 400 with SendGrid's error body: permfail carrying its first message. */
