@@ -285,7 +285,7 @@ static int parse_args(struct options *o, int argc, char **argv)
 			continue;
 		}
 		if (strcmp(a, "--svg-log") == 0 || strcmp(a, "--svg-linear") == 0) {
-			o->svg_scale = a[6] == 'o' ? WU_SVG_LOG : WU_SVG_LINEAR;
+			o->svg_scale = strcmp(a, "--svg-log") == 0 ? WU_SVG_LOG : WU_SVG_LINEAR;
 			continue;
 		}
 		if (strncmp(a, "--", 2) != 0)
@@ -506,6 +506,12 @@ static int read_traffic(struct sim *s, const char *path)
 		return bad("out of memory");
 	}
 	s->ndays = 0;
+	if ((p = memchr(text, '\0', len))) {
+		for (char *q = text; q <= p; q++)
+			lineno += q == text || q[-1] == '\n';
+		bad("%s:%d: not a text file (a NUL byte)", path, lineno);
+		goto out;
+	}
 	for (p = text; p && *p; p = next) {
 		char *f[16];
 		int nf;
@@ -564,7 +570,7 @@ static int read_traffic(struct sim *s, const char *path)
 		s->offered[s->ndays++] = v;
 	}
 	if (col_day < 0)
-		bad("%s:%d: no header (expected day,offered)", path, lineno);
+		bad("%s:%d: no header (expected day,offered)", path, lineno ? lineno : 1);
 	else if (s->ndays == 0)
 		bad("%s:%d: no days", path, lineno);
 	else
