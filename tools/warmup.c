@@ -23,6 +23,9 @@
 
 #include "simulate.h"
 
+int cmd_send(int argc, char **argv);   /* warmup_send.c */
+int cmd_status(int argc, char **argv); /* warmup_status.c */
+
 #ifndef WU_VERSION
 #define WU_VERSION "0.1.0"
 #endif
@@ -36,6 +39,8 @@ struct command {
 /* Add a command here: one row, and its file in tools/meson.build. */
 static const struct command commands[] = {
     {"simulate", wu_simulate_main, "rehearse a migration on a virtual clock"},
+    {"send", cmd_send, "POST SendGrid v3 mail/send bodies to warmupd"},
+    {"status", cmd_status, "show what warmupd did today: cap, gate, routes, ISPs, queue"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
