@@ -166,6 +166,7 @@ static void iso_local(wu_time_t t, char *buf, size_t len)
 		snprintf(buf + n, len - n, "%.3s:%.2s", z, z + 3);
 }
 
+/* The config's word for a route type. */
 static const char *route_type_name(enum wu_route_type t)
 {
 	return t == WU_ROUTE_SENDGRID ? "sendgrid" : t == WU_ROUTE_SMTP ? "smtp" : "none";
@@ -178,6 +179,7 @@ struct jb {
 	int bad;
 };
 
+/* A child object; j_num, j_str, j_bool, j_null and j_limit add members. */
 static cJSON *j_obj(struct jb *b, cJSON *parent, const char *key)
 {
 	cJSON *o = cJSON_AddObjectToObject(parent, key);
@@ -187,6 +189,7 @@ static cJSON *j_obj(struct jb *b, cJSON *parent, const char *key)
 	return o;
 }
 
+/* A number member. */
 static void j_num(struct jb *b, cJSON *o, const char *key, double v)
 {
 	if (!o || !cJSON_AddNumberToObject(o, key, v))
@@ -201,18 +204,21 @@ static void j_limit(struct jb *b, cJSON *o, const char *key, int64_t v)
 		b->bad = 1;
 }
 
+/* A string member. */
 static void j_str(struct jb *b, cJSON *o, const char *key, const char *v)
 {
 	if (!o || !cJSON_AddStringToObject(o, key, v))
 		b->bad = 1;
 }
 
+/* A true/false member. */
 static void j_bool(struct jb *b, cJSON *o, const char *key, int v)
 {
 	if (!o || !cJSON_AddBoolToObject(o, key, v))
 		b->bad = 1;
 }
 
+/* A null member: a figure the daemon could not read. */
 static void j_null(struct jb *b, cJSON *o, const char *key)
 {
 	if (!o || !cJSON_AddNullToObject(o, key))
@@ -279,6 +285,7 @@ static void json_isps(struct jb *b, cJSON *root, const struct snap *n)
 	}
 }
 
+/* GET /v1/status: see status.h and docs/status.md. */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
 {
@@ -363,6 +370,7 @@ struct buf {
 	int bad;
 };
 
+/* Appends printf-style text, growing the buffer as needed. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -427,6 +435,7 @@ static void sample_i(struct buf *b, const char *name, int64_t v)
 	bprintf(b, "%s %" PRId64 "\n", name, v);
 }
 
+/* A sample of a rate: nine digits are plenty and stay readable. */
 static void sample_f(struct buf *b, const char *name, double v)
 {
 	bprintf(b, "%s %.9g\n", name, v);
@@ -440,6 +449,7 @@ static void labels_open(struct buf *b, const char *name, const char *label, cons
 	bprintf(b, "\"");
 }
 
+/* Adds another label to an open sample. */
 static void label_add(struct buf *b, const char *label, const char *value)
 {
 	bprintf(b, ",%s=\"", label);
@@ -447,11 +457,13 @@ static void label_add(struct buf *b, const char *label, const char *value)
 	bprintf(b, "\"");
 }
 
+/* Closes the labels and writes the value. */
 static void labels_close_i(struct buf *b, int64_t v)
 {
 	bprintf(b, "} %" PRId64 "\n", v);
 }
 
+/* GET /metrics: see status.h and docs/status.md. */
 char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                      const struct status_extra *x, wu_time_t now)
 {

@@ -49,6 +49,7 @@ static void trim_slashes(char *s)
 		s[--n] = '\0';
 }
 
+/* warmupd's base URL: --url, --config's [listen], or the default. */
 int cli_http_base(const struct cli_http_opts *o, char *out, size_t len, char *err, size_t errlen)
 {
 	struct wu_conf c;
@@ -117,6 +118,7 @@ static int token_read_file(const char *path, char **token, char *err, size_t err
 	return 0;
 }
 
+/* The bearer token from a file or a variable, checked for header safety. */
 int cli_http_token(const struct cli_http_opts *o, char **token, const char **source, char *err,
                    size_t errlen)
 {
@@ -167,6 +169,7 @@ int cli_http_token(const struct cli_http_opts *o, char **token, const char **sou
 	return 0;
 }
 
+/* Wipes the token first: freed memory can end up in a core dump. */
 void cli_http_token_free(char *token)
 {
 	if (!token)
@@ -210,6 +213,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* One GET or POST with the easy interface; the answer is collected in r. */
 int cli_http_request(const char *url, const char *token, const char *body, size_t len,
                      long timeout_s, struct cli_http_resp *r, char *err, size_t errlen)
 {
@@ -284,6 +288,7 @@ out:
 	return ret;
 }
 
+/* Frees the body of an answer. */
 void cli_http_resp_free(struct cli_http_resp *r)
 {
 	free(r->body);
@@ -291,6 +296,7 @@ void cli_http_resp_free(struct cli_http_resp *r)
 	r->len = 0;
 }
 
+/* Reason phrases for the statuses warmupd and SendGrid answer with. */
 const char *cli_http_reason(long status)
 {
 	static const struct {

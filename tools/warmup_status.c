@@ -70,6 +70,7 @@ static const char *num(const cJSON *o, const char *path, const char *if_null, ch
 	return buf;
 }
 
+/* The string at path, or if_missing. */
 static const char *str(const cJSON *o, const char *path, const char *if_missing)
 {
 	const cJSON *v = get(o, path);

@@ -91,6 +91,7 @@ static void fixture_open(struct fixture *f, wu_time_t now)
 		fail_msg("store_open: %s", err);
 }
 
+/* A fixture with the standard configuration at 2026-12-03T10:00. */
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
@@ -125,6 +126,7 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The id of a built-in ISP group. */
 static int isp(struct fixture *f, const char *name)
 {
 	int id = wu_isp_find(&f->conf.core.isps, name);
@@ -143,6 +145,7 @@ static void route_n(struct fixture *f, const char *name, int n, enum wu_kind wan
 	}
 }
 
+/* Reports n outcomes of today's sends. */
 static void outcome_n(struct fixture *f, enum wu_route r, const char *name, enum wu_result res,
                       int n)
 {
@@ -240,6 +243,7 @@ static double num(const cJSON *root, const char *path)
 	return o->valuedouble;
 }
 
+/* The string at a path, which must be a string. */
 static const char *str(const cJSON *root, const char *path)
 {
 	const cJSON *o = at(root, path);
@@ -522,6 +526,7 @@ static void odd_name(struct wu_isp_table *t)
 	snprintf(t->names[id], sizeof t->names[id], "so\"ft\\b\nk");
 }
 
+/* A fixture whose softbank group has the odd name. */
 static int setup_odd(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
@@ -550,6 +555,7 @@ static void test_label_escape(void **state)
 	    2);
 }
 
+/* Each test gets a fresh engine and store. */
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
