@@ -125,6 +125,7 @@ static void flush(struct dispatcher *dp, enum wu_route route)
 		b->next = NULL;
 		dp->waiting[route] -= b->sb.nitems;
 		dp->inflight += b->sb.nitems;
+		dp->d->extra.inflight[route] += b->sb.nitems;
 	}
 }
 
@@ -374,6 +375,7 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 
 	(void)sb;
 	dp->inflight -= b->sb.nitems;
+	d->extra.inflight[b->sb.route] -= b->sb.nitems;
 	if (daemon_txn(d) < 0) {
 		/* The units stay in flight on disk and return to the queue at the
 		 * next start; nothing is lost, at worst sent twice. */
