@@ -27,9 +27,9 @@ struct wu_route_conf {
 	char ip_pool[128];       /* ip_pool_name; "" = none */
 	char on_behalf_of[128];  /* subuser; "" = none */
 	int click_tracking, open_tracking, subscription_tracking; /* 0/1, default 0 */
-	int max_connections;     /* default 8 */
-	wu_time_t timeout;       /* per request, default 30s */
-	int batch;               /* sendgrid: personalizations per request, 1..1000, default 1000 */
+	int max_connections;                                      /* default 8 */
+	wu_time_t timeout;                                        /* per request, default 30s */
+	int batch; /* sendgrid: personalizations per request, 1..1000, default 1000 */
 	/* smtp */
 	enum wu_tls tls;
 	char username[128];
@@ -47,12 +47,12 @@ struct wu_conf {
 
 	/* [listen] */
 	char listen_host[64];
-	int listen_port;         /* default 8025 */
-	int auth_none;           /* "auth = none" written out */
-	char *token;             /* bearer token; never logged */
-	size_t max_body;         /* default 10 MB, at most 30 MB */
-	int max_connections;     /* default 256 */
-	wu_time_t idle_timeout;  /* default 30s */
+	int listen_port;        /* default 8025 */
+	int auth_none;          /* "auth = none" written out */
+	char *token;            /* bearer token; never logged */
+	size_t max_body;        /* default 10 MB, at most 30 MB */
+	int max_connections;    /* default 256 */
+	wu_time_t idle_timeout; /* default 30s */
 
 	/* [store] */
 	char store_path[1024];

@@ -13,15 +13,15 @@
 
 #include "log.h"
 
-#define ROUND_UNITS 4000  /* most units one round routes */
+#define ROUND_UNITS  4000 /* most units one round routes */
 #define OPEN_BATCHES 64   /* batches a round fills at once */
-#define MAX_SLEEP (60 * WU_USEC)
+#define MAX_SLEEP    (60 * WU_USEC)
 
 struct batch {
 	struct snd_batch sb;
 	struct dispatcher *disp;
-	int date;        /* the day its units were counted on */
-	int *attempts;   /* per item */
+	int date;      /* the day its units were counted on */
+	int *attempts; /* per item */
 	char msgid[64];
 	struct batch *next;
 };
@@ -30,11 +30,11 @@ struct dispatcher {
 	struct wu_daemon *d;
 	uv_timer_t timer;
 	wu_time_t wait[WU_ISP_MAX];
-	struct batch *staged;                  /* this turn's, waiting for the commit */
-	struct batch *queue[WU_ROUTE_COUNT];   /* committed, waiting for a free request */
+	struct batch *staged;                /* this turn's, waiting for the commit */
+	struct batch *queue[WU_ROUTE_COUNT]; /* committed, waiting for a free request */
 	struct batch *queue_tail[WU_ROUTE_COUNT];
-	int64_t waiting[WU_ROUTE_COUNT];       /* units in staged and queued batches */
-	int64_t inflight;                      /* units handed to routes */
+	int64_t waiting[WU_ROUTE_COUNT]; /* units in staged and queued batches */
+	int64_t inflight;                /* units handed to routes */
 	int commit_pending;
 	int stopping;
 };
@@ -78,7 +78,7 @@ static void batch_free(struct batch *b)
 
 /* A fresh batch for a content, with room for max items. */
 static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64_t content_id,
-			       int max, int date, int step)
+                               int max, int date, int step)
 {
 	struct wu_daemon *d = dp->d;
 	struct batch *b = calloc(1, sizeof(*b));
@@ -169,7 +169,7 @@ static int room(struct dispatcher *dp, enum wu_route route)
 
 /* Finds or opens the batch of this round for (route, content). */
 static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *nopen,
-			       enum wu_route route, int64_t content_id, int date, int step)
+                               enum wu_route route, int64_t content_id, int date, int step)
 {
 	struct snd_route *r = dp->d->route[route];
 	int max = snd_route_batch_max(r);
@@ -194,7 +194,7 @@ static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *
 /* Routes the ready units of one ISP; returns how many were routed, or -1 on
  * a store failure.  *wake gets the engine's wait when it said to wait. */
 static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, struct batch **open,
-		     int *nopen, wu_time_t *wake)
+                     int *nopen, wu_time_t *wake)
 {
 	struct wu_daemon *d = dp->d;
 	struct store_unit *u = calloc((size_t)max, sizeof(*u));
@@ -212,9 +212,8 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		enum wu_route route;
 		struct batch *b;
 
-		if (!room(dp, WU_ROUTE_NEW) ||
-		    (d->conf.core.overflow == WU_OVERFLOW_OLD && d->route[WU_ROUTE_OLD] &&
-		     !room(dp, WU_ROUTE_OLD)))
+		if (!room(dp, WU_ROUTE_NEW) || (d->conf.core.overflow == WU_OVERFLOW_OLD &&
+		                                d->route[WU_ROUTE_OLD] && !room(dp, WU_ROUTE_OLD)))
 			break;
 		dec = wu_engine_route(d->engine, now, isp);
 		if (dec.kind == WU_WAIT) {
@@ -230,7 +229,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 			break;
 		}
 		b = batch_for(dp, open, nopen, route, u[i].content_id, dec.date,
-			      wu_engine_today(d->engine)->step);
+		              wu_engine_today(d->engine)->step);
 		if (!b || store_mark_inflight(d->store, u[i].id, route) < 0 ||
 		    store_count(d->store, dec.date, route, isp, DISP_COUNT_ROUTED, 1) < 0) {
 			wu_engine_outcome(d->engine, now, route, isp, WU_PERMFAIL, dec.date);
@@ -322,7 +321,7 @@ retry:
 
 /* Turns a route's answer into the unit's new state and an engine outcome. */
 static void settle(struct dispatcher *dp, struct batch *b, int i, const struct snd_result *res,
-		   wu_time_t now)
+                   wu_time_t now)
 {
 	struct wu_daemon *d = dp->d;
 	struct snd_item *it = &b->sb.items[i];
@@ -342,7 +341,7 @@ static void settle(struct dispatcher *dp, struct batch *b, int i, const struct s
 		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 			rnd = (unsigned)rand();
 		delay = wu_backoff_retry(&d->conf.core.backoff, b->attempts[i] + 1,
-					 (double)rnd / 4294967296.0);
+		                         (double)rnd / 4294967296.0);
 		if (res->retry_after > delay)
 			delay = res->retry_after;
 		rc = store_requeue(d->store, it->unit_id, now + delay, res->error);
@@ -392,8 +391,8 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 		wu_engine_pause(d->engine, now, b->sb.route, who);
 	} else if (res[0].status != SND_ACCEPTED) {
 		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->sb.route),
-			snd_status_name(res[0].status), res[0].error, b->sb.nitems,
-			b->sb.nitems == 1 ? "" : "s");
+		        snd_status_name(res[0].status), res[0].error, b->sb.nitems,
+		        b->sb.nitems == 1 ? "" : "s");
 	}
 	daemon_drain_events(d);
 	if (gave_back)

@@ -52,10 +52,10 @@ static void intake_pump(struct intake *in);
 
 /* Queues a response with a body (copied). */
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-			     const char *body, const char *hname, const char *hval)
+                             const char *body, const char *hname, const char *hval)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
-		body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+	    body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -71,7 +71,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 
 /* Queues SendGrid's error body with one message. */
 static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *field,
-				   const char *message)
+                                   const char *message)
 {
 	struct v3mail_errors errs = {0};
 	enum MHD_Result ret;
@@ -108,7 +108,7 @@ static int authorized(struct intake *in, struct MHD_Connection *c)
 static void make_msgid(char *out)
 {
 	static const char alpha[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char rnd[22];
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -153,14 +153,14 @@ static enum MHD_Result handle_mail(struct req *r)
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
 		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, NULL,
-				   "The request body is not valid JSON.");
+		                   "The request body is not valid JSON.");
 	}
 	if (v3mail_validate(body, &errs) < 0) {
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
 		json = v3mail_errors_json(&errs);
 		enum MHD_Result ret = reply(r->conn, MHD_HTTP_BAD_REQUEST, "application/json",
-					    json ? json : "{}", NULL, NULL);
+		                            json ? json : "{}", NULL, NULL);
 		free(json);
 		return ret;
 	}
@@ -180,9 +180,8 @@ static enum MHD_Result handle_mail(struct req *r)
 			domain[0] = '\0';
 		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
 		json = cJSON_PrintUnformatted(p);
-		if (!json ||
-		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
-				   &unit) < 0) {
+		if (!json || store_add_unit(d->store, content_id, json, strlen(json), isp, domain,
+		                            now, &unit) < 0) {
 			free(json);
 			goto fail;
 		}
@@ -195,7 +194,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	if (daemon_after_commit(d, mail_committed, r) < 0) {
 		daemon_txn_fail(d, "intake: out of memory");
 		return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-				   "The message could not be stored; try again.");
+		                   "The message could not be stored; try again.");
 	}
 	wu_debug("intake: %s with %d personalization%s", r->msgid, n, n == 1 ? "" : "s");
 	r->suspended = 1;
@@ -208,7 +207,7 @@ fail:
 	cJSON_Delete(ps);
 	cJSON_Delete(body);
 	return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-			   "The message could not be stored; try again.");
+	                   "The message could not be stored; try again.");
 }
 
 /* Serves GET /v1/status and /metrics. */
@@ -225,11 +224,11 @@ static enum MHD_Result handle_view(struct req *r)
 		text = status_metrics(d->engine, d->store, &d->conf, &d->extra, now);
 	if (!text)
 		return reply_error(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-				   "status is not available");
+		                   "status is not available");
 	ret = reply(r->conn, MHD_HTTP_OK,
-		    r->kind == REQ_STATUS ? "application/json"
-					  : "text/plain; version=0.0.4; charset=utf-8",
-		    text, NULL, NULL);
+	            r->kind == REQ_STATUS ? "application/json"
+	                                  : "text/plain; version=0.0.4; charset=utf-8",
+	            text, NULL, NULL);
 	free(text);
 	return ret;
 }
@@ -253,15 +252,15 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 		r->answered = 1;
 		if (strcmp(url, "/v3/mail/send") == 0)
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL,
-					   "Use POST for /v3/mail/send.");
+			                   "Use POST for /v3/mail/send.");
 		return reply_error(c, MHD_HTTP_NOT_FOUND, NULL, "Not found.");
 	}
 	if (!authorized(r->in, c)) {
 		r->answered = 1;
 		r->in->d->extra.intake_rejected++;
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, NULL,
-				   "The provided authorization grant is invalid, expired, or "
-				   "revoked");
+		                   "The provided authorization grant is invalid, expired, or "
+		                   "revoked");
 	}
 	if (r->kind != REQ_MAIL)
 		return MHD_YES;
@@ -271,14 +270,14 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 		r->answered = 1;
 		r->in->d->extra.intake_rejected++;
 		return reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-				   "Content-Type should be application/json.");
+		                   "Content-Type should be application/json.");
 	}
 	clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen && strtoull(clen, NULL, 10) > r->in->d->conf.max_body) {
 		r->answered = 1;
 		r->in->d->extra.intake_rejected++;
 		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-				   "The request body is larger than this server accepts.");
+		                   "The request body is larger than this server accepts.");
 	}
 	return MHD_YES;
 }
@@ -309,9 +308,8 @@ static int take_data(struct req *r, const char *data, size_t n)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct intake *in = cls;
 	struct req *r = *con_cls;
@@ -341,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->answered = 1;
 		if (!r->ok)
 			return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-					   "The message could not be stored; try again.");
+			                   "The message could not be stored; try again.");
 		in->d->extra.intake_accepted++;
 		return reply(conn, MHD_HTTP_ACCEPTED, NULL, NULL, "X-Message-Id", r->msgid);
 	}
@@ -350,7 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->answered = 1;
 			in->d->extra.intake_rejected++;
 			return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-					   "The request body is larger than this server accepts.");
+			                   "The request body is larger than this server accepts.");
 		}
 		enum MHD_Result ret = handle_mail(r);
 		if (!r->suspended)
@@ -363,7 +361,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* Frees a request once libmicrohttpd is done with it. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
 
@@ -438,21 +436,20 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 		flags |= MHD_USE_IPv6;
 	} else {
 		snprintf(err, errlen, "[listen] address: '%s' is not an IP address",
-			 d->conf.listen_host);
+		         d->conf.listen_host);
 		free(in);
 		return -1;
 	}
 	in->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->conf.max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(d->conf.idle_timeout / WU_USEC),
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		in, MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)d->conf.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)(d->conf.idle_timeout / WU_USEC), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)64 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, in, MHD_OPTION_END);
 	if (!in->mhd) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
-			 d->conf.listen_host, d->conf.listen_port);
+		         d->conf.listen_host, d->conf.listen_port);
 		free(in);
 		return -1;
 	}

@@ -28,26 +28,26 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: warmupd --config FILE [--port-file FILE]\n"
-		   "       warmupd --check --config FILE\n"
-		   "\n"
-		   "Accepts mail on a SendGrid-compatible HTTP API, stores it durably and\n"
-		   "sends up to today's warmup cap through the new provider; the rest goes\n"
-		   "to the old relay or waits (overflow = old | defer).\n"
-		   "\n"
-		   "  -c, --config FILE     the INI configuration (see README)\n"
-		   "  -k, --check           validate the configuration and exit\n"
-		   "  -p, --port-file FILE  write the bound intake port to FILE once listening\n"
-		   "  -h, --help            this help\n"
-		   "  -V, --version         print the version\n");
+	           "       warmupd --check --config FILE\n"
+	           "\n"
+	           "Accepts mail on a SendGrid-compatible HTTP API, stores it durably and\n"
+	           "sends up to today's warmup cap through the new provider; the rest goes\n"
+	           "to the old relay or waits (overflow = old | defer).\n"
+	           "\n"
+	           "  -c, --config FILE     the INI configuration (see README)\n"
+	           "  -k, --check           validate the configuration and exit\n"
+	           "  -p, --port-file FILE  write the bound intake port to FILE once listening\n"
+	           "  -h, --help            this help\n"
+	           "  -V, --version         print the version\n");
 }
 
 /* Maps the config's syslog-style level to the logger's. */
 static int log_level(int syslog_level)
 {
-	return syslog_level <= 3 ? WU_LOG_ERROR
+	return syslog_level <= 3   ? WU_LOG_ERROR
 	       : syslog_level == 4 ? WU_LOG_WARN
 	       : syslog_level <= 6 ? WU_LOG_INFO
-				   : WU_LOG_DEBUG;
+	                           : WU_LOG_DEBUG;
 }
 
 static void on_check(uv_check_t *h)
@@ -88,8 +88,8 @@ static void on_drain(uv_timer_t *t)
 	}
 	if (dispatcher_inflight(d->disp) > 0)
 		wu_warn("stopping with %d unit(s) still in flight; they return to the queue at the "
-			"next start",
-			dispatcher_inflight(d->disp));
+		        "next start",
+		        dispatcher_inflight(d->disp));
 	/* Results of aborted sends requeue their units in this last commit. */
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		if (d->route[r]) {
@@ -166,19 +166,19 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 	wu_date_format(t->date, date, sizeof(date));
 	if (t->cap == WU_UNLIMITED)
 		wu_info("%s: day %d of the schedule, warmup over (no cap), %lld sent today", date,
-			t->step, (long long)t->used);
+		        t->step, (long long)t->used);
 	else
 		wu_info("%s: day %d of the schedule, cap %lld, %lld used", date, t->step,
-			(long long)t->cap, (long long)t->used);
+		        (long long)t->cap, (long long)t->used);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-		{"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},    {"check", no_argument, NULL, 'k'},
+	    {"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *port_file = NULL;
 	int check = 0, c, rc = 1;
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 			continue;
 		if (snd_route_create(&d.route[r], &d.conf.route[r], d.cu, err, sizeof(err)) < 0) {
 			fprintf(stderr, "warmupd: %s: [route %s]: %s\n", config,
-				wu_route_name((enum wu_route)r), err);
+			        wu_route_name((enum wu_route)r), err);
 			goto out;
 		}
 	}
@@ -266,8 +266,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	wu_info("listening on %s:%d (%s), store %s", d.conf.listen_host, intake_port(d.intake),
-		d.conf.auth_none ? "no authentication" : "bearer token required",
-		d.conf.store_path);
+	        d.conf.auth_none ? "no authentication" : "bearer token required",
+	        d.conf.store_path);
 	if (port_file && write_port(port_file, intake_port(d.intake)) < 0) {
 		fprintf(stderr, "warmupd: cannot write %s\n", port_file);
 		goto out;

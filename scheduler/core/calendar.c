@@ -45,13 +45,13 @@ void wu_date_format(int days, char *buf, size_t len)
 }
 
 int wu_calendar_init(struct wu_calendar *c, const char *tz, int y, int m, int d, int open_min,
-		     int close_min, char *err, size_t errlen)
+                     int close_min, char *err, size_t errlen)
 {
 	if (strlen(tz) >= sizeof(c->tz) || open_min < 0 || close_min > 1440 ||
 	    open_min >= close_min) {
 		if (err && errlen)
 			snprintf(err, errlen, "bad calendar settings (zone '%s', window %d-%d)", tz,
-				 open_min, close_min);
+			         open_min, close_min);
 		return -1;
 	}
 	strcpy(c->tz, tz);

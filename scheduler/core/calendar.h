@@ -21,18 +21,18 @@ struct wu_calendar {
 };
 
 struct wu_day {
-	int date;          /* local days since 1970-01-01 */
-	int index;         /* date - start + 1: 1 on the start date, <= 0 before */
-	wu_time_t start;   /* local midnight opening the day */
-	wu_time_t end;     /* the next local midnight */
-	wu_time_t open;    /* sending window of the day */
+	int date;        /* local days since 1970-01-01 */
+	int index;       /* date - start + 1: 1 on the start date, <= 0 before */
+	wu_time_t start; /* local midnight opening the day */
+	wu_time_t end;   /* the next local midnight */
+	wu_time_t open;  /* sending window of the day */
 	wu_time_t close;
 };
 
 /* Sets up the calendar and the process's zone.  tz is an IANA name
  * ("Asia/Tokyo"); the caller checks that the zone exists. Returns 0 or -1. */
 int wu_calendar_init(struct wu_calendar *c, const char *tz, int y, int m, int d, int open_min,
-		     int close_min, char *err, size_t errlen);
+                     int close_min, char *err, size_t errlen);
 
 /* Fills *out with the local day that contains now. */
 void wu_calendar_day(const struct wu_calendar *c, wu_time_t now, struct wu_day *out);

@@ -19,20 +19,20 @@
 #include "pacing.h"
 
 #define EVENTS_MAX 64
-#define WHO_MAX 64
+#define WHO_MAX    64
 
 struct wu_engine {
 	struct wu_core_conf conf;
 	struct wu_day day;
 	struct wu_day_stats today, yesterday;
-	int held;                      /* days the schedule did not advance */
-	int halted;                    /* the gate stopped the new route */
+	int held;   /* days the schedule did not advance */
+	int halted; /* the gate stopped the new route */
 	int paused[WU_ROUTE_COUNT];
 	char paused_by[WU_ROUTE_COUNT][WHO_MAX];
 	struct wu_gate_counts gate;    /* new-route outcomes since the day began or a resume */
 	enum wu_gate_state gate_state; /* verdict on gate */
 	struct wu_bucket pacing;
-	int64_t share[WU_ISP_MAX];     /* today's new-route limit per ISP */
+	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_event events[EVENTS_MAX];
 	int ev_head, ev_count;
@@ -70,7 +70,7 @@ void wu_core_conf_free(struct wu_core_conf *c)
 
 /* Queues an event, dropping the oldest when the queue is full. */
 static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enum wu_route route,
-		 const char *fmt, ...)
+                 const char *fmt, ...)
 {
 	struct wu_event *ev;
 	va_list ap;
@@ -87,11 +87,12 @@ static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enu
 	ev->date = e->today.date;
 	ev->step = e->today.step;
 	ev->cap = e->today.cap;
-	ev->bounce_rate = e->gate.delivered + e->gate.bounces
-				  ? (double)e->gate.bounces / (double)(e->gate.delivered + e->gate.bounces)
-				  : 0;
+	ev->bounce_rate =
+	    e->gate.delivered + e->gate.bounces
+	        ? (double)e->gate.bounces / (double)(e->gate.delivered + e->gate.bounces)
+	        : 0;
 	ev->complaint_rate =
-		e->gate.delivered ? (double)e->gate.complaints / (double)e->gate.delivered : 0;
+	    e->gate.delivered ? (double)e->gate.complaints / (double)e->gate.delivered : 0;
 	va_start(ap, fmt);
 	vsnprintf(ev->text, sizeof(ev->text), fmt, ap);
 	va_end(ap);
@@ -112,8 +113,8 @@ static void setup_day(struct wu_engine *e, int step)
 	wu_pacing_params(e->today.cap, sd.hourly_cap, window, e->conf.burst, &rate, &burst);
 	wu_bucket_init(&e->pacing, rate, burst, e->day.open);
 	for (int i = 0; i < e->conf.isps.n; i++)
-		e->share[i] = wu_throttle_share_limit(&e->conf.throttle[WU_ROUTE_NEW][i],
-						      e->today.cap);
+		e->share[i] =
+		    wu_throttle_share_limit(&e->conf.throttle[WU_ROUTE_NEW][i], e->today.cap);
 	memset(&e->gate, 0, sizeof(e->gate));
 	e->gate_state = WU_GATE_OK;
 }
@@ -134,7 +135,8 @@ static int next_step(struct wu_engine *e, const struct wu_day *nd)
 	if (t->step < 1)
 		return 1;
 	step = t->step;
-	if (!e->halted && t->cap != WU_UNLIMITED && (double)t->used >= e->conf.min_fill * (double)t->cap)
+	if (!e->halted && t->cap != WU_UNLIMITED &&
+	    (double)t->used >= e->conf.min_fill * (double)t->cap)
 		step++;
 	else if (!e->halted && t->cap == WU_UNLIMITED)
 		step++;
@@ -160,12 +162,15 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	setup_day(e, step);
 	e->today.held = step >= 1 && step == before;
 	emit(e, WU_EV_DAY, now, WU_ROUTE_NEW, "day %d of the schedule, cap %" PRId64 "%s", step,
-	     e->today.cap, e->halted ? " (halted)" : e->today.held ? " (held)" : "");
+	     e->today.cap,
+	     e->halted       ? " (halted)"
+	     : e->today.held ? " (held)"
+	                     : "");
 	return 1;
 }
 
 int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_time_t now,
-		     char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	struct wu_engine *e = calloc(1, sizeof(*e));
 
@@ -182,7 +187,9 @@ int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_
 		for (int i = 0; i < WU_ISP_MAX; i++)
 			wu_throttle_init(&e->th[r][i], &e->conf.throttle[r][i], now);
 	wu_calendar_day(&e->conf.calendar, now, &e->day);
-	setup_day(e, e->day.index < 1 ? 0 : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index : 1);
+	setup_day(e, e->day.index < 1                         ? 0
+	             : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index
+	                                                      : 1);
 	*ep = e;
 	return 0;
 nomem:
@@ -210,8 +217,8 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, wu_t
 	if (e->paused[WU_ROUTE_NEW])
 		return *until = WU_TIME_NEVER, WU_WHY_PAUSED;
 	if (e->halted)
-		return *until = e->conf.gate.resume == WU_RESUME_NEXT_DAY ? e->day.end
-									  : WU_TIME_NEVER,
+		return *until =
+		           e->conf.gate.resume == WU_RESUME_NEXT_DAY ? e->day.end : WU_TIME_NEVER,
 		       WU_WHY_HALTED;
 	if (e->today.step < 1)
 		return *until = e->day.end, WU_WHY_NOT_STARTED;
@@ -307,7 +314,7 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp)
 }
 
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-		       enum wu_result result, int sent_date)
+                       enum wu_result result, int sent_date)
 {
 	const struct wu_throttle_conf *tc;
 	struct wu_throttle *th;
@@ -345,21 +352,26 @@ void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, 
 		e->gate.delivered += result == WU_DELIVERED;
 		e->gate.bounces += result == WU_BOUNCE;
 		e->gate.complaints += result == WU_COMPLAINT;
-		judge(e, now);
+		/* A delivery only lowers the rates, so it can change the verdict
+		 * only by completing the minimum sample. */
+		if (result != WU_DELIVERED ||
+		    e->gate.delivered + e->gate.bounces == e->conf.gate.min_sample ||
+		    e->gate.delivered == e->conf.gate.min_sample)
+			judge(e, now);
 		break;
 	default:
 		break;
 	}
 }
 
-void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-		   double factor, wu_time_t hold)
+void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, double factor,
+                   wu_time_t hold)
 {
 	wu_engine_tick(e, now);
 	if ((unsigned)route >= WU_ROUTE_COUNT || isp < 0 || isp >= e->conf.isps.n)
 		return;
-	wu_throttle_cut(&e->th[route][isp], &e->conf.throttle[route][isp], &e->conf.backoff,
-			factor, hold, now);
+	wu_throttle_cut(&e->th[route][isp], &e->conf.throttle[route][isp], &e->conf.backoff, factor,
+	                hold, now);
 }
 
 /* Keeps the earlier of *t and c when c is after now. */
@@ -465,7 +477,7 @@ int wu_engine_poll_event(struct wu_engine *e, struct wu_event *ev)
 
 /* Appends to buf; returns -1 once it no longer fits. */
 static int put(char *buf, size_t len, size_t *off, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int put(char *buf, size_t len, size_t *off, const char *fmt, ...)
 {
@@ -490,11 +502,11 @@ int wu_engine_save(const struct wu_engine *e, char *buf, size_t len)
 	int bad = 0;
 
 	bad |= put(buf, len, &off,
-		   "warmup-engine 1\ndate %d\nstep %d\nheld %d %d\nhalted %d\nused %" PRId64
-		   "\ngate %d %d %" PRId64 " %" PRId64 " %" PRId64 "\npacing %.17g %" PRId64 "\n",
-		   t->date, t->step, e->held, t->held, e->halted, t->used, (int)t->gate,
-		   (int)e->gate_state, e->gate.delivered, e->gate.bounces, e->gate.complaints,
-		   e->pacing.tokens, e->pacing.last);
+	           "warmup-engine 1\ndate %d\nstep %d\nheld %d %d\nhalted %d\nused %" PRId64
+	           "\ngate %d %d %" PRId64 " %" PRId64 " %" PRId64 "\npacing %.17g %" PRId64 "\n",
+	           t->date, t->step, e->held, t->held, e->halted, t->used, (int)t->gate,
+	           (int)e->gate_state, e->gate.delivered, e->gate.bounces, e->gate.complaints,
+	           e->pacing.tokens, e->pacing.last);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		if (e->paused[r])
 			bad |= put(buf, len, &off, "paused %d %s\n", r, e->paused_by[r]);
@@ -502,26 +514,25 @@ int wu_engine_save(const struct wu_engine *e, char *buf, size_t len)
 			const struct wu_throttle *th = &e->th[r][i];
 			if (t->sent[r][i])
 				bad |= put(buf, len, &off, "sent %d %d %" PRId64 "\n", r, i,
-					   t->sent[r][i]);
+				           t->sent[r][i]);
 			for (int k = 0; k < WU_RESULT_COUNT; k++)
 				if (t->result[r][i][k])
 					bad |= put(buf, len, &off, "result %d %d %d %" PRId64 "\n",
-						   r, i, k, t->result[r][i][k]);
+					           r, i, k, t->result[r][i][k]);
 			if (th->factor != 1 || th->fails || th->suspended_until || th->hold_until ||
 			    th->bucket.tokens < th->bucket.burst)
 				bad |= put(buf, len, &off,
-					   "throttle %d %d %.17g %d %" PRId64 " %" PRId64
-					   " %.17g %" PRId64 "\n",
-					   r, i, th->factor, th->fails, th->suspended_until,
-					   th->hold_until, th->bucket.tokens, th->bucket.last);
+				           "throttle %d %d %.17g %d %" PRId64 " %" PRId64
+				           " %.17g %" PRId64 "\n",
+				           r, i, th->factor, th->fails, th->suspended_until,
+				           th->hold_until, th->bucket.tokens, th->bucket.last);
 		}
 	}
 	bad |= put(buf, len, &off, "end\n");
 	return bad ? -1 : (int)off;
 }
 
-int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err,
-		   size_t errlen)
+int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err, size_t errlen)
 {
 	int version = 0, date = 0, step = 0, held = 0, tday_held = 0, halted = 0, lineno = 0;
 	int tgate = 0, gstate = 0, ended = 0;
@@ -559,7 +570,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 		    sscanf(line, "used %" SCNd64, &used) == 1)
 			continue;
 		if (sscanf(line, "gate %d %d %" SCNd64 " %" SCNd64 " %" SCNd64, &tgate, &gstate,
-			   &gc.delivered, &gc.bounces, &gc.complaints) == 5)
+		           &gc.delivered, &gc.bounces, &gc.complaints) == 5)
 			continue;
 		if (sscanf(line, "pacing %lf %" SCNd64, &tokens, &last) == 2)
 			continue;
@@ -581,7 +592,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 			continue;
 		}
 		if (sscanf(line, "throttle %d %d %lf %d %" SCNd64 " %" SCNd64 " %lf %" SCNd64, &r,
-			   &i, &x, &f, &a, &b, &y, &c) == 8 &&
+		           &i, &x, &f, &a, &b, &y, &c) == 8 &&
 		    (unsigned)r < WU_ROUTE_COUNT && i >= 0 && i < tmp.conf.isps.n) {
 			struct wu_throttle *th = &tmp.th[r][i];
 			th->factor = x;
@@ -589,7 +600,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 			th->suspended_until = a;
 			th->hold_until = b;
 			wu_bucket_set(&th->bucket, tmp.conf.throttle[r][i].rate * x,
-				      th->bucket.burst, c);
+			              th->bucket.burst, c);
 			th->bucket.tokens = y < th->bucket.burst ? y : th->bucket.burst;
 			th->bucket.last = c;
 			continue;
@@ -637,8 +648,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-		"none",  "not_started", "window",    "cap",    "pacing",
-		"share", "isp_rate",    "suspended", "halted", "paused",
+	    "none",  "not_started", "window",    "cap",    "pacing",
+	    "share", "isp_rate",    "suspended", "halted", "paused",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }
@@ -646,8 +657,8 @@ const char *wu_why_name(enum wu_why w)
 const char *wu_result_name(enum wu_result r)
 {
 	static const char *names[WU_RESULT_COUNT] = {
-		"accepted", "tempfail", "timeout", "permfail", "delivered",
-		"bounce",   "blocked",  "deferred", "dropped", "complaint",
+	    "accepted", "tempfail", "timeout",  "permfail", "delivered",
+	    "bounce",   "blocked",  "deferred", "dropped",  "complaint",
 	};
 	return (unsigned)r < WU_RESULT_COUNT ? names[r] : "?";
 }
@@ -655,7 +666,7 @@ const char *wu_result_name(enum wu_result r)
 const char *wu_event_name(enum wu_event_kind k)
 {
 	static const char *names[WU_EV_COUNT] = {"day", "gate_warn", "gate_halt", "resume",
-						 "pause"};
+	                                         "pause"};
 	return (unsigned)k < WU_EV_COUNT ? names[k] : "?";
 }
 

@@ -74,9 +74,9 @@ enum wu_why {
 
 struct wu_decision {
 	enum wu_kind kind;
-	enum wu_why why;   /* for OLD and WAIT: what kept it off the new route */
-	wu_time_t until;   /* for WAIT: ask again at this time (a hint, not a promise) */
-	int date;          /* for NEW and OLD: the local day it was counted on */
+	enum wu_why why; /* for OLD and WAIT: what kept it off the new route */
+	wu_time_t until; /* for WAIT: ask again at this time (a hint, not a promise) */
+	int date;        /* for NEW and OLD: the local day it was counted on */
 };
 
 enum wu_result {
@@ -97,23 +97,23 @@ enum wu_result {
 
 /* One local day's numbers. */
 struct wu_day_stats {
-	int date;      /* local days since 1970-01-01 */
-	int step;      /* schedule day in force (0 = not started) */
-	int64_t cap;   /* today's cap on the new route (WU_UNLIMITED after warmup) */
+	int date;    /* local days since 1970-01-01 */
+	int step;    /* schedule day in force (0 = not started) */
+	int64_t cap; /* today's cap on the new route (WU_UNLIMITED after warmup) */
 	int64_t hourly_cap;
-	int held;      /* 1 when this day did not advance the schedule */
-	enum wu_gate_state gate; /* worst state reached today */
-	int64_t sent[WU_ROUTE_COUNT][WU_ISP_MAX];  /* decisions net of give-backs */
+	int held;                                 /* 1 when this day did not advance the schedule */
+	enum wu_gate_state gate;                  /* worst state reached today */
+	int64_t sent[WU_ROUTE_COUNT][WU_ISP_MAX]; /* decisions net of give-backs */
 	int64_t result[WU_ROUTE_COUNT][WU_ISP_MAX][WU_RESULT_COUNT];
-	int64_t used;  /* new-route sends counted against cap */
+	int64_t used; /* new-route sends counted against cap */
 };
 
 enum wu_event_kind {
-	WU_EV_DAY,        /* a new local day began */
+	WU_EV_DAY, /* a new local day began */
 	WU_EV_GATE_WARN,
 	WU_EV_GATE_HALT,
-	WU_EV_RESUME,     /* the new route runs again after a halt or pause */
-	WU_EV_PAUSE,      /* paused by hand or by an auth failure */
+	WU_EV_RESUME, /* the new route runs again after a halt or pause */
+	WU_EV_PAUSE,  /* paused by hand or by an auth failure */
 	WU_EV_COUNT
 };
 
@@ -133,7 +133,7 @@ struct wu_engine;
 /* Creates an engine at now from a configuration (copied). Returns 0, or -1
  * with a message. */
 int wu_engine_create(struct wu_engine **e, const struct wu_core_conf *conf, wu_time_t now,
-		     char *err, size_t errlen);
+                     char *err, size_t errlen);
 void wu_engine_free(struct wu_engine *e);
 
 /* Where a message for a recipient of this ISP goes at now.  NEW and OLD are
@@ -146,11 +146,11 @@ struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
  * never add to the new day's cap.  Provider reports (delivered, bounce, ...)
  * count on the day they arrive, whatever sent_date says. */
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-		       enum wu_result result, int sent_date);
+                       enum wu_result result, int sent_date);
 
 /* A deferral rule matched: cut the ISP's rate on route to factor for hold. */
-void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-		   double factor, wu_time_t hold);
+void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, double factor,
+                   wu_time_t hold);
 
 /* Moves the engine to now: starts a new day when now has crossed midnight
  * (one or several).  Returns 1 when the day changed.  Every other call does
@@ -187,8 +187,7 @@ int wu_engine_save(const struct wu_engine *e, char *buf, size_t len);
 
 /* Restores state saved by wu_engine_save() into an engine made from the same
  * configuration, then ticks to now. Returns 0, or -1 with a message. */
-int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err,
-		   size_t errlen);
+int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err, size_t errlen);
 
 const char *wu_kind_name(enum wu_kind k);
 const char *wu_why_name(enum wu_why w);

@@ -2,8 +2,12 @@
  * gate.c -- bounce and complaint thresholds, with small samples handled.
  *
  * A rate trips a threshold only when at least min_sample outcomes back it and
- * the Wilson score lower bound at z is over the line: "we are confident the
- * true rate is above 5%", not "3 of the first 40 bounced".
+ * the lower end of its confidence interval is over the line: "we are
+ * confident the true rate is above 5%", not "3 of the first 40 bounced".
+ * The interval is Wilson's with continuity correction: the plain Wilson
+ * bound is too eager at small counts (one complaint in 50 deliveries would
+ * put its bound over a 0.3% line), the corrected one stays close to the
+ * exact Clopper-Pearson bound without its cost.
  */
 #include "gate.h"
 
@@ -37,15 +41,33 @@ double wu_gate_wilson_low(int64_t hits, int64_t n, double z)
 	return (centre - margin) / (1 + z2 / (double)n);
 }
 
+double wu_gate_lower_bound(int64_t hits, int64_t n, double z)
+{
+	double p, z2, root, low;
+
+	if (n <= 0 || hits <= 0)
+		return 0;
+	p = (double)hits / (double)n;
+	if (z <= 0)
+		return p;
+	/* Wilson's interval with continuity correction (Newcombe 1998, method 4). */
+	z2 = z * z;
+	root = z2 - 2 - 1.0 / (double)n + 4 * p * ((double)n * (1 - p) + 1);
+	if (root < 0)
+		root = 0;
+	low = (2 * (double)n * p + z2 - 1 - z * sqrt(root)) / (2 * ((double)n + z2));
+	return low < 0 ? 0 : low;
+}
+
 /* The state one rate earns: hits of n against warn and halt. */
-static enum wu_gate_state judge(const struct wu_gate_conf *c, int64_t hits, int64_t n,
-				double warn, double halt)
+static enum wu_gate_state judge(const struct wu_gate_conf *c, int64_t hits, int64_t n, double warn,
+                                double halt)
 {
 	double low;
 
 	if (n < c->min_sample || n <= 0)
 		return WU_GATE_OK;
-	low = wu_gate_wilson_low(hits, n, c->z);
+	low = wu_gate_lower_bound(hits, n, c->z);
 	if (low > halt)
 		return WU_GATE_HALT;
 	if (low > warn)
@@ -54,12 +76,12 @@ static enum wu_gate_state judge(const struct wu_gate_conf *c, int64_t hits, int6
 }
 
 void wu_gate_eval(const struct wu_gate_conf *c, const struct wu_gate_counts *k,
-		  struct wu_gate_verdict *v)
+                  struct wu_gate_verdict *v)
 {
 	int64_t nb = k->delivered + k->bounces;
 	enum wu_gate_state b = judge(c, k->bounces, nb, c->bounce_warn, c->bounce_halt);
-	enum wu_gate_state q = judge(c, k->complaints, k->delivered, c->complaint_warn,
-				     c->complaint_halt);
+	enum wu_gate_state q =
+	    judge(c, k->complaints, k->delivered, c->complaint_warn, c->complaint_halt);
 
 	v->bounce_rate = nb ? (double)k->bounces / (double)nb : 0;
 	v->complaint_rate = k->delivered ? (double)k->complaints / (double)k->delivered : 0;
@@ -67,13 +89,14 @@ void wu_gate_eval(const struct wu_gate_conf *c, const struct wu_gate_counts *k,
 	v->reason[0] = '\0';
 	if (b >= q && b != WU_GATE_OK)
 		snprintf(v->reason, sizeof(v->reason), "bounce rate %.2f%% over %.2f%% (n=%lld)",
-			 v->bounce_rate * 100,
-			 (b == WU_GATE_HALT ? c->bounce_halt : c->bounce_warn) * 100, (long long)nb);
+		         v->bounce_rate * 100,
+		         (b == WU_GATE_HALT ? c->bounce_halt : c->bounce_warn) * 100,
+		         (long long)nb);
 	else if (q != WU_GATE_OK)
 		snprintf(v->reason, sizeof(v->reason), "complaint rate %.3f%% over %.3f%% (n=%lld)",
-			 v->complaint_rate * 100,
-			 (q == WU_GATE_HALT ? c->complaint_halt : c->complaint_warn) * 100,
-			 (long long)k->delivered);
+		         v->complaint_rate * 100,
+		         (q == WU_GATE_HALT ? c->complaint_halt : c->complaint_warn) * 100,
+		         (long long)k->delivered);
 }
 
 const char *wu_gate_state_name(enum wu_gate_state s)

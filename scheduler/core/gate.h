@@ -7,8 +7,8 @@
  *
  * A threshold trips only when the sample is large enough (min_sample
  * outcomes) and, with z > 0, when the lower end of the Wilson score interval
- * at that z is above it -- so a handful of bounces on a 63-message day does
- * not stop a migration, while a real problem does.
+ * with continuity correction at that z is above it -- so a handful of bounces on a 63-message day
+ * does not stop a migration, while a real problem does.
  */
 #ifndef WU_GATE_H
 #define WU_GATE_H
@@ -38,19 +38,23 @@ struct wu_gate_counts {
 
 struct wu_gate_verdict {
 	enum wu_gate_state state;
-	double bounce_rate;    /* observed; 0 with no data */
+	double bounce_rate; /* observed; 0 with no data */
 	double complaint_rate;
-	char reason[96];       /* "bounce rate 6.1% over 5.0% (n=412)", or "" */
+	char reason[96]; /* "bounce rate 6.1% over 5.0% (n=412)", or "" */
 };
 
 void wu_gate_conf_default(struct wu_gate_conf *c);
 
 /* Judges one day's counts. */
 void wu_gate_eval(const struct wu_gate_conf *c, const struct wu_gate_counts *n,
-		  struct wu_gate_verdict *v);
+                  struct wu_gate_verdict *v);
 
 /* Lower bound of the Wilson score interval of hits/n at z. */
 double wu_gate_wilson_low(int64_t hits, int64_t n, double z);
+
+/* Lower bound of the Wilson score interval with continuity correction: what
+ * the gate judges by (z <= 0: the plain rate). */
+double wu_gate_lower_bound(int64_t hits, int64_t n, double z);
 
 const char *wu_gate_state_name(enum wu_gate_state s);
 int wu_gate_resume_parse(const char *s, enum wu_gate_resume *r, char *err, size_t errlen);

@@ -18,13 +18,13 @@ static const struct {
 	const char *name;
 	const char *domains;
 } builtin[] = {
-	{"google", "gmail.com googlemail.com"},
-	{"yahoo", "yahoo.com yahoo.co.jp ymail.com rocketmail.com aol.com yahoo.*"},
-	{"microsoft", "outlook.com hotmail.com live.com msn.com hotmail.* outlook.* live.*"},
-	{"apple", "icloud.com me.com mac.com"},
-	{"docomo", "docomo.ne.jp"},
-	{"au", "ezweb.ne.jp au.com"},
-	{"softbank", "softbank.ne.jp i.softbank.jp"},
+    {"google", "gmail.com googlemail.com"},
+    {"yahoo", "yahoo.com yahoo.co.jp ymail.com rocketmail.com aol.com yahoo.*"},
+    {"microsoft", "outlook.com hotmail.com live.com msn.com hotmail.* outlook.* live.*"},
+    {"apple", "icloud.com me.com mac.com"},
+    {"docomo", "docomo.ne.jp"},
+    {"au", "ezweb.ne.jp au.com"},
+    {"softbank", "softbank.ne.jp i.softbank.jp"},
 };
 
 int wu_isp_table_init(struct wu_isp_table *t)
@@ -80,11 +80,13 @@ int wu_isp_define(struct wu_isp_table *t, const char *name, char *err, size_t er
 
 	if (id >= 0)
 		return id;
-	if (len == 0 || len >= WU_ISP_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+	if (len == 0 || len >= WU_ISP_NAME_MAX ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
 		if (err && errlen)
-			snprintf(err, errlen,
-				 "an ISP group name is 1-31 characters of a-z, 0-9, _ and -, got '%s'",
-				 name);
+			snprintf(
+			    err, errlen,
+			    "an ISP group name is 1-31 characters of a-z, 0-9, _ and -, got '%s'",
+			    name);
 		return -1;
 	}
 	if (t->n >= WU_ISP_MAX) {
@@ -146,8 +148,7 @@ static int add_one(struct wu_isp_table *t, int isp, const char *pat)
 	return 0;
 }
 
-int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *err,
-		       size_t errlen)
+int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *err, size_t errlen)
 {
 	char word[256];
 	const char *p = list;
@@ -168,9 +169,10 @@ int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *
 		word[n] = '\0';
 		if (!valid_pattern(word)) {
 			if (err && errlen)
-				snprintf(err, errlen,
-					 "expected a domain such as gmail.com or hotmail.*, got '%s'",
-					 word);
+				snprintf(
+				    err, errlen,
+				    "expected a domain such as gmail.com or hotmail.*, got '%s'",
+				    word);
 			return -1;
 		}
 		if (add_one(t, isp, word) < 0) {

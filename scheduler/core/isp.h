@@ -47,8 +47,7 @@ void wu_isp_clear(struct wu_isp_table *t, int isp);
 /* Adds the domains of a comma- or blank-separated list to group isp; a domain
  * already in another group moves.  Returns 0 or -1 with a message naming the
  * bad entry. */
-int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *err,
-		       size_t errlen);
+int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *err, size_t errlen);
 
 /* The group of a recipient domain (any case; a full address is accepted and
  * its part after the last '@' used). */

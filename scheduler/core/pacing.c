@@ -21,9 +21,10 @@ int wu_burst_parse(const char *s, wu_time_t *burst, char *err, size_t errlen)
 	}
 	if (wu_parse_duration(s, burst, NULL, 0) < 0) {
 		if (err && errlen)
-			snprintf(err, errlen,
-				 "expected a share of the window such as 1h or 30min, or day, got '%s'",
-				 s);
+			snprintf(
+			    err, errlen,
+			    "expected a share of the window such as 1h or 30min, or day, got '%s'",
+			    s);
 		return -1;
 	}
 	return 0;
@@ -41,7 +42,7 @@ int64_t wu_pacing_daily_cap(int64_t cap, int64_t hourly_cap, wu_time_t window)
 }
 
 void wu_pacing_params(int64_t cap, int64_t hourly_cap, wu_time_t window, wu_time_t burst,
-		      double *rate, double *burst_msgs)
+                      double *rate, double *burst_msgs)
 {
 	int64_t daily = wu_pacing_daily_cap(cap, hourly_cap, window);
 

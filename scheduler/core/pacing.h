@@ -25,6 +25,6 @@ int64_t wu_pacing_daily_cap(int64_t cap, int64_t hourly_cap, wu_time_t window);
 /* Bucket parameters that release cap over a window of the given length:
  * *rate in messages per second (0 = no pacing) and *burst in messages. */
 void wu_pacing_params(int64_t cap, int64_t hourly_cap, wu_time_t window, wu_time_t burst,
-		      double *rate, double *burst_msgs);
+                      double *rate, double *burst_msgs);
 
 #endif

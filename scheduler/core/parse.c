@@ -68,8 +68,8 @@ static double unit_seconds(const char *u)
 		const char *name;
 		double sec;
 	} units[] = {
-		{"s", 1},      {"sec", 1},      {"second", 1}, {"m", 60},     {"min", 60},
-		{"minute", 60}, {"h", 3600},    {"hour", 3600}, {"d", 86400}, {"day", 86400},
+	    {"s", 1},       {"sec", 1},  {"second", 1},  {"m", 60},    {"min", 60},
+	    {"minute", 60}, {"h", 3600}, {"hour", 3600}, {"d", 86400}, {"day", 86400},
 	};
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
@@ -89,7 +89,8 @@ int wu_parse_rate(const char *s, double *per_sec, char *err, size_t errlen)
 	}
 	if (!slash || number(s, slash, &n) < 0 || n <= 0 || (sec = unit_seconds(slash + 1)) == 0)
 		return fail(err, errlen,
-			    "expected a rate such as 10/s, 600/min, 5000/h or 20000/day, got '%s'", s);
+		            "expected a rate such as 10/s, 600/min, 5000/h or 20000/day, got '%s'",
+		            s);
 	*per_sec = n / sec;
 	return 0;
 }
@@ -100,8 +101,8 @@ int wu_parse_percent(const char *s, double *frac, char *err, size_t errlen)
 	double v;
 
 	if (n < 2 || s[n - 1] != '%' || number(s, s + n - 1, &v) < 0 || v > 100)
-		return fail(err, errlen, "expected a percentage from 0%% to 100%% such as 3%%, got '%s'",
-			    s);
+		return fail(err, errlen,
+		            "expected a percentage from 0%% to 100%% such as 3%%, got '%s'", s);
 	*frac = v / 100;
 	return 0;
 }
@@ -117,9 +118,9 @@ int wu_parse_share(const char *s, double *frac, int64_t *count, char *err, size_
 		return 0;
 	}
 	if (wu_parse_count(s, count, NULL, 0) < 0)
-		return fail(err, errlen,
-			    "expected a share of the cap such as 40%% or a count such as 500, got '%s'",
-			    s);
+		return fail(
+		    err, errlen,
+		    "expected a share of the cap such as 40%% or a count such as 500, got '%s'", s);
 	*frac = -1;
 	return 0;
 }
@@ -134,7 +135,7 @@ int wu_parse_duration(const char *s, wu_time_t *usec, char *err, size_t errlen)
 	if (number(s, u, &n) < 0 || (*u && (sec = unit_seconds(u)) == 0) || n * sec <= 0 ||
 	    n * sec > 366.0 * 86400)
 		return fail(err, errlen,
-			    "expected a duration such as 90s, 30min, 1h or 2d, got '%s'", s);
+		            "expected a duration such as 90s, 30min, 1h or 2d, got '%s'", s);
 	*usec = (wu_time_t)llround(n * sec * 1e6);
 	return 0;
 }
@@ -187,8 +188,8 @@ static int clock_minutes(const char *s, int *min)
 {
 	int h, m, n = 0;
 
-	if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || n != 5 || s[n] || h < 0 || m < 0 ||
-	    m > 59 || h > 24 || (h == 24 && m != 0))
+	if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || n != 5 || s[n] || h < 0 || m < 0 || m > 59 ||
+	    h > 24 || (h == 24 && m != 0))
 		return -1;
 	*min = h * 60 + m;
 	return 0;
@@ -208,7 +209,7 @@ int wu_parse_window(const char *s, int *open_min, int *close_min, char *err, siz
 		goto bad;
 	if (*open_min >= *close_min)
 		return fail(err, errlen,
-			    "the window must open before it closes on the same day, got '%s'", s);
+		            "the window must open before it closes on the same day, got '%s'", s);
 	return 0;
 bad:
 	return fail(err, errlen, "expected a local time window such as 08:00-22:00, got '%s'", s);

@@ -63,7 +63,7 @@ static int ignorable(const char *line)
 }
 
 int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const char *filename,
-		      char *err, size_t errlen)
+                      char *err, size_t errlen)
 {
 	int col_day = -1, col_cap = -1, col_hourly = -1, ncols = 0, lineno = 0, cap_days = 0;
 	enum wu_after after = s->after;
@@ -101,9 +101,9 @@ int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const
 		if (col_day < 0) { /* the header row */
 			for (int i = 0; i < nf; i++) {
 				int *col = strcasecmp(f[i], "day") == 0          ? &col_day
-					   : strcasecmp(f[i], "cap") == 0        ? &col_cap
-					   : strcasecmp(f[i], "hourly_cap") == 0 ? &col_hourly
-										 : NULL;
+				           : strcasecmp(f[i], "cap") == 0        ? &col_cap
+				           : strcasecmp(f[i], "hourly_cap") == 0 ? &col_hourly
+				                                                 : NULL;
 				if (!col || *col >= 0) {
 					fail(err, errlen, filename, lineno,
 					     "%s column '%s' in the header (expected day, cap, "
@@ -123,7 +123,8 @@ int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const
 			continue;
 		}
 		if (nf != ncols) {
-			fail(err, errlen, filename, lineno, "expected %d columns, found %d", ncols, nf);
+			fail(err, errlen, filename, lineno, "expected %d columns, found %d", ncols,
+			     nf);
 			goto bad;
 		}
 		int64_t day, cap = 0, hourly = 0;
@@ -133,23 +134,26 @@ int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const
 			goto bad;
 		}
 		if (day != s->ndays + 1) {
-			fail(err, errlen, filename, lineno, "day %lld out of order (expected day %d)",
-			     (long long)day, s->ndays + 1);
+			fail(err, errlen, filename, lineno,
+			     "day %lld out of order (expected day %d)", (long long)day,
+			     s->ndays + 1);
 			goto bad;
 		}
 		if (day > MAX_DAYS) {
 			fail(err, errlen, filename, lineno, "more than %d days", MAX_DAYS);
 			goto bad;
 		}
-		if (col_cap >= 0 && (wu_parse_count(f[col_cap], &cap, why, sizeof(why)) < 0 || cap <= 0)) {
-			fail(err, errlen, filename, lineno, "cap: expected a positive whole number, got '%s'",
-			     f[col_cap]);
+		if (col_cap >= 0 &&
+		    (wu_parse_count(f[col_cap], &cap, why, sizeof(why)) < 0 || cap <= 0)) {
+			fail(err, errlen, filename, lineno,
+			     "cap: expected a positive whole number, got '%s'", f[col_cap]);
 			goto bad;
 		}
 		if (col_hourly >= 0 &&
 		    (wu_parse_count(f[col_hourly], &hourly, why, sizeof(why)) < 0 || hourly <= 0)) {
 			fail(err, errlen, filename, lineno,
-			     "hourly_cap: expected a positive whole number, got '%s'", f[col_hourly]);
+			     "hourly_cap: expected a positive whole number, got '%s'",
+			     f[col_hourly]);
 			goto bad;
 		}
 		if (s->ndays == cap_days) {

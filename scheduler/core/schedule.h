@@ -33,7 +33,7 @@ struct wu_schedule {
 /* Parses a schedule from text (the caller reads the file).  On error returns
  * -1 with "FILE:LINE: message" in err; s is left empty. */
 int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const char *filename,
-		      char *err, size_t errlen);
+                      char *err, size_t errlen);
 
 /* Copies src into dst (dst owns its own table). Returns 0 or -1 (no memory). */
 int wu_schedule_copy(struct wu_schedule *dst, const struct wu_schedule *src);

@@ -78,7 +78,7 @@ wu_time_t wu_throttle_next(const struct wu_throttle *t, wu_time_t now)
 }
 
 void wu_throttle_tempfail(struct wu_throttle *t, const struct wu_throttle_conf *c,
-			  const struct wu_backoff_conf *b, wu_time_t now)
+                          const struct wu_backoff_conf *b, wu_time_t now)
 {
 	t->fails++;
 	t->factor *= b->cut;
@@ -92,7 +92,7 @@ void wu_throttle_tempfail(struct wu_throttle *t, const struct wu_throttle_conf *
 }
 
 void wu_throttle_success(struct wu_throttle *t, const struct wu_throttle_conf *c,
-			 const struct wu_backoff_conf *b, wu_time_t now)
+                         const struct wu_backoff_conf *b, wu_time_t now)
 {
 	t->fails = 0;
 	if (t->factor >= 1 || now < t->hold_until)
@@ -104,7 +104,7 @@ void wu_throttle_success(struct wu_throttle *t, const struct wu_throttle_conf *c
 }
 
 void wu_throttle_cut(struct wu_throttle *t, const struct wu_throttle_conf *c,
-		     const struct wu_backoff_conf *b, double factor, wu_time_t hold, wu_time_t now)
+                     const struct wu_backoff_conf *b, double factor, wu_time_t hold, wu_time_t now)
 {
 	if (factor < b->floor)
 		factor = b->floor;

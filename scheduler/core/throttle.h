@@ -54,13 +54,13 @@ wu_time_t wu_throttle_next(const struct wu_throttle *t, wu_time_t now);
 
 /* Feedback from the ISP. */
 void wu_throttle_tempfail(struct wu_throttle *t, const struct wu_throttle_conf *c,
-			  const struct wu_backoff_conf *b, wu_time_t now);
+                          const struct wu_backoff_conf *b, wu_time_t now);
 void wu_throttle_success(struct wu_throttle *t, const struct wu_throttle_conf *c,
-			 const struct wu_backoff_conf *b, wu_time_t now);
+                         const struct wu_backoff_conf *b, wu_time_t now);
 
 /* Sets the factor to at most factor and keeps it there until now + hold. */
 void wu_throttle_cut(struct wu_throttle *t, const struct wu_throttle_conf *c,
-		     const struct wu_backoff_conf *b, double factor, wu_time_t hold, wu_time_t now);
+                     const struct wu_backoff_conf *b, double factor, wu_time_t hold, wu_time_t now);
 
 /* The most messages the share allows today for a day's cap; WU_UNLIMITED
  * when no share is set. */

@@ -23,7 +23,7 @@ typedef int64_t wu_time_t; /* microseconds since 1970-01-01T00:00:00Z */
 #define WU_UNLIMITED INT64_MAX
 
 /* Most ISP groups a table can hold, built-in ones included. */
-#define WU_ISP_MAX 32
+#define WU_ISP_MAX      32
 #define WU_ISP_NAME_MAX 32
 
 /* Room for one human-readable error message. */

@@ -153,6 +153,24 @@ static void test_wilson_margin(void **state)
 	assert_int_equal(judge(950, 50, 0, &v), WU_GATE_WARN);
 }
 
+static void test_continuity_correction(void **state)
+{
+	struct wu_gate_verdict v;
+	(void)state;
+	/* One complaint in 50 deliveries: the plain Wilson bound (0.35%) would be
+	 * over the 0.3% halt line; the corrected bound (about 0.1%) is not. */
+	assert_true(wu_gate_wilson_low(1, 50, 1.96) > 0.003);
+	assert_near(wu_gate_lower_bound(1, 50, 1.96), 0.00105, 0.0001);
+	assert_int_equal(judge(50, 0, 1, &v), WU_GATE_OK);
+	/* The corrected bound never exceeds the plain one, and is 0 with no hits. */
+	for (int h = 1; h < 40; h += 3)
+		assert_true(wu_gate_lower_bound(h, 200, 1.96) <= wu_gate_wilson_low(h, 200, 1.96));
+	assert_near(wu_gate_lower_bound(0, 500, 1.96), 0, 1e-12);
+	/* A real problem still trips: 10 bounces of 63 (15.9%, bound 8.3%). */
+	assert_int_equal(judge(53, 10, 0, &v), WU_GATE_HALT);
+	assert_near(wu_gate_lower_bound(10, 63, 1.96), 0.0828, 0.001);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -179,6 +197,7 @@ int main(void)
 	    T_(test_small_sample_defaults),
 	    T_(test_min_sample),
 	    T_(test_wilson_margin),
+	    T_(test_continuity_correction),
 	    T_(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
