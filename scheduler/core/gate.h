@@ -6,8 +6,8 @@
  * complaint rate = spam reports / delivered
  *
  * A threshold trips only when the sample is large enough (min_sample
- * outcomes) and, with z > 0, when the lower end of the Wilson score interval
- * with continuity correction at that z is above it -- so a handful of bounces on a 63-message day
+ * outcomes) and, with z > 0, when the lower end of the exact (Clopper-Pearson)
+ * confidence interval at that z is above it -- so a handful of bounces on a 63-message day
  * does not stop a migration, while a real problem does.
  */
 #ifndef WU_GATE_H
@@ -52,8 +52,8 @@ void wu_gate_eval(const struct wu_gate_conf *c, const struct wu_gate_counts *n,
 /* Lower bound of the Wilson score interval of hits/n at z. */
 double wu_gate_wilson_low(int64_t hits, int64_t n, double z);
 
-/* Lower bound of the Wilson score interval with continuity correction: what
- * the gate judges by (z <= 0: the plain rate). */
+/* Lower bound of the exact (Clopper-Pearson) interval of hits/n, two-sided
+ * at z: what the gate judges by (z <= 0: the plain rate). */
 double wu_gate_lower_bound(int64_t hits, int64_t n, double z);
 
 const char *wu_gate_state_name(enum wu_gate_state s);

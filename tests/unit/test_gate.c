@@ -1,8 +1,10 @@
 /*
  * test_gate.c -- the health gate: bounce and complaint thresholds, the
- * minimum sample, and the Wilson lower bound that keeps a handful of bounces
+ * minimum sample, and the exact lower bound that keeps a handful of bounces
  * on a small day from stopping a migration.
  */
+#include <math.h>
+
 #include "test_util.h"
 
 #include "gate.h"
@@ -137,7 +139,7 @@ static void test_min_sample(void **state)
 	assert_int_equal(judge(79, 20, 0, &v), WU_GATE_OK);
 }
 
-static void test_wilson_margin(void **state)
+static void test_bound_margin(void **state)
 {
 	(void)state;
 	struct wu_gate_verdict v;
@@ -147,28 +149,32 @@ static void test_wilson_margin(void **state)
 	/* 6 of 100 observed (over 5%) but the interval reaches 2.8%: OK. */
 	assert_int_equal(judge(94, 6, 0, &v), WU_GATE_OK);
 	assert_near(v.bounce_rate, 0.06, 1e-12);
-	/* 10 of 100: low end 5.5%: halt. */
-	assert_int_equal(judge(90, 10, 0, &v), WU_GATE_HALT);
-	/* 50 of 1000: low end 3.8%: warn. */
+	/* 10 of 100: exact low end 4.9%: warn only; 12 of 100: 6.4%: halt. */
+	assert_int_equal(judge(90, 10, 0, &v), WU_GATE_WARN);
+	assert_int_equal(judge(88, 12, 0, &v), WU_GATE_HALT);
+	/* 50 of 1000: low end 3.7%: warn. */
 	assert_int_equal(judge(950, 50, 0, &v), WU_GATE_WARN);
 }
 
-static void test_continuity_correction(void **state)
+static void test_exact_bound(void **state)
 {
 	struct wu_gate_verdict v;
 	(void)state;
-	/* One complaint in 50 deliveries: the plain Wilson bound (0.35%) would be
-	 * over the 0.3% halt line; the corrected bound (about 0.1%) is not. */
+	/* One complaint in 50 deliveries: the Wilson bound (0.35%) would be over
+	 * the 0.3% halt line; the exact bound, 1 - 0.975^(1/50) = 0.0506%, is not
+	 * even over the 0.1% warn line. */
 	assert_true(wu_gate_wilson_low(1, 50, 1.96) > 0.003);
-	assert_near(wu_gate_lower_bound(1, 50, 1.96), 0.00105, 0.0001);
+	assert_near(wu_gate_lower_bound(1, 50, 1.96), 1 - pow(0.975, 1.0 / 50), 1e-6);
 	assert_int_equal(judge(50, 0, 1, &v), WU_GATE_OK);
-	/* The corrected bound never exceeds the plain one, and is 0 with no hits. */
+	/* The exact bound is never above Wilson's, and is 0 with no hits. */
 	for (int h = 1; h < 40; h += 3)
 		assert_true(wu_gate_lower_bound(h, 200, 1.96) <= wu_gate_wilson_low(h, 200, 1.96));
 	assert_near(wu_gate_lower_bound(0, 500, 1.96), 0, 1e-12);
-	/* A real problem still trips: 10 bounces of 63 (15.9%, bound 8.3%). */
+	/* All hits: the bound is (alpha/2)^(1/n), alpha/2 the normal tail at z. */
+	assert_near(wu_gate_lower_bound(20, 20, 1.96), pow(0.5 * erfc(1.96 / sqrt(2.0)), 1.0 / 20),
+	            1e-6);
+	/* A real problem still trips: 10 bounces of 63 (15.9%). */
 	assert_int_equal(judge(53, 10, 0, &v), WU_GATE_HALT);
-	assert_near(wu_gate_lower_bound(10, 63, 1.96), 0.0828, 0.001);
 }
 
 static void test_names(void **state)
@@ -196,8 +202,8 @@ int main(void)
 	    T_(test_no_data),
 	    T_(test_small_sample_defaults),
 	    T_(test_min_sample),
-	    T_(test_wilson_margin),
-	    T_(test_continuity_correction),
+	    T_(test_bound_margin),
+	    T_(test_exact_bound),
 	    T_(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
