@@ -95,7 +95,21 @@ static const char *const migrations[] = {
     "CREATE TABLE engine ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " state TEXT NOT NULL);",
-    /* 2: next step goes here */
+    /* 2: suppressions and events */
+    /* The address is the key: the intake's check per recipient is one
+     * probe of the primary key, and WITHOUT ROWID keeps it one b-tree. */
+    "CREATE TABLE suppressions ("
+    " address TEXT PRIMARY KEY,"
+    " reason TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " detail TEXT) WITHOUT ROWID;"
+    "CREATE INDEX suppressions_reason ON suppressions(reason, address);"
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY,"
+    " at INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " route TEXT,"
+    " text TEXT NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -132,6 +146,15 @@ enum stmt {
 	S_PRUNE_UNITS,
 	S_PRUNE_CONTENT,
 	S_UNIT_GET,
+	S_SUPP_ADD,
+	S_SUPP_REMOVE,
+	S_SUPP_CHECK,
+	S_SUPP_LIST,
+	S_SUPP_LIST_REASON,
+	S_SUPP_COUNT,
+	S_SUPP_COUNT_REASON,
+	S_EVENT_ADD,
+	S_EVENTS_RECENT,
 	S_COUNT_STMTS
 };
 
@@ -182,6 +205,18 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                         " AND NOT EXISTS (SELECT 1 FROM units WHERE content_id = ?1)",
     [S_UNIT_GET] = "SELECT id, content_id, isp, attempts, next_at, personalization,"
                    " state, provider_id, error FROM units WHERE id = ?1",
+    [S_SUPP_ADD] = "INSERT INTO suppressions(address, reason, created, detail)"
+                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (address) DO NOTHING",
+    [S_SUPP_REMOVE] = "DELETE FROM suppressions WHERE address = ?1",
+    [S_SUPP_CHECK] = "SELECT reason FROM suppressions WHERE address = ?1",
+    [S_SUPP_LIST] = "SELECT address, reason, created, detail FROM suppressions"
+                    " WHERE address > ?1 ORDER BY address LIMIT ?2",
+    [S_SUPP_LIST_REASON] = "SELECT address, reason, created, detail FROM suppressions"
+                           " WHERE reason = ?3 AND address > ?1 ORDER BY address LIMIT ?2",
+    [S_SUPP_COUNT] = "SELECT count(*) FROM suppressions",
+    [S_SUPP_COUNT_REASON] = "SELECT count(*) FROM suppressions WHERE reason = ?1",
+    [S_EVENT_ADD] = "INSERT INTO events(at, kind, route, text) VALUES (?1, ?2, ?3, ?4)",
+    [S_EVENTS_RECENT] = "SELECT id, at, kind, route, text FROM events ORDER BY id DESC LIMIT ?1",
 };
 
 struct store {
@@ -939,4 +974,182 @@ int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int
 		*error = e;
 	sqlite3_reset(st);
 	return 1;
+}
+
+/* ---- suppressions ------------------------------------------------------- */
+
+/* Longest address kept: RFC 5321's path limit. */
+#define ADDRESS_MAX 254
+
+/* Lower-cases an address into out (ASCII only: the domain is
+ * case-insensitive, and mailbox providers treat local parts so too). */
+static int address_key(struct store *s, const char *email, char *out, const char *what)
+{
+	size_t n = email ? strlen(email) : 0;
+
+	if (n == 0 || n > ADDRESS_MAX)
+		return fail(s, SQLITE_OK, "%s: address %s", what, n ? "too long" : "empty");
+	for (size_t i = 0; i <= n; i++) {
+		char c = email[i];
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	return 0;
+}
+
+/* Adds one address; keeps the first reason of one already there. */
+int store_suppress_add(struct store *s, const char *email, const char *reason, const char *detail,
+                       int64_t now)
+{
+	sqlite3_stmt *st = s->stmt[S_SUPP_ADD];
+	char key[ADDRESS_MAX + 1];
+
+	if (address_key(s, email, key, "store_suppress_add") < 0)
+		return -1;
+	bind_text(st, 1, key);
+	bind_text(st, 2, reason ? reason : "manual");
+	sqlite3_bind_int64(st, 3, now);
+	bind_text(st, 4, detail);
+	if (run(s, S_SUPP_ADD, "store_suppress_add") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+/* Adds many addresses in one savepoint: all or none. */
+int store_suppress_add_bulk(struct store *s, const char *const *emails, int n, const char *reason,
+                            const char *detail, int64_t now)
+{
+	int added = 0, rc;
+
+	if (sp_begin(s, "store_suppress_add_bulk") < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if ((rc = store_suppress_add(s, emails[i], reason, detail, now)) < 0)
+			goto fail;
+		added += rc;
+	}
+	if (sp_release(s, "store_suppress_add_bulk") < 0)
+		goto fail;
+	return added;
+fail:
+	sp_abort(s);
+	return -1;
+}
+
+/* Removes one address. */
+int store_suppress_remove(struct store *s, const char *email)
+{
+	char key[ADDRESS_MAX + 1];
+
+	if (address_key(s, email, key, "store_suppress_remove") < 0)
+		return -1;
+	bind_text(s->stmt[S_SUPP_REMOVE], 1, key);
+	if (run(s, S_SUPP_REMOVE, "store_suppress_remove") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+/* One primary-key probe: is this address suppressed, and why. */
+int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len)
+{
+	sqlite3_stmt *st = s->stmt[S_SUPP_CHECK];
+	char key[ADDRESS_MAX + 1];
+	int rc;
+
+	/* Too long to have been stored: not suppressed, and not an error. */
+	if (email && strlen(email) > ADDRESS_MAX)
+		return 0;
+	if (address_key(s, email, key, "store_suppress_check") < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && reason && reason_len) {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+		snprintf(reason, reason_len, "%s", r ? r : "");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "store_suppress_check");
+	return 0;
+}
+
+/* Lists a page of entries in address order. */
+int store_suppress_list(struct store *s, const char *reason, const char *after, int limit,
+                        void (*fn)(void *arg, const struct store_suppression *e), void *arg)
+{
+	enum stmt k = reason ? S_SUPP_LIST_REASON : S_SUPP_LIST;
+	sqlite3_stmt *st = s->stmt[k];
+	int n = 0, rc;
+
+	bind_text(st, 1, after ? after : "");
+	sqlite3_bind_int(st, 2, limit);
+	if (reason)
+		bind_text(st, 3, reason);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_suppression e = {
+		    .email = (const char *)sqlite3_column_text(st, 0),
+		    .reason = (const char *)sqlite3_column_text(st, 1),
+		    .created = sqlite3_column_int64(st, 2),
+		    .detail = (const char *)sqlite3_column_text(st, 3),
+		};
+		fn(arg, &e);
+		n++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "store_suppress_list");
+	return n;
+}
+
+/* Counts entries, of one reason or all. */
+int store_suppress_count(struct store *s, const char *reason, int64_t *n)
+{
+	if (!reason)
+		return run_int(s, S_SUPP_COUNT, "store_suppress_count", n);
+	bind_text(s->stmt[S_SUPP_COUNT_REASON], 1, reason);
+	return run_int(s, S_SUPP_COUNT_REASON, "store_suppress_count", n);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* Appends one event. */
+int store_event_add(struct store *s, int64_t at, const char *kind, const char *route,
+                    const char *text)
+{
+	sqlite3_stmt *st = s->stmt[S_EVENT_ADD];
+
+	sqlite3_bind_int64(st, 1, at);
+	bind_text(st, 2, kind ? kind : "");
+	bind_text(st, 3, route);
+	bind_text(st, 4, text ? text : "");
+	return run(s, S_EVENT_ADD, "store_event_add");
+}
+
+/* Reports the last n events, newest first. */
+int store_events_recent(struct store *s, int n, void (*fn)(void *arg, const struct store_event *e),
+                        void *arg)
+{
+	sqlite3_stmt *st = s->stmt[S_EVENTS_RECENT];
+	int count = 0, rc;
+
+	sqlite3_bind_int(st, 1, n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event e = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .at = sqlite3_column_int64(st, 1),
+		    .kind = (const char *)sqlite3_column_text(st, 2),
+		    .route = (const char *)sqlite3_column_text(st, 3),
+		    .text = (const char *)sqlite3_column_text(st, 4),
+		};
+		fn(arg, &e);
+		count++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "store_events_recent");
+	return count;
 }

@@ -8,7 +8,8 @@
  *             attempts, next_at, provider message id, last error
  * counters    day x route x ISP x result totals, for status and history
  * engine      the core engine's saved state (one row)
- * suppressions, events: later issues
+ * suppressions addresses never to send to (lower-cased), with why and when
+ * events      what the engine reported (pauses, gate, days), for people
  *
  * The schema is versioned with PRAGMA user_version.  Statements are prepared
  * once and cached.  Callers group work into short transactions with
@@ -119,5 +120,51 @@ int store_prune(struct store *s, int64_t before);
  * those pointers are not NULL, get malloc'd copies (NULL when unset). */
 int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int *state,
                    char **provider_id, char **error);
+
+/* Suppressions: addresses never to send to.  Addresses are stored and
+ * looked up lower-cased (ASCII), so "Bob@Example.com" and "bob@example.com"
+ * are one entry.  reason is a short word (bounce, spamreport, unsubscribe,
+ * group_unsubscribe, manual, import); detail is free text or NULL. */
+
+/* Adds one address; an address already there keeps its first reason and
+ * date.  Returns 1 when added, 0 when it was there, -1 on failure. */
+int store_suppress_add(struct store *s, const char *email, const char *reason, const char *detail,
+                       int64_t now);
+/* Adds n addresses atomically (a savepoint: one transaction on its own,
+ * part of the caller's inside store_begin()).  Returns how many were new. */
+int store_suppress_add_bulk(struct store *s, const char *const *emails, int n, const char *reason,
+                            const char *detail, int64_t now);
+/* Returns 1 when removed, 0 when the address was not there. */
+int store_suppress_remove(struct store *s, const char *email);
+/* One index probe.  Returns 1 when suppressed (reason, if not NULL, gets
+ * its reason), 0 when not. */
+int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len);
+
+struct store_suppression {
+	const char *email, *reason, *detail; /* valid during the callback only */
+	int64_t created;
+};
+
+/* Calls fn for up to limit entries in address order, those after `after`
+ * (NULL or "" = from the start), of one reason (NULL = all).  Returns the
+ * count reported.  fn must not use the store. */
+int store_suppress_list(struct store *s, const char *reason, const char *after, int limit,
+                        void (*fn)(void *arg, const struct store_suppression *e), void *arg);
+/* Entries of one reason (NULL = all) into *n. */
+int store_suppress_count(struct store *s, const char *reason, int64_t *n);
+
+/* Events: a short log of what the engine reported, newest kept. */
+int store_event_add(struct store *s, int64_t at, const char *kind, const char *route,
+                    const char *text);
+
+struct store_event {
+	int64_t id, at;
+	const char *kind, *route, *text; /* valid during the callback only */
+};
+
+/* Calls fn for the last n events, newest first.  Returns the count.  fn
+ * must not use the store. */
+int store_events_recent(struct store *s, int n, void (*fn)(void *arg, const struct store_event *e),
+                        void *arg);
 
 #endif
