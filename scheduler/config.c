@@ -59,7 +59,18 @@
 #define DEFAULT_ZONEINFO "/usr/share/zoneinfo"
 #define LINE_MAX_CHARS   197 /* libinih's fixed 200-byte line buffer, less CR, LF, NUL */
 
-enum sect { S_WARMUP, S_LISTEN, S_STORE, S_ROUTE, S_ISP, S_GATE, S_BACKOFF, S_LOG };
+enum sect {
+	S_WARMUP,
+	S_LISTEN,
+	S_STORE,
+	S_ROUTE,
+	S_ISP,
+	S_GATE,
+	S_BACKOFF,
+	S_LOG,
+	S_SUPPRESS,
+	S_ALERT
+};
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
 struct sect_ref {
@@ -104,6 +115,7 @@ struct load {
 	int domains_after_add[WU_ISP_MAX];
 	char url[WU_ROUTE_COUNT][512];
 	int url_set[WU_ROUTE_COUNT];
+	struct secret_ref alert_url; /* [alert] webhook_url_env/_file */
 };
 
 enum vtype { V_RATE, V_PERCENT, V_DURATION, V_INT, V_INT64, V_BOOL, V_STR, V_PATH, V_SIZE, V_FN };
@@ -296,8 +308,9 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	static const struct {
 		const char *name;
 		enum sect kind;
-	} plain[] = {{"warmup", S_WARMUP}, {"listen", S_LISTEN},   {"store", S_STORE},
-	             {"gate", S_GATE},     {"backoff", S_BACKOFF}, {"log", S_LOG}};
+	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
+	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
+	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -344,7 +357,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	}
 	return say(why, n,
 	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
-	           "[route old], [isp NAME], [gate], [backoff] or [log])",
+	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress] or [alert])",
 	           raw);
 }
 
@@ -664,6 +677,62 @@ static int k_level(struct load *ld, const struct key *k, const struct sect_ref *
 	return say(why, n, "expected error, warn, info or debug, got '%s'", v);
 }
 
+static int k_suppress_mode(struct load *ld, const struct key *k, const struct sect_ref *s,
+                           const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "drop") == 0)
+		ld->c->suppress_reject = 0;
+	else if (strcmp(v, "reject") == 0)
+		ld->c->suppress_reject = 1;
+	else
+		return say(why, n, "expected drop or reject, got '%s'", v);
+	return 0;
+}
+
+/*
+ * [alert] webhook_url, webhook_url_env, webhook_url_file: one of them.  A
+ * Slack webhook URL is a credential (whoever has it can post), so the value
+ * is never echoed in a message, and the _env/_file forms are read last like
+ * every other secret.
+ */
+static int k_alert_url(struct load *ld, const struct key *k, const struct sect_ref *s,
+                       const char *v, char *why, size_t n)
+{
+	struct secret_ref *r = &ld->alert_url;
+
+	(void)s;
+	if (r->key || ld->c->alert_url)
+		return say(why, n,
+		           "the webhook URL is already given by %s on line %d; give it once",
+		           r->key ? r->key : "webhook_url", r->line);
+	if (strcmp(k->name, "webhook_url") == 0) {
+		if ((strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) ||
+		    has_control(v) || strchr(v, ' '))
+			return say(why, n,
+			           "expected an http:// or https:// URL (the value is not "
+			           "shown)");
+		if (!(ld->c->alert_url = strdup(v)))
+			return say(why, n, "out of memory");
+		r->line = ld->line;
+		return 0;
+	}
+	if (strcmp(k->name, "webhook_url_env") == 0) {
+		if (!env_name(v) || strlen(v) >= sizeof(r->env))
+			return say(
+			    why, n,
+			    "expected the name of an environment variable such as "
+			    "WARMUP_ALERT_URL (letters, digits and _; the value is not shown)");
+		strcpy(r->env, v);
+	} else if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+		r->file[0] = '\0';
+		return say(why, n, "expected the path of a file holding the URL, got '%s'", v);
+	}
+	r->key = k->name;
+	r->line = ld->line;
+	return 0;
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 #define C(f)     offsetof(struct wu_conf, f)
@@ -745,6 +814,16 @@ static const struct key keys[] = {
     {S_BACKOFF, "retry_max", V_DURATION, C(core.backoff.retry_max), 0, 0, 0, NULL, 0},
 
     FN(S_LOG, "level", k_level),
+
+    FN(S_SUPPRESS, "mode", k_suppress_mode),
+
+    FN(S_ALERT, "webhook_url", k_alert_url),
+    FN(S_ALERT, "webhook_url_env", k_alert_url),
+    FN(S_ALERT, "webhook_url_file", k_alert_url),
+    {S_ALERT, "backlog_threshold", V_INT64, C(alert_backlog), 0, 0, 1e12, NULL, 0},
+    {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0},
+    {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
+    {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
 };
 
 static const struct key *key_find(enum sect s, const char *name)
@@ -1299,6 +1378,20 @@ static int finish(struct load *ld)
 		                rc->secret_source, sizeof(rc->secret_source)) < 0)
 			return -1;
 	}
+	if (ld->alert_url.key) {
+		char source[160];
+
+		if (secret_read(ld, &ld->alert_url, "alert", "webhook_url", &c->alert_url, source,
+		                sizeof(source)) < 0)
+			return -1;
+		if (strncmp(c->alert_url, "https://", 8) != 0 &&
+		    strncmp(c->alert_url, "http://", 7) != 0) {
+			lfail(ld, ld->alert_url.line,
+			      "[alert] %s: the URL from %s does not start with https:// or http://",
+			      ld->alert_url.key, source);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -1325,6 +1418,10 @@ int wu_conf_defaults(struct wu_conf *c)
 		c->route[r].tls = WU_TLS_REQUIRED;
 	}
 	c->log_level = LOG_INFO;
+	c->alert_backlog = 10000;
+	c->alert_backlog_every = 60 * WU_USEC;
+	c->alert_timeout = 10 * WU_USEC;
+	c->alert_retries = 5;
 	return 0;
 }
 
@@ -1464,6 +1561,10 @@ void wu_conf_free(struct wu_conf *c)
 			explicit_bzero(c->route[r].secret, strlen(c->route[r].secret));
 			free(c->route[r].secret);
 		}
+	}
+	if (c->alert_url) {
+		explicit_bzero(c->alert_url, strlen(c->alert_url));
+		free(c->alert_url);
 	}
 	wu_core_conf_free(&c->core);
 	explicit_bzero(c, sizeof(*c));

@@ -3,7 +3,7 @@
  * `warmup simulate` read the same file.
  *
  * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
- * [gate] [backoff] [log].  Every key is documented in README.md.  Unknown
+ * [gate] [backoff] [log] [suppress] [alert].  Every key is documented in README.md.  Unknown
  * sections and keys, and bad values, are errors that name the file, the
  * line and the key: "warmup.conf:12: [isp google] new_rate: expected a rate
  * such as 10/s, 600/min or 5000/h, got '10/fortnight'".
@@ -62,6 +62,16 @@ struct wu_conf {
 
 	/* [log] level = error | warn | info | debug */
 	int log_level;
+
+	/* [suppress] mode = drop | reject */
+	int suppress_reject; /* 0: drop suppressed recipients (default); 1: answer 400 */
+
+	/* [alert]: push alerts to a webhook (Slack-compatible) */
+	char *alert_url;               /* webhook_url(_env|_file); a secret: never logged whole */
+	int64_t alert_backlog;         /* backlog_threshold in queued units; 0 = off; 10000 */
+	wu_time_t alert_backlog_every; /* backlog_check: how often; default 1 minute */
+	wu_time_t alert_timeout;       /* per POST, default 10s */
+	int alert_retries;             /* retries after a failed POST, default 5 */
 };
 
 /* What to skip while loading. */
