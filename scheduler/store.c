@@ -110,6 +110,17 @@ static const char *const migrations[] = {
     " kind TEXT NOT NULL,"
     " route TEXT,"
     " text TEXT NOT NULL);",
+    /* 3: webhook events */
+    /* The sg_event_id of every Event Webhook event applied, so a batch
+     * SendGrid posts again (it retries on anything but 2xx) counts once;
+     * rows older than a few days are pruned by seen_at. */
+    "CREATE TABLE webhook_seen ("
+    " id TEXT PRIMARY KEY,"
+    " seen_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX webhook_seen_at ON webhook_seen(seen_at);"
+    /* Events name their message by the X-Message-Id the provider gave the
+     * send: one probe per event instead of a scan of the units. */
+    "CREATE INDEX units_provider ON units(provider_id) WHERE provider_id IS NOT NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -155,6 +166,9 @@ enum stmt {
 	S_SUPP_COUNT_REASON,
 	S_EVENT_ADD,
 	S_EVENTS_RECENT,
+	S_WEBHOOK_SEEN,
+	S_WEBHOOK_PRUNE,
+	S_UNIT_BY_PROVIDER,
 	S_COUNT_STMTS
 };
 
@@ -217,6 +231,13 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SUPP_COUNT_REASON] = "SELECT count(*) FROM suppressions WHERE reason = ?1",
     [S_EVENT_ADD] = "INSERT INTO events(at, kind, route, text) VALUES (?1, ?2, ?3, ?4)",
     [S_EVENTS_RECENT] = "SELECT id, at, kind, route, text FROM events ORDER BY id DESC LIMIT ?1",
+    [S_WEBHOOK_SEEN] = "INSERT INTO webhook_seen(id, seen_at) VALUES (?1, ?2)"
+                       " ON CONFLICT (id) DO NOTHING",
+    [S_WEBHOOK_PRUNE] = "DELETE FROM webhook_seen WHERE seen_at < ?1",
+    /* The unit whose recipient domain is the event's first: a request of
+     * many personalizations shares one X-Message-Id. */
+    [S_UNIT_BY_PROVIDER] = "SELECT route, isp FROM units WHERE provider_id = ?1"
+                           " ORDER BY domain = ?2 DESC, id LIMIT 1",
 };
 
 struct store {
@@ -1152,4 +1173,48 @@ int store_events_recent(struct store *s, int n, void (*fn)(void *arg, const stru
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "store_events_recent");
 	return count;
+}
+
+/* Records an Event Webhook event id; 1 when new, 0 when already seen. */
+int store_webhook_seen(struct store *s, const char *event_id, int64_t now)
+{
+	sqlite3_stmt *st = s->stmt[S_WEBHOOK_SEEN];
+
+	bind_text(st, 1, event_id);
+	sqlite3_bind_int64(st, 2, now);
+	if (run(s, S_WEBHOOK_SEEN, "store_webhook_seen") < 0)
+		return -1;
+	return sqlite3_changes(s->db) == 1;
+}
+
+/* Forgets event ids recorded before `before`; returns how many. */
+int store_webhook_prune(struct store *s, int64_t before)
+{
+	sqlite3_bind_int64(s->stmt[S_WEBHOOK_PRUNE], 1, before);
+	if (run(s, S_WEBHOOK_PRUNE, "store_webhook_prune") < 0)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+/* Finds the route and ISP of a sent unit by its provider message id. */
+int store_unit_by_provider(struct store *s, const char *provider_id, const char *domain, int *route,
+                           int *isp)
+{
+	sqlite3_stmt *st = s->stmt[S_UNIT_BY_PROVIDER];
+	int rc;
+
+	bind_text(st, 1, provider_id);
+	bind_text(st, 2, domain ? domain : "");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*route = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
+		*isp = sqlite3_column_int(st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return fail(s, rc, "store_unit_by_provider");
 }

@@ -167,4 +167,15 @@ struct store_event {
 int store_events_recent(struct store *s, int n, void (*fn)(void *arg, const struct store_event *e),
                         void *arg);
 
+/* Event Webhook.  store_webhook_seen records an sg_event_id: 1 when it is
+ * new, 0 when it was seen before (a batch posted again).  store_webhook_prune
+ * forgets ids recorded before `before` and returns how many.
+ * store_unit_by_provider finds a sent unit by the provider's message id
+ * (units.provider_id), preferring one whose recipient domain is `domain`:
+ * 1 with *route (-1 if none was recorded) and *isp, 0 when there is none. */
+int store_webhook_seen(struct store *s, const char *event_id, int64_t now);
+int store_webhook_prune(struct store *s, int64_t before);
+int store_unit_by_provider(struct store *s, const char *provider_id, const char *domain, int *route,
+                           int *isp);
+
 #endif
