@@ -68,7 +68,9 @@ int snd_route_capacity(const struct snd_route *r);
 /* Most units one batch may carry (1000 for v3, 1 for SMTP). */
 int snd_route_batch_max(const struct snd_route *r);
 
-/* Frees the route; transfers still running are aborted first. */
+/* Frees the route; transfers still running are aborted first.  Each aborted
+ * batch still gets its callback, from inside this call, with SND_TEMPFAIL
+ * for every unit (accepts NULL). */
 void snd_route_free(struct snd_route *r);
 
 const char *snd_status_name(enum snd_status s);

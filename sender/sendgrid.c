@@ -654,6 +654,7 @@ static int sg_create(void **impl, const struct wu_route_conf *conf, struct curlu
 	return 0;
 }
 
+/* The route type "sendgrid", as sender.c finds it. */
 const struct snd_backend snd_sendgrid_backend = {
     .name = "sendgrid",
     .create = sg_create,

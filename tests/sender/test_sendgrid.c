@@ -151,6 +151,7 @@ struct buf {
 	size_t n;
 };
 
+/* CURLOPT_WRITEFUNCTION of control requests: grows the buffer. */
 static size_t buf_write(char *d, size_t size, size_t n, void *arg)
 {
 	struct buf *b = arg;
@@ -216,6 +217,7 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* The watchdog: ends run_until() when nothing else would. */
 static void watchdog_cb(uv_timer_t *t)
 {
 	struct fx *f = t->data;
@@ -305,11 +307,13 @@ static void route(struct fx *f)
 	assert_int_equal(snd_route_create(&f->r, &f->conf, f->cu, err, sizeof(err)), 0);
 }
 
+/* A stored body as the intake keeps it: everything but personalizations. */
 static const char *content =
     "{\"from\":{\"email\":\"news@example.com\"},\"subject\":\"Hello\","
     "\"content\":[{\"type\":\"text/plain\",\"value\":\"hi\"}],"
     "\"categories\":[\"weekly\"],\"custom_args\":{\"campaign\":\"spring\"}}";
 
+/* Three units of that content, for three ISPs. */
 static struct snd_item items3[] = {
     {1, 0, "{\"to\":[{\"email\":\"a@gmail.com\"}]}"},
     {2, 1, "{\"to\":[{\"email\":\"b@yahoo.co.jp\"}]}"},
@@ -656,6 +660,7 @@ static void test_capacity_and_free(void **state)
 	assert_int_equal(snd_route_capacity(f->r), 8);
 }
 
+/* A transfer added to curluv directly, and the silent server it talks to. */
 struct raw {
 	int ndone;
 	CURLcode result;
@@ -716,7 +721,7 @@ static void test_curluv_destroy_running(void **state)
 	close(fd);
 }
 
-/* The same through a route: its callback sees one tempfail per unit. */
+/* The silent server got the route's connection: destroy the multi handle. */
 static void route_on_accept(uv_poll_t *p, int status, int events)
 {
 	struct fx *f = p->data;
@@ -728,6 +733,7 @@ static void route_on_accept(uv_poll_t *p, int status, int events)
 	f->cu = NULL;
 }
 
+/* A route's request running when the multi handle goes: one abort. */
 static void test_route_destroy_running(void **state)
 {
 	struct fx *f = *state;
@@ -888,6 +894,7 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* Stops the stub after the group. */
 static int group_teardown(void **state)
 {
 	(void)state;
@@ -1011,6 +1018,7 @@ static void test_fake_invalid_body(void **state)
 	assert_non_null(strstr(f->res[0].error, "HTTP 400: "));
 }
 
+/* Starts fake-sendgrid when it is built; otherwise its tests skip. */
 static int fake_setup(void **state)
 {
 	const char *exe = getenv("FAKE_SENDGRID");
@@ -1038,6 +1046,7 @@ static int fake_setup(void **state)
 	return 0;
 }
 
+/* Stops fake-sendgrid. */
 static int fake_teardown(void **state)
 {
 	(void)state;
@@ -1045,6 +1054,7 @@ static int fake_teardown(void **state)
 	return 0;
 }
 
+/* Two groups: the scripted stub, then fake-sendgrid. */
 int main(void)
 {
 	const struct CMUnitTest stub_tests[] = {
