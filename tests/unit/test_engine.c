@@ -131,7 +131,7 @@ static void outcome(wu_time_t now, enum wu_route route, int isp, enum wu_result 
 /* Drains events; returns how many were of kind, the last of them in *last. */
 static int events(enum wu_event_kind kind, struct wu_event *last)
 {
-	struct wu_event ev;
+	struct wu_event ev = {0};
 	int n = 0;
 	while (wu_engine_poll_event(eng, &ev)) {
 		assert_in_range(ev.kind, WU_EV_DAY, WU_EV_COUNT - 1);
@@ -220,7 +220,7 @@ static void test_next_day_and_backlog(void **state)
 {
 	(void)state;
 	struct tally t;
-	struct wu_event ev;
+	struct wu_event ev = {0};
 
 	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
 	engine_make(T0);
@@ -709,7 +709,7 @@ static void test_gate_halt_holds_day(void **state)
 {
 	(void)state;
 	struct tally t;
-	struct wu_event ev;
+	struct wu_event ev = {0};
 	struct wu_gate_verdict v;
 
 	conf_make(BIG, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
@@ -775,7 +775,7 @@ static void test_gate_manual_resume(void **state)
 {
 	(void)state;
 	struct tally t;
-	struct wu_event ev;
+	struct wu_event ev = {0};
 
 	conf_make(BIG, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
 	conf.gate.resume = WU_RESUME_MANUAL;
@@ -818,7 +818,7 @@ static void test_gate_small_sample(void **state)
 static void test_gate_warn_event(void **state)
 {
 	(void)state;
-	struct wu_event ev;
+	struct wu_event ev = {0};
 
 	conf_make(BIG, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
 	conf.gate.z = 0;
@@ -1053,7 +1053,7 @@ static void test_pause_resume(void **state)
 {
 	(void)state;
 	struct tally t;
-	struct wu_event ev;
+	struct wu_event ev = {0};
 
 	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
 	engine_make(T0);
