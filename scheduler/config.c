@@ -69,7 +69,9 @@ enum sect {
 	S_BACKOFF,
 	S_LOG,
 	S_SUPPRESS,
-	S_ALERT
+	S_ALERT,
+	S_WEBHOOK,
+	S_DEFER
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -115,7 +117,10 @@ struct load {
 	int domains_after_add[WU_ISP_MAX];
 	char url[WU_ROUTE_COUNT][512];
 	int url_set[WU_ROUTE_COUNT];
-	struct secret_ref alert_url; /* [alert] webhook_url_env/_file */
+	struct secret_ref alert_url;        /* [alert] webhook_url_env/_file */
+	struct secret_ref webhook_password; /* [webhook] password_env/_file */
+	char webhook_key_file[1024];        /* [webhook] public_key_file, read last */
+	int webhook_key_line, webhook_line;
 };
 
 enum vtype { V_RATE, V_PERCENT, V_DURATION, V_INT, V_INT64, V_BOOL, V_STR, V_PATH, V_SIZE, V_FN };
@@ -310,7 +315,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		enum sect kind;
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
-	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT}};
+	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -329,6 +334,10 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 			if (strcmp(word, plain[i].name) == 0) {
 				out->kind = plain[i].kind;
 				snprintf(out->name, sizeof(out->name), "%s", word);
+				if (out->kind == S_WEBHOOK && !ld->webhook_line) {
+					ld->webhook_line = ld->line;
+					ld->c->webhook.enabled = 1;
+				}
 				return 0;
 			}
 		}
@@ -355,9 +364,42 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		snprintf(out->name, sizeof(out->name), "isp %s", arg);
 		return 0;
 	}
+	if (strcmp(word, "defer_rule") == 0) {
+		struct wu_webhook_conf *w = &ld->c->webhook;
+		int i;
+
+		if (!*arg || strlen(arg) >= sizeof(w->rules[0].name) ||
+		    strspn(arg,
+		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+		        strlen(arg))
+			return say(why, n,
+			           "expected [defer_rule NAME] (letters, digits, - and _), such as "
+			           "[defer_rule gmail-rate], got '[%s]'",
+			           raw);
+		for (i = 0; i < w->nrules && strcmp(w->rules[i].name, arg) != 0; i++)
+			;
+		if (i == w->nrules) {
+			if (i == WU_DEFER_RULES_MAX)
+				return say(why, n, "more than %d [defer_rule] sections",
+				           WU_DEFER_RULES_MAX);
+			memset(&w->rules[i], 0, sizeof(w->rules[i]));
+			strcpy(w->rules[i].name, arg);
+			w->rules[i].isp = -1;
+			w->rules[i].events = WU_DEFER_ON_DEFERRED | WU_DEFER_ON_BLOCKED;
+			w->rules[i].cut = 0.5;
+			w->rules[i].hold = WU_HOUR;
+			w->rules[i].line = ld->line;
+			w->nrules++;
+		}
+		out->kind = S_DEFER;
+		out->index = i;
+		snprintf(out->name, sizeof(out->name), "defer_rule %s", arg);
+		return 0;
+	}
 	return say(why, n,
 	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
-	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress] or [alert])",
+	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress], [alert], "
+	           "[webhook] or [defer_rule NAME])",
 	           raw);
 }
 
@@ -509,7 +551,9 @@ static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s
 static int k_secret(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                     char *why, size_t n)
 {
-	struct secret_ref *r = s->kind == S_LISTEN ? &ld->token : &ld->route_secret[s->index];
+	struct secret_ref *r = s->kind == S_LISTEN    ? &ld->token
+	                       : s->kind == S_WEBHOOK ? &ld->webhook_password
+	                                              : &ld->route_secret[s->index];
 	int env = strstr(k->name, "_env") != NULL;
 
 	if (r->key)
@@ -733,6 +777,210 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
 	return 0;
 }
 
+/*
+ * [webhook] and [defer_rule NAME]: the SendGrid Event Webhook endpoint and
+ * the rules by which its deferral and block texts cut an ISP's rate.
+ */
+
+/* Standard base64 (blanks and line ends skipped, padding optional) into a
+ * malloc'd buffer; -1 on a bad character. */
+static int base64_decode(const char *s, unsigned char **out, size_t *outlen)
+{
+	size_t n = strlen(s), len = 0;
+	unsigned acc = 0;
+	int bits = 0, pad = 0;
+	unsigned char *b = malloc(n / 4 * 3 + 3);
+
+	if (!b)
+		return -1;
+	for (; *s; s++) {
+		const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		const char *p;
+
+		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+			continue;
+		if (*s == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || !(p = strchr(a, *s)))
+			goto bad;
+		acc = (acc << 6) | (unsigned)(p - a);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			b[len++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (len == 0 || pad > 2 || bits >= 6)
+		goto bad;
+	*out = b;
+	*outlen = len;
+	return 0;
+bad:
+	free(b);
+	return -1;
+}
+
+/* Keeps a decoded public key, refusing a second one. */
+static int webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
+{
+	struct wu_webhook_conf *w = &ld->c->webhook;
+	unsigned char *der;
+	size_t len;
+
+	if (w->public_key)
+		return say(why, n, "the public key is already given on line %d; give it once",
+		           ld->webhook_key_line);
+	/* A DER SubjectPublicKeyInfo starts with a SEQUENCE; anything else is
+	 * not the key SendGrid shows.  OpenSSL checks the rest at start-up. */
+	der = NULL;
+	len = 0;
+	if (base64_decode(b64, &der, &len) < 0 || len < 24 || der[0] != 0x30) {
+		free(der);
+		return say(why, n,
+		           "expected the base64 public key SendGrid shows for the signed webhook "
+		           "(MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...)");
+	}
+	w->public_key = der;
+	w->public_key_len = len;
+	return 0;
+}
+
+static int k_webhook_auth(struct load *ld, const struct key *k, const struct sect_ref *s,
+                          const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "none") == 0)
+		ld->c->webhook.auth_none = 1;
+	else if (strcmp(v, "required") == 0)
+		ld->c->webhook.auth_none = 0;
+	else
+		return say(why, n, "expected required or none, got '%s'", v);
+	return 0;
+}
+
+/* public_key = BASE64 now; public_key_file = PATH after the last line. */
+static int k_webhook_key(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	(void)s;
+	if (strcmp(k->name, "public_key") == 0) {
+		if (ld->webhook_key_file[0])
+			return say(why, n,
+			           "the public key is already given by public_key_file "
+			           "on line %d; give it once",
+			           ld->webhook_key_line);
+		if (webhook_key_set(ld, v, why, n) < 0)
+			return -1;
+	} else {
+		if (ld->c->webhook.public_key)
+			return say(why, n,
+			           "the public key is already given on line %d; give it once",
+			           ld->webhook_key_line);
+		if (!*v || has_control(v) ||
+		    resolve(ld->c, v, ld->webhook_key_file, sizeof(ld->webhook_key_file)) < 0) {
+			ld->webhook_key_file[0] = '\0';
+			return say(why, n,
+			           "expected the path of a file holding the public key, got '%s'",
+			           v);
+		}
+	}
+	ld->webhook_key_line = ld->line;
+	return 0;
+}
+
+static int k_defer_isp(struct load *ld, const struct key *k, const struct sect_ref *s,
+                       const char *v, char *why, size_t n)
+{
+	int isp = wu_isp_find(&ld->c->core.isps, v);
+
+	(void)k;
+	if (isp < 0)
+		return say(why, n, "expected the name of an ISP group such as google, got '%s'", v);
+	ld->c->webhook.rules[s->index].isp = isp;
+	return 0;
+}
+
+static int k_defer_match(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	struct wu_defer_rule *r = &ld->c->webhook.rules[s->index];
+	char buf[sizeof(r->match)], *p, *alt, *save = NULL;
+	size_t len = 0;
+
+	(void)k;
+	if (has_control(v) || copy(buf, sizeof(buf), v) < 0)
+		goto bad;
+	/* Alternatives are trimmed and lowered once, so matching is plain. */
+	for (alt = strtok_r(buf, "|", &save); alt; alt = strtok_r(NULL, "|", &save)) {
+		p = wu_trim(alt);
+		if (!*p)
+			goto bad;
+		len += (size_t)snprintf(r->match + len, sizeof(r->match) - len, "%s%s",
+		                        len ? "|" : "", p);
+	}
+	if (len == 0)
+		goto bad;
+	for (p = r->match; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+bad:
+	r->match[0] = '\0';
+	return say(why, n,
+	           "expected texts to look for, separated by |, such as 4.7.28 | unusual rate, "
+	           "got '%s'",
+	           v);
+}
+
+static int k_defer_events(struct load *ld, const struct key *k, const struct sect_ref *s,
+                          const char *v, char *why, size_t n)
+{
+	char buf[128], *w, *save = NULL;
+	unsigned ev = 0;
+
+	(void)k;
+	if (copy(buf, sizeof(buf), v) < 0)
+		goto bad;
+	for (w = strtok_r(buf, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+		if (strcmp(w, "deferred") == 0)
+			ev |= WU_DEFER_ON_DEFERRED;
+		else if (strcmp(w, "blocked") == 0)
+			ev |= WU_DEFER_ON_BLOCKED;
+		else
+			goto bad;
+	}
+	if (!ev)
+		goto bad;
+	ld->c->webhook.rules[s->index].events = ev;
+	return 0;
+bad:
+	return say(why, n, "expected deferred, blocked or both (deferred, blocked), got '%s'", v);
+}
+
+static int k_defer_cut(struct load *ld, const struct key *k, const struct sect_ref *s,
+                       const char *v, char *why, size_t n)
+{
+	double f;
+
+	(void)k;
+	if (wu_parse_percent(v, &f, NULL, 0) < 0 || f < 0.01 || f >= 1)
+		return say(
+		    why, n,
+		    "expected the share of the rate to keep, from 1%% to below 100%%, such as "
+		    "50%%, got '%s'",
+		    v);
+	ld->c->webhook.rules[s->index].cut = f;
+	return 0;
+}
+
+static int k_defer_hold(struct load *ld, const struct key *k, const struct sect_ref *s,
+                        const char *v, char *why, size_t n)
+{
+	(void)k;
+	return wu_parse_duration(v, &ld->c->webhook.rules[s->index].hold, why, n);
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 #define C(f)     offsetof(struct wu_conf, f)
@@ -824,6 +1072,23 @@ static const struct key keys[] = {
     {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0},
     {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
     {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
+
+    FN(S_WEBHOOK, "auth", k_webhook_auth),
+    FN(S_WEBHOOK, "public_key", k_webhook_key),
+    FN(S_WEBHOOK, "public_key_file", k_webhook_key),
+    {S_WEBHOOK, "username", V_STR, C(webhook.username), SZ(wu_conf, webhook.username), 0, 0, NULL,
+     0},
+    FN(S_WEBHOOK, "password_env", k_secret),
+    FN(S_WEBHOOK, "password_file", k_secret),
+    {S_WEBHOOK, "max_body", V_SIZE, C(webhook.max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
+    {S_WEBHOOK, "max_skew", V_DURATION, C(webhook.max_skew), 0, 0, 0, NULL, 0},
+    {S_WEBHOOK, "default_rules", V_BOOL, C(webhook.default_rules), 0, 0, 0, NULL, 0},
+
+    FN(S_DEFER, "isp", k_defer_isp),
+    FN(S_DEFER, "match", k_defer_match),
+    FN(S_DEFER, "events", k_defer_events),
+    FN(S_DEFER, "cut", k_defer_cut),
+    FN(S_DEFER, "hold", k_defer_hold),
 };
 
 static const struct key *key_find(enum sect s, const char *name)
@@ -1268,6 +1533,104 @@ static int route_check(struct load *ld, int r)
 	return 0;
 }
 
+/* Reads public_key_file: SendGrid's base64 line, or a PEM public key. */
+static int webhook_key_read(struct load *ld)
+{
+	char text[8192], b64[8192], why[WU_ERR_MAX], *line, *save = NULL;
+	size_t len, blen = 0;
+	FILE *f = fopen(ld->webhook_key_file, "r");
+
+	if (!f) {
+		lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: cannot read %s: %s",
+		      ld->webhook_key_file, strerror(errno));
+		return -1;
+	}
+	len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	b64[0] = '\0';
+	for (line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		if (strncmp(line, "-----", 5) == 0)
+			continue; /* PEM armour */
+		blen += (size_t)snprintf(b64 + blen, sizeof(b64) - blen, "%s", wu_trim(line));
+		if (blen >= sizeof(b64))
+			break;
+	}
+	if (webhook_key_set(ld, b64, why, sizeof(why)) < 0) {
+		lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: %s: %s",
+		      ld->webhook_key_file, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The [webhook] checks that need the whole file, then its secrets. */
+static int webhook_finish(struct load *ld, int daemon)
+{
+	struct wu_webhook_conf *w = &ld->c->webhook;
+	int basic = w->username[0] || ld->webhook_password.key;
+	int line = seen_line(ld, "webhook", "auth");
+	char why[WU_ERR_MAX];
+
+	for (int i = 0; i < w->nrules; i++) {
+		struct wu_defer_rule *r = &w->rules[i];
+
+		if (r->isp < 0) {
+			lfail(ld, r->line,
+			      "[defer_rule %s] isp: required: the ISP group it watches", r->name);
+			return -1;
+		}
+		if (!r->match[0]) {
+			lfail(ld, r->line,
+			      "[defer_rule %s] match: required: the texts to look for, such as "
+			      "4.7.28",
+			      r->name);
+			return -1;
+		}
+	}
+	if (!w->enabled)
+		return 0;
+	if (w->auth_none && (basic || w->public_key || ld->webhook_key_file[0])) {
+		lfail(ld, line,
+		      "[webhook] auth: none contradicts public_key and username/password; keep "
+		      "one");
+		return -1;
+	}
+	if (w->auth_none && !loopback(ld->c->listen_host)) {
+		lfail(ld, line,
+		      "[webhook] auth: none is only allowed on a loopback address (the daemon "
+		      "listens on %s)",
+		      ld->c->listen_host);
+		return -1;
+	}
+	if (w->username[0] && !ld->webhook_password.key) {
+		lfail(ld, seen_line(ld, "webhook", "username"),
+		      "[webhook] username: needs a password from password_env or password_file");
+		return -1;
+	}
+	if (ld->webhook_password.key && !w->username[0]) {
+		lfail(ld, ld->webhook_password.line, "[webhook] %s: a password needs a username",
+		      ld->webhook_password.key);
+		return -1;
+	}
+	/* A forged batch could halt the ramp or cut an ISP: no silent default. */
+	if (daemon && !w->auth_none && !basic && !w->public_key && !ld->webhook_key_file[0]) {
+		lfail(ld, ld->webhook_line,
+		      "[webhook]: the event webhook needs authentication: set public_key (or "
+		      "public_key_file) for signed events, or username with password_env or "
+		      "password_file, or write auth = none to accept unauthenticated events");
+		return -1;
+	}
+	if (!daemon)
+		return 0;
+	if (ld->webhook_key_file[0] && webhook_key_read(ld) < 0)
+		return -1;
+	if (ld->webhook_password.key && secret_read(ld, &ld->webhook_password, "webhook",
+	                                            "password", &w->password, why, sizeof(why)) < 0)
+		return -1;
+	return 0;
+}
+
 /* The checks that need the whole file, then the schedule and the secrets. */
 static int finish(struct load *ld)
 {
@@ -1362,6 +1725,8 @@ static int finish(struct load *ld)
 		return -1;
 	}
 
+	if (webhook_finish(ld, daemon) < 0)
+		return -1;
 	if (!daemon)
 		return 0;
 	if (!c->auth_none &&
@@ -1418,6 +1783,9 @@ int wu_conf_defaults(struct wu_conf *c)
 		c->route[r].tls = WU_TLS_REQUIRED;
 	}
 	c->log_level = LOG_INFO;
+	c->webhook.max_body = MB;
+	c->webhook.max_skew = 10 * WU_MINUTE;
+	c->webhook.default_rules = 1;
 	c->alert_backlog = 10000;
 	c->alert_backlog_every = 60 * WU_USEC;
 	c->alert_timeout = 10 * WU_USEC;
@@ -1565,6 +1933,11 @@ void wu_conf_free(struct wu_conf *c)
 	if (c->alert_url) {
 		explicit_bzero(c->alert_url, strlen(c->alert_url));
 		free(c->alert_url);
+	}
+	free(c->webhook.public_key);
+	if (c->webhook.password) {
+		explicit_bzero(c->webhook.password, strlen(c->webhook.password));
+		free(c->webhook.password);
 	}
 	wu_core_conf_free(&c->core);
 	explicit_bzero(c, sizeof(*c));

@@ -3,10 +3,11 @@
  * `warmup simulate` read the same file.
  *
  * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
- * [gate] [backoff] [log] [suppress] [alert].  Every key is documented in README.md.  Unknown
- * sections and keys, and bad values, are errors that name the file, the
- * line and the key: "warmup.conf:12: [isp google] new_rate: expected a rate
- * such as 10/s, 600/min or 5000/h, got '10/fortnight'".
+ * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME].
+ * Every key is documented in docs/config.md.  Unknown sections and keys,
+ * and bad values, are errors that name the file, the line and the key:
+ * "warmup.conf:12: [isp google] new_rate: expected a rate such as 10/s,
+ * 600/min or 5000/h, got '10/fortnight'".
  *
  * Relative paths in the file (schedule, store path, *_file) are taken
  * relative to the directory of the config file.
@@ -35,6 +36,39 @@ struct wu_route_conf {
 	char username[128];
 	char ca_file[512];
 	int x_smtpapi;
+};
+
+/* Most [defer_rule NAME] sections a file may have. */
+#define WU_DEFER_RULES_MAX 32
+/* What a deferral rule watches (wu_defer_rule.events). */
+#define WU_DEFER_ON_DEFERRED 1u /* deferred events, text in "response" */
+#define WU_DEFER_ON_BLOCKED  2u /* bounce events of type blocked, text in "reason" */
+
+/* [defer_rule NAME]: a text in an ISP's deferral or block answers cuts that
+ * ISP's rate on the new route for a while. */
+struct wu_defer_rule {
+	char name[48];
+	int isp;         /* ISP group; -1 until set */
+	char match[192]; /* '|'-separated alternatives, lower case */
+	unsigned events; /* WU_DEFER_ON_* bits; default both */
+	double cut;      /* the rate is multiplied by this: 0.5 halves it */
+	wu_time_t hold;  /* how long the cut holds before recovery starts */
+	int line;        /* of the section header, for messages */
+};
+
+/* [webhook]: the SendGrid Event Webhook endpoint, off without the section. */
+struct wu_webhook_conf {
+	int enabled;               /* the section is present */
+	int auth_none;             /* "auth = none" written out */
+	unsigned char *public_key; /* DER SubjectPublicKeyInfo; NULL = no signature */
+	size_t public_key_len;
+	char username[128]; /* HTTP basic auth; "" = none */
+	char *password;     /* never logged */
+	size_t max_body;    /* default 1 MB */
+	wu_time_t max_skew; /* signature timestamp window, default 10 min */
+	int default_rules;  /* built-in deferral rules when none are given; default on */
+	int nrules;
+	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
 };
 
 struct wu_conf {
@@ -72,6 +106,9 @@ struct wu_conf {
 	wu_time_t alert_backlog_every; /* backlog_check: how often; default 1 minute */
 	wu_time_t alert_timeout;       /* per POST, default 10s */
 	int alert_retries;             /* retries after a failed POST, default 5 */
+
+	/* [webhook] and [defer_rule NAME] */
+	struct wu_webhook_conf webhook;
 };
 
 /* What to skip while loading. */
