@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "alert.h"
 #include "dispatcher.h"
 #include "log.h"
 
@@ -95,6 +96,7 @@ void daemon_drain_events(struct wu_daemon *d)
 
 	while (wu_engine_poll_event(d->engine, &ev)) {
 		wu_date_format(ev.date, date, sizeof(date));
+		alert_engine_event(d, &ev); /* the events table, and a push alert */
 		switch (ev.kind) {
 		case WU_EV_DAY:
 			wu_info("%s: %s", date, ev.text);

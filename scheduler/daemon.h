@@ -22,6 +22,7 @@
 
 struct intake;
 struct dispatcher;
+struct alert;
 
 /* Runs after the turn's commit; ok is 0 when the commit failed and
  * everything of the turn was rolled back. */
@@ -41,6 +42,7 @@ struct wu_daemon {
 	struct snd_route *route[WU_ROUTE_COUNT];
 	struct intake *intake;
 	struct dispatcher *disp;
+	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */
 	struct status_extra extra;
 
 	/* one clock: wall time read once per loop turn */

@@ -18,9 +18,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "control.h"
 #include "dispatcher.h"
 #include "log.h"
 #include "sender/v3mail.h"
+#include "suppress.h"
 
 struct intake {
 	struct wu_daemon *d;
@@ -32,7 +34,7 @@ struct intake {
 	int nclosed;
 };
 
-enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_OTHER };
+enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_OTHER };
 
 struct req {
 	struct intake *in;
@@ -46,6 +48,7 @@ struct req {
 	int committed; /* the commit result is known */
 	int ok;        /* the commit succeeded */
 	char msgid[32];
+	struct control_reply ctl; /* REQ_CONTROL: the answer, maybe after the commit */
 };
 
 static void intake_pump(struct intake *in);
@@ -146,6 +149,8 @@ static enum MHD_Result handle_mail(struct req *r)
 	char *content = NULL, *json;
 	int64_t content_id;
 	wu_time_t now = daemon_now(d);
+	struct suppress_result sr;
+	char why[400];
 	int n = 0;
 
 	body = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
@@ -165,8 +170,31 @@ static enum MHD_Result handle_mail(struct req *r)
 		return ret;
 	}
 	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
-	content = cJSON_PrintUnformatted(body);
+	switch (suppress_filter(d, ps, &sr)) {
+	case -1:
+		goto fail;
+	case 1:
+		wu_debug("intake: refused: %s is suppressed (%s)", sr.email, sr.reason);
+		cJSON_Delete(ps);
+		cJSON_Delete(body);
+		d->extra.intake_rejected++;
+		snprintf(why, sizeof(why), "The address %s is on the suppression list (%s).",
+		         sr.email, sr.reason);
+		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, sr.field, why);
+	}
 	make_msgid(r->msgid);
+	if (sr.dropped)
+		wu_debug("intake: %s: %d suppressed recipient%s dropped, %d personalization%s left",
+		         r->msgid, sr.dropped, sr.dropped == 1 ? "" : "s", cJSON_GetArraySize(ps),
+		         cJSON_GetArraySize(ps) == 1 ? "" : "s");
+	if (cJSON_GetArraySize(ps) == 0) {
+		/* Every recipient is suppressed: SendGrid still answers 202. */
+		cJSON_Delete(ps);
+		cJSON_Delete(body);
+		d->extra.intake_accepted++;
+		return reply(r->conn, MHD_HTTP_ACCEPTED, NULL, NULL, "X-Message-Id", r->msgid);
+	}
+	content = cJSON_PrintUnformatted(body);
 	if (!content || daemon_txn(d) < 0 ||
 	    store_add_content(d->store, r->msgid, content, strlen(content), now, &content_id) < 0)
 		goto fail;
@@ -246,6 +274,8 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 		r->kind = REQ_STATUS;
 	else if (strcmp(url, "/metrics") == 0 && is_get)
 		r->kind = REQ_METRICS;
+	else if (control_match(url))
+		r->kind = REQ_CONTROL;
 	else
 		r->kind = REQ_OTHER;
 	if (r->kind == REQ_OTHER) {
@@ -335,6 +365,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->suspended)
 		return MHD_YES;
+	if (r->committed && r->kind == REQ_CONTROL) {
+		r->answered = 1;
+		if (!r->ok)
+			return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+			                   "The change could not be stored; try again.");
+		return reply(conn, r->ctl.status, "application/json", r->ctl.body, NULL, NULL);
+	}
 	if (r->committed) {
 		r->answered = 1;
 		if (!r->ok)
@@ -355,7 +392,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->answered = 1;
 		return ret;
 	}
+	if (r->kind == REQ_CONTROL && !r->too_big) {
+		control_handle(in->d, conn, method, url, r->body, r->len, &r->ctl);
+		if (r->ctl.after_commit && daemon_after_commit(in->d, mail_committed, r) == 0) {
+			r->suspended = 1;
+			MHD_suspend_connection(conn);
+			return MHD_YES;
+		}
+		r->answered = 1;
+		return reply(conn, r->ctl.status, "application/json", r->ctl.body, NULL, NULL);
+	}
 	r->answered = 1;
+	if (r->kind == REQ_CONTROL)
+		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+		                   "The request body is larger than this server accepts.");
 	return handle_view(r);
 }
 
@@ -371,6 +421,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	free(r->body);
+	control_reply_free(&r->ctl);
 	free(r);
 	*con_cls = NULL;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "daemon.h"
 #include "dispatcher.h"
 #include "intake.h"
@@ -68,6 +69,7 @@ static void finish(struct wu_daemon *d)
 	uv_close((uv_handle_t *)&d->commit, on_closed);
 	uv_close((uv_handle_t *)&d->sigterm, on_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_closed);
+	alert_stop(d);
 	if (d->cu) {
 		curluv_destroy(d->cu);
 		d->cu = NULL;
@@ -238,6 +240,10 @@ int main(int argc, char **argv)
 		goto out;
 	if (curluv_create(&d.cu, d.loop) < 0) {
 		fprintf(stderr, "warmupd: cannot set up libcurl on the event loop\n");
+		goto out;
+	}
+	if (alert_start(&d) < 0) {
+		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
 	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {

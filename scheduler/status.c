@@ -39,6 +39,7 @@
 #include "config.h"
 #include "core/engine.h"
 #include "store.h"
+#include "suppress.h"
 
 /* Everything both views show, read once. */
 struct snap {
@@ -285,6 +286,61 @@ static void json_isps(struct jb *b, cJSON *root, const struct snap *n)
 	}
 }
 
+/* How many of the store's events "recent_events" shows. */
+#define RECENT_EVENTS 10
+
+/* One stored event as a JSON object of the "recent_events" array. */
+static void event_row(void *arg, const struct store_event *e)
+{
+	cJSON *a = arg, *o = cJSON_CreateObject();
+	char buf[64];
+
+	if (!o)
+		return;
+	iso_local(e->at, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, "time", buf);
+	cJSON_AddStringToObject(o, "kind", e->kind ? e->kind : "");
+	if (e->route)
+		cJSON_AddStringToObject(o, "route", e->route);
+	else
+		cJSON_AddNullToObject(o, "route");
+	cJSON_AddStringToObject(o, "text", e->text ? e->text : "");
+	cJSON_AddItemToArray(a, o);
+}
+
+/* "suppressions" (list size, what intake dropped or refused), "alerts" and
+ * "recent_events": the operations side of the daemon. */
+static void json_ops(struct jb *b, cJSON *root, struct store *s, const struct status_extra *x)
+{
+	cJSON *o = j_obj(b, root, "suppressions"), *by;
+	int64_t total = 0, entries;
+
+	if (s && store_suppress_count(s, NULL, &entries) == 0)
+		j_num(b, o, "entries", (double)entries);
+	else
+		j_null(b, o, "entries");
+	by = j_obj(b, o, "dropped_by_reason");
+	for (int r = 0; r < SUPP_REASON_COUNT; r++) {
+		j_num(b, by, suppress_reason_name(r), (double)x->supp_dropped[r]);
+		total += x->supp_dropped[r];
+	}
+	j_num(b, o, "dropped", (double)total);
+	j_num(b, o, "dropped_personalizations", (double)x->supp_dropped_pers);
+	j_num(b, o, "rejected", (double)x->supp_rejected);
+
+	o = j_obj(b, root, "alerts");
+	j_num(b, o, "sent", (double)x->alerts_sent);
+	j_num(b, o, "failed", (double)x->alerts_failed);
+	j_num(b, o, "dropped", (double)x->alerts_dropped);
+
+	if (!(o = cJSON_AddArrayToObject(root, "recent_events"))) {
+		b->bad = 1;
+		return;
+	}
+	if (s)
+		store_events_recent(s, RECENT_EVENTS, event_row, o);
+}
+
 /* GET /v1/status: see status.h and docs/status.md. */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
@@ -348,6 +404,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "rejected", (double)x->intake_rejected);
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
 		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
+		json_ops(&b, root, s, x);
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
@@ -559,6 +616,23 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		family(&b, "warmup_start_time_seconds", "gauge",
 		       "When the daemon started, in seconds since the Unix epoch.");
 		sample_i(&b, "warmup_start_time_seconds", x->started / WU_USEC);
+		family(&b, "warmup_suppressed_total", "counter",
+		       "Recipients the intake dropped as suppressed, by reason.");
+		for (int r = 0; r < SUPP_REASON_COUNT; r++) {
+			labels_open(&b, "warmup_suppressed_total", "reason",
+			            suppress_reason_name(r));
+			labels_close_i(&b, x->supp_dropped[r]);
+		}
+		family(&b, "warmup_suppress_rejected_total", "counter",
+		       "Intake requests refused for a suppressed recipient (mode = reject).");
+		sample_i(&b, "warmup_suppress_rejected_total", x->supp_rejected);
+		family(&b, "warmup_alerts_total", "counter", "Push alerts by outcome.");
+		labels_open(&b, "warmup_alerts_total", "outcome", "sent");
+		labels_close_i(&b, x->alerts_sent);
+		labels_open(&b, "warmup_alerts_total", "outcome", "failed");
+		labels_close_i(&b, x->alerts_failed);
+		labels_open(&b, "warmup_alerts_total", "outcome", "dropped");
+		labels_close_i(&b, x->alerts_dropped);
 	}
 
 	if (b.bad) {

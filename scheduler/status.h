@@ -23,11 +23,21 @@ struct wu_engine;
 struct store;
 struct wu_conf;
 
+/* Room for suppress.h's reasons in the counters below. */
+#define STATUS_SUPP_REASONS 8
+
 /* Counters the daemon keeps in memory. */
 struct status_extra {
 	int64_t intake_accepted, intake_rejected, webhook_events;
 	int64_t inflight[WU_ROUTE_COUNT];
 	wu_time_t started;
+	/* suppressions at intake (suppress.c): recipients dropped by reason
+	 * (enum suppress_reason), personalizations left empty and dropped,
+	 * requests refused in reject mode */
+	int64_t supp_dropped[STATUS_SUPP_REASONS];
+	int64_t supp_dropped_pers, supp_rejected;
+	/* push alerts (alert.c) */
+	int64_t alerts_sent, alerts_failed, alerts_dropped;
 };
 
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */
