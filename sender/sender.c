@@ -26,7 +26,7 @@ struct snd_route {
 static const struct snd_backend *const snd_backends[] = {
     [WU_ROUTE_NONE] = NULL,
     [WU_ROUTE_SENDGRID] = &snd_sendgrid_backend,
-    [WU_ROUTE_SMTP] = NULL,
+    [WU_ROUTE_SMTP] = &snd_smtp_backend,
 };
 
 /* Names for the refusal message, including types with no backend. */

@@ -25,4 +25,7 @@ struct snd_backend {
 /* SendGrid Web API v3 (sendgrid.c). */
 extern const struct snd_backend snd_sendgrid_backend;
 
+/* SMTP relay: the old relay, or SendGrid's SMTP relay (smtp.c). */
+extern const struct snd_backend snd_smtp_backend;
+
 #endif
