@@ -175,14 +175,40 @@ static void supp_list(struct wu_daemon *d, struct MHD_Connection *c, struct cont
 	answer(out, MHD_HTTP_OK, o, 0);
 }
 
+/* One entry of "emails": "a@b.c", or {"email", "reason", "detail"} (an
+ * import carries each address's own reason and bounce text).  Returns the
+ * address, or NULL with why. */
+static const char *entry(const cJSON *e, const char **reason, const char **detail, const char **why)
+{
+	const cJSON *v;
+
+	if (cJSON_IsString(e))
+		return e->valuestring;
+	if (!cJSON_IsObject(e))
+		return *why = "expected an address or an object with \"email\"", NULL;
+	v = cJSON_GetObjectItemCaseSensitive(e, "reason");
+	if (cJSON_IsString(v)) {
+		if (suppress_reason_parse(v->valuestring) < 0)
+			return *why = "unknown reason", NULL;
+		*reason = v->valuestring;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(e, "detail");
+	if (cJSON_IsString(v))
+		*detail = v->valuestring;
+	v = cJSON_GetObjectItemCaseSensitive(e, "email");
+	if (!cJSON_IsString(v))
+		return *why = "no \"email\" string", NULL;
+	return v->valuestring;
+}
+
 /* POST /v1/suppressions: adds the valid addresses, reports the others. */
 static void supp_add(struct wu_daemon *d, const char *body, size_t len, struct control_reply *out)
 {
 	cJSON *in = parse(body, len, out), *emails, *e, *res, *invalid;
 	const cJSON *reason_j, *detail_j;
-	const char *reason = "manual", *detail = NULL, *why;
-	const char **list = NULL;
-	int n = 0, i = 0, added;
+	const char *reason = "manual", *detail = NULL;
+	int i = 0, added = 0, existing = 0;
+	wu_time_t now = daemon_now(d);
 
 	if (!in)
 		return;
@@ -211,22 +237,33 @@ static void supp_add(struct wu_daemon *d, const char *body, size_t len, struct c
 		detail = detail_j->valuestring;
 	res = cJSON_CreateObject();
 	invalid = res ? cJSON_AddArrayToObject(res, "invalid") : NULL;
-	list = calloc((size_t)cJSON_GetArraySize(emails) + 1, sizeof(*list));
-	if (!invalid || !list) {
+	if (!invalid || daemon_txn(d) < 0) {
 		cJSON_Delete(res);
-		refuse(out, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+		refuse(out, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory or store failure");
 		goto out;
 	}
+	/* All of them join the turn's one transaction: one fsync per request. */
 	cJSON_ArrayForEach(e, emails)
 	{
-		const char *addr = cJSON_IsString(e) ? e->valuestring : NULL;
+		const char *r = reason, *det = detail, *why = NULL;
+		const char *addr = entry(e, &r, &det, &why);
+		int rc;
 
-		if (!addr)
-			why = "not a string";
 		if (addr && suppress_address_ok(addr, &why)) {
-			list[n++] = addr;
+			if ((rc = store_suppress_add(d->store, addr, r, det, now)) < 0) {
+				wu_error("control: cannot add suppressions: %s",
+				         store_errmsg(d->store));
+				daemon_txn_fail(d, "control");
+				cJSON_Delete(res);
+				refuse(out, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				       "The suppressions could not be stored; try again.");
+				goto out;
+			}
+			added += rc;
+			existing += !rc;
 		} else {
 			cJSON *bad = cJSON_CreateObject();
+
 			cJSON_AddNumberToObject(bad, "index", i);
 			if (addr)
 				cJSON_AddStringToObject(bad, "email", addr);
@@ -235,23 +272,13 @@ static void supp_add(struct wu_daemon *d, const char *body, size_t len, struct c
 		}
 		i++;
 	}
-	if (daemon_txn(d) < 0 || (added = store_suppress_add_bulk(d->store, list, n, reason, detail,
-	                                                          daemon_now(d))) < 0) {
-		wu_error("control: cannot add suppressions: %s", store_errmsg(d->store));
-		daemon_txn_fail(d, "control");
-		cJSON_Delete(res);
-		refuse(out, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-		       "The suppressions could not be stored; try again.");
-		goto out;
-	}
 	if (added > 0)
-		wu_info("suppress: %d address%s added by hand (%s)", added, added == 1 ? "" : "es",
-		        reason);
+		wu_info("suppress: %d address%s added through the API", added,
+		        added == 1 ? "" : "es");
 	cJSON_AddNumberToObject(res, "added", added);
-	cJSON_AddNumberToObject(res, "existing", n - added);
+	cJSON_AddNumberToObject(res, "existing", existing);
 	answer(out, MHD_HTTP_OK, res, 1);
 out:
-	free(list);
 	cJSON_Delete(in);
 }
 

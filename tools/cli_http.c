@@ -217,6 +217,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 int cli_http_request(const char *url, const char *token, const char *body, size_t len,
                      long timeout_s, struct cli_http_resp *r, char *err, size_t errlen)
 {
+	return cli_http_request_method(NULL, url, token, body, len, timeout_s, r, err, errlen);
+}
+
+/* Any method: GET or POST by default, as cli_http_request chooses. */
+int cli_http_request_method(const char *method, const char *url, const char *token,
+                            const char *body, size_t len, long timeout_s, struct cli_http_resp *r,
+                            char *err, size_t errlen)
+{
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL, *h2;
 	char *auth = NULL;
@@ -251,6 +259,8 @@ int cli_http_request(const char *url, const char *token, const char *body, size_
 	if (!(h2 = curl_slist_append(h, "Expect:")))
 		goto nomem;
 	h = h2;
+	if (method)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "warmup-cli");

@@ -47,6 +47,12 @@ void cli_http_token_free(char *token);
 int cli_http_request(const char *url, const char *token, const char *body, size_t len,
                      long timeout_s, struct cli_http_resp *r, char *err, size_t errlen);
 
+/* The same with a method of one's own ("DELETE"): body, when not NULL, is
+ * sent as JSON whatever the method. */
+int cli_http_request_method(const char *method, const char *url, const char *token,
+                            const char *body, size_t len, long timeout_s, struct cli_http_resp *r,
+                            char *err, size_t errlen);
+
 void cli_http_resp_free(struct cli_http_resp *r);
 
 /* The reason phrase of a status code ("Bad Request"), or "". */

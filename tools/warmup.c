@@ -23,8 +23,10 @@
 
 #include "simulate.h"
 
-int cmd_send(int argc, char **argv);   /* warmup_send.c */
-int cmd_status(int argc, char **argv); /* warmup_status.c */
+int cmd_send(int argc, char **argv);     /* warmup_send.c */
+int cmd_status(int argc, char **argv);   /* warmup_status.c */
+int cmd_suppress(int argc, char **argv); /* warmup_suppress.c */
+int cmd_pause(int argc, char **argv);    /* warmup_pause.c: pause and resume */
 
 #ifndef WU_VERSION
 #define WU_VERSION "0.1.0"
@@ -41,6 +43,9 @@ static const struct command commands[] = {
     {"simulate", wu_simulate_main, "rehearse a migration on a virtual clock"},
     {"send", cmd_send, "POST SendGrid v3 mail/send bodies to warmupd"},
     {"status", cmd_status, "show what warmupd did today: cap, gate, routes, ISPs, queue"},
+    {"suppress", cmd_suppress, "list, add, remove or import warmupd's suppressed addresses"},
+    {"pause", cmd_pause, "stop a route of warmupd by hand (default: the new route)"},
+    {"resume", cmd_pause, "restart a paused or gate-halted route of warmupd"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -163,6 +163,20 @@ static void print_summary(const cJSON *st, const char *base)
 		       num(it, "old.accepted", "-", f, sizeof(f)),
 		       num(it, "queued", "-", g, sizeof(g)));
 	}
+
+	if (cJSON_IsObject(get(st, "suppressions")))
+		printf("\nsuppressed %s on the list; intake dropped %s recipient(s), refused %s "
+		       "request(s)\n",
+		       num(st, "suppressions.entries", "-", a, sizeof(a)),
+		       num(st, "suppressions.dropped", "-", b, sizeof(b)),
+		       num(st, "suppressions.rejected", "-", c, sizeof(c)));
+	it = get(st, "recent_events");
+	if (cJSON_IsArray(it) && it->child) {
+		printf("\nrecent events (newest first):\n");
+		for (const cJSON *ev = it->child; ev; ev = ev->next)
+			printf("  %s  %-9s %s\n", str(ev, "time", "-"), str(ev, "kind", "-"),
+			       str(ev, "text", ""));
+	}
 }
 
 /* warmupd's own message for an answer other than 200. */
