@@ -42,6 +42,7 @@ struct wu_daemon {
 	struct snd_route *route[WU_ROUTE_COUNT];
 	struct intake *intake;
 	struct dispatcher *disp;
+	struct webhook *webhook; /* NULL: no [webhook] section */
 	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */
 	struct status_extra extra;
 

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
+#include "webhook.h"
 
 struct intake {
 	struct wu_daemon *d;
@@ -34,7 +35,7 @@ struct intake {
 	int nclosed;
 };
 
-enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_OTHER };
+enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_WEBHOOK, REQ_OTHER };
 
 struct req {
 	struct intake *in;
@@ -49,6 +50,7 @@ struct req {
 	int ok;        /* the commit succeeded */
 	char msgid[32];
 	struct control_reply ctl; /* REQ_CONTROL: the answer, maybe after the commit */
+	struct webhook_reply wh;  /* REQ_WEBHOOK: the same */
 };
 
 static void intake_pump(struct intake *in);
@@ -268,6 +270,15 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 	const char *ctype, *clen;
 	int is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0;
 
+	if (strcmp(url, WEBHOOK_PATH) == 0) {
+		/* SendGrid's Event Webhook: its own authentication and body limit,
+		 * never the intake token. */
+		r->kind = REQ_WEBHOOK;
+		if (!webhook_begin(r->in->d->webhook, c, method, &r->wh))
+			return MHD_YES;
+		r->answered = 1;
+		return reply(c, r->wh.status, "application/json", r->wh.body, NULL, NULL);
+	}
 	if (strcmp(url, "/v3/mail/send") == 0)
 		r->kind = is_post ? REQ_MAIL : REQ_OTHER;
 	else if (strcmp(url, "/v1/status") == 0 && is_get)
@@ -315,7 +326,8 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 /* Appends upload data, up to the body limit. */
 static int take_data(struct req *r, const char *data, size_t n)
 {
-	size_t max = r->in->d->conf.max_body;
+	size_t max = r->kind == REQ_WEBHOOK ? webhook_max_body(r->in->d->webhook)
+	                                    : r->in->d->conf.max_body;
 
 	if (r->too_big || r->len + n > max) {
 		r->too_big = 1;
@@ -365,6 +377,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->suspended)
 		return MHD_YES;
+	if (r->kind == REQ_WEBHOOK) {
+		struct webhook *w = in->d->webhook;
+
+		if (r->committed) {
+			webhook_committed(w, r->ok, &r->wh);
+		} else {
+			webhook_post(w, conn, r->body, r->len, r->too_big, &r->wh);
+			if (r->wh.after_commit && daemon_after_commit(in->d, mail_committed, r) == 0) {
+				r->suspended = 1;
+				MHD_suspend_connection(conn);
+				return MHD_YES;
+			}
+			if (r->wh.after_commit) {
+				daemon_txn_fail(in->d, "webhook: out of memory");
+				webhook_committed(w, 0, &r->wh);
+			}
+		}
+		r->answered = 1;
+		return reply(conn, r->wh.status, "application/json", r->wh.body, NULL, NULL);
+	}
 	if (r->committed && r->kind == REQ_CONTROL) {
 		r->answered = 1;
 		if (!r->ok)

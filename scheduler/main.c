@@ -23,6 +23,7 @@
 #include "dispatcher.h"
 #include "intake.h"
 #include "log.h"
+#include "webhook.h"
 
 #define VERSION "0.1.0"
 
@@ -246,6 +247,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
 	}
+	if (webhook_create(&d.webhook, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s: %s\n", config, err);
+		goto out;
+	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		if (d.conf.route[r].type == WU_ROUTE_NONE)
 			continue;
@@ -274,6 +279,8 @@ int main(int argc, char **argv)
 	wu_info("listening on %s:%d (%s), store %s", d.conf.listen_host, intake_port(d.intake),
 	        d.conf.auth_none ? "no authentication" : "bearer token required",
 	        d.conf.store_path);
+	if (d.webhook)
+		wu_info("event webhook on %s (%s)", WEBHOOK_PATH, webhook_auth_name(d.webhook));
 	if (port_file && write_port(port_file, intake_port(d.intake)) < 0) {
 		fprintf(stderr, "warmupd: cannot write %s\n", port_file);
 		goto out;
@@ -284,6 +291,7 @@ int main(int argc, char **argv)
 out:
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		snd_route_free(d.route[r]);
+	webhook_free(d.webhook);
 	wu_engine_free(d.engine);
 	store_close(d.store);
 	free(d.after);

@@ -40,6 +40,7 @@
 #include "core/engine.h"
 #include "store.h"
 #include "suppress.h"
+#include "webhook.h"
 
 /* Everything both views show, read once. */
 struct snap {
@@ -54,9 +55,21 @@ struct snap {
 	int64_t depth[4];           /* by enum store_state */
 	int64_t queued[WU_ISP_MAX]; /* QUEUED units per ISP */
 	const char *store_error;
+	int64_t unsub[WU_ROUTE_COUNT][WU_ISP_MAX]; /* today's unsubscribes (store counters) */
 };
 
 static const char *const state_names[4] = {"queued", "inflight", "sent", "failed"};
+
+/* store_counters callback: picks today's unsubscribes out of the counters;
+ * they are no engine outcome, so only the store has them. */
+static void unsub_row(void *arg, int route, int isp, int result, int64_t v)
+{
+	struct snap *n = arg;
+
+	if (result == WEBHOOK_COUNT_UNSUBSCRIBE && route >= 0 && route < WU_ROUTE_COUNT &&
+	    isp >= 0 && isp < WU_ISP_MAX)
+		n->unsub[route][isp] += v;
+}
 
 /* Reads the engine, the store and the extras into one snapshot. */
 static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s,
@@ -82,6 +95,8 @@ static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s
 		return;
 	}
 	n->have_depth = 1;
+	if (store_counters(s, n->t->date, unsub_row, n) < 0)
+		memset(n->unsub, 0, sizeof(n->unsub));
 }
 
 /* Sum of one result over every ISP of a route. */
@@ -247,6 +262,13 @@ static void json_routes(struct jb *b, cJSON *root, const struct snap *n)
 		for (int k = 0; k < WU_RESULT_COUNT; k++)
 			j_num(b, o, wu_result_name((enum wu_result)k),
 			      (double)route_result(n, r, (enum wu_result)k));
+		{
+			int64_t u = 0;
+
+			for (int i = 0; i < n->nisp; i++)
+				u += n->unsub[r][i];
+			j_num(b, o, "unsubscribe", (double)u);
+		}
 		if (n->x)
 			j_num(b, o, "inflight", (double)n->x->inflight[r]);
 		else
@@ -341,6 +363,40 @@ static void json_ops(struct jb *b, cJSON *root, struct store *s, const struct st
 		store_events_recent(s, RECENT_EVENTS, event_row, o);
 }
 
+/* "webhook": what became of Event Webhook events, and the deferral-rule
+ * cuts per ISP (active ones, and past ones with their hit counts). */
+static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
+                         const struct status_extra *x, wu_time_t now)
+{
+	cJSON *o = j_obj(b, root, "webhook"), *cuts;
+	char buf[64];
+
+	j_num(b, o, "received", (double)x->webhook_events);
+	j_num(b, o, "applied", (double)x->wh_applied);
+	j_num(b, o, "duplicate", (double)x->wh_duplicate);
+	j_num(b, o, "unattributed", (double)x->wh_unattributed);
+	j_num(b, o, "malformed", (double)x->wh_malformed);
+	j_num(b, o, "ignored", (double)x->wh_ignored);
+	j_num(b, o, "refused_batches", (double)x->wh_refused);
+	j_num(b, o, "bad_batches", (double)x->wh_bad_batches);
+	cuts = j_obj(b, o, "cuts");
+	for (int i = 0; i < n->nisp && cuts; i++) {
+		const struct status_cut *c = &x->cut[i];
+		cJSON *co;
+
+		if (!c->hits)
+			continue;
+		co = j_obj(b, cuts, n->core->isps.names[i]);
+		j_bool(b, co, "active", c->until > now && c->effective);
+		j_num(b, co, "factor", c->factor);
+		iso_local(c->until, buf, sizeof(buf));
+		j_str(b, co, "until", buf);
+		j_str(b, co, "rule", c->rule);
+		j_bool(b, co, "effective", c->effective);
+		j_num(b, co, "hits", (double)c->hits);
+	}
+}
+
 /* GET /v1/status: see status.h and docs/status.md. */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
@@ -405,6 +461,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
 		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
 		json_ops(&b, root, s, x);
+		json_webhook(&b, root, &n, x, now);
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
@@ -527,7 +584,6 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 	struct buf b = {0};
 	struct snap n;
 
-	(void)now;
 	if (!e)
 		return NULL;
 	snap_take(&n, e, s, c, x);
@@ -578,6 +634,15 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 				label_add(&b, "result", wu_result_name((enum wu_result)k));
 				labels_close_i(&b, n.t->result[r][i][k]);
 			}
+	/* Unsubscribes come from the store's counters, not the engine. */
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		for (int i = 0; i < n.nisp; i++) {
+			labels_open(&b, "warmup_results_total", "route",
+			            wu_route_name((enum wu_route)r));
+			label_add(&b, "isp", n.core->isps.names[i]);
+			label_add(&b, "result", "unsubscribe");
+			labels_close_i(&b, n.unsub[r][i]);
+		}
 
 	if (n.have_depth) {
 		family(&b, "warmup_queue", "gauge", "Units in the store by state.");
@@ -633,6 +698,35 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		labels_close_i(&b, x->alerts_failed);
 		labels_open(&b, "warmup_alerts_total", "outcome", "dropped");
 		labels_close_i(&b, x->alerts_dropped);
+		family(&b, "warmup_webhook_outcomes_total", "counter",
+		       "Event Webhook events by what became of them.");
+		{
+			static const char *const names[] = {"applied", "duplicate", "unattributed",
+			                                    "malformed", "ignored"};
+			const int64_t v[] = {x->wh_applied, x->wh_duplicate, x->wh_unattributed,
+			                     x->wh_malformed, x->wh_ignored};
+
+			for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
+				labels_open(&b, "warmup_webhook_outcomes_total", "outcome",
+				            names[k]);
+				labels_close_i(&b, v[k]);
+			}
+		}
+		family(&b, "warmup_webhook_refused_total", "counter",
+		       "Event Webhook batches refused: authentication, signature or timestamp.");
+		sample_i(&b, "warmup_webhook_refused_total", x->wh_refused);
+		family(&b, "warmup_webhook_bad_batches_total", "counter",
+		       "Event Webhook batches that were not a JSON array, or too large.");
+		sample_i(&b, "warmup_webhook_bad_batches_total", x->wh_bad_batches);
+		family(&b, "warmup_isp_cut", "gauge",
+		       "Share of an ISP's new-route rate a deferral rule keeps now (1 = no cut).");
+		for (int i = 0; i < n.nisp; i++) {
+			const struct status_cut *c = &x->cut[i];
+			int active = c->until > now && c->effective;
+
+			labels_open(&b, "warmup_isp_cut", "isp", n.core->isps.names[i]);
+			bprintf(&b, "} %.9g\n", active ? c->factor : 1.0);
+		}
 	}
 
 	if (b.bad) {

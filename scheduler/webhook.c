@@ -1,0 +1,601 @@
+/*
+ * NAME
+ *	webhook.c -- SendGrid's Event Webhook: verify, parse, deduplicate,
+ *	attribute and apply batches of delivery events.
+ *
+ * SYNOPSIS
+ *	webhook_create(&d->webhook, d, err, sizeof(err));
+ *	webhook_begin(w, conn, method, &rep);        (headers: method, basic auth)
+ *	webhook_post(w, conn, body, len, 0, &rep);   (the whole body)
+ *	webhook_committed(w, ok, &rep);              (after the turn's commit)
+ *
+ * DESCRIPTION
+ *	A batch is a JSON array of events.  Signed webhooks carry an ECDSA
+ *	P-256 signature (base64 DER, X-Twilio-Email-Event-Webhook-Signature)
+ *	over the timestamp header's value followed by the raw body, hashed with
+ *	SHA-256; the timestamp must be within [webhook] max_skew of now, so a
+ *	captured batch cannot be replayed later.  Basic auth compares
+ *	"user:password" in constant time.
+ *
+ *	Each event is checked for its shape, attributed to a route and an ISP
+ *	(the unit whose provider id is the part of sg_message_id before the
+ *	first '.', else the warmup_route custom argument and the ISP of the
+ *	address), then recorded by sg_event_id so a batch SendGrid posts again
+ *	counts once, and applied: an engine outcome (the gate reads these) and
+ *	a store counter on the day the event arrives.  Deferred and blocked
+ *	events of the new route are matched against the deferral rules.
+ *
+ *	Events about mail warmupd did not send (no unit, no warmup_route) are
+ *	"unattributed" and do nothing: another application sharing the
+ *	SendGrid account must not move this warmup's gate.
+ *
+ * DIAGNOSTICS
+ *	A refused batch is logged at warn level without its body; a rule that
+ *	matched is logged at info level at most once an hour per rule, with
+ *	the number of events since.  Nothing here is fatal to the daemon.
+ */
+#include "webhook.h"
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define SIG_HEADER  "X-Twilio-Email-Event-Webhook-Signature"
+#define TS_HEADER   "X-Twilio-Email-Event-Webhook-Timestamp"
+#define SEEN_KEEP   (3 * WU_DAY) /* SendGrid retries a batch for up to 24 hours */
+#define PRUNE_EVERY WU_HOUR
+#define LOG_EVERY   WU_HOUR
+#define RULES_MAX   (WU_DEFER_RULES_MAX + 8)
+#define TEXT_MAX    512
+
+struct webhook {
+	struct wu_daemon *d;
+	const struct wu_webhook_conf *conf;
+	EVP_PKEY *key; /* NULL: no signature check */
+	char *basic;   /* "user:password", NULL: no basic auth */
+	struct wu_defer_rule rules[RULES_MAX];
+	int nrules;
+	wu_time_t logged[RULES_MAX]; /* when each rule was last logged */
+	int64_t unlogged[RULES_MAX]; /* its matches since */
+	wu_time_t pruned;
+};
+
+/*
+ * The built-in deferral rules: what the big mailbox providers say when a new
+ * IP sends faster than they like.  Plain "4.7.0" is left out on purpose:
+ * Gmail uses it for TLS and authentication trouble too.
+ */
+static const struct {
+	const char *name, *isp, *match;
+	double cut;
+	wu_time_t hold;
+} default_rules[] = {
+    {"gmail-rate", "google", "4.7.28|unusual rate|rate limited|rate-limited", 0.5, WU_HOUR},
+    {"yahoo-tss", "yahoo", "tss04|ts04", 0.25, 2 * WU_HOUR},
+    {"microsoft-rate", "microsoft", "s3150|s3140|temporarily rate limited", 0.5, WU_HOUR},
+    {"docomo-rate", "docomo", "421|too many", 0.5, WU_HOUR},
+    {"au-rate", "au", "421|too many", 0.5, WU_HOUR},
+    {"softbank-rate", "softbank", "421|too many", 0.5, WU_HOUR},
+};
+
+/* Decodes standard base64 with EVP_DecodeBlock, which counts padding as
+ * data: the padding is taken off again.  Returns the length or -1. */
+static int b64_decode(const char *in, unsigned char *out, size_t outlen)
+{
+	size_t n = strlen(in);
+	int len;
+
+	if (n == 0 || n % 4 || n / 4 * 3 > outlen)
+		return -1;
+	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+	if (len < 0)
+		return -1;
+	if (in[n - 1] == '=')
+		len--;
+	if (in[n - 2] == '=')
+		len--;
+	return len;
+}
+
+/* Equal strings, in time that depends only on the length of want. */
+static int same(const char *got, const char *want)
+{
+	size_t n = strlen(got), m = strlen(want);
+	unsigned char diff = (unsigned char)(n != m);
+
+	for (size_t i = 0; i < m; i++)
+		diff |= (unsigned char)(want[i] ^ (i < n ? got[i] : 0));
+	return diff == 0;
+}
+
+int webhook_create(struct webhook **wp, struct wu_daemon *d, char *err, size_t errlen)
+{
+	const struct wu_webhook_conf *c = &d->conf.webhook;
+	const struct wu_isp_table *isps = &d->conf.core.isps;
+	struct webhook *w;
+
+	*wp = NULL;
+	if (!c->enabled)
+		return 0;
+	if (!(w = calloc(1, sizeof(*w))))
+		goto nomem;
+	w->d = d;
+	w->conf = c;
+	if (c->public_key) {
+		const unsigned char *p = c->public_key;
+
+		w->key = d2i_PUBKEY(NULL, &p, (long)c->public_key_len);
+		if (!w->key || p != c->public_key + c->public_key_len ||
+		    EVP_PKEY_get_base_id(w->key) != EVP_PKEY_EC) {
+			snprintf(err, errlen,
+			         "[webhook] public_key: not an EC public key (DER "
+			         "SubjectPublicKeyInfo, base64) as SendGrid shows it");
+			webhook_free(w);
+			return -1;
+		}
+	}
+	if (c->username[0] && c->password) {
+		size_t n = strlen(c->username) + strlen(c->password) + 2;
+
+		if (!(w->basic = malloc(n)))
+			goto nomem;
+		snprintf(w->basic, n, "%s:%s", c->username, c->password);
+	}
+	for (int i = 0; i < c->nrules; i++)
+		w->rules[w->nrules++] = c->rules[i];
+	if (c->nrules == 0 && c->default_rules)
+		for (size_t i = 0; i < sizeof(default_rules) / sizeof(default_rules[0]); i++) {
+			struct wu_defer_rule *r = &w->rules[w->nrules];
+			int isp = wu_isp_find(isps, default_rules[i].isp);
+
+			if (isp < 0)
+				continue;
+			memset(r, 0, sizeof(*r));
+			snprintf(r->name, sizeof(r->name), "%s", default_rules[i].name);
+			snprintf(r->match, sizeof(r->match), "%s", default_rules[i].match);
+			r->isp = isp;
+			r->events = WU_DEFER_ON_DEFERRED | WU_DEFER_ON_BLOCKED;
+			r->cut = default_rules[i].cut;
+			r->hold = default_rules[i].hold;
+			w->nrules++;
+		}
+	/* A cut scales the configured rate; with none there is nothing to cut. */
+	{
+		char names[512];
+		size_t len = 0;
+
+		names[0] = '\0';
+		for (int i = 0; i < w->nrules; i++)
+			if (d->conf.core.throttle[WU_ROUTE_NEW][w->rules[i].isp].rate <= 0 &&
+			    len < sizeof(names))
+				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+				                        len ? ", " : "", w->rules[i].name);
+		if (len)
+			wu_info("webhook: deferral rules without a new_rate to cut (set [isp NAME] "
+			        "new_rate for them to act): %s",
+			        names);
+	}
+	*wp = w;
+	return 0;
+nomem:
+	webhook_free(w);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+void webhook_free(struct webhook *w)
+{
+	if (!w)
+		return;
+	EVP_PKEY_free(w->key);
+	if (w->basic) {
+		explicit_bzero(w->basic, strlen(w->basic));
+		free(w->basic);
+	}
+	free(w);
+}
+
+const char *webhook_auth_name(const struct webhook *w)
+{
+	if (!w)
+		return "off";
+	if (w->key && w->basic)
+		return "signature and basic auth";
+	return w->key ? "signature" : w->basic ? "basic auth" : "no authentication";
+}
+
+size_t webhook_max_body(const struct webhook *w)
+{
+	return w ? w->conf->max_body : 0;
+}
+
+/* Sets a plain answer: {"error": message} or a body given whole. */
+static void answer(struct webhook_reply *rep, unsigned status, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+
+	rep->status = status;
+	rep->after_commit = 0;
+	if (o && cJSON_AddStringToObject(o, "error", message))
+		text = cJSON_PrintUnformatted(o);
+	snprintf(rep->body, sizeof(rep->body), "%s", text ? text : "{}");
+	free(text);
+	cJSON_Delete(o);
+}
+
+/* Counts and logs a batch refused for its authentication. */
+static void refuse(struct webhook *w, struct webhook_reply *rep, unsigned status, const char *why)
+{
+	w->d->extra.wh_refused++;
+	wu_warn("webhook: batch refused: %s", why);
+	answer(rep, status, why);
+}
+
+/* Checks "Authorization: Basic ..." against user:password. */
+static int basic_ok(struct webhook *w, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	unsigned char buf[768];
+	int n;
+
+	if (!h || strncasecmp(h, "Basic ", 6) != 0)
+		return 0;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	if ((n = b64_decode(h, buf, sizeof(buf) - 1)) < 0)
+		return 0;
+	buf[n] = '\0';
+	if (memchr(buf, '\0', (size_t)n))
+		return 0;
+	return same((const char *)buf, w->basic);
+}
+
+int webhook_begin(struct webhook *w, struct MHD_Connection *c, const char *method,
+                  struct webhook_reply *rep)
+{
+	const char *clen;
+
+	memset(rep, 0, sizeof(*rep));
+	if (!w) {
+		answer(rep, MHD_HTTP_NOT_FOUND,
+		       "The event webhook is off: add a [webhook] section to the configuration.");
+		return 1;
+	}
+	if (strcmp(method, "POST") != 0) {
+		answer(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "Use POST for " WEBHOOK_PATH ".");
+		return 1;
+	}
+	if (w->basic && !basic_ok(w, c)) {
+		refuse(w, rep, MHD_HTTP_UNAUTHORIZED, "wrong or missing basic auth credentials");
+		return 1;
+	}
+	clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (clen && strtoull(clen, NULL, 10) > w->conf->max_body) {
+		w->d->extra.wh_bad_batches++;
+		answer(rep, MHD_HTTP_CONTENT_TOO_LARGE,
+		       "The batch is larger than [webhook] max_body.");
+		return 1;
+	}
+	return 0;
+}
+
+/* Verifies the signature over timestamp + body.  NULL when good, else why. */
+static const char *signature_check(struct webhook *w, struct MHD_Connection *c, const char *body,
+                                   size_t len, wu_time_t now)
+{
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, SIG_HEADER);
+	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, TS_HEADER);
+	unsigned char der[256];
+	EVP_MD_CTX *md;
+	long long t;
+	char *end;
+	int n, ok;
+
+	if (!sig || !ts)
+		return "missing signature or timestamp header";
+	if (!isdigit((unsigned char)ts[0]) || (t = strtoll(ts, &end, 10), *end) || strlen(ts) > 12)
+		return "bad timestamp header";
+	if (llabs(t - (long long)(now / WU_USEC)) > (long long)(w->conf->max_skew / WU_USEC))
+		return "timestamp outside [webhook] max_skew of now (replayed or clock skew)";
+	if ((n = b64_decode(sig, der, sizeof(der))) <= 0)
+		return "signature is not base64";
+	if (!(md = EVP_MD_CTX_new()))
+		return "out of memory";
+	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, w->key) == 1 &&
+	     EVP_DigestVerifyUpdate(md, ts, strlen(ts)) == 1 &&
+	     EVP_DigestVerifyUpdate(md, body, len) == 1 &&
+	     EVP_DigestVerifyFinal(md, der, (size_t)n) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? NULL : "bad signature";
+}
+
+/* A string member, or NULL. */
+static const char *str_of(const cJSON *o, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+/* What an event does: an engine outcome, an unsubscribe, or nothing. */
+enum act { ACT_IGNORE, ACT_OUTCOME, ACT_UNSUBSCRIBE };
+
+static enum act classify(const char *event, const cJSON *ev, enum wu_result *res)
+{
+	const char *type;
+
+	if (strcmp(event, "delivered") == 0)
+		*res = WU_DELIVERED;
+	else if (strcmp(event, "deferred") == 0)
+		*res = WU_DEFERRED;
+	else if (strcmp(event, "bounce") == 0) {
+		type = str_of(ev, "type");
+		*res = type && strcmp(type, "blocked") == 0 ? WU_BLOCKED : WU_BOUNCE;
+	} else if (strcmp(event, "dropped") == 0)
+		*res = WU_DROPPED;
+	else if (strcmp(event, "spamreport") == 0)
+		*res = WU_COMPLAINT;
+	else if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "group_unsubscribe") == 0)
+		return ACT_UNSUBSCRIBE;
+	else
+		return ACT_IGNORE; /* processed, open, click, group_resubscribe, unknown */
+	return ACT_OUTCOME;
+}
+
+/* Finds the route and ISP of an event.  1 when found, 0 when the event is
+ * not about mail warmupd sent, -1 on a store failure. */
+static int attribute(struct webhook *w, const cJSON *ev, const char *email, int *route, int *isp)
+{
+	struct wu_daemon *d = w->d;
+	const char *sgid = str_of(ev, "sg_message_id"), *wr = str_of(ev, "warmup_route");
+	const char *at = strrchr(email, '@');
+	char msgid[128];
+	size_t n;
+	int rc;
+
+	*route = -1;
+	*isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, at ? at + 1 : email);
+	if (sgid && (n = strcspn(sgid, ".")) > 0 && n < sizeof(msgid)) {
+		memcpy(msgid, sgid, n);
+		msgid[n] = '\0';
+		rc = store_unit_by_provider(d->store, msgid, at ? at + 1 : "", route, isp);
+		if (rc < 0)
+			return -1;
+	}
+	if (*route < 0 && wr)
+		*route = strcmp(wr, "new") == 0   ? WU_ROUTE_NEW
+		         : strcmp(wr, "old") == 0 ? WU_ROUTE_OLD
+		                                  : -1;
+	return *route >= 0 && *route < WU_ROUTE_COUNT;
+}
+
+/* 1 when one of the rule's '|'-separated texts is in text (lower case). */
+static int rule_matches(const struct wu_defer_rule *r, const char *text)
+{
+	char alt[sizeof(r->match)];
+	const char *p = r->match;
+
+	while (*p) {
+		size_t n = strcspn(p, "|");
+
+		memcpy(alt, p, n);
+		alt[n] = '\0';
+		if (n && strstr(text, alt))
+			return 1;
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return 0;
+}
+
+/* Deferral rules: a matching deferred or blocked event of the new route
+ * cuts its ISP's rate there for the rule's hold. */
+static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, int isp,
+                        wu_time_t now)
+{
+	struct wu_daemon *d = w->d;
+	const char *parts[3] = {str_of(ev, "response"), str_of(ev, "reason"), str_of(ev, "status")};
+	unsigned bit = res == WU_DEFERRED ? WU_DEFER_ON_DEFERRED : WU_DEFER_ON_BLOCKED;
+	char text[TEXT_MAX];
+	size_t len = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (parts[i] && len < sizeof(text) - 1)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "%s ", parts[i]);
+	if (!len)
+		return;
+	for (char *p = text; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (int i = 0; i < w->nrules; i++) {
+		const struct wu_defer_rule *r = &w->rules[i];
+		struct status_cut *cut = &d->extra.cut[isp];
+		int effective;
+
+		if (r->isp != isp || !(r->events & bit) || !rule_matches(r, text))
+			continue;
+		effective = wu_engine_conf(d->engine)->throttle[WU_ROUTE_NEW][isp].rate > 0;
+		wu_engine_cut(d->engine, now, WU_ROUTE_NEW, isp, r->cut, r->hold);
+		if (cut->until <= now) {
+			cut->factor = r->cut;
+			cut->until = now + r->hold;
+			snprintf(cut->rule, sizeof(cut->rule), "%s", r->name);
+		} else {
+			if (r->cut < cut->factor) {
+				cut->factor = r->cut;
+				snprintf(cut->rule, sizeof(cut->rule), "%s", r->name);
+			}
+			if (now + r->hold > cut->until)
+				cut->until = now + r->hold;
+		}
+		cut->effective = effective;
+		cut->hits++;
+		w->unlogged[i]++;
+		if (now - w->logged[i] >= LOG_EVERY) {
+			const char *isp_name = wu_engine_conf(d->engine)->isps.names[isp];
+
+			if (effective)
+				wu_info("webhook: [defer_rule %s]: %" PRId64
+				        " %s event%s for %s: new "
+				        "route rate cut to %.0f%% for %" PRId64 " min",
+				        r->name, w->unlogged[i],
+				        res == WU_DEFERRED ? "deferred" : "blocked",
+				        w->unlogged[i] == 1 ? "" : "s", isp_name, r->cut * 100,
+				        r->hold / WU_MINUTE);
+			else
+				wu_warn("webhook: [defer_rule %s]: %" PRId64
+				        " event%s for %s, but [isp "
+				        "%s] has no new_rate: nothing to cut",
+				        r->name, w->unlogged[i], w->unlogged[i] == 1 ? "" : "s",
+				        isp_name, isp_name);
+			w->logged[i] = now;
+			w->unlogged[i] = 0;
+		}
+	}
+}
+
+/* One event of a batch.  Returns 0, or -1 when the store failed. */
+static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct webhook_reply *rep)
+{
+	struct wu_daemon *d = w->d;
+	const char *event = str_of(ev, "event"), *id = str_of(ev, "sg_event_id");
+	const char *email = str_of(ev, "email");
+	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(ev, "timestamp");
+	enum wu_result res = WU_DELIVERED;
+	enum act act;
+	int route, isp, rc;
+
+	if (!cJSON_IsObject(ev) || !event || !*event || !id || !*id || strlen(id) > 255 || !email ||
+	    !cJSON_IsNumber(ts)) {
+		rep->malformed++;
+		return 0;
+	}
+	if ((act = classify(event, ev, &res)) == ACT_IGNORE) {
+		rep->ignored++;
+		return 0;
+	}
+	if ((rc = attribute(w, ev, email, &route, &isp)) <= 0) {
+		if (rc == 0)
+			rep->unattributed++;
+		return rc;
+	}
+	if ((rc = store_webhook_seen(d->store, id, now)) <= 0) {
+		if (rc == 0)
+			rep->duplicate++;
+		return rc;
+	}
+	if (act == ACT_OUTCOME) {
+		/* sent_date -1: a provider report counts on the day it arrives. */
+		wu_engine_outcome(d->engine, now, (enum wu_route)route, isp, res, -1);
+		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp, (int)res,
+		                1) < 0)
+			return -1;
+		if (route == WU_ROUTE_NEW && (res == WU_DEFERRED || res == WU_BLOCKED))
+			rules_apply(w, ev, res, isp, now);
+	} else {
+		wu_engine_tick(d->engine, now);
+		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,
+		                WEBHOOK_COUNT_UNSUBSCRIBE, 1) < 0)
+			return -1;
+	}
+	rep->applied++;
+	return 0;
+}
+
+void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body, size_t len,
+                  int too_big, struct webhook_reply *rep)
+{
+	struct wu_daemon *d = w->d;
+	wu_time_t now = daemon_now(d);
+	const char *why;
+	cJSON *root, *ev;
+
+	if (too_big) {
+		d->extra.wh_bad_batches++;
+		answer(rep, MHD_HTTP_CONTENT_TOO_LARGE,
+		       "The batch is larger than [webhook] max_body.");
+		return;
+	}
+	if (w->key && (why = signature_check(w, c, body ? body : "", len, now))) {
+		refuse(w, rep, MHD_HTTP_FORBIDDEN, why);
+		return;
+	}
+	root = body && !memchr(body, '\0', len) ? cJSON_ParseWithLength(body, len) : NULL;
+	if (!cJSON_IsArray(root)) {
+		d->extra.wh_bad_batches++;
+		answer(rep, MHD_HTTP_BAD_REQUEST,
+		       root ? "The body is JSON but not an array: the Event Webhook posts a JSON "
+		              "array of event objects."
+		            : "The body is not JSON: the Event Webhook posts a JSON array of "
+		              "event objects.");
+		cJSON_Delete(root);
+		return;
+	}
+	if (daemon_txn(d) < 0) {
+		cJSON_Delete(root);
+		answer(rep, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		       "The store is not available; try again.");
+		return;
+	}
+	cJSON_ArrayForEach(ev, root)
+	{
+		rep->received++;
+		if (event_apply(w, ev, now, rep) < 0) {
+			wu_error("webhook: cannot record an event: %s", store_errmsg(d->store));
+			daemon_txn_fail(d, "webhook");
+			break;
+		}
+	}
+	cJSON_Delete(root);
+	if (now - w->pruned >= PRUNE_EVERY) {
+		if (store_webhook_prune(d->store, now - SEEN_KEEP) < 0)
+			daemon_txn_fail(d, "webhook: pruning event ids");
+		w->pruned = now;
+	}
+	/* Gate verdicts and pauses the events caused go to the log now. */
+	daemon_drain_events(d);
+	rep->status = MHD_HTTP_OK;
+	rep->after_commit = 1;
+}
+
+void webhook_committed(struct webhook *w, int ok, struct webhook_reply *rep)
+{
+	struct status_extra *x = &w->d->extra;
+
+	rep->after_commit = 0;
+	if (!ok) {
+		answer(rep, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		       "The batch could not be stored; post it again.");
+		return;
+	}
+	x->webhook_events += rep->received;
+	x->wh_applied += rep->applied;
+	x->wh_duplicate += rep->duplicate;
+	x->wh_unattributed += rep->unattributed;
+	x->wh_malformed += rep->malformed;
+	x->wh_ignored += rep->ignored;
+	if (rep->malformed || rep->unattributed)
+		wu_debug("webhook: %d event(s): %d applied, %d duplicate, %d unattributed, %d "
+		         "malformed, %d ignored",
+		         rep->received, rep->applied, rep->duplicate, rep->unattributed,
+		         rep->malformed, rep->ignored);
+	snprintf(rep->body, sizeof(rep->body),
+	         "{\"received\":%d,\"applied\":%d,\"duplicate\":%d,\"unattributed\":%d,"
+	         "\"malformed\":%d,\"ignored\":%d}",
+	         rep->received, rep->applied, rep->duplicate, rep->unattributed, rep->malformed,
+	         rep->ignored);
+	rep->status = MHD_HTTP_OK;
+}
