@@ -243,8 +243,8 @@ static int sm_on_debug(CURL *e, curl_infotype type, char *data, size_t size, voi
 			}
 	} else if (type == CURLINFO_HEADER_IN && strcmp(q->cmd, "QUIT") != 0) {
 		/* The reply to the QUIT curl sends after a refusal says nothing;
-		 * the refusal before it is what counts.  Several lines may arrive in one call; the
-		 * last one counts. */
+		 * the refusal before it is what counts.  One call may carry
+		 * several lines: the last one is the reply. */
 		const char *s = data, *end = data + size, *line = data;
 
 		while (s < end) {
