@@ -124,9 +124,11 @@ static void test_open_creates_schema(void **state)
 	/* The header is only written at the first checkpoint; close to get one. */
 	store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(file_user_version(f->path), 1);
+	/* The latest step, whichever it is; reopening changes nothing. */
+	int v = file_user_version(f->path);
+	assert_true(v >= 2);
 	reopen(f);
-	assert_int_equal(file_user_version(f->path), 1);
+	assert_int_equal(file_user_version(f->path), v);
 }
 
 static void test_reopen_keeps_data(void **state)
