@@ -1,0 +1,825 @@
+#!/usr/bin/env python3
+"""Integration tests of warmupd against fake-sendgrid, both real processes on
+loopback.
+
+usage: test_daemon.py WARMUPD FAKE_SENDGRID [unittest arguments]
+
+Every test gets a fresh temporary directory with its own schedule, config,
+store and record file.  Processes listen on port 0 and report their port
+through --port-file; waiting for anything is polling a condition with a
+deadline, never a fixed sleep.
+"""
+import datetime
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import zoneinfo
+
+WARMUPD = None
+FAKE = None
+
+TZ = "Asia/Tokyo"
+TOKEN = "tok-Intake-7f3a9c21e4b8d6051fa2"
+API_KEY = "SG.Key-9d2e71c4b05a8f36e1d7.q0Zx"
+OTHER_KEY = "SG.Other-4b1f9e08a7c3d2651e90.wY3v"
+DEADLINE = 60.0
+
+
+def today():
+    return datetime.datetime.now(zoneinfo.ZoneInfo(TZ)).date()
+
+
+def wait_for(cond, what, timeout=DEADLINE, interval=0.02):
+    """Polls cond() until it returns a true value; fails after timeout."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = cond()
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = e
+            last_ok = False
+        else:
+            last_ok = bool(last)
+        if last_ok:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def read_port(path, proc, timeout=DEADLINE):
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError("process exited with %d before listening" % proc.returncode)
+        try:
+            with open(path) as f:
+                s = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(s) if s else None
+    return wait_for(ready, "port file " + path, timeout)
+
+
+def mail(recipients, subject="Hello", body="Hello there", **extra):
+    m = {
+        "personalizations": [{"to": [{"email": r}]} for r in recipients],
+        "from": {"email": "news@example.org"},
+        "subject": subject,
+        "content": [{"type": "text/plain", "value": body}],
+    }
+    m.update(extra)
+    return m
+
+
+def recipients_of(body):
+    out = []
+    for p in body.get("personalizations", []):
+        for k in ("to", "cc", "bcc"):
+            for a in p.get(k, []) or []:
+                out.append(a["email"])
+    return out
+
+
+class Fake:
+    def __init__(self, dir, key=API_KEY, args=()):
+        self.dir = dir
+        self.record = os.path.join(dir, "sent.jsonl")
+        self.port_file = os.path.join(dir, "fake.port")
+        self.log_path = os.path.join(dir, "fake.log")
+        env = dict(os.environ, FAKE_SG_KEY=key)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [FAKE, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
+             "--key-env", "FAKE_SG_KEY", "--record", self.record, "--seed", "7", *args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = read_port(self.port_file, self.proc)
+
+    def request(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"} if data else {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def stats(self):
+        st, b = self.request("GET", "/fake/stats")
+        assert st == 200, st
+        return json.loads(b)
+
+    def faults(self, **kw):
+        st, b = self.request("POST", "/fake/faults", kw)
+        assert st == 200, (st, b)
+        return json.loads(b)
+
+    def records(self):
+        out = []
+        try:
+            with open(self.record, "rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):
+                        out.append(json.loads(line))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def sent_recipients(self):
+        out = []
+        for r in self.records():
+            out.extend(recipients_of(r["body"]))
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Daemon:
+    """One warmupd process; its stderr is appended to dir/warmupd.log."""
+
+    def __init__(self, dir, config, env_extra=None, token=TOKEN):
+        self.dir = dir
+        self.config = config
+        self.token = token
+        self.port_file = os.path.join(dir, "warmupd.port")
+        self.log_path = os.path.join(dir, "warmupd.log")
+        self.env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+        if env_extra:
+            self.env.update(env_extra)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        try:
+            os.unlink(self.port_file)
+        except FileNotFoundError:
+            pass
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([WARMUPD, "--config", self.config,
+                                      "--port-file", self.port_file],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = read_port(self.port_file, self.proc)
+
+    def terminate(self, timeout=30):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc and not self.log.closed:
+            self.log.close()
+
+    def logtext(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def request(self, method, path, body=None, headers=None, token=True, raw=None,
+                ctype="application/json"):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        h = {}
+        if token is True:
+            h["Authorization"] = "Bearer " + self.token
+        elif token:
+            h["Authorization"] = token
+        if raw is None and body is not None:
+            raw = json.dumps(body).encode()
+        if raw is not None and ctype:
+            h["Content-Type"] = ctype
+        if headers:
+            h.update(headers)
+        try:
+            c.request(method, path, body=raw, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+        finally:
+            c.close()
+
+    def send(self, m):
+        st, h, b = self.request("POST", "/v3/mail/send", m)
+        return st, h.get("x-message-id"), b
+
+    def status(self):
+        st, _, b = self.request("GET", "/v1/status")
+        if st != 200:
+            raise ValueError("status answered %d: %r" % (st, b))
+        return json.loads(b)
+
+    def metrics(self):
+        st, _, b = self.request("GET", "/metrics")
+        if st != 200:
+            raise ValueError("metrics answered %d" % st)
+        return b.decode()
+
+
+class DaemonTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="warmupd-test-")
+        self.dir = self._tmp.name
+        self.procs = []
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            p.stop()
+        if self._outcome_failed():
+            for p in self.procs:
+                path = getattr(p, "log_path", None)
+                if path and os.path.exists(path):
+                    with open(path, "rb") as f:
+                        tail = f.read()[-6000:].decode("utf-8", "replace")
+                    sys.stderr.write("\n--- %s (tail) ---\n%s\n" % (os.path.basename(path), tail))
+        self._tmp.cleanup()
+
+    def _outcome_failed(self):
+        res = getattr(self, "_outcome", None)
+        if res is None:
+            return False
+        result = getattr(res, "result", None)
+        if result is None:
+            return False
+        for t, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
+            if t is self:
+                return True
+        return False
+
+    # --- building blocks ---------------------------------------------------
+
+    def write(self, name, text, mode=0o600):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def config(self, fake_port, cap=None, rows=None, start=None, after="hold", name="warmupd.conf",
+               listen_extra="", route_extra="", backoff_extra="", log_level="info",
+               store="store.db", extra=""):
+        if rows is None:
+            rows = [cap] * 3
+        self.write("schedule.csv", "# test schedule\nday,cap\n" +
+                   "".join("%d,%d\n" % (i + 1, c) for i, c in enumerate(rows)))
+        if start is None:
+            start = today().isoformat()
+        text = f"""; test config
+[warmup]
+schedule = schedule.csv
+start = {start}
+timezone = {TZ}
+burst = day
+overflow = defer
+after = {after}
+
+[listen]
+address = 127.0.0.1:0
+token_env = WARMUP_TEST_TOKEN
+{listen_extra}
+
+[store]
+path = {store}
+
+[route new]
+type = sendgrid
+url = http://127.0.0.1:{fake_port}
+api_key_env = WARMUP_TEST_KEY
+timeout = 2s
+max_connections = 4
+{route_extra}
+
+[backoff]
+retry_min = 1s
+retry_max = 2s
+suspend = 1s
+{backoff_extra}
+
+[log]
+level = {log_level}
+{extra}
+"""
+        return self.write(name, text)
+
+    def fake(self, **kw):
+        f = Fake(self.dir, **kw)
+        self.procs.append(f)
+        return f
+
+    def daemon(self, config, **kw):
+        d = Daemon(self.dir, config, **kw)
+        self.procs.append(d)
+        return d
+
+    def store_units(self, path="store.db"):
+        """(msgid, recipients, state) of every unit; the daemon must be stopped."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, path), uri=True)
+        try:
+            rows = db.execute("SELECT c.msgid, u.personalization, u.state FROM units u"
+                              " JOIN contents c ON c.id = u.content_id").fetchall()
+        finally:
+            db.close()
+        out = []
+        for msgid, p, state in rows:
+            out.append((msgid, recipients_of({"personalizations": [json.loads(p)]}), state))
+        return out
+
+    # --- a, b: the cap ---------------------------------------------------
+
+    SPLITS = [1, 3, 10, 1, 25, 7, 1, 20, 12, 20]  # 100 personalizations, 10 requests
+
+    def offer_100(self, d):
+        offered = {}
+        n = 0
+        for i, k in enumerate(self.SPLITS):
+            rcpts = ["u%03d@example.com" % (n + j) for j in range(k)]
+            n += k
+            st, mid, b = d.send(mail(rcpts, subject="Offer %d" % i))
+            self.assertEqual(st, 202, b)
+            self.assertTrue(mid)
+            offered[mid] = rcpts
+        self.assertEqual(n, 100)
+        return offered
+
+    def assert_capped(self, d, fake, cap, queued):
+        st = wait_for(lambda: (lambda s: s if s["used"] == cap and s["queue"]["queued"] == queued
+                               and s["queue"]["inflight"] == 0 else None)(d.status()),
+                      "used == %d and %d queued" % (cap, queued))
+        self.assertEqual(st["cap"], cap)
+        self.assertEqual(st["remaining"], 0)
+        self.assertEqual(st["queue"]["sent"], cap)
+        self.assertEqual(st["routes"]["new"]["sent"], cap)
+        self.assertEqual(fake.stats()["personalizations"], cap)
+        sent = fake.sent_recipients()
+        self.assertEqual(len(sent), cap)
+        self.assertEqual(len(set(sent)), cap)
+        return st
+
+    def test_a_cap_reached_never_passed(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=40))
+        st = d.status()
+        self.assertEqual(st["day"], 1)
+        self.assertEqual(st["cap"], 40)
+        self.offer_100(d)
+        self.assert_capped(d, fake, 40, 60)
+        # Another accepted message kicks the dispatcher; still nothing more.
+        st, _, _ = d.send(mail(["late@example.com"]))
+        self.assertEqual(st, 202)
+        self.assert_capped(d, fake, 40, 61)
+        m = d.metrics()
+        self.assertIn("warmup_", m)
+
+    def test_b1_cap_holds_across_restart(self):
+        fake = self.fake()
+        conf = self.config(fake.port, cap=40)
+        d = self.daemon(conf)
+        offered = self.offer_100(d)
+        self.assert_capped(d, fake, 40, 60)
+        self.assertEqual(d.terminate(), 0)
+        d.start()
+        self.assert_capped(d, fake, 40, 60)
+        st, _, _ = d.send(mail(["after-restart@example.com"]))
+        self.assertEqual(st, 202)
+        self.assert_capped(d, fake, 40, 61)
+        self.assertEqual(d.terminate(), 0)
+        # What is not sent is queued, each offered recipient exactly once.
+        units = self.store_units()
+        queued = {r for mid, rs, state in units if state == 0 for r in rs}
+        sent = set(fake.sent_recipients())
+        everyone = {r for rs in offered.values() for r in rs}
+        self.assertEqual(queued & sent, set())
+        self.assertEqual(queued | sent, everyone | {"after-restart@example.com"})
+
+    def test_b2_kill9_mid_burst(self):
+        cap = 40
+        fake = self.fake()
+        # Slow answers keep sends in flight when the daemon dies.
+        fake.faults(slow_rate=1, slow_ms=300)
+        conf = self.config(fake.port, cap=cap)
+        d = self.daemon(conf)
+        accepted = {}           # msgid -> recipients, for each 202
+        attempted = set()
+        lock = threading.Lock()
+        n202 = [0]
+        half = threading.Event()
+        stop = threading.Event()
+
+        def worker(w):
+            for i in range(60):
+                if stop.is_set():
+                    return
+                rcpts = ["k%d-%d-%d@example.com" % (w, i, j) for j in range(1 + i % 3)]
+                with lock:
+                    attempted.update(rcpts)
+                try:
+                    st, mid, _ = d.send(mail(rcpts, subject="Burst %d/%d" % (w, i)))
+                except (OSError, http.client.HTTPException):
+                    return  # the daemon died under us
+                if st == 202:
+                    with lock:
+                        accepted[mid] = rcpts
+                        n202[0] += 1
+                        if n202[0] >= 150:
+                            half.set()
+
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            # Kill once sends are under way and the burst is still running.
+            wait_for(lambda: half.is_set() and fake.stats()["requests"] > 0,
+                     "150 accepted requests and a send started")
+            d.kill9()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertGreaterEqual(len(accepted), 150)
+
+        fake.faults(slow_rate=0, slow_ms=0)
+        d.start()
+        st = wait_for(lambda: (lambda s: s if s["queue"]["inflight"] == 0 else None)(d.status()),
+                      "nothing in flight after the restart")
+        # Give the restarted dispatcher a round: an accepted POST kicks it.
+        s, _, _ = d.send(mail(["after-kill@example.com"]))
+        self.assertEqual(s, 202)
+        wait_for(lambda: d.status()["queue"]["inflight"] == 0 and
+                 fake.stats()["requests"] == len(fake.records()) and
+                 d.status()["queue"]["inflight"] == 0, "settled")
+        st = d.status()
+        self.assertLessEqual(st["used"], cap)
+        self.assertEqual(d.terminate(), 0)
+        log = d.logtext()
+
+        sent = fake.sent_recipients()
+        # Every personalization that reached the provider counted against the
+        # cap, duplicates included.
+        self.assertLessEqual(len(sent), cap, "more than the cap reached the provider")
+        units = self.store_units()
+        queued = {r for mid, rs, state in units if state == 0 for r in rs}
+        inflight = [r for mid, rs, state in units if state == 1 for r in rs]
+        self.assertEqual(inflight, [], "units left in flight after a clean stop")
+        missing = []
+        for mid, rcpts in accepted.items():
+            for r in rcpts:
+                if r not in queued and r not in sent:
+                    missing.append((mid, r))
+        self.assertEqual(missing, [], "accepted (202) but neither sent nor queued")
+        # Nothing appears that was never offered.
+        self.assertTrue(set(sent) <= attempted)
+        # Duplicates only for what was in flight at the kill.
+        requeued = 0
+        for line in log.splitlines():
+            if "left in flight by the last run" in line:
+                requeued += int(line.split("store: ")[1].split()[0])
+        dups = len(sent) - len(set(sent))
+        self.assertLessEqual(dups, requeued)
+        # A unit is either sent or queued, not both -- unless it was in flight.
+        both = queued & set(sent)
+        self.assertLessEqual(len(both), requeued)
+
+    @unittest.expectedFailure  # reported: the raised cap is released at cap/day per second
+    def test_b3_cap_raised_midday(self):
+        # burst = day is a plain daily cap: when the operator raises today's
+        # cap (bigger table, same start) and restarts, the rest of the new
+        # cap is available at once.
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=10))
+        rcpts = ["c%02d@example.com" % i for i in range(30)]
+        for i in range(3):
+            st, _, _ = d.send(mail(rcpts[i * 10:(i + 1) * 10], subject="Raise %d" % i))
+            self.assertEqual(st, 202)
+        self.assert_capped(d, fake, 10, 20)
+        self.assertEqual(d.terminate(), 0)
+        self.config(fake.port, cap=1000)
+        d.start()
+        self.assertEqual(d.status()["remaining"], 990)
+        wait_for(lambda: d.status()["queue"]["sent"] == 30, "the 20 queued sent under the "
+                 "raised cap", timeout=20)
+        self.assertEqual(sorted(set(fake.sent_recipients())), rcpts)
+
+    # --- c: retries ------------------------------------------------------
+
+    def test_c_faults_retried_until_delivered(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000))
+        fake.faults(rate_429=0.5, rate_500=0.3, slow_rate=0.2, slow_ms=3000)
+        offered = []
+        for i in range(30):
+            rcpts = ["r%d-%d@example.com" % (i, j) for j in range(10)]
+            offered += rcpts
+            st, _, b = d.send(mail(rcpts, subject="Retry %d" % i))
+            self.assertEqual(st, 202, b)
+        wait_for(lambda: (lambda s: s["throttled_429"] > 0 and s["failed_500"] > 0 and
+                          s["slowed"] > 0)(fake.stats()), "429s, 500s and slow answers")
+        wait_for(lambda: d.status()["routes"]["new"]["tempfail"] > 0, "tempfails counted")
+        fake.faults(rate_429=0, rate_500=0, slow_rate=0, slow_ms=0)
+        st = wait_for(lambda: (lambda s: s if s["queue"]["sent"] == len(offered) else None)(
+            d.status()), "all %d sent" % len(offered), timeout=120)
+        self.assertEqual(st["queue"]["queued"], 0)
+        self.assertEqual(st["queue"]["failed"], 0)
+        self.assertEqual(set(fake.sent_recipients()), set(offered))
+        r = st["routes"]["new"]
+        self.assertGreater(r["tempfail"] + r.get("timeout", 0), 0)
+
+    # --- d: batching ---------------------------------------------------
+
+    def test_d_rebatching(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000))
+        rcpts = ["b%03d@example.com" % i for i in range(300)]
+        st, mid, b = d.send(mail(rcpts, subject="Batch"))
+        self.assertEqual(st, 202, b)
+        wait_for(lambda: d.status()["queue"]["sent"] == 300, "300 sent")
+        recs = fake.records()
+        self.assertEqual(len(recs), 1, [len(r["body"]["personalizations"]) for r in recs])
+        self.assertEqual(sorted(recipients_of(recs[0]["body"])), rcpts)
+        self.assertEqual(recs[0]["body"]["subject"], "Batch")
+
+        st1, _, _ = d.send(mail(["x1@example.com", "x2@example.com"], subject="First"))
+        st2, _, _ = d.send(mail(["y1@example.com", "y2@example.com"], subject="Second",
+                                body="Other body"))
+        self.assertEqual((st1, st2), (202, 202))
+        wait_for(lambda: d.status()["queue"]["sent"] == 304, "304 sent")
+        recs = fake.records()[1:]
+        self.assertEqual(len(recs), 2)
+        by = {r["body"]["subject"]: sorted(recipients_of(r["body"])) for r in recs}
+        self.assertEqual(by, {"First": ["x1@example.com", "x2@example.com"],
+                              "Second": ["y1@example.com", "y2@example.com"]})
+        self.assertEqual(
+            {r["body"]["subject"]: r["body"]["content"][0]["value"] for r in recs},
+            {"First": "Hello there", "Second": "Other body"})
+
+    @unittest.expectedFailure  # reported: per-unit retry jitter splits a refused batch
+    def test_d2_retry_keeps_batch(self):
+        # A batch refused as a whole (429) is retried as a batch, not split
+        # into one request per personalization.
+        fake = self.fake()
+        fake.faults(rate_429=1)
+        d = self.daemon(self.config(fake.port, cap=1000000))
+        rcpts = ["t%03d@example.com" % i for i in range(300)]
+        st, _, b = d.send(mail(rcpts, subject="Retried batch"))
+        self.assertEqual(st, 202, b)
+        # (Polls the daemon too: see test_h for why it must.)
+        wait_for(lambda: d.status() and fake.stats()["throttled_429"] >= 1, "a 429")
+        fake.faults(rate_429=0)
+        wait_for(lambda: d.status()["queue"]["sent"] == 300, "300 sent")
+        recs = fake.records()
+        self.assertEqual(sorted(r for rec in recs for r in recipients_of(rec["body"])), rcpts)
+        self.assertLessEqual(len(recs), 3, "300 personalizations of one content retried in "
+                             "%d requests: %s" % (len(recs), [len(r["body"]["personalizations"])
+                                                             for r in recs][:20]))
+
+    def test_h_sends_without_other_traffic(self):
+        # Nothing but the provider talks to the daemon after a POST: the
+        # message must still go out promptly, and so must a retry, which
+        # only the daemon's own timer starts.  Polls the fake, not warmupd:
+        # a request to warmupd would wake its loop.
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000))
+        for i in range(3):
+            st, _, _ = d.send(mail(["quiet%d-%d@example.com" % (i, j) for j in range(300)],
+                                   subject="Quiet %d" % i))
+            self.assertEqual(st, 202)
+            wait_for(lambda: fake.stats()["personalizations"] == 300 * (i + 1),
+                     "message %d at the provider without another request to warmupd" % i,
+                     timeout=10, interval=0.1)
+        fake.faults(rate_429=1)
+        st, _, _ = d.send(mail(["retry@example.com"], subject="Retry"))
+        self.assertEqual(st, 202)
+        wait_for(lambda: fake.stats()["throttled_429"] >= 1, "a 429", timeout=10, interval=0.1)
+        fake.faults(rate_429=0)
+        wait_for(lambda: fake.stats()["personalizations"] == 901,
+                 "the retry (retry_max = 2s) at the provider without another request to "
+                 "warmupd", timeout=10, interval=0.1)
+
+    # --- e: bad input ------------------------------------------------------
+
+    def assert_sg_error(self, body):
+        j = json.loads(body)
+        self.assertIsInstance(j["errors"], list)
+        self.assertGreaterEqual(len(j["errors"]), 1)
+        for e in j["errors"]:
+            self.assertIn("message", e)
+            self.assertIn("field", e)
+            self.assertIn("help", e)
+            self.assertTrue(e["message"])
+
+    def upload_reading(self, d, body):
+        """POSTs body the way curl does: stops sending once an answer comes
+        (the daemon answers 413 from Content-Length alone).  Returns the status."""
+        import select
+        import socket
+        sk = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        try:
+            head = ("POST /v3/mail/send HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %d\r\n\r\n" % (d.token, len(body))).encode()
+            sk.sendall(head)
+            off, answer = 0, b""
+            end = time.monotonic() + 30
+            while b"\r\n" not in answer and time.monotonic() < end:
+                r, w, _ = select.select([sk], [sk] if off < len(body) else [], [], 1)
+                if r:
+                    chunk = sk.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+                elif w:
+                    try:
+                        off += sk.send(body[off:off + 65536])
+                    except (BrokenPipeError, ConnectionResetError):
+                        off = len(body)
+            return int(answer.split(b" ", 2)[1])
+        finally:
+            sk.close()
+
+    def test_e_bad_inputs(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000, listen_extra="max_body = 1MB"))
+        good = mail(["ok@example.com"])
+
+        st, _, b = d.request("POST", "/v3/mail/send", raw=b'{"personalizations": [')
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+        st, _, b = d.request("POST", "/v3/mail/send", raw=b'[1,2]')
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+
+        m = mail(["a@example.com"])
+        del m["from"]
+        st, _, b = d.request("POST", "/v3/mail/send", m)
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+        self.assertIn("from", b.decode())
+
+        st, _, b = d.request("POST", "/v3/mail/send", dict(good, headers={"Subject": "x"}))
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+        st, _, b = d.request("POST", "/v3/mail/send",
+                             dict(good, headers={"X-Thing": "a\r\nBcc: evil@example.net"}))
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+        st, _, b = d.request("POST", "/v3/mail/send", dict(good, subject="Hi\nBcc: x@y.z"))
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+
+        many = mail(["m%d@example.com" % i for i in range(1001)])
+        st, _, b = d.request("POST", "/v3/mail/send", many)
+        self.assertEqual(st, 400)
+        self.assert_sg_error(b)
+
+        st, _, b = d.request("POST", "/v3/mail/send", good, token="Bearer wrong-token")
+        self.assertEqual(st, 401)
+        self.assert_sg_error(b)
+        st, _, b = d.request("POST", "/v3/mail/send", good, token=None)
+        self.assertEqual(st, 401)
+        st, _, b = d.request("POST", "/v3/mail/send", good, token="Bearer " + TOKEN + "x")
+        self.assertEqual(st, 401)
+        st, _, b = d.request("GET", "/v1/status", token=None)
+        self.assertEqual(st, 401)
+        st, _, b = d.request("GET", "/metrics", token="Bearer nope")
+        self.assertEqual(st, 401)
+
+        st, _, b = d.request("POST", "/v3/mail/send", raw=json.dumps(good).encode(),
+                             ctype="text/plain")
+        self.assertEqual(st, 415)
+
+        big = json.dumps(mail(["big@example.com"], body="x" * (1024 * 1024 + 10))).encode()
+        self.assertEqual(self.upload_reading(d, big), 413)
+
+        st, _, b = d.request("GET", "/nope")
+        self.assertEqual(st, 404)
+
+        self.assertIsNone(d.proc.poll(), "warmupd exited")
+        st, mid, b = d.send(good)
+        self.assertEqual(st, 202, b)
+        self.assertTrue(mid)
+        wait_for(lambda: d.status()["queue"]["sent"] == 1, "the valid message sent")
+        self.assertEqual(fake.sent_recipients(), ["ok@example.com"])
+
+    # --- f: secrets --------------------------------------------------------
+
+    def assert_no_secret(self, text, where):
+        for s in (TOKEN, API_KEY, OTHER_KEY):
+            self.assertNotIn(s, text, "%s contains a secret" % where)
+            # Also a good part of it (a truncated or partly masked leak).
+            self.assertNotIn(s[4:20], text, "%s contains part of a secret" % where)
+
+    def test_f1_secrets_absent(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000, log_level="debug"))
+        st, _, _ = d.send(mail(["s1@example.com", "s2@example.com"]))
+        self.assertEqual(st, 202)
+        d.request("POST", "/v3/mail/send", mail(["x@example.com"]), token="Bearer bad")
+        wait_for(lambda: d.status()["queue"]["sent"] == 2, "sent")
+        self.assert_no_secret(json.dumps(d.status()), "status")
+        self.assert_no_secret(d.metrics(), "metrics")
+        self.assertEqual(d.terminate(), 0)
+        self.assert_no_secret(d.logtext(), "warmupd's log")
+
+    def test_f2_provider_401_pauses_route(self):
+        fake = self.fake(key=OTHER_KEY)
+        d = self.daemon(self.config(fake.port, cap=1000000, log_level="debug"))
+        st, _, _ = d.send(mail(["p1@example.com", "p2@example.com"]))
+        self.assertEqual(st, 202)
+        wait_for(lambda: fake.stats()["rejected_401"] > 0, "a 401 from the provider")
+        s = wait_for(lambda: (lambda s: s if s["routes"]["new"]["paused"] else None)(d.status()),
+                     "the new route paused")
+        s = wait_for(lambda: (lambda s: s if s["queue"]["queued"] == 2 and
+                              s["queue"]["inflight"] == 0 else None)(d.status()),
+                     "both units back in the queue")
+        self.assertEqual(s["queue"]["sent"], 0)
+        self.assertEqual(s["queue"]["failed"], 0)
+        # A new message is accepted and waits too.
+        st, _, _ = d.send(mail(["p3@example.com"]))
+        self.assertEqual(st, 202)
+        s = wait_for(lambda: (lambda s: s if s["queue"]["queued"] == 3 else None)(d.status()),
+                     "three queued")
+        self.assertTrue(s["routes"]["new"]["paused"])
+        self.assertEqual(fake.stats()["accepted"], 0)
+        self.assert_no_secret(json.dumps(s), "status")
+        self.assert_no_secret(d.metrics(), "metrics")
+        self.assertEqual(d.terminate(), 0)
+        log = d.logtext()
+        self.assert_no_secret(log, "warmupd's log")
+        with open(fake.log_path, "rb") as f:
+            self.assert_no_secret(f.read().decode("utf-8", "replace"), "fake's log")
+
+    # --- g: --check ----------------------------------------------------------
+
+    def check(self, conf, env=None):
+        e = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+        if env is not None:
+            e = env
+        p = subprocess.run([WARMUPD, "--check", "--config", conf], env=e,
+                           capture_output=True, timeout=30)
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+    def line_of(self, path, needle):
+        with open(path) as f:
+            for i, line in enumerate(f, 1):
+                if needle in line:
+                    return i
+        raise AssertionError("%s not in %s" % (needle, path))
+
+    def test_g_check(self):
+        conf = self.config(12345, cap=100)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+        self.assert_no_secret(out, "--check output")
+
+        bad = self.config(12345, cap=100, name="unknown.conf", route_extra="colour = blue")
+        rc, out = self.check(bad)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("unknown.conf:%d:" % self.line_of(bad, "colour"), out)
+        self.assertIn("colour", out)
+        self.assertNotIn("blue", out)
+
+        bad = self.config(12345, cap=100, name="rate.conf",
+                          extra="[isp google]\nnew_rate = 10/fortnight")
+        rc, out = self.check(bad)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("rate.conf:%d:" % self.line_of(bad, "10/fortnight"), out)
+        self.assertIn("new_rate", out)
+
+        env = dict(os.environ, WARMUP_TEST_KEY=API_KEY)
+        env.pop("WARMUP_TEST_TOKEN", None)
+        rc, out = self.check(conf, env=env)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("warmupd.conf:%d:" % self.line_of(conf, "token_env"), out)
+        self.assertIn("token_env", out)
+        self.assertIn("WARMUP_TEST_TOKEN", out)
+        self.assert_no_secret(out, "--check output")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.stderr.write("usage: test_daemon.py WARMUPD FAKE_SENDGRID [unittest args]\n")
+        sys.exit(2)
+    WARMUPD = os.path.abspath(sys.argv[1])
+    FAKE = os.path.abspath(sys.argv[2])
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
