@@ -7,6 +7,9 @@
  *		[--record FILE] [--port-file FILE] [--seed N]
  *		[--rate-429 P] [--rate-500 P] [--drop-rate P]
  *		[--slow-rate P --slow-ms N] [--allow-nonlocal]
+ *		[--events-url URL [--events-key-file PEM] [--events-batch N]
+ *		 [--bounce-rate P] [--spam-rate P] [--defer-rate P]
+ *		 [--defer-response TEXT]]
  *
  * DESCRIPTION
  *	Answers POST /v3/mail/send the way SendGrid does: bearer key, JSON
@@ -24,6 +27,12 @@
  *	One thread per connection: a slow answer delays only its own
  *	connection, as it would on the real service.
  *
+ *	With --events-url, every accepted recipient also gets the events
+ *	SendGrid's Event Webhook would report (processed, then delivered,
+ *	bounce, deferred and delivered, or delivered and spamreport, drawn
+ *	with the given rates), posted in batches from a worker thread with
+ *	libcurl; --events-key-file signs them as SendGrid does.
+ *
  * DIAGNOSTICS
  *	One line per request on stderr: method, path, status and the
  *	number of personalizations.  The key is never printed.  Exit status
@@ -32,7 +41,10 @@
 #include "sender/v3mail.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -186,6 +198,309 @@ static void sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* libcurl write callback: the webhook's answer body is not needed. */
+static size_t discard(char *p, size_t size, size_t n, void *user)
+{
+	(void)p;
+	(void)user;
+	return size * n;
+}
+
+/* ---- events back to a webhook (--events-url) ------------------------------ */
+
+/*
+ * After a send is accepted, the events SendGrid would post about each
+ * recipient are queued here, and one worker thread posts them in batches to
+ * the --events-url the way SendGrid's Event Webhook does: a JSON array, the
+ * custom arguments as top-level keys, and with --events-key-file an ECDSA
+ * signature over the timestamp header followed by the body.
+ */
+struct events {
+	pthread_mutex_t lock; /* guards everything below but the fixed settings */
+	pthread_cond_t cond;
+	char **q; /* event objects as JSON text, oldest first */
+	size_t n, cap;
+	bool stop;
+	uint64_t rng;
+	unsigned long seq;
+	unsigned long queued, posted, failed;
+	/* fixed after start */
+	const char *url;
+	EVP_PKEY *key;
+	double bounce_rate, spam_rate, defer_rate;
+	const char *defer_response;
+	int batch;
+	pthread_t thread;
+	bool running;
+};
+
+static struct events ev = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                           .cond = PTHREAD_COND_INITIALIZER,
+                           .defer_response = "421 4.7.28 Our system has detected an unusual "
+                                             "rate of unsolicited mail; try again later",
+                           .batch = 100};
+
+/* Adds one event (taken) to the queue; ev.lock is held. */
+static void events_push(cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+
+	cJSON_Delete(o);
+	if (!text)
+		return;
+	if (ev.n == ev.cap) {
+		size_t cap = ev.cap ? ev.cap * 2 : 256;
+		char **q = realloc(ev.q, cap * sizeof(*q));
+
+		if (!q) {
+			free(text);
+			return;
+		}
+		ev.q = q;
+		ev.cap = cap;
+	}
+	ev.q[ev.n++] = text;
+	ev.queued++;
+}
+
+/* Copies string members of args to the top level of o, as SendGrid puts
+ * custom arguments. */
+static void events_args(cJSON *o, const cJSON *args)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, args)
+	{
+		if (!cJSON_IsString(a) || cJSON_GetObjectItemCaseSensitive(o, a->string))
+			continue;
+		cJSON_AddStringToObject(o, a->string, a->valuestring);
+	}
+}
+
+/* One event about one recipient; ev.lock is held. */
+static cJSON *events_one(const char *kind, const char *email, const char *msgid, int pi,
+                         const cJSON *gargs, const cJSON *pargs)
+{
+	cJSON *o = cJSON_CreateObject();
+	char id[40], sgid[160];
+
+	if (!o)
+		return NULL;
+	for (int i = 0; i < 22; i++)
+		id[i] = b64url[rng_next(&ev.rng) & 63];
+	snprintf(id + 22, sizeof(id) - 22, "%lu", ++ev.seq);
+	snprintf(sgid, sizeof(sgid), "%s.filterdrecv-fake-%d.%d.0", msgid, getpid() % 1000, pi);
+	cJSON_AddStringToObject(o, "email", email);
+	cJSON_AddNumberToObject(o, "timestamp", (double)(long long)now_real());
+	cJSON_AddStringToObject(o, "event", kind);
+	cJSON_AddStringToObject(o, "sg_event_id", id);
+	cJSON_AddStringToObject(o, "sg_message_id", sgid);
+	/* Per-personalization arguments win over the request's, as in SendGrid. */
+	events_args(o, pargs);
+	events_args(o, gargs);
+	return o;
+}
+
+/* Queues processed and then delivered, bounce, deferred or spamreport for
+ * every recipient of an accepted request. */
+static void events_queue(const cJSON *body, const char *msgid)
+{
+	const cJSON *gargs = cJSON_GetObjectItemCaseSensitive(body, "custom_args"), *p;
+	int pi = 0;
+
+	pthread_mutex_lock(&ev.lock);
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(body, "personalizations"))
+	{
+		const cJSON *pargs = cJSON_GetObjectItemCaseSensitive(p, "custom_args"), *to;
+
+		cJSON_ArrayForEach(to, cJSON_GetObjectItemCaseSensitive(p, "to"))
+		{
+			const cJSON *em = cJSON_GetObjectItemCaseSensitive(to, "email");
+			double d = rng_unit(&ev.rng);
+			cJSON *o;
+
+			if (!cJSON_IsString(em))
+				continue;
+			events_push(
+			    events_one("processed", em->valuestring, msgid, pi, gargs, pargs));
+			if (d < ev.bounce_rate) {
+				if ((o = events_one("bounce", em->valuestring, msgid, pi, gargs,
+				                    pargs))) {
+					cJSON_AddStringToObject(o, "type", "bounce");
+					cJSON_AddStringToObject(o, "status", "5.1.1");
+					cJSON_AddStringToObject(
+					    o, "reason",
+					    "550 5.1.1 The email account that you tried "
+					    "to reach does not exist.");
+					events_push(o);
+				}
+				continue;
+			}
+			if (d < ev.bounce_rate + ev.defer_rate &&
+			    (o = events_one("deferred", em->valuestring, msgid, pi, gargs,
+			                    pargs))) {
+				cJSON_AddStringToObject(o, "response", ev.defer_response);
+				cJSON_AddNumberToObject(o, "attempt", 1);
+				events_push(o);
+			}
+			if ((o = events_one("delivered", em->valuestring, msgid, pi, gargs,
+			                    pargs))) {
+				cJSON_AddStringToObject(o, "response", "250 2.0.0 OK");
+				events_push(o);
+			}
+			if (d >= ev.bounce_rate + ev.defer_rate &&
+			    d < ev.bounce_rate + ev.defer_rate + ev.spam_rate)
+				events_push(events_one("spamreport", em->valuestring, msgid, pi,
+				                       gargs, pargs));
+		}
+		pi++;
+	}
+	if ((int)ev.n >= ev.batch)
+		pthread_cond_signal(&ev.cond);
+	pthread_mutex_unlock(&ev.lock);
+}
+
+/* The signature header value over ts + body, base64 DER; NULL on failure. */
+static char *events_sign(const char *ts, const char *body, size_t len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sig[256];
+	size_t slen = sizeof(sig);
+	char *out = NULL;
+
+	if (md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ev.key) == 1 &&
+	    EVP_DigestSignUpdate(md, ts, strlen(ts)) == 1 &&
+	    EVP_DigestSignUpdate(md, body, len) == 1 && EVP_DigestSignFinal(md, sig, &slen) == 1 &&
+	    (out = malloc(4 * ((slen + 2) / 3) + 1)))
+		EVP_EncodeBlock((unsigned char *)out, sig, (int)slen);
+	EVP_MD_CTX_free(md);
+	return out;
+}
+
+/* POSTs one batch; a few tries with growing pauses, as SendGrid retries.
+ * Returns 0 when the webhook answered 2xx. */
+static int events_post(CURL *curl, const char *body, size_t len)
+{
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+		char ts[32], line[600];
+		char *sig = NULL;
+		long code = 0;
+		CURLcode rc;
+
+		if (ev.key) {
+			snprintf(ts, sizeof(ts), "%lld", (long long)now_real());
+			if (!(sig = events_sign(ts, body, len))) {
+				curl_slist_free_all(h);
+				return -1;
+			}
+			snprintf(line, sizeof(line), "X-Twilio-Email-Event-Webhook-Timestamp: %s",
+			         ts);
+			h = curl_slist_append(h, line);
+			snprintf(line, sizeof(line), "X-Twilio-Email-Event-Webhook-Signature: %s",
+			         sig);
+			h = curl_slist_append(h, line);
+			free(sig);
+		}
+		curl_easy_reset(curl);
+		curl_easy_setopt(curl, CURLOPT_URL, ev.url);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+		rc = curl_easy_perform(curl);
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+		curl_slist_free_all(h);
+		if (rc == CURLE_OK && code >= 200 && code < 300)
+			return 0;
+		fprintf(stderr, "fake-sendgrid: events: POST %s: %s (attempt %d)\n", ev.url,
+		        rc != CURLE_OK ? curl_easy_strerror(rc) : "non-2xx answer", attempt + 1);
+		if (code >= 400 && code < 500)
+			return -1; /* refused: the same batch would be refused again */
+		sleep_ms(200L << attempt);
+	}
+	return -1;
+}
+
+/* The worker: waits for a full batch, or for a pause in sending, then posts. */
+static void *events_main(void *arg)
+{
+	CURL *curl = curl_easy_init();
+
+	(void)arg;
+	pthread_mutex_lock(&ev.lock);
+	for (;;) {
+		struct timespec until;
+		size_t take, len = 2;
+		char *body, *p;
+
+		while (!ev.stop && (int)ev.n < ev.batch) {
+			size_t before = ev.n;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			/* A quiet 200 ms flushes a part batch. */
+			if (pthread_cond_timedwait(&ev.cond, &ev.lock, &until) == ETIMEDOUT &&
+			    ev.n && ev.n == before)
+				break;
+		}
+		if (ev.n == 0 && ev.stop)
+			break;
+		if (ev.n == 0)
+			continue;
+		take = ev.n < (size_t)ev.batch ? ev.n : (size_t)ev.batch;
+		for (size_t i = 0; i < take; i++)
+			len += strlen(ev.q[i]) + 1;
+		if ((body = malloc(len + 1))) {
+			p = body;
+			*p++ = '[';
+			for (size_t i = 0; i < take; i++) {
+				size_t l = strlen(ev.q[i]);
+
+				if (i)
+					*p++ = ',';
+				memcpy(p, ev.q[i], l);
+				p += l;
+			}
+			*p++ = ']';
+			*p = '\0';
+		}
+		for (size_t i = 0; i < take; i++)
+			free(ev.q[i]);
+		memmove(ev.q, ev.q + take, (ev.n - take) * sizeof(*ev.q));
+		ev.n -= take;
+		pthread_mutex_unlock(&ev.lock);
+		int ok = body && curl && events_post(curl, body, strlen(body)) == 0;
+		free(body);
+		pthread_mutex_lock(&ev.lock);
+		if (ok)
+			ev.posted += take;
+		else
+			ev.failed += take;
+	}
+	pthread_mutex_unlock(&ev.lock);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* Reads the signing key (PEM, EC private key). */
+static int events_key_read(const char *path)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	ev.key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	return ev.key && EVP_PKEY_get_base_id(ev.key) == EVP_PKEY_EC ? 0 : -1;
 }
 
 /* Compares the key without an early exit, so timing says nothing of it. */
@@ -407,6 +722,8 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	np = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "personalizations"));
 	if (s->record)
 		record(s, id, body);
+	if (ev.url)
+		events_queue(body, id);
 	cJSON_Delete(body);
 	pthread_mutex_lock(&s->lock);
 	s->stats.accepted++;
@@ -521,6 +838,11 @@ static enum MHD_Result finish_stats(struct server *s, struct MHD_Connection *c)
 	cJSON_AddNumberToObject(o, "failed_500", (double)st.failed_500);
 	cJSON_AddNumberToObject(o, "dropped", (double)st.dropped);
 	cJSON_AddNumberToObject(o, "slowed", (double)st.slowed);
+	pthread_mutex_lock(&ev.lock);
+	cJSON_AddNumberToObject(o, "events_queued", (double)ev.queued);
+	cJSON_AddNumberToObject(o, "events_posted", (double)ev.posted);
+	cJSON_AddNumberToObject(o, "events_failed", (double)ev.failed);
+	pthread_mutex_unlock(&ev.lock);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return reply(c, MHD_HTTP_OK, text, NULL);
@@ -750,6 +1072,13 @@ static void usage(FILE *out)
 	      "  --drop-rate P        close the connection without answering, probability P\n"
 	      "  --slow-rate P        delay the answer with probability P ...\n"
 	      "  --slow-ms N          ... by N milliseconds (0..60000)\n"
+	      "  --events-url URL     post Event Webhook batches about accepted mail to URL\n"
+	      "  --events-key-file F  sign them with the EC private key in PEM file F\n"
+	      "  --events-batch N     events per batch (1..10000, default 100)\n"
+	      "  --bounce-rate P      a recipient bounces with probability P\n"
+	      "  --spam-rate P        ... is delivered and reports spam with probability P\n"
+	      "  --defer-rate P       ... is deferred once, then delivered, probability P\n"
+	      "  --defer-response T   the response text of deferred events\n"
 	      "  --help               show this text\n"
 	      "\n"
 	      "Control: POST /fake/faults {\"rate_429\":0.1,...}, GET /fake/faults, GET "
@@ -773,6 +1102,13 @@ int main(int argc, char **argv)
 	    {"drop-rate", required_argument, NULL, 'd'},
 	    {"slow-rate", required_argument, NULL, 'S'},
 	    {"slow-ms", required_argument, NULL, 'm'},
+	    {"events-url", required_argument, NULL, 'U'},
+	    {"events-key-file", required_argument, NULL, 'P'},
+	    {"events-batch", required_argument, NULL, 'N'},
+	    {"bounce-rate", required_argument, NULL, 'B'},
+	    {"spam-rate", required_argument, NULL, 'C'},
+	    {"defer-rate", required_argument, NULL, 'D'},
+	    {"defer-response", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -866,6 +1202,44 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'U':
+			ev.url = optarg;
+			break;
+		case 'P':
+			if (events_key_read(optarg) < 0) {
+				fprintf(
+				    stderr,
+				    "fake-sendgrid: cannot read an EC private key (PEM) from %s\n",
+				    optarg);
+				return 1;
+			}
+			break;
+		case 'N':
+			errno = 0;
+			ev.batch = (int)strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || ev.batch < 1 || ev.batch > 10000) {
+				fprintf(stderr,
+				        "fake-sendgrid: bad --events-batch '%s' (1..10000)\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'B':
+		case 'C':
+		case 'D':
+			if (parse_rate(optarg, opt == 'B'   ? &ev.bounce_rate
+			                       : opt == 'C' ? &ev.spam_rate
+			                                    : &ev.defer_rate) < 0) {
+				fprintf(stderr,
+				        "fake-sendgrid: bad probability '%s' (want 0..1 or "
+				        "0%%..100%%)\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			ev.defer_response = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -876,6 +1250,11 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (ev.bounce_rate + ev.spam_rate + ev.defer_rate > 1.0) {
+		fprintf(stderr, "fake-sendgrid: --bounce-rate, --spam-rate and --defer-rate add up "
+		                "to more than 1\n");
 		return 2;
 	}
 	if (nkeys != 1 || !srv.key || !srv.key[0]) {
@@ -911,6 +1290,15 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (ev.url) {
+		ev.rng = rng_seed(seed ^ 0x6576656e7473ull); /* its own stream: "events" */
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+		    pthread_create(&ev.thread, NULL, events_main, NULL) != 0) {
+			fprintf(stderr, "fake-sendgrid: cannot start the events worker\n");
+			return 1;
+		}
+		ev.running = true;
+	}
 
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 	                         MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
@@ -935,6 +1323,17 @@ int main(int argc, char **argv)
 		;
 	fprintf(stderr, "fake-sendgrid: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	MHD_stop_daemon(d);
+	if (ev.running) {
+		/* What is queued still goes out before the exit. */
+		pthread_mutex_lock(&ev.lock);
+		ev.stop = true;
+		pthread_cond_signal(&ev.cond);
+		pthread_mutex_unlock(&ev.lock);
+		pthread_join(ev.thread, NULL);
+		free(ev.q);
+		curl_global_cleanup();
+	}
+	EVP_PKEY_free(ev.key);
 	if (port_file)
 		unlink(port_file);
 	if (srv.record)
