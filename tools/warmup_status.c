@@ -131,6 +131,37 @@ static void print_summary(const cJSON *st, const char *base)
 	printf("intake     %s accepted, %s rejected\n",
 	       num(st, "intake.accepted", "-", a, sizeof(a)),
 	       num(st, "intake.rejected", "-", b, sizeof(b)));
+	printf("events     new route: %s delivered, %s bounced, %s blocked, %s deferred, %s "
+	       "dropped,\n           %s spam reports, %s unsubscribes\n",
+	       num(st, "routes.new.delivered", "-", a, sizeof(a)),
+	       num(st, "routes.new.bounce", "-", b, sizeof(b)),
+	       num(st, "routes.new.blocked", "-", c, sizeof(c)),
+	       num(st, "routes.new.deferred", "-", d, sizeof(d)),
+	       num(st, "routes.new.dropped", "-", e, sizeof(e)),
+	       num(st, "routes.new.complaint", "-", f, sizeof(f)),
+	       num(st, "routes.new.unsubscribe", "-", g, sizeof(g)));
+	if (cJSON_IsObject(get(st, "webhook"))) {
+		printf("webhook    %s events: %s applied, %s duplicate, %s unattributed, %s "
+		       "malformed; %s batches refused\n",
+		       num(st, "webhook.received", "-", a, sizeof(a)),
+		       num(st, "webhook.applied", "-", b, sizeof(b)),
+		       num(st, "webhook.duplicate", "-", c, sizeof(c)),
+		       num(st, "webhook.unattributed", "-", d, sizeof(d)),
+		       num(st, "webhook.malformed", "-", e, sizeof(e)),
+		       num(st, "webhook.refused_batches", "-", f, sizeof(f)));
+		cJSON_ArrayForEach(it, get(st, "webhook.cuts"))
+		{
+			const cJSON *fa = get(it, "factor");
+
+			if (!cJSON_IsTrue(get(it, "active")) && cJSON_IsTrue(get(it, "effective")))
+				continue;
+			printf("cut        %s: rate kept %.0f%% until %s by rule %s%s\n",
+			       it->string, cJSON_IsNumber(fa) ? fa->valuedouble * 100 : 0,
+			       str(it, "until", "-"), str(it, "rule", "-"),
+			       cJSON_IsTrue(get(it, "effective")) ? ""
+			                                          : " (no new_rate: nothing cut)");
+		}
+	}
 	printf("queue      %s queued, %s in flight, %s sent, %s failed\n",
 	       num(st, "queue.queued", "-", a, sizeof(a)),
 	       num(st, "queue.inflight", "-", b, sizeof(b)),
