@@ -7,7 +7,8 @@
  *		[--record FILE] [--port-file FILE] [--seed N]
  *		[--rate-429 P] [--rate-500 P] [--drop-rate P]
  *		[--slow-rate P --slow-ms N] [--allow-nonlocal]
- *		[--events-url URL [--events-key-file PEM] [--events-batch N]
+ *		[--events-url URL | --events-port-file FILE]
+ *		[--events-key-file PEM] [--events-batch N]
  *		 [--bounce-rate P] [--spam-rate P] [--defer-rate P]
  *		 [--defer-response TEXT]]
  *
@@ -228,6 +229,8 @@ struct events {
 	unsigned long queued, posted, failed;
 	/* fixed after start */
 	const char *url;
+	const char *port_file; /* --events-port-file: the webhook's port, read when needed */
+	char url_buf[128];
 	EVP_PKEY *key;
 	double bounce_rate, spam_rate, defer_rate;
 	const char *defer_response;
@@ -379,6 +382,27 @@ static char *events_sign(const char *ts, const char *body, size_t len)
 	return out;
 }
 
+/* The webhook URL: --events-url, or built from the port in --events-port-file
+ * once that file exists (warmupd writes it after it starts listening, so the
+ * two servers can both take port 0).  NULL while it is not known yet. */
+static const char *events_url(void)
+{
+	FILE *f;
+	int port = 0;
+
+	if (ev.url || !ev.port_file)
+		return ev.url;
+	if (!(f = fopen(ev.port_file, "r")))
+		return NULL;
+	if (fscanf(f, "%d", &port) == 1 && port > 0 && port < 65536) {
+		snprintf(ev.url_buf, sizeof(ev.url_buf), "http://127.0.0.1:%d/v1/events/sendgrid",
+		         port);
+		ev.url = ev.url_buf;
+	}
+	fclose(f);
+	return ev.url;
+}
+
 /* POSTs one batch; a few tries with growing pauses, as SendGrid retries.
  * Returns 0 when the webhook answered 2xx. */
 static int events_post(CURL *curl, const char *body, size_t len)
@@ -403,6 +427,13 @@ static int events_post(CURL *curl, const char *body, size_t len)
 			         sig);
 			h = curl_slist_append(h, line);
 			free(sig);
+		}
+		if (!events_url()) {
+			curl_slist_free_all(h);
+			fprintf(stderr, "fake-sendgrid: events: no port in %s yet (attempt %d)\n",
+			        ev.port_file, attempt + 1);
+			sleep_ms(200L << attempt);
+			continue;
 		}
 		curl_easy_reset(curl);
 		curl_easy_setopt(curl, CURLOPT_URL, ev.url);
@@ -722,7 +753,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	np = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "personalizations"));
 	if (s->record)
 		record(s, id, body);
-	if (ev.url)
+	if (ev.url || ev.port_file)
 		events_queue(body, id);
 	cJSON_Delete(body);
 	pthread_mutex_lock(&s->lock);
@@ -1073,6 +1104,9 @@ static void usage(FILE *out)
 	      "  --slow-rate P        delay the answer with probability P ...\n"
 	      "  --slow-ms N          ... by N milliseconds (0..60000)\n"
 	      "  --events-url URL     post Event Webhook batches about accepted mail to URL\n"
+	      "  --events-port-file F ... or to http://127.0.0.1:PORT/v1/events/sendgrid, PORT\n"
+	      "                       read from F when the first batch is due (warmupd's\n"
+	      "                       --port-file), so both servers can listen on port 0\n"
 	      "  --events-key-file F  sign them with the EC private key in PEM file F\n"
 	      "  --events-batch N     events per batch (1..10000, default 100)\n"
 	      "  --bounce-rate P      a recipient bounces with probability P\n"
@@ -1103,6 +1137,7 @@ int main(int argc, char **argv)
 	    {"slow-rate", required_argument, NULL, 'S'},
 	    {"slow-ms", required_argument, NULL, 'm'},
 	    {"events-url", required_argument, NULL, 'U'},
+	    {"events-port-file", required_argument, NULL, 'W'},
 	    {"events-key-file", required_argument, NULL, 'P'},
 	    {"events-batch", required_argument, NULL, 'N'},
 	    {"bounce-rate", required_argument, NULL, 'B'},
@@ -1205,6 +1240,9 @@ int main(int argc, char **argv)
 		case 'U':
 			ev.url = optarg;
 			break;
+		case 'W':
+			ev.port_file = optarg;
+			break;
 		case 'P':
 			if (events_key_read(optarg) < 0) {
 				fprintf(
@@ -1290,7 +1328,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (ev.url) {
+	if (ev.url || ev.port_file) {
 		ev.rng = rng_seed(seed ^ 0x6576656e7473ull); /* its own stream: "events" */
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 		    pthread_create(&ev.thread, NULL, events_main, NULL) != 0) {
