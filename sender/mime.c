@@ -601,7 +601,7 @@ struct mb_ctx {
 	struct mime_msg *m;
 	CURL *easy;
 	const struct mime_opts *o;
-	cJSON *content, *pers, *subs;
+	const cJSON *content, *pers, *subs;
 	char *err;
 	size_t errlen;
 	int rc; /* 0, -1 bad data, -2 no memory */
@@ -1128,15 +1128,15 @@ void mime_msg_free(struct mime_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int mime_build(struct mime_msg *m, CURL *easy, const char *content, const char *personalization,
-               const struct mime_opts *o, char *err, size_t errlen)
+int mime_build_json(struct mime_msg *m, CURL *easy, const cJSON *content, const cJSON *pers,
+                    const struct mime_opts *o, char *err, size_t errlen)
 {
 	struct mb_ctx c = {.m = m, .easy = easy, .o = o, .err = err, .errlen = errlen};
 
 	memset(m, 0, sizeof(*m));
 	err[0] = '\0';
-	c.content = cJSON_Parse(content ? content : "");
-	c.pers = cJSON_Parse(personalization ? personalization : "");
+	c.content = content;
+	c.pers = pers;
 	if (!cJSON_IsObject(c.content))
 		bad(&c, "content is not a JSON object");
 	else if (!cJSON_IsObject(c.pers))
@@ -1148,9 +1148,19 @@ int mime_build(struct mime_msg *m, CURL *easy, const char *content, const char *
 		else if (add_headers(&c) == 0 && add_content(&c) == 0)
 			add_attachments(&c);
 	}
-	cJSON_Delete(c.content);
-	cJSON_Delete(c.pers);
 	if (c.rc != 0)
 		mime_msg_free(m);
 	return c.rc;
+}
+
+int mime_build(struct mime_msg *m, CURL *easy, const char *content, const char *personalization,
+               const struct mime_opts *o, char *err, size_t errlen)
+{
+	cJSON *cj = cJSON_Parse(content ? content : "");
+	cJSON *pj = cJSON_Parse(personalization ? personalization : "");
+	int rc = mime_build_json(m, easy, cj, pj, o, err, errlen);
+
+	cJSON_Delete(cj);
+	cJSON_Delete(pj);
+	return rc;
 }

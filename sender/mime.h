@@ -54,6 +54,12 @@ struct mime_msg {
 int mime_build(struct mime_msg *m, CURL *easy, const char *content, const char *personalization,
                const struct mime_opts *o, char *err, size_t errlen);
 
+/* The same from trees already parsed, which it only reads.  cJSON_Parse()
+ * writes a global (its error position), so a thread other than the one
+ * that parses JSON elsewhere builds from trees parsed for it. */
+int mime_build_json(struct mime_msg *m, CURL *easy, const cJSON *content, const cJSON *pers,
+                    const struct mime_opts *o, char *err, size_t errlen);
+
 /* Frees what mime_build() made; accepts a zeroed struct. */
 void mime_msg_free(struct mime_msg *m);
 

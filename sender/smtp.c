@@ -5,11 +5,30 @@
  *	One unit is one message: the batch carries one personalization, and
  *	mime.c turns it and the stored content into headers, a curl_mime body
  *	and an envelope (MAIL FROM from.email, RCPT TO every to, cc and bcc).
- *	The transfer runs on the shared curl multi handle (curluv.c), whose
- *	connection cache keeps the SMTP session open after a message, so the
- *	next message to the same relay skips connect, EHLO, STARTTLS and AUTH.
- *	At most max_connections messages are in flight per route; a route at
- *	capacity refuses the batch and the dispatcher tries again later.
+ *
+ *	THREADS.  libcurl 7.88 waits for the relay's reply to the end of the
+ *	message with a blocking poll() (smtp_done -> smtp_block_statemach),
+ *	up to the route's timeout.  On the daemon's multi handle that froze
+ *	the whole event loop; on a multi handle of its own it would still
+ *	freeze every other transfer of that handle, so N connections would
+ *	queue behind one slow verdict (measured: 8 connections to a relay
+ *	answering after 50 ms gave 19 msg/s, the same as one).  So the route
+ *	runs max_connections worker threads, each with one easy handle of its
+ *	own doing one message at a time with curl_easy_perform(); the easy
+ *	handle keeps its SMTP session open between messages, so the next
+ *	message skips connect, EHLO, STARTTLS and AUTH.
+ *
+ *	The loop thread and the workers share only a mutex-protected job
+ *	queue, a list of finished jobs and each worker's set of open sockets.
+ *	snd_route_send() parses the stored JSON (cJSON_Parse writes a global,
+ *	so parsing stays on the loop thread like every other parse in the
+ *	daemon) and queues a job; a worker builds the MIME message on its own
+ *	easy handle, sends it and classifies the outcome; the result goes
+ *	back with uv_async_send() and the batch's callback runs on the loop
+ *	thread, never from inside snd_route_send().  No libcurl handle a
+ *	worker uses is touched by any other thread.  At most max_connections
+ *	messages are in flight per route; a route at capacity refuses the
+ *	batch and the dispatcher tries again later.
  *
  *	TLS: smtp:// upgrades with STARTTLS, smtps:// speaks TLS from the
  *	first byte.  tls = required (the default) never sends in clear,
@@ -31,68 +50,82 @@
  *	    no STARTTLS, tls required   tempfail, saying why
  *	    curl timeout                timeout
  *	    refused, reset, TLS errors  tempfail
+ *	    the route freed meanwhile   tempfail
  *
  *	A recipient refused with 4xx or 5xx stops the whole message before
  *	DATA, so a retry never delivers twice to the ones already accepted.
  *
+ *	STOPPING.  snd_route_free() refuses new batches, shuts down the
+ *	sockets of workers in the middle of a message (the blocking poll
+ *	then returns at once), joins the threads, and calls back every job
+ *	still held: finished ones with their real result, the others with a
+ *	tempfail.  Idle sessions end with QUIT.
+ *
  * SECURITY
- *	The password goes to curl once per transfer; error texts are scrubbed
+ *	The password goes to curl once per worker; error texts are scrubbed
  *	of it, and the route's copy is wiped on free.
  */
 #include "sender_backend.h"
 
-#include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <ctype.h>
-#include <netinet/in.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mime.h"
 
 #define SM_REPLY_MAX 200
-#define SM_SOCKS     256 /* sockets remembered for sm_drop_conn() */
-
-/*
- * Sockets curl opened for SMTP transfers, newest last.  A transfer that
- * failed midway (a timeout while waiting for the reply to the message body,
- * above all) can leave its connection in curl's cache with a reply still to
- * come: the next message on it would read that late reply as the answer to
- * its MAIL FROM, and closing it would block on QUIT.  sm_drop_conn() finds
- * such a connection here by its addresses and shuts the socket down, which
- * curl's liveness check then sees.  Static, not per route: connections
- * outlive the route that opened them, in the shared multi handle's cache.
- */
-static curl_socket_t sm_socks[SM_SOCKS];
-static unsigned sm_nsocks;
+#define SM_WSOCKS    16 /* open sockets one worker remembers */
 
 struct sm_route;
 
-/* One message on its way, and what the relay has said so far. */
-struct sm_req {
-	struct sm_route *r;
+/* One message: filled on the loop thread, sent by a worker, called back on
+ * the loop thread.  The worker never reads the caller's batch. */
+struct sm_job {
 	struct snd_batch *b;
 	snd_done_cb done;
 	void *arg;
-	CURL *easy;
-	struct mime_msg msg;
-	int deferred; /* failed before curl: reported from a 0 ms timer */
-	uv_timer_t defer;
-	char err[256];
-	char errbuf[CURL_ERROR_SIZE];
+	cJSON *content, *pers; /* parsed by snd_route_send(), freed by the worker */
+	struct mime_opts o;
+	char msgid[128];
+	struct snd_result res;
+	struct sm_job *next;
+};
+
+/* What the relay has said during the current message. */
+struct sm_dlg {
 	char cmd[12];               /* verb of the last command sent */
 	char reply[SM_REPLY_MAX];   /* last reply line */
 	char reply_cmd[12];         /* the command that reply answered */
 	int in_body;                /* 354 seen: the next reply is the verdict */
 	char verdict[SM_REPLY_MAX]; /* the reply to the message body */
-	struct sm_req *prev, *next;
+};
+
+/* One worker thread and its easy handle.  socks, nsocks and busy are under
+ * the route's mutex; the rest is the worker's alone. */
+struct sm_worker {
+	struct sm_route *r;
+	pthread_t thread;
+	int started;
+	int busy; /* in the middle of a message */
+	curl_socket_t socks[SM_WSOCKS];
+	int nsocks;
+	CURL *easy;
+	struct sm_dlg dlg;
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 struct sm_route {
-	struct curluv *cu;
+	/* Settings: written before the threads start, then only read. */
 	char url[sizeof(((struct wu_route_conf *)0)->url)];
 	char username[sizeof(((struct wu_route_conf *)0)->username)];
 	char ca_file[sizeof(((struct wu_route_conf *)0)->ca_file)];
@@ -103,8 +136,22 @@ struct sm_route {
 	int x_smtpapi;
 	int click, open, sub;
 	char ip_pool[128];
-	int inflight;
-	struct sm_req *reqs;
+
+	/* Shared with the workers, under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sm_job *todo, *todo_tail; /* waiting for a worker */
+	struct sm_job *done, *done_tail; /* waiting for the loop thread */
+	atomic_int stop;                 /* written under mu, read anywhere */
+
+	/* The loop thread's alone. */
+	uv_async_t *async; /* its own allocation: it outlives the route until closed */
+	int inflight;      /* jobs queued and not yet called back */
+	int freeing;       /* snd_route_free() has begun: refuse batches */
+	int delivering;    /* depth of sm_on_async() */
+	int freed;         /* freed from inside a callback: sm_on_async frees r */
+	int nworkers;
+	struct sm_worker *w;
 };
 
 /* Overwrites every copy of the password in s. */
@@ -119,92 +166,73 @@ static void sm_scrub(const struct sm_route *r, char *s)
 		memset(p, '*', n);
 }
 
-/* CURLOPT_SOCKOPTFUNCTION: remembers every socket curl opens for us. */
-static int sm_on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+/* CURLOPT_OPENSOCKETFUNCTION: opens the socket and remembers it, so a
+ * failed session can be shut down and snd_route_free() can cut a message
+ * short.  Refuses once the route is stopping. */
+static curl_socket_t sm_on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	(void)arg;
+	struct sm_worker *w = arg;
+	struct sm_route *r = w->r;
+	curl_socket_t fd;
+
 	(void)purpose;
-	sm_socks[sm_nsocks++ % SM_SOCKS] = fd;
-	return CURL_SOCKOPT_OK;
-}
-
-/* The port of a socket address, or -1. */
-static int sm_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return -1;
-}
-
-/* Shuts down the connection a failed transfer used, if it is still open:
- * the socket whose local and peer ports are the transfer's.  A number
- * reused by some other socket has other ports and is left alone. */
-static void sm_drop_conn(CURL *easy)
-{
-	long lport = 0, pport = 0;
-	unsigned i, n = sm_nsocks < SM_SOCKS ? sm_nsocks : SM_SOCKS;
-
-	if (curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &lport) != CURLE_OK ||
-	    curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &pport) != CURLE_OK || lport <= 0)
-		return;
-	for (i = 0; i < n; i++) {
-		struct sockaddr_storage me, peer;
-		socklen_t ml = sizeof(me), pl = sizeof(peer);
-		curl_socket_t fd = sm_socks[i];
-
-		if (fd == CURL_SOCKET_BAD || getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
-		    getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
-			continue;
-		if (sm_port(&me) == lport && sm_port(&peer) == pport) {
-			shutdown(fd, SHUT_RDWR);
-			sm_socks[i] = CURL_SOCKET_BAD;
-		}
+	pthread_mutex_lock(&r->mu);
+	if (atomic_load(&r->stop)) {
+		pthread_mutex_unlock(&r->mu);
+		return CURL_SOCKET_BAD;
 	}
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	/* Past SM_WSOCKS (never seen: one session per worker) a socket is
+	 * simply not remembered: it works, but is not shut down early. */
+	if (fd != CURL_SOCKET_BAD && w->nsocks < SM_WSOCKS)
+		w->socks[w->nsocks++] = fd;
+	pthread_mutex_unlock(&r->mu);
+	return fd;
 }
 
-/* Frees a request and its message. */
-static void sm_req_free(struct sm_req *q)
+/* CURLOPT_CLOSESOCKETFUNCTION: forgets the socket and closes it, under the
+ * mutex, so sm_shut() never meets a number reused by another socket. */
+static int sm_on_close(void *arg, curl_socket_t fd)
 {
-	mime_msg_free(&q->msg);
-	free(q);
+	struct sm_worker *w = arg;
+	int i, rc;
+
+	pthread_mutex_lock(&w->r->mu);
+	for (i = 0; i < w->nsocks; i++)
+		if (w->socks[i] == fd) {
+			w->socks[i] = w->socks[--w->nsocks];
+			break;
+		}
+	rc = close(fd);
+	pthread_mutex_unlock(&w->r->mu);
+	return rc;
 }
 
-/* Close callback of a deferred request's timer. */
-static void sm_defer_closed(uv_handle_t *h)
+/* Shuts down every socket a worker has open (the caller holds the mutex).
+ * A session that failed midway (a timeout while waiting for the verdict,
+ * above all) can stay in curl's cache with a reply still to come: the next
+ * message would read that late reply as the answer to its MAIL FROM, and
+ * closing it would block on QUIT.  curl's liveness check sees a shut
+ * socket as dead and drops the session without a word. */
+static void sm_shut(struct sm_worker *w)
 {
-	sm_req_free(h->data);
+	int i;
+
+	for (i = 0; i < w->nsocks; i++)
+		shutdown(w->socks[i], SHUT_RDWR);
 }
 
-/* Takes q out of the route and hands its one result to the caller. */
-static void sm_complete(struct sm_req *q, const struct snd_result *res)
+/* CURLOPT_XFERINFOFUNCTION: ends a message when the route is stopping and
+ * no socket was there to shut down (a name still resolving). */
+static int sm_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-	struct sm_route *r = q->r;
+	struct sm_worker *w = arg;
 
-	/* Out of the route first: the callback may send again or free it. */
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		r->reqs = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	r->inflight--;
-	q->done(q->b, res, q->arg);
-	if (q->deferred)
-		uv_close((uv_handle_t *)&q->defer, sm_defer_closed);
-	else
-		sm_req_free(q);
-}
-
-/* The 0 ms timer of a unit whose stored data makes no message. */
-static void sm_on_defer(uv_timer_t *t)
-{
-	struct sm_req *q = t->data;
-	struct snd_result res = {.status = SND_PERMFAIL};
-
-	snprintf(res.error, sizeof(res.error), "%s", q->err);
-	sm_complete(q, &res);
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return atomic_load(&w->r->stop) ? 1 : 0;
 }
 
 /* Copies one line without its line ending and control characters. */
@@ -227,7 +255,7 @@ static const char *const sm_verbs[] = {"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL
 /* CURLOPT_DEBUGFUNCTION: follows the dialogue, see the manual above. */
 static int sm_on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *arg)
 {
-	struct sm_req *q = arg;
+	struct sm_dlg *q = arg;
 	size_t i, n;
 
 	(void)e;
@@ -297,18 +325,20 @@ static void sm_queue_id(const char *verdict, char *out, size_t outlen)
 }
 
 /* Turns curl's result and the relay's replies into one snd_result. */
-static void sm_classify(const struct sm_route *r, struct sm_req *q, CURL *easy, CURLcode result,
+static void sm_classify(const struct sm_route *r, struct sm_worker *w, CURLcode result,
                         struct snd_result *res)
 {
+	struct sm_dlg *q = &w->dlg;
 	long code = 0;
 	const char *when = q->reply_cmd[0] ? q->reply_cmd : "the greeting";
 	int session =
 	    strcmp(when, "MAIL") != 0 && strcmp(when, "RCPT") != 0 && strcmp(when, "DATA") != 0;
 
 	memset(res, 0, sizeof(*res));
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
 	res->code = code;
-	if (result == CURLE_ABORTED_BY_CALLBACK) {
+	if (result != CURLE_OK && (result == CURLE_ABORTED_BY_CALLBACK || atomic_load(&r->stop))) {
+		/* snd_route_free() cut it short: whatever curl says, it is ours. */
 		res->status = SND_TEMPFAIL;
 		res->code = 0;
 		snprintf(res->error, sizeof(res->error), "aborted before the relay answered");
@@ -329,7 +359,7 @@ static void sm_classify(const struct sm_route *r, struct sm_req *q, CURL *easy, 
 		res->status = SND_AUTHFAIL;
 		snprintf(res->error, sizeof(res->error), "AUTH as %.40s refused by %.60s: %.100s",
 		         r->username[0] ? r->username : "(no username)", r->url,
-		         q->reply[0] ? q->reply : q->errbuf);
+		         q->reply[0] ? q->reply : w->errbuf);
 	} else if (result == CURLE_OK) {
 		res->status = SND_ACCEPTED;
 		sm_queue_id(q->verdict, res->provider_id, sizeof(res->provider_id));
@@ -349,90 +379,21 @@ static void sm_classify(const struct sm_route *r, struct sm_req *q, CURL *easy, 
 	} else {
 		res->status = SND_TEMPFAIL;
 		snprintf(res->error, sizeof(res->error), "%.80s: %.160s",
-		         curl_easy_strerror(result), q->errbuf[0] ? q->errbuf : r->url);
+		         curl_easy_strerror(result), w->errbuf[0] ? w->errbuf : r->url);
 	}
 	sm_scrub(r, res->error);
 	sm_scrub(r, res->provider_id);
 }
 
-/* curluv's callback: the message went, or did not. */
-static void sm_on_done(CURL *easy, CURLcode result, void *arg)
+/* The worker's easy handle with everything that does not change from one
+ * message to the next; NULL when curl has no memory. */
+static CURL *sm_easy(struct sm_worker *w)
 {
-	struct sm_req *q = arg;
-	struct snd_result res;
+	struct sm_route *r = w->r;
+	CURL *e = curl_easy_init();
 
-	sm_classify(q->r, q, easy, result, &res);
-	if (result != CURLE_OK)
-		sm_drop_conn(easy);
-	curl_easy_cleanup(easy);
-	q->easy = NULL;
-	sm_complete(q, &res);
-}
-
-/* Links a request into the route's list of requests under way. */
-static void sm_link(struct sm_route *r, struct sm_req *q)
-{
-	q->next = r->reqs;
-	if (r->reqs)
-		r->reqs->prev = q;
-	r->reqs = q;
-	r->inflight++;
-}
-
-/* Builds and starts one message, or refuses when the route is full. */
-static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
-{
-	struct sm_route *r = impl;
-	struct mime_opts o = {0};
-	struct sm_req *q;
-	CURL *e;
-	int rc;
-
-	if (r->inflight >= r->max_conn || b == NULL || done == NULL || b->nitems != 1 ||
-	    b->items == NULL)
-		return -1;
-	if ((q = calloc(1, sizeof(*q))) == NULL)
-		return -1;
-	q->r = r;
-	q->b = b;
-	q->done = done;
-	q->arg = arg;
-	if ((e = curl_easy_init()) == NULL) {
-		sm_req_free(q);
-		return -1;
-	}
-	o.unit_id = b->items[0].unit_id;
-	o.msgid = b->msgid;
-	o.now = time(NULL);
-	o.x_smtpapi = r->x_smtpapi;
-	o.warmup_day = b->warmup_day;
-	o.route_name = b->route == WU_ROUTE_OLD ? "old" : "new";
-	o.click = r->click;
-	o.open = r->open;
-	o.sub = r->sub;
-	o.ip_pool = r->ip_pool;
-	rc = mime_build(&q->msg, e, b->content, b->items[0].personalization, &o, q->err,
-	                sizeof(q->err));
-	if (rc == -2) {
-		curl_easy_cleanup(e);
-		sm_req_free(q);
-		return -1;
-	}
-	if (rc == -1) {
-		/* Bad stored data is a result, not a refusal; but the caller must
-		 * never see its callback from inside this call. */
-		curl_easy_cleanup(e);
-		if (uv_timer_init(curluv_loop(r->cu), &q->defer) < 0) {
-			sm_req_free(q);
-			return -1;
-		}
-		q->defer.data = q;
-		q->deferred = 1;
-		uv_timer_start(&q->defer, sm_on_defer, 0, 0);
-		sm_link(r, q);
-		return 0;
-	}
-
+	if (e == NULL)
+		return NULL;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(e, CURLOPT_USE_SSL, r->use_ssl);
@@ -444,37 +405,221 @@ static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 		curl_easy_setopt(e, CURLOPT_USERNAME, r->username);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, r->secret ? r->secret : "");
 	}
-	curl_easy_setopt(e, CURLOPT_MAIL_FROM, q->msg.mail_from);
-	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, q->msg.rcpt);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->msg.headers);
-	curl_easy_setopt(e, CURLOPT_MIMEPOST, q->msg.mime);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+	/* Bounds the wait for the reply to QUIT when the worker ends, which
+	 * CURLOPT_TIMEOUT does not cover (curl's default is 120 s). */
+	curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, (r->timeout_ms + 999) / 1000);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
-	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sm_on_sockopt);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->errbuf);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, sm_on_open);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, sm_on_close);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, sm_on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, w);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	/* The debug callback is how the relay's reply text reaches us; it
 	 * replaces curl's printing, so VERBOSE writes nothing to stderr. */
 	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, sm_on_debug);
-	curl_easy_setopt(e, CURLOPT_DEBUGDATA, q);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, &w->dlg);
 	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-	q->easy = e;
-	if (curluv_add(r->cu, e, sm_on_done, q) < 0) {
-		curl_easy_cleanup(e);
-		sm_req_free(q);
-		return -1;
+	return e;
+}
+
+/* Builds and sends one message on the worker's easy handle; the outcome
+ * goes to j->res. */
+static void sm_run(struct sm_worker *w, struct sm_job *j)
+{
+	struct sm_route *r = w->r;
+	struct mime_msg msg;
+	char err[256];
+	CURLcode result;
+	int rc;
+
+	memset(&j->res, 0, sizeof(j->res));
+	if (w->easy == NULL && (w->easy = sm_easy(w)) == NULL) {
+		j->res.status = SND_TEMPFAIL;
+		snprintf(j->res.error, sizeof(j->res.error), "out of memory");
+		return;
 	}
-	sm_link(r, q);
+	j->o.now = time(NULL);
+	rc = mime_build_json(&msg, w->easy, j->content, j->pers, &j->o, err, sizeof(err));
+	if (rc == -1) {
+		/* Bad stored data is this unit's fault: do not retry. */
+		j->res.status = SND_PERMFAIL;
+		snprintf(j->res.error, sizeof(j->res.error), "%s", err);
+		return;
+	}
+	if (rc < 0) {
+		j->res.status = SND_TEMPFAIL;
+		snprintf(j->res.error, sizeof(j->res.error), "out of memory building the message");
+		return;
+	}
+	memset(&w->dlg, 0, sizeof(w->dlg));
+	w->errbuf[0] = '\0';
+	curl_easy_setopt(w->easy, CURLOPT_MAIL_FROM, msg.mail_from);
+	curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, msg.rcpt);
+	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, msg.headers);
+	curl_easy_setopt(w->easy, CURLOPT_MIMEPOST, msg.mime);
+	result = curl_easy_perform(w->easy);
+	sm_classify(r, w, result, &j->res);
+	if (result != CURLE_OK) {
+		pthread_mutex_lock(&r->mu);
+		sm_shut(w);
+		pthread_mutex_unlock(&r->mu);
+	}
+	/* The handle lives on: it must not point at the message freed here. */
+	curl_easy_setopt(w->easy, CURLOPT_MIMEPOST, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, NULL);
+	mime_msg_free(&msg);
+}
+
+/* Appends a finished job for the loop thread (the caller holds the mutex). */
+static void sm_post(struct sm_route *r, struct sm_job *j)
+{
+	j->next = NULL;
+	if (r->done_tail)
+		r->done_tail->next = j;
+	else
+		r->done = j;
+	r->done_tail = j;
+	uv_async_send(r->async);
+}
+
+/* A worker: takes jobs until the route stops, one message at a time. */
+static void *sm_worker_main(void *arg)
+{
+	struct sm_worker *w = arg;
+	struct sm_route *r = w->r;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct sm_job *j;
+
+		while (!atomic_load(&r->stop) && r->todo == NULL)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (atomic_load(&r->stop))
+			break; /* jobs still queued are called back by sm_free() */
+		j = r->todo;
+		if ((r->todo = j->next) == NULL)
+			r->todo_tail = NULL;
+		w->busy = 1;
+		pthread_mutex_unlock(&r->mu);
+
+		sm_run(w, j);
+		cJSON_Delete(j->content);
+		cJSON_Delete(j->pers);
+		j->content = j->pers = NULL;
+
+		pthread_mutex_lock(&r->mu);
+		w->busy = 0;
+		sm_post(r, j);
+	}
+	pthread_mutex_unlock(&r->mu);
+	/* Ends an idle session with QUIT; a shut one closes at once. */
+	curl_easy_cleanup(w->easy);
+	w->easy = NULL;
+	return NULL;
+}
+
+/* Calls back one job on the loop thread and frees it. */
+static void sm_deliver(struct sm_route *r, struct sm_job *j)
+{
+	/* Out of the count first: the callback may send again. */
+	if (--r->inflight == 0)
+		uv_unref((uv_handle_t *)r->async);
+	j->done(j->b, &j->res, j->arg);
+	cJSON_Delete(j->content);
+	cJSON_Delete(j->pers);
+	free(j);
+}
+
+/* Takes the oldest finished job, or NULL. */
+static struct sm_job *sm_pop_done(struct sm_route *r)
+{
+	struct sm_job *j;
+
+	pthread_mutex_lock(&r->mu);
+	if ((j = r->done) != NULL && (r->done = j->next) == NULL)
+		r->done_tail = NULL;
+	pthread_mutex_unlock(&r->mu);
+	return j;
+}
+
+static void sm_release(struct sm_route *r);
+
+/* uv_async callback: the workers finished some jobs. */
+static void sm_on_async(uv_async_t *h)
+{
+	struct sm_route *r = h->data;
+	struct sm_job *j;
+
+	/* One at a time: a callback may free the route, which then calls
+	 * back whatever is left itself. */
+	r->delivering++;
+	while (!r->freed && (j = sm_pop_done(r)) != NULL)
+		sm_deliver(r, j);
+	if (--r->delivering == 0 && r->freed)
+		sm_release(r);
+}
+
+/* Queues one message for the workers, or refuses when the route is full. */
+static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
+{
+	struct sm_route *r = impl;
+	struct sm_job *j;
+
+	if (r->freeing || r->inflight >= r->max_conn || b == NULL || done == NULL ||
+	    b->nitems != 1 || b->items == NULL)
+		return -1;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->b = b;
+	j->done = done;
+	j->arg = arg;
+	snprintf(j->msgid, sizeof(j->msgid), "%s", b->msgid ? b->msgid : "");
+	j->o.unit_id = b->items[0].unit_id;
+	j->o.msgid = j->msgid;
+	j->o.x_smtpapi = r->x_smtpapi;
+	j->o.warmup_day = b->warmup_day;
+	j->o.route_name = b->route == WU_ROUTE_OLD ? "old" : "new";
+	j->o.click = r->click;
+	j->o.open = r->open;
+	j->o.sub = r->sub;
+	j->o.ip_pool = r->ip_pool;
+	j->content = cJSON_Parse(b->content ? b->content : "");
+	j->pers = cJSON_Parse(b->items[0].personalization ? b->items[0].personalization : "");
+
+	if (r->inflight++ == 0)
+		uv_ref((uv_handle_t *)r->async);
+	pthread_mutex_lock(&r->mu);
+	if (!cJSON_IsObject(j->content) || !cJSON_IsObject(j->pers)) {
+		/* A result, not a refusal; the callback comes from the loop. */
+		j->res.status = SND_PERMFAIL;
+		snprintf(j->res.error, sizeof(j->res.error), "%s is not a JSON object",
+		         cJSON_IsObject(j->content) ? "personalization" : "content");
+		sm_post(r, j);
+	} else {
+		if (r->todo_tail)
+			r->todo_tail->next = j;
+		else
+			r->todo = j;
+		r->todo_tail = j;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
-/* Messages under way, deferred failures included. */
+/* Messages under way, failures not yet called back included. */
 static int sm_inflight(const void *impl)
 {
 	return ((const struct sm_route *)impl)->inflight;
 }
 
-/* At most max_connections messages at once. */
+/* At most max_connections messages at once: one per worker. */
 static int sm_capacity(const void *impl)
 {
 	return ((const struct sm_route *)impl)->max_conn;
@@ -487,31 +632,95 @@ static int sm_batch_max(const void *impl)
 	return 1;
 }
 
-/* Aborts what is still running (each batch gets its callback), then frees. */
-static void sm_free(void *impl)
+/* Close callback of the async handle. */
+static void sm_async_closed(uv_handle_t *h)
 {
-	struct sm_route *r = impl;
+	free(h);
+}
 
-	if (r == NULL)
-		return;
-	while (r->reqs != NULL) {
-		struct sm_req *q = r->reqs;
+/* Stops and joins the workers; what they hold stays on the lists. */
+static void sm_stop_workers(struct sm_route *r)
+{
+	int i;
 
-		if (q->deferred) {
-			uv_timer_stop(&q->defer);
-			sm_on_defer(&q->defer);
-		} else if (curluv_cancel(r->cu, q->easy) < 0) {
-			sm_on_done(q->easy, CURLE_ABORTED_BY_CALLBACK, q);
-		}
-	}
+	pthread_mutex_lock(&r->mu);
+	atomic_store(&r->stop, 1);
+	for (i = 0; i < r->nworkers; i++)
+		if (r->w[i].busy)
+			sm_shut(&r->w[i]);
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	for (i = 0; i < r->nworkers; i++)
+		if (r->w[i].started)
+			pthread_join(r->w[i].thread, NULL);
+}
+
+/* Frees the route's memory once nothing can reach it any more. */
+static void sm_release(struct sm_route *r)
+{
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
 	if (r->secret != NULL) {
 		explicit_bzero(r->secret, strlen(r->secret));
 		free(r->secret);
 	}
+	free(r->w);
 	free(r);
+	curl_global_cleanup();
 }
 
-/* Checks the route's config and keeps what every message needs. */
+/* Stops the workers, calls back every job still held, then frees. */
+static void sm_free(void *impl)
+{
+	struct sm_route *r = impl;
+	struct sm_job *j;
+
+	if (r == NULL || r->freeing)
+		return;
+	r->freeing = 1;
+	sm_stop_workers(r);
+	/* Finished jobs keep their real outcome: an accepted message must not
+	 * go back to the queue and be sent twice. */
+	while ((j = sm_pop_done(r)) != NULL)
+		sm_deliver(r, j);
+	while ((j = r->todo) != NULL) {
+		if ((r->todo = j->next) == NULL)
+			r->todo_tail = NULL;
+		memset(&j->res, 0, sizeof(j->res));
+		j->res.status = SND_TEMPFAIL;
+		snprintf(j->res.error, sizeof(j->res.error), "not sent: the route was stopped");
+		sm_deliver(r, j);
+	}
+	uv_close((uv_handle_t *)r->async, sm_async_closed);
+	r->async = NULL;
+	if (r->delivering > 0)
+		r->freed = 1; /* sm_on_async() still reads r; it releases it */
+	else
+		sm_release(r);
+}
+
+/* Starts the worker threads with every signal blocked: signals are the
+ * loop's business (uv_signal), and a worker must not take them. */
+static int sm_start_workers(struct sm_route *r, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	int i, rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < r->nworkers && rc == 0; i++) {
+		r->w[i].r = r;
+		if ((rc = pthread_create(&r->w[i].thread, NULL, sm_worker_main, &r->w[i])) == 0)
+			r->w[i].started = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		snprintf(err, errlen, "route smtp: cannot start a worker thread: %s", strerror(rc));
+	return rc == 0 ? 0 : -1;
+}
+
+/* Checks the route's config, keeps what every message needs and starts
+ * one worker per connection. */
 static int sm_create(void **impl, const struct wu_route_conf *conf, struct curluv *cu, char *err,
                      size_t errlen)
 {
@@ -520,7 +729,7 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 
 	*impl = NULL;
 	if (cu == NULL) {
-		snprintf(err, errlen, "route smtp: no curl multi handle");
+		snprintf(err, errlen, "route smtp: no event loop");
 		return -1;
 	}
 	if (!smtps && strncmp(conf->url, "smtp://", 7) != 0) {
@@ -544,16 +753,20 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 		snprintf(err, errlen, "route smtp: the password contains a line break");
 		return -1;
 	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	/* Threads call curl_easy_init(); the global init must come first, on
+	 * this thread (it is counted, so this one is ours to undo). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "route smtp: libcurl cannot start");
 		return -1;
 	}
-	if (conf->secret != NULL && (r->secret = strdup(conf->secret)) == NULL) {
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (conf->secret != NULL && (r->secret = strdup(conf->secret)) == NULL)) {
 		free(r);
+		curl_global_cleanup();
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	r->cu = cu;
+	atomic_init(&r->stop, 0);
 	snprintf(r->url, sizeof(r->url), "%s", conf->url);
 	snprintf(r->username, sizeof(r->username), "%s", conf->username);
 	snprintf(r->ca_file, sizeof(r->ca_file), "%s", conf->ca_file);
@@ -567,6 +780,33 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 	r->open = conf->open_tracking != 0;
 	r->sub = conf->subscription_tracking != 0;
 	snprintf(r->ip_pool, sizeof(r->ip_pool), "%s", conf->ip_pool);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->nworkers = r->max_conn;
+	r->w = calloc((size_t)r->nworkers, sizeof(*r->w));
+	r->async = malloc(sizeof(*r->async));
+	if (r->w == NULL || r->async == NULL) {
+		free(r->async);
+		sm_release(r);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (uv_async_init(curluv_loop(cu), r->async, sm_on_async) < 0) {
+		free(r->async);
+		sm_release(r);
+		snprintf(err, errlen, "route smtp: cannot set up the event loop wakeup");
+		return -1;
+	}
+	r->async->data = r;
+	/* Only work under way keeps the loop running. */
+	uv_unref((uv_handle_t *)r->async);
+	if (sm_start_workers(r, err, errlen) < 0) {
+		r->freeing = 1;
+		sm_stop_workers(r);
+		uv_close((uv_handle_t *)r->async, sm_async_closed);
+		sm_release(r);
+		return -1;
+	}
 	*impl = r;
 	return 0;
 }

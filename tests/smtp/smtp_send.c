@@ -6,7 +6,7 @@
  *	    [--tls required|optional|none] [--user NAME] [--ca FILE]
  *	    [--x-smtpapi] [--click] [--open] [--sub] [--ip-pool NAME]
  *	    [--max-conn N] [--timeout-ms N] [--day N] [--route new|old]
- *	    [--msgid ID] [--repeat N]
+ *	    [--msgid ID] [--repeat N] [--tick-ms N] [--stop-after-ms N]
  *
  * DESCRIPTION
  *	Reads the stored content (a v3 body without personalizations) and
@@ -16,6 +16,15 @@
  *	Prints one JSON object per unit, in unit order:
  *	{"unit":N,"status":"accepted","code":250,"provider_id":"..","error":".."}.
  *	The password comes from $SMTP_PASSWORD, never from argv.
+ *
+ *	--tick-ms N runs a uv timer every N ms on the same loop while the
+ *	units are under way, to show whether anything blocks the loop.
+ *	--stop-after-ms N frees the route N ms after the first send, with
+ *	messages still under way.  Either prints one more line, on stderr:
+ *	stats {"elapsed_ms":..,"ticks":..,"max_gap_ms":..,"free_ms":..}
+ *	where elapsed_ms runs from the first send to the last result and
+ *	max_gap_ms is the longest time between two ticks (or from the first
+ *	send to the first tick).
  *
  * DIAGNOSTICS
  *	Exit 0 when every unit got a result, 1 on usage or setup errors, 2
@@ -39,6 +48,9 @@ struct run {
 	int n, next, ndone;
 	uv_timer_t watchdog;
 	int expired;
+	uv_timer_t tick, stopper;
+	uint64_t tick_ms, start_ns, end_ns, last_tick_ns, max_gap_ns, free_ns;
+	long ticks;
 };
 
 /* The whole of a file, or NULL. */
@@ -65,7 +77,8 @@ static void on_done(struct snd_batch *b, const struct snd_result *res, void *arg
 /* Starts batches while the route has room. */
 static void pump(struct run *run)
 {
-	while (run->next < run->n && snd_route_inflight(run->r) < snd_route_capacity(run->r)) {
+	while (run->r && run->next < run->n &&
+	       snd_route_inflight(run->r) < snd_route_capacity(run->r)) {
 		if (snd_route_send(run->r, &run->b[run->next], on_done, run) < 0) {
 			fprintf(stderr, "smtp_send: route refused unit %d\n", run->next);
 			run->res[run->next].status = SND_TEMPFAIL;
@@ -76,8 +89,13 @@ static void pump(struct run *run)
 		}
 		run->next++;
 	}
-	if (run->ndone == run->n)
+	if (run->ndone == run->n) {
 		uv_timer_stop(&run->watchdog);
+		uv_timer_stop(&run->tick);
+		uv_timer_stop(&run->stopper);
+		if (run->end_ns == 0)
+			run->end_ns = uv_hrtime();
+	}
 }
 
 /* One unit's result: keep it and start the next. */
@@ -89,6 +107,38 @@ static void on_done(struct snd_batch *b, const struct snd_result *res, void *arg
 	run->res[i] = res[0];
 	run->got[i] = 1;
 	run->ndone++;
+	pump(run);
+}
+
+/* One tick of the loop-liveness timer: counts it and keeps the longest gap. */
+static void on_tick(uv_timer_t *t)
+{
+	struct run *run = t->data;
+	uint64_t now = uv_hrtime();
+
+	if (now - run->last_tick_ns > run->max_gap_ns)
+		run->max_gap_ns = now - run->last_tick_ns;
+	run->last_tick_ns = now;
+	run->ticks++;
+}
+
+/* Frees the route with messages under way: each must still get a result,
+ * and the units never sent are marked as refused. */
+static void on_stop(uv_timer_t *t)
+{
+	struct run *run = t->data;
+	struct snd_route *r = run->r;
+	uint64_t t0 = uv_hrtime();
+
+	snd_route_free(r);
+	run->free_ns = uv_hrtime() - t0;
+	run->r = NULL;
+	while (run->next < run->n) {
+		run->res[run->next].status = SND_TEMPFAIL;
+		snprintf(run->res[run->next].error, sizeof(run->res[0].error), "never sent");
+		run->got[run->next++] = 1;
+		run->ndone++;
+	}
 	pump(run);
 }
 
@@ -116,7 +166,7 @@ int main(int argc, char **argv)
 	const char *content_path = NULL, *pers_path[MAX_UNITS], *msgid = "";
 	char *content, *pers[MAX_UNITS], err[256];
 	int npers = 0, repeat = 1, day = 1, old = 0, i, rc = 0;
-	long timeout_ms = 10000;
+	long timeout_ms = 10000, tick_ms = 0, stop_ms = -1;
 	struct curluv *cu;
 	uv_loop_t loop;
 
@@ -161,6 +211,10 @@ int main(int argc, char **argv)
 			msgid = v;
 		else if (strcmp(a, "--repeat") == 0)
 			repeat = atoi(v);
+		else if (strcmp(a, "--tick-ms") == 0)
+			tick_ms = atol(v);
+		else if (strcmp(a, "--stop-after-ms") == 0)
+			stop_ms = atol(v);
 		else
 			goto usage;
 	}
@@ -200,8 +254,22 @@ int main(int argc, char **argv)
 	uv_timer_init(&loop, &run.watchdog);
 	run.watchdog.data = &run;
 	uv_timer_start(&run.watchdog, on_watchdog, (uint64_t)timeout_ms + 10000, 0);
+	uv_timer_init(&loop, &run.tick);
+	uv_timer_init(&loop, &run.stopper);
+	run.tick.data = run.stopper.data = &run;
+	run.start_ns = run.last_tick_ns = uv_hrtime();
+	if (tick_ms > 0)
+		uv_timer_start(&run.tick, on_tick, (uint64_t)tick_ms, (uint64_t)tick_ms);
+	if (stop_ms >= 0)
+		uv_timer_start(&run.stopper, on_stop, (uint64_t)stop_ms, 0);
 	pump(&run);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	if (tick_ms > 0 || stop_ms >= 0)
+		fprintf(stderr,
+		        "stats {\"elapsed_ms\":%.1f,\"ticks\":%ld,\"max_gap_ms\":%.1f,"
+		        "\"free_ms\":%.1f}\n",
+		        (double)((run.end_ns ? run.end_ns : uv_hrtime()) - run.start_ns) / 1e6,
+		        run.ticks, (double)run.max_gap_ns / 1e6, (double)run.free_ns / 1e6);
 
 	for (i = 0; i < run.n; i++) {
 		cJSON *o = cJSON_CreateObject();

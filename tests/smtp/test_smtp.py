@@ -89,11 +89,16 @@ class Capture(socketserver.ThreadingTCPServer):
     """A scripted SMTP server on 127.0.0.1 that records what it receives."""
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a route opening
+    # 8 sessions at once, and the kernel retries them only after a second.
+    request_queue_size = 64
 
-    def __init__(self, script=None, auth=False):
+    def __init__(self, script=None, auth=False, delay=0.0):
         super().__init__(("127.0.0.1", 0), CaptureHandler)
         self.script = script or {}   # "RCPT" -> "451 ...", "END" -> reply after data
         self.auth = auth
+        self.delay = delay           # seconds before the reply to the body
+        self.stopped = threading.Event()
         self.lock = threading.Lock()
         self.connections = 0
         self.messages = []           # dicts: from, rcpt, data, auth
@@ -107,6 +112,7 @@ class Capture(socketserver.ThreadingTCPServer):
         return self.server_address[1]
 
     def stop(self):
+        self.stopped.set()
         self.shutdown()
         # Unblock handlers a test left hanging on purpose.
         for c in list(self.conns):
@@ -202,6 +208,10 @@ class CaptureHandler(socketserver.StreamRequestHandler):
                     if chunk == b".\r\n":
                         break
                     data += chunk
+                if srv.delay:
+                    # A relay slow to queue: the verdict comes late, and
+                    # the other connections must not wait for it.
+                    srv.stopped.wait(srv.delay)
                 r = self.scripted("END", None)
                 if r is None and "END" in srv.script:
                     return
