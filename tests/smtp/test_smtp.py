@@ -273,8 +273,8 @@ class Base(unittest.TestCase):
             s.stop()
         self.tmp.cleanup()
 
-    def capture(self, script=None, auth=False):
-        s = Capture(script, auth)
+    def capture(self, script=None, auth=False, delay=0.0):
+        s = Capture(script, auth, delay)
         self.servers.append(s)
         return s
 
@@ -560,6 +560,64 @@ class TestReplies(Base):
                         ("--tls", "none", "--max-conn", "1", "--timeout-ms", "700"))
         self.assertEqual([r["status"] for r in res], ["timeout", "timeout"], res)
         self.assertEqual(srv.connections, 2)
+
+
+@unittest.skipUnless(SMTP_SEND, "SMTP_SEND not set")
+class TestSlowRelay(Base):
+    """A relay slow to answer the end of the message (libcurl waits for that
+    reply with a blocking poll) must hold neither the loop nor the other
+    connections."""
+
+    DELAY = 0.2
+
+    def run_stats(self, srv, n, args):
+        """Runs smtp_send; returns (results, stats from its stderr)."""
+        cmd = [SMTP_SEND, "--url", "smtp://127.0.0.1:%d" % srv.port,
+               "--content", self.write("content.json", SIMPLE), "--tls", "none"]
+        for i in range(n):
+            cmd += ["--pers", self.write("p%d.json" % i, {"to": [{"email": "r%d@example.net" % i}]})]
+        out = subprocess.run(cmd + list(args), capture_output=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr.decode())
+        res = [json.loads(l) for l in out.stdout.decode().splitlines()]
+        line = [l for l in out.stderr.decode().splitlines() if l.startswith("stats ")]
+        self.assertEqual(len(line), 1, out.stderr.decode())
+        return res, json.loads(line[0][6:])
+
+    def test_loop_keeps_ticking_and_connections_overlap(self):
+        srv = self.capture(delay=self.DELAY)
+        res, st = self.run_stats(srv, 8, ["--max-conn", "8", "--tick-ms", "10"])
+        self.assertEqual([r["status"] for r in res], ["accepted"] * 8, res)
+        self.assertEqual(len(srv.messages), 8)
+        # Eight messages at once finish in about one delay, not eight.
+        self.assertGreaterEqual(st["elapsed_ms"], self.DELAY * 1000, st)
+        self.assertLess(st["elapsed_ms"], self.DELAY * 1000 * 3, st)
+        # The 10 ms timer never stood still for a whole delay: the loop
+        # was free while the relay thought (a blocked loop shows one gap
+        # of >= 200 ms and a handful of ticks).
+        self.assertLess(st["max_gap_ms"], self.DELAY * 1000 / 2, st)
+        self.assertGreaterEqual(st["ticks"], int(st["elapsed_ms"] / 10 / 2), st)
+
+    def test_one_connection_waits_for_each_verdict(self):
+        # The other side of the same coin: max_connections bounds it.
+        srv = self.capture(delay=self.DELAY)
+        res, st = self.run_stats(srv, 3, ["--max-conn", "1", "--tick-ms", "10"])
+        self.assertEqual([r["status"] for r in res], ["accepted"] * 3, res)
+        self.assertGreaterEqual(st["elapsed_ms"], 3 * self.DELAY * 1000, st)
+        self.assertLess(st["max_gap_ms"], self.DELAY * 1000 / 2, st)
+        self.assertEqual(srv.connections, 1)
+
+    def test_free_aborts_what_is_under_way(self):
+        # The verdict would come after 5 s; the route is freed after 300 ms.
+        # Every unit still gets a result, a tempfail, from inside the free,
+        # and the free does not wait for the relay.
+        srv = self.capture(delay=5.0)
+        res, st = self.run_stats(srv, 6, ["--max-conn", "4", "--stop-after-ms", "300",
+                                          "--timeout-ms", "20000"])
+        self.assertEqual([r["status"] for r in res], ["tempfail"] * 6, res)
+        self.assertEqual([r["error"] for r in res[:4]],
+                         ["aborted before the relay answered"] * 4, res)
+        self.assertLess(st["free_ms"], 1000, st)
+        self.assertLess(st["elapsed_ms"], 2000, st)
 
 
 @unittest.skipUnless(SMTP_SEND and SMTP_SINK, "SMTP_SEND or SMTP_SINK not set")
