@@ -521,6 +521,45 @@ level = {log_level}
                  "raised cap", timeout=20)
         self.assertEqual(sorted(set(fake.sent_recipients())), rcpts)
 
+    def test_b4_sigterm_under_load(self):
+        # SIGTERM while clients are posting: a graceful stop (exit 0), and
+        # every 202 is in the store.
+        fake = self.fake()
+        conf = self.config(fake.port, cap=40)
+        d = self.daemon(conf)
+        accepted = {}
+        lock = threading.Lock()
+        some = threading.Event()
+
+        def worker(w):
+            for i in range(200):
+                try:
+                    st, mid, _ = d.send(mail(["t%d-%d@example.com" % (w, i)]))
+                except (OSError, http.client.HTTPException):
+                    return
+                if st != 202:
+                    return
+                with lock:
+                    accepted[mid] = "t%d-%d@example.com" % (w, i)
+                    if len(accepted) >= 100:
+                        some.set()
+
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(some.is_set, "100 accepted")
+            d.proc.send_signal(signal.SIGTERM)
+            rc = d.proc.wait(60)
+        finally:
+            for t in threads:
+                t.join(60)
+        d.log.close()
+        self.assertEqual(rc, 0, "warmupd did not stop cleanly on SIGTERM under load:\n" +
+                         d.logtext()[-2000:])
+        stored = {r for _, rs, _ in self.store_units() for r in rs}
+        self.assertEqual([m for m, r in accepted.items() if r not in stored], [])
+
     # --- c: retries ------------------------------------------------------
 
     def test_c_faults_retried_until_delivered(self):
