@@ -23,6 +23,11 @@ wu_time_t daemon_now(struct wu_daemon *d)
 	return d->clock_now;
 }
 
+static void on_idle(uv_idle_t *h)
+{
+	(void)h;
+}
+
 int daemon_txn(struct wu_daemon *d)
 {
 	if (d->in_txn)
@@ -33,6 +38,10 @@ int daemon_txn(struct wu_daemon *d)
 	}
 	d->in_txn = 1;
 	d->txn_failed = 0;
+	/* The commit runs in the check phase, after the poll for I/O.  Work done
+	 * in the timer phase must not wait for the poll to time out: an active
+	 * idle handle makes that poll return at once. */
+	uv_idle_start(&d->commit_soon, on_idle);
 	return 0;
 }
 
@@ -79,6 +88,7 @@ void daemon_commit(struct wu_daemon *d)
 	}
 	d->in_txn = 0;
 	d->txn_failed = 0;
+	uv_idle_stop(&d->commit_soon);
 	/* Callbacks may add work for the next turn; run the ones of this one. */
 	int nafter = d->nafter;
 	struct daemon_after *after = d->after;

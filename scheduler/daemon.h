@@ -52,6 +52,7 @@ struct wu_daemon {
 
 	/* group commit */
 	uv_check_t commit;
+	uv_idle_t commit_soon; /* active while a transaction is open: poll must not block */
 	int in_txn;
 	int txn_failed;
 	struct daemon_after *after;

@@ -321,13 +321,12 @@ retry:
 
 /* Turns a route's answer into the unit's new state and an engine outcome. */
 static void settle(struct dispatcher *dp, struct batch *b, int i, const struct snd_result *res,
-                   wu_time_t now)
+                   wu_time_t now, wu_time_t retry)
 {
 	struct wu_daemon *d = dp->d;
 	struct snd_item *it = &b->sb.items[i];
 	enum wu_route route = b->sb.route;
 	enum wu_result result = WU_ACCEPTED;
-	unsigned rnd = 0;
 	wu_time_t delay;
 	int rc = 0;
 
@@ -338,10 +337,7 @@ static void settle(struct dispatcher *dp, struct batch *b, int i, const struct s
 		break;
 	case SND_TEMPFAIL:
 	case SND_TIMEOUT:
-		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			rnd = (unsigned)rand();
-		delay = wu_backoff_retry(&d->conf.core.backoff, b->attempts[i] + 1,
-		                         (double)rnd / 4294967296.0);
+		delay = retry;
 		if (res->retry_after > delay)
 			delay = res->retry_after;
 		rc = store_requeue(d->store, it->unit_id, now + delay, res->error);
@@ -370,9 +366,19 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	struct wu_daemon *d = dp->d;
 	wu_time_t now = daemon_now(d);
 	enum wu_route route;
-	int gave_back = 0;
+	int gave_back = 0, attempts = 0;
+	unsigned rnd = 0;
+	wu_time_t retry;
 
 	(void)sb;
+	/* One retry time for the whole batch, so that its units come back
+	 * together and go out again as one request. */
+	for (int i = 0; i < b->sb.nitems; i++)
+		if (b->attempts[i] > attempts)
+			attempts = b->attempts[i];
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned)rand();
+	retry = wu_backoff_retry(&d->conf.core.backoff, attempts + 1, (double)rnd / 4294967296.0);
 	dp->inflight -= b->sb.nitems;
 	d->extra.inflight[b->sb.route] -= b->sb.nitems;
 	if (daemon_txn(d) < 0) {
@@ -381,7 +387,7 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 		wu_error("dispatcher: cannot record results: %s", store_errmsg(d->store));
 	} else {
 		for (int i = 0; i < b->sb.nitems; i++) {
-			settle(dp, b, i, &res[i], now);
+			settle(dp, b, i, &res[i], now, retry);
 			gave_back |= res[i].status != SND_ACCEPTED;
 		}
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "dispatcher.h"
@@ -315,10 +316,17 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 	}
 	clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen && strtoull(clen, NULL, 10) > r->in->d->conf.max_body) {
-		r->answered = 1;
-		r->in->d->extra.intake_rejected++;
-		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-		                   "The request body is larger than this server accepts.");
+		/* Read and drop the body, then answer 413: a client that writes
+		 * the whole body before reading (most do) would otherwise meet a
+		 * reset instead of the answer.  Beyond twice the limit it is not
+		 * worth reading: answer at once and close. */
+		r->too_big = 1;
+		if (strtoull(clen, NULL, 10) / 2 > r->in->d->conf.max_body) {
+			r->answered = 1;
+			r->in->d->extra.intake_rejected++;
+			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+			                   "The request body is larger than this server accepts.");
+		}
 	}
 	return MHD_YES;
 }
@@ -326,8 +334,8 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method)
 /* Appends upload data, up to the body limit. */
 static int take_data(struct req *r, const char *data, size_t n)
 {
-	size_t max = r->kind == REQ_WEBHOOK ? webhook_max_body(r->in->d->webhook)
-	                                    : r->in->d->conf.max_body;
+	size_t max =
+	    r->kind == REQ_WEBHOOK ? webhook_max_body(r->in->d->webhook) : r->in->d->conf.max_body;
 
 	if (r->too_big || r->len + n > max) {
 		r->too_big = 1;
@@ -377,6 +385,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->suspended)
 		return MHD_YES;
+	if (in->closing && !r->committed) {
+		/* Stopping: nothing new joins a transaction that will not be
+		 * committed; the client retries against the next run. */
+		r->answered = 1;
+		return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+		                   "The server is shutting down; try again.");
+	}
 	if (r->kind == REQ_WEBHOOK) {
 		struct webhook *w = in->d->webhook;
 
@@ -384,7 +399,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			webhook_committed(w, r->ok, &r->wh);
 		} else {
 			webhook_post(w, conn, r->body, r->len, r->too_big, &r->wh);
-			if (r->wh.after_commit && daemon_after_commit(in->d, mail_committed, r) == 0) {
+			if (r->wh.after_commit &&
+			    daemon_after_commit(in->d, mail_committed, r) == 0) {
 				r->suspended = 1;
 				MHD_suspend_connection(conn);
 				return MHD_YES;
@@ -580,6 +596,13 @@ void intake_stop(struct intake *in)
 	in->closing = 1;
 	uv_poll_stop(&in->poll);
 	uv_timer_stop(&in->timer);
+	/* Connections resumed by the last commit get their answers queued and,
+	 * as far as their sockets take them, sent before the server stops. */
+	MHD_socket lfd = MHD_quiesce_daemon(in->mhd);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd); /* quiescing hands the listening socket to us */
+	MHD_run(in->mhd);
+	MHD_run(in->mhd);
 	MHD_stop_daemon(in->mhd);
 	uv_close((uv_handle_t *)&in->poll, on_closed);
 	uv_close((uv_handle_t *)&in->timer, on_closed);

@@ -68,6 +68,7 @@ static void finish(struct wu_daemon *d)
 	daemon_commit(d);
 	uv_check_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, on_closed);
+	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
 	uv_close((uv_handle_t *)&d->sigterm, on_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_closed);
 	alert_stop(d);
@@ -112,6 +113,9 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	d->stopping = 1;
 	wu_info("%s: stopping", strsignal(signum));
+	/* Requests waiting for this turn's commit get their answer first: the
+	 * HTTP server cannot stop with connections suspended. */
+	daemon_commit(d);
 	intake_stop(d->intake);
 	d->intake = NULL;
 	uv_timer_init(d->loop, &drain_timer);
@@ -263,6 +267,7 @@ int main(int argc, char **argv)
 	uv_check_init(d.loop, &d.commit);
 	d.commit.data = &d;
 	uv_check_start(&d.commit, on_check);
+	uv_idle_init(d.loop, &d.commit_soon);
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
 	d.sigterm.data = d.sigint.data = &d;

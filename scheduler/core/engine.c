@@ -503,10 +503,11 @@ int wu_engine_save(const struct wu_engine *e, char *buf, size_t len)
 
 	bad |= put(buf, len, &off,
 	           "warmup-engine 1\ndate %d\nstep %d\nheld %d %d\nhalted %d\nused %" PRId64
-	           "\ngate %d %d %" PRId64 " %" PRId64 " %" PRId64 "\npacing %.17g %" PRId64 "\n",
+	           "\ngate %d %d %" PRId64 " %" PRId64 " %" PRId64 "\npacing %.17g %" PRId64
+	           " %.17g\n",
 	           t->date, t->step, e->held, t->held, e->halted, t->used, (int)t->gate,
 	           (int)e->gate_state, e->gate.delivered, e->gate.bounces, e->gate.complaints,
-	           e->pacing.tokens, e->pacing.last);
+	           e->pacing.tokens, e->pacing.last, e->pacing.burst);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		if (e->paused[r])
 			bad |= put(buf, len, &off, "paused %d %s\n", r, e->paused_by[r]);
@@ -538,7 +539,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	int tgate = 0, gstate = 0, ended = 0;
 	int64_t used = 0;
 	struct wu_gate_counts gc = {0, 0, 0};
-	double tokens = 0;
+	double tokens = 0, burst = -1;
 	int64_t last = 0;
 	const char *p = buf;
 	char line[256];
@@ -572,7 +573,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 		if (sscanf(line, "gate %d %d %" SCNd64 " %" SCNd64 " %" SCNd64, &tgate, &gstate,
 		           &gc.delivered, &gc.bounces, &gc.complaints) == 5)
 			continue;
-		if (sscanf(line, "pacing %lf %" SCNd64, &tokens, &last) == 2)
+		if (sscanf(line, "pacing %lf %" SCNd64 " %lf", &tokens, &last, &burst) >= 2)
 			continue;
 		if (sscanf(line, "paused %d %n", &r, &nf) == 1 && nf > 0 &&
 		    (unsigned)r < WU_ROUTE_COUNT) {
@@ -620,6 +621,10 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	wu_calendar_date(&tmp.conf.calendar, date, &tmp.day);
 	tmp.halted = halted;
 	tmp.held = held;
+	/* In calendar mode the step follows from the date, so a start date
+	 * changed in the configuration takes effect on the saved day too. */
+	if (tmp.conf.advance == WU_ADVANCE_CALENDAR)
+		step = tmp.day.index < 1 ? 0 : tmp.day.index - held > 0 ? tmp.day.index - held : 1;
 	setup_day(&tmp, step);
 	memcpy(tmp.today.sent, saved.sent, sizeof(saved.sent));
 	memcpy(tmp.today.result, saved.result, sizeof(saved.result));
@@ -628,7 +633,11 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	tmp.today.gate = (enum wu_gate_state)tgate;
 	tmp.gate = gc;
 	tmp.gate_state = (enum wu_gate_state)gstate;
-	tmp.pacing.tokens = tokens < tmp.pacing.burst ? tokens : tmp.pacing.burst;
+	/* A cap changed in the configuration moves the burst: what was left of
+	 * the old one carries over, the difference is added (or taken). */
+	if (burst >= 0)
+		tokens += tmp.pacing.burst - burst;
+	tmp.pacing.tokens = tokens < 0 ? 0 : tokens < tmp.pacing.burst ? tokens : tmp.pacing.burst;
 	tmp.pacing.last = last;
 	tmp.ev_count = tmp.ev_head = 0;
 	*e = tmp;

@@ -501,7 +501,6 @@ level = {log_level}
         both = queued & set(sent)
         self.assertLessEqual(len(both), requeued)
 
-    @unittest.expectedFailure  # reported: the raised cap is released at cap/day per second
     def test_b3_cap_raised_midday(self):
         # burst = day is a plain daily cap: when the operator raises today's
         # cap (bigger table, same start) and restarts, the rest of the new
@@ -516,7 +515,8 @@ level = {log_level}
         self.assertEqual(d.terminate(), 0)
         self.config(fake.port, cap=1000)
         d.start()
-        self.assertEqual(d.status()["remaining"], 990)
+        # The 20 queued may already be on their way under the raised cap.
+        self.assertIn(d.status()["remaining"], range(970, 991))
         wait_for(lambda: d.status()["queue"]["sent"] == 30, "the 20 queued sent under the "
                  "raised cap", timeout=20)
         self.assertEqual(sorted(set(fake.sent_recipients())), rcpts)
@@ -612,7 +612,6 @@ level = {log_level}
             {r["body"]["subject"]: r["body"]["content"][0]["value"] for r in recs},
             {"First": "Hello there", "Second": "Other body"})
 
-    @unittest.expectedFailure  # reported: per-unit retry jitter splits a refused batch
     def test_d2_retry_keeps_batch(self):
         # A batch refused as a whole (429) is retried as a batch, not split
         # into one request per personalization.
