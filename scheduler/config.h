@@ -15,6 +15,7 @@
 #ifndef WU_CONFIG_H
 #define WU_CONFIG_H
 
+#include "core/deferral.h"
 #include "core/engine.h"
 
 enum wu_route_type { WU_ROUTE_NONE = 0, WU_ROUTE_SENDGRID, WU_ROUTE_SMTP };
@@ -38,23 +39,7 @@ struct wu_route_conf {
 	int x_smtpapi;
 };
 
-/* Most [defer_rule NAME] sections a file may have. */
-#define WU_DEFER_RULES_MAX 32
-/* What a deferral rule watches (wu_defer_rule.events). */
-#define WU_DEFER_ON_DEFERRED 1u /* deferred events, text in "response" */
-#define WU_DEFER_ON_BLOCKED  2u /* bounce events of type blocked, text in "reason" */
-
-/* [defer_rule NAME]: a text in an ISP's deferral or block answers cuts that
- * ISP's rate on the new route for a while. */
-struct wu_defer_rule {
-	char name[48];
-	int isp;         /* ISP group; -1 until set */
-	char match[192]; /* '|'-separated alternatives, lower case */
-	unsigned events; /* WU_DEFER_ON_* bits; default both */
-	double cut;      /* the rate is multiplied by this: 0.5 halves it */
-	wu_time_t hold;  /* how long the cut holds before recovery starts */
-	int line;        /* of the section header, for messages */
-};
+/* [defer_rule NAME] sections fill struct wu_defer_rule (core/deferral.h). */
 
 /* [webhook]: the SendGrid Event Webhook endpoint, off without the section. */
 struct wu_webhook_conf {

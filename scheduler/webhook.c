@@ -71,24 +71,6 @@ struct webhook {
 	wu_time_t pruned;
 };
 
-/*
- * The built-in deferral rules: what the big mailbox providers say when a new
- * IP sends faster than they like.  Plain "4.7.0" is left out on purpose:
- * Gmail uses it for TLS and authentication trouble too.
- */
-static const struct {
-	const char *name, *isp, *match;
-	double cut;
-	wu_time_t hold;
-} default_rules[] = {
-    {"gmail-rate", "google", "4.7.28|unusual rate|rate limited|rate-limited", 0.5, WU_HOUR},
-    {"yahoo-tss", "yahoo", "tss04|ts04", 0.25, 2 * WU_HOUR},
-    {"microsoft-rate", "microsoft", "s3150|s3140|temporarily rate limited", 0.5, WU_HOUR},
-    {"docomo-rate", "docomo", "421|too many", 0.5, WU_HOUR},
-    {"au-rate", "au", "421|too many", 0.5, WU_HOUR},
-    {"softbank-rate", "softbank", "421|too many", 0.5, WU_HOUR},
-};
-
 /* Decodes standard base64 with EVP_DecodeBlock, which counts padding as
  * data: the padding is taken off again.  Returns the length or -1. */
 static int b64_decode(const char *in, unsigned char *out, size_t outlen)
@@ -155,37 +137,7 @@ int webhook_create(struct webhook **wp, struct wu_daemon *d, char *err, size_t e
 	for (int i = 0; i < c->nrules; i++)
 		w->rules[w->nrules++] = c->rules[i];
 	if (c->nrules == 0 && c->default_rules)
-		for (size_t i = 0; i < sizeof(default_rules) / sizeof(default_rules[0]); i++) {
-			struct wu_defer_rule *r = &w->rules[w->nrules];
-			int isp = wu_isp_find(isps, default_rules[i].isp);
-
-			if (isp < 0)
-				continue;
-			memset(r, 0, sizeof(*r));
-			snprintf(r->name, sizeof(r->name), "%s", default_rules[i].name);
-			snprintf(r->match, sizeof(r->match), "%s", default_rules[i].match);
-			r->isp = isp;
-			r->events = WU_DEFER_ON_DEFERRED | WU_DEFER_ON_BLOCKED;
-			r->cut = default_rules[i].cut;
-			r->hold = default_rules[i].hold;
-			w->nrules++;
-		}
-	/* A cut scales the configured rate; with none there is nothing to cut. */
-	{
-		char names[512];
-		size_t len = 0;
-
-		names[0] = '\0';
-		for (int i = 0; i < w->nrules; i++)
-			if (d->conf.core.throttle[WU_ROUTE_NEW][w->rules[i].isp].rate <= 0 &&
-			    len < sizeof(names))
-				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
-				                        len ? ", " : "", w->rules[i].name);
-		if (len)
-			wu_info("webhook: deferral rules without a new_rate to cut (set [isp NAME] "
-			        "new_rate for them to act): %s",
-			        names);
-	}
+		w->nrules = wu_deferral_defaults(isps, w->rules, RULES_MAX);
 	*wp = w;
 	return 0;
 nomem:
@@ -382,26 +334,6 @@ static int attribute(struct webhook *w, const cJSON *ev, const char *email, int 
 	return *route >= 0 && *route < WU_ROUTE_COUNT;
 }
 
-/* 1 when one of the rule's '|'-separated texts is in text (lower case). */
-static int rule_matches(const struct wu_defer_rule *r, const char *text)
-{
-	char alt[sizeof(r->match)];
-	const char *p = r->match;
-
-	while (*p) {
-		size_t n = strcspn(p, "|");
-
-		memcpy(alt, p, n);
-		alt[n] = '\0';
-		if (n && strstr(text, alt))
-			return 1;
-		p += n;
-		if (*p == '|')
-			p++;
-	}
-	return 0;
-}
-
 /* Deferral rules: a matching deferred or blocked event of the new route
  * cuts its ISP's rate there for the rule's hold. */
 static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, int isp,
@@ -425,9 +357,14 @@ static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, 
 		struct status_cut *cut = &d->extra.cut[isp];
 		int effective;
 
-		if (r->isp != isp || !(r->events & bit) || !rule_matches(r, text))
+		if (r->isp != isp || !(r->events & bit) || !wu_deferral_matches(r, text))
 			continue;
-		effective = wu_engine_conf(d->engine)->throttle[WU_ROUTE_NEW][isp].rate > 0;
+		/* A cut scales the ISP's new_rate, or without one today's pacing
+		 * rate; once the warmup is over and nothing is paced, an ISP
+		 * without a new_rate has nothing to cut. */
+		effective = wu_engine_conf(d->engine)->throttle[WU_ROUTE_NEW][isp].rate > 0 ||
+		            (wu_engine_today(d->engine)->cap > 0 &&
+		             wu_engine_today(d->engine)->cap != WU_UNLIMITED);
 		wu_engine_cut(d->engine, now, WU_ROUTE_NEW, isp, r->cut, r->hold);
 		if (cut->until <= now) {
 			cut->factor = r->cut;
@@ -458,7 +395,8 @@ static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, 
 			else
 				wu_warn("webhook: [defer_rule %s]: %" PRId64
 				        " event%s for %s, but [isp "
-				        "%s] has no new_rate: nothing to cut",
+				        "%s] has no new_rate and today's cap is unlimited: nothing "
+				        "to cut",
 				        r->name, w->unlogged[i], w->unlogged[i] == 1 ? "" : "s",
 				        isp_name, isp_name);
 			w->logged[i] = now;

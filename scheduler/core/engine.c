@@ -99,7 +99,7 @@ static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enu
 }
 
 /* Sets up caps, pacing and shares for e->day at the given step. */
-static void setup_day(struct wu_engine *e, int step)
+static void setup_day(struct wu_engine *e, int step, wu_time_t now)
 {
 	struct wu_schedule_day sd = wu_schedule_get(&e->conf.schedule, step);
 	wu_time_t window = e->day.close - e->day.open;
@@ -112,6 +112,10 @@ static void setup_day(struct wu_engine *e, int step)
 	e->today.hourly_cap = sd.hourly_cap;
 	wu_pacing_params(e->today.cap, sd.hourly_cap, window, e->conf.burst, &rate, &burst);
 	wu_bucket_init(&e->pacing, rate, burst, e->day.open);
+	/* An ISP without a rate of its own backs off from today's pacing rate. */
+	for (int i = 0; i < e->conf.isps.n; i++)
+		wu_throttle_set_base(&e->th[WU_ROUTE_NEW][i], &e->conf.throttle[WU_ROUTE_NEW][i],
+		                     rate, now);
 	for (int i = 0; i < e->conf.isps.n; i++)
 		e->share[i] =
 		    wu_throttle_share_limit(&e->conf.throttle[WU_ROUTE_NEW][i], e->today.cap);
@@ -159,7 +163,7 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	if (e->halted && e->conf.gate.resume == WU_RESUME_NEXT_DAY)
 		e->halted = 0;
 	e->day = nd;
-	setup_day(e, step);
+	setup_day(e, step, now);
 	e->today.held = step >= 1 && step == before;
 	emit(e, WU_EV_DAY, now, WU_ROUTE_NEW, "day %d of the schedule, cap %" PRId64 "%s", step,
 	     e->today.cap,
@@ -187,9 +191,11 @@ int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_
 		for (int i = 0; i < WU_ISP_MAX; i++)
 			wu_throttle_init(&e->th[r][i], &e->conf.throttle[r][i], now);
 	wu_calendar_day(&e->conf.calendar, now, &e->day);
-	setup_day(e, e->day.index < 1                         ? 0
-	             : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index
-	                                                      : 1);
+	setup_day(e,
+	          e->day.index < 1                         ? 0
+	          : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index
+	                                                   : 1,
+	          now);
 	*ep = e;
 	return 0;
 nomem:
@@ -600,8 +606,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 			th->fails = f;
 			th->suspended_until = a;
 			th->hold_until = b;
-			wu_bucket_set(&th->bucket, tmp.conf.throttle[r][i].rate * x,
-			              th->bucket.burst, c);
+			wu_throttle_apply(th, &tmp.conf.throttle[r][i], c);
 			th->bucket.tokens = y < th->bucket.burst ? y : th->bucket.burst;
 			th->bucket.last = c;
 			continue;
@@ -625,7 +630,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	 * changed in the configuration takes effect on the saved day too. */
 	if (tmp.conf.advance == WU_ADVANCE_CALENDAR)
 		step = tmp.day.index < 1 ? 0 : tmp.day.index - held > 0 ? tmp.day.index - held : 1;
-	setup_day(&tmp, step);
+	setup_day(&tmp, step, now);
 	memcpy(tmp.today.sent, saved.sent, sizeof(saved.sent));
 	memcpy(tmp.today.result, saved.result, sizeof(saved.result));
 	tmp.today.used = used;

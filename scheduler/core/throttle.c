@@ -4,8 +4,8 @@
  *
  * The shape is Postfix qmgr's destination window: close fast on failure, open
  * slowly on success, suspend a destination that keeps failing.  Here the
- * window is a factor on the configured rate.  A pair with no configured rate
- * has no factor to cut, but it is still suspended after repeated tempfails.
+ * window is a factor on the configured rate, or on the base the engine gives
+ * a pair without one.
  */
 #include "throttle.h"
 
@@ -30,26 +30,51 @@ void wu_backoff_conf_default(struct wu_backoff_conf *c)
 	c->retry_max = WU_HOUR;
 }
 
-/* The burst the configuration asks for: one second of rate, at least 1. */
-static double conf_burst(const struct wu_throttle_conf *c)
+/* The rate in force: the configured one scaled by the factor, or while
+ * backing off without one, the base scaled by it; 0 = no limit. */
+static double rate_of(const struct wu_throttle *t, const struct wu_throttle_conf *c)
 {
-	double b = c->burst > 0 ? c->burst : c->rate;
+	if (c->rate > 0)
+		return c->rate * t->factor;
+	if (t->factor < 1 && t->base > 0)
+		return t->base * t->factor;
+	return 0;
+}
+
+/* The burst: the configured one, or one second of the rate in force, at
+ * least 1. */
+static double burst_of(const struct wu_throttle *t, const struct wu_throttle_conf *c)
+{
+	double b = c->burst > 0 ? c->burst : c->rate > 0 ? c->rate : rate_of(t, c);
 	return b < 1 ? 1 : b;
 }
 
 void wu_throttle_init(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now)
 {
-	wu_bucket_init(&t->bucket, c->rate, conf_burst(c), now);
 	t->factor = 1;
 	t->fails = 0;
 	t->suspended_until = 0;
 	t->hold_until = 0;
+	t->base = 0;
+	wu_bucket_init(&t->bucket, rate_of(t, c), burst_of(t, c), now);
+}
+
+void wu_throttle_apply(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now)
+{
+	wu_bucket_set(&t->bucket, rate_of(t, c), burst_of(t, c), now);
 }
 
 /* Applies the factor to the bucket's rate. */
 static void apply(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now)
 {
-	wu_bucket_set(&t->bucket, c->rate * t->factor, conf_burst(c), now);
+	wu_throttle_apply(t, c, now);
+}
+
+void wu_throttle_set_base(struct wu_throttle *t, const struct wu_throttle_conf *c, double base,
+                          wu_time_t now)
+{
+	t->base = base;
+	apply(t, c, now);
 }
 
 int wu_throttle_ready(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now)

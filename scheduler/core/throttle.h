@@ -8,6 +8,10 @@
  * in a row suspend the pair for a while, and each success restores a small
  * step of the configured rate -- never all of it at once.  A deferral rule can
  * also cut the rate and hold it down for a fixed time.
+ *
+ * A pair with no rate of its own has a base instead (the engine gives the new
+ * route's pairs today's pacing rate): while it backs off, it is held to its
+ * factor of that base, and back at factor 1 it is unlimited again.
  */
 #ifndef WU_THROTTLE_H
 #define WU_THROTTLE_H
@@ -37,12 +41,20 @@ struct wu_throttle {
 	int fails;                 /* consecutive tempfails */
 	wu_time_t suspended_until; /* 0 = not suspended */
 	wu_time_t hold_until;      /* successes do not restore before this */
+	double base;               /* what the factor scales when no rate is configured */
 };
 
 void wu_throttle_conf_default(struct wu_throttle_conf *c);
 void wu_backoff_conf_default(struct wu_backoff_conf *c);
 
 void wu_throttle_init(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now);
+
+/* Sets the rate a factor scales when the configuration gives none (0: none). */
+void wu_throttle_set_base(struct wu_throttle *t, const struct wu_throttle_conf *c, double base,
+                          wu_time_t now);
+
+/* Brings the bucket's rate in line with the factor (after a restore). */
+void wu_throttle_apply(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now);
 
 /* 1 when a message may go at now (not suspended and a token is there). */
 int wu_throttle_ready(struct wu_throttle *t, const struct wu_throttle_conf *c, wu_time_t now);

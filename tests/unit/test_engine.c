@@ -542,6 +542,30 @@ static void test_isp_rate_cut(void **state)
 	assert_int_equal(take_new(at + WU_MINUTE, yahoo, 100), 100);
 }
 
+static void test_cut_without_rate_scales_pacing(void **state)
+{
+	(void)state;
+	/* 86,400 a day over the whole day: pacing releases 1/s.  Google has no
+	 * rate of its own; a cut to 10% holds it to 0.1/s of that release. */
+	conf_make("day,cap\n1,86400\n", 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
+	engine_make(T0);
+	wu_time_t at = T0 + WU_HOUR;
+	assert_int_equal(take_new(at, google, 50), 50);
+	wu_engine_cut(eng, at, WU_ROUTE_NEW, google, 0.1, WU_HOUR);
+	int n = 0;
+	for (wu_time_t now = at + 1; now <= at + 100 * WU_USEC; now += WU_USEC / 2)
+		n += take_new(now, google, 100);
+	assert_in_range(n, 9, 12);
+	/* Yahoo takes what the pacing bucket has. */
+	assert_int_equal(take_new(at + 101 * WU_USEC, yahoo, 100), 100);
+	/* After the hold, successes open google up again step by step, and at
+	 * factor 1 it is unlimited once more. */
+	wu_time_t later = at + 2 * WU_HOUR;
+	for (int i = 0; i < 60; i++)
+		outcome(later, WU_ROUTE_NEW, google, WU_ACCEPTED);
+	assert_int_equal(take_new(later, google, 500), 500);
+}
+
 static void test_suspension(void **state)
 {
 	(void)state;
@@ -1238,6 +1262,7 @@ int main(void)
 	    T_(test_isp_rate),
 	    T_(test_next_wakeup_isp_token),
 	    T_(test_isp_rate_cut),
+	    T_(test_cut_without_rate_scales_pacing),
 	    T_(test_suspension),
 	    T_(test_outcome_counts),
 	    T_(test_tempfail_gives_back),

@@ -428,16 +428,17 @@ hold = 2h
         self.assertEqual(cuts["yahoo"]["factor"], 0.25)
         self.assertEqual(cuts["yahoo"]["hits"], 1)
 
-    def test_rule_on_unlimited_isp_is_not_effective(self):
+    def test_rule_on_isp_without_rate_cuts_pacing(self):
+        # Without a new_rate of its own, the ISP is cut to a share of today's
+        # pacing rate (the cap here is limited, so there is one).
         rules = "[defer_rule apple-slow]\nisp = apple\nmatch = slow down\n"
         d, pem = self.signed_daemon(extra=rules)
-        self.assertIn("without a new_rate", d.logtext())
         st, b = d.post([event("deferred", "a@icloud.com", response="421 Slow Down")], pem)
         self.assertEqual(st, 200, b)
         c = d.status()["webhook"]["cuts"]["apple"]
-        self.assertFalse(c["effective"])
-        self.assertFalse(c["active"])
-        self.assertEqual(metric(d.metrics(), "warmup_isp_cut", isp="apple"), 1)
+        self.assertTrue(c["effective"])
+        self.assertTrue(c["active"])
+        self.assertEqual(metric(d.metrics(), "warmup_isp_cut", isp="apple"), 0.5)
 
     def test_cut_slows_one_isp_only(self):
         """With a cut, sends to the cut ISP slow down while the other ISP's go on."""
