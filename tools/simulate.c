@@ -79,6 +79,7 @@ static const int business_weights[24] = {1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 8, 8,
 struct options {
 	const char *schedule, *config, *traffic, *daily, *days, *start, *tz, *mix;
 	const char *profile, *overflow, *burst, *after, *advance, *bounce, *complaint, *seed;
+	const char *deferral;
 	const char *outcomes;
 	const char *format, *svg;
 	int svg_scale; /* enum wu_svg_scale */
@@ -90,8 +91,8 @@ struct day {
 	int date, step, held;
 	enum wu_gate_state gate;
 	int64_t cap, offered, new_route, old_route, backlog;
-	int64_t delivered, bounces, complaints;
-	int64_t isp_new[WU_ISP_MAX], isp_old[WU_ISP_MAX];
+	int64_t delivered, bounces, complaints, deferred;
+	int64_t isp_new[WU_ISP_MAX], isp_old[WU_ISP_MAX], isp_deferred[WU_ISP_MAX];
 };
 
 /* An engine event worth showing (gate verdicts, pauses, resumes). */
@@ -118,6 +119,10 @@ struct sim {
 	uint64_t mix_thr[WU_ISP_MAX];
 	double mix_share[WU_ISP_MAX];
 	uint64_t rng_isp[4], rng_out[4];
+	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
+	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
+	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
+	int nrules;
 	/* the loop */
 	int random_outcomes;   /* --outcomes random: a draw per message */
 	uint64_t b_thr, c_thr; /* today's outcome rates, out of 2^53 */
@@ -177,6 +182,9 @@ void wu_simulate_usage(FILE *f)
 	      "  --bounce-rate R[,dayN=R...]     hard bounces, e.g. 2%,day6=8% "
 	      "(default " DEFAULT_BOUNCE ")\n"
 	      "  --complaint-rate R[,dayN=R...]  spam reports (default " DEFAULT_COMPLAINT ")\n"
+	      "  --deferral-rate LIST   deferrals per ISP, e.g. google=5%,yahoo=2%: each one\n"
+	      "                         goes through the ISP's deferral rule ([defer_rule]\n"
+	      "                         or the built-in ones), which cuts its new-route rate\n"
 	      "  --outcomes even|random  even: outcomes at exactly the rates, spread over\n"
 	      "                         the day; random: a draw per message (default even)\n"
 	      "  --seed N               random seed (default 1)\n"
@@ -260,6 +268,7 @@ static const struct optdef optdefs[] = {
     OPT("advance", advance),
     OPT("bounce-rate", bounce),
     OPT("complaint-rate", complaint),
+    OPT("deferral-rate", deferral),
     OPT("outcomes", outcomes),
     OPT("seed", seed),
     OPT("format", format),
@@ -372,6 +381,34 @@ static int parse_rates(const char *opt, const char *s, int ndays, double *rates)
 		if (wu_parse_percent(wu_trim(eq + 1), &r, err, sizeof(err)) < 0)
 			return bad("--%s: day%ld: %s", opt, day, err);
 		rates[day - 1] = r;
+	}
+	return 0;
+}
+
+/* Parses --deferral-rate "google=5%,yahoo=2%" into per-ISP thresholds. */
+static int parse_deferrals(struct sim *s, const char *value)
+{
+	char buf[1024], err[WU_ERR_MAX], *save = NULL, *item;
+
+	if (strlen(value) >= sizeof(buf))
+		return bad("--deferral-rate: value too long");
+	strcpy(buf, value);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		double r;
+		int isp;
+
+		if (!eq)
+			return bad(
+			    "--deferral-rate: expected GROUP=RATE such as google=5%%, got '%s'",
+			    wu_trim(item));
+		*eq = '\0';
+		item = wu_trim(item);
+		if ((isp = wu_isp_find(s->isps, item)) < 0)
+			return bad("--deferral-rate: no ISP group '%s'", item);
+		if (wu_parse_percent(wu_trim(eq + 1), &r, err, sizeof(err)) < 0)
+			return bad("--deferral-rate: %s: %s", item, err);
+		s->d_thr[isp] = (uint64_t)llround(r * (double)ONE53);
 	}
 	return 0;
 }
@@ -600,11 +637,19 @@ static inline int hit(struct sim *s, uint64_t thr, uint64_t *acc)
 	return 1;
 }
 
-/* Feeds a new-route send's outcomes: accepted, then delivered or bounced,
- * and for a delivered one possibly a complaint. */
+/* Feeds a new-route send's outcomes: accepted, possibly deferred first (and
+ * the ISP's deferral rule acts on it, as the daemon's webhook would), then
+ * delivered or bounced, and for a delivered one possibly a complaint. */
 static inline void feed_new(struct sim *s, wu_time_t t, int isp, int date)
 {
 	wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, date);
+	if (s->d_thr[isp] && hit(s, s->d_thr[isp], &s->d_acc[isp])) {
+		const struct wu_defer_rule *r =
+		    wu_deferral_find(s->rules, s->nrules, isp, WU_DEFER_ON_DEFERRED, NULL);
+		wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_DEFERRED, -1);
+		if (r)
+			wu_engine_cut(s->e, t, WU_ROUTE_NEW, isp, r->cut, r->hold);
+	}
 	if (hit(s, s->b_thr, &s->b_acc)) {
 		wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_BOUNCE, date);
 		return;
@@ -767,6 +812,8 @@ static void record_day(struct sim *s, struct day *rec, int64_t offered)
 		rec->delivered += y->result[WU_ROUTE_NEW][i][WU_DELIVERED];
 		rec->bounces += y->result[WU_ROUTE_NEW][i][WU_BOUNCE];
 		rec->complaints += y->result[WU_ROUTE_NEW][i][WU_COMPLAINT];
+		rec->isp_deferred[i] = y->result[WU_ROUTE_NEW][i][WU_DEFERRED];
+		rec->deferred += rec->isp_deferred[i];
 		rec->backlog += s->backlog[i];
 	}
 }
@@ -910,7 +957,11 @@ static void output_table(const struct sim *s)
 		snprintf(row[8], 32, "%.2f%%", pct(r->bounces, r->delivered + r->bounces));
 		snprintf(row[9], 32, "%.3f%%", pct(r->complaints, r->delivered));
 		snprintf(row[10], 32, "%s", wu_gate_state_name(r->gate));
-		snprintf(row[11], 32, "%s", r->held ? "held" : "");
+		if (r->deferred)
+			snprintf(row[11], 32, "%sdeferred %" PRId64, r->held ? "held, " : "",
+			         r->deferred);
+		else
+			snprintf(row[11], 32, "%s", r->held ? "held" : "");
 		off += r->offered;
 		nw += r->new_route;
 		old += r->old_route;
@@ -1013,6 +1064,7 @@ static int output_json(const struct sim *s)
 				goto nomem;
 			cJSON_AddNumberToObject(x, "new", (double)r->isp_new[i]);
 			cJSON_AddNumberToObject(x, "old", (double)r->isp_old[i]);
+			cJSON_AddNumberToObject(x, "deferred", (double)r->isp_deferred[i]);
 		}
 		off += r->offered;
 		nw += r->new_route;
@@ -1216,6 +1268,15 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	}
 	if ((rc = parse_mix(s, o->mix ? o->mix : DEFAULT_MIX, !o->mix)))
 		return rc;
+	if (o->deferral && (rc = parse_deferrals(s, o->deferral)))
+		return rc;
+	/* The daemon's deferral rules: the config's, else the built-in ones. */
+	if (conf->webhook.nrules > 0) {
+		s->nrules = conf->webhook.nrules;
+		memcpy(s->rules, conf->webhook.rules, sizeof(s->rules[0]) * (size_t)s->nrules);
+	} else if (conf->webhook.default_rules || !conf->webhook.enabled) {
+		s->nrules = wu_deferral_defaults(s->isps, s->rules, WU_DEFER_RULES_MAX);
+	}
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)

@@ -286,6 +286,27 @@ class Config(Tmp):
         for d, cap in zip(doc["days"], SEED_CAPS):
             self.assertEqual(d["new"], max(1, cap // 10), d)
 
+    def test_deferrals_cut_one_isp_through_its_rule(self):
+        base = sim_json(*seed_args())
+        doc = sim_json(*seed_args("--deferral-rate", "google=5%"))
+        last, last0 = doc["days"][-1], base["days"][-1]
+        # Deferrals are drawn for google only, and every day counts them.
+        for d in doc["days"][1:]:
+            self.assertGreater(d["isps"]["google"]["deferred"], 0, d)
+            for name, isp in d["isps"].items():
+                if name != "google":
+                    self.assertEqual(isp["deferred"], 0, (name, d))
+        # Gmail's built-in rule (halve for an hour) holds google below its
+        # share of the paced release on the last day; the rest goes old.
+        self.assertLess(last["isps"]["google"]["new"], 0.8 * last0["isps"]["google"]["new"])
+        self.assertEqual(last["new"] + last["old"], last["offered"])
+        self.assertEqual(last["isps"]["yahoo"]["new"], last0["isps"]["yahoo"]["new"])
+        # A configured rule replaces the built-in one: a 5% cut bites harder.
+        path = self.write("r.ini", "[webhook]\nauth = none\n[defer_rule g]\nisp = google\n"
+                                   "match = 4.7.28\ncut = 5%\nhold = 2h\n")
+        hard = sim_json(*seed_args("--config", path, "--deferral-rate", "google=5%"))
+        self.assertLess(hard["days"][-1]["isps"]["google"]["new"], last["isps"]["google"]["new"])
+
 
 class BadInput(Tmp):
     def bad(self, *args, want=()):
@@ -337,6 +358,11 @@ class BadInput(Tmp):
         status, _, err = run("frobnicate", check=False)
         self.assertEqual(status, 2)
         self.assertIn(b"no command 'frobnicate'", err)
+
+    def test_bad_deferral_rate(self):
+        self.bad(*seed_args("--deferral-rate", "nosuch=5%"), want=("--deferral-rate", "nosuch"))
+        self.bad(*seed_args("--deferral-rate", "google=150%"), want=("--deferral-rate",))
+        self.bad(*seed_args("--deferral-rate", "google"), want=("GROUP=RATE",))
 
     def test_broken_traffic_file(self):
         s = ["simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic"]
