@@ -50,6 +50,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "suppress.h"
 
 #define SIG_HEADER  "X-Twilio-Email-Event-Webhook-Signature"
 #define TS_HEADER   "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -447,6 +448,17 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,
 		                WEBHOOK_COUNT_UNSUBSCRIBE, 1) < 0)
+			return -1;
+	}
+	/* Hard bounces, spam reports and unsubscribes keep the address off
+	 * later sends. */
+	if (act == ACT_UNSUBSCRIBE || res == WU_BOUNCE || res == WU_COMPLAINT) {
+		const char *reason = act == ACT_UNSUBSCRIBE ? event
+		                     : res == WU_BOUNCE     ? "bounce"
+		                                            : "spamreport";
+		const char *detail = str_of(ev, "reason");
+
+		if (suppress_event(d, email, reason, detail ? detail : str_of(ev, "response")) < 0)
 			return -1;
 	}
 	rep->applied++;

@@ -308,6 +308,21 @@ new_rate = 36000/h
         self.assertEqual({k: s["routes"]["new"][k] for k in want}, want)
         self.assertEqual(s["webhook"]["duplicate"], 10)
         self.assertEqual(s["webhook"]["applied"], 10)
+        # The hard bounce, the spam report and both unsubscribes put their
+        # addresses on the suppression list; a block, a deferral and a drop
+        # do not.
+        self.assertEqual(s["suppressions"]["entries"], 4)
+        db = sqlite3.connect(os.path.join(self.dir, "w.db"))
+        try:
+            listed = dict(db.execute("select address, reason from suppressions"))
+        finally:
+            db.close()
+        self.assertEqual(listed, {"d@gmail.com": "bounce", "h@gmail.com": "spamreport",
+                                  "i@gmail.com": "unsubscribe",
+                                  "j@yahoo.com": "group_unsubscribe"})
+        # Mail to a suppressed address is dropped at intake (drop mode).
+        d.send(["d@gmail.com", "k@gmail.com"])
+        self.assertEqual(d.status()["suppressions"]["dropped"], 1)
         m = d.metrics()
         self.assertEqual(metric(m, "warmup_results_total", route="new", isp="google",
                                 result="delivered"), 2)
