@@ -146,7 +146,7 @@ class OpsTest(unittest.TestCase):
             p.stop()
         self._tmp.cleanup()
 
-    def start(self, suppress_mode="drop", alert=True, backlog=10000, cap=1000):
+    def start(self, suppress_mode="drop", alert=True, backlog=10000, cap=1000, extra=""):
         fake = Proc([FAKE, "--listen", "127.0.0.1:0", "--key-env", "FAKE_SG_KEY",
                      "--record", os.path.join(self.dir, "sent.jsonl")],
                     self.dir, "fake", self.env)
@@ -189,7 +189,8 @@ level = debug
 [suppress]
 mode = {suppress_mode}
 
-{alert_sect}""")
+{alert_sect}
+{extra}""")
         self.d = Proc([WARMUPD, "--config", conf], self.dir, "warmupd", self.env)
         self.procs.append(self.d)
         self.fake = fake
@@ -393,11 +394,32 @@ mode = {suppress_mode}
         self.assertGreaterEqual(log_checks(), first)
         self.assert_secrets_absent()
 
-    @unittest.skip("gate halt needs provider events: covered once the Event Webhook can "
-                   "feed bounces in this suite")
     def test_gate_halt_alert(self):
-        pass
-
+        # Bounces reported through the Event Webhook halt the ramp; the halt
+        # reaches the alert webhook with its numbers.
+        self.start(extra="[webhook]\nauth = none\n")
+        now = int(time.time())
+        events = [{"email": "u%d@gmail.com" % i, "timestamp": now, "event": ev,
+                   "sg_event_id": "ev-%d" % i, "sg_message_id": "none.%d" % i,
+                   "warmup_route": "new", "warmup_day": "1", "type": "bounce"}
+                  for i, ev in enumerate(["delivered"] * 100 + ["bounce"] * 20)]
+        c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
+        try:
+            c.request("POST", "/v1/events/sendgrid", body=json.dumps(events).encode(),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200, r.read())
+        finally:
+            c.close()
+        ev = wait_for(lambda: Hook.events("gate_halt"), "the gate halt alert")[0]
+        self.assertEqual(ev["route"], "new")
+        # The batch is judged event by event: the halt comes as soon as the
+        # rate's exact lower bound passes 5%, before all 20 bounces are in.
+        self.assertGreater(ev["bounce_rate"], 0.05)
+        self.assertLessEqual(ev["bounce_rate"], 20 / 120)
+        self.assertIn("bounce rate", ev["text"])
+        self.assertTrue(self.status()["routes"]["new"]["paused"])
+        self.assert_secrets_absent()
 
 def main():
     global WARMUPD, FAKE, WARMUP
