@@ -619,6 +619,24 @@ class TestSlowRelay(Base):
         self.assertLess(st["free_ms"], 1000, st)
         self.assertLess(st["elapsed_ms"], 2000, st)
 
+    def test_free_from_inside_a_callback(self):
+        # The first unit fails at once (no recipient); its callback frees
+        # the route while three slow messages are under way.
+        srv = self.capture(delay=5.0)
+        cmd = [SMTP_SEND, "--url", "smtp://127.0.0.1:%d" % srv.port,
+               "--content", self.write("content.json", SIMPLE), "--tls", "none",
+               "--max-conn", "4", "--timeout-ms", "20000", "--free-on-first",
+               "--pers", self.write("bad.json", {"to": []})]
+        for i in range(3):
+            cmd += ["--pers", self.write("p%d.json" % i, SIMPLE_PERS)]
+        out = subprocess.run(cmd, capture_output=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr.decode())
+        res = [json.loads(l) for l in out.stdout.decode().splitlines()]
+        self.assertEqual([r["status"] for r in res],
+                         ["permfail", "tempfail", "tempfail", "tempfail"], res)
+        st = json.loads(out.stderr.decode().split("stats ", 1)[1])
+        self.assertLess(st["free_ms"], 1000, st)
+
 
 @unittest.skipUnless(SMTP_SEND and SMTP_SINK, "SMTP_SEND or SMTP_SINK not set")
 class TestSmtpSink(Base):
