@@ -319,13 +319,13 @@ retry:
 	sleep_until(dp, now + WU_USEC, now);
 }
 
-/* Turns a route's answer into the unit's new state and an engine outcome. */
-static void settle(struct dispatcher *dp, struct batch *b, int i, const struct snd_result *res,
-                   wu_time_t now, wu_time_t retry)
+/* Turns a route's answer into the unit's new state; returns the outcome for
+ * the engine. */
+static enum wu_result settle(struct dispatcher *dp, struct batch *b, int i,
+                             const struct snd_result *res, wu_time_t now, wu_time_t retry)
 {
 	struct wu_daemon *d = dp->d;
 	struct snd_item *it = &b->sb.items[i];
-	enum wu_route route = b->sb.route;
 	enum wu_result result = WU_ACCEPTED;
 	wu_time_t delay;
 	int rc = 0;
@@ -355,8 +355,7 @@ static void settle(struct dispatcher *dp, struct batch *b, int i, const struct s
 	}
 	if (rc < 0)
 		daemon_txn_fail(d, "dispatcher: recording a result");
-	wu_engine_outcome(d->engine, now, route, it->isp, result, b->date);
-	store_count(d->store, wu_engine_today(d->engine)->date, route, it->isp, result, 1);
+	return result;
 }
 
 static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *arg)
@@ -386,10 +385,28 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 		 * next start; nothing is lost, at worst sent twice. */
 		wu_error("dispatcher: cannot record results: %s", store_errmsg(d->store));
 	} else {
+		/* One answer is one signal to the engine per ISP and result, however
+		 * many units it covered: a 429 on a request of 1000 is one 429.
+		 * SendGrid's API answers (429, 5xx, timeouts) are about the API,
+		 * not the recipients' ISPs: the units wait for their retry time and
+		 * the ISP throttles are left alone; an SMTP reply to a message is
+		 * the ISP backoff's signal. */
+		int64_t n[WU_ISP_MAX][WU_RESULT_COUNT] = {{0}};
+		int feedback = d->conf.route[b->sb.route].type == WU_ROUTE_SMTP;
 		for (int i = 0; i < b->sb.nitems; i++) {
-			settle(dp, b, i, &res[i], now, retry);
+			n[b->sb.items[i].isp][settle(dp, b, i, &res[i], now, retry)]++;
 			gave_back |= res[i].status != SND_ACCEPTED;
 		}
+		for (int isp = 0; isp < WU_ISP_MAX; isp++)
+			for (int r = 0; r < WU_RESULT_COUNT; r++) {
+				if (!n[isp][r])
+					continue;
+				wu_engine_outcomes(d->engine, now, b->sb.route, isp,
+				                   (enum wu_result)r, b->date, n[isp][r], feedback);
+				if (store_count(d->store, wu_engine_today(d->engine)->date,
+				                b->sb.route, isp, r, n[isp][r]) < 0)
+					daemon_txn_fail(d, "dispatcher: counting results");
+			}
 	}
 	if (res[0].status == SND_AUTHFAIL) {
 		char who[96];

@@ -308,61 +308,77 @@ static void judge(struct wu_engine *e, wu_time_t now)
 }
 
 /* A refused send of today returns its share of today's limits. */
-static void give_back(struct wu_engine *e, enum wu_route route, int isp)
+static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t n)
 {
-	if (e->today.sent[route][isp] > 0)
-		e->today.sent[route][isp]--;
-	wu_throttle_give(&e->th[route][isp]);
-	if (route == WU_ROUTE_NEW && e->today.used > 0) {
-		e->today.used--;
-		wu_bucket_give(&e->pacing);
+	int64_t *sent = &e->today.sent[route][isp];
+
+	for (int64_t k = 0; k < n; k++) {
+		wu_throttle_give(&e->th[route][isp]);
+		if (route == WU_ROUTE_NEW && e->today.used > 0) {
+			e->today.used--;
+			wu_bucket_give(&e->pacing);
+		}
 	}
+	*sent = *sent > n ? *sent - n : 0;
 }
 
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
                        enum wu_result result, int sent_date)
 {
+	wu_engine_outcomes(e, now, route, isp, result, sent_date, 1, 1);
+}
+
+void wu_engine_outcomes(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
+                        enum wu_result result, int sent_date, int64_t n, int feedback)
+{
 	const struct wu_throttle_conf *tc;
 	struct wu_throttle *th;
+	int64_t sample;
 
 	wu_engine_tick(e, now);
 	if (isp < 0 || isp >= e->conf.isps.n)
 		isp = WU_ISP_OTHER;
-	if ((unsigned)route >= WU_ROUTE_COUNT || (unsigned)result >= WU_RESULT_COUNT)
+	if ((unsigned)route >= WU_ROUTE_COUNT || (unsigned)result >= WU_RESULT_COUNT || n <= 0)
 		return;
 	th = &e->th[route][isp];
 	tc = &e->conf.throttle[route][isp];
-	e->today.result[route][isp][result]++;
+	e->today.result[route][isp][result] += n;
+	/* The ISP's throttle hears one answer, however many units it covered. */
 	switch (result) {
 	case WU_ACCEPTED:
-		wu_throttle_success(th, tc, &e->conf.backoff, now);
+		if (feedback)
+			wu_throttle_success(th, tc, &e->conf.backoff, now);
 		break;
 	case WU_TEMPFAIL:
-		wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
+		if (feedback)
+			wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
 		if (sent_date == e->today.date)
-			give_back(e, route, isp);
+			give_back(e, route, isp, n);
 		break;
 	case WU_PERMFAIL: /* refused for good, but not taken either */
 		if (sent_date == e->today.date)
-			give_back(e, route, isp);
+			give_back(e, route, isp, n);
 		break;
 	case WU_TIMEOUT:
 	case WU_BLOCKED:
-		wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
+		if (feedback)
+			wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
 		break;
 	case WU_DELIVERED:
 	case WU_BOUNCE:
 	case WU_COMPLAINT:
 		if (route != WU_ROUTE_NEW)
 			break;
-		e->gate.delivered += result == WU_DELIVERED;
-		e->gate.bounces += result == WU_BOUNCE;
-		e->gate.complaints += result == WU_COMPLAINT;
+		sample = e->gate.delivered + e->gate.bounces;
+		e->gate.delivered += result == WU_DELIVERED ? n : 0;
+		e->gate.bounces += result == WU_BOUNCE ? n : 0;
+		e->gate.complaints += result == WU_COMPLAINT ? n : 0;
 		/* A delivery only lowers the rates, so it can change the verdict
 		 * only by completing the minimum sample. */
 		if (result != WU_DELIVERED ||
-		    e->gate.delivered + e->gate.bounces == e->conf.gate.min_sample ||
-		    e->gate.delivered == e->conf.gate.min_sample)
+		    (sample < e->conf.gate.min_sample && sample + n >= e->conf.gate.min_sample) ||
+		    (e->gate.delivered - n < e->conf.gate.min_sample &&
+		     e->gate.delivered >= e->conf.gate.min_sample))
 			judge(e, now);
 		break;
 	default:

@@ -148,6 +148,14 @@ struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
                        enum wu_result result, int sent_date);
 
+/* The same for n units that one answer covered (a v3 request carries up to
+ * 1000): all n are counted and given back, and with feedback the ISP's
+ * throttle hears one success or one failure, as it would from one answer.
+ * Without feedback the answer said nothing about the ISP (an API's 429 or
+ * 500): the units are counted and given back, the throttle is left alone. */
+void wu_engine_outcomes(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
+                        enum wu_result result, int sent_date, int64_t n, int feedback);
+
 /* A deferral rule matched: cut the ISP's rate on route to factor for hold. */
 void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, double factor,
                    wu_time_t hold);

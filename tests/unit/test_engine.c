@@ -566,6 +566,43 @@ static void test_cut_without_rate_scales_pacing(void **state)
 	assert_int_equal(take_new(later, google, 500), 500);
 }
 
+/* The factor of google's new-route throttle, from the saved state (1 when
+ * the throttle is untouched and not saved). */
+static double google_factor(void)
+{
+	char buf[8192], key[32];
+	const char *p;
+	double f = 1;
+
+	assert_true(wu_engine_save(eng, buf, sizeof buf) > 0);
+	snprintf(key, sizeof key, "throttle 0 %d ", google);
+	if ((p = strstr(buf, key)))
+		sscanf(p + strlen(key), "%lf", &f);
+	return f;
+}
+
+static void test_outcomes_of_one_answer(void **state)
+{
+	(void)state;
+	conf_make("day,cap\n1,100000\n", 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
+	conf.throttle[WU_ROUTE_NEW][google].rate = 100;
+	engine_make(T0);
+	wu_time_t at = T0 + WU_HOUR;
+	int date = wu_engine_today(eng)->date;
+	assert_int_equal(take_new(at, google, 40), 40);
+	/* A 429 on a request of 40 from an API: counted and given back, the
+	 * throttle untouched. */
+	wu_engine_outcomes(eng, at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, 0);
+	assert_i64_eq(wu_engine_today(eng)->used, 0);
+	assert_i64_eq(wu_engine_today(eng)->result[WU_ROUTE_NEW][google][WU_TEMPFAIL], 40);
+	assert_near(google_factor(), 1, 1e-12);
+	/* The same answer as ISP feedback halves the rate once, not 40 times. */
+	assert_int_equal(take_new(at, google, 40), 40);
+	wu_engine_outcomes(eng, at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, 1);
+	assert_i64_eq(wu_engine_today(eng)->used, 0);
+	assert_near(google_factor(), 0.5, 1e-12);
+}
+
 static void test_suspension(void **state)
 {
 	(void)state;
@@ -1263,6 +1300,7 @@ int main(void)
 	    T_(test_next_wakeup_isp_token),
 	    T_(test_isp_rate_cut),
 	    T_(test_cut_without_rate_scales_pacing),
+	    T_(test_outcomes_of_one_answer),
 	    T_(test_suspension),
 	    T_(test_outcome_counts),
 	    T_(test_tempfail_gives_back),
