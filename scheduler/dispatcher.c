@@ -167,6 +167,26 @@ static int room(struct dispatcher *dp, enum wu_route route)
 	return dp->waiting[route] < (int64_t)snd_route_capacity(r) * snd_route_batch_max(r);
 }
 
+/* Units the routes can still take this round: a round reads no more rows
+ * than it can stage, or an SMTP route with 8 connections would have 1000
+ * rows read to use 8. */
+static int64_t free_room(struct dispatcher *dp)
+{
+	int64_t n = 0;
+
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		struct snd_route *sr = dp->d->route[r];
+		int64_t cap;
+
+		if (!sr || (r == WU_ROUTE_OLD && dp->d->conf.core.overflow != WU_OVERFLOW_OLD))
+			continue;
+		cap = (int64_t)snd_route_capacity(sr) * snd_route_batch_max(sr);
+		if (cap > dp->waiting[r])
+			n += cap - dp->waiting[r];
+	}
+	return n;
+}
+
 /* Finds or opens the batch of this round for (route, content). */
 static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *nopen,
                                enum wu_route route, int64_t content_id, int date, int step)
@@ -296,11 +316,18 @@ static void round_run(struct dispatcher *dp)
 				wake = dp->wait[isp];
 			continue;
 		}
-		n = route_isp(dp, isp, now, budget < 1000 ? budget : 1000, open, &nopen, &wake);
+		int64_t max = free_room(dp);
+		if (max > budget)
+			max = budget;
+		if (max > 1000)
+			max = 1000;
+		if (max <= 0)
+			break;
+		n = route_isp(dp, isp, now, (int)max, open, &nopen, &wake);
 		if (n < 0)
 			goto fail;
 		budget -= n;
-		if (n == 1000 || budget <= 0)
+		if (n == max || budget <= 0)
 			more = 1;
 	}
 	if (dp->staged && !dp->commit_pending) {
