@@ -114,7 +114,7 @@ double wu_gate_lower_bound(int64_t hits, int64_t n, double z)
 static enum wu_gate_state judge(const struct wu_gate_conf *c, int64_t hits, int64_t n, double warn,
                                 double halt)
 {
-	double low;
+	double low, p;
 
 	if (n < c->min_sample || n <= 0)
 		return WU_GATE_OK;
