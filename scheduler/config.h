@@ -4,7 +4,7 @@
  *
  * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
  * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME].
- * Every key is documented in docs/config.md.  Unknown sections and keys,
+ * Every key is documented in README.md ("Configuration file").  Unknown sections and keys,
  * and bad values, are errors that name the file, the line and the key:
  * "warmup.conf:12: [isp google] new_rate: expected a rate such as 10/s,
  * 600/min or 5000/h, got '10/fortnight'".

@@ -397,7 +397,7 @@ static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
 	}
 }
 
-/* GET /v1/status: see status.h and docs/status.md. */
+/* GET /v1/status: see status.h and README.md (Status, metrics). */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
 {
@@ -577,7 +577,7 @@ static void labels_close_i(struct buf *b, int64_t v)
 	bprintf(b, "} %" PRId64 "\n", v);
 }
 
-/* GET /metrics: see status.h and docs/status.md. */
+/* GET /metrics: see status.h and README.md (Status, metrics). */
 char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                      const struct status_extra *x, wu_time_t now)
 {

@@ -71,7 +71,7 @@ enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
 enum profile { PROF_EVEN, PROF_BUSINESS };
 
 /* The business profile: share of a day's arrivals in each local hour, in
- * percent (72% between 09:00 and 18:00).  docs/simulate.md shows it. */
+ * percent (72% between 09:00 and 18:00).  README.md shows it. */
 static const int business_weights[24] = {1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 8, 8,
                                          8, 8, 8, 8, 8, 8, 4, 3, 3, 2, 2, 1};
 

@@ -1,6 +1,6 @@
 /*
  * simulate.h -- `warmup simulate`: a whole migration rehearsed on a virtual
- * clock by the same router the daemon uses.  See docs/simulate.md.
+ * clock by the same router the daemon uses.  See README.md ("warmup simulate").
  */
 #ifndef WU_SIMULATE_H
 #define WU_SIMULATE_H
