@@ -5,8 +5,9 @@
  * and stops uv_poll handles, a timer callback arms one uv_timer, poll errors
  * are passed to curl as CURL_CSELECT_ERR, and finished transfers are drained
  * with curl_multi_info_read() after every action, the timer's included.
- * Every route of the daemon shares this one multi handle, so connections are
- * cached and reused across requests.
+ * The SendGrid v3 route and the alerts share this one multi handle, so their
+ * connections are cached and reused across requests.  The SMTP route sends
+ * from threads of its own (smtp.c says why).
  */
 #ifndef WU_CURLUV_H
 #define WU_CURLUV_H
