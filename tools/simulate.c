@@ -509,24 +509,6 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Splits a CSV line on commas in place; returns the field count. */
-static int split_csv(char *line, char **f, int max)
-{
-	int n = 0;
-
-	for (char *p = line;;) {
-		char *c = strchr(p, ',');
-		if (c)
-			*c = '\0';
-		if (n < max)
-			f[n] = wu_trim(p);
-		n++;
-		if (!c)
-			return n;
-		p = c + 1;
-	}
-}
-
 /* Reads a traffic file: CSV with a header naming "day" and "offered", days
  * 1, 2, 3...  Sets s->offered and s->ndays.  Errors are FILE:LINE. */
 static int read_traffic(struct sim *s, const char *path)
@@ -562,7 +544,7 @@ static int read_traffic(struct sim *s, const char *path)
 		p = wu_trim(p);
 		if (!*p || *p == '#')
 			continue;
-		nf = split_csv(p, f, 16);
+		nf = wu_csv_split(p, f, 16);
 		if (nf > 16) {
 			bad("%s:%d: too many columns", path, lineno);
 			goto out;
@@ -738,22 +720,6 @@ static void arrive_evenly(struct sim *s, wu_time_t from, wu_time_t to, int64_t n
 	}
 }
 
-/* The instant of local hour h of date, in the process's zone. */
-static wu_time_t local_hour(int date, int h)
-{
-	struct tm tm;
-	int y, m, d;
-
-	wu_civil_from_days(date, &y, &m, &d);
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_isdst = -1;
-	return (wu_time_t)mktime(&tm) * WU_USEC;
-}
-
 /* A day's n arrivals by the business profile: apportioned to local hours by
  * largest remainder, even within each hour.  An hour that does not exist
  * (the gap of a DST change) gets none. */
@@ -765,7 +731,7 @@ static void arrive_business(struct sim *s, const struct wu_day *day, int64_t n)
 	edge[0] = day->start;
 	edge[24] = day->end;
 	for (int h = 1; h < 24; h++) {
-		edge[h] = local_hour(day->date, h);
+		edge[h] = wu_calendar_local(day->date, h * 60);
 		if (edge[h] < edge[h - 1])
 			edge[h] = edge[h - 1];
 		if (edge[h] > day->end)

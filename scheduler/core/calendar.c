@@ -63,8 +63,7 @@ int wu_calendar_init(struct wu_calendar *c, const char *tz, int y, int m, int d,
 	return 0;
 }
 
-/* The instant of local time date + minutes, placed by the zone rules. */
-static wu_time_t local_instant(int date, int minutes)
+wu_time_t wu_calendar_local(int date, int minutes)
 {
 	struct tm tm;
 	int y, m, d;
@@ -84,10 +83,10 @@ void wu_calendar_date(const struct wu_calendar *c, int date, struct wu_day *out)
 {
 	out->date = date;
 	out->index = date - c->start + 1;
-	out->start = local_instant(date, 0);
-	out->end = local_instant(date + 1, 0);
-	out->open = c->open_min == 0 ? out->start : local_instant(date, c->open_min);
-	out->close = c->close_min == 1440 ? out->end : local_instant(date, c->close_min);
+	out->start = wu_calendar_local(date, 0);
+	out->end = wu_calendar_local(date + 1, 0);
+	out->open = c->open_min == 0 ? out->start : wu_calendar_local(date, c->open_min);
+	out->close = c->close_min == 1440 ? out->end : wu_calendar_local(date, c->close_min);
 }
 
 void wu_calendar_day(const struct wu_calendar *c, wu_time_t now, struct wu_day *out)

@@ -40,6 +40,10 @@ void wu_calendar_day(const struct wu_calendar *c, wu_time_t now, struct wu_day *
 /* Fills *out with the local day numbered date (local days since 1970-01-01). */
 void wu_calendar_date(const struct wu_calendar *c, int date, struct wu_day *out);
 
+/* The instant of local time `minutes` after midnight of date, placed by the
+ * zone's rules. */
+wu_time_t wu_calendar_local(int date, int minutes);
+
 /* Civil date <-> days since 1970-01-01 (proleptic Gregorian). */
 int wu_days_from_civil(int y, int m, int d);
 void wu_civil_from_days(int days, int *y, int *m, int *d);

@@ -41,6 +41,23 @@ char *wu_trim(char *s)
 	return s;
 }
 
+int wu_csv_split(char *line, char **f, int max)
+{
+	int n = 0;
+
+	for (char *p = line;;) {
+		char *c = strchr(p, ',');
+		if (c)
+			*c = '\0';
+		if (n < max)
+			f[n] = wu_trim(p);
+		n++;
+		if (!c)
+			return n;
+		p = c + 1;
+	}
+}
+
 /* A finite, non-negative decimal number taking the whole of [s, end). */
 static int number(const char *s, const char *end, double *out)
 {

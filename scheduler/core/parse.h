@@ -42,4 +42,8 @@ int wu_parse_window(const char *s, int *open_min, int *close_min, char *err, siz
 /* Trims leading and trailing blanks in place and returns s. */
 char *wu_trim(char *s);
 
+/* Splits a CSV line on commas in place, trimming each field; fills up to max
+ * of f and returns the number of fields the line has (which may be more). */
+int wu_csv_split(char *line, char **f, int max);
+
 #endif

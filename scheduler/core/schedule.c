@@ -36,24 +36,6 @@ static int fail(char *err, size_t errlen, const char *file, int line, const char
 	return -1;
 }
 
-/* Splits a CSV line on commas, in place; returns the number of fields. */
-static int split(char *line, char **f, int max)
-{
-	int n = 0;
-
-	for (char *p = line;;) {
-		char *c = strchr(p, ',');
-		if (c)
-			*c = '\0';
-		if (n < max)
-			f[n] = wu_trim(p);
-		n++;
-		if (!c)
-			return n;
-		p = c + 1;
-	}
-}
-
 /* Is the line a comment or blank? */
 static int ignorable(const char *line)
 {
@@ -93,7 +75,7 @@ int wu_schedule_parse(struct wu_schedule *s, const char *text, size_t len, const
 		}
 		if (ignorable(line))
 			continue;
-		nf = split(line, f, 8);
+		nf = wu_csv_split(line, f, 8);
 		if (nf > 8) {
 			fail(err, errlen, filename, lineno, "too many columns");
 			goto bad;
