@@ -58,7 +58,7 @@ struct wu_daemon {
 	struct daemon_after *after;
 	int nafter, cap_after;
 
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	int stopping;
 };
 

@@ -6,7 +6,8 @@
  *	warmupd --config FILE [--port-file FILE]
  *	warmupd --check --config FILE
  *
- * Runs in the foreground and logs to stderr.  SIGTERM or SIGINT stop intake,
+ * Runs in the foreground and logs to stderr.  SIGHUP reloads nothing and says
+ * so: a configuration change takes a restart.  SIGTERM or SIGINT stop intake,
  * let the sends under way finish (at most the route timeout), commit and
  * exit 0.  A bad config, an unreadable store or saved state that does not
  * fit the configuration exit 1 with a message naming the cause.
@@ -71,6 +72,7 @@ static void finish(struct wu_daemon *d)
 	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
 	uv_close((uv_handle_t *)&d->sigterm, on_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_closed);
+	uv_close((uv_handle_t *)&d->sighup, on_closed);
 	alert_stop(d);
 	if (d->cu) {
 		curluv_destroy(d->cu);
@@ -103,6 +105,14 @@ static void on_drain(uv_timer_t *t)
 	dispatcher_stop(d->disp);
 	uv_close((uv_handle_t *)t, on_closed);
 	finish(d);
+}
+
+/* SIGHUP: nothing is reloaded behind the operator's back. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	wu_warn("SIGHUP: the configuration is not reloaded; restart warmupd to apply changes");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -270,7 +280,9 @@ int main(int argc, char **argv)
 	uv_idle_init(d.loop, &d.commit_soon);
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
-	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_init(d.loop, &d.sighup);
+	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+	uv_signal_start(&d.sighup, on_hup, SIGHUP);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	if (intake_start(&d.intake, &d, err, sizeof(err)) < 0) {
