@@ -3,10 +3,10 @@
  * real local servers.
  *
  * DESCRIPTION
- *	Starts tests/sender/stub_server.py (path in $STUB_SERVER, interpreter
+ *	Starts tests/sender/script_server.py (path in $SCRIPT_SERVER, interpreter
  *	in $PYTHON) on a free loopback port, scripts its answers over its
  *	control URLs, sends batches through snd_route_send() on a real libuv
- *	loop, and checks both the results and the requests the stub recorded.
+ *	loop, and checks both the results and the requests the scripted recorded.
  *	When $FAKE_SENDGRID names the fake SendGrid server, a last group runs
  *	against it too.  Every wait is the loop running until a callback has
  *	fired, bounded by a watchdog timer; nothing sleeps.
@@ -51,7 +51,7 @@ struct server {
 	char record[300];
 };
 
-static struct server stub, fake;
+static struct server scripted, fake;
 
 /* State of one test: a loop, the multi handle, a route, what came back. */
 struct fx {
@@ -198,10 +198,10 @@ static void control_post(const struct server *s, const char *path, const char *b
 	free(control(s, "POST", path, body));
 }
 
-/* The requests the stub recorded, parsed. */
-static cJSON *stub_requests(void)
+/* The requests the scripted recorded, parsed. */
+static cJSON *scripted_requests(void)
 {
-	char *t = control(&stub, "GET", "/stub/requests", NULL);
+	char *t = control(&scripted, "GET", "/script/requests", NULL);
 	cJSON *j = cJSON_Parse(t);
 
 	free(t);
@@ -254,7 +254,7 @@ static void on_done(struct snd_batch *b, const struct snd_result *results, void 
 	}
 }
 
-/* A route conf for the stub, as the config module would fill it. */
+/* A route conf for the scripted, as the config module would fill it. */
 static void conf_for(struct wu_route_conf *c, int port)
 {
 	memset(c, 0, sizeof(*c));
@@ -266,7 +266,7 @@ static void conf_for(struct wu_route_conf *c, int port)
 	c->timeout = 5 * WU_USEC;
 }
 
-/* Each test: a fresh loop and multi handle, a reset stub. */
+/* Each test: a fresh loop and multi handle, a reset scripted. */
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -276,9 +276,9 @@ static int setup(void **state)
 	assert_int_equal(uv_timer_init(&f->loop, &f->watchdog), 0);
 	f->watchdog.data = f;
 	assert_int_equal(curluv_create(&f->cu, &f->loop), 0);
-	conf_for(&f->conf, stub.port);
-	if (stub.pid > 0)
-		control_post(&stub, "/stub/reset", NULL);
+	conf_for(&f->conf, scripted.port);
+	if (scripted.pid > 0)
+		control_post(&scripted, "/script/reset", NULL);
 	*state = f;
 	return 0;
 }
@@ -357,7 +357,7 @@ static void test_batch_one_request(void **state)
 
 	snprintf(f->conf.ip_pool, sizeof(f->conf.ip_pool), "warmup-pool");
 	snprintf(f->conf.on_behalf_of, sizeof(f->conf.on_behalf_of), "subuser1");
-	control_post(&stub, "/stub/script",
+	control_post(&scripted, "/script/script",
 	             "[{\"status\":202,\"headers\":{\"X-Message-Id\":\"sg-abc123\"}}]");
 	route(f);
 	send_and_wait(f, &b);
@@ -369,7 +369,7 @@ static void test_batch_one_request(void **state)
 		assert_string_equal(f->res[i].provider_id, "sg-abc123");
 	}
 
-	reqs = stub_requests();
+	reqs = scripted_requests();
 	assert_int_equal(cJSON_GetArraySize(reqs), 1);
 	rq = cJSON_GetArrayItem(reqs, 0);
 	assert_string_equal(str(rq, "method"), "POST");
@@ -434,9 +434,9 @@ static void test_tracking_on_route_old(void **state)
 	route(f);
 	send_and_wait(f, &b);
 	assert_int_equal(f->res[0].status, SND_ACCEPTED);
-	assert_int_equal(strncmp(f->res[0].provider_id, "stub-", 5), 0);
+	assert_int_equal(strncmp(f->res[0].provider_id, "scripted-", 5), 0);
 
-	reqs = stub_requests();
+	reqs = scripted_requests();
 	body = cJSON_Parse(str(cJSON_GetArrayItem(reqs, 0), "body"));
 	assert_string_equal(str(cJSON_GetObjectItem(body, "custom_args"), "warmup_route"), "old");
 	assert_string_equal(str(cJSON_GetObjectItem(body, "custom_args"), "warmup_day"), "12");
@@ -465,7 +465,7 @@ static void test_429_ratelimit_reset(void **state)
 	         "[{\"status\":429,\"headers\":{\"X-RateLimit-Reset\":\"%lld\"},"
 	         "\"body\":\"{\\\"errors\\\":[{\\\"message\\\":\\\"too many requests\\\"}]}\"}]",
 	         (long long)time(NULL) + 30);
-	control_post(&stub, "/stub/script", script);
+	control_post(&scripted, "/script/script", script);
 	route(f);
 	send_and_wait(f, &b);
 	assert_int_equal(f->res[0].status, SND_TEMPFAIL);
@@ -482,7 +482,7 @@ static void test_429_retry_after(void **state)
 	struct fx *f = *state;
 	struct snd_batch b = batch3();
 
-	control_post(&stub, "/stub/script",
+	control_post(&scripted, "/script/script",
 	             "[{\"status\":429,\"headers\":{\"Retry-After\":\"5\"}},"
 	             "{\"status\":429,\"headers\":{\"X-RateLimit-Reset\":\"1000\"}}]");
 	route(f);
@@ -502,7 +502,7 @@ static void test_500_tempfail(void **state)
 	struct fx *f = *state;
 	struct snd_batch b = batch3();
 
-	control_post(&stub, "/stub/script",
+	control_post(&scripted, "/script/script",
 	             "[{\"status\":500,\"body\":\"oops\","
 	             "\"headers\":{\"X-RateLimit-Reset\":\"9999999999\"}},"
 	             "{\"status\":503,\"headers\":{\"Retry-After\":\"7\"}}]");
@@ -528,7 +528,7 @@ static void test_400_permfail(void **state)
 	struct snd_batch b = batch3();
 
 	control_post(
-	    &stub, "/stub/script",
+	    &scripted, "/script/script",
 	    "[{\"status\":400,\"body\":\"{\\\"errors\\\":[{\\\"message\\\":"
 	    "\\\"The from address does not match a verified Sender Identity.\\\","
 	    "\\\"field\\\":\\\"from\\\",\\\"help\\\":null},{\\\"message\\\":\\\"second\\\"}]}\"},"
@@ -554,7 +554,7 @@ static void test_401_403_authfail(void **state)
 	struct fx *f = *state;
 	struct snd_batch b = batch3();
 
-	control_post(&stub, "/stub/script",
+	control_post(&scripted, "/script/script",
 	             "[{\"status\":401,\"body\":\"{\\\"errors\\\":[{\\\"message\\\":"
 	             "\\\"The provided authorization grant is invalid: " KEY "\\\"}]}\"},"
 	             "{\"status\":403,\"body\":\"forbidden\"},{\"status\":404}]");
@@ -585,7 +585,7 @@ static void test_stall_timeout(void **state)
 	struct snd_batch b = batch3();
 
 	f->conf.timeout = 300 * 1000; /* 300 ms, in microseconds */
-	control_post(&stub, "/stub/script", "[{\"stall\":true}]");
+	control_post(&scripted, "/script/script", "[{\"stall\":true}]");
 	route(f);
 	send_and_wait(f, &b);
 	assert_int_equal(f->res[0].status, SND_TIMEOUT);
@@ -636,7 +636,7 @@ static void test_capacity_and_free(void **state)
 
 	f->conf.max_connections = 1;
 	f->conf.batch = 50;
-	control_post(&stub, "/stub/script", "[{\"stall\":true}]");
+	control_post(&scripted, "/script/script", "[{\"stall\":true}]");
 	route(f);
 	assert_int_equal(snd_route_capacity(f->r), 1);
 	assert_int_equal(snd_route_batch_max(f->r), 50);
@@ -774,7 +774,7 @@ static void test_bad_personalization(void **state)
 	assert_int_equal(f->res[1].status, SND_PERMFAIL);
 	assert_non_null(strstr(f->res[1].error, "unit 9"));
 	assert_int_equal(f->res[2].status, SND_ACCEPTED);
-	reqs = stub_requests();
+	reqs = scripted_requests();
 	body = cJSON_Parse(str(cJSON_GetArrayItem(reqs, 0), "body"));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(body, "personalizations")), 2);
 	cJSON_Delete(body);
@@ -794,7 +794,7 @@ static void test_bad_content(void **state)
 	assert_int_equal(f->res[0].status, SND_PERMFAIL);
 	assert_int_equal(f->res[2].status, SND_PERMFAIL);
 	assert_non_null(strstr(f->res[0].error, "content 42"));
-	reqs = stub_requests();
+	reqs = scripted_requests();
 	assert_int_equal(cJSON_GetArraySize(reqs), 0);
 	cJSON_Delete(reqs);
 }
@@ -868,37 +868,37 @@ static void test_create_errors(void **state)
 	assert_string_equal(snd_status_name(SND_AUTHFAIL), "authfail");
 }
 
-/* Starts the stub once for the whole group. */
+/* Starts the scripted once for the whole group. */
 static int group_setup(void **state)
 {
 	const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
-	const char *script = getenv("STUB_SERVER");
+	const char *script = getenv("SCRIPT_SERVER");
 	char *argv[5];
 
 	(void)state;
 	if (script == NULL) {
-		fprintf(stderr, "STUB_SERVER is not set\n");
+		fprintf(stderr, "SCRIPT_SERVER is not set\n");
 		return -1;
 	}
-	server_dir(&stub, "stub");
+	server_dir(&scripted, "scripted");
 	argv[0] = (char *)py;
 	argv[1] = (char *)script;
 	argv[2] = "--port-file";
-	argv[3] = stub.portfile;
+	argv[3] = scripted.portfile;
 	argv[4] = NULL;
-	if (server_start(&stub, argv) < 0) {
-		fprintf(stderr, "the stub server did not start\n");
-		server_stop(&stub);
+	if (server_start(&scripted, argv) < 0) {
+		fprintf(stderr, "the scripted server did not start\n");
+		server_stop(&scripted);
 		return -1;
 	}
 	return 0;
 }
 
-/* Stops the stub after the group. */
+/* Stops the scripted after the group. */
 static int group_teardown(void **state)
 {
 	(void)state;
-	server_stop(&stub);
+	server_stop(&scripted);
 	return 0;
 }
 
@@ -1054,10 +1054,10 @@ static int fake_teardown(void **state)
 	return 0;
 }
 
-/* Two groups: the scripted stub, then fake-sendgrid. */
+/* Two groups: the scripted scripted, then fake-sendgrid. */
 int main(void)
 {
-	const struct CMUnitTest stub_tests[] = {
+	const struct CMUnitTest scripted_tests[] = {
 	    cmocka_unit_test_setup_teardown(test_batch_one_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tracking_on_route_old, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_429_ratelimit_reset, setup, teardown),
@@ -1087,7 +1087,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	failed =
-	    cmocka_run_group_tests_name("sendgrid-stub", stub_tests, group_setup, group_teardown);
+	    cmocka_run_group_tests_name("sendgrid-scripted", scripted_tests, group_setup, group_teardown);
 	failed +=
 	    cmocka_run_group_tests_name("sendgrid-fake", fake_tests, fake_setup, fake_teardown);
 	curl_global_cleanup();

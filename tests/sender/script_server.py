@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""stub_server.py -- a scripted HTTP server for the sender's unit tests.
+"""script_server.py -- a scripted HTTP server for the sender's unit tests.
 
 Listens on 127.0.0.1 (port 0 unless --port), writes the port it got to
 --port-file (atomically, by rename), and answers every request that is not a
@@ -7,12 +7,12 @@ control request with the next entry of its script, or with 202 and an
 X-Message-Id when the script is empty.  It records each such request.
 
 Control (never recorded):
-  POST /stub/script    JSON list of {"status": 429, "headers": {...},
+  POST /script/script    JSON list of {"status": 429, "headers": {...},
                        "body": "...", "stall": true}; appended to the script.
-                       A stalled request gets no answer until /stub/reset.
-  GET  /stub/requests  JSON list of {"method", "path", "headers", "body"};
+                       A stalled request gets no answer until /script/reset.
+  GET  /script/requests  JSON list of {"method", "path", "headers", "body"};
                        header names are lower case.
-  POST /stub/reset     empties script and record, releases stalled requests.
+  POST /script/reset     empties script and record, releases stalled requests.
 """
 import argparse
 import json
@@ -47,15 +47,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def control(self, body):
         global release
-        if self.command == "POST" and self.path == "/stub/script":
+        if self.command == "POST" and self.path == "/script/script":
             with lock:
                 script.extend(json.loads(body or b"[]"))
             self.answer(200, b"{}")
-        elif self.command == "GET" and self.path == "/stub/requests":
+        elif self.command == "GET" and self.path == "/script/requests":
             with lock:
                 out = json.dumps(requests).encode()
             self.answer(200, out, {"Content-Type": "application/json"})
-        elif self.command == "POST" and self.path == "/stub/reset":
+        elif self.command == "POST" and self.path == "/script/reset":
             with lock:
                 script.clear()
                 requests.clear()
@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
     def serve(self):
         global counter
         body = self.read_body()
-        if self.path.startswith("/stub/"):
+        if self.path.startswith("/script/"):
             self.control(body)
             return
         with lock:
@@ -83,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
             n = counter
             ev = release
         if step is None:
-            step = {"status": 202, "headers": {"X-Message-Id": "stub-%d" % n}}
+            step = {"status": 202, "headers": {"X-Message-Id": "scripted server-%d" % n}}
         if step.get("stall"):
             ev.wait(120)
             self.close_connection = True
