@@ -353,6 +353,14 @@ static void sm_classify(const struct sm_route *r, struct sm_worker *w, CURLcode 
 		         "%.120s does not offer STARTTLS, and tls = required refuses to send "
 		         "in clear; nothing was sent",
 		         r->url);
+	} else if (result == CURLE_PEER_FAILED_VERIFICATION) {
+		/* curl's text speaks of "SSH remote keys"; say what to do instead. */
+		res->status = SND_TEMPFAIL;
+		res->code = 0;
+		snprintf(res->error, sizeof(res->error),
+		         "the TLS certificate of %.70s could not be verified (%.75s); a relay "
+		         "with a private CA needs ca_file; nothing was sent",
+		         r->url, w->errbuf[0] ? w->errbuf : curl_easy_strerror(result));
 	} else if (result == CURLE_LOGIN_DENIED ||
 	           (code >= 500 && (code == 530 || code == 534 || code == 535 || code == 538 ||
 	                            strcmp(when, "AUTH") == 0))) {
