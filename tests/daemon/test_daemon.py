@@ -9,7 +9,6 @@ store and record file.  Processes listen on port 0 and report their port
 through --port-file; waiting for anything is polling a condition with a
 deadline, never a fixed sleep.
 """
-import datetime
 import http.client
 import json
 import os
@@ -21,221 +20,35 @@ import tempfile
 import threading
 import time
 import unittest
-import zoneinfo
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import TZ, today, wait_for, mail, recipients_of  # noqa: E402
 
 WARMUPD = None
 FAKE = None
 
-TZ = "Asia/Tokyo"
 TOKEN = "tok-Intake-7f3a9c21e4b8d6051fa2"
 API_KEY = "SG.Key-9d2e71c4b05a8f36e1d7.q0Zx"
 OTHER_KEY = "SG.Other-4b1f9e08a7c3d2651e90.wY3v"
-DEADLINE = 60.0
 
 
-def today():
-    return datetime.datetime.now(zoneinfo.ZoneInfo(TZ)).date()
-
-
-def wait_for(cond, what, timeout=DEADLINE, interval=0.02):
-    """Polls cond() until it returns a true value; fails after timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = cond()
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            last = e
-            last_ok = False
-        else:
-            last_ok = bool(last)
-        if last_ok:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def read_port(path, proc, timeout=DEADLINE):
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError("process exited with %d before listening" % proc.returncode)
-        try:
-            with open(path) as f:
-                s = f.read().strip()
-        except FileNotFoundError:
-            return None
-        return int(s) if s else None
-    return wait_for(ready, "port file " + path, timeout)
-
-
-def mail(recipients, subject="Hello", body="Hello there", **extra):
-    m = {
-        "personalizations": [{"to": [{"email": r}]} for r in recipients],
-        "from": {"email": "news@example.org"},
-        "subject": subject,
-        "content": [{"type": "text/plain", "value": body}],
-    }
-    m.update(extra)
-    return m
-
-
-def recipients_of(body):
-    out = []
-    for p in body.get("personalizations", []):
-        for k in ("to", "cc", "bcc"):
-            for a in p.get(k, []) or []:
-                out.append(a["email"])
-    return out
-
-
-class Fake:
+class Fake(warmuptest.Fake):
     def __init__(self, dir, key=API_KEY, args=()):
-        self.dir = dir
-        self.record = os.path.join(dir, "sent.jsonl")
-        self.port_file = os.path.join(dir, "fake.port")
-        self.log_path = os.path.join(dir, "fake.log")
-        env = dict(os.environ, FAKE_SG_KEY=key)
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [FAKE, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-             "--key-env", "FAKE_SG_KEY", "--record", self.record, "--seed", "7", *args],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(self.port_file, self.proc)
-
-    def request(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            c.request(method, path, body=data,
-                      headers={"Content-Type": "application/json"} if data else {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stats(self):
-        st, b = self.request("GET", "/fake/stats")
-        assert st == 200, st
-        return json.loads(b)
-
-    def faults(self, **kw):
-        st, b = self.request("POST", "/fake/faults", kw)
-        assert st == 200, (st, b)
-        return json.loads(b)
-
-    def records(self):
-        out = []
-        try:
-            with open(self.record, "rb") as f:
-                for line in f:
-                    if line.endswith(b"\n"):
-                        out.append(json.loads(line))
-        except FileNotFoundError:
-            pass
-        return out
-
-    def sent_recipients(self):
-        out = []
-        for r in self.records():
-            out.extend(recipients_of(r["body"]))
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__(FAKE, dir, key, args=args)
 
 
-class Daemon:
+class Daemon(warmuptest.Warmupd):
     """One warmupd process; its stderr is appended to dir/warmupd.log."""
 
     def __init__(self, dir, config, env_extra=None, token=TOKEN):
-        self.dir = dir
-        self.config = config
-        self.token = token
-        self.port_file = os.path.join(dir, "warmupd.port")
-        self.log_path = os.path.join(dir, "warmupd.log")
-        self.env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+        env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
         if env_extra:
-            self.env.update(env_extra)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        try:
-            os.unlink(self.port_file)
-        except FileNotFoundError:
-            pass
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([WARMUPD, "--config", self.config,
-                                      "--port-file", self.port_file],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(self.port_file, self.proc)
+            env.update(env_extra)
+        super().__init__(WARMUPD, dir, config, env, token)
 
     def terminate(self, timeout=30):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self.log.close()
-        return rc
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc and not self.log.closed:
-            self.log.close()
-
-    def logtext(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def request(self, method, path, body=None, headers=None, token=True, raw=None,
-                ctype="application/json"):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        h = {}
-        if token is True:
-            h["Authorization"] = "Bearer " + self.token
-        elif token:
-            h["Authorization"] = token
-        if raw is None and body is not None:
-            raw = json.dumps(body).encode()
-        if raw is not None and ctype:
-            h["Content-Type"] = ctype
-        if headers:
-            h.update(headers)
-        try:
-            c.request(method, path, body=raw, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
-        finally:
-            c.close()
-
-    def send(self, m):
-        st, h, b = self.request("POST", "/v3/mail/send", m)
-        return st, h.get("x-message-id"), b
-
-    def status(self):
-        st, _, b = self.request("GET", "/v1/status")
-        if st != 200:
-            raise ValueError("status answered %d: %r" % (st, b))
-        return json.loads(b)
-
-    def metrics(self):
-        st, _, b = self.request("GET", "/metrics")
-        if st != 200:
-            raise ValueError("metrics answered %d" % st)
-        return b.decode()
+        return super().terminate(timeout)
 
 
 class DaemonTest(unittest.TestCase):
@@ -247,26 +60,9 @@ class DaemonTest(unittest.TestCase):
     def tearDown(self):
         for p in reversed(self.procs):
             p.stop()
-        if self._outcome_failed():
-            for p in self.procs:
-                path = getattr(p, "log_path", None)
-                if path and os.path.exists(path):
-                    with open(path, "rb") as f:
-                        tail = f.read()[-6000:].decode("utf-8", "replace")
-                    sys.stderr.write("\n--- %s (tail) ---\n%s\n" % (os.path.basename(path), tail))
+        if warmuptest.has_failed(self):
+            warmuptest.dump_logs(self.procs)
         self._tmp.cleanup()
-
-    def _outcome_failed(self):
-        res = getattr(self, "_outcome", None)
-        if res is None:
-            return False
-        result = getattr(res, "result", None)
-        if result is None:
-            return False
-        for t, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
-            if t is self:
-                return True
-        return False
 
     # --- building blocks ---------------------------------------------------
 

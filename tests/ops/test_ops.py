@@ -9,7 +9,6 @@ warmupd and fake-sendgrid run as real processes on loopback (port 0,
 127.0.0.1:0.  Every wait polls a condition with a deadline; nothing sleeps
 to synchronise.
 """
-import datetime
 import http.client
 import http.server
 import json
@@ -20,10 +19,12 @@ import tempfile
 import threading
 import time
 import unittest
-import zoneinfo
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import TZ, today  # noqa: E402
 
 WARMUPD = FAKE = WARMUP = None
-TZ = "Asia/Tokyo"
 TOKEN = "tok-Ops-5e1c9a7724b0d3f6"
 API_KEY = "SG.OpsKey-71c4b05a8f36e1d7.q0Zx"
 HOOK_SECRET = "T000/B000/XyZSecretHookPath42"
@@ -31,39 +32,11 @@ DEADLINE = 30.0
 
 
 def wait_for(cond, what, timeout=DEADLINE):
-    """Polls cond() until it returns a true value; fails after timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = cond()
-            if last:
-                return last
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            last = e
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def read_port(path, proc):
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError("process exited with %d before listening" % proc.returncode)
-        try:
-            with open(path) as f:
-                s = f.read().strip()
-        except FileNotFoundError:
-            return None
-        return int(s) if s else None
-    return wait_for(ready, "port file " + path)
+    return warmuptest.wait_for(cond, what, timeout)
 
 
 def mail(*recipients, **kw):
-    m = {"personalizations": [{"to": [{"email": r}]} for r in recipients],
-         "from": {"email": "news@example.org"}, "subject": "Hello",
-         "content": [{"type": "text/plain", "value": "Hello there"}]}
-    m.update(kw)
-    return m
+    return warmuptest.mail(list(recipients), **kw)
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -96,28 +69,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
             return [b for b in cls.bodies if kind is None or b.get("event") == kind]
 
 
-class Proc:
+class Proc(warmuptest.Proc):
     def __init__(self, argv, dir, name, env):
-        self.port_file = os.path.join(dir, name + ".port")
-        self.log_path = os.path.join(dir, name + ".log")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv + ["--port-file", self.port_file], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(self.port_file, self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    def logtext(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        super().__init__(argv, dir, name, env, stop_timeout=15, port_timeout=DEADLINE)
 
 
 class OpsTest(unittest.TestCase):
@@ -147,9 +101,8 @@ class OpsTest(unittest.TestCase):
         self._tmp.cleanup()
 
     def start(self, suppress_mode="drop", alert=True, backlog=10000, cap=1000, extra=""):
-        fake = Proc([FAKE, "--listen", "127.0.0.1:0", "--key-env", "FAKE_SG_KEY",
-                     "--record", os.path.join(self.dir, "sent.jsonl")],
-                    self.dir, "fake", self.env)
+        fake = warmuptest.Fake(FAKE, self.dir, API_KEY, seed=None, env=self.env, log_mode="ab",
+                               stop_timeout=15, port_timeout=DEADLINE)
         self.procs.append(fake)
         with open(os.path.join(self.dir, "schedule.csv"), "w") as f:
             f.write("day,cap\n1,%d\n2,%d\n" % (cap, cap))
@@ -165,7 +118,7 @@ class OpsTest(unittest.TestCase):
         with open(conf, "w") as f:
             f.write(f"""[warmup]
 schedule = schedule.csv
-start = {datetime.datetime.now(zoneinfo.ZoneInfo(TZ)).date().isoformat()}
+start = {today().isoformat()}
 timezone = {TZ}
 burst = day
 overflow = defer
@@ -199,18 +152,9 @@ mode = {suppress_mode}
     # --- helpers -------------------------------------------------------------
 
     def request(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
-        try:
-            h = {"Authorization": "Bearer " + TOKEN}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                h["Content-Type"] = "application/json"
-            c.request(method, path, body=data, headers=h)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        st, _, data = warmuptest.http_request(self.d.port, method, path, body,
+                                              auth="Bearer " + TOKEN)
+        return st, data
 
     def status(self):
         st, b = self.request("GET", "/v1/status")
@@ -228,17 +172,7 @@ mode = {suppress_mode}
         return r
 
     def sent(self):
-        out = []
-        try:
-            with open(os.path.join(self.dir, "sent.jsonl")) as f:
-                for line in f:
-                    if line.endswith("\n"):
-                        for p in json.loads(line)["body"]["personalizations"]:
-                            out += [a["email"] for k in ("to", "cc", "bcc")
-                                    for a in p.get(k, [])]
-        except FileNotFoundError:
-            pass
-        return out
+        return self.fake.sent_recipients()
 
     def assert_secrets_absent(self):
         st = json.dumps(self.status())

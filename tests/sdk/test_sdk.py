@@ -9,20 +9,12 @@ answer and that the mail reached the provider.
 usage: test_sdk.py WARMUPD FAKE_SENDGRID SDK_DIR
 Skips (exit 77) when node or the SDK (tools/setup installs it) is missing.
 """
-import json, os, shutil, signal, subprocess, sys, tempfile, time, unittest, urllib.request
+import json, os, shutil, signal, subprocess, sys, tempfile, time, unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from warmuptest import read_port, read_records  # noqa: E402
 
 WARMUPD, FAKE, SDK_DIR = sys.argv[1:4]
-
-
-def wait_file(path, proc, what, deadline=10.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read())
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
-        time.sleep(0.02)
-    raise RuntimeError("%s did not start" % what)
 
 
 class SdkTest(unittest.TestCase):
@@ -32,7 +24,7 @@ class SdkTest(unittest.TestCase):
         self.procs = []
         self.fake = self.start([FAKE, "--listen", "127.0.0.1:0", "--port-file", self.path("sg.port"),
                                 "--key-env", "SG_KEY", "--record", self.path("rec.jsonl")], "fake.log")
-        sg_port = wait_file(self.path("sg.port"), self.fake, "fake-sendgrid")
+        sg_port = read_port(self.path("sg.port"), self.fake, timeout=10.0)
         today = time.strftime("%Y-%m-%d", time.localtime())
         with open(self.path("sched.csv"), "w") as f:
             f.write("day,cap\n1,1000\n")
@@ -43,7 +35,7 @@ class SdkTest(unittest.TestCase):
                     "api_key_env = SG_KEY\n" % (time.strftime("%Y-%m-%d", time.gmtime()), sg_port))
         self.daemon = self.start([WARMUPD, "--config", self.path("warmupd.conf"), "--port-file",
                                   self.path("w.port")], "warmupd.log")
-        self.port = wait_file(self.path("w.port"), self.daemon, "warmupd")
+        self.port = read_port(self.path("w.port"), self.daemon, timeout=10.0)
 
     def tearDown(self):
         for p in self.procs:
@@ -64,10 +56,7 @@ class SdkTest(unittest.TestCase):
         return p
 
     def recorded(self):
-        try:
-            return [json.loads(l) for l in open(self.path("rec.jsonl"))]
-        except FileNotFoundError:
-            return []
+        return read_records(self.path("rec.jsonl"))
 
     def test_official_sdk_changes_only_base_url(self):
         out = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "send.js"),

@@ -21,12 +21,15 @@ import json
 import os
 import select
 import socket
-import socketserver
 import subprocess
 import sys
 import tempfile
 import threading
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import free_port, unstuff  # noqa: E402
 
 SMTP_SEND = os.environ.get("SMTP_SEND", "")
 SMTP_SINK = os.environ.get("SMTP_SINK", "")
@@ -85,49 +88,30 @@ SIMPLE = {"from": {"email": "a@example.com"}, "subject": "hello",
 SIMPLE_PERS = {"to": [{"email": "b@example.net"}]}
 
 
-class Capture(socketserver.ThreadingTCPServer):
+class Capture(warmuptest.SmtpServer):
     """A scripted SMTP server on 127.0.0.1 that records what it receives."""
-    daemon_threads = True
-    allow_reuse_address = True
     # socketserver's default backlog of 5 drops the SYNs of a route opening
     # 8 sessions at once, and the kernel retries them only after a second.
     request_queue_size = 64
 
     def __init__(self, script=None, auth=False, delay=0.0):
-        super().__init__(("127.0.0.1", 0), CaptureHandler)
+        super().__init__(CaptureHandler)
         self.script = script or {}   # "RCPT" -> "451 ...", "END" -> reply after data
         self.auth = auth
         self.delay = delay           # seconds before the reply to the body
         self.stopped = threading.Event()
-        self.lock = threading.Lock()
         self.connections = 0
         self.messages = []           # dicts: from, rcpt, data, auth
         self.commands = []
-        self.conns = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self):
-        return self.server_address[1]
+        self.serve()
 
     def stop(self):
         self.stopped.set()
-        self.shutdown()
-        # Unblock handlers a test left hanging on purpose.
-        for c in list(self.conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.server_close()
+        # Also unblocks handlers a test left hanging on purpose.
+        super().stop()
 
 
-class CaptureHandler(socketserver.StreamRequestHandler):
-    def reply(self, line):
-        self.wfile.write(line.encode() + b"\r\n")
-        self.wfile.flush()
-
+class CaptureHandler(warmuptest.SmtpHandler):
     def scripted(self, cmd, default):
         """The scripted reply for cmd, or default; None means hang."""
         srv = self.server
@@ -255,12 +239,6 @@ class CaptureHandler(socketserver.StreamRequestHandler):
         else:
             return False
         return user == b"apikey" and pw == PASSWORD.encode()
-
-
-def unstuff(data):
-    """SMTP dot-unstuffing of the raw DATA (RFC 5321 4.5.2)."""
-    lines = data.split(b"\r\n")
-    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
 
 
 class Base(unittest.TestCase):
@@ -650,10 +628,7 @@ class TestSmtpSink(Base):
         os.chmod(dump, 0o777)
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         for _ in range(10):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            s.close()
+            port = free_port()
             p = subprocess.Popen([SMTP_SINK, "-v", *user, "-d", dump + "/%H%M%S.", *opts,
                                   "127.0.0.1:%d" % port, "64"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

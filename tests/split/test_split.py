@@ -18,20 +18,20 @@ import base64
 import datetime
 import email.parser
 import email.policy
-import http.client
 import json
 import os
 import shutil
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import zoneinfo
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import (TZ, today, wait_for, free_port, mail, unstuff)  # noqa: E402
 
 WARMUPD = None
 FAKE = None
@@ -40,81 +40,9 @@ SMTP_SINK = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink"
 POSTFIX = shutil.which("postfix") or ("/usr/sbin/postfix"
                                       if os.path.exists("/usr/sbin/postfix") else None)
 
-TZ = "Asia/Tokyo"
 TOKEN = "tok-Split-5c1e9a77d2b04f36a8e1"
 API_KEY = "SG.Split-3e8b41d07c9a2f56b1e4.kP2w"
 PASSWORD = "SG.Relay-8a1f0c93e7d24b65a0c3.mQ7z"
-DEADLINE = 60.0
-
-
-def today():
-    return datetime.datetime.now(zoneinfo.ZoneInfo(TZ)).date()
-
-
-def wait_for(cond, what, timeout=DEADLINE, interval=0.02):
-    """Polls cond() until it returns a true value; fails after timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = cond()
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            last = e
-            last_ok = False
-        else:
-            last_ok = bool(last)
-        if last_ok:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def read_port(path, proc, timeout=DEADLINE):
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError("process exited with %d before listening" % proc.returncode)
-        try:
-            with open(path) as f:
-                s = f.read().strip()
-        except FileNotFoundError:
-            return None
-        return int(s) if s else None
-    return wait_for(ready, "port file " + path, timeout)
-
-
-def free_port():
-    """A port that was free a moment ago (the caller retries on collision)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def mail(recipients, subject="Hello", body="Hello there", **extra):
-    m = {
-        "personalizations": [{"to": [{"email": r}]} for r in recipients],
-        "from": {"email": "news@example.org"},
-        "subject": subject,
-        "content": [{"type": "text/plain", "value": body}],
-    }
-    m.update(extra)
-    return m
-
-
-def recipients_of(body):
-    out = []
-    for p in body.get("personalizations", []):
-        for k in ("to", "cc", "bcc"):
-            for a in p.get(k, []) or []:
-                out.append(a["email"])
-    return out
-
-
-def unstuff(data):
-    """SMTP dot-unstuffing of the raw DATA (RFC 5321 4.5.2)."""
-    lines = data.split(b"\r\n")
-    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
 
 
 def parse(raw):
@@ -138,142 +66,21 @@ def header_value(raw, name):
 
 # --- processes -----------------------------------------------------------
 
-class Fake:
+class Fake(warmuptest.Fake):
     def __init__(self, dir, key=API_KEY, args=()):
-        self.dir = dir
-        self.record = os.path.join(dir, "sent.jsonl")
-        self.port_file = os.path.join(dir, "fake.port")
-        self.log_path = os.path.join(dir, "fake.log")
-        env = dict(os.environ, FAKE_SG_KEY=key)
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [FAKE, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-             "--key-env", "FAKE_SG_KEY", "--record", self.record, "--seed", "7", *args],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(self.port_file, self.proc)
-
-    def request(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            c.request(method, path, body=data,
-                      headers={"Content-Type": "application/json"} if data else {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stats(self):
-        st, b = self.request("GET", "/fake/stats")
-        assert st == 200, st
-        return json.loads(b)
-
-    def faults(self, **kw):
-        st, b = self.request("POST", "/fake/faults", kw)
-        assert st == 200, (st, b)
-        return json.loads(b)
-
-    def records(self):
-        out = []
-        try:
-            with open(self.record, "rb") as f:
-                for line in f:
-                    if line.endswith(b"\n"):
-                        out.append(json.loads(line))
-        except FileNotFoundError:
-            pass
-        return out
-
-    def sent_recipients(self):
-        out = []
-        for r in self.records():
-            out.extend(recipients_of(r["body"]))
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__(FAKE, dir, key, args=args)
 
 
-class Daemon:
+class Daemon(warmuptest.Warmupd):
     """One warmupd process; its stderr is appended to dir/warmupd.log."""
 
     def __init__(self, dir, config, token=TOKEN):
-        self.dir = dir
-        self.config = config
-        self.token = token
-        self.port_file = os.path.join(dir, "warmupd.port")
-        self.log_path = os.path.join(dir, "warmupd.log")
-        self.env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY,
-                        WARMUP_TEST_RELAY_PW=PASSWORD)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        try:
-            os.unlink(self.port_file)
-        except FileNotFoundError:
-            pass
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([WARMUPD, "--config", self.config,
-                                      "--port-file", self.port_file],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(self.port_file, self.proc)
-
-    def terminate(self, timeout=60):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self.log.close()
-        return rc
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc and not self.log.closed:
-            self.log.close()
-
-    def logtext(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def request(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        h = {"Authorization": "Bearer " + self.token}
-        raw = None
-        if body is not None:
-            raw = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        try:
-            c.request(method, path, body=raw, headers=h)
-            r = c.getresponse()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def send(self, m):
-        st, h, b = self.request("POST", "/v3/mail/send", m)
-        return st, h.get("x-message-id"), b
-
-    def status(self):
-        st, _, b = self.request("GET", "/v1/status")
-        if st != 200:
-            raise ValueError("status answered %d: %r" % (st, b))
-        return json.loads(b)
+        env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY,
+                   WARMUP_TEST_RELAY_PW=PASSWORD)
+        super().__init__(WARMUPD, dir, config, env, token)
 
 
-class Capture(socketserver.ThreadingTCPServer):
+class Capture(warmuptest.SmtpServer):
     """A small SMTP server on 127.0.0.1 that records each transaction.
 
     Never offers STARTTLS.  With auth=True it advertises AUTH PLAIN and
@@ -281,15 +88,12 @@ class Capture(socketserver.ThreadingTCPServer):
     451 to every Kth DATA command (counted over all connections).  With
     delay > 0 it waits that long before answering the end of a message (a
     relay that takes its time to queue, to keep messages in flight)."""
-    daemon_threads = True
-    allow_reuse_address = True
 
     def __init__(self, auth=False, tempfail_every=0, delay=0.0):
-        super().__init__(("127.0.0.1", 0), CaptureHandler)
+        super().__init__(CaptureHandler)
         self.auth = auth
         self.tempfail_every = tempfail_every
         self.delay = delay
-        self.lock = threading.Lock()
         self.connections = 0
         self.open_sessions = 0
         self.max_sessions = 0    # most sessions open at once
@@ -298,33 +102,14 @@ class Capture(socketserver.ThreadingTCPServer):
         self.messages = []   # dicts: from, rcpt, data, auth_user
         self.commands = []
         self.auth_users = []
-        self.conns = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self):
-        return self.server_address[1]
+        self.serve()
 
     def recipients(self):
         with self.lock:
             return [r.strip("<>") for m in self.messages for r in m["rcpt"]]
 
-    def stop(self):
-        self.shutdown()
-        for c in list(self.conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.server_close()
 
-
-class CaptureHandler(socketserver.StreamRequestHandler):
-    def reply(self, line):
-        self.wfile.write(line.encode() + b"\r\n")
-        self.wfile.flush()
-
+class CaptureHandler(warmuptest.SmtpHandler):
     def handle(self):
         srv = self.server
         with srv.lock:
@@ -476,13 +261,7 @@ class SmtpSink:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        warmuptest.stop_process(self.proc)
         self.log.close()
 
 
@@ -504,24 +283,9 @@ class SplitTest(unittest.TestCase):
             p.stop()
         for s in self.servers:
             s.stop()
-        if self._outcome_failed():
-            for p in self.procs:
-                path = getattr(p, "log_path", None)
-                if path and os.path.exists(path):
-                    with open(path, "rb") as f:
-                        tail = f.read()[-6000:].decode("utf-8", "replace")
-                    sys.stderr.write("\n--- %s (tail) ---\n%s\n" % (os.path.basename(path), tail))
+        if warmuptest.has_failed(self):
+            warmuptest.dump_logs(self.procs)
         self._tmp.cleanup()
-
-    def _outcome_failed(self):
-        res = getattr(self, "_outcome", None)
-        result = getattr(res, "result", None) if res is not None else None
-        if result is None:
-            return False
-        for t, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
-            if t is self:
-                return True
-        return False
 
     # --- building blocks ---------------------------------------------------
 

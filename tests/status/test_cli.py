@@ -11,11 +11,13 @@ system picks; every command runs with a timeout, so nothing here sleeps.
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from warmuptest import free_port  # noqa: E402
 
 TOKEN = "tok-SECRET-1234"
 
@@ -122,15 +124,6 @@ def run(exe, args, env_extra=None, stdin=None):
                        env=env, timeout=60)
     check(TOKEN not in r.stdout + r.stderr, "token not printed: " + " ".join(args), r)
     return r
-
-
-def free_port():
-    """A loopback port nothing listens on (bound, then closed)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

@@ -12,7 +12,6 @@ deadline, never a fixed sleep.
 """
 import base64
 import datetime
-import http.client
 import json
 import os
 import socket
@@ -22,47 +21,21 @@ import sys
 import tempfile
 import time
 import unittest
-import zoneinfo
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import TZ, DEADLINE, today  # noqa: E402
 
 WARMUPD = None
 FAKE = None
-TZ = "Asia/Tokyo"
 API_KEY = "SG.Webhook-Test-5c1e9a7d3b.k2Pq"
-DEADLINE = 60.0
 EVENTS = "/v1/events/sendgrid"
 
 
-def today():
-    return datetime.datetime.now(zoneinfo.ZoneInfo(TZ)).date()
-
-
 def wait_for(cond, what, timeout=DEADLINE, interval=0.02):
-    """Polls cond() until it returns a true value; fails after timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = cond()
-        except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def read_port(path, proc):
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError("process exited with %d before listening" % proc.returncode)
-        try:
-            with open(path) as f:
-                s = f.read().strip()
-        except FileNotFoundError:
-            return None
-        return int(s) if s else None
-    return wait_for(ready, "port file " + path)
+    """warmuptest.wait_for, retrying a missing key as well."""
+    return warmuptest.wait_for(cond, what, timeout, interval,
+                               warmuptest.RETRY_ON + (KeyError,))
 
 
 def make_key(dir, name="k"):
@@ -97,65 +70,25 @@ def event(kind, email, route="new", **kw):
     return e
 
 
-class Fake:
+class Fake(warmuptest.Fake):
     def __init__(self, dir, args=()):
-        self.record = os.path.join(dir, "sent.jsonl")
-        port_file = os.path.join(dir, "fake.port")
-        self.log = open(os.path.join(dir, "fake.log"), "wb")
-        self.proc = subprocess.Popen(
-            [FAKE, "--listen", "127.0.0.1:0", "--port-file", port_file, "--key-env",
-             "FAKE_SG_KEY", "--record", self.record, "--seed", "11", *args],
-            env=dict(os.environ, FAKE_SG_KEY=API_KEY), stdout=self.log,
-            stderr=subprocess.STDOUT)
-        self.port = read_port(port_file, self.proc)
+        super().__init__(FAKE, dir, API_KEY, seed=11, args=args)
 
     def stats(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request("GET", "/fake/stats")
-            r = c.getresponse()
-            return json.loads(r.read())
-        finally:
-            c.close()
-
-    def records(self):
-        try:
-            with open(self.record, "rb") as f:
-                return [json.loads(l) for l in f if l.endswith(b"\n")]
-        except FileNotFoundError:
-            return []
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        st, b = self.request("GET", "/fake/stats")
+        return json.loads(b)
 
 
-class Daemon:
+class Daemon(warmuptest.Proc):
     def __init__(self, dir, config, env=None):
-        self.dir = dir
         self.config = config
-        port_file = os.path.join(dir, "warmupd.port")
-        self.log_path = os.path.join(dir, "warmupd.log")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([WARMUPD, "--config", config, "--port-file", port_file],
-                                     env=dict(os.environ, WU_SG_KEY=API_KEY, **(env or {})),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = read_port(port_file, self.proc)
+        super().__init__([WARMUPD, "--config", config], dir, "warmupd",
+                         dict(os.environ, WU_SG_KEY=API_KEY, **(env or {})), stop_timeout=30)
 
     def request(self, method, path, body=None, headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        st, _, data = warmuptest.http_request(self.port, method, path, raw=body,
+                                              headers=headers, ctype=None)
+        return st, data
 
     def status(self):
         st, b = self.request("GET", "/v1/status")
@@ -188,20 +121,6 @@ class Daemon:
             return st, json.loads(b)
         except ValueError:
             return st, b
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    def logtext(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
 
 def metric(text, name, **labels):

@@ -1,0 +1,338 @@
+"""warmuptest -- what warmup's Python integration tests share.
+
+Polling with a deadline (never a fixed sleep), processes that report their
+port through --port-file, warmupd and fake-sendgrid as such processes, HTTP
+requests on loopback, the fake's record file, and the skeleton of a small
+SMTP server.  Python 3 standard library only; each test puts this directory
+on sys.path and imports what it needs.
+"""
+import datetime
+import http.client
+import json
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import zoneinfo
+
+TZ = "Asia/Tokyo"
+DEADLINE = 60.0
+# What a condition may raise while what it waits for is not there yet.
+RETRY_ON = (OSError, http.client.HTTPException, ValueError)
+
+
+def today(tz=TZ):
+    return datetime.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+def wait_for(cond, what, timeout=DEADLINE, interval=0.02, retry_on=RETRY_ON):
+    """Polls cond() until it returns a true value; fails after timeout."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = cond()
+        except retry_on as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def read_port(path, proc, timeout=DEADLINE):
+    """The port a process wrote to its --port-file, once it is there."""
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError("process exited with %d before listening" % proc.returncode)
+        try:
+            with open(path) as f:
+                s = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(s) if s else None
+    return wait_for(ready, "port file " + path, timeout)
+
+
+def free_port():
+    """A loopback port that was free a moment ago (bound, then closed); the
+    caller retries when someone else takes it first."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def mail(recipients, subject="Hello", body="Hello there", **extra):
+    """A v3 mail/send body with one personalization per recipient."""
+    m = {
+        "personalizations": [{"to": [{"email": r}]} for r in recipients],
+        "from": {"email": "news@example.org"},
+        "subject": subject,
+        "content": [{"type": "text/plain", "value": body}],
+    }
+    m.update(extra)
+    return m
+
+
+def recipients_of(body):
+    """Every to, cc and bcc address of a v3 body, in order."""
+    out = []
+    for p in body.get("personalizations", []):
+        for k in ("to", "cc", "bcc"):
+            for a in p.get(k, []) or []:
+                out.append(a["email"])
+    return out
+
+
+def read_records(path):
+    """The complete lines of a JSON-lines record file (none if it is absent)."""
+    out = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.endswith(b"\n"):
+                    out.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def http_request(port, method, path, body=None, raw=None, auth=None, headers=None,
+                 ctype="application/json", timeout=30):
+    """One request to 127.0.0.1:port: body is sent as JSON, raw as it is; auth
+    is the Authorization header's value.  Returns (status, headers with
+    lower-case names, body bytes)."""
+    h = {}
+    if auth:
+        h["Authorization"] = auth
+    if raw is None and body is not None:
+        raw = json.dumps(body).encode()
+    if raw is not None and ctype:
+        h["Content-Type"] = ctype
+    if headers:
+        h.update(headers)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=raw, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+    finally:
+        c.close()
+
+
+# --- processes -------------------------------------------------------------
+
+def stop_process(proc, timeout=10):
+    """SIGTERM, and SIGKILL if it has not exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Proc:
+    """A child process that listens on port 0 and reports its port through
+    dir/NAME.port; its output goes to dir/NAME.log."""
+
+    def __init__(self, argv, dir, name, env=None, log_mode="ab", stop_timeout=10,
+                 port_timeout=DEADLINE, cwd=None):
+        self.argv = list(argv)
+        self.dir = dir
+        self.env = env
+        self.port_file = os.path.join(dir, name + ".port")
+        self.log_path = os.path.join(dir, name + ".log")
+        self.log_mode = log_mode
+        self.stop_timeout = stop_timeout
+        self.port_timeout = port_timeout
+        self.cwd = cwd
+        self.proc = None
+        self.start()
+
+    def start(self):
+        try:
+            os.unlink(self.port_file)
+        except FileNotFoundError:
+            pass
+        self.log = open(self.log_path, self.log_mode)
+        self.proc = subprocess.Popen(self.argv + ["--port-file", self.port_file], env=self.env,
+                                     cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = read_port(self.port_file, self.proc, self.port_timeout)
+
+    def stop(self):
+        stop_process(self.proc, self.stop_timeout)
+        self.log.close()
+
+    def logtext(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class Fake(Proc):
+    """fake-sendgrid with API key `key`, recording to dir/sent.jsonl."""
+
+    def __init__(self, exe, dir, key, seed=7, args=(), env=None, **proc_kw):
+        """seed None: the fake's own; env: the environment to add the key
+        to (os.environ by default); proc_kw: as for Proc."""
+        self.record = os.path.join(dir, "sent.jsonl")
+        argv = [exe, "--listen", "127.0.0.1:0", "--key-env", "FAKE_SG_KEY",
+                "--record", self.record]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        proc_kw.setdefault("log_mode", "wb")
+        super().__init__(argv + list(args), dir, "fake",
+                         dict(env if env is not None else os.environ, FAKE_SG_KEY=key),
+                         **proc_kw)
+
+    def request(self, method, path, body=None):
+        st, _, data = http_request(self.port, method, path, body)
+        return st, data
+
+    def stats(self):
+        st, b = self.request("GET", "/fake/stats")
+        assert st == 200, st
+        return json.loads(b)
+
+    def faults(self, **kw):
+        st, b = self.request("POST", "/fake/faults", kw)
+        assert st == 200, (st, b)
+        return json.loads(b)
+
+    def records(self):
+        return read_records(self.record)
+
+    def sent_recipients(self):
+        out = []
+        for r in self.records():
+            out.extend(recipients_of(r["body"]))
+        return out
+
+
+class Warmupd(Proc):
+    """warmupd with a config, reached with a bearer token; start() starts it
+    again (its log is appended to), stop() kills it."""
+
+    def __init__(self, exe, dir, config, env, token):
+        self.config = config
+        self.token = token
+        super().__init__([exe, "--config", config], dir, "warmupd", env)
+
+    def terminate(self, timeout=60):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc and not self.log.closed:
+            self.log.close()
+
+    def request(self, method, path, body=None, headers=None, token=True, raw=None,
+                ctype="application/json"):
+        """token: True for this daemon's, a string for that Authorization
+        header, None or False for none."""
+        auth = "Bearer " + self.token if token is True else token
+        return http_request(self.port, method, path, body, raw, auth, headers, ctype,
+                            timeout=60)
+
+    def send(self, m):
+        st, h, b = self.request("POST", "/v3/mail/send", m)
+        return st, h.get("x-message-id"), b
+
+    def status(self):
+        st, _, b = self.request("GET", "/v1/status")
+        if st != 200:
+            raise ValueError("status answered %d: %r" % (st, b))
+        return json.loads(b)
+
+    def metrics(self):
+        st, _, b = self.request("GET", "/metrics")
+        if st != 200:
+            raise ValueError("metrics answered %d" % st)
+        return b.decode()
+
+
+# --- unittest --------------------------------------------------------------
+
+def has_failed(test):
+    """Whether a unittest test has failed or errored so far (from tearDown)."""
+    res = getattr(test, "_outcome", None)
+    result = getattr(res, "result", None) if res is not None else None
+    if result is None:
+        return False
+    for t, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
+        if t is test:
+            return True
+    return False
+
+
+def dump_logs(procs):
+    """Writes the tail of each process's log to stderr."""
+    for p in procs:
+        path = getattr(p, "log_path", None)
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                tail = f.read()[-6000:].decode("utf-8", "replace")
+            sys.stderr.write("\n--- %s (tail) ---\n%s\n" % (os.path.basename(path), tail))
+
+
+# --- SMTP ------------------------------------------------------------------
+
+def unstuff(data):
+    """SMTP dot-unstuffing of the raw DATA (RFC 5321 4.5.2)."""
+    lines = data.split(b"\r\n")
+    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+
+
+class SmtpServer(socketserver.ThreadingTCPServer):
+    """A threaded server on 127.0.0.1 port 0; serve() starts it in a thread.
+    Handlers add their sockets to self.conns so that stop() can unblock
+    them."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.lock = threading.Lock()
+        self.conns = []
+
+    def serve(self):
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def stop(self):
+        self.shutdown()
+        for c in list(self.conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.server_close()
+
+
+class SmtpHandler(socketserver.StreamRequestHandler):
+    def reply(self, line):
+        self.wfile.write(line.encode() + b"\r\n")
+        self.wfile.flush()
