@@ -1,7 +1,8 @@
 /*
  * NAME
- *	cli_http.c -- warmupd's address, the bearer token and one HTTP
- *	request, for the `warmup send` and `warmup status` commands.
+ *	cli_http.c -- the common options, warmupd's address, the bearer token,
+ *	one HTTP request and the report of a refusal, for the commands that
+ *	talk to warmupd (send, status, pause, resume, suppress).
  *
  * SYNOPSIS
  *	struct cli_http_opts o = {.url = NULL, .config = "warmupd.conf"};
@@ -12,6 +13,9 @@
  *	cli_http_base(&o, base, sizeof(base), err, sizeof(err));
  *	cli_http_token(&o, &token, &source, err, sizeof(err));
  *	cli_http_request(url, token, NULL, 0, 30, &r, err, sizeof(err));
+ *
+ *	(or, in a command: cli_http_opt() for each option, cli_http_setup()
+ *	after them, cli_http_call() and cli_http_print_refusal())
  *
  * DESCRIPTION
  *	The configuration is read without its secrets (the CLI needs only the
@@ -27,6 +31,7 @@
  */
 #include "cli_http.h"
 
+#include <cJSON.h>
 #include <curl/curl.h>
 
 #include <ctype.h>
@@ -47,6 +52,53 @@ static void trim_slashes(char *s)
 
 	while (n > 0 && s[n - 1] == '/')
 		s[--n] = '\0';
+}
+
+/* The common options into o. */
+int cli_http_opt(struct cli_http_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'u':
+		o->url = arg;
+		return 1;
+	case 'c':
+		o->config = arg;
+		return 1;
+	case 'e':
+		o->token_env = arg;
+		return 1;
+	case 'f':
+		o->token_file = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* One source of the token, not two. */
+int cli_http_check_opts(const struct cli_http_opts *o, const char *cmd)
+{
+	if (o->token_env && o->token_file) {
+		fprintf(stderr, "warmup %s: use --token-env or --token-file, not both\n", cmd);
+		return 2;
+	}
+	return 0;
+}
+
+/* The options checked, the base URL and the token found. */
+int cli_http_setup(const struct cli_http_opts *o, const char *cmd, char *base, size_t len,
+                   char **token, const char **source)
+{
+	char err[512];
+
+	if (cli_http_check_opts(o, cmd))
+		return 2;
+	if (cli_http_base(o, base, len, err, sizeof(err)) < 0 ||
+	    cli_http_token(o, token, source, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmup %s: %s\n", cmd, err);
+		return 2;
+	}
+	return 0;
 }
 
 /* warmupd's base URL: --url, --config's [listen], or the default. */
@@ -296,6 +348,44 @@ out:
 	}
 	curl_easy_cleanup(c);
 	return ret;
+}
+
+/* A request to base + path; unreachable is reported here. */
+int cli_http_call(const char *cmd, const char *method, const char *base, const char *path,
+                  const char *token, const char *body, size_t len, long timeout_s,
+                  struct cli_http_resp *r)
+{
+	char err[CURL_ERROR_SIZE + 128];
+	size_t n = strlen(base) + strlen(path) + 1;
+	char *url = malloc(n);
+	int rc;
+
+	if (!url) {
+		fprintf(stderr, "warmup %s: out of memory\n", cmd);
+		return -1;
+	}
+	snprintf(url, n, "%s%s", base, path);
+	rc = cli_http_request_method(method, url, token, body, len, timeout_s, r, err, sizeof(err));
+	free(url);
+	if (rc < 0)
+		fprintf(stderr, "warmup %s: cannot reach warmupd at %s: %s\n", cmd, base, err);
+	return rc;
+}
+
+/* warmupd's first error message, after the status and its reason. */
+void cli_http_print_refusal(const char *cmd, const char *what, const struct cli_http_resp *r)
+{
+	cJSON *root = cJSON_Parse(r->body ? r->body : "");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "errors");
+
+	m = cJSON_IsArray(m) ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(m, 0), "message")
+	                     : NULL;
+	fprintf(stderr, "warmup %s: %s%swarmupd answered %ld %s", cmd, what ? what : "",
+	        what ? ": " : "", r->status, cli_http_reason(r->status));
+	if (cJSON_IsString(m))
+		fprintf(stderr, ": %s", m->valuestring);
+	fputc('\n', stderr);
+	cJSON_Delete(root);
 }
 
 /* Frees the body of an answer. */

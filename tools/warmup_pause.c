@@ -66,10 +66,7 @@ int cmd_pause(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"route", required_argument, NULL, 'r'},
 	    {"who", required_argument, NULL, 'w'},
-	    {"url", required_argument, NULL, 'u'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"token-env", required_argument, NULL, 'e'},
-	    {"token-file", required_argument, NULL, 'f'},
+	    CLI_HTTP_LONGOPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -77,12 +74,14 @@ int cmd_pause(int argc, char **argv)
 	const char *cmd = resume ? "resume" : "pause", *route = "new", *who = NULL, *source;
 	struct cli_http_opts o = {0};
 	struct cli_http_resp r;
-	char base[1200], url[1300], err[CURL_ERROR_SIZE + 128], *token = NULL, *body;
+	char base[1200], *token = NULL, *body;
 	cJSON *req, *ans;
 	int opt, ret = 1;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (cli_http_opt(&o, opt, optarg))
+			continue;
 		switch (opt) {
 		case 'r':
 			if (strcmp(optarg, "new") != 0 && strcmp(optarg, "old") != 0) {
@@ -93,18 +92,6 @@ int cmd_pause(int argc, char **argv)
 			break;
 		case 'w':
 			who = optarg;
-			break;
-		case 'u':
-			o.url = optarg;
-			break;
-		case 'c':
-			o.config = optarg;
-			break;
-		case 'e':
-			o.token_env = optarg;
-			break;
-		case 'f':
-			o.token_file = optarg;
 			break;
 		case 'h':
 			fputs(pause_usage, stdout);
@@ -119,27 +106,18 @@ int cmd_pause(int argc, char **argv)
 		        pause_usage);
 		return 2;
 	}
-	if (o.token_env && o.token_file) {
-		fprintf(stderr, "warmup %s: use --token-env or --token-file, not both\n", cmd);
+	if (cli_http_setup(&o, cmd, base, sizeof(base), &token, &source))
 		return 2;
-	}
-	if (cli_http_base(&o, base, sizeof(base), err, sizeof(err)) < 0 ||
-	    cli_http_token(&o, &token, &source, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup %s: %s\n", cmd, err);
-		return 2;
-	}
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "route", route);
 	cJSON_AddStringToObject(req, "who", who ? who : user_name());
 	body = cJSON_PrintUnformatted(req);
 	cJSON_Delete(req);
-	snprintf(url, sizeof(url), "%s/v1/%s", base, cmd);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!body) {
 		fprintf(stderr, "warmup %s: out of memory\n", cmd);
-	} else if (cli_http_request(url, token, body, strlen(body), 30, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup %s: cannot reach warmupd at %s: %s\n", cmd, base, err);
-	} else {
+	} else if (cli_http_call(cmd, NULL, base, resume ? "/v1/resume" : "/v1/pause", token, body,
+	                         strlen(body), 30, &r) == 0) {
 		ans = cJSON_Parse(r.body);
 		if (r.status == 200 && ans) {
 			const char *by = cJSON_GetStringValue(cJSON_GetObjectItem(ans, "by"));
@@ -149,13 +127,7 @@ int cmd_pause(int argc, char **argv)
 			       by ? by : "?");
 			ret = 0;
 		} else {
-			const cJSON *m = cJSON_GetObjectItem(ans, "errors");
-			m = cJSON_IsArray(m)
-			        ? cJSON_GetObjectItem(cJSON_GetArrayItem(m, 0), "message")
-			        : NULL;
-			fprintf(stderr, "warmup %s: warmupd answered %ld %s%s%s\n", cmd, r.status,
-			        cli_http_reason(r.status), cJSON_IsString(m) ? ": " : "",
-			        cJSON_IsString(m) ? m->valuestring : "");
+			cli_http_print_refusal(cmd, NULL, &r);
 		}
 		cJSON_Delete(ans);
 		cli_http_resp_free(&r);

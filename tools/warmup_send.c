@@ -122,8 +122,7 @@ static void print_errors(FILE *out, const char *body)
 
 /* Sends one file.  Returns 0 accepted, 1 refused or unreadable, -1 when
  * warmupd cannot be reached (no point trying the next files). */
-static int send_one(const char *path, const char *url, const char *base, const char *token,
-                    const char *token_source)
+static int send_one(const char *path, const char *base, const char *token, const char *token_source)
 {
 	struct cli_http_resp r;
 	char err[CURL_ERROR_SIZE + 128];
@@ -135,8 +134,7 @@ static int send_one(const char *path, const char *url, const char *base, const c
 		fprintf(stderr, "%s: cannot read: %s\n", name, err);
 		return 1;
 	}
-	if (cli_http_request(url, token, body, len, 120, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup send: cannot reach warmupd at %s: %s\n", base, err);
+	if (cli_http_call("send", NULL, base, "/v3/mail/send", token, body, len, 120, &r) < 0) {
 		free(body);
 		return -1;
 	}
@@ -152,10 +150,7 @@ static int send_one(const char *path, const char *url, const char *base, const c
 	fprintf(stderr, "%s: %ld %s\n", name, r.status, cli_http_reason(r.status));
 	print_errors(stderr, r.body);
 	if (r.status == 401)
-		fprintf(stderr,
-		        token ? "  (the token came from %s)\n"
-		              : "  (no token sent: set WARMUP_TOKEN, or use --token-env or "
-		                "--token-file)\n",
+		fprintf(stderr, token ? "  (the token came from %s)\n" : CLI_HTTP_NO_TOKEN_HINT,
 		        token_source);
 	cli_http_resp_free(&r);
 	return 1;
@@ -165,15 +160,12 @@ static int send_one(const char *path, const char *url, const char *base, const c
 int cmd_send(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"url", required_argument, NULL, 'u'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"token-env", required_argument, NULL, 'e'},
-	    {"token-file", required_argument, NULL, 'f'},
+	    CLI_HTTP_LONGOPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct cli_http_opts o = {0};
-	char base[1200], url[1300], err[512];
+	char base[1200];
 	char *token = NULL;
 	const char *source = NULL;
 	int opt, failed = 0, stdin_used = 0;
@@ -181,19 +173,9 @@ int cmd_send(int argc, char **argv)
 	/* 0, not 1: glibc then starts over even if the caller used getopt. */
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (cli_http_opt(&o, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'u':
-			o.url = optarg;
-			break;
-		case 'c':
-			o.config = optarg;
-			break;
-		case 'e':
-			o.token_env = optarg;
-			break;
-		case 'f':
-			o.token_file = optarg;
-			break;
 		case 'h':
 			fputs(send_usage, stdout);
 			return 0;
@@ -202,10 +184,10 @@ int cmd_send(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (o.token_env && o.token_file) {
-		fprintf(stderr, "warmup send: use --token-env or --token-file, not both\n");
+	/* Before the file arguments, so that this usage error comes first
+	 * (cli_http_setup checks it again). */
+	if (cli_http_check_opts(&o, "send"))
 		return 2;
-	}
 	if (optind >= argc) {
 		fprintf(stderr, "warmup send: no file to send (use - for standard input)\n%s",
 		        send_usage);
@@ -217,18 +199,11 @@ int cmd_send(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cli_http_base(&o, base, sizeof(base), err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup send: %s\n", err);
+	if (cli_http_setup(&o, "send", base, sizeof(base), &token, &source))
 		return 2;
-	}
-	if (cli_http_token(&o, &token, &source, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup send: %s\n", err);
-		return 2;
-	}
-	snprintf(url, sizeof(url), "%s/v3/mail/send", base);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (int i = optind; i < argc; i++) {
-		int rc = send_one(argv[i], url, base, token, source);
+		int rc = send_one(argv[i], base, token, source);
 
 		if (rc < 0) {
 			failed = 1;

@@ -210,35 +210,18 @@ static void print_summary(const cJSON *st, const char *base)
 	}
 }
 
-/* warmupd's own message for an answer other than 200. */
-static void print_refusal(long status, const char *body)
-{
-	cJSON *root = cJSON_Parse(body);
-	const cJSON *m = get(root, "errors");
-
-	m = cJSON_IsArray(m) ? get(cJSON_GetArrayItem(m, 0), "message") : NULL;
-	fprintf(stderr, "warmup status: warmupd answered %ld %s", status, cli_http_reason(status));
-	if (cJSON_IsString(m))
-		fprintf(stderr, ": %s", m->valuestring);
-	fputc('\n', stderr);
-	cJSON_Delete(root);
-}
-
 /* `warmup status`: see the manual at the top of this file. */
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"url", required_argument, NULL, 'u'},
-	    {"config", required_argument, NULL, 'c'},
+	    CLI_HTTP_LONGOPTS,
 	    {"json", no_argument, NULL, 'j'},
-	    {"token-env", required_argument, NULL, 'e'},
-	    {"token-file", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct cli_http_opts o = {0};
 	struct cli_http_resp r;
-	char base[1200], url[1300], err[CURL_ERROR_SIZE + 128];
+	char base[1200];
 	char *token = NULL;
 	const char *source = NULL;
 	int opt, json = 0, ret = 1;
@@ -247,21 +230,11 @@ int cmd_status(int argc, char **argv)
 	/* 0, not 1: glibc then starts over even if the caller used getopt. */
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (cli_http_opt(&o, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'u':
-			o.url = optarg;
-			break;
-		case 'c':
-			o.config = optarg;
-			break;
 		case 'j':
 			json = 1;
-			break;
-		case 'e':
-			o.token_env = optarg;
-			break;
-		case 'f':
-			o.token_file = optarg;
 			break;
 		case 'h':
 			fputs(status_usage, stdout);
@@ -276,29 +249,15 @@ int cmd_status(int argc, char **argv)
 		        status_usage);
 		return 2;
 	}
-	if (o.token_env && o.token_file) {
-		fprintf(stderr, "warmup status: use --token-env or --token-file, not both\n");
+	if (cli_http_setup(&o, "status", base, sizeof(base), &token, &source))
 		return 2;
-	}
-	if (cli_http_base(&o, base, sizeof(base), err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup status: %s\n", err);
-		return 2;
-	}
-	if (cli_http_token(&o, &token, &source, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup status: %s\n", err);
-		return 2;
-	}
-	snprintf(url, sizeof(url), "%s/v1/status", base);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (cli_http_request(url, token, NULL, 0, 30, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup status: cannot reach warmupd at %s: %s\n", base, err);
+	if (cli_http_call("status", NULL, base, "/v1/status", token, NULL, 0, 30, &r) < 0)
 		goto out;
-	}
 	if (r.status != 200) {
-		print_refusal(r.status, r.body);
+		cli_http_print_refusal("status", NULL, &r);
 		if (r.status == 401 && !token)
-			fprintf(stderr, "  (no token sent: set WARMUP_TOKEN, or use --token-env or "
-			                "--token-file)\n");
+			fputs(CLI_HTTP_NO_TOKEN_HINT, stderr);
 		goto out_resp;
 	}
 	if (!(st = cJSON_Parse(r.body)) || !cJSON_IsObject(st)) {

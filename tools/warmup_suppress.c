@@ -69,38 +69,18 @@ struct ctx {
 	int json;
 };
 
-/* warmupd's first error message, or the reason phrase. */
-static void print_refusal(const char *what, const struct cli_http_resp *r)
-{
-	cJSON *root = cJSON_Parse(r->body ? r->body : "");
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "errors");
-
-	m = cJSON_IsArray(m) ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(m, 0), "message")
-	                     : NULL;
-	fprintf(stderr, "warmup suppress: %s: warmupd answered %ld %s", what, r->status,
-	        cli_http_reason(r->status));
-	if (cJSON_IsString(m))
-		fprintf(stderr, ": %s", m->valuestring);
-	fputc('\n', stderr);
-	cJSON_Delete(root);
-}
-
 /* One request; the parsed answer when it is 200, else NULL (reported). */
 static cJSON *call(struct ctx *x, const char *method, const char *path, const char *body,
                    const char *what)
 {
-	char url[2600], err[CURL_ERROR_SIZE + 128];
 	struct cli_http_resp r;
 	cJSON *o = NULL;
 
-	snprintf(url, sizeof(url), "%s%s", x->base, path);
-	if (cli_http_request_method(method, url, x->token, body, body ? strlen(body) : 0, 120, &r,
-	                            err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup suppress: cannot reach warmupd at %s: %s\n", x->base, err);
+	if (cli_http_call("suppress", method, x->base, path, x->token, body,
+	                  body ? strlen(body) : 0, 120, &r) < 0)
 		return NULL;
-	}
 	if (r.status != 200)
-		print_refusal(what, &r);
+		cli_http_print_refusal("suppress", what, &r);
 	else if (!(o = cJSON_Parse(r.body)))
 		fprintf(stderr, "warmup suppress: %s: warmupd's answer is not JSON\n", what);
 	cli_http_resp_free(&r);
@@ -417,10 +397,7 @@ out:
 int cmd_suppress(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"url", required_argument, NULL, 'u'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"token-env", required_argument, NULL, 'e'},
-	    {"token-file", required_argument, NULL, 'f'},
+	    CLI_HTTP_LONGOPTS,
 	    {"reason", required_argument, NULL, 'r'},
 	    {"detail", required_argument, NULL, 'd'},
 	    {"limit", required_argument, NULL, 'l'},
@@ -431,25 +408,15 @@ int cmd_suppress(int argc, char **argv)
 	};
 	struct cli_http_opts o = {0};
 	struct ctx x = {.chunk = 1000};
-	char err[CURL_ERROR_SIZE + 128], *end;
+	char *end;
 	const char *source, *sub;
 	int opt, ret = 2;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (cli_http_opt(&o, opt, optarg))
+			continue;
 		switch (opt) {
-		case 'u':
-			o.url = optarg;
-			break;
-		case 'c':
-			o.config = optarg;
-			break;
-		case 'e':
-			o.token_env = optarg;
-			break;
-		case 'f':
-			o.token_file = optarg;
-			break;
 		case 'r':
 			if (!is_reason(optarg)) {
 				fprintf(stderr, "warmup suppress: --reason: unknown reason '%s'\n",
@@ -503,15 +470,8 @@ int cmd_suppress(int argc, char **argv)
 		        suppress_usage);
 		return 2;
 	}
-	if (o.token_env && o.token_file) {
-		fprintf(stderr, "warmup suppress: use --token-env or --token-file, not both\n");
+	if (cli_http_setup(&o, "suppress", x.base, sizeof(x.base), &x.token, &source))
 		return 2;
-	}
-	if (cli_http_base(&o, x.base, sizeof(x.base), err, sizeof(err)) < 0 ||
-	    cli_http_token(&o, &x.token, &source, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmup suppress: %s\n", err);
-		return 2;
-	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (strcmp(sub, "list") == 0)
 		ret = do_list(&x);
