@@ -17,55 +17,20 @@
 #include <unistd.h>
 
 #include "scheduler/store.h"
-
-struct fixture {
-	char dir[64];
-	char path[128];
-	struct store *s;
-};
+#include "store_fixture.h"
 
 /* Makes a fresh directory and opens a store in it. */
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	char err[256];
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/wu-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
-	if (store_open(&f->s, f->path, err, sizeof err) < 0)
-		fail_msg("store_open: %s", err);
-	*state = f;
-	return 0;
-}
-
-/* Closes the store and removes its files. */
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	const char *suffix[] = {"", "-wal", "-shm", "-journal"};
-	char p[160];
-
-	store_close(f->s);
-	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-		snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
+	return fixture_setup(state, "/tmp/wu-store-XXXXXX");
 }
 
 /* Closes and reopens the fixture's store. */
 static void reopen(struct fixture *f)
 {
-	char err[256];
-
 	store_close(f->s);
 	f->s = NULL;
-	if (store_open(&f->s, f->path, err, sizeof err) < 0)
-		fail_msg("store_open: %s", err);
+	fixture_open(f);
 }
 
 /* Adds one content with n units of isp, all ready at `at`; ids into uid. */
@@ -602,20 +567,21 @@ static void test_crash_kill9(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transaction_and_ready_order, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_inflight_recover, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sent_failed_requeue, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_state, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rollback_discards, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_depth, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_crash_exit, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_crash_kill9, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_transaction_and_ready_order, setup,
+	                                    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_inflight_recover, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_sent_failed_requeue, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_counters, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_state, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_discards, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_depth, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_prune, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_exit, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_kill9, setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,42 +18,12 @@
 #include <sqlite3.h>
 
 #include "scheduler/store.h"
+#include "store_fixture.h"
 
-struct fixture {
-	char dir[64];
-	char path[128];
-	struct store *s;
-};
-
+/* A store in a fresh directory. */
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	char err[256];
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/wu-supp-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
-	if (store_open(&f->s, f->path, err, sizeof err) < 0)
-		fail_msg("store_open: %s", err);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	const char *suffix[] = {"", "-wal", "-shm", "-journal"};
-	char p[160];
-
-	store_close(f->s);
-	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-		snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
+	return fixture_setup(state, "/tmp/wu-supp-XXXXXX");
 }
 
 /* Collects a listing as "email reason detail;" text. */
@@ -176,7 +146,6 @@ static void test_migrates_version_1(void **state)
 {
 	struct fixture *f = *state;
 	sqlite3 *db;
-	char err[256];
 
 	store_close(f->s);
 	f->s = NULL;
@@ -207,8 +176,7 @@ static void test_migrates_version_1(void **state)
 	}
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	if (store_open(&f->s, f->path, err, sizeof err) < 0)
-		fail_msg("store_open: %s", err);
+	fixture_open(f);
 	assert_int_equal(store_suppress_add(f->s, "z@x.org", "manual", NULL, 1), 1);
 	assert_int_equal(store_event_add(f->s, 1, "pause", "old", "t"), 0);
 }
@@ -216,10 +184,10 @@ static void test_migrates_version_1(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_add_check_remove, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bulk_list_count, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_events, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_check_remove, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_list_count, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_events, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
