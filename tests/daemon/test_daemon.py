@@ -67,11 +67,7 @@ class DaemonTest(unittest.TestCase):
     # --- building blocks ---------------------------------------------------
 
     def write(self, name, text, mode=0o600):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        os.chmod(path, mode)
-        return path
+        return warmuptest.write_file(self.dir, name, text, mode)
 
     def config(self, fake_port, cap=None, rows=None, start=None, after="hold", name="warmupd.conf",
                listen_extra="", route_extra="", backoff_extra="", log_level="info",

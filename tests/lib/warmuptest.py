@@ -104,6 +104,15 @@ def read_records(path):
     return out
 
 
+def write_file(dir, name, text, mode=0o600):
+    """Writes text to dir/name with mode; returns the path."""
+    path = os.path.join(dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
 def http_request(port, method, path, body=None, raw=None, auth=None, headers=None,
                  ctype="application/json", timeout=30):
     """One request to 127.0.0.1:port: body is sent as JSON, raw as it is; auth

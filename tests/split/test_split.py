@@ -290,11 +290,7 @@ class SplitTest(unittest.TestCase):
     # --- building blocks ---------------------------------------------------
 
     def write(self, name, text, mode=0o600):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        os.chmod(path, mode)
-        return path
+        return warmuptest.write_file(self.dir, name, text, mode)
 
     def config(self, new, old=None, cap=40, start=None, overflow="old", log_level="info"):
         """new, old: the bodies of [route new] and [route old] (None: no old)."""
