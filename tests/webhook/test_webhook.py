@@ -151,14 +151,14 @@ class WebhookTest(unittest.TestCase):
                     sys.stderr.write("---- %s\n%s\n" % (name, open(path).read()[-4000:]))
         self.tmp.cleanup()
 
-    def config(self, webhook, extra="", fake_port=9, name="w.conf"):
+    def config(self, webhook, extra="", fake_port=9, name="w.conf", overflow="defer"):
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write("""[warmup]
 schedule = sched.csv
 start = %s
 timezone = %s
-overflow = defer
+overflow = %s
 [listen]
 address = 127.0.0.1:0
 auth = none
@@ -175,11 +175,11 @@ new_rate = 36000/h
 [webhook]
 %s
 %s
-""" % (today().isoformat(), TZ, fake_port, webhook, extra))
+""" % (today().isoformat(), TZ, overflow, fake_port, webhook, extra))
         return path
 
-    def daemon(self, webhook, extra="", fake_port=9, env=None):
-        d = Daemon(self.dir, self.config(webhook, extra, fake_port), env)
+    def daemon(self, webhook, extra="", fake_port=9, env=None, overflow="defer"):
+        d = Daemon(self.dir, self.config(webhook, extra, fake_port, overflow=overflow), env)
         self.procs.append(d)
         return d
 
@@ -304,6 +304,53 @@ new_rate = 36000/h
             self.assertEqual(s["queue"]["queued"], 5)
         self.assertEqual(fake.stats()["accepted"], 0)
         self.assertEqual(s["routes"]["new"]["sent"], 0)
+
+    def test_gate_halt_hands_new_mail_to_the_old_relay(self):
+        # overflow = old: once bounces halt the new route, the mail it would
+        # have taken goes to the old relay instead of waiting.
+        class Relay(warmuptest.SmtpHandler):
+            def handle(self):
+                self.server.conns.append(self.connection)
+                self.reply("220 relay ready")
+                for line in self.rfile:
+                    cmd = line.strip().upper()
+                    if cmd == b"DATA":
+                        self.reply("354 go on")
+                        for body in self.rfile:
+                            if body == b".\r\n":
+                                break
+                        with self.server.lock:
+                            self.server.messages += 1
+                        self.reply("250 2.0.0 Ok: queued as R%d" % self.server.messages)
+                    elif cmd == b"QUIT":
+                        self.reply("221 bye")
+                        return
+                    elif cmd.startswith(b"EHLO") or cmd.startswith(b"HELO"):
+                        self.reply("250 relay")
+                    else:
+                        self.reply("250 ok")
+
+        relay = warmuptest.SmtpServer(Relay)
+        relay.messages = 0
+        relay.serve()
+        self.addCleanup(relay.stop)
+        fake = self.fake()
+        old = "[route old]\ntype = smtp\nurl = smtp://127.0.0.1:%d\ntls = none\n" % relay.port
+        pem, pub = make_key(self.dir)
+        d = self.daemon("public_key = " + pub, old, fake.port, overflow="old")
+        d.send(["before%d@gmail.com" % i for i in range(3)])
+        wait_for(lambda: len(fake.sent_recipients()) == 3, "3 sent through the new route")
+        batch = [event("delivered", "r%d@gmail.com" % i) for i in range(80)]
+        batch += [event("bounce", "b%d@gmail.com" % i, type="bounce") for i in range(20)]
+        st, b = d.post(batch, pem)
+        self.assertEqual((st, b["applied"]), (200, 100), b)
+        self.assertEqual(d.status()["gate"]["state"], "halt")
+        d.send(["after%d@gmail.com" % i for i in range(5)])
+        wait_for(lambda: relay.messages == 5, "5 messages at the old relay")
+        s = d.status()
+        self.assertEqual(len(fake.sent_recipients()), 3)
+        self.assertEqual(s["routes"]["old"]["accepted"], 5)
+        self.assertEqual(s["queue"]["queued"], 0)
 
     def test_small_sample_does_not_halt(self):
         d, pem = self.signed_daemon()
