@@ -385,13 +385,18 @@ static int parse_rates(const char *opt, const char *s, int ndays, double *rates)
 	return 0;
 }
 
-/* Parses --deferral-rate "google=5%,yahoo=2%" into per-ISP thresholds. */
-static int parse_deferrals(struct sim *s, const char *value)
+/* Parses "GROUP=PERCENT,..." given to --opt into fractions per ISP group
+ * (out[], and their sum in *total).  Each group once; with is_default, a
+ * group the config does not have counts as "other". */
+static int parse_isp_percents(const struct sim *s, const char *opt, const char *example,
+                              const char *value, int is_default, double *out, double *total)
 {
+	int given[WU_ISP_MAX] = {0};
 	char buf[1024], err[WU_ERR_MAX], *save = NULL, *item;
 
+	*total = 0;
 	if (strlen(value) >= sizeof(buf))
-		return bad("--deferral-rate: value too long");
+		return bad("--%s: value too long", opt);
 	strcpy(buf, value);
 	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(item, '=');
@@ -399,38 +404,7 @@ static int parse_deferrals(struct sim *s, const char *value)
 		int isp;
 
 		if (!eq)
-			return bad(
-			    "--deferral-rate: expected GROUP=RATE such as google=5%%, got '%s'",
-			    wu_trim(item));
-		*eq = '\0';
-		item = wu_trim(item);
-		if ((isp = wu_isp_find(s->isps, item)) < 0)
-			return bad("--deferral-rate: no ISP group '%s'", item);
-		if (wu_parse_percent(wu_trim(eq + 1), &r, err, sizeof(err)) < 0)
-			return bad("--deferral-rate: %s: %s", item, err);
-		s->d_thr[isp] = (uint64_t)llround(r * (double)ONE53);
-	}
-	return 0;
-}
-
-/* Parses "google=45%,yahoo=20%" against the ISP table; the rest of 100%
- * goes to "other". */
-static int parse_mix(struct sim *s, const char *opt_value, int is_default)
-{
-	double share[WU_ISP_MAX] = {0}, total = 0, cum = 0;
-	int given[WU_ISP_MAX] = {0};
-	char buf[1024], err[WU_ERR_MAX], *save = NULL, *item;
-
-	if (strlen(opt_value) >= sizeof(buf))
-		return bad("--mix: value too long");
-	strcpy(buf, opt_value);
-	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(item, '=');
-		double r;
-		int isp;
-
-		if (!eq)
-			return bad("--mix: expected GROUP=SHARE such as google=45%%, got '%s'",
+			return bad("--%s: expected GROUP=%s, got '%s'", opt, example,
 			           wu_trim(item));
 		*eq = '\0';
 		item = wu_trim(item);
@@ -443,15 +417,42 @@ static int parse_mix(struct sim *s, const char *opt_value, int is_default)
 				strcat(names, i ? ", " : "");
 				strcat(names, s->isps->names[i]);
 			}
-			return bad("--mix: no ISP group '%s' (groups: %s)", item, names);
+			return bad("--%s: no ISP group '%s' (groups: %s)", opt, item, names);
 		}
 		if (given[isp]++ && !is_default)
-			return bad("--mix: %s given twice", item);
+			return bad("--%s: %s given twice", opt, item);
 		if (wu_parse_percent(wu_trim(eq + 1), &r, err, sizeof(err)) < 0)
-			return bad("--mix: %s: %s", item, err);
-		share[isp] += r;
-		total += r;
+			return bad("--%s: %s: %s", opt, item, err);
+		out[isp] += r;
+		*total += r;
 	}
+	return 0;
+}
+
+/* Parses --deferral-rate "google=5%,yahoo=2%" into per-ISP thresholds. */
+static int parse_deferrals(struct sim *s, const char *value)
+{
+	double rate[WU_ISP_MAX] = {0}, total;
+	int rc;
+
+	if ((rc = parse_isp_percents(s, "deferral-rate", "RATE such as google=5%", value, 0, rate,
+	                             &total)))
+		return rc;
+	for (int i = 0; i < s->isps->n; i++)
+		s->d_thr[i] = (uint64_t)llround(rate[i] * (double)ONE53);
+	return 0;
+}
+
+/* Parses "google=45%,yahoo=20%" against the ISP table; the rest of 100%
+ * goes to "other". */
+static int parse_mix(struct sim *s, const char *opt_value, int is_default)
+{
+	double share[WU_ISP_MAX] = {0}, total = 0, cum = 0;
+	int rc;
+
+	if ((rc = parse_isp_percents(s, "mix", "SHARE such as google=45%", opt_value, is_default,
+	                             share, &total)))
+		return rc;
 	if (total > 1 + 1e-9)
 		return bad("--mix: shares add up to %.2f%%, more than 100%%", total * 100);
 	share[WU_ISP_OTHER] += 1 - total > 0 ? 1 - total : 0;
