@@ -172,8 +172,13 @@ static void print_summary(const cJSON *st, const char *base)
 	       "ACCEPTED", "TEMPFAIL", "PERMFAIL", "INFLIGHT", "URL");
 	cJSON_ArrayForEach(it, (cJSON_IsObject(routes) ? routes : NULL))
 	{
-		printf("%-6s %-8s %-9s %8s %9s %9s %9s %9s  %s\n", it->string,
-		       cJSON_IsTrue(get(it, "paused")) ? "paused" : "running", str(it, "type", "-"),
+		const char *type = str(it, "type", "-");
+		/* A route the config does not have is shown as such, not "running". */
+		const char *state = strcmp(type, "none") == 0         ? "-"
+		                    : cJSON_IsTrue(get(it, "paused")) ? "paused"
+		                                                      : "running";
+		printf("%-6s %-8s %-9s %8s %9s %9s %9s %9s  %s\n", it->string, state,
+		       strcmp(type, "none") == 0 ? "(none)" : type,
 		       num(it, "sent", "-", a, sizeof(a)), num(it, "accepted", "-", b, sizeof(b)),
 		       num(it, "tempfail", "-", c, sizeof(c)),
 		       num(it, "permfail", "-", d, sizeof(d)),
