@@ -140,7 +140,7 @@ struct sm_route {
 	/* Shared with the workers, under mu. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct sm_job *todo, *todo_tail; /* waiting for a worker */
+	struct sm_job *jobs, *jobs_tail; /* waiting for a worker */
 	struct sm_job *done, *done_tail; /* waiting for the loop thread */
 	atomic_int stop;                 /* written under mu, read anywhere */
 
@@ -506,13 +506,13 @@ static void *sm_worker_main(void *arg)
 	for (;;) {
 		struct sm_job *j;
 
-		while (!atomic_load(&r->stop) && r->todo == NULL)
+		while (!atomic_load(&r->stop) && r->jobs == NULL)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (atomic_load(&r->stop))
 			break; /* jobs still queued are called back by sm_free() */
-		j = r->todo;
-		if ((r->todo = j->next) == NULL)
-			r->todo_tail = NULL;
+		j = r->jobs;
+		if ((r->jobs = j->next) == NULL)
+			r->jobs_tail = NULL;
 		w->busy = 1;
 		pthread_mutex_unlock(&r->mu);
 
@@ -610,11 +610,11 @@ static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 		         cJSON_IsObject(j->content) ? "personalization" : "content");
 		sm_post(r, j);
 	} else {
-		if (r->todo_tail)
-			r->todo_tail->next = j;
+		if (r->jobs_tail)
+			r->jobs_tail->next = j;
 		else
-			r->todo = j;
-		r->todo_tail = j;
+			r->jobs = j;
+		r->jobs_tail = j;
 		pthread_cond_signal(&r->cv);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -691,9 +691,9 @@ static void sm_free(void *impl)
 	 * go back to the queue and be sent twice. */
 	while ((j = sm_pop_done(r)) != NULL)
 		sm_deliver(r, j);
-	while ((j = r->todo) != NULL) {
-		if ((r->todo = j->next) == NULL)
-			r->todo_tail = NULL;
+	while ((j = r->jobs) != NULL) {
+		if ((r->jobs = j->next) == NULL)
+			r->jobs_tail = NULL;
 		memset(&j->res, 0, sizeof(j->res));
 		j->res.status = SND_TEMPFAIL;
 		snprintf(j->res.error, sizeof(j->res.error), "not sent: the route was stopped");
