@@ -549,6 +549,13 @@ static void sample_i(struct buf *b, const char *name, int64_t v)
 	bprintf(b, "%s %" PRId64 "\n", name, v);
 }
 
+/* A family of one sample without labels. */
+static void metric_i(struct buf *b, const char *name, const char *type, const char *help, int64_t v)
+{
+	family(b, name, type, help);
+	sample_i(b, name, v);
+}
+
 /* A sample of a rate: nine digits are plenty and stay readable. */
 static void sample_f(struct buf *b, const char *name, double v)
 {
@@ -669,18 +676,16 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 			            wu_route_name((enum wu_route)r));
 			labels_close_i(&b, x->inflight[r]);
 		}
-		family(&b, "warmup_intake_accepted_total", "counter",
-		       "Intake requests accepted since the daemon started.");
-		sample_i(&b, "warmup_intake_accepted_total", x->intake_accepted);
-		family(&b, "warmup_intake_rejected_total", "counter",
-		       "Intake requests rejected since the daemon started.");
-		sample_i(&b, "warmup_intake_rejected_total", x->intake_rejected);
-		family(&b, "warmup_webhook_events_total", "counter",
-		       "Event Webhook events received since the daemon started.");
-		sample_i(&b, "warmup_webhook_events_total", x->webhook_events);
-		family(&b, "warmup_start_time_seconds", "gauge",
-		       "When the daemon started, in seconds since the Unix epoch.");
-		sample_i(&b, "warmup_start_time_seconds", x->started / WU_USEC);
+		metric_i(&b, "warmup_intake_accepted_total", "counter",
+		         "Intake requests accepted since the daemon started.", x->intake_accepted);
+		metric_i(&b, "warmup_intake_rejected_total", "counter",
+		         "Intake requests rejected since the daemon started.", x->intake_rejected);
+		metric_i(&b, "warmup_webhook_events_total", "counter",
+		         "Event Webhook events received since the daemon started.",
+		         x->webhook_events);
+		metric_i(&b, "warmup_start_time_seconds", "gauge",
+		         "When the daemon started, in seconds since the Unix epoch.",
+		         x->started / WU_USEC);
 		family(&b, "warmup_suppressed_total", "counter",
 		       "Recipients the intake dropped as suppressed, by reason.");
 		for (int r = 0; r < SUPP_REASON_COUNT; r++) {
@@ -688,9 +693,9 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 			            suppress_reason_name(r));
 			labels_close_i(&b, x->supp_dropped[r]);
 		}
-		family(&b, "warmup_suppress_rejected_total", "counter",
-		       "Intake requests refused for a suppressed recipient (mode = reject).");
-		sample_i(&b, "warmup_suppress_rejected_total", x->supp_rejected);
+		metric_i(&b, "warmup_suppress_rejected_total", "counter",
+		         "Intake requests refused for a suppressed recipient (mode = reject).",
+		         x->supp_rejected);
 		family(&b, "warmup_alerts_total", "counter", "Push alerts by outcome.");
 		labels_open(&b, "warmup_alerts_total", "outcome", "sent");
 		labels_close_i(&b, x->alerts_sent);
@@ -712,12 +717,12 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 				labels_close_i(&b, v[k]);
 			}
 		}
-		family(&b, "warmup_webhook_refused_total", "counter",
-		       "Event Webhook batches refused: authentication, signature or timestamp.");
-		sample_i(&b, "warmup_webhook_refused_total", x->wh_refused);
-		family(&b, "warmup_webhook_bad_batches_total", "counter",
-		       "Event Webhook batches that were not a JSON array, or too large.");
-		sample_i(&b, "warmup_webhook_bad_batches_total", x->wh_bad_batches);
+		metric_i(&b, "warmup_webhook_refused_total", "counter",
+		         "Event Webhook batches refused: authentication, signature or timestamp.",
+		         x->wh_refused);
+		metric_i(&b, "warmup_webhook_bad_batches_total", "counter",
+		         "Event Webhook batches that were not a JSON array, or too large.",
+		         x->wh_bad_batches);
 		family(&b, "warmup_isp_cut", "gauge",
 		       "Share of an ISP's new-route rate a deferral rule keeps now (1 = no cut).");
 		for (int i = 0; i < n.nisp; i++) {
