@@ -1013,6 +1013,8 @@ static const struct key keys[] = {
     {S_LISTEN, "max_body", V_SIZE, C(max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
     {S_LISTEN, "max_connections", V_INT, C(max_connections), 0, 1, 100000, NULL, 0},
     {S_LISTEN, "idle_timeout", V_DURATION, C(idle_timeout), 0, 0, 0, NULL, 0},
+    {S_LISTEN, "max_connections_per_ip", V_INT, C(max_connections_per_ip), 0, 0, 100000, NULL, 0},
+    {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0},
 
     {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
 
@@ -1675,6 +1677,9 @@ static int finish(struct load *ld)
 		return -1;
 	}
 
+	if (c->max_connections_per_ip < 0)
+		c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
+
 	if (c->core.gate.bounce_warn > c->core.gate.bounce_halt) {
 		lfail(ld, seen_line(ld, "gate", "bounce_warn"),
 		      "[gate] bounce_warn: must not be above bounce_halt");
@@ -1774,6 +1779,8 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->max_body = 10 * MB;
 	c->max_connections = 256;
 	c->idle_timeout = 30 * WU_USEC;
+	c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
+	c->header_timeout = 10 * WU_USEC;
 	strcpy(c->store_path, DEFAULT_STORE);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		c->route[r].type = WU_ROUTE_NONE;

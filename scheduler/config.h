@@ -72,6 +72,8 @@ struct wu_conf {
 	size_t max_body;        /* default 10 MB, at most 30 MB */
 	int max_connections;    /* default 256 */
 	wu_time_t idle_timeout; /* default 30s */
+	int max_connections_per_ip; /* default max_connections / 2; 0 = no limit */
+	wu_time_t header_timeout;   /* default 10s: a request's headers must arrive by then */
 
 	/* [store] */
 	char store_path[1024];

@@ -26,11 +26,22 @@
 #include "suppress.h"
 #include "webhook.h"
 
+/* One client connection, from libmicrohttpd's connection notifications: when
+ * its current request's headers must have arrived by. */
+struct client {
+	struct client *prev, *next;
+	MHD_socket fd;
+	uint64_t deadline; /* loop ms; 0 while a request is being handled */
+};
+
 struct intake {
 	struct wu_daemon *d;
 	struct MHD_Daemon *mhd;
 	uv_poll_t poll;
 	uv_timer_t timer;
+	uv_timer_t sweep; /* cuts connections whose headers are late */
+	struct client *clients;
+	int closed_one; /* a connection closed during the last MHD_run */
 	int port;
 	int closing;
 	int nclosed;
@@ -88,6 +99,98 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
 	ret = reply(c, status, "application/json", json ? json : "{}", NULL, NULL);
 	free(json);
 	return ret;
+}
+
+/* Queues SendGrid's error body and closes the connection after it: for a
+ * request whose framing cannot be trusted, nothing after it on the
+ * connection is read. */
+static enum MHD_Result reply_error_close(struct MHD_Connection *c, unsigned status,
+                                         const char *message)
+{
+	struct v3mail_errors errs = {0};
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *body;
+
+	v3mail_error(&errs, "", "%s", message);
+	if (!(body = v3mail_errors_json(&errs)))
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* What the header check counts and finds. */
+struct header_scan {
+	int content_length, transfer_encoding, authorization, host;
+	const char *te;   /* the Transfer-Encoding value */
+	int bad_name;     /* a field name that is not an RFC 9110 token */
+};
+
+/* An RFC 9110 tchar. */
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	struct header_scan *hs = cls;
+
+	(void)kind;
+	if (!key[0])
+		hs->bad_name = 1;
+	for (const char *p = key; *p; p++)
+		if (!is_tchar((unsigned char)*p))
+			hs->bad_name = 1;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		hs->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		hs->transfer_encoding++;
+		hs->te = value;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+		hs->authorization++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		hs->host++;
+	return MHD_YES;
+}
+
+/* Refuses a request whose framing or identity two parsers could read two
+ * ways (RFC 9112 6.1, 6.3; RFC 9110 5.3): the status to answer, or 0.
+ * libmicrohttpd 0.9.75 takes the first of repeated fields and lets
+ * Transfer-Encoding win over Content-Length; a front proxy that does the
+ * opposite would see a different request than this server. */
+static unsigned framing_check(struct MHD_Connection *c, const char *version, const char **why)
+{
+	struct header_scan hs = {0};
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &hs);
+	if (hs.bad_name)
+		return *why = "A header field name is not a token (spaces or control characters).",
+		       MHD_HTTP_BAD_REQUEST;
+	if (hs.content_length && hs.transfer_encoding)
+		return *why = "Content-Length and Transfer-Encoding must not both be sent.",
+		       MHD_HTTP_BAD_REQUEST;
+	if (hs.content_length > 1)
+		return *why = "Content-Length is sent more than once.", MHD_HTTP_BAD_REQUEST;
+	if (hs.transfer_encoding > 1 || (hs.te && strcasecmp(hs.te, "chunked") != 0))
+		return *why = "Only Transfer-Encoding: chunked is implemented.",
+		       MHD_HTTP_NOT_IMPLEMENTED;
+	if (hs.authorization > 1)
+		return *why = "Authorization is sent more than once.", MHD_HTTP_BAD_REQUEST;
+	if (hs.host > 1 || (!hs.host && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+		return *why = "An HTTP/1.1 request needs exactly one Host header.",
+		       MHD_HTTP_BAD_REQUEST;
+	return 0;
 }
 
 /* Compares the bearer token in constant time. */
@@ -265,12 +368,19 @@ static enum MHD_Result handle_view(struct req *r)
 }
 
 /* The first call of a request: route it and refuse early what can be. */
-static enum MHD_Result begin(struct req *r, const char *url, const char *method)
+static enum MHD_Result begin(struct req *r, const char *url, const char *method,
+                             const char *version)
 {
 	struct MHD_Connection *c = r->conn;
-	const char *ctype, *clen;
+	const char *ctype, *clen, *why;
 	int is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0;
+	unsigned bad = framing_check(c, version, &why);
 
+	if (bad) {
+		r->answered = 1;
+		r->in->d->extra.intake_rejected++;
+		return reply_error_close(c, bad, why);
+	}
 	if (strcmp(url, WEBHOOK_PATH) == 0) {
 		/* SendGrid's Event Webhook: its own authentication and body limit,
 		 * never the intake token. */
@@ -364,14 +474,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct intake *in = cls;
 	struct req *r = *con_cls;
 
-	(void)version;
 	if (!r) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (ci && ci->socket_context)
+			((struct client *)ci->socket_context)->deadline = 0; /* headers are in */
 		if (!(r = calloc(1, sizeof(*r))))
 			return MHD_NO;
 		r->in = in;
 		r->conn = conn;
 		*con_cls = r;
-		return begin(r, url, method);
+		return begin(r, url, method, version);
 	}
 	if (r->answered) {
 		*upload_data_size = 0; /* discard the rest of a refused upload */
@@ -461,11 +574,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+	struct intake *in = cls;
 	struct req *r = *con_cls;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* A kept-alive connection has its idle time, then the header time, for
+	 * the next request. */
+	if (ci && ci->socket_context)
+		((struct client *)ci->socket_context)->deadline =
+		    uv_now(in->d->loop) +
+		    (uint64_t)((in->d->conf.idle_timeout + in->d->conf.header_timeout) / 1000);
 	if (!r)
 		return;
 	free(r->body);
@@ -489,15 +609,88 @@ static void on_timer(uv_timer_t *t)
 	intake_pump(t->data);
 }
 
-/* Lets libmicrohttpd work, then re-arms its timer. */
+/* Cuts the connections whose request headers are late: shutdown(2) makes
+ * the next read see the end, and libmicrohttpd closes the connection as if
+ * the client had.  This is what keeps a slow client (slowloris) from
+ * holding a connection slot while staying just busy enough for the idle
+ * timeout. */
+static void on_sweep(uv_timer_t *t)
+{
+	struct intake *in = t->data;
+	uint64_t now = uv_now(in->d->loop);
+	int cut = 0;
+
+	for (struct client *cl = in->clients; cl; cl = cl->next)
+		if (cl->deadline && now >= cl->deadline && cl->fd != MHD_INVALID_SOCKET) {
+			shutdown(cl->fd, SHUT_RDWR);
+			cl->fd = MHD_INVALID_SOCKET; /* once */
+			cut++;
+		}
+	if (cut) {
+		in->d->extra.intake_header_timeouts += (uint64_t)cut;
+		intake_pump(in);
+	}
+	if (!in->clients)
+		uv_timer_stop(&in->sweep);
+}
+
+/* libmicrohttpd's connection notifications: keep the list of clients with
+ * their header deadlines, and note a close (see intake_pump). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct intake *in = cls;
+	struct client *cl = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!(cl = calloc(1, sizeof(*cl))))
+			return; /* this connection has only the idle timeout */
+		cl->fd = ci ? ci->connect_fd : MHD_INVALID_SOCKET;
+		cl->deadline = uv_now(in->d->loop) + (uint64_t)(in->d->conf.header_timeout / 1000);
+		cl->next = in->clients;
+		if (in->clients)
+			in->clients->prev = cl;
+		in->clients = cl;
+		*socket_context = cl;
+		if (in->d->conf.header_timeout > 0 && !uv_is_active((uv_handle_t *)&in->sweep))
+			uv_timer_start(&in->sweep, on_sweep, 1000, 1000);
+		return;
+	}
+	in->closed_one = 1;
+	if (!cl)
+		return;
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		in->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	free(cl);
+	*socket_context = NULL;
+}
+
+/* Lets libmicrohttpd work, then re-arms its timer.
+ *
+ * libmicrohttpd takes its listening socket out of its epoll set when the
+ * connection limit is reached, and puts it back only at the start of a later
+ * MHD_run (daemon.c MHD_epoll, 0.9.75).  When the connections close inside a
+ * run and none is left with a timeout, MHD_get_timeout has nothing to report
+ * and the epoll descriptor has nothing to wake us for: the intake would never
+ * accept again.  So a run that closed a connection is followed by another,
+ * which re-adds the listening socket if there is room. */
 static void intake_pump(struct intake *in)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
 
 	if (in->closing)
 		return;
+	in->closed_one = 0;
 	MHD_run(in->mhd);
-	if (MHD_get_timeout(in->mhd, &ms) == MHD_YES)
+	if (in->closed_one)
+		uv_timer_start(&in->timer, on_timer, 0, 0);
+	else if (MHD_get_timeout(in->mhd, &ms) == MHD_YES)
 		uv_timer_start(&in->timer, on_timer, ms, 0);
 	else
 		uv_timer_stop(&in->timer);
@@ -545,7 +738,16 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	    (unsigned)d->conf.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)(d->conf.idle_timeout / WU_USEC), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)64 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, in, MHD_OPTION_END);
+	    on_completed, in, MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)d->conf.max_connections_per_ip,
+#if MHD_VERSION >= 0x01000000
+	    /* bare LF, folded lines and the rest of RFC 9112's musts */
+	    MHD_OPTION_CLIENT_DISCIPLINE_LVL, 2,
+#else
+	    /* Host required in HTTP/1.1, no spaces in the URL */
+	    MHD_OPTION_STRICT_FOR_CLIENT, 1,
+#endif
+	    MHD_OPTION_END);
 	if (!in->mhd) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
 		         d->conf.listen_host, d->conf.listen_port);
@@ -562,7 +764,9 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 		return -1;
 	}
 	uv_timer_init(d->loop, &in->timer);
+	uv_timer_init(d->loop, &in->sweep);
 	in->timer.data = in;
+	in->sweep.data = in;
 	in->poll.data = in;
 	uv_poll_start(&in->poll, UV_READABLE, on_poll);
 	*inp = in;
@@ -585,7 +789,7 @@ static void on_closed(uv_handle_t *h)
 {
 	struct intake *in = h->data;
 
-	if (++in->nclosed == 2)
+	if (++in->nclosed == 3)
 		free(in);
 }
 
@@ -596,6 +800,7 @@ void intake_stop(struct intake *in)
 	in->closing = 1;
 	uv_poll_stop(&in->poll);
 	uv_timer_stop(&in->timer);
+	uv_timer_stop(&in->sweep);
 	/* Connections resumed by the last commit get their answers queued and,
 	 * as far as their sockets take them, sent before the server stops. */
 	MHD_socket lfd = MHD_quiesce_daemon(in->mhd);
@@ -606,4 +811,5 @@ void intake_stop(struct intake *in)
 	MHD_stop_daemon(in->mhd);
 	uv_close((uv_handle_t *)&in->poll, on_closed);
 	uv_close((uv_handle_t *)&in->timer, on_closed);
+	uv_close((uv_handle_t *)&in->sweep, on_closed);
 }

@@ -458,6 +458,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	if (x) {
 		j_num(&b, o, "accepted", (double)x->intake_accepted);
 		j_num(&b, o, "rejected", (double)x->intake_rejected);
+		j_num(&b, o, "header_timeouts", (double)x->intake_header_timeouts);
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
 		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
 		json_ops(&b, root, s, x);
@@ -465,6 +466,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
+		j_null(&b, o, "header_timeouts");
 		j_null(&b, root, "webhook_events");
 		j_null(&b, root, "uptime_s");
 	}

@@ -38,6 +38,7 @@ struct status_cut {
 /* Counters the daemon keeps in memory. */
 struct status_extra {
 	int64_t intake_accepted, intake_rejected, webhook_events;
+	int64_t intake_header_timeouts; /* connections cut for late request headers */
 	int64_t inflight[WU_ROUTE_COUNT];
 	wu_time_t started;
 	/* the Event Webhook (webhook.c): events by what became of them
