@@ -15,7 +15,11 @@
  *	                           (a Unix time) or Retry-After
  *	    408, 5xx               tempfail (Retry-After honoured when sent)
  *	    curl timeout           timeout: it may have been taken
- *	    other transport error  tempfail
+ *	    other transport error  timeout as well once the whole request was
+ *	                           sent (a reset before the answer: SendGrid
+ *	                           may have taken it); tempfail before that
+ *	    2xx status line, then  accepted: the answer arrived, only its end
+ *	    a transport error      did not
  *	    400, 413               permfail, with SendGrid's first error message
  *	    401, 403               authfail: the daemon pauses the route
  *	    any other status       authfail as well: the route is misconfigured
@@ -291,11 +295,32 @@ static void sg_classify(const struct sg_route *r, struct sg_req *q, CURL *easy, 
                         struct snd_result *res)
 {
 	long code = 0;
+	curl_off_t up = 0;
+	int all_sent;
 
 	memset(res, 0, sizeof(*res));
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+	/* Once the last byte of the body is out, SendGrid may take the request
+	 * whatever becomes of the answer: giving its units back to the cap
+	 * would let them be counted twice (a provider that reset 30% of its
+	 * connections after taking the request got 159 messages on a cap of
+	 * 100). */
+	all_sent = q->body && up >= (curl_off_t)strlen(q->body);
 	res->code = code;
-	if (result == CURLE_ABORTED_BY_CALLBACK) {
+	if (result != CURLE_OK && code >= 200 && code < 300) {
+		res->status = SND_ACCEPTED;
+		snprintf(res->provider_id, sizeof(res->provider_id), "%s", q->msgid);
+	} else if (result != CURLE_OK && result != CURLE_OPERATION_TIMEDOUT && all_sent &&
+	           code == 0) {
+		res->status = SND_TIMEOUT;
+		snprintf(res->error, sizeof(res->error),
+		         "%.60s after the whole request was sent to %.100s: it may have been "
+		         "taken",
+		         result == CURLE_ABORTED_BY_CALLBACK ? "aborted"
+		                                             : curl_easy_strerror(result),
+		         r->url);
+	} else if (result == CURLE_ABORTED_BY_CALLBACK) {
 		res->status = SND_TEMPFAIL;
 		res->code = 0;
 		snprintf(res->error, sizeof(res->error), "aborted before SendGrid answered");

@@ -8,8 +8,10 @@ X-Message-Id when the script is empty.  It records each such request.
 
 Control (never recorded):
   POST /script/script    JSON list of {"status": 429, "headers": {...},
-                       "body": "...", "stall": true}; appended to the script.
-                       A stalled request gets no answer until /script/reset.
+                       "body": "...", "stall": true, "reset": true}; appended
+                       to the script.  A stalled request gets no answer until
+                       /script/reset; a reset one is read whole, recorded, and
+                       its connection reset (RST) without an answer.
   GET  /script/requests  JSON list of {"method", "path", "headers", "body"};
                        header names are lower case.
   POST /script/reset     empties script and record, releases stalled requests.
@@ -17,6 +19,8 @@ Control (never recorded):
 import argparse
 import json
 import os
+import socket
+import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,6 +88,12 @@ class Handler(BaseHTTPRequestHandler):
             ev = release
         if step is None:
             step = {"status": 202, "headers": {"X-Message-Id": "scripted server-%d" % n}}
+        if step.get("reset"):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         if step.get("stall"):
             ev.wait(120)
             self.close_connection = True

@@ -610,6 +610,50 @@ static int loopback_socket(int do_listen, int *port)
 	return fd;
 }
 
+/* The server reads the whole request, then resets the connection without an
+ * answer: it may have taken the mail, so the result is a timeout (the units
+ * stay counted), never a tempfail that would give them back to the cap. */
+static void test_reset_after_request_is_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct snd_batch b = batch3();
+
+	control_post(&scripted, "/script/script", "[{\"reset\":true}]");
+	route(f);
+	send_and_wait(f, &b);
+	assert_int_equal(f->res[0].status, SND_TIMEOUT);
+	assert_int_equal(f->res[0].code, 0);
+	assert_non_null(strstr(f->res[0].error, "may have been taken"));
+}
+
+/* Freeing the route aborts a request the server has read whole and not
+ * answered: it may have been taken, so a timeout, not a tempfail. */
+static void test_abort_after_request_is_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct snd_batch b = batch3();
+	int n = 0;
+
+	control_post(&scripted, "/script/script", "[{\"stall\":true}]");
+	route(f);
+	assert_int_equal(snd_route_send(f->r, &b, on_done, f), 0);
+	for (int i = 0; i < 2000 && n == 0; i++) {
+		cJSON *j;
+
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		j = scripted_requests();
+		n = cJSON_GetArraySize(j);
+		cJSON_Delete(j);
+	}
+	assert_int_equal(n, 1);
+	snd_route_free(f->r);
+	f->r = NULL;
+	assert_int_equal(f->ndone, 1);
+	assert_int_equal(f->res[0].status, SND_TIMEOUT);
+	assert_non_null(strstr(f->res[0].error, "aborted after the whole request"));
+	control_post(&scripted, "/script/reset", NULL);
+}
+
 /* Nobody listens: a refused connection is a tempfail. */
 static void test_refused_tempfail(void **state)
 {
@@ -645,7 +689,7 @@ static void test_capacity_and_free(void **state)
 	assert_int_equal(snd_route_send(f->r, &b, on_done, f), -1);
 	assert_int_equal(curluv_running(f->cu), 1);
 
-	snd_route_free(f->r);
+	snd_route_free(f->r); /* before the loop ran: nothing went out */
 	f->r = NULL;
 	assert_int_equal(f->ndone, 1);
 	assert_int_equal(f->res[0].status, SND_TEMPFAIL);
@@ -1066,6 +1110,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_401_403_authfail, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stall_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_tempfail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_after_request_is_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_after_request_is_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_capacity_and_free, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_curluv_destroy_running, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_route_destroy_running, setup, teardown),
