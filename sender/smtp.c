@@ -44,11 +44,14 @@
  *	    2xx after the body          accepted, provider_id = queue id
  *	    4xx to any command          tempfail
  *	    5xx to MAIL, RCPT or DATA   permfail (this unit only)
+ *	    454 or other 4xx to AUTH    tempfail: retried with backoff
  *	    535 or other AUTH refusal   authfail: pause the route
  *	    5xx to the greeting, EHLO   authfail as well: the relay refuses
  *	    or STARTTLS                 the session, no unit is at fault
  *	    no STARTTLS, tls required   tempfail, saying why
  *	    curl timeout                timeout
+ *	    lost after the body, before timeout as well: the relay may
+ *	    the verdict                 have taken it
  *	    refused, reset, TLS errors  tempfail
  *	    the route freed meanwhile   tempfail
  *
@@ -361,13 +364,31 @@ static void sm_classify(const struct sm_route *r, struct sm_worker *w, CURLcode 
 		         "the TLS certificate of %.70s could not be verified (%.75s); a relay "
 		         "with a private CA needs ca_file; nothing was sent",
 		         r->url, w->errbuf[0] ? w->errbuf : curl_easy_strerror(result));
+	} else if (result == CURLE_LOGIN_DENIED && code >= 400 && code < 500) {
+		/* 454 and the like (RFC 4954 6): a temporary refusal, retried with
+		 * backoff; only a refusal for good pauses the route. */
+		res->status = SND_TEMPFAIL;
+		snprintf(res->error, sizeof(res->error),
+		         "AUTH as %.40s temporarily refused by %.60s: %.100s",
+		         r->username[0] ? r->username : "(no username)", r->url,
+		         q->reply[0] && strcmp(q->reply_cmd, "AUTH") == 0 ? q->reply : w->errbuf);
 	} else if (result == CURLE_LOGIN_DENIED ||
 	           (code >= 500 && (code == 530 || code == 534 || code == 535 || code == 538 ||
 	                            strcmp(when, "AUTH") == 0))) {
 		res->status = SND_AUTHFAIL;
 		snprintf(res->error, sizeof(res->error), "AUTH as %.40s refused by %.60s: %.100s",
 		         r->username[0] ? r->username : "(no username)", r->url,
-		         q->reply[0] ? q->reply : w->errbuf);
+		         q->reply[0] && strcmp(q->reply_cmd, "AUTH") == 0 ? q->reply : w->errbuf);
+	} else if (q->in_body && !q->verdict[0] &&
+	           (result == CURLE_RECV_ERROR || result == CURLE_GOT_NOTHING)) {
+		/* The body and its final dot went out and the connection died
+		 * waiting for the verdict: the relay may have taken it, so the
+		 * unit stays counted, as after a timeout. */
+		res->status = SND_TIMEOUT;
+		snprintf(res->error, sizeof(res->error),
+		         "connection to %.120s lost after the message was sent, before the "
+		         "relay's verdict: it may have been taken",
+		         r->url);
 	} else if (result == CURLE_OK) {
 		res->status = SND_ACCEPTED;
 		sm_queue_id(q->verdict, res->provider_id, sizeof(res->provider_id));
