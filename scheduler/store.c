@@ -27,7 +27,13 @@
  *	not to the size of the queue: units_ready (QUEUED only) serves the
  *	dispatcher, units_inflight serves recovery, units_done serves pruning.
  *
- *	A store is one SQLite connection and is used from one thread.
+ *	A store is one SQLite connection and is used from one thread.  One
+ *	process at a time: store_open() takes an exclusive flock(2) on
+ *	PATH.lock (holding the owner's pid) before it reads anything, so a
+ *	second daemon on the same store is refused before its recovery could
+ *	requeue the first one's units in flight.  The lock goes with the
+ *	process, kill -9 included.  The database file is created mode 0600;
+ *	SQLite gives its -wal and -shm files the database file's mode.
  *
  * DIAGNOSTICS
  *	Functions return -1 on failure and keep the reason, with SQLite's own
@@ -37,11 +43,14 @@
 #include "scheduler/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -244,6 +253,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT_STMTS];
 	char *path;
+	int lockfd; /* PATH.lock, flock()ed for as long as the store is open */
 	char err[512];
 };
 
@@ -398,11 +408,47 @@ rollback:
 	return -1;
 }
 
+/* Takes the store's lock file, or says which process has it. */
+static int store_lock(struct store *s, const char *path)
+{
+	char lp[4096], owner[32] = "";
+	ssize_t n;
+	int fd;
+
+	if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp)
+		return fail(s, SQLITE_OK, "store_open: %s: path too long", path);
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(s, SQLITE_OK, "store_open: %s: unable to open the lock file %s: %s",
+		            path, lp, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		n = pread(fd, owner, sizeof owner - 1, 0);
+		owner[n > 0 ? n : 0] = '\0';
+		owner[strcspn(owner, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return fail(s, SQLITE_OK,
+			            "store_open: %s is in use by another process (pid %s, lock %s); "
+			            "two daemons on one store would send twice the cap",
+			            path, owner[0] ? owner : "unknown", lp);
+		return fail(s, SQLITE_OK, "store_open: %s: cannot lock %s: %s", path, lp,
+		            strerror(e));
+	}
+	n = snprintf(owner, sizeof owner, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, owner, (size_t)n, 0) != n) {
+		/* The lock holds without the pid; only the message is poorer. */
+	}
+	s->lockfd = fd;
+	return 0;
+}
+
 /* Opens (creating and migrating as needed) the store at path. */
 int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 {
 	struct store *s;
-	int rc;
+	int rc, fd;
 
 	*sp = NULL;
 	s = calloc(1, sizeof *s);
@@ -412,6 +458,18 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "store_open: %s: %s", path, strerror(ENOMEM));
 		return -1;
 	}
+	s->lockfd = -1;
+	if (store_lock(s, path) < 0)
+		goto fail;
+	/* Queued mail is private: the file is created 0600 whatever the umask,
+	 * and SQLite creates -wal and -shm with the database file's mode. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fail(s, SQLITE_OK, "store_open: %s: unable to open database file: %s", path,
+		     strerror(errno));
+		goto fail;
+	}
+	close(fd);
 	/* One thread uses a store: SQLite's own locking would only cost time. */
 	rc = sqlite3_open_v2(
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -484,6 +542,8 @@ void store_close(struct store *s)
 	/* close_v2 never fails with BUSY; a transaction left open is rolled
 	 * back, which is what an unfinished transaction deserves. */
 	sqlite3_close_v2(s->db);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the lock; the file stays, on purpose */
 	free(s->path);
 	free(s);
 }

@@ -52,7 +52,7 @@ static inline int fixture_setup(void **state, const char *tmpl)
 static inline int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
-	const char *suffix[] = {"", "-wal", "-shm", "-journal"};
+	const char *suffix[] = {"", "-wal", "-shm", "-journal", ".lock"};
 	char p[160];
 
 	store_close(f->s);

@@ -462,6 +462,46 @@ static void test_errors(void **state)
 	unlink(path);
 }
 
+/* One process at a time: a second open of the same store, even from this
+ * process, is refused naming the store and the owner's pid, until the first
+ * is closed.  Its files are private (0600) whatever the umask. */
+static void test_one_owner_private_files(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s2 = (struct store *)0x1;
+	char err[512] = "", pid[32], p[160];
+	const char *suffix[] = {"", "-wal", "-shm", ".lock"};
+	struct stat st;
+	mode_t old;
+	int64_t cid;
+
+	assert_int_equal(store_open(&s2, f->path, err, sizeof err), -1);
+	assert_null(s2);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "in use by another process"));
+	snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+	assert_non_null(strstr(err, pid));
+
+	/* created again under umask 022: still 0600, -wal and -shm as well */
+	store_close(f->s);
+	f->s = NULL;
+	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+		unlink(p);
+	}
+	old = umask(022);
+	fixture_open(f);
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_add_content(f->s, "m", "{}", 2, 1, &cid), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	umask(old);
+	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -569,6 +609,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_one_owner_private_files, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_transaction_and_ready_order, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_inflight_recover, setup, fixture_teardown),
