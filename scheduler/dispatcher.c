@@ -4,6 +4,17 @@
  * Waits the engine gives per ISP are remembered, so an ISP whose cap or
  * window is closed costs nothing until the engine said to look again; units
  * stay in the store meanwhile, whatever their number.
+ *
+ * A round decides (and so counts against the cap) only what the routes'
+ * free connections can take the moment the commit is done: a batch per
+ * free request, no queue behind busy ones.  A crash after the commit can
+ * only waste what was about to go on the wire.  (Deciding for every
+ * connection's worth of batches ahead burnt 196 of a cap of 300 in two
+ * kills, with 104 sent.)
+ *
+ * Results whose commit failed (a full disk) are kept in memory and written
+ * again by the next rounds until a commit takes them: their units never
+ * stay "in flight" on disk while the daemon runs.
  */
 #include "dispatcher.h"
 
@@ -26,6 +37,27 @@ struct batch {
 	struct batch *next;
 };
 
+/* The store's side of one answer: what to write for each unit and which
+ * counters to add, kept until a commit has taken them. */
+struct settled {
+	int64_t unit_id;
+	enum snd_status status;
+	wu_time_t next_at; /* SND_TEMPFAIL, SND_TIMEOUT, SND_AUTHFAIL */
+	char provider_id[sizeof(((struct snd_result *)0)->provider_id)];
+	char error[sizeof(((struct snd_result *)0)->error)];
+};
+
+struct result_set {
+	struct dispatcher *dp;
+	wu_time_t now;
+	int count_date;
+	enum wu_route route;
+	int n;
+	struct settled *u;
+	int64_t count[WU_ISP_MAX][WU_RESULT_COUNT];
+	struct result_set *next;
+};
+
 struct dispatcher {
 	struct wu_daemon *d;
 	uv_timer_t timer;
@@ -34,8 +66,11 @@ struct dispatcher {
 	struct batch *queue[WU_ROUTE_COUNT]; /* committed, waiting for a free request */
 	struct batch *queue_tail[WU_ROUTE_COUNT];
 	int64_t waiting[WU_ROUTE_COUNT]; /* units in staged and queued batches */
+	int pending[WU_ROUTE_COUNT];     /* staged and queued batches */
 	int64_t inflight;                /* units handed to routes */
+	struct result_set *unsaved;      /* results a failed commit did not take */
 	int commit_pending;
+	int draining; /* stopping: nothing new is decided or handed over */
 	int stopping;
 };
 
@@ -105,17 +140,21 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	b->sb.msgid = b->msgid;
 	b->sb.warmup_day = step;
 	b->sb.user = b;
+	dp->pending[route]++;
 	return b;
 }
 
 static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *arg);
+static void give_back_queued(struct dispatcher *dp);
+static void results_reapply(struct dispatcher *dp);
 
 /* Hands queued batches to a route while it has free requests. */
 static void flush(struct dispatcher *dp, enum wu_route route)
 {
 	struct snd_route *r = dp->d->route[route];
 
-	while (dp->queue[route] && r && snd_route_inflight(r) < snd_route_capacity(r)) {
+	while (!dp->draining && dp->queue[route] && r &&
+	       snd_route_inflight(r) < snd_route_capacity(r)) {
 		struct batch *b = dp->queue[route];
 		if (snd_route_send(r, &b->sb, on_sent, b) < 0)
 			break;
@@ -124,6 +163,7 @@ static void flush(struct dispatcher *dp, enum wu_route route)
 			dp->queue_tail[route] = NULL;
 		b->next = NULL;
 		dp->waiting[route] -= b->sb.nitems;
+		dp->pending[route]--;
 		dp->inflight += b->sb.nitems;
 		dp->d->extra.inflight[route] += b->sb.nitems;
 	}
@@ -143,6 +183,7 @@ static void round_committed(void *arg, int ok)
 		b->next = NULL;
 		if (!ok) {
 			dp->waiting[route] -= b->sb.nitems;
+			dp->pending[route]--;
 			batch_free(b);
 			continue;
 		}
@@ -155,16 +196,31 @@ static void round_committed(void *arg, int ok)
 	dp->staged = NULL;
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		flush(dp, (enum wu_route)r);
+	if (dp->draining)
+		give_back_queued(dp);
 }
 
-/* Is there room to decide more for a route without piling up? */
+/* Requests a route can start now, beyond the batches already decided. */
+static int free_requests(const struct dispatcher *dp, enum wu_route route)
+{
+	struct snd_route *r = dp->d->route[route];
+
+	if (!r)
+		return 0;
+	return snd_route_capacity(r) - snd_route_inflight(r) - dp->pending[route];
+}
+
+/* Is there room to decide more for a route: a free request, or room in one
+ * of this round's open batches? */
 static int room(struct dispatcher *dp, enum wu_route route)
 {
 	struct snd_route *r = dp->d->route[route];
 
 	if (!r)
 		return 0;
-	return dp->waiting[route] < (int64_t)snd_route_capacity(r) * snd_route_batch_max(r);
+	return free_requests(dp, route) > 0 ||
+	       (dp->pending[route] > 0 && dp->waiting[route] < (int64_t)dp->pending[route] *
+	                                                            snd_route_batch_max(r));
 }
 
 /* Units the routes can still take this round: a round reads no more rows
@@ -180,11 +236,28 @@ static int64_t free_room(struct dispatcher *dp)
 
 		if (!sr || (r == WU_ROUTE_OLD && dp->d->conf.core.overflow != WU_OVERFLOW_OLD))
 			continue;
-		cap = (int64_t)snd_route_capacity(sr) * snd_route_batch_max(sr);
+		cap = (int64_t)(free_requests(dp, (enum wu_route)r) + dp->pending[r]) *
+		      snd_route_batch_max(sr);
 		if (cap > dp->waiting[r])
 			n += cap - dp->waiting[r];
 	}
 	return n;
+}
+
+/* Can a unit of this content be added for route without opening more
+ * batches than the route has free requests? */
+static int can_take(struct dispatcher *dp, enum wu_route route, int64_t content_id,
+                    struct batch **open, int nopen)
+{
+	struct snd_route *r = dp->d->route[route];
+
+	if (!r)
+		return 1; /* the route is missing: route_isp says so */
+	for (int i = nopen - 1; i >= 0; i--)
+		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		    open[i]->sb.nitems < snd_route_batch_max(r))
+			return 1;
+	return free_requests(dp, route) > 0;
 }
 
 /* Finds or opens the batch of this round for (route, content). */
@@ -232,8 +305,11 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		enum wu_route route;
 		struct batch *b;
 
-		if (!room(dp, WU_ROUTE_NEW) || (d->conf.core.overflow == WU_OVERFLOW_OLD &&
-		                                d->route[WU_ROUTE_OLD] && !room(dp, WU_ROUTE_OLD)))
+		/* Either route may be the engine's answer: both must be able to
+		 * take the unit now, or it waits for the next round. */
+		if (!can_take(dp, WU_ROUTE_NEW, u[i].content_id, open, *nopen) ||
+		    (d->conf.core.overflow == WU_OVERFLOW_OLD &&
+		     !can_take(dp, WU_ROUTE_OLD, u[i].content_id, open, *nopen)))
 			break;
 		dec = wu_engine_route(d->engine, now, isp);
 		if (dec.kind == WU_WAIT) {
@@ -295,6 +371,10 @@ static void round_run(struct dispatcher *dp)
 
 	if (dp->stopping)
 		return;
+	if (dp->unsaved && daemon_txn(d) == 0)
+		results_reapply(dp);
+	if (dp->draining)
+		return;
 	if (wu_engine_tick(d->engine, now))
 		dispatcher_forget_waits(dp);
 	daemon_drain_events(d);
@@ -346,43 +426,180 @@ retry:
 	sleep_until(dp, now + WU_USEC, now);
 }
 
-/* Turns a route's answer into the unit's new state; returns the outcome for
- * the engine. */
-static enum wu_result settle(struct dispatcher *dp, struct batch *b, int i,
-                             const struct snd_result *res, wu_time_t now, wu_time_t retry)
+/* The engine's name for a route's answer. */
+static enum wu_result result_of(enum snd_status st)
+{
+	switch (st) {
+	case SND_ACCEPTED:
+		return WU_ACCEPTED;
+	case SND_TIMEOUT:
+		return WU_TIMEOUT;
+	case SND_TEMPFAIL:
+		return WU_TEMPFAIL;
+	case SND_PERMFAIL:
+	case SND_AUTHFAIL: /* the key is wrong, not the message: kept, route paused */
+	default:
+		return WU_PERMFAIL;
+	}
+}
+
+static void results_free(struct result_set *rs)
+{
+	if (rs) {
+		free(rs->u);
+		free(rs);
+	}
+}
+
+static void results_committed(void *arg, int ok);
+
+/* Writes a result set into the turn's transaction; its after-commit
+ * callback frees it, or keeps it for the next round if the commit fails. */
+static void results_apply(struct dispatcher *dp, struct result_set *rs)
 {
 	struct wu_daemon *d = dp->d;
-	struct snd_item *it = &b->sb.items[i];
-	enum wu_result result = WU_ACCEPTED;
-	wu_time_t delay;
 	int rc = 0;
 
-	switch (res->status) {
-	case SND_ACCEPTED:
-		rc = store_mark_sent(d->store, it->unit_id, res->provider_id, now);
-		result = WU_ACCEPTED;
-		break;
-	case SND_TEMPFAIL:
-	case SND_TIMEOUT:
-		delay = retry;
-		if (res->retry_after > delay)
-			delay = res->retry_after;
-		rc = store_requeue(d->store, it->unit_id, now + delay, res->error);
-		result = res->status == SND_TIMEOUT ? WU_TIMEOUT : WU_TEMPFAIL;
-		break;
-	case SND_PERMFAIL:
-		rc = store_mark_failed(d->store, it->unit_id, res->error, now);
-		result = WU_PERMFAIL;
-		break;
-	case SND_AUTHFAIL:
-		/* The key is wrong, not the message: keep the unit, stop the route. */
-		rc = store_requeue(d->store, it->unit_id, now, res->error);
-		result = WU_PERMFAIL;
-		break;
+	for (int i = 0; i < rs->n && rc == 0; i++) {
+		const struct settled *u = &rs->u[i];
+
+		switch (u->status) {
+		case SND_ACCEPTED:
+			rc = store_mark_sent(d->store, u->unit_id, u->provider_id, rs->now);
+			break;
+		case SND_PERMFAIL:
+			rc = store_mark_failed(d->store, u->unit_id, u->error, rs->now);
+			break;
+		default:
+			rc = store_requeue(d->store, u->unit_id, u->next_at, u->error);
+			break;
+		}
 	}
+	for (int isp = 0; isp < WU_ISP_MAX && rc == 0; isp++)
+		for (int r = 0; r < WU_RESULT_COUNT && rc == 0; r++)
+			if (rs->count[isp][r])
+				rc = store_count(d->store, rs->count_date, rs->route, isp, r,
+				                 rs->count[isp][r]);
 	if (rc < 0)
-		daemon_txn_fail(d, "dispatcher: recording a result");
-	return result;
+		daemon_txn_fail(d, "dispatcher: recording results");
+	if (daemon_after_commit(d, results_committed, rs) < 0) {
+		daemon_txn_fail(d, "dispatcher: out of memory");
+		rs->next = dp->unsaved;
+		dp->unsaved = rs;
+	}
+}
+
+/* After the commit of a result set: done, or kept for the next round. */
+static void results_committed(void *arg, int ok)
+{
+	struct result_set *rs = arg;
+	struct dispatcher *dp = rs->dp;
+
+	if (ok) {
+		results_free(rs);
+		return;
+	}
+	wu_warn("dispatcher: the results of %d unit%s could not be committed; written again "
+	        "by the next round",
+	        rs->n, rs->n == 1 ? "" : "s");
+	rs->next = dp->unsaved;
+	dp->unsaved = rs;
+	if (!dp->stopping)
+		uv_timer_start(&dp->timer, on_timer, 1000, 0);
+}
+
+/* Writes again what failed commits did not take. */
+static void results_reapply(struct dispatcher *dp)
+{
+	struct result_set *rs = dp->unsaved, *next;
+
+	dp->unsaved = NULL;
+	for (; rs; rs = next) {
+		next = rs->next;
+		rs->next = NULL;
+		results_apply(dp, rs);
+	}
+}
+
+/* One answer for a batch: the units' new states in the store (through a
+ * result set that survives a failed commit) and the engine's outcomes.
+ * feedback: whether the answer says something about the recipients' ISPs. */
+static void batch_settle(struct dispatcher *dp, struct batch *b, const struct snd_result *res,
+                         wu_time_t now, wu_time_t retry, int feedback)
+{
+	struct wu_daemon *d = dp->d;
+	struct result_set *rs = calloc(1, sizeof(*rs));
+
+	if (rs)
+		rs->u = calloc((size_t)b->sb.nitems, sizeof(*rs->u));
+	if (!rs || !rs->u) {
+		/* The units stay in flight on disk and return to the queue at the
+		 * next start; nothing is lost, at worst sent twice. */
+		wu_error("dispatcher: out of memory recording %d result(s)", b->sb.nitems);
+		results_free(rs);
+		return;
+	}
+	rs->dp = dp;
+	rs->now = now;
+	rs->route = b->sb.route;
+	rs->count_date = wu_engine_today(d->engine)->date;
+	rs->n = b->sb.nitems;
+	for (int i = 0; i < b->sb.nitems; i++) {
+		struct settled *u = &rs->u[i];
+		wu_time_t delay = retry;
+
+		u->unit_id = b->sb.items[i].unit_id;
+		u->status = res[i].status;
+		if (res[i].retry_after > delay)
+			delay = res[i].retry_after;
+		u->next_at = res[i].status == SND_AUTHFAIL ? now : now + delay;
+		snprintf(u->provider_id, sizeof(u->provider_id), "%s", res[i].provider_id);
+		snprintf(u->error, sizeof(u->error), "%s", res[i].error);
+		rs->count[b->sb.items[i].isp][result_of(res[i].status)]++;
+	}
+	/* One answer is one signal to the engine per ISP and result, however
+	 * many units it covered: a 429 on a request of 1000 is one 429. */
+	for (int isp = 0; isp < WU_ISP_MAX; isp++)
+		for (int r = 0; r < WU_RESULT_COUNT; r++)
+			if (rs->count[isp][r])
+				wu_engine_outcomes(d->engine, now, b->sb.route, isp, (enum wu_result)r,
+				                   b->date, rs->count[isp][r], feedback);
+	if (daemon_txn(d) < 0) {
+		rs->next = dp->unsaved;
+		dp->unsaved = rs;
+		uv_timer_start(&dp->timer, on_timer, 1000, 0);
+		return;
+	}
+	results_apply(dp, rs);
+}
+
+/* Stopping: batches decided but not handed to a route go back to the queue
+ * and give their units back to the cap; nothing of them was sent. */
+static void give_back_queued(struct dispatcher *dp)
+{
+	wu_time_t now = daemon_now(dp->d);
+
+	for (int route = 0; route < WU_ROUTE_COUNT; route++)
+		while (dp->queue[route]) {
+			struct batch *b = dp->queue[route];
+			struct snd_result *res = calloc((size_t)b->sb.nitems, sizeof(*res));
+
+			dp->queue[route] = b->next;
+			if (!dp->queue[route])
+				dp->queue_tail[route] = NULL;
+			dp->waiting[route] -= b->sb.nitems;
+			dp->pending[route]--;
+			if (res) {
+				for (int i = 0; i < b->sb.nitems; i++) {
+					res[i].status = SND_TEMPFAIL;
+					snprintf(res[i].error, sizeof(res[i].error),
+					         "not sent: warmupd was stopping");
+				}
+				batch_settle(dp, b, res, now, 0, 0);
+				free(res);
+			}
+			batch_free(b);
+		}
 }
 
 static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *arg)
@@ -399,42 +616,21 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	(void)sb;
 	/* One retry time for the whole batch, so that its units come back
 	 * together and go out again as one request. */
-	for (int i = 0; i < b->sb.nitems; i++)
+	for (int i = 0; i < b->sb.nitems; i++) {
 		if (b->attempts[i] > attempts)
 			attempts = b->attempts[i];
+		gave_back |= res[i].status != SND_ACCEPTED;
+	}
 	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		rnd = (unsigned)rand();
 	retry = wu_backoff_retry(&d->conf.core.backoff, attempts + 1, (double)rnd / 4294967296.0);
 	dp->inflight -= b->sb.nitems;
 	d->extra.inflight[b->sb.route] -= b->sb.nitems;
-	if (daemon_txn(d) < 0) {
-		/* The units stay in flight on disk and return to the queue at the
-		 * next start; nothing is lost, at worst sent twice. */
-		wu_error("dispatcher: cannot record results: %s", store_errmsg(d->store));
-	} else {
-		/* One answer is one signal to the engine per ISP and result, however
-		 * many units it covered: a 429 on a request of 1000 is one 429.
-		 * SendGrid's API answers (429, 5xx, timeouts) are about the API,
-		 * not the recipients' ISPs: the units wait for their retry time and
-		 * the ISP throttles are left alone; an SMTP reply to a message is
-		 * the ISP backoff's signal. */
-		int64_t n[WU_ISP_MAX][WU_RESULT_COUNT] = {{0}};
-		int feedback = d->conf.route[b->sb.route].type == WU_ROUTE_SMTP;
-		for (int i = 0; i < b->sb.nitems; i++) {
-			n[b->sb.items[i].isp][settle(dp, b, i, &res[i], now, retry)]++;
-			gave_back |= res[i].status != SND_ACCEPTED;
-		}
-		for (int isp = 0; isp < WU_ISP_MAX; isp++)
-			for (int r = 0; r < WU_RESULT_COUNT; r++) {
-				if (!n[isp][r])
-					continue;
-				wu_engine_outcomes(d->engine, now, b->sb.route, isp,
-				                   (enum wu_result)r, b->date, n[isp][r], feedback);
-				if (store_count(d->store, wu_engine_today(d->engine)->date,
-				                b->sb.route, isp, r, n[isp][r]) < 0)
-					daemon_txn_fail(d, "dispatcher: counting results");
-			}
-	}
+	/* SendGrid's API answers (429, 5xx, timeouts) are about the API, not
+	 * the recipients' ISPs: the units wait for their retry time and the ISP
+	 * throttles are left alone; an SMTP reply to a message is the ISP
+	 * backoff's signal. */
+	batch_settle(dp, b, res, now, retry, d->conf.route[b->sb.route].type == WU_ROUTE_SMTP);
 	if (res[0].status == SND_AUTHFAIL) {
 		char who[96];
 		snprintf(who, sizeof(who), "authentication failure (%ld)", res[0].code);
@@ -449,7 +645,7 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 		dispatcher_forget_waits(dp);
 	route = b->sb.route;
 	batch_free(b);
-	if (!dp->stopping) {
+	if (!dp->stopping && !dp->draining) {
 		flush(dp, route);
 		dispatcher_kick(dp);
 	}
@@ -469,10 +665,23 @@ int dispatcher_start(struct dispatcher **dpp, struct wu_daemon *d)
 	return 0;
 }
 
+void dispatcher_drain(struct dispatcher *dp)
+{
+	if (!dp || dp->draining)
+		return;
+	dp->draining = 1;
+	give_back_queued(dp);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct dispatcher *dp = h->data;
 
+	while (dp->unsaved) {
+		struct result_set *rs = dp->unsaved;
+		dp->unsaved = rs->next;
+		results_free(rs);
+	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		while (dp->queue[r]) {
 			struct batch *b = dp->queue[r];

@@ -29,6 +29,11 @@ void dispatcher_forget_waits(struct dispatcher *disp);
 /* Units handed to a route and not yet answered. */
 int dispatcher_inflight(const struct dispatcher *disp);
 
+/* The first step of a stop: nothing new is decided or handed to a route;
+ * batches decided and not yet handed over go back to the queue (and their
+ * units back to the cap).  Sends under way finish and are recorded. */
+void dispatcher_drain(struct dispatcher *disp);
+
 /* Stops routing; sends under way finish.  Frees disp once its timer is
  * closed. */
 void dispatcher_stop(struct dispatcher *disp);

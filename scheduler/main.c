@@ -123,6 +123,9 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	d->stopping = 1;
 	wu_info("%s: stopping", strsignal(signum));
+	/* No new send from here on: what is on the wire finishes (bounded by
+	 * on_drain), nothing else starts. */
+	dispatcher_drain(d->disp);
 	/* Requests waiting for this turn's commit get their answer first: the
 	 * HTTP server cannot stop with connections suspended. */
 	daemon_commit(d);
