@@ -3,6 +3,7 @@
  */
 #include "daemon.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -10,15 +11,46 @@
 #include "dispatcher.h"
 #include "log.h"
 
+/* A wall clock step larger than this against the monotonic clock is logged
+ * and counted: NTP slews far less, a suspend or a hand-set clock more. */
+#define CLOCK_JUMP (5 * 60 * WU_USEC)
+
+/* Compares the wall clock's advance with the monotonic clock's since the
+ * last reading.  Nothing is corrected: the day follows the wall clock, and
+ * the engine grants a date's cap once (it never goes back to an earlier
+ * date, and its pacing earns nothing for time that ran backwards). */
+static void clock_check(struct wu_daemon *d, wu_time_t wall, uint64_t mono)
+{
+	wu_time_t expected, jump;
+
+	if (d->clock_now == 0)
+		return;
+	expected = d->clock_now + (wu_time_t)((mono - d->clock_mono) / 1000);
+	jump = wall - expected;
+	if (jump < CLOCK_JUMP && jump > -CLOCK_JUMP)
+		return;
+	d->extra.clock_jumps++;
+	d->extra.clock_last_jump = jump;
+	wu_warn("clock: the wall clock jumped %s by %" PRId64 " s; the day follows the wall "
+	        "clock, and a date's cap is granted only once",
+	        jump > 0 ? "forward" : "back", (jump > 0 ? jump : -jump) / WU_USEC);
+}
+
 wu_time_t daemon_now(struct wu_daemon *d)
 {
 	uint64_t turn = uv_now(d->loop);
 
 	if (turn != d->clock_turn || d->clock_now == 0) {
 		struct timespec ts;
+		uint64_t mono = uv_hrtime();
+		wu_time_t wall;
+
 		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (wu_time_t)ts.tv_sec * WU_USEC + ts.tv_nsec / 1000;
+		clock_check(d, wall, mono);
 		d->clock_turn = turn;
-		d->clock_now = (wu_time_t)ts.tv_sec * WU_USEC + ts.tv_nsec / 1000;
+		d->clock_now = wall;
+		d->clock_mono = mono;
 	}
 	return d->clock_now;
 }

@@ -49,6 +49,7 @@ struct wu_daemon {
 	/* one clock: wall time read once per loop turn */
 	uint64_t clock_turn;
 	wu_time_t clock_now;
+	uint64_t clock_mono; /* uv_hrtime() when clock_now was read, ns */
 
 	/* group commit */
 	uv_check_t commit;

@@ -461,6 +461,9 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "header_timeouts", (double)x->intake_header_timeouts);
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
 		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
+		o = j_obj(&b, root, "clock");
+		j_num(&b, o, "jumps", (double)x->clock_jumps);
+		j_num(&b, o, "last_jump_s", (double)(x->clock_last_jump / WU_USEC));
 		json_ops(&b, root, s, x);
 		json_webhook(&b, root, &n, x, now);
 	} else {

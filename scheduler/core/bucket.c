@@ -20,7 +20,14 @@ void wu_bucket_init(struct wu_bucket *b, double rate, double burst, wu_time_t no
 /* Adds the tokens earned since last. */
 static void refill(struct wu_bucket *b, wu_time_t now)
 {
-	if (now <= b->last)
+	if (now < b->last) {
+		/* The clock went back: nothing is earned for it, and earning
+		 * starts again from now rather than from a time still ahead
+		 * (which would stall the bucket for as long as the step). */
+		b->last = now;
+		return;
+	}
+	if (now == b->last)
 		return;
 	if (b->rate > 0) {
 		b->tokens += (double)(now - b->last) * b->rate / 1e6;

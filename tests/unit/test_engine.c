@@ -700,6 +700,36 @@ static void test_clock_jumps_back(void **state)
 	assert_int_equal(take_new(T0 + WU_DAY, google, 100), 83);
 }
 
+/* A jump forward into tomorrow grants tomorrow's cap (the day follows the
+ * wall clock); a jump back never grants today's again, in the engine or
+ * through a save and a load, and the rest of tomorrow's cap waits for
+ * tomorrow's window. */
+static void test_clock_jumps_forward_then_back(void **state)
+{
+	(void)state;
+	char buf[16384], err[WU_ERR_MAX] = "";
+
+	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
+	engine_make(T0);
+	assert_int_equal(take_new(T0 + 2 * WU_HOUR, google, 10), 10);
+	assert_int_equal(take_new(T0 + WU_DAY + 2 * WU_HOUR, google, 50), 50);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
+	/* back to the right time: still the later date, nothing more now */
+	assert_int_equal(wu_engine_tick(eng, T0 + 3 * WU_HOUR), 0);
+	assert_int_equal(take_new(T0 + 3 * WU_HOUR, google, 100), 0);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
+	assert_i64_eq(wu_engine_today(eng)->used, 50);
+	/* a restart at the right time keeps the later date and its count */
+	assert_true(wu_engine_save(eng, buf, sizeof buf) > 0);
+	wu_engine_free(eng);
+	engine_make(T0 + 3 * WU_HOUR);
+	assert_int_equal(wu_engine_load(eng, buf, T0 + 3 * WU_HOUR, err, sizeof err), 0);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
+	assert_int_equal(take_new(T0 + 4 * WU_HOUR, google, 100), 0);
+	/* tomorrow, at last: what is left of its cap, granted once */
+	assert_int_equal(take_new(T0 + WU_DAY + 3 * WU_HOUR, google, 100), 83 - 50);
+}
+
 static void test_share_give_back(void **state)
 {
 	(void)state;
@@ -1306,6 +1336,7 @@ int main(void)
 	    T_(test_tempfail_gives_back),
 	    T_(test_give_back_only_same_day),
 	    T_(test_clock_jumps_back),
+	    T_(test_clock_jumps_forward_then_back),
 	    T_(test_share_give_back),
 	    T_(test_tempfail_old_route_no_cap_change),
 	    T_(test_gate_halt_holds_day),

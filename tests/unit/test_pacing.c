@@ -42,6 +42,21 @@ static void test_bucket_burst_then_rate(void **state)
 	assert_int_equal(drain(&b, T0 + WU_HOUR, 100), 5);
 }
 
+/* The clock steps back a day: nothing is earned for it, and the bucket
+ * earns again from the new time instead of stalling until the old one. */
+static void test_bucket_clock_back(void **state)
+{
+	(void)state;
+	struct wu_bucket b;
+
+	wu_bucket_init(&b, 1.0, 2.0, T0);
+	assert_int_equal(drain(&b, T0, 10), 2);
+	assert_false(wu_bucket_ready(&b, T0 - 86400 * WU_USEC));
+	assert_false(wu_bucket_ready(&b, T0 - 86400 * WU_USEC + WU_USEC / 2));
+	assert_true(wu_bucket_ready(&b, T0 - 86400 * WU_USEC + WU_USEC));
+	assert_int_equal(drain(&b, T0 - 86400 * WU_USEC + WU_USEC, 10), 1);
+}
+
 static void test_bucket_next_is_ready(void **state)
 {
 	(void)state;
@@ -256,6 +271,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bucket_burst_then_rate),
+	    cmocka_unit_test(test_bucket_clock_back),
 	    cmocka_unit_test(test_bucket_next_is_ready),
 	    cmocka_unit_test(test_bucket_next_when_ready),
 	    cmocka_unit_test(test_bucket_unlimited),
