@@ -743,10 +743,10 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 #if MHD_VERSION >= 0x01000000
 	    /* bare LF, folded lines and the rest of RFC 9112's musts */
 	    MHD_OPTION_CLIENT_DISCIPLINE_LVL, 2,
-#else
-	    /* Host required in HTTP/1.1, no spaces in the URL */
-	    MHD_OPTION_STRICT_FOR_CLIENT, 1,
 #endif
+	    /* 0.9.75's strict mode (MHD_OPTION_STRICT_FOR_CLIENT 1) sends the
+	     * headers of its own "Host required" answer twice; framing_check()
+	     * refuses a missing Host instead. */
 	    MHD_OPTION_END);
 	if (!in->mhd) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
