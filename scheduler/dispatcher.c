@@ -108,6 +108,8 @@ static void batch_free(struct batch *b)
 	free(b->sb.items);
 	free(b->attempts);
 	free((char *)b->sb.content);
+	free((char *)b->sb.raw);
+	free((char *)b->sb.mail_from);
 	free(b);
 }
 
@@ -131,6 +133,23 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 		free(b->attempts);
 		free(b);
 		return NULL;
+	}
+	/* SMTP routes send a message taken over SMTP as it came; the API
+	 * route sends its v3 form. */
+	if (d->conf.route[route].type == WU_ROUTE_SMTP) {
+		char *raw, *from;
+		size_t rlen;
+
+		if (store_content_raw(d->store, content_id, &raw, &rlen, &from) < 0) {
+			free(body);
+			free(b->sb.items);
+			free(b->attempts);
+			free(b);
+			return NULL;
+		}
+		b->sb.raw = raw;
+		b->sb.raw_len = rlen;
+		b->sb.mail_from = from;
 	}
 	b->disp = dp;
 	b->date = date;

@@ -130,6 +130,10 @@ static const char *const migrations[] = {
     /* Events name their message by the X-Message-Id the provider gave the
      * send: one probe per event instead of a scan of the units. */
     "CREATE INDEX units_provider ON units(provider_id) WHERE provider_id IS NOT NULL;",
+    /* 4: mail taken over SMTP: the message as received, byte for byte, and
+     * its envelope sender; body holds its v3 form for the API route. */
+    "ALTER TABLE contents ADD COLUMN raw BLOB;"
+    "ALTER TABLE contents ADD COLUMN mail_from TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -154,6 +158,8 @@ enum stmt {
 	S_REQUEUE,
 	S_FAILED,
 	S_CONTENT,
+	S_CONTENT_RAW,
+	S_ADD_RAW_CONTENT,
 	S_COUNT,
 	S_COUNTERS,
 	S_DEPTH_QUEUED,
@@ -210,6 +216,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_FAILED] = "UPDATE units SET state = 3, error = ?2, finished_at = ?3"
                  " WHERE id = ?1 AND state <= 1",
     [S_CONTENT] = "SELECT msgid, body FROM contents WHERE id = ?1",
+    [S_CONTENT_RAW] = "SELECT raw, mail_from FROM contents WHERE id = ?1",
+    [S_ADD_RAW_CONTENT] = "INSERT INTO contents(msgid, created_at, body, raw, mail_from)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_COUNT] = "INSERT INTO counters(date, route, isp, result, n) VALUES (?1, ?2, ?3, ?4, ?5)"
                 " ON CONFLICT (date, route, isp, result) DO UPDATE SET n = n + excluded.n",
     [S_COUNTERS] = "SELECT route, isp, result, n FROM counters WHERE date = ?1"
@@ -594,6 +603,71 @@ int store_add_content(struct store *s, const char *msgid, const char *body, size
 		return -1;
 	if (content_id)
 		*content_id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* A content taken over SMTP: its v3 form, the raw message and the envelope
+ * sender ("" for the null sender <>). */
+int store_add_raw_content(struct store *s, const char *msgid, const char *body, size_t len,
+                          const char *raw, size_t raw_len, const char *mail_from, int64_t now,
+                          int64_t *content_id)
+{
+	sqlite3_stmt *st = s->stmt[S_ADD_RAW_CONTENT];
+
+	if (len > INT32_MAX || raw_len > INT32_MAX)
+		return fail(s, SQLITE_OK, "store_add_raw_content: message too large");
+	bind_text(st, 1, msgid);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_blob(st, 3, body ? body : "", body ? (int)len : 0, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, raw ? raw : "", raw ? (int)raw_len : 0, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, mail_from ? mail_from : "", -1, SQLITE_STATIC);
+	if (run(s, S_ADD_RAW_CONTENT, "store_add_raw_content") < 0)
+		return -1;
+	if (content_id)
+		*content_id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* The raw message of a content taken over SMTP: *raw (NUL-terminated, may
+ * hold NULs before raw_len) and *mail_from malloc'd, or both NULL for a
+ * content that came as JSON. */
+int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *raw_len,
+                      char **mail_from)
+{
+	sqlite3_stmt *st = s->stmt[S_CONTENT_RAW];
+	int rc, n;
+
+	*raw = *mail_from = NULL;
+	*raw_len = 0;
+	sqlite3_bind_int64(st, 1, content_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return fail(s, SQLITE_OK, "store_content_raw: content %lld not found",
+			            (long long)content_id);
+		return fail(s, rc, "store_content_raw");
+	}
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	n = sqlite3_column_bytes(st, 0);
+	*raw = malloc((size_t)n + 1);
+	*mail_from = strdup(sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1)
+	                                                 : "");
+	if (!*raw || !*mail_from) {
+		free(*raw);
+		free(*mail_from);
+		*raw = *mail_from = NULL;
+		sqlite3_reset(st);
+		return fail(s, SQLITE_OK, "store_content_raw: %s", strerror(ENOMEM));
+	}
+	if (n)
+		memcpy(*raw, sqlite3_column_blob(st, 0), (size_t)n);
+	(*raw)[n] = '\0';
+	*raw_len = (size_t)n;
+	sqlite3_reset(st);
 	return 0;
 }
 

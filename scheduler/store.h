@@ -63,6 +63,11 @@ int store_add_content(struct store *s, const char *msgid, const char *body, size
                       int64_t *content_id);
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
                    int isp, const char *domain, int64_t now, int64_t *unit_id);
+/* SMTP intake: the message's v3 form (body, for the API route), the message
+ * byte for byte as received (for SMTP routes) and its envelope sender. */
+int store_add_raw_content(struct store *s, const char *msgid, const char *body, size_t len,
+                          const char *raw, size_t raw_len, const char *mail_from, int64_t now,
+                          int64_t *content_id);
 
 /* Start-up: units left INFLIGHT by a crash return to QUEUED.  Returns how many. */
 int store_recover(struct store *s);
@@ -91,6 +96,10 @@ int store_mark_failed(struct store *s, int64_t unit_id, const char *error, int64
 /* The body of a content; *body is malloc'd and NUL-terminated. */
 int store_content(struct store *s, int64_t content_id, char **body, size_t *len, char *msgid,
                   size_t msgid_len);
+/* The raw message and envelope sender of a content taken over SMTP, both
+ * malloc'd; both NULL (and 0 returned) for a content that came as JSON. */
+int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *raw_len,
+                      char **mail_from);
 
 /* Counters: add n to (date, route, isp, result). */
 int store_count(struct store *s, int date, int route, int isp, int result, int64_t n);

@@ -25,6 +25,9 @@ struct snd_batch {
 	enum wu_route route;   /* which role the route plays: new or old */
 	int64_t content_id;
 	const char *content;   /* v3 body JSON without "personalizations" */
+	const char *raw;       /* the message as taken over SMTP, byte for byte, or NULL */
+	size_t raw_len;
+	const char *mail_from; /* its envelope sender ("" for <>); NULL with raw */
 	const char *msgid;     /* the X-Message-Id intake gave the request */
 	int warmup_day;        /* schedule step, sent as custom arg warmup_day */
 	int nitems;

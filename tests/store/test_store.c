@@ -502,6 +502,37 @@ static void test_one_owner_private_files(void **state)
 	}
 }
 
+/* A message taken over SMTP keeps its bytes, NULs and bare CRs included,
+ * and its envelope sender; a JSON content has no raw form. */
+static void test_raw_content(void **state)
+{
+	struct fixture *f = *state;
+	static const char raw[] = "From: a@x.jp\r\nSubject: \x1b$B$3\x1b(B\r\n\r\nx\0y\rz\r\n";
+	char *r, *from, *body;
+	size_t rlen, blen;
+	int64_t cid, jid;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_add_raw_content(f->s, "m1", "{\"subject\":\"s\"}", 15, raw,
+	                                       sizeof raw - 1, "", 5, &cid),
+	                 0);
+	assert_int_equal(store_add_content(f->s, "m2", "{}", 2, 5, &jid), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(store_content_raw(f->s, cid, &r, &rlen, &from), 0);
+	assert_int_equal(rlen, sizeof raw - 1);
+	assert_memory_equal(r, raw, rlen);
+	assert_string_equal(from, "");
+	free(r);
+	free(from);
+	assert_int_equal(store_content(f->s, cid, &body, &blen, NULL, 0), 0);
+	assert_string_equal(body, "{\"subject\":\"s\"}");
+	free(body);
+	assert_int_equal(store_content_raw(f->s, jid, &r, &rlen, &from), 0);
+	assert_null(r);
+	assert_null(from);
+	assert_int_equal(store_content_raw(f->s, 999, &r, &rlen, &from), -1);
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -610,6 +641,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_one_owner_private_files, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_raw_content, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_transaction_and_ready_order, setup,
 	                                    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_inflight_recover, setup, fixture_teardown),

@@ -174,6 +174,12 @@ static void test_migrates_version_1(void **state)
 			break;
 		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	}
+	/* ... and the columns later steps added to version 1's tables */
+	assert_int_equal(sqlite3_exec(db,
+	                              "ALTER TABLE contents DROP COLUMN raw;"
+	                              "ALTER TABLE contents DROP COLUMN mail_from;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fixture_open(f);
