@@ -590,8 +590,9 @@ char *wu_engine_save_alloc(const struct wu_engine *e)
 #define DATE_MAX 2932896
 #define TIME_MAX (INT64_C(253402300800) * WU_USEC)
 /* A bucket's tokens: at least -1 (one taken from an empty bucket), at most
- * a day's cap of tokens. */
-#define TOKENS_MAX 1e15
+ * a day's cap (burst = day), which doubling after the last row takes up to
+ * 2^62. */
+#define TOKENS_MAX 1e19
 #define FAILS_MAX  (1 << 30)
 #define TOK_MAX    12
 
