@@ -61,8 +61,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		t = wu_engine_today(e);
 		if (d.kind == WU_NEW && t->date == date)
-			fuzz_check(t->used <= t->cap || t->used <= before, "used %lld past cap %lld",
-			           (long long)t->used, (long long)t->cap);
+			fuzz_check(t->used <= t->cap || t->used <= before,
+			           "used %lld past cap %lld", (long long)t->used,
+			           (long long)t->cap);
 		wu_engine_outcomes(e, now, d.kind == WU_OLD ? WU_ROUTE_OLD : WU_ROUTE_NEW, isp,
 		                   (enum wu_result)(data[(i + 1) % size] % WU_RESULT_COUNT), d.date,
 		                   1 + data[(i + 2) % size] % 3, i & 1);

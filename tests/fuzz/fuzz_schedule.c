@@ -1,7 +1,9 @@
 /*
  * fuzz_schedule.c -- the schedule CSV and the value parsers of the config.
  *
- * The first byte picks the parser; the rest is its input.  A schedule that
+ * An input whose first byte is below 0x80 is a schedule file, whole (so
+ * the files of schedules/ are seeds as they are); otherwise that byte picks a
+ * value parser and the rest is its input.  A schedule that
  * parses must give every step a cap the pacing can work with, copy
  * faithfully, and keep its caps to what the file said (or doubled and
  * saturated after the last row).  The value parsers must give values in
@@ -38,12 +40,15 @@ static void schedule(const char *text, size_t len)
 
 			fuzz_check(d.cap >= 0 && d.hourly_cap >= 0, "step %d: negative cap", step);
 			if (step >= 1 && step <= s.ndays)
-				fuzz_check(d.cap == c.days[step - 1].cap, "step %d: copy differs", step);
+				fuzz_check(d.cap == c.days[step - 1].cap, "step %d: copy differs",
+				           step);
 			for (wu_time_t w = WU_HOUR; w <= 25 * WU_HOUR; w += 12 * WU_HOUR) {
 				daily = wu_pacing_daily_cap(d.cap, d.hourly_cap, w);
-				fuzz_check(daily >= 0, "step %d: daily cap %lld", step, (long long)daily);
+				fuzz_check(daily >= 0, "step %d: daily cap %lld", step,
+				           (long long)daily);
 				wu_pacing_params(daily, d.hourly_cap, w, WU_HOUR, &rate, &burst);
-				fuzz_check(isfinite(rate) && rate >= 0 && isfinite(burst) && burst >= 1,
+				fuzz_check(isfinite(rate) && rate >= 0 && isfinite(burst) &&
+				               burst >= 1,
 				           "step %d: rate %g burst %g", step, rate, burst);
 			}
 		}
@@ -71,7 +76,8 @@ static void values(int which, char *s)
 		break;
 	case 2:
 		if (wu_parse_share(s, &x, &n, err, sizeof(err)) == 0)
-			fuzz_check((n == -1 && isfinite(x) && x >= 0 && x <= 1) || (x == -1 && n >= 0),
+			fuzz_check((n == -1 && isfinite(x) && x >= 0 && x <= 1) ||
+			               (x == -1 && n >= 0),
 			           "share %g, count %lld", x, (long long)n);
 		break;
 	case 3:
@@ -108,12 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (data[0] < 0x80) {
+		schedule((const char *)data, size);
+		return 0;
+	}
 	if (!(text = fuzz_text(data + 1, size - 1)))
 		abort();
-	if (data[0] < 128)
-		schedule(text, size - 1);
-	else
-		values(data[0], text);
+	values(data[0], text);
 	free(text);
 	return 0;
 }
