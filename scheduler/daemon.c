@@ -104,14 +104,16 @@ int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg)
  * waited for the commit. */
 void daemon_commit(struct wu_daemon *d)
 {
-	char state[16384];
-	int ok = 0, n;
+	char *state;
+	int ok = 0;
 
 	if (!d->in_txn)
 		return;
-	n = wu_engine_save(d->engine, state, sizeof(state));
-	if (n < 0 || store_engine_save(d->store, state) < 0)
+	/* Sized to the state, which grows with the ISPs and results of the day. */
+	state = wu_engine_save_alloc(d->engine);
+	if (!state || store_engine_save(d->store, state) < 0)
 		daemon_txn_fail(d, "store: saving the engine state");
+	free(state);
 	if (!d->txn_failed && store_commit(d->store) == 0)
 		ok = 1;
 	else {

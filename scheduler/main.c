@@ -5,12 +5,18 @@
  * SYNOPSIS
  *	warmupd --config FILE [--port-file FILE]
  *	warmupd --check --config FILE
+ *	warmupd --reset-state --config FILE
  *
  * Runs in the foreground and logs to stderr.  SIGHUP reloads nothing and says
  * so: a configuration change takes a restart.  SIGTERM or SIGINT stop intake,
  * let the sends under way finish (at most the route timeout), commit and
  * exit 0.  A bad config, an unreadable store or saved state that does not
  * fit the configuration exit 1 with a message naming the cause.
+ *
+ * --reset-state, with the daemon stopped, throws the saved engine state
+ * away and saves a fresh one in which today's new-route cap counts as
+ * used: what was sent today is unknown, and the cap must not be granted
+ * twice.  Held days and pauses are forgotten; tomorrow starts afresh.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -32,6 +38,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: warmupd --config FILE [--port-file FILE]\n"
 	           "       warmupd --check --config FILE\n"
+	           "       warmupd --reset-state --config FILE\n"
 	           "\n"
 	           "Accepts mail on a SendGrid-compatible HTTP API, stores it durably and\n"
 	           "sends up to today's warmup cap through the new provider; the rest goes\n"
@@ -39,6 +46,10 @@ static void usage(FILE *f)
 	           "\n"
 	           "  -c, --config FILE     the INI configuration (see README)\n"
 	           "  -k, --check           validate the configuration and exit\n"
+	           "      --reset-state     with warmupd stopped: throw the saved engine state\n"
+	           "                        away (a state it refuses to load); today's cap on the\n"
+	           "                        new route counts as used, held days and pauses are\n"
+	           "                        forgotten, and the next local day starts afresh\n"
 	           "  -p, --port-file FILE  write the bound intake port to FILE once listening\n"
 	           "  -h, --help            this help\n"
 	           "  -V, --version         print the version\n");
@@ -176,7 +187,11 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 		return -1;
 	}
 	if (saved && wu_engine_load(d->engine, saved, now, err, sizeof(err)) < 0) {
-		fprintf(stderr, "warmupd: %s: %s\n", d->conf.store_path, err);
+		fprintf(stderr,
+		        "warmupd: %s: %s\n"
+		        "warmupd: to start without it: warmupd --reset-state --config FILE "
+		        "(today's new-route cap then counts as used)\n",
+		        d->conf.store_path, err);
 		free(saved);
 		return -1;
 	}
@@ -193,15 +208,70 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 	return 0;
 }
 
+/* --reset-state: replaces the saved engine state by a fresh one whose
+ * today is closed on the new route.  Returns the exit status. */
+static int reset_state(struct wu_daemon *d, wu_time_t now)
+{
+	char err[WU_ERR_MAX] = "", *saved = NULL, *text = NULL;
+	int rc = 1, was_bad = 0;
+
+	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		return 1;
+	}
+	if (wu_engine_create(&d->engine, &d->conf.core, now, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s\n", err);
+		return 1;
+	}
+	if (store_engine_load(d->store, &saved) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
+		return 1;
+	}
+	if (saved) {
+		struct wu_engine *probe = NULL;
+		if (wu_engine_create(&probe, &d->conf.core, now, err, sizeof(err)) == 0)
+			was_bad = wu_engine_load(probe, saved, now, err, sizeof(err)) < 0;
+		wu_engine_free(probe);
+	}
+	wu_engine_close_today(d->engine, now);
+	if (!(text = wu_engine_save_alloc(d->engine))) {
+		fprintf(stderr, "warmupd: out of memory\n");
+		goto out;
+	}
+	if (store_engine_save(d->store, text) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
+		goto out;
+	}
+	const struct wu_day_stats *t = wu_engine_today(d->engine);
+	char date[16];
+	wu_date_format(t->date, date, sizeof(date));
+	printf("%s: engine state reset (%s); %s: day %d of the schedule, new route closed until "
+	       "the next local day\n",
+	       d->conf.store_path,
+	       !saved    ? "there was none"
+	       : was_bad ? err
+	                 : "the old one was readable",
+	       date, t->step);
+	rc = 0;
+out:
+	free(saved);
+	free(text);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},    {"check", no_argument, NULL, 'k'},
-	    {"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"port-file", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"reset-state", no_argument, NULL, 'R'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *port_file = NULL;
-	int check = 0, c, rc = 1;
+	int check = 0, reset = 0, c, rc = 1;
 	char err[1024];
 	struct wu_daemon d;
 
@@ -212,6 +282,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			check = 1;
+			break;
+		case 'R':
+			reset = 1;
 			break;
 		case 'p':
 			port_file = optarg;
@@ -227,7 +300,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!config || optind != argc) {
+	if (!config || optind != argc || (check && reset)) {
 		usage(stderr);
 		return 2;
 	}
@@ -245,6 +318,11 @@ int main(int argc, char **argv)
 		       d.conf.route[WU_ROUTE_OLD].type ? ", old route smtp" : "");
 		wu_conf_free(&d.conf);
 		return 0;
+	}
+	if (reset) {
+		d.loop = uv_default_loop();
+		rc = reset_state(&d, daemon_now(&d));
+		goto out;
 	}
 	wu_log_set_level(log_level(d.conf.log_level));
 	signal(SIGPIPE, SIG_IGN);

@@ -51,6 +51,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "suppress.h"
+#include "webhook_event.h"
 
 #define SIG_HEADER  "X-Twilio-Email-Event-Webhook-Signature"
 #define TS_HEADER   "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -275,63 +276,19 @@ static const char *signature_check(struct webhook *w, struct MHD_Connection *c, 
 	return ok ? NULL : "bad signature";
 }
 
-/* A string member, or NULL. */
-static const char *str_of(const cJSON *o, const char *key)
-{
-	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
-/* What an event does: an engine outcome, an unsubscribe, or nothing. */
-enum act { ACT_IGNORE, ACT_OUTCOME, ACT_UNSUBSCRIBE };
-
-static enum act classify(const char *event, const cJSON *ev, enum wu_result *res)
-{
-	const char *type;
-
-	if (strcmp(event, "delivered") == 0)
-		*res = WU_DELIVERED;
-	else if (strcmp(event, "deferred") == 0)
-		*res = WU_DEFERRED;
-	else if (strcmp(event, "bounce") == 0) {
-		type = str_of(ev, "type");
-		*res = type && strcmp(type, "blocked") == 0 ? WU_BLOCKED : WU_BOUNCE;
-	} else if (strcmp(event, "dropped") == 0)
-		*res = WU_DROPPED;
-	else if (strcmp(event, "spamreport") == 0)
-		*res = WU_COMPLAINT;
-	else if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "group_unsubscribe") == 0)
-		return ACT_UNSUBSCRIBE;
-	else
-		return ACT_IGNORE; /* processed, open, click, group_resubscribe, unknown */
-	return ACT_OUTCOME;
-}
-
 /* Finds the route and ISP of an event.  1 when found, 0 when the event is
  * not about mail warmupd sent, -1 on a store failure. */
-static int attribute(struct webhook *w, const cJSON *ev, const char *email, int *route, int *isp)
+static int attribute(struct webhook *w, const struct webhook_event *e, int *route, int *isp)
 {
 	struct wu_daemon *d = w->d;
-	const char *sgid = str_of(ev, "sg_message_id"), *wr = str_of(ev, "warmup_route");
-	const char *at = strrchr(email, '@');
-	char msgid[128];
-	size_t n;
-	int rc;
 
 	*route = -1;
-	*isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, at ? at + 1 : email);
-	if (sgid && (n = strcspn(sgid, ".")) > 0 && n < sizeof(msgid)) {
-		memcpy(msgid, sgid, n);
-		msgid[n] = '\0';
-		rc = store_unit_by_provider(d->store, msgid, at ? at + 1 : "", route, isp);
-		if (rc < 0)
-			return -1;
-	}
-	if (*route < 0 && wr)
-		*route = strcmp(wr, "new") == 0   ? WU_ROUTE_NEW
-		         : strcmp(wr, "old") == 0 ? WU_ROUTE_OLD
-		                                  : -1;
+	*isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, e->domain ? e->domain : e->email);
+	if (e->msgid[0] &&
+	    store_unit_by_provider(d->store, e->msgid, e->domain ? e->domain : "", route, isp) < 0)
+		return -1;
+	if (*route < 0)
+		*route = e->route;
 	return *route >= 0 && *route < WU_ROUTE_COUNT;
 }
 
@@ -341,18 +298,11 @@ static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, 
                         wu_time_t now)
 {
 	struct wu_daemon *d = w->d;
-	const char *parts[3] = {str_of(ev, "response"), str_of(ev, "reason"), str_of(ev, "status")};
 	unsigned bit = res == WU_DEFERRED ? WU_DEFER_ON_DEFERRED : WU_DEFER_ON_BLOCKED;
 	char text[TEXT_MAX];
-	size_t len = 0;
 
-	for (int i = 0; i < 3; i++)
-		if (parts[i] && len < sizeof(text) - 1)
-			len += (size_t)snprintf(text + len, sizeof(text) - len, "%s ", parts[i]);
-	if (!len)
+	if (!webhook_event_text(ev, text, sizeof(text)))
 		return;
-	for (char *p = text; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	for (int i = 0; i < w->nrules; i++) {
 		const struct wu_defer_rule *r = &w->rules[i];
 		struct status_cut *cut = &d->extra.cut[isp];
@@ -410,40 +360,36 @@ static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, 
 static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct webhook_reply *rep)
 {
 	struct wu_daemon *d = w->d;
-	const char *event = str_of(ev, "event"), *id = str_of(ev, "sg_event_id");
-	const char *email = str_of(ev, "email");
-	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(ev, "timestamp");
-	enum wu_result res = WU_DELIVERED;
-	enum act act;
+	struct webhook_event e;
 	int route, isp, rc;
 
-	if (!cJSON_IsObject(ev) || !event || !*event || !id || !*id || strlen(id) > 255 || !email ||
-	    !cJSON_IsNumber(ts)) {
+	webhook_event_parse(ev, &e);
+	if (e.act == WEBHOOK_MALFORMED) {
 		rep->malformed++;
 		return 0;
 	}
-	if ((act = classify(event, ev, &res)) == ACT_IGNORE) {
+	if (e.act == WEBHOOK_IGNORE) {
 		rep->ignored++;
 		return 0;
 	}
-	if ((rc = attribute(w, ev, email, &route, &isp)) <= 0) {
+	if ((rc = attribute(w, &e, &route, &isp)) <= 0) {
 		if (rc == 0)
 			rep->unattributed++;
 		return rc;
 	}
-	if ((rc = store_webhook_seen(d->store, id, now)) <= 0) {
+	if ((rc = store_webhook_seen(d->store, e.id, now)) <= 0) {
 		if (rc == 0)
 			rep->duplicate++;
 		return rc;
 	}
-	if (act == ACT_OUTCOME) {
+	if (e.act == WEBHOOK_OUTCOME) {
 		/* sent_date -1: a provider report counts on the day it arrives. */
-		wu_engine_outcome(d->engine, now, (enum wu_route)route, isp, res, -1);
-		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp, (int)res,
+		wu_engine_outcome(d->engine, now, (enum wu_route)route, isp, e.res, -1);
+		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp, (int)e.res,
 		                1) < 0)
 			return -1;
-		if (route == WU_ROUTE_NEW && (res == WU_DEFERRED || res == WU_BLOCKED))
-			rules_apply(w, ev, res, isp, now);
+		if (route == WU_ROUTE_NEW && (e.res == WU_DEFERRED || e.res == WU_BLOCKED))
+			rules_apply(w, ev, e.res, isp, now);
 	} else {
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,
@@ -452,13 +398,12 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 	}
 	/* Hard bounces, spam reports and unsubscribes keep the address off
 	 * later sends. */
-	if (act == ACT_UNSUBSCRIBE || res == WU_BOUNCE || res == WU_COMPLAINT) {
-		const char *reason = act == ACT_UNSUBSCRIBE ? event
-		                     : res == WU_BOUNCE     ? "bounce"
-		                                            : "spamreport";
-		const char *detail = str_of(ev, "reason");
+	if (e.act == WEBHOOK_UNSUBSCRIBE || e.res == WU_BOUNCE || e.res == WU_COMPLAINT) {
+		const char *reason = e.act == WEBHOOK_UNSUBSCRIBE ? e.event
+		                     : e.res == WU_BOUNCE         ? "bounce"
+		                                                  : "spamreport";
 
-		if (suppress_event(d, email, reason, detail ? detail : str_of(ev, "response")) < 0)
+		if (suppress_event(d, e.email, reason, e.detail) < 0)
 			return -1;
 	}
 	rep->applied++;
@@ -483,15 +428,9 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 		refuse(w, rep, MHD_HTTP_FORBIDDEN, why);
 		return;
 	}
-	root = body && !memchr(body, '\0', len) ? cJSON_ParseWithLength(body, len) : NULL;
-	if (!cJSON_IsArray(root)) {
+	if (!(root = webhook_batch_parse(body, len, &why))) {
 		d->extra.wh_bad_batches++;
-		answer(rep, MHD_HTTP_BAD_REQUEST,
-		       root ? "The body is JSON but not an array: the Event Webhook posts a JSON "
-		              "array of event objects."
-		            : "The body is not JSON: the Event Webhook posts a JSON array of "
-		              "event objects.");
-		cJSON_Delete(root);
+		answer(rep, MHD_HTTP_BAD_REQUEST, why);
 		return;
 	}
 	if (daemon_txn(d) < 0) {

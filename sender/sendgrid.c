@@ -35,6 +35,7 @@
  *	is wiped on free, and every error text is scrubbed of it before it
  *	leaves this file, whatever the server echoed back.
  */
+#include "sendgrid.h"
 #include "sender_backend.h"
 
 #include <cjson/cJSON.h>
@@ -389,11 +390,9 @@ static cJSON *sg_object(cJSON *o, const char *key)
 	return cJSON_IsObject(v) ? v : sg_set(o, key, cJSON_CreateObject());
 }
 
-/* Builds the request body.  Returns 0, -1 for bad stored data (err says
- * why), or -2 when memory ran out. */
-static int sg_build(const struct sg_route *r, struct sg_req *q)
+int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsigned char *skip,
+                  char **out, char *err, size_t errlen)
 {
-	const struct snd_batch *b = q->b;
 	cJSON *body, *ps, *ca, *ts, *t;
 	char day[24];
 	int i, nsent = 0;
@@ -401,7 +400,7 @@ static int sg_build(const struct sg_route *r, struct sg_req *q)
 	body = cJSON_Parse(b->content ? b->content : "");
 	if (!cJSON_IsObject(body)) {
 		cJSON_Delete(body);
-		snprintf(q->err, sizeof(q->err), "content %lld is not a JSON object",
+		snprintf(err, errlen, "content %lld is not a JSON object",
 		         (long long)b->content_id);
 		return -1;
 	}
@@ -413,7 +412,7 @@ static int sg_build(const struct sg_route *r, struct sg_req *q)
 
 		if (!cJSON_IsObject(p)) {
 			cJSON_Delete(p);
-			q->skip[i] = 1;
+			skip[i] = 1;
 			continue;
 		}
 		cJSON_AddItemToArray(ps, p);
@@ -421,8 +420,7 @@ static int sg_build(const struct sg_route *r, struct sg_req *q)
 	}
 	if (nsent == 0) {
 		cJSON_Delete(body);
-		snprintf(q->err, sizeof(q->err),
-		         "no personalization of content %lld is a JSON object",
+		snprintf(err, errlen, "no personalization of content %lld is a JSON object",
 		         (long long)b->content_id);
 		return -1;
 	}
@@ -439,25 +437,34 @@ static int sg_build(const struct sg_route *r, struct sg_req *q)
 	if ((ts = sg_object(body, "tracking_settings")) == NULL)
 		goto nomem;
 	if ((t = sg_object(ts, "click_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(r->click)) == NULL)
+	    sg_set(t, "enable", cJSON_CreateBool(o->click)) == NULL)
 		goto nomem;
 	if ((t = sg_object(ts, "open_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(r->open)) == NULL)
+	    sg_set(t, "enable", cJSON_CreateBool(o->open)) == NULL)
 		goto nomem;
 	if ((t = sg_object(ts, "subscription_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(r->sub)) == NULL)
+	    sg_set(t, "enable", cJSON_CreateBool(o->sub)) == NULL)
 		goto nomem;
 
-	if (r->ip_pool[0] != '\0' &&
-	    sg_set(body, "ip_pool_name", cJSON_CreateString(r->ip_pool)) == NULL)
+	if (o->ip_pool && o->ip_pool[0] != '\0' &&
+	    sg_set(body, "ip_pool_name", cJSON_CreateString(o->ip_pool)) == NULL)
 		goto nomem;
 
-	q->body = cJSON_PrintUnformatted(body);
+	*out = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
-	return q->body ? 0 : -2;
+	return *out ? 0 : -2;
 nomem:
 	cJSON_Delete(body);
 	return -2;
+}
+
+/* Builds the request body.  Returns 0, -1 for bad stored data (err says
+ * why), or -2 when memory ran out. */
+static int sg_build(const struct sg_route *r, struct sg_req *q)
+{
+	const struct sendgrid_opts o = {r->click, r->open, r->sub, r->ip_pool};
+
+	return sendgrid_body(q->b, &o, q->skip, &q->body, q->err, sizeof(q->err));
 }
 
 /* Links a request into the route's list of requests under way. */

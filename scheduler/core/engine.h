@@ -193,9 +193,24 @@ int wu_engine_poll_event(struct wu_engine *e, struct wu_event *ev);
  * written, or -1 if len is too small. */
 int wu_engine_save(const struct wu_engine *e, char *buf, size_t len);
 
+/* The same into a buffer of the size it needs: malloc'd, NULL when memory
+ * ran out. */
+char *wu_engine_save_alloc(const struct wu_engine *e);
+
 /* Restores state saved by wu_engine_save() into an engine made from the same
- * configuration, then ticks to now. Returns 0, or -1 with a message. */
+ * configuration, then ticks to now. Returns 0, or -1 with a message naming
+ * the line and the field; e is then left as it was.  Every value is checked
+ * against the range the engine produces (dates up to 9999-12-31 and not
+ * after tomorrow, counters 0..2^53, times 0..9999-12-31, throttle factors
+ * in (0, 1], gate states 0..2, route and ISP numbers of the configuration),
+ * so a state that loads cannot make the engine's arithmetic overflow. */
 int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *err, size_t errlen);
+
+/* Counts the rest of today's cap as used, so the new route sends nothing
+ * more until the next local day.  For a state that had to be thrown away:
+ * what was sent today is unknown, and the cap must not be granted twice.
+ * Returns 1 when it closed the day, 0 when it was closed or has no cap. */
+int wu_engine_close_today(struct wu_engine *e, wu_time_t now);
 
 const char *wu_kind_name(enum wu_kind k);
 const char *wu_why_name(enum wu_why w);

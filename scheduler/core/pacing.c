@@ -34,7 +34,10 @@ int64_t wu_pacing_daily_cap(int64_t cap, int64_t hourly_cap, wu_time_t window)
 {
 	if (cap > 0)
 		return cap;
-	if (hourly_cap == WU_UNLIMITED)
+	/* An hourly cap doubled day after day (after = double) would overflow
+	 * the product: a day of more than 2^63 messages has no limit. */
+	if (hourly_cap == WU_UNLIMITED ||
+	    (window > 0 && hourly_cap > (WU_UNLIMITED - WU_HOUR) / window))
 		return WU_UNLIMITED;
 	if (hourly_cap > 0)
 		return (hourly_cap * window + WU_HOUR - 1) / WU_HOUR;

@@ -150,7 +150,7 @@ int wu_parse_duration(const char *s, wu_time_t *usec, char *err, size_t errlen)
 	while (*u && (isdigit((unsigned char)*u) || *u == '.'))
 		u++;
 	if (number(s, u, &n) < 0 || (*u && (sec = unit_seconds(u)) == 0) || n * sec <= 0 ||
-	    n * sec > 366.0 * 86400)
+	    n * sec > 366.0 * 86400 || llround(n * sec * 1e6) < 1)
 		return fail(err, errlen,
 		            "expected a duration such as 90s, 30min, 1h or 2d, got '%s'", s);
 	*usec = (wu_time_t)llround(n * sec * 1e6);

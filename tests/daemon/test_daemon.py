@@ -645,6 +645,45 @@ level = {log_level}
         self.assertIn("WARMUP_TEST_TOKEN", out)
         self.assert_no_secret(out, "--check output")
 
+    def run_warmupd(self, *args):
+        e = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+        p = subprocess.run([WARMUPD] + list(args), env=e, capture_output=True, timeout=30)
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+    def test_i_bad_state_refused_then_reset(self):
+        fake = self.fake()
+        conf = self.config(fake.port, cap=40)
+        d = self.daemon(conf)
+        self.offer_100(d)
+        self.assert_capped(d, fake, 40, 60)
+        self.assertEqual(d.terminate(), 0)
+
+        # A damaged row: a negative count would hand out the cap again.
+        db = sqlite3.connect(os.path.join(self.dir, "store.db"))
+        state = db.execute("SELECT state FROM engine WHERE id = 1").fetchone()[0]
+        self.assertIn("\nused 40\n", state)
+        db.execute("UPDATE engine SET state = ? WHERE id = 1",
+                   (state.replace("\nused 40\n", "\nused -5\n"),))
+        db.commit()
+        db.close()
+        rc, out = self.run_warmupd("--config", conf)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("saved engine state, line 6: used: '-5'", out)
+        self.assertIn("--reset-state", out)
+
+        rc, out = self.run_warmupd("--reset-state", "--config", conf)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("engine state reset", out)
+        self.assertIn("used: '-5'", out)
+        # Today's cap counts as used: nothing more goes out today.
+        d.start()
+        st = d.status()
+        self.assertEqual(st["used"], 40)
+        self.assertEqual(st["remaining"], 0)
+        self.assertEqual(st["queue"]["queued"], 60)
+        self.assertEqual(d.terminate(), 0)
+        self.assertEqual(fake.stats()["personalizations"], 40)
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:

@@ -166,6 +166,24 @@ static void test_daily_cap(void **state)
 	assert_i64_eq(wu_pacing_daily_cap(0, WU_UNLIMITED, WU_DAY), WU_UNLIMITED);
 }
 
+/* Found by tests/fuzz/fuzz_schedule: an hourly cap doubled after the last
+ * row (after = double) reaches 2^60 in 60 days, and hours x window then
+ * overflowed.  A day of more than 2^63 messages is no limit. */
+static void test_daily_cap_saturates(void **state)
+{
+	(void)state;
+	const int64_t huge = INT64_C(1) << 60;
+	double rate, burst;
+
+	assert_i64_eq(wu_pacing_daily_cap(0, huge, WU_DAY), WU_UNLIMITED);
+	assert_i64_eq(wu_pacing_daily_cap(0, 175759800, 25 * WU_HOUR), WU_UNLIMITED);
+	/* The largest that fits is still exact. */
+	const int64_t fits = (WU_UNLIMITED - WU_HOUR) / WU_DAY;
+	assert_i64_eq(wu_pacing_daily_cap(0, fits, WU_DAY), fits * 24);
+	wu_pacing_params(0, huge, WU_DAY, WU_HOUR, &rate, &burst);
+	assert_true(rate == 0 && burst == 1);
+}
+
 static void test_params_default_burst(void **state)
 {
 	(void)state;
@@ -279,6 +297,7 @@ int main(void)
 	    cmocka_unit_test(test_bucket_set),
 	    cmocka_unit_test(test_burst_parse),
 	    cmocka_unit_test(test_daily_cap),
+	    cmocka_unit_test(test_daily_cap_saturates),
 	    cmocka_unit_test(test_params_default_burst),
 	    cmocka_unit_test(test_params_hourly),
 	    cmocka_unit_test(test_params_unlimited),

@@ -139,6 +139,12 @@ static void test_duration(void **state)
 	assert_int_equal(wu_parse_duration("0", &t, err, sizeof err), -1);
 	assert_true(err[0] != '\0');
 	assert_int_equal(wu_parse_duration("0s", &t, err, sizeof err), -1);
+	/* Found by tests/fuzz/fuzz_schedule: more than 0 s, but 0 us once
+	 * rounded, was accepted as a duration of 0. */
+	assert_int_equal(wu_parse_duration(".0000001", &t, err, sizeof err), -1);
+	assert_int_equal(wu_parse_duration("0.0000004s", &t, err, sizeof err), -1);
+	assert_int_equal(wu_parse_duration("0.000001s", &t, err, sizeof err), 0);
+	assert_i64_eq(t, 1);
 	assert_int_equal(wu_parse_duration("-5s", &t, err, sizeof err), -1);
 	assert_int_equal(wu_parse_duration("5 fortnights", &t, err, sizeof err), -1);
 	assert_int_equal(wu_parse_duration("abc", &t, err, sizeof err), -1);
