@@ -50,6 +50,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "sender/json_strict.h"
 #include "suppress.h"
 
 #define SIG_HEADER  "X-Twilio-Email-Event-Webhook-Signature"
@@ -470,7 +471,9 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 {
 	struct wu_daemon *d = w->d;
 	wu_time_t now = daemon_now(d);
+	struct json_strict_error jerr;
 	const char *why;
+	char msg[224];
 	cJSON *root, *ev;
 
 	if (too_big) {
@@ -483,14 +486,19 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 		refuse(w, rep, MHD_HTTP_FORBIDDEN, why);
 		return;
 	}
-	root = body && !memchr(body, '\0', len) ? cJSON_ParseWithLength(body, len) : NULL;
+	if (json_strict_parse(body, len, &root, &jerr) < 0) {
+		d->extra.wh_bad_batches++;
+		/* Short: the answer's JSON must fit rep->body whole. */
+		snprintf(msg, sizeof(msg), "The body is not JSON the webhook takes: %.160s",
+		         jerr.message);
+		answer(rep, MHD_HTTP_BAD_REQUEST, msg);
+		return;
+	}
 	if (!cJSON_IsArray(root)) {
 		d->extra.wh_bad_batches++;
 		answer(rep, MHD_HTTP_BAD_REQUEST,
-		       root ? "The body is JSON but not an array: the Event Webhook posts a JSON "
-		              "array of event objects."
-		            : "The body is not JSON: the Event Webhook posts a JSON array of "
-		              "event objects.");
+		       "The body is JSON but not an array: the Event Webhook posts a JSON array "
+		       "of event objects.");
 		cJSON_Delete(root);
 		return;
 	}

@@ -365,6 +365,26 @@ static void test_headers(void **state)
 	expect_field(with("headers", "{\"X-A\":\"1\",\"x-a\":\"2\"}"), "headers");
 }
 
+/* An object of string members "<prefix>NN" that serializes in exactly
+ * total bytes, no value longer than 700 (each must fit X-SMTPAPI). */
+static void args_of(char *out, size_t cap, const char *prefix, size_t total)
+{
+	size_t len = 1, over, room, v;
+	int k = 0;
+
+	strcpy(out, "{");
+	do {
+		over = (k ? 1 : 0) + strlen(prefix) + 2 + 5 + 1; /* ,"pNN":"" and } */
+		room = total - len - over;
+		v = room > 800 ? 700 : room;
+		len += (size_t)snprintf(out + len, cap - len, "%s\"%s%02d\":\"%0*d\"", k ? "," : "",
+		                        prefix, k, (int)v, 0);
+		k++;
+	} while (v != room);
+	strcat(out, "}");
+	assert_int_equal(strlen(out), total);
+}
+
 static void test_categories_and_args(void **state)
 {
 	char big[12000];
@@ -387,13 +407,23 @@ static void test_categories_and_args(void **state)
 	expect_field(with("custom_args", "[]"), "custom_args");
 	expect_field(with("custom_args", "{\"a\":1}"), "custom_args");
 	expect_field(with_p0("custom_args", "{\"a\":true}"), "personalizations.0.custom_args");
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 10000, 0);
-	expect_field(with("custom_args", big), "custom_args");
-	/* {"k":"..."} is 8 bytes around the value: 9992 bytes of value fit */
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9992, 0);
+	args_of(big, sizeof big, "k", 10000);
 	expect_ok(with("custom_args", big));
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9993, 0);
+	args_of(big, sizeof big, "k", 10001);
 	expect_field(with("custom_args", big), "custom_args");
+
+	/* One key or value must fit a line of X-SMTPAPI: 900 as ASCII JSON,
+	 * quotes included, a non-ASCII character as \uXXXX. */
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 898, 0);
+	expect_ok(with("custom_args", big));
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 899, 0);
+	expect_field(with("custom_args", big), "custom_args");
+	snprintf(big, sizeof big, "{\"%0*d\":\"v\"}", 899, 0);
+	expect_field(with_p0("custom_args", big), "personalizations.0.custom_args");
+	snprintf(big, sizeof big, "{\"k\":\"\u00e9%0*d\"}", 893, 0);
+	expect_field(with("custom_args", big), "custom_args");
+	snprintf(big, sizeof big, "{\"k\":\"\u00e9%0*d\"}", 892, 0);
+	expect_ok(with("custom_args", big));
 }
 
 static void test_merged_custom_args(void **state)
@@ -403,8 +433,8 @@ static void test_merged_custom_args(void **state)
 	char *t;
 
 	(void)state;
-	snprintf(g, sizeof g, "{\"a\":\"%0*d\"}", 6000, 0);
-	snprintf(l, sizeof l, "{\"b\":\"%0*d\"}", 6000, 0);
+	args_of(g, sizeof g, "a", 6000);
+	args_of(l, sizeof l, "b", 6000);
 	b = cJSON_Parse(VALID);
 	cJSON_AddItemToObject(b, "custom_args", cJSON_Parse(g));
 	p = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0);
@@ -413,7 +443,8 @@ static void test_merged_custom_args(void **state)
 	expect_field(t, "personalizations.0.custom_args");
 	/* the personalization's "a" overrides the global one: no growth */
 	cJSON_DeleteItemFromObject(p, "custom_args");
-	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse("{\"a\":\"short\"}"));
+	args_of(l, sizeof l, "a", 5990);
+	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse(l));
 	t = cJSON_PrintUnformatted(b);
 	cJSON_Delete(b);
 	expect_ok(t);
