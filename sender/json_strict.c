@@ -87,8 +87,7 @@ static void raw_scan(const unsigned char *s, size_t len, struct raw_find *f)
 
 /* Appends child's place (".key", or ".index" in an array) to path[0..plen);
  * returns the new length. */
-static size_t path_push(char *path, size_t plen, const cJSON *parent, const cJSON *child,
-                        int index)
+static size_t path_push(char *path, size_t plen, const cJSON *parent, const cJSON *child, int index)
 {
 	int n;
 
@@ -188,10 +187,11 @@ static void raw_message(const struct raw_find *f, struct json_strict_error *err)
 		         f->at - 1);
 		break;
 	default:
-		snprintf(m, n,
-		         "The request body holds the control character 0x%02x (at byte %zu) outside "
-		         "any string.",
-		         f->byte, f->at);
+		snprintf(
+		    m, n,
+		    "The request body holds the control character 0x%02x (at byte %zu) outside "
+		    "any string.",
+		    f->byte, f->at);
 		break;
 	}
 }

@@ -446,8 +446,8 @@ static bool any_value_contains(const cJSON *o, const char *text)
 /* Checks the substitutions of personalization i that land in a header
  * (the subject, a custom header value): they must not bring in a control
  * character the header itself could not hold. */
-static void check_header_substitutions(const cJSON *body, const cJSON *p, const cJSON *subs,
-                                       int i, struct v3mail_errors *errs)
+static void check_header_substitutions(const cJSON *body, const cJSON *p, const cJSON *subs, int i,
+                                       struct v3mail_errors *errs)
 {
 	const cJSON *subject = cJSON_GetObjectItemCaseSensitive(p, "subject"), *s;
 
@@ -716,9 +716,10 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 			             "The filename of your attachment cannot contain CRLF or other "
 			             "control characters.");
 		else if (strlen(v->valuestring) > MAX_FILENAME_LEN)
-			v3mail_error(errs, f,
-			             "The filename of your attachment can be at most %d bytes long.",
-			             MAX_FILENAME_LEN);
+			v3mail_error(
+			    errs, f,
+			    "The filename of your attachment can be at most %d bytes long.",
+			    MAX_FILENAME_LEN);
 		snprintf(f, sizeof f, "attachments.%d.type", i);
 		if ((v = cJSON_GetObjectItemCaseSensitive(it, "type"))) {
 			if (!cJSON_IsString(v) || !v->valuestring[0])
@@ -730,10 +731,11 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 				v3mail_error(errs, f,
 				             "The type cannot contain ';', or CRLF characters.");
 			else if (!v3mail_mime_type_ok(v->valuestring))
-				v3mail_error(errs, f,
-				             "The attachment type must be a MIME type, type/subtype "
-				             "such as application/pdf, of at most %d characters.",
-				             V3MAIL_MAX_MIME_TYPE);
+				v3mail_error(
+				    errs, f,
+				    "The attachment type must be a MIME type, type/subtype "
+				    "such as application/pdf, of at most %d characters.",
+				    V3MAIL_MAX_MIME_TYPE);
 		}
 		snprintf(f, sizeof f, "attachments.%d.disposition", i);
 		if ((v = cJSON_GetObjectItemCaseSensitive(it, "disposition")) &&
@@ -750,11 +752,12 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 				             "The content ID of your attachment must be a string.");
 			else if (has_ctl(v->valuestring) || strpbrk(v->valuestring, " <>") ||
 			         strlen(v->valuestring) > MAX_CONTENT_ID_LEN)
-				v3mail_error(errs, f,
-				             "The content ID of your attachment cannot contain CRLF, "
-				             "control characters, spaces, '<' or '>', and is at most "
-				             "%d characters long.",
-				             MAX_CONTENT_ID_LEN);
+				v3mail_error(
+				    errs, f,
+				    "The content ID of your attachment cannot contain CRLF, "
+				    "control characters, spaces, '<' or '>', and is at most "
+				    "%d characters long.",
+				    MAX_CONTENT_ID_LEN);
 		}
 		i++;
 	}

@@ -38,7 +38,7 @@ struct v3mail_errors {
 	} e[V3MAIL_MAX_ERRORS];
 };
 
-#define V3MAIL_MAX_HEADER_NAME 76  /* "Name: " still fits a 78-octet line */
+#define V3MAIL_MAX_HEADER_NAME 76 /* "Name: " still fits a 78-octet line */
 #define V3MAIL_MAX_MIME_TYPE   100
 
 /* True (1) for a header field name: 1 to V3MAIL_MAX_HEADER_NAME printable
@@ -54,7 +54,7 @@ int v3mail_validate(const cJSON *body, struct v3mail_errors *errs);
 
 /* Adds one error (kept when there is room). */
 void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* SendGrid's error body: {"errors":[{"message":..,"field":..,"help":null}]}.
  * A field of "" is written as null.  Returns malloc'd text. */
