@@ -491,8 +491,8 @@ static void assert_lines_ok(const struct curl_slist *l)
 
 /* Builds every personalization of an accepted body, as the intake stores
  * it (content without personalizations) and as both SMTP routes send it
- * (with and without X-SMTPAPI). */
-static void assert_builds(const char *text)
+ * (with and without X-SMTPAPI).  Takes text. */
+static void assert_builds(char *text)
 {
 	struct json_strict_error jerr;
 	struct v3mail_errors errs;
@@ -525,6 +525,7 @@ static void assert_builds(const char *text)
 	cJSON_Delete(ps);
 	cJSON_Delete(body);
 	curl_easy_cleanup(e);
+	free(text);
 }
 
 /* Expects text refused by the intake's checks with an error on field,

@@ -535,7 +535,7 @@ hold = 2h
         st, _ = d.request("GET", EVENTS)
         self.assertEqual(st, 405)
         s = d.status()
-        self.assertEqual(s["webhook"]["bad_batches"], 5)
+        self.assertEqual(s["webhook"]["bad_batches"], 7)
         self.assertEqual(s["routes"]["new"]["delivered"], 1)
         d.send(["still@serving.example"])
         self.assertEqual(d.status()["intake"]["accepted"], 1)
