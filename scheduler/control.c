@@ -32,6 +32,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
 
@@ -89,8 +90,13 @@ static void answer(struct control_reply *out, unsigned status, cJSON *o, int aft
 /* The body as a JSON object, or NULL with a 400 answered. */
 static cJSON *parse(const char *body, size_t len, struct control_reply *out)
 {
-	cJSON *o = cJSON_ParseWithLength(body ? body : "", len);
+	struct json_strict_error err;
+	cJSON *o;
 
+	if (json_strict_parse(body, len, &o, &err) < 0) {
+		refuse(out, MHD_HTTP_BAD_REQUEST, err.field, "%s", err.message);
+		return NULL;
+	}
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		refuse(out, MHD_HTTP_BAD_REQUEST, NULL, "The request body is not a JSON object.");

@@ -22,6 +22,7 @@
 #include "control.h"
 #include "dispatcher.h"
 #include "log.h"
+#include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
 #include "webhook.h"
@@ -251,6 +252,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	struct intake *in = r->in;
 	struct wu_daemon *d = in->d;
 	struct v3mail_errors errs = {0};
+	struct json_strict_error jerr;
 	cJSON *body, *ps, *p;
 	char *content = NULL, *json;
 	int64_t content_id;
@@ -259,12 +261,9 @@ static enum MHD_Result handle_mail(struct req *r)
 	char why[400];
 	int n = 0;
 
-	body = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
-	if (!body || !cJSON_IsObject(body)) {
-		cJSON_Delete(body);
+	if (json_strict_parse(r->body, r->len, &body, &jerr) < 0) {
 		d->extra.intake_rejected++;
-		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, NULL,
-		                   "The request body is not valid JSON.");
+		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, jerr.field, jerr.message);
 	}
 	if (v3mail_validate(body, &errs) < 0) {
 		cJSON_Delete(body);

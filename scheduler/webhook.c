@@ -416,6 +416,7 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 	struct wu_daemon *d = w->d;
 	wu_time_t now = daemon_now(d);
 	const char *why;
+	char msg[224];
 	cJSON *root, *ev;
 
 	if (too_big) {
@@ -428,9 +429,9 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 		refuse(w, rep, MHD_HTTP_FORBIDDEN, why);
 		return;
 	}
-	if (!(root = webhook_batch_parse(body, len, &why))) {
+	if (!(root = webhook_batch_parse(body ? body : "", len, msg, sizeof(msg)))) {
 		d->extra.wh_bad_batches++;
-		answer(rep, MHD_HTTP_BAD_REQUEST, why);
+		answer(rep, MHD_HTTP_BAD_REQUEST, msg);
 		return;
 	}
 	if (daemon_txn(d) < 0) {

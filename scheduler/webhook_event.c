@@ -3,11 +3,13 @@
  *	webhook_event.c -- read a batch of Event Webhook events.
  *
  * SYNOPSIS
- *	cJSON *root = webhook_batch_parse(body, len, &why);
+ *	cJSON *root = webhook_batch_parse(body, len, why, sizeof why);
  *	cJSON_ArrayForEach(ev, root) { webhook_event_parse(ev, &e); ... }
  *
  * DESCRIPTION
- *	A batch is a JSON array; a body with a NUL byte in it is no JSON.
+ *	A batch is a JSON array, parsed strictly (json_strict.c: no NUL or
+ *	raw control bytes in strings, valid UTF-8, no duplicate keys, nothing
+ *	after the value); body[len] must be '\0'.
  *	Each event needs a non-empty event name, an sg_event_id of 1..255
  *	bytes, an email and a numeric timestamp, or it is malformed.  A bounce
  *	of type "blocked" is a block, not a bounce.  The provider id is the
@@ -18,20 +20,26 @@
  */
 #include "webhook_event.h"
 
+#include "sender/json_strict.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-cJSON *webhook_batch_parse(const char *body, size_t len, const char **why)
+cJSON *webhook_batch_parse(const char *body, size_t len, char *why, size_t whylen)
 {
-	cJSON *root = body && !memchr(body, '\0', len) ? cJSON_ParseWithLength(body, len) : NULL;
+	struct json_strict_error jerr;
+	cJSON *root = NULL;
 
+	if (json_strict_parse(body, len, &root, &jerr) < 0) {
+		/* Short: the answer's JSON must fit the webhook's reply buffer. */
+		snprintf(why, whylen, "The body is not JSON the webhook takes: %.160s", jerr.message);
+		return NULL;
+	}
 	if (cJSON_IsArray(root))
 		return root;
-	*why = root ? "The body is JSON but not an array: the Event Webhook posts a JSON array of "
-	              "event objects."
-	            : "The body is not JSON: the Event Webhook posts a JSON array of event "
-	              "objects.";
+	snprintf(why, whylen, "The body is JSON but not an array: the Event Webhook posts a JSON "
+	                      "array of event objects.");
 	cJSON_Delete(root);
 	return NULL;
 }

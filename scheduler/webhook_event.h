@@ -35,9 +35,9 @@ struct webhook_event {
 	const char *detail; /* reason, else response: kept with a suppression */
 };
 
-/* The batch as a JSON array.  NULL when it is not one, with *why saying so
- * for the 400 answer. */
-cJSON *webhook_batch_parse(const char *body, size_t len, const char **why);
+/* The batch as a JSON array (body[len] must be '\0').  NULL when it is not
+ * one, with why saying so for the 400 answer. */
+cJSON *webhook_batch_parse(const char *body, size_t len, char *why, size_t whylen);
 
 /* Reads one element of the batch. */
 void webhook_event_parse(const cJSON *ev, struct webhook_event *out);

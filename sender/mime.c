@@ -32,6 +32,7 @@
  *	naming the field: "attachments.0.content: not base64".
  */
 #include "mime.h"
+#include "v3mail.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -301,10 +302,11 @@ char *mime_fold(const char *name, const char *value)
 
 char *mime_header_text(const char *name, const char *value)
 {
-	char *words, *h;
+	char *words, *h = NULL;
 
-	if (plain_ascii(value))
-		return mime_fold(name, value);
+	/* A word too long for any line goes as encoded-words too: they fold. */
+	if (plain_ascii(value) && fold(name, value, &h) != -1)
+		return h;
 	if ((words = mime_encode_words(value)) == NULL)
 		return NULL;
 	h = mime_fold(name, words);
@@ -321,6 +323,21 @@ static int phrase_atoms(const char *s)
 	return 1;
 }
 
+/* The longest run of s without a blank: what folding cannot break. */
+static size_t longest_word(const char *s)
+{
+	size_t best = 0, n;
+
+	for (; *s; s += n ? n : 1)
+		if ((n = strcspn(s, " \t")) > best)
+			best = n;
+	return best;
+}
+
+/* A display-name word longer than this goes as encoded-words: it must fit
+ * one line after "Reply-To: ". */
+#define PHRASE_WORD_MAX (MIME_LINE_HARD - 16)
+
 char *mime_mailbox(const char *name, const char *addr)
 {
 	struct mbuf b = {0};
@@ -330,16 +347,10 @@ char *mime_mailbox(const char *name, const char *addr)
 		mb_str(&b, addr);
 		return mb_take(&b);
 	}
-	if (!plain_ascii(name)) {
-		char *w = mime_encode_words(name);
-
-		if (w == NULL)
-			return NULL;
-		mb_str(&b, w);
-		free(w);
-	} else if (phrase_atoms(name) && name[0] != ' ' && strstr(name, "  ") == NULL) {
+	if (plain_ascii(name) && phrase_atoms(name) && name[0] != ' ' &&
+	    strstr(name, "  ") == NULL) {
 		mb_str(&b, name);
-	} else {
+	} else if (plain_ascii(name)) {
 		mb_str(&b, "\"");
 		for (s = name; *s; s++) {
 			if (*s == '"' || *s == '\\')
@@ -347,6 +358,21 @@ char *mime_mailbox(const char *name, const char *addr)
 			mb_add(&b, s, 1);
 		}
 		mb_str(&b, "\"");
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	if (b.len == 0 || longest_word(b.p) > PHRASE_WORD_MAX) {
+		char *w = mime_encode_words(name);
+
+		if (w == NULL) {
+			free(b.p);
+			return NULL;
+		}
+		b.len = 0;
+		mb_str(&b, w);
+		free(w);
 	}
 	mb_str(&b, " <");
 	mb_str(&b, addr);
@@ -810,17 +836,6 @@ static int reserved_header(const char *name, int x_smtpapi)
 	return x_smtpapi && strcasecmp(name, "X-SMTPAPI") == 0;
 }
 
-/* 1 when name is a valid header field name (RFC 5322 ftext). */
-static int header_name_ok(const char *name)
-{
-	if (*name == '\0' || strlen(name) > 76)
-		return 0;
-	for (; *name; name++)
-		if ((unsigned char)*name <= 0x20 || (unsigned char)*name >= 0x7f || *name == ':')
-			return 0;
-	return 1;
-}
-
 /* Sets a part's data: CRLF line endings, 7bit when it can be, else QP. */
 static int text_part(struct mb_ctx *c, curl_mimepart *part, const char *text, const char *type)
 {
@@ -889,7 +904,7 @@ static int add_content(struct mb_ctx *c)
 		snprintf(where, sizeof(where), "content.%d", i++);
 		if (type == NULL || value == NULL)
 			return bad(c, "%s: needs a type and a value", where);
-		if (has_ctl(type) || strlen(type) > 100 || strchr(type, '/') == NULL)
+		if (!v3mail_mime_type_ok(type))
 			return bad(c, "%s.type: '%.100s' is not a MIME type", where, type);
 		if ((part = curl_mime_addpart(alt ? alt : c->m->mime)) == NULL)
 			return oom(c);
@@ -935,7 +950,7 @@ static int add_attachments(struct mb_ctx *c)
 		snprintf(where, sizeof(where), "attachments.%d", i++);
 		if (data == NULL || fn == NULL || fn[0] == '\0')
 			return bad(c, "%s: needs content and filename", where);
-		if (has_ctl(fn) || (type && (has_ctl(type) || strchr(type, '/') == NULL)) ||
+		if (has_ctl(fn) || (type && !v3mail_mime_type_ok(type)) ||
 		    (cid && (has_ctl(cid) || strpbrk(cid, " <>") != NULL)) ||
 		    (disp && strcmp(disp, "inline") != 0 && strcmp(disp, "attachment") != 0))
 			return bad(c,
@@ -1009,7 +1024,7 @@ static int add_custom(struct mb_ctx *c, int *have_date, int *have_msgid)
 	for (e = h->child; e != NULL && c->rc == 0; e = e->next) {
 		if (!cJSON_IsString(e))
 			bad(c, "headers.%.80s: not a string", e->string);
-		else if (!header_name_ok(e->string))
+		else if (!v3mail_header_name_ok(e->string))
 			bad(c, "headers: '%.80s' is not a header name", e->string);
 		else if (has_ctl(e->valuestring))
 			bad(c, "headers.%.80s: holds a line break", e->string);
@@ -1018,11 +1033,7 @@ static int add_custom(struct mb_ctx *c, int *have_date, int *have_msgid)
 		else {
 			*have_date |= strcasecmp(e->string, "Date") == 0;
 			*have_msgid |= strcasecmp(e->string, "Message-ID") == 0;
-			if (plain_ascii(e->valuestring))
-				add_folded(c, &c->m->headers, e->string, e->valuestring);
-			else
-				add_line(c, &c->m->headers,
-				         mime_header_text(e->string, e->valuestring));
+			add_line(c, &c->m->headers, mime_header_text(e->string, e->valuestring));
 		}
 	}
 	cJSON_Delete(h);

@@ -43,6 +43,12 @@
 #define MAX_CUSTOM_ARGS      10000
 #define MAX_REPLY_TO_LIST    1000
 #define MAX_ASM_GROUPS       25
+#define MAX_FILENAME_LEN     255
+#define MAX_CONTENT_ID_LEN   255
+/* One custom_args key or value as ASCII JSON: the X-SMTPAPI header of
+ * SendGrid's SMTP relay folds only between JSON tokens, and a line may
+ * not pass 998 octets. */
+#define MAX_SMTPAPI_STRING 900
 
 /* Header names SendGrid sets itself; letting a caller set them would let
  * one personalization's headers leak into another's envelope. */
@@ -80,10 +86,14 @@ void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt
 	errs->n++;
 }
 
-/* True when s holds a CR or LF: the one thing that lets a value forge headers. */
-static bool has_crlf(const char *s)
+/* True when s holds a control character (U+0000-U+001F but tab, U+007F):
+ * CR and LF would forge headers, the others no relay takes in a header. */
+static bool has_ctl(const char *s)
 {
-	return strpbrk(s, "\r\n") != NULL;
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return true;
+	return false;
 }
 
 /* True when every byte is printable ASCII (space excluded when !space_ok). */
@@ -95,6 +105,53 @@ static bool is_ascii_printable(const char *s, bool space_ok)
 			return false;
 	}
 	return true;
+}
+
+int v3mail_header_name_ok(const char *s)
+{
+	return s[0] && strlen(s) <= V3MAIL_MAX_HEADER_NAME && is_ascii_printable(s, false) &&
+	       !strchr(s, ':');
+}
+
+/* Length of a token of RFC 2045: printable ASCII but tspecials. */
+static size_t mime_token_len(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] > 0x20 && s[n] < 0x7f && !strchr("()<>@,;:\\\"/[]?=", s[n]))
+		n++;
+	return n;
+}
+
+int v3mail_mime_type_ok(const char *s)
+{
+	size_t t = mime_token_len(s), st;
+
+	if (t == 0 || s[t] != '/' || strlen(s) > V3MAIL_MAX_MIME_TYPE)
+		return 0;
+	st = mime_token_len(s + t + 1);
+	return st > 0 && s[t + 1 + st] == '\0';
+}
+
+/* Length of s as ASCII JSON: cJSON's escapes, and \uXXXX (two of them
+ * above U+FFFF) for the rest, as the X-SMTPAPI header writes it. */
+static size_t json_ascii_len(const char *s)
+{
+	size_t n = 2;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0xf0)
+			n += 12;
+		else if (*p >= 0xc0)
+			n += 6;
+		else if (*p >= 0x80)
+			continue; /* counted with its lead byte */
+		else if (*p == '"' || *p == '\\' || strchr("\b\f\n\r\t", *p))
+			n += 2;
+		else
+			n += *p < 0x20 ? 6 : 1;
+	}
+	return n;
 }
 
 /* A syntax check only: one @, non-empty local part, a dotted domain, no
@@ -109,7 +166,7 @@ static bool email_ok(const char *s)
 		return false;
 	for (const char *p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';')
+		if (c <= 0x20 || c == 0x7f || strchr("<>,;\"", c))
 			return false;
 	}
 	dom = at + 1;
@@ -153,8 +210,10 @@ static void check_address(const cJSON *a, const char *field, const char *kind,
 		snprintf(f, sizeof f, "%s.name", field);
 		if (!cJSON_IsString(name))
 			v3mail_error(errs, f, "The %s name must be a string.", kind);
-		else if (has_crlf(name->valuestring))
-			v3mail_error(errs, f, "The %s name cannot contain CRLF characters.", kind);
+		else if (has_ctl(name->valuestring))
+			v3mail_error(errs, f,
+			             "The %s name cannot contain CRLF or other control characters.",
+			             kind);
 	}
 }
 
@@ -177,10 +236,11 @@ static void check_headers(const cJSON *h, const char *field, struct v3mail_error
 			v3mail_error(errs, field, "The header values must be strings.");
 			continue;
 		}
-		if (!k[0] || !is_ascii_printable(k, false) || strchr(k, ':')) {
-			v3mail_error(
-			    errs, field,
-			    "Header keys cannot contain non-ASCII characters and empty spaces.");
+		if (!v3mail_header_name_ok(k)) {
+			v3mail_error(errs, field,
+			             "Header keys cannot contain non-ASCII characters and empty "
+			             "spaces, and are at most %d characters long.",
+			             V3MAIL_MAX_HEADER_NAME);
 			continue;
 		}
 		for (i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
@@ -192,9 +252,11 @@ static void check_headers(const cJSON *h, const char *field, struct v3mail_error
 			    "Header can not be one of the reserved keys. You provided %.64s.", k);
 			continue;
 		}
-		if (has_crlf(it->valuestring)) {
+		if (has_ctl(it->valuestring)) {
 			v3mail_error(errs, field,
-			             "The header %.64s cannot contain CRLF characters.", k);
+			             "The header %.64s cannot contain CRLF or other control "
+			             "characters.",
+			             k);
 			continue;
 		}
 		/* cJSON keeps duplicate keys; SendGrid refuses them. */
@@ -239,8 +301,9 @@ static void check_subject(const cJSON *s, const char *field, struct v3mail_error
 		v3mail_error(errs, field,
 		             "The subject of your email must be a string at least one character in "
 		             "length.");
-	else if (has_crlf(s->valuestring))
-		v3mail_error(errs, field, "The subject cannot contain CRLF characters.");
+	else if (has_ctl(s->valuestring))
+		v3mail_error(errs, field,
+		             "The subject cannot contain CRLF or other control characters.");
 }
 
 /* Serialized size of the custom_args a personalization ends up with:
@@ -277,6 +340,8 @@ static size_t custom_args_size(const cJSON *global, const cJSON *local)
 /* Checks a custom_args object's shape (not its size: that depends on the merge). */
 static bool check_custom_args(const cJSON *c, const char *field, struct v3mail_errors *errs)
 {
+	const cJSON *it;
+
 	if (!cJSON_IsObject(c)) {
 		v3mail_error(errs, field, "The custom_args must be an object of key/value pairs.");
 		return false;
@@ -284,6 +349,17 @@ static bool check_custom_args(const cJSON *c, const char *field, struct v3mail_e
 	if (!all_strings(c)) {
 		v3mail_error(errs, field, "All values of custom arguments object must be strings");
 		return false;
+	}
+	cJSON_ArrayForEach(it, c)
+	{
+		if (json_ascii_len(it->string) > MAX_SMTPAPI_STRING ||
+		    json_ascii_len(it->valuestring) > MAX_SMTPAPI_STRING) {
+			v3mail_error(errs, field,
+			             "Each custom_args key and value must fit one line of the "
+			             "X-SMTPAPI header: at most %d characters as ASCII JSON.",
+			             MAX_SMTPAPI_STRING);
+			return false;
+		}
 	}
 	return true;
 }
@@ -352,6 +428,50 @@ static int check_recipients(const cJSON *list, int i, const char *key, const cha
 	return n;
 }
 
+/* True when some string value of the object o contains text. */
+static bool any_value_contains(const cJSON *o, const char *text)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsObject(o))
+		return false;
+	cJSON_ArrayForEach(it, o)
+	{
+		if (cJSON_IsString(it) && strstr(it->valuestring, text))
+			return true;
+	}
+	return false;
+}
+
+/* Checks the substitutions of personalization i that land in a header
+ * (the subject, a custom header value): they must not bring in a control
+ * character the header itself could not hold. */
+static void check_header_substitutions(const cJSON *body, const cJSON *p, const cJSON *subs, int i,
+                                       struct v3mail_errors *errs)
+{
+	const cJSON *subject = cJSON_GetObjectItemCaseSensitive(p, "subject"), *s;
+
+	if (!subject)
+		subject = cJSON_GetObjectItemCaseSensitive(body, "subject");
+	cJSON_ArrayForEach(s, subs)
+	{
+		char f[128];
+
+		if (!s->string || !s->string[0] || !has_ctl(s->valuestring))
+			continue;
+		if ((cJSON_IsString(subject) && strstr(subject->valuestring, s->string)) ||
+		    any_value_contains(cJSON_GetObjectItemCaseSensitive(body, "headers"),
+		                       s->string) ||
+		    any_value_contains(cJSON_GetObjectItemCaseSensitive(p, "headers"), s->string)) {
+			snprintf(f, sizeof f, "personalizations.%d.substitutions.%s", i, s->string);
+			v3mail_error(errs, f,
+			             "The substitution %.64s is used in the subject or a header, "
+			             "which cannot contain CRLF or other control characters.",
+			             s->string);
+		}
+	}
+}
+
 /* Checks personalizations[i]; returns its recipient count. */
 static int check_personalization(const cJSON *p, int i, const cJSON *body, bool need_subject,
                                  struct v3mail_errors *errs)
@@ -401,6 +521,8 @@ static int check_personalization(const cJSON *p, int i, const cJSON *body, bool 
 			    errs, f,
 			    "The substitution values must be an object of key/value pairs, "
 			    "where the values are all strings.");
+		else
+			check_header_substitutions(body, p, it, i, errs);
 	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(p, "dynamic_template_data")) &&
 	    !cJSON_IsObject(it)) {
@@ -498,8 +620,13 @@ static void check_content(const cJSON *body, bool have_template, struct v3mail_e
 			    errs, f,
 			    "Your content type must be a string with length of at least one "
 			    "character.");
-		} else if (strchr(t->valuestring, ';') || has_crlf(t->valuestring)) {
+		} else if (strchr(t->valuestring, ';') || has_ctl(t->valuestring)) {
 			v3mail_error(errs, f, "Cannot contain ';', or CRLF characters.");
+		} else if (!v3mail_mime_type_ok(t->valuestring)) {
+			v3mail_error(errs, f,
+			             "The content type must be a MIME type, type/subtype such as "
+			             "text/plain, of at most %d characters.",
+			             V3MAIL_MAX_MIME_TYPE);
 		} else if (strcasecmp(t->valuestring, "text/plain") == 0) {
 			if (plain++ || html || other_seen)
 				order_ok = false;
@@ -584,10 +711,15 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 			v3mail_error(errs, f, "filename is required.");
 		else if (!cJSON_IsString(v) || !v->valuestring[0])
 			v3mail_error(errs, f, "The filename of your attachment must be a string.");
-		else if (has_crlf(v->valuestring))
+		else if (has_ctl(v->valuestring))
+			v3mail_error(errs, f,
+			             "The filename of your attachment cannot contain CRLF or other "
+			             "control characters.");
+		else if (strlen(v->valuestring) > MAX_FILENAME_LEN)
 			v3mail_error(
 			    errs, f,
-			    "The filename of your attachment cannot contain CRLF characters.");
+			    "The filename of your attachment can be at most %d bytes long.",
+			    MAX_FILENAME_LEN);
 		snprintf(f, sizeof f, "attachments.%d.type", i);
 		if ((v = cJSON_GetObjectItemCaseSensitive(it, "type"))) {
 			if (!cJSON_IsString(v) || !v->valuestring[0])
@@ -595,9 +727,15 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 				    errs, f,
 				    "The attachment type must be a string and at least one "
 				    "character in length.");
-			else if (strchr(v->valuestring, ';') || has_crlf(v->valuestring))
+			else if (strchr(v->valuestring, ';') || has_ctl(v->valuestring))
 				v3mail_error(errs, f,
 				             "The type cannot contain ';', or CRLF characters.");
+			else if (!v3mail_mime_type_ok(v->valuestring))
+				v3mail_error(
+				    errs, f,
+				    "The attachment type must be a MIME type, type/subtype "
+				    "such as application/pdf, of at most %d characters.",
+				    V3MAIL_MAX_MIME_TYPE);
 		}
 		snprintf(f, sizeof f, "attachments.%d.disposition", i);
 		if ((v = cJSON_GetObjectItemCaseSensitive(it, "disposition")) &&
@@ -612,11 +750,14 @@ static void check_attachments(const cJSON *a, struct v3mail_errors *errs)
 			if (!cJSON_IsString(v))
 				v3mail_error(errs, f,
 				             "The content ID of your attachment must be a string.");
-			else if (has_crlf(v->valuestring))
+			else if (has_ctl(v->valuestring) || strpbrk(v->valuestring, " <>") ||
+			         strlen(v->valuestring) > MAX_CONTENT_ID_LEN)
 				v3mail_error(
 				    errs, f,
-				    "The content ID of your attachment cannot contain CRLF "
-				    "characters.");
+				    "The content ID of your attachment cannot contain CRLF, "
+				    "control characters, spaces, '<' or '>', and is at most "
+				    "%d characters long.",
+				    MAX_CONTENT_ID_LEN);
 		}
 		i++;
 	}

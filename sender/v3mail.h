@@ -9,8 +9,18 @@
  * and text/html after it, each at most once, at most 10 categories,
  * custom_args at most 10,000 bytes, no reserved header (To, From, Subject,
  * Reply-To, Cc, Bcc, Content-Type, Content-Transfer-Encoding, DKIM-Signature,
- * Received, x-sg-id, x-sg-eid), no CR or LF in any header value or subject,
- * and the right JSON type for every known field.
+ * Received, x-sg-id, x-sg-eid), and the right JSON type for every known
+ * field.
+ *
+ * Checked also so that both routes can send what the intake accepts (the
+ * SMTP route builds the message itself, and refusing it then would be too
+ * late): no control character (U+0000-U+001F but tab, U+007F) in a
+ * subject, a name, a header value, a filename, a content ID or a type, nor
+ * in a substitution used in the subject or a header value; content and
+ * attachment types that are MIME types; header names of at most 76
+ * characters; filenames and content IDs of at most 255; custom_args that
+ * fit the X-SMTPAPI header.  json_strict.h checks the text before it is a
+ * tree.
  */
 #ifndef WU_V3MAIL_H
 #define WU_V3MAIL_H
@@ -28,12 +38,23 @@ struct v3mail_errors {
 	} e[V3MAIL_MAX_ERRORS];
 };
 
+#define V3MAIL_MAX_HEADER_NAME 76 /* "Name: " still fits a 78-octet line */
+#define V3MAIL_MAX_MIME_TYPE   100
+
+/* True (1) for a header field name: 1 to V3MAIL_MAX_HEADER_NAME printable
+ * ASCII characters, no space, no colon. */
+int v3mail_header_name_ok(const char *s);
+
+/* True (1) for a MIME type without parameters: type "/" subtype, each an
+ * RFC 2045 token, at most V3MAIL_MAX_MIME_TYPE characters in all. */
+int v3mail_mime_type_ok(const char *s);
+
 /* Validates a parsed body. Returns 0, or -1 with the problems in *errs. */
 int v3mail_validate(const cJSON *body, struct v3mail_errors *errs);
 
 /* Adds one error (kept when there is room). */
 void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* SendGrid's error body: {"errors":[{"message":..,"field":..,"help":null}]}.
  * A field of "" is written as null.  Returns malloc'd text. */

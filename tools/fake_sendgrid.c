@@ -39,6 +39,7 @@
  *	number of personalizations.  The key is never printed.  Exit status
  *	is 0 after SIGTERM or SIGINT, 1 on a startup error, 2 on bad usage.
  */
+#include "sender/json_strict.h"
 #include "sender/v3mail.h"
 
 #include <cjson/cJSON.h>
@@ -667,6 +668,7 @@ static void record(struct server *s, const char *id, cJSON *body)
 static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, struct req *r)
 {
 	struct v3mail_errors errs = {0};
+	struct json_strict_error jerr;
 	char id[MESSAGE_ID_LEN + 1];
 	double d_drop, d_500, d_429, d_slow;
 	uint64_t bits[2];
@@ -730,12 +732,8 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 		return reply(c, MHD_HTTP_TOO_MANY_REQUESTS, error_body("too many requests"), hdrs);
 	}
 
-	body = NULL;
-	/* An embedded NUL would end cJSON's view of the text early. */
-	if (r->buf && !memchr(r->buf, '\0', r->len))
-		body = cJSON_ParseWithLengthOpts(r->buf, r->len + 1, NULL, 1);
-	if (!body)
-		v3mail_error(&errs, "", "Bad Request");
+	if (json_strict_parse(r->buf, r->len, &body, &jerr) < 0)
+		v3mail_error(&errs, jerr.field, "%s", jerr.message);
 	else
 		v3mail_validate(body, &errs);
 	if (errs.n) {
@@ -801,6 +799,7 @@ static int json_rate(const cJSON *v, double *out)
 /* POST /fake/faults: all members valid, or nothing changes. */
 static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c, struct req *r)
 {
+	struct json_strict_error jerr;
 	cJSON *o = NULL, *it;
 	struct faults f;
 	char msg[160];
@@ -808,8 +807,7 @@ static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c,
 	pthread_mutex_lock(&s->lock);
 	f = s->faults;
 	pthread_mutex_unlock(&s->lock);
-	if (r->buf && !memchr(r->buf, '\0', r->len))
-		o = cJSON_ParseWithLengthOpts(r->buf, r->len + 1, NULL, 1);
+	json_strict_parse(r->buf, r->len, &o, &jerr);
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		log_request("POST", "/fake/faults", 400, 0, NULL);

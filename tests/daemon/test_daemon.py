@@ -551,6 +551,66 @@ level = {log_level}
         wait_for(lambda: d.status()["queue"]["sent"] == 1, "the valid message sent")
         self.assertEqual(fake.sent_recipients(), ["ok@example.com"])
 
+    def test_e2_accepted_only_what_both_routes_can_send(self):
+        """Bodies the old intake answered 202 and the SMTP route then refused
+        for good (or that cJSON read otherwise than the caller meant) are
+        400s naming the field; the daemon keeps serving."""
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=1000000))
+        good = json.dumps(mail(["ok@example.com"], subject="hello"))
+
+        def refused(raw, field, why):
+            st, _, b = d.request("POST", "/v3/mail/send", raw=raw)
+            self.assertEqual(st, 400, "%s: %r answered %d %r" % (why, raw[:120], st, b))
+            self.assert_sg_error(b)
+            fields = [e["field"] for e in json.loads(b)["errors"]]
+            self.assertIn(field, fields, "%s: %s" % (why, b))
+
+        def good_with(**kw):
+            return json.dumps(mail(["ok@example.com"], **kw)).encode()
+
+        nul = good.replace('"hello"', '"hel\\u0000lo"').encode()
+        refused(nul, "subject", "NUL as an escape (cut the subject to 'hel')")
+        refused(good.replace('"hello"', '"hel\0lo"').encode(), "subject", "NUL as a raw byte")
+        refused(good.replace('"hello"', '"he\x01llo"').encode(), "subject",
+                "a raw control byte")
+        refused(good.encode() + b' {"subject":"x"}', None, "trailing data")
+        refused(good.replace('"subject": "hello"',
+                             '"subject": "a", "subject": "b"').encode(), "subject",
+                "a duplicate key")
+        refused(good.replace('"hello"', '"caf\xe9"').encode("latin-1"), "subject",
+                "invalid UTF-8")
+        refused(good_with(content=[{"type": "foo", "value": "x"}]), "content.0.type",
+                "content type foo")
+        refused(good_with(attachments=[{"content": "AAEC", "filename": "a",
+                                        "type": "application/pdf\x01"}]),
+                "attachments.0.type", "a control character in an attachment type")
+        m = mail(["ok@example.com"])
+        m["personalizations"][0]["to"][0]["name"] = "Ann\r\nBcc: evil@example.net"
+        refused(json.dumps(m).encode(), "personalizations.0.to.0.name", "CR/LF in a name")
+        m["personalizations"][0]["to"][0]["name"] = "Ann\x0b"
+        refused(json.dumps(m).encode(), "personalizations.0.to.0.name",
+                "a vertical tab in a name")
+        m = mail(["ok@example.com"], headers={"X-Tag": "tag -t-"})
+        m["personalizations"][0]["substitutions"] = {"-t-": "a\x01b"}
+        refused(json.dumps(m).encode(), "personalizations.0.substitutions.-t-",
+                "\\u0001 in a header value via a substitution")
+
+        # The other JSON endpoints parse as strictly.
+        st, _, b = d.request("POST", "/v1/suppressions",
+                             raw=b'{"emails":["a@example.com"],"emails":["b@example.com"]}')
+        self.assertEqual(st, 400, b)
+        self.assertEqual(json.loads(b)["errors"][0]["field"], "emails")
+        st, _, b = d.request("POST", "/v1/suppressions", raw=b'{"emails":[]} []')
+        self.assertEqual(st, 400, b)
+
+        self.assertIsNone(d.proc.poll(), "warmupd exited")
+        self.assertEqual(d.status()["queue"].get("queued", 0), 0)
+        st, mid, b = d.send(json.loads(good))
+        self.assertEqual(st, 202, b)
+        wait_for(lambda: d.status()["queue"]["sent"] == 1, "the valid message sent")
+        self.assertEqual(fake.sent_recipients(), ["ok@example.com"])
+
     # --- f: secrets --------------------------------------------------------
 
     def assert_no_secret(self, text, where):

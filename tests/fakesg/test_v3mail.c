@@ -5,7 +5,8 @@
  * DESCRIPTION
  *	Feeds v3mail_validate() bodies that SendGrid accepts and bodies it
  *	refuses, and checks that each refusal names the field SendGrid
- *	would name, since callers fix their requests by that field.
+ *	would name, since callers fix their requests by that field.  Also
+ *	json_strict_parse(), which every request body goes through first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "sender/json_strict.h"
 #include "sender/v3mail.h"
 
 /* A body SendGrid accepts; cases below change one thing in it. */
@@ -365,6 +367,26 @@ static void test_headers(void **state)
 	expect_field(with("headers", "{\"X-A\":\"1\",\"x-a\":\"2\"}"), "headers");
 }
 
+/* An object of string members "<prefix>NN" that serializes in exactly
+ * total bytes, no value longer than 700 (each must fit X-SMTPAPI). */
+static void args_of(char *out, size_t cap, const char *prefix, size_t total)
+{
+	size_t len = 1, over, room, v;
+	int k = 0;
+
+	strcpy(out, "{");
+	do {
+		over = (k ? 1 : 0) + strlen(prefix) + 2 + 5 + 1; /* ,"pNN":"" and } */
+		room = total - len - over;
+		v = room > 800 ? 700 : room;
+		len += (size_t)snprintf(out + len, cap - len, "%s\"%s%02d\":\"%0*d\"", k ? "," : "",
+		                        prefix, k, (int)v, 0);
+		k++;
+	} while (v != room);
+	strcat(out, "}");
+	assert_int_equal(strlen(out), total);
+}
+
 static void test_categories_and_args(void **state)
 {
 	char big[12000];
@@ -387,13 +409,23 @@ static void test_categories_and_args(void **state)
 	expect_field(with("custom_args", "[]"), "custom_args");
 	expect_field(with("custom_args", "{\"a\":1}"), "custom_args");
 	expect_field(with_p0("custom_args", "{\"a\":true}"), "personalizations.0.custom_args");
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 10000, 0);
-	expect_field(with("custom_args", big), "custom_args");
-	/* {"k":"..."} is 8 bytes around the value: 9992 bytes of value fit */
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9992, 0);
+	args_of(big, sizeof big, "k", 10000);
 	expect_ok(with("custom_args", big));
-	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 9993, 0);
+	args_of(big, sizeof big, "k", 10001);
 	expect_field(with("custom_args", big), "custom_args");
+
+	/* One key or value must fit a line of X-SMTPAPI: 900 as ASCII JSON,
+	 * quotes included, a non-ASCII character as \uXXXX. */
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 898, 0);
+	expect_ok(with("custom_args", big));
+	snprintf(big, sizeof big, "{\"k\":\"%0*d\"}", 899, 0);
+	expect_field(with("custom_args", big), "custom_args");
+	snprintf(big, sizeof big, "{\"%0*d\":\"v\"}", 899, 0);
+	expect_field(with_p0("custom_args", big), "personalizations.0.custom_args");
+	snprintf(big, sizeof big, "{\"k\":\"\u00e9%0*d\"}", 893, 0);
+	expect_field(with("custom_args", big), "custom_args");
+	snprintf(big, sizeof big, "{\"k\":\"\u00e9%0*d\"}", 892, 0);
+	expect_ok(with("custom_args", big));
 }
 
 static void test_merged_custom_args(void **state)
@@ -403,8 +435,8 @@ static void test_merged_custom_args(void **state)
 	char *t;
 
 	(void)state;
-	snprintf(g, sizeof g, "{\"a\":\"%0*d\"}", 6000, 0);
-	snprintf(l, sizeof l, "{\"b\":\"%0*d\"}", 6000, 0);
+	args_of(g, sizeof g, "a", 6000);
+	args_of(l, sizeof l, "b", 6000);
 	b = cJSON_Parse(VALID);
 	cJSON_AddItemToObject(b, "custom_args", cJSON_Parse(g));
 	p = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0);
@@ -413,7 +445,8 @@ static void test_merged_custom_args(void **state)
 	expect_field(t, "personalizations.0.custom_args");
 	/* the personalization's "a" overrides the global one: no growth */
 	cJSON_DeleteItemFromObject(p, "custom_args");
-	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse("{\"a\":\"short\"}"));
+	args_of(l, sizeof l, "a", 5990);
+	cJSON_AddItemToObject(p, "custom_args", cJSON_Parse(l));
 	t = cJSON_PrintUnformatted(b);
 	cJSON_Delete(b);
 	expect_ok(t);
@@ -549,6 +582,188 @@ static void test_first_domain(void **state)
 	assert_int_equal(v3mail_first_domain(NULL, buf, sizeof buf), -1);
 }
 
+/* Parses n bytes of text (a NUL follows them, as in a request buffer);
+ * expects a refusal naming field ("" for none). */
+static void expect_strict_refused(const char *text, size_t n, const char *field)
+{
+	struct json_strict_error err;
+	char *buf = malloc(n + 1);
+	cJSON *o = (cJSON *)1;
+
+	assert_non_null(buf);
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	if (json_strict_parse(buf, n, &o, &err) != -1 || strcmp(err.field, field) != 0)
+		fail_msg("text %.*s: wanted a refusal on \"%s\", got field \"%s\": %s", (int)n,
+		         text, field, err.field, err.message);
+	assert_null(o);
+	assert_true(err.message[0] != '\0');
+	free(buf);
+}
+
+/* Parses a C string strictly; expects it accepted. */
+static cJSON *expect_strict_ok(const char *text)
+{
+	struct json_strict_error err;
+	cJSON *o = NULL;
+
+	if (json_strict_parse(text, strlen(text), &o, &err) != 0)
+		fail_msg("text %s refused: %s (%s)", text, err.message, err.field);
+	assert_non_null(o);
+	return o;
+}
+
+#define REFUSED(lit, field) expect_strict_refused(lit, sizeof(lit) - 1, field)
+
+static void test_strict_parse(void **state)
+{
+	cJSON *o;
+
+	(void)state;
+	/* A NUL cut the subject to "hel": escaped or raw, it is refused. */
+	REFUSED("{\"subject\":\"hel\\u0000lo\"}", "subject");
+	REFUSED("{\"subject\":\"hel\0lo\"}", "subject");
+	REFUSED("{\"a\":1,\"p\":[{\"x\":\"ok\"},{\"y\":\"b\\u0000\"}]}", "p.1.y");
+	/* raw control bytes in strings (tab and LF too: JSON wants escapes),
+	 * and any below 0x20 between tokens but JSON's white space */
+	REFUSED("{\"subject\":\"a\x01b\"}", "subject");
+	REFUSED("{\"subject\":\"a\tb\"}", "subject");
+	REFUSED("{\"from\":{\"name\":\"a\nb\"}}", "from.name");
+	REFUSED("{\"k\x1f\":1}", "k\x1f");
+	REFUSED("{\"a\":\x01 1}", "");
+	REFUSED("{\"a\":1}\0", "");
+	/* trailing data after the value */
+	REFUSED("{\"subject\":\"a\"} x", "");
+	REFUSED("{\"subject\":\"a\"}{\"subject\":\"b\"}", "");
+	REFUSED("", "");
+	/* duplicate keys, at the top or deep down */
+	REFUSED("{\"subject\":\"a\",\"subject\":\"b\"}", "subject");
+	REFUSED("{\"personalizations\":[{\"to\":[],\"cc\":[],\"to\":[]}]}",
+	        "personalizations.0.to");
+	REFUSED("{\"a\":{\"b\":{\"c\":1,\"d\":2,\"c\":3}}}", "a.b.c");
+	/* invalid UTF-8: a stray byte, a broken sequence, overlong, a surrogate */
+	REFUSED("{\"subject\":\"\xff\"}", "subject");
+	REFUSED("{\"subject\":\"\xc3\x28\"}", "subject");
+	REFUSED("{\"to\":[{\"name\":\"\xc0\xaf\"}]}", "to.0.name");
+	REFUSED("{\"subject\":\"\xed\xa0\x80\"}", "subject");
+	REFUSED("{\"a\":1} \xe3\x81", "");
+
+	/* What is fine stays fine. */
+	o = expect_strict_ok(
+	    " {\"subject\":\"caf\u00e9 \\ud83d\\ude00 \xe6\x97\xa5\",\"a\":[1,2]}\r\n\t ");
+	assert_string_equal(cJSON_GetObjectItem(o, "subject")->valuestring,
+	                    "caf\u00e9 \U0001F600 \xe6\x97\xa5");
+	cJSON_Delete(o);
+	o = expect_strict_ok("{\"s\":\"\\\\u0000\",\"S\":\"\\u0001\"}");
+	assert_string_equal(cJSON_GetObjectItem(o, "s")->valuestring, "\\u0000");
+	cJSON_Delete(o);
+	cJSON_Delete(expect_strict_ok("[{\"a\":1},{\"a\":1}]"));
+}
+
+static void test_control_characters(void **state)
+{
+	(void)state;
+	/* U+0000-U+001F but tab, and U+007F: in the subject, names, header
+	 * values, and substitutions that land in the subject or a header */
+	expect_field(with("subject", "\"a\\u0001b\""), "subject");
+	expect_field(with("subject", "\"a\\u007fb\""), "subject");
+	expect_ok(with("subject", "\"a\\tb\""));
+	expect_field(with_p0("subject", "\"\\u001b[31m\""), "personalizations.0.subject");
+	expect_field(with_p0("to", "[{\"email\":\"a@gmail.com\",\"name\":\"A\\r\\nBcc: x@y.z\"}]"),
+	             "personalizations.0.to.0.name");
+	expect_field(with_p0("to", "[{\"email\":\"a@gmail.com\",\"name\":\"A\\u000bB\"}]"),
+	             "personalizations.0.to.0.name");
+	expect_field(with("from", "{\"email\":\"n@example.com\",\"name\":\"N\\u007f\"}"),
+	             "from.name");
+	expect_field(with("reply_to", "{\"email\":\"r@example.com\",\"name\":\"\\u0002\"}"),
+	             "reply_to.name");
+	expect_field(with("headers", "{\"X-A\":\"v\\u0001\"}"), "headers");
+	expect_field(with_p0("headers", "{\"X-A\":\"v\\u001f\"}"), "personalizations.0.headers");
+	expect_ok(with("headers", "{\"X-A\":\"v\\tw\"}"));
+}
+
+static void test_substitutions_in_headers(void **state)
+{
+	cJSON *b;
+	char *t;
+
+	(void)state;
+	b = cJSON_Parse(VALID);
+	cJSON_AddItemToObject(b, "headers", cJSON_Parse("{\"X-Tag\":\"tag -t-\"}"));
+	cJSON_AddItemToObject(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0),
+	                      "substitutions", cJSON_Parse("{\"-t-\":\"a\\u0001b\"}"));
+	t = cJSON_PrintUnformatted(b);
+	expect_field(t, "personalizations.0.substitutions.-t-");
+	/* the same value used only in the content is fine */
+	cJSON_DeleteItemFromObject(b, "headers");
+	t = cJSON_PrintUnformatted(b);
+	expect_ok(t);
+	/* in the subject, global or the personalization's */
+	cJSON_ReplaceItemInObject(b, "subject", cJSON_CreateString("Hi -t-"));
+	t = cJSON_PrintUnformatted(b);
+	expect_field(t, "personalizations.0.substitutions.-t-");
+	cJSON_ReplaceItemInObject(b, "subject", cJSON_CreateString("Hi"));
+	cJSON_AddItemToObject(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0),
+	                      "headers", cJSON_Parse("{\"X-P\":\"-t-\"}"));
+	t = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	expect_field(t, "personalizations.0.substitutions.-t-");
+}
+
+static void test_mime_types(void **state)
+{
+	char big[400];
+
+	(void)state;
+	expect_field(with("content", "[{\"type\":\"foo\",\"value\":\"x\"}]"), "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/\",\"value\":\"x\"}]"), "content.0.type");
+	expect_field(with("content", "[{\"type\":\"/html\",\"value\":\"x\"}]"), "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/plain/x\",\"value\":\"x\"}]"),
+	             "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/pl ain\",\"value\":\"x\"}]"),
+	             "content.0.type");
+	expect_field(with("content", "[{\"type\":\"text/pl\\u00e9\",\"value\":\"x\"}]"),
+	             "content.0.type");
+	expect_ok(with("content", "[{\"type\":\"application/vnd.a-b+json\",\"value\":\"x\"}]"));
+	snprintf(big, sizeof big, "[{\"type\":\"x/%0*d\",\"value\":\"x\"}]",
+	         V3MAIL_MAX_MIME_TYPE - 2, 0);
+	expect_ok(with("content", big));
+	snprintf(big, sizeof big, "[{\"type\":\"x/%0*d\",\"value\":\"x\"}]",
+	         V3MAIL_MAX_MIME_TYPE - 1, 0);
+	expect_field(with("content", big), "content.0.type");
+
+	expect_field(with("attachments", "[{\"content\":\"AAEC\",\"filename\":\"a\",\"type\":"
+	                                 "\"application/pdf\\u0001\"}]"),
+	             "attachments.0.type");
+	expect_field(with("attachments", "[{\"content\":\"AAEC\",\"filename\":\"a\",\"type\":"
+	                                 "\"pdf\"}]"),
+	             "attachments.0.type");
+	expect_ok(with("attachments", "[{\"content\":\"AAEC\",\"filename\":\"a\",\"type\":"
+	                              "\"image/svg+xml\"}]"));
+	expect_field(with("attachments", "[{\"content\":\"AAEC\",\"filename\":\"a\\u0007\"}]"),
+	             "attachments.0.filename");
+	expect_field(with("attachments", "[{\"content\":\"AAEC\",\"filename\":\"a\",\"content_id\":"
+	                                 "\"a b\"}]"),
+	             "attachments.0.content_id");
+	snprintf(big, sizeof big, "[{\"content\":\"AAEC\",\"filename\":\"%0*d\"}]", 255, 0);
+	expect_ok(with("attachments", big));
+	snprintf(big, sizeof big, "[{\"content\":\"AAEC\",\"filename\":\"%0*d\"}]", 256, 0);
+	expect_field(with("attachments", big), "attachments.0.filename");
+}
+
+static void test_header_names_and_emails(void **state)
+{
+	char big[200];
+
+	(void)state;
+	snprintf(big, sizeof big, "{\"X%0*d\":\"v\"}", V3MAIL_MAX_HEADER_NAME - 1, 0);
+	expect_ok(with("headers", big));
+	snprintf(big, sizeof big, "{\"X%0*d\":\"v\"}", V3MAIL_MAX_HEADER_NAME, 0);
+	expect_field(with("headers", big), "headers");
+	expect_field(with_p0("to", "[{\"email\":\"\\\"q\\\"@gmail.com\"}]"),
+	             "personalizations.0.to.0.email");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +781,11 @@ int main(void)
 	    cmocka_unit_test(test_error_cap_and_dedupe),
 	    cmocka_unit_test(test_errors_json),
 	    cmocka_unit_test(test_first_domain),
+	    cmocka_unit_test(test_strict_parse),
+	    cmocka_unit_test(test_control_characters),
+	    cmocka_unit_test(test_substitutions_in_headers),
+	    cmocka_unit_test(test_mime_types),
+	    cmocka_unit_test(test_header_names_and_emails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

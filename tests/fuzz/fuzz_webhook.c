@@ -15,13 +15,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *why = NULL;
-	char text[512];
+	char why[256] = "", text[512];
+	char *body = malloc(size + 1);
 	cJSON *root, *ev;
 
-	root = webhook_batch_parse((const char *)data, size, &why);
+	if (!body)
+		return 0;
+	memcpy(body, data, size);
+	body[size] = '\0';
+	root = webhook_batch_parse(body, size, why, sizeof why);
+	free(body);
 	if (!root) {
-		fuzz_check(why && *why, "refused without a reason");
+		fuzz_check(why[0], "refused without a reason");
 		return 0;
 	}
 	cJSON_ArrayForEach(ev, root)

@@ -6,7 +6,10 @@
  *	decoding alone), header folding (unfolding gives the value back; a
  *	word too long for any line is refused), mailboxes, X-SMTPAPI escaping
  *	and folding, substitutions, header merging, line endings, and
- *	mime_build() on a real easy handle: header list, envelope, errors.
+ *	mime_build() on a real easy handle: header list, envelope, errors;
+ *	and the promise between the intake and the SMTP route: every edge
+ *	body the intake's checks accept builds, with lines under 998 octets,
+ *	and bodies the builder cannot write are refused at the intake.
  *	The rendered message itself is checked by test_smtp.py, which sends
  *	it to loopback servers.
  */
@@ -21,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sender/json_strict.h"
 #include "sender/mime.h"
+#include "sender/v3mail.h"
 
 /* Decodes base64 into out; returns the length. */
 static size_t unb64(const char *s, size_t n, char *out)
@@ -416,6 +421,233 @@ static void test_build(void **state)
 	curl_easy_cleanup(e);
 }
 
+/* n copies of the UTF-8 text unit, in a static buffer of its own (one
+ * of 8, in turn). */
+static const char *rep_of(const char *unit, int n)
+{
+	static char bufs[8][8192];
+	static int next;
+	char *b = bufs[next++ % 8];
+
+	b[0] = '\0';
+	for (int i = 0; i < n; i++)
+		strcat(b, unit);
+	return b;
+}
+
+/* Sets each member of the JSON object text "{members}" in o, in place of
+ * one of the same name. */
+static void set_members(cJSON *o, const char *members)
+{
+	size_t n = strlen(members) + 3;
+	char *t = malloc(n);
+	cJSON *m, *it;
+
+	assert_non_null(t);
+	snprintf(t, n, "{%s}", members);
+	m = cJSON_Parse(t);
+	assert_non_null(m);
+	while ((it = m->child) != NULL) {
+		cJSON_DetachItemViaPointer(m, it);
+		cJSON_DeleteItemFromObjectCaseSensitive(o, it->string);
+		cJSON_AddItemToObject(o, it->string, it);
+	}
+	cJSON_Delete(m);
+	free(t);
+}
+
+/* A v3 body: a plain one with members of the body (top) and of
+ * personalizations[0] (p0) set from raw JSON. */
+static char *body_of(const char *top, const char *p0)
+{
+	cJSON *b = cJSON_Parse(
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@example.jp\",\"name\":\"A\"}]}],"
+	    "\"from\":{\"email\":\"news@example.com\"},\"subject\":\"Hi\","
+	    "\"content\":[{\"type\":\"text/plain\",\"value\":\"x\"}]}");
+	char *text;
+
+	assert_non_null(b);
+	set_members(b, top);
+	set_members(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "personalizations"), 0), p0);
+	text = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	return text;
+}
+
+/* Checks every line of a header list: CRLF only, at most 998 octets. */
+static void assert_lines_ok(const struct curl_slist *l)
+{
+	for (; l != NULL; l = l->next) {
+		const char *s = l->data, *e;
+
+		while ((e = strstr(s, "\r\n")) != NULL) {
+			assert_true(e - s <= MIME_LINE_HARD);
+			s = e + 2;
+		}
+		assert_true(strlen(s) <= MIME_LINE_HARD);
+		assert_null(strchr(s, '\n'));
+	}
+}
+
+/* Builds every personalization of an accepted body, as the intake stores
+ * it (content without personalizations) and as both SMTP routes send it
+ * (with and without X-SMTPAPI).  Takes text. */
+static void assert_builds(char *text)
+{
+	struct json_strict_error jerr;
+	struct v3mail_errors errs;
+	struct mime_opts o = {.unit_id = 1, .msgid = "M", .now = 1700000000};
+	cJSON *body, *ps, *p;
+	CURL *e = curl_easy_init();
+
+	if (json_strict_parse(text, strlen(text), &body, &jerr) < 0)
+		fail_msg("strict parse refused %.200s: %s (%s)", text, jerr.message, jerr.field);
+	if (v3mail_validate(body, &errs) < 0)
+		fail_msg("validator refused %.200s: %s: %s", text, errs.e[0].field,
+		         errs.e[0].message);
+	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
+	cJSON_ArrayForEach(p, ps)
+	{
+		for (o.x_smtpapi = 0; o.x_smtpapi <= 1; o.x_smtpapi++) {
+			struct mime_msg m;
+			char err[256];
+			int rc = mime_build_json(&m, e, body, p, &o, err, sizeof(err));
+
+			if (rc != 0)
+				fail_msg(
+				    "accepted, then the builder refused (%d, x_smtpapi %d): %s\n"
+				    "body %.300s",
+				    rc, o.x_smtpapi, err, text);
+			assert_lines_ok(m.headers);
+			mime_msg_free(&m);
+		}
+	}
+	cJSON_Delete(ps);
+	cJSON_Delete(body);
+	curl_easy_cleanup(e);
+	free(text);
+}
+
+/* Expects text refused by the intake's checks with an error on field,
+ * and unbuildable: the builder refuses it too (so the intake must). */
+static void assert_refused(char *text, const char *field)
+{
+	struct json_strict_error jerr;
+	struct v3mail_errors errs;
+	struct mime_opts o = {.unit_id = 1, .now = 1700000000, .x_smtpapi = 1};
+	struct mime_msg m;
+	cJSON *body, *ps;
+	CURL *e = curl_easy_init();
+	char err[256];
+	int found = 0;
+
+	if (json_strict_parse(text, strlen(text), &body, &jerr) < 0)
+		fail_msg("strict parse refused %.200s: %s", text, jerr.message);
+	assert_int_equal(v3mail_validate(body, &errs), -1);
+	for (int i = 0; i < errs.n; i++)
+		found |= strcmp(errs.e[i].field, field) == 0;
+	if (!found)
+		fail_msg("body %.300s: wanted field %s, got %s: %s", text, field, errs.e[0].field,
+		         errs.e[0].message);
+	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
+	if (mime_build_json(&m, e, body, cJSON_GetArrayItem(ps, 0), &o, err, sizeof(err)) == 0)
+		fail_msg("the builder takes %.300s: the intake need not refuse it", text);
+	cJSON_Delete(ps);
+	cJSON_Delete(body);
+	curl_easy_cleanup(e);
+	free(text);
+}
+
+/* Edge bodies the intake accepts: each must build. */
+static void test_accepted_bodies_build(void **state)
+{
+	char top[9000], p0[4000];
+	const char *w1200 = rep_of("w", 1200);
+
+	(void)state;
+	assert_builds(body_of("", ""));
+	/* a subject, a name, a header value: one word longer than any line */
+	snprintf(top, sizeof top, "\"subject\":\"%s\"", w1200);
+	assert_builds(body_of(top, ""));
+	snprintf(top, sizeof top, "\"from\":{\"email\":\"n@example.com\",\"name\":\"%s\"}",
+	         rep_of("n", 1500));
+	assert_builds(body_of(top, ""));
+	snprintf(top, sizeof top, "\"reply_to\":{\"email\":\"r@example.com\",\"name\":\"%s\"}",
+	         rep_of("\\\"", 600));
+	assert_builds(body_of(top, ""));
+	snprintf(top, sizeof top, "\"headers\":{\"X-Long\":\"%s\",\"%s\":\"v\"}", w1200,
+	         rep_of("H", V3MAIL_MAX_HEADER_NAME));
+	assert_builds(body_of(top, ""));
+	snprintf(p0, sizeof p0, "\"headers\":{\"X-Jp\":\"%s\"}", rep_of("日本語", 300));
+	assert_builds(body_of("", p0));
+	/* tabs are allowed; non-ASCII and substitutions in the subject */
+	assert_builds(
+	    body_of("", "\"subject\":\"a\\tb caf\u00e9 -x-\","
+	                "\"substitutions\":{\"-x-\":\"c\\td\",\"-y-\":\"\\u0001 body only\"}"));
+	snprintf(
+	    p0, sizeof p0,
+	    "\"to\":[{\"email\":\"t@example.jp\",\"name\":\"Ann \\\"The\\\" \\\\ O'Neil, %s\"}]",
+	    rep_of("山", 400));
+	assert_builds(body_of("", p0));
+	/* MIME types of every token character */
+	assert_builds(body_of("\"content\":[{\"type\":\"text/plain\",\"value\":\"p\"},"
+	                      "{\"type\":\"text/html\",\"value\":\"h\"},"
+	                      "{\"type\":\"application/vnd.example-v2+json\",\"value\":\"{}\"},"
+	                      "{\"type\":\"x!#$%&'*+-.^_`{|}~/y\",\"value\":\"z\"}]",
+	                      ""));
+	/* attachments at the limits: 255-byte names, 255-character IDs */
+	snprintf(top, sizeof top,
+	         "\"attachments\":[{\"content\":\"AAEC\",\"filename\":\"%sa\",\"type\":"
+	         "\"image/svg+xml\",\"disposition\":\"inline\",\"content_id\":\"%s\"},"
+	         "{\"content\":\"AAEC\",\"filename\":\"%s\"}]",
+	         rep_of("é", 127), rep_of("c", 255), rep_of("f f", 85));
+	assert_builds(body_of(top, ""));
+	/* X-SMTPAPI: the longest custom_args strings, ten long categories */
+	snprintf(top, sizeof top, "\"custom_args\":{\"k\":\"%s\",\"%s\":\"v\"},\"categories\":[",
+	         rep_of("v", 898), rep_of("é", 148));
+	for (int i = 0; i < 10; i++)
+		snprintf(top + strlen(top), sizeof top - strlen(top), "%s\"%d%s\"", i ? "," : "", i,
+		         rep_of("\\\"", 254));
+	strcat(top, "]");
+	snprintf(p0, sizeof p0, "\"custom_args\":{\"p\":\"%s\"}", rep_of("\\\"", 448));
+	assert_builds(body_of(top, p0));
+}
+
+/* Bodies the builder cannot write: refused at the intake, naming the field. */
+static void test_unbuildable_bodies_refused(void **state)
+{
+	static const struct {
+		const char *top, *p0, *field;
+	} cases[] = {
+	    {"\"content\":[{\"type\":\"foo\",\"value\":\"x\"}]", "", "content.0.type"},
+	    {"\"attachments\":[{\"content\":\"AAEC\",\"filename\":\"a\",\"type\":"
+	     "\"application/pdf\\u0001\"}]",
+	     "", "attachments.0.type"},
+	    {"\"attachments\":[{\"content\":\"AAEC\",\"filename\":\"a\\u0007\"}]", "",
+	     "attachments.0.filename"},
+	    {"\"attachments\":[{\"content\":\"AAEC\",\"filename\":\"a\",\"content_id\":\"a b\"}]",
+	     "", "attachments.0.content_id"},
+	    {"\"subject\":\"a\\u0001b\"", "", "subject"},
+	    {"\"from\":{\"email\":\"n@example.com\",\"name\":\"a\\u000bb\"}", "", "from.name"},
+	    {"", "\"to\":[{\"email\":\"\\\"q\\\"@example.jp\"}]", "personalizations.0.to.0.email"},
+	    {"\"subject\":\"-s-\"", "\"substitutions\":{\"-s-\":\"a\\r\\nBcc: x@y.z\"}",
+	     "personalizations.0.substitutions.-s-"},
+	};
+	char top[4000];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		assert_refused(body_of(cases[i].top, cases[i].p0), cases[i].field);
+	snprintf(top, sizeof top, "\"headers\":{\"%s\":\"v\"}",
+	         rep_of("H", V3MAIL_MAX_HEADER_NAME + 1));
+	assert_refused(body_of(top, ""), "headers");
+	snprintf(top, sizeof top, "\"custom_args\":{\"k\":\"%s\"}", rep_of("v", 2000));
+	assert_refused(body_of(top, ""), "custom_args");
+	snprintf(top, sizeof top, "\"attachments\":[{\"content\":\"AAEC\",\"filename\":\"%s\"}]",
+	         rep_of("é", 200));
+	assert_refused(body_of(top, ""), "attachments.0.filename");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +662,8 @@ int main(void)
 	    cmocka_unit_test(test_smtpapi),
 	    cmocka_unit_test(test_crlf),
 	    cmocka_unit_test(test_build),
+	    cmocka_unit_test(test_accepted_bodies_build),
+	    cmocka_unit_test(test_unbuildable_bodies_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -516,6 +516,11 @@ hold = 2h
         self.assertIn("not an array", b["error"])
         self.assertEqual(d.post(None, raw=b"")[0], 400)
         self.assertEqual(d.post(None, raw=b"[1,2")[0], 400)
+        # Parsed strictly, as every JSON body: no duplicate keys, nothing after the array.
+        st, b = d.post(None, raw=b'[{"event":"bounce","event":"delivered"}]')
+        self.assertEqual(st, 400)
+        self.assertIn("more than once", b["error"])
+        self.assertEqual(d.post(None, raw=b'[] []')[0], 400)
         self.assertEqual(d.post(None, raw=b"[" + b"1," * 40000 + b"1]")[0], 413)
         garbage = [1, "x", None, [], {}, {"event": "delivered"},
                    {"event": 5, "email": "a@gmail.com", "sg_event_id": "g1", "timestamp": 1},
@@ -530,7 +535,7 @@ hold = 2h
         st, _ = d.request("GET", EVENTS)
         self.assertEqual(st, 405)
         s = d.status()
-        self.assertEqual(s["webhook"]["bad_batches"], 5)
+        self.assertEqual(s["webhook"]["bad_batches"], 7)
         self.assertEqual(s["routes"]["new"]["delivered"], 1)
         d.send(["still@serving.example"])
         self.assertEqual(d.status()["intake"]["accepted"], 1)
