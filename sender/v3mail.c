@@ -67,6 +67,15 @@ static const char *const reserved_headers[] = {
     "x-sg-eid",
 };
 
+/* True when SendGrid refuses name in "headers" (any case). */
+int v3mail_reserved_header(const char *name)
+{
+	for (size_t i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
+		if (strcasecmp(name, reserved_headers[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* Adds one error (kept when there is room). */
 void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt, ...)
 {
@@ -230,7 +239,6 @@ static void check_headers(const cJSON *h, const char *field, struct v3mail_error
 	cJSON_ArrayForEach(it, h)
 	{
 		const char *k = it->string ? it->string : "";
-		size_t i;
 
 		if (!cJSON_IsString(it)) {
 			v3mail_error(errs, field, "The header values must be strings.");
@@ -243,10 +251,7 @@ static void check_headers(const cJSON *h, const char *field, struct v3mail_error
 			             V3MAIL_MAX_HEADER_NAME);
 			continue;
 		}
-		for (i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
-			if (strcasecmp(k, reserved_headers[i]) == 0)
-				break;
-		if (i < sizeof reserved_headers / sizeof *reserved_headers) {
+		if (v3mail_reserved_header(k)) {
 			v3mail_error(
 			    errs, field,
 			    "Header can not be one of the reserved keys. You provided %.64s.", k);

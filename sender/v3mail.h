@@ -52,6 +52,9 @@ int v3mail_mime_type_ok(const char *s);
 /* Validates a parsed body. Returns 0, or -1 with the problems in *errs. */
 int v3mail_validate(const cJSON *body, struct v3mail_errors *errs);
 
+/* 1 when SendGrid refuses the header name (any case) in "headers", else 0. */
+int v3mail_reserved_header(const char *name);
+
 /* Adds one error (kept when there is room). */
 void v3mail_error(struct v3mail_errors *errs, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
