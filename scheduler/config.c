@@ -71,7 +71,8 @@ enum sect {
 	S_SUPPRESS,
 	S_ALERT,
 	S_WEBHOOK,
-	S_DEFER
+	S_DEFER,
+	S_SMTP
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -315,7 +316,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		enum sect kind;
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
-	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK}};
+	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
+	             {"smtp", S_SMTP}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -334,6 +336,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 			if (strcmp(word, plain[i].name) == 0) {
 				out->kind = plain[i].kind;
 				snprintf(out->name, sizeof(out->name), "%s", word);
+				if (out->kind == S_SMTP)
+					ld->c->smtpd.enabled = 1;
 				if (out->kind == S_WEBHOOK && !ld->webhook_line) {
 					ld->webhook_line = ld->line;
 					ld->c->webhook.enabled = 1;
@@ -520,15 +524,53 @@ static int k_address(struct load *ld, const struct key *k, const struct sect_ref
 	}
 	if (wu_parse_count(port, &p, NULL, 0) < 0 || p > 65535)
 		goto bad;
+	if (s->kind == S_SMTP) {
+		if (copy(ld->c->smtpd.host, sizeof(ld->c->smtpd.host), host) < 0)
+			goto bad;
+		ld->c->smtpd.port = (int)p;
+		return 0;
+	}
 	if (copy(ld->c->listen_host, sizeof(ld->c->listen_host), host) < 0)
 		goto bad;
 	ld->c->listen_port = (int)p;
 	return 0;
 bad:
 	return say(why, n,
-	           "expected an IP address and port such as 127.0.0.1:8025 or [::1]:8025 "
+	           "expected an IP address and port such as %s or [::1]:%d "
 	           "(port 0 picks a free one), got '%s'",
-	           v);
+	           s->kind == S_SMTP ? "127.0.0.1:2525" : "127.0.0.1:8025",
+	           s->kind == S_SMTP ? 2525 : 8025, v);
+}
+
+/* [smtp] networks: the client networks that may send without AUTH. */
+static int k_networks(struct load *ld, const struct key *k, const struct sect_ref *s,
+                      const char *v, char *why, size_t n)
+{
+	int count;
+
+	(void)k, (void)s;
+	count = wu_cidr_parse_list(v, ld->c->smtpd.networks, WU_CIDR_MAX, why, n);
+	if (count < 0)
+		return -1;
+	ld->c->smtpd.nnetworks = count;
+	return 0;
+}
+
+/* [smtp] tls = off | optional | required */
+static int k_smtp_tls(struct load *ld, const struct key *k, const struct sect_ref *s,
+                      const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "off") == 0)
+		ld->c->smtpd.tls = WU_SMTPD_TLS_OFF;
+	else if (strcmp(v, "optional") == 0)
+		ld->c->smtpd.tls = WU_SMTPD_TLS_OPTIONAL;
+	else if (strcmp(v, "required") == 0)
+		ld->c->smtpd.tls = WU_SMTPD_TLS_REQUIRED;
+	else
+		return say(why, n, "expected off, optional or required, got '%s'", v);
+	ld->c->smtpd.tls_set = 1;
+	return 0;
 }
 
 static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
@@ -1017,6 +1059,22 @@ static const struct key keys[] = {
     {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0},
 
     {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
+
+    FN(S_SMTP, "address", k_address),
+    {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
+    {S_SMTP, "max_recipients", V_INT, C(smtpd.max_recipients), 0, 1, 100000, NULL, 0},
+    {S_SMTP, "max_connections", V_INT, C(smtpd.max_connections), 0, 1, 100000, NULL, 0},
+    {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0},
+    {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0},
+    FN(S_SMTP, "networks", k_networks),
+    {S_SMTP, "users_file", V_PATH, C(smtpd.users_file), SZ(wu_conf, smtpd.users_file), 0, 0, NULL,
+     0},
+    {S_SMTP, "tls_cert_file", V_PATH, C(smtpd.tls_cert_file), SZ(wu_conf, smtpd.tls_cert_file), 0,
+     0, NULL, 0},
+    {S_SMTP, "tls_key_file", V_PATH, C(smtpd.tls_key_file), SZ(wu_conf, smtpd.tls_key_file), 0, 0,
+     NULL, 0},
+    FN(S_SMTP, "tls", k_smtp_tls),
+    {S_SMTP, "hostname", V_STR, C(smtpd.hostname), SZ(wu_conf, smtpd.hostname), 0, 0, NULL, 0},
 
     RFN("type", k_route_type, FOR_ANY),
     RFN("url", k_url, FOR_ANY),
@@ -1677,6 +1735,42 @@ static int finish(struct load *ld)
 		return -1;
 	}
 
+	if (c->smtpd.enabled) {
+		struct wu_smtpd_conf *sm = &c->smtpd;
+
+		if (!seen_line(ld, "smtp", "address")) {
+			lfail(ld, 0, "[smtp] address: required, such as 127.0.0.1:2525");
+			return -1;
+		}
+		if (!seen_line(ld, "smtp", "networks")) {
+			char why[128];
+			sm->nnetworks = wu_cidr_parse_list("127.0.0.0/8, ::1", sm->networks,
+			                                   WU_CIDR_MAX, why, sizeof(why));
+		}
+		if (!sm->tls_cert_file[0] != !sm->tls_key_file[0]) {
+			lfail(ld, seen_line(ld, "smtp", sm->tls_cert_file[0] ? "tls_cert_file"
+			                                                    : "tls_key_file"),
+			      "[smtp] %s: STARTTLS needs both tls_cert_file and tls_key_file",
+			      sm->tls_cert_file[0] ? "tls_cert_file" : "tls_key_file");
+			return -1;
+		}
+		if (!sm->tls_set)
+			sm->tls = sm->tls_cert_file[0] ? WU_SMTPD_TLS_OPTIONAL : WU_SMTPD_TLS_OFF;
+		if (sm->tls != WU_SMTPD_TLS_OFF && !sm->tls_cert_file[0]) {
+			lfail(ld, seen_line(ld, "smtp", "tls"),
+			      "[smtp] tls: %s needs tls_cert_file and tls_key_file",
+			      sm->tls == WU_SMTPD_TLS_REQUIRED ? "required" : "optional");
+			return -1;
+		}
+		if (!sm->nnetworks && !sm->users_file[0]) {
+			lfail(ld, seen_line(ld, "smtp", "networks"),
+			      "[smtp] networks: empty, and no users_file: no client could send");
+			return -1;
+		}
+		if (!sm->hostname[0] && gethostname(sm->hostname, sizeof(sm->hostname) - 1) < 0)
+			snprintf(sm->hostname, sizeof(sm->hostname), "warmupd");
+	}
+
 	if (c->max_connections_per_ip < 0)
 		c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
 
@@ -1781,6 +1875,11 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->idle_timeout = 30 * WU_USEC;
 	c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
 	c->header_timeout = 10 * WU_USEC;
+	c->smtpd.max_size = 30 * MB;
+	c->smtpd.max_recipients = 1000;
+	c->smtpd.max_connections = 100;
+	c->smtpd.max_errors = 10;
+	c->smtpd.timeout = 300 * WU_USEC;
 	strcpy(c->store_path, DEFAULT_STORE);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		c->route[r].type = WU_ROUTE_NONE;

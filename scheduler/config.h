@@ -17,6 +17,7 @@
 
 #include "core/deferral.h"
 #include "core/engine.h"
+#include "cidr.h"
 
 enum wu_route_type { WU_ROUTE_NONE = 0, WU_ROUTE_SENDGRID, WU_ROUTE_SMTP };
 enum wu_tls { WU_TLS_REQUIRED = 0, WU_TLS_OPTIONAL, WU_TLS_NONE };
@@ -54,6 +55,27 @@ struct wu_webhook_conf {
 	int default_rules;  /* built-in deferral rules when none are given; default on */
 	int nrules;
 	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
+};
+
+enum wu_smtpd_tls { WU_SMTPD_TLS_OFF, WU_SMTPD_TLS_OPTIONAL, WU_SMTPD_TLS_REQUIRED };
+
+/* [smtp] */
+struct wu_smtpd_conf {
+	int enabled;                          /* the section is there */
+	char host[64];                        /* address = 127.0.0.1:2525 */
+	int port;
+	size_t max_size;                      /* SIZE, default 30 MB */
+	int max_recipients;                   /* RCPT TO per message, default 1000 */
+	int max_connections;                  /* default 100 */
+	int max_errors;                       /* bad commands before 421, default 10 */
+	wu_time_t timeout;                    /* idle wait for a command or data, 300s */
+	struct wu_cidr networks[WU_CIDR_MAX]; /* may send without AUTH; default loopback */
+	int nnetworks;
+	char users_file[1024];                /* AUTH users: "name:crypt(3) hash" lines */
+	char tls_cert_file[1024], tls_key_file[1024];
+	enum wu_smtpd_tls tls;                /* default optional with a certificate, else off */
+	int tls_set;                          /* tls written in the file */
+	char hostname[256];                   /* in the greeting and EHLO reply */
 };
 
 struct wu_conf {
@@ -96,6 +118,9 @@ struct wu_conf {
 
 	/* [webhook] and [defer_rule NAME] */
 	struct wu_webhook_conf webhook;
+
+	/* [smtp]: the SMTP intake, off without the section */
+	struct wu_smtpd_conf smtpd;
 };
 
 /* What to skip while loading. */

@@ -21,6 +21,7 @@
 #include "store.h"
 
 struct intake;
+struct smtpd;
 struct dispatcher;
 struct alert;
 
@@ -41,6 +42,7 @@ struct wu_daemon {
 	struct curluv *cu;
 	struct snd_route *route[WU_ROUTE_COUNT];
 	struct intake *intake;
+	struct smtpd *smtpd;     /* NULL: no [smtp] section */
 	struct dispatcher *disp;
 	struct webhook *webhook; /* NULL: no [webhook] section */
 	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */

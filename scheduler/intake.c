@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "dispatcher.h"
 #include "log.h"
+#include "msgid.h"
 #include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
@@ -214,21 +214,6 @@ static int authorized(struct intake *in, struct MHD_Connection *c)
 	return diff == 0 && n == m;
 }
 
-/* A message id in SendGrid's style: 22 characters of base64url. */
-static void make_msgid(char *out)
-{
-	static const char alpha[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char rnd[22];
-
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)rand();
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		out[i] = alpha[rnd[i] & 63];
-	out[22] = '\0';
-}
-
 /* After the commit: wake the connection so its answer goes out. */
 static void mail_committed(void *arg, int ok)
 {
@@ -287,7 +272,7 @@ static enum MHD_Result handle_mail(struct req *r)
 		         sr.email, sr.reason);
 		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, sr.field, why);
 	}
-	make_msgid(r->msgid);
+	msgid_make(r->msgid);
 	if (sr.dropped)
 		wu_debug("intake: %s: %d suppressed recipient%s dropped, %d personalization%s left",
 		         r->msgid, sr.dropped, sr.dropped == 1 ? "" : "s", cJSON_GetArraySize(ps),

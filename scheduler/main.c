@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "dispatcher.h"
 #include "intake.h"
+#include "smtpd.h"
 #include "log.h"
 #include "webhook.h"
 
@@ -36,7 +37,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: warmupd --config FILE [--port-file FILE]\n"
+	fprintf(f, "usage: warmupd --config FILE [--port-file FILE] [--smtp-port-file FILE]\n"
 	           "       warmupd --check --config FILE\n"
 	           "       warmupd --reset-state --config FILE\n"
 	           "\n"
@@ -51,6 +52,8 @@ static void usage(FILE *f)
 	           "                        new route counts as used, held days and pauses are\n"
 	           "                        forgotten, and the next local day starts afresh\n"
 	           "  -p, --port-file FILE  write the bound intake port to FILE once listening\n"
+	           "  -s, --smtp-port-file FILE\n"
+	           "                        the same for the SMTP intake ([smtp] address)\n"
 	           "  -h, --help            this help\n"
 	           "  -V, --version         print the version\n");
 }
@@ -142,6 +145,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	daemon_commit(d);
 	intake_stop(d->intake);
 	d->intake = NULL;
+	smtpd_stop(d->smtpd);
+	d->smtpd = NULL;
 	uv_timer_init(d->loop, &drain_timer);
 	drain_timer.data = d;
 	uv_timer_start(&drain_timer, on_drain, 0, 0);
@@ -265,17 +270,18 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
 	    {"port-file", required_argument, NULL, 'p'},
+	    {"smtp-port-file", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"reset-state", no_argument, NULL, 'R'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *config = NULL, *port_file = NULL;
+	const char *config = NULL, *port_file = NULL, *smtp_port_file = NULL;
 	int check = 0, reset = 0, c, rc = 1;
 	char err[1024];
 	struct wu_daemon d;
 
-	while ((c = getopt_long(argc, argv, "c:kp:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:kp:s:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -288,6 +294,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			port_file = optarg;
+			break;
+		case 's':
+			smtp_port_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -370,6 +379,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: %s\n", err);
 		goto out;
 	}
+	if (smtpd_start(&d.smtpd, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s: %s\n", config, err);
+		goto out;
+	}
 	if (dispatcher_start(&d.disp, &d) < 0) {
 		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
@@ -379,8 +392,19 @@ int main(int argc, char **argv)
 	        d.conf.store_path);
 	if (d.webhook)
 		wu_info("event webhook on %s (%s)", WEBHOOK_PATH, webhook_auth_name(d.webhook));
+	if (d.smtpd)
+		wu_info("SMTP intake on %s:%d (%s%s)", d.conf.smtpd.host, smtpd_port(d.smtpd),
+		        d.conf.smtpd.tls == WU_SMTPD_TLS_REQUIRED   ? "STARTTLS required"
+		        : d.conf.smtpd.tls == WU_SMTPD_TLS_OPTIONAL ? "STARTTLS offered"
+		                                                    : "no TLS",
+		        d.conf.smtpd.users_file[0] ? ", AUTH" : "");
 	if (port_file && write_port(port_file, intake_port(d.intake)) < 0) {
 		fprintf(stderr, "warmupd: cannot write %s\n", port_file);
+		goto out;
+	}
+	if (smtp_port_file && (!d.smtpd || write_port(smtp_port_file, smtpd_port(d.smtpd)) < 0)) {
+		fprintf(stderr, "warmupd: cannot write %s%s\n", smtp_port_file,
+		        d.smtpd ? "" : ": there is no [smtp] section");
 		goto out;
 	}
 	uv_run(d.loop, UV_RUN_DEFAULT);

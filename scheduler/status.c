@@ -459,6 +459,9 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "accepted", (double)x->intake_accepted);
 		j_num(&b, o, "rejected", (double)x->intake_rejected);
 		j_num(&b, o, "header_timeouts", (double)x->intake_header_timeouts);
+		j_num(&b, o, "smtp_accepted", (double)x->smtp_accepted);
+		j_num(&b, o, "smtp_rejected", (double)x->smtp_rejected);
+		j_num(&b, o, "smtp_auth_failures", (double)x->smtp_auth_failures);
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
 		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
 		o = j_obj(&b, root, "clock");
@@ -470,6 +473,9 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
 		j_null(&b, o, "header_timeouts");
+		j_null(&b, o, "smtp_accepted");
+		j_null(&b, o, "smtp_rejected");
+		j_null(&b, o, "smtp_auth_failures");
 		j_null(&b, root, "webhook_events");
 		j_null(&b, root, "uptime_s");
 	}

@@ -39,6 +39,7 @@ struct status_cut {
 struct status_extra {
 	int64_t intake_accepted, intake_rejected, webhook_events;
 	int64_t intake_header_timeouts; /* connections cut for late request headers */
+	int64_t smtp_accepted, smtp_rejected, smtp_auth_failures; /* the SMTP intake */
 	int64_t clock_jumps;            /* wall clock steps against the monotonic clock */
 	wu_time_t clock_last_jump;      /* the last one's size, signed */
 	int64_t inflight[WU_ROUTE_COUNT];
