@@ -21,6 +21,7 @@
  */
 #include "fuzz.h"
 
+#include "sender/json_strict.h"
 #include "sender/mime.h"
 #include "sender/sendgrid.h"
 #include "sender/v3mail.h"
@@ -62,7 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!easy && !(easy = curl_easy_init()))
 		abort();
-	body = cJSON_ParseWithLength((const char *)data, size);
+	{
+		/* the intake's parse: strict (UTF-8, no control bytes, no
+		 * duplicate keys, nothing after the value) */
+		struct json_strict_error jerr;
+		char *text = fuzz_text(data, size);
+
+		if (!text)
+			return 0;
+		if (json_strict_parse(text, size, &body, &jerr) != 0)
+			body = NULL;
+		free(text);
+		if (!body)
+			return 0;
+	}
 	memset(&errs, 0, sizeof(errs));
 	if (!cJSON_IsObject(body) || v3mail_validate(body, &errs) < 0) {
 		fuzz_check(cJSON_IsObject(body) || errs.n == 0, "errors for no object");
