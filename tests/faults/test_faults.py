@@ -768,6 +768,16 @@ level = {log_level}
                         break
         return path
 
+    def last_commit_failure(self, d):
+        """Unix time of the last "commit failed ... full" log line, or 0."""
+        t = 0.0
+        for l in d.logtext().splitlines():
+            if "commit failed" in l and "full" in l.lower():
+                stamp = l.split(" ", 1)[0].rstrip("Z")
+                t = datetime.datetime.fromisoformat(stamp).replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+        return t
+
     def test_item6_disk_full(self):
         """The store's disk fills while sends are under way and is freed
         again: no unit stays in flight while the daemon runs, mail accepted
@@ -785,8 +795,14 @@ level = {log_level}
             st, _, _ = d.send(mail(["full%d@example.com" % i]))
             full_answers.append(st)
         # The sends that were under way finish; their results cannot commit.
-        wait_for(lambda: "full" in d.logtext().lower() or "SQLITE_FULL" in d.logtext(),
-                 "the daemon noticing the full disk", timeout=30)
+        wait_for(lambda: (lambda s: s["accepted"] >= s["requests"])(fake.stats()),
+                 "the provider answering what was under way at the fill")
+        last_answer = max(r["time"] for r in fake.records())
+        # (Log times have milliseconds; a record's time is a little before
+        # the answer leaves.)
+        wait_for(lambda: self.last_commit_failure(d) >= last_answer - 0.002,
+                 "a commit failing after the provider's last answer at %.3f (last failure "
+                 "at %.3f)" % (last_answer, self.last_commit_failure(d)), timeout=30)
         stuck = self.store_rows("SELECT count(*) FROM units WHERE state = %d" % UNIT_INFLIGHT,
                                 store)[0][0]
         os.unlink(filler)
