@@ -5,7 +5,7 @@
  * SYNOPSIS
  *	fake-sendgrid --key-env SENDGRID_API_KEY [--listen 127.0.0.1:PORT]
  *		[--record FILE] [--port-file FILE] [--seed N]
- *		[--rate-429 P] [--rate-500 P] [--drop-rate P]
+ *		[--rate-429 P] [--rate-500 P] [--drop-rate P] [--accept-drop-rate P]
  *		[--slow-rate P --slow-ms N] [--allow-nonlocal]
  *		[--events-url URL | --events-port-file FILE]
  *		[--events-key-file PEM] [--events-batch N]
@@ -21,7 +21,14 @@
  *
  *	Faults (429, 500, slow answers, dropped connections) are drawn from
  *	one seeded generator, so a run with --seed is repeatable request by
- *	request.  POST /fake/faults changes them at run time and GET
+ *	request.  An accept-then-drop fault (--accept-drop-rate) takes a
+ *	valid request -- records and counts it as accepted -- and then closes
+ *	the connection instead of answering 202: the client cannot know
+ *	the mail went out.  Its draws come from a generator of their own, so
+ *	turning it on leaves the other faults' draws unchanged.  Every record
+ *	line carries "started", when the request's headers arrived, next to
+ *	"time", when it was recorded (a slow answer is recorded late).
+ *	POST /fake/faults changes them at run time and GET
  *	/fake/stats counts what happened; /fake/ needs no key, which is why
  *	only loopback addresses are allowed unless --allow-nonlocal says so.
  *
@@ -82,6 +89,7 @@ struct faults {
 	double rate_500;
 	double slow_rate;
 	double drop_rate;
+	double accept_drop_rate; /* record and count as accepted, then close */
 	long slow_ms;
 };
 
@@ -97,6 +105,7 @@ struct stats {
 	unsigned long failed_500;
 	unsigned long dropped;
 	unsigned long slowed;
+	unsigned long accept_dropped; /* in accepted too: recorded, then closed */
 };
 
 struct server {
@@ -104,6 +113,7 @@ struct server {
 	struct faults faults;
 	struct stats stats;
 	uint64_t rng;
+	uint64_t rng_accept_drop; /* its own stream: the others stay repeatable */
 	char *key;
 	size_t key_len;
 	FILE *record;
@@ -117,9 +127,10 @@ struct req {
 	char *buf;
 	size_t len;
 	size_t cap;
-	size_t seen;  /* upload bytes received, kept or not */
-	size_t limit; /* bodies of this size or more are refused */
-	int status;   /* decided from the headers alone, or 0 */
+	size_t seen;    /* upload bytes received, kept or not */
+	size_t limit;   /* bodies of this size or more are refused */
+	int status;     /* decided from the headers alone, or 0 */
+	double started; /* wall-clock time the headers arrived */
 };
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -641,7 +652,7 @@ static enum MHD_Result reply_early(struct server *s, struct MHD_Connection *c, i
 
 /* Appends one accepted request to the record file, flushed so a reader
  * sees whole lines as soon as the 202 is out. */
-static void record(struct server *s, const char *id, cJSON *body)
+static void record(struct server *s, const char *id, double started, cJSON *body)
 {
 	cJSON *line = cJSON_CreateObject();
 	char *text;
@@ -649,6 +660,7 @@ static void record(struct server *s, const char *id, cJSON *body)
 	if (!line)
 		return;
 	cJSON_AddNumberToObject(line, "time", now_real());
+	cJSON_AddNumberToObject(line, "started", started);
 	cJSON_AddStringToObject(line, "message_id", id);
 	cJSON_AddItemReferenceToObject(line, "body", body);
 	text = cJSON_PrintUnformatted(line);
@@ -670,7 +682,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	struct v3mail_errors errs = {0};
 	struct json_strict_error jerr;
 	char id[MESSAGE_ID_LEN + 1];
-	double d_drop, d_500, d_429, d_slow;
+	double d_drop, d_500, d_429, d_slow, d_adrop;
 	uint64_t bits[2];
 	struct faults f;
 	long slow = 0;
@@ -687,6 +699,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	d_slow = rng_unit(&s->rng);
 	bits[0] = rng_next(&s->rng);
 	bits[1] = rng_next(&s->rng);
+	d_adrop = rng_unit(&s->rng_accept_drop);
 	f = s->faults;
 	if (!r->status && d_slow < f.slow_rate && f.slow_ms > 0) {
 		slow = f.slow_ms;
@@ -750,14 +763,33 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	id[MESSAGE_ID_LEN] = '\0';
 	np = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "personalizations"));
 	if (s->record)
-		record(s, id, body);
+		record(s, id, r->started, body);
 	if (ev.url || ev.port_file)
 		events_queue(body, id);
 	cJSON_Delete(body);
 	pthread_mutex_lock(&s->lock);
 	s->stats.accepted++;
 	s->stats.personalizations += (unsigned long)np;
+	if (d_adrop < f.accept_drop_rate)
+		s->stats.accept_dropped++;
 	pthread_mutex_unlock(&s->lock);
+	if (d_adrop < f.accept_drop_rate) {
+		/* Taken, then the connection goes before the answer: what a
+		 * client sees when a network path fails after the provider has
+		 * the mail.  MHD shuts the socket down (the client reads EOF);
+		 * SO_LINGER 0 makes the final close abrupt, dropping anything
+		 * still queued. */
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (ci) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+			setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+		log_request("POST", "/v3/mail/send", 0, np, "accepted-dropped");
+		return MHD_NO;
+	}
 	log_request("POST", "/v3/mail/send", 202, np, slow ? "slow" : NULL);
 	{
 		const char *const hdrs[] = {"X-Message-Id", id, NULL};
@@ -777,6 +809,7 @@ static char *faults_json(const struct faults *f)
 	cJSON_AddNumberToObject(o, "slow_rate", f->slow_rate);
 	cJSON_AddNumberToObject(o, "slow_ms", (double)f->slow_ms);
 	cJSON_AddNumberToObject(o, "drop_rate", f->drop_rate);
+	cJSON_AddNumberToObject(o, "accept_drop_rate", f->accept_drop_rate);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -826,6 +859,8 @@ static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c,
 			bad = json_rate(it, &f.slow_rate);
 		else if (strcmp(k, "drop_rate") == 0)
 			bad = json_rate(it, &f.drop_rate);
+		else if (strcmp(k, "accept_drop_rate") == 0)
+			bad = json_rate(it, &f.accept_drop_rate);
 		else if (strcmp(k, "slow_ms") == 0)
 			bad = !cJSON_IsNumber(it) || it->valuedouble < 0 ||
 			      it->valuedouble > 60000 || (f.slow_ms = (long)it->valuedouble, 0);
@@ -867,6 +902,7 @@ static enum MHD_Result finish_stats(struct server *s, struct MHD_Connection *c)
 	cJSON_AddNumberToObject(o, "failed_500", (double)st.failed_500);
 	cJSON_AddNumberToObject(o, "dropped", (double)st.dropped);
 	cJSON_AddNumberToObject(o, "slowed", (double)st.slowed);
+	cJSON_AddNumberToObject(o, "accept_dropped", (double)st.accept_dropped);
 	pthread_mutex_lock(&ev.lock);
 	cJSON_AddNumberToObject(o, "events_queued", (double)ev.queued);
 	cJSON_AddNumberToObject(o, "events_posted", (double)ev.posted);
@@ -905,6 +941,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_NO;
 		*con_cls = r;
 		r->route = route_of(url, method);
+		r->started = now_real();
 		r->limit = r->route == ROUTE_MAIL ? MAX_BODY : MAX_CONTROL_BODY;
 		if (r->route == ROUTE_MAIL)
 			r->status = precheck(s, c);
@@ -1099,6 +1136,8 @@ static void usage(FILE *out)
 	      "  --rate-429 P         answer 429 with probability P (0..1 or 10%)\n"
 	      "  --rate-500 P         answer 500 with probability P\n"
 	      "  --drop-rate P        close the connection without answering, probability P\n"
+	      "  --accept-drop-rate P take (record, count) a valid request, then close the\n"
+	      "                       connection instead of answering, probability P\n"
 	      "  --slow-rate P        delay the answer with probability P ...\n"
 	      "  --slow-ms N          ... by N milliseconds (0..60000)\n"
 	      "  --events-url URL     post Event Webhook batches about accepted mail to URL\n"
@@ -1132,6 +1171,7 @@ int main(int argc, char **argv)
 	    {"rate-429", required_argument, NULL, '4'},
 	    {"rate-500", required_argument, NULL, '5'},
 	    {"drop-rate", required_argument, NULL, 'd'},
+	    {"accept-drop-rate", required_argument, NULL, 'a'},
 	    {"slow-rate", required_argument, NULL, 'S'},
 	    {"slow-ms", required_argument, NULL, 'm'},
 	    {"events-url", required_argument, NULL, 'U'},
@@ -1213,10 +1253,12 @@ int main(int argc, char **argv)
 		case '4':
 		case '5':
 		case 'd':
+		case 'a':
 		case 'S': {
 			double *dst = opt == '4'   ? &srv.faults.rate_429
 			              : opt == '5' ? &srv.faults.rate_500
 			              : opt == 'd' ? &srv.faults.drop_rate
+			              : opt == 'a' ? &srv.faults.accept_drop_rate
 			                           : &srv.faults.slow_rate;
 
 			if (parse_rate(optarg, dst) < 0) {
@@ -1313,6 +1355,7 @@ int main(int argc, char **argv)
 	if (!seeded && getrandom(&seed, sizeof seed, 0) != sizeof seed)
 		seed = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
 	srv.rng = rng_seed(seed);
+	srv.rng_accept_drop = rng_seed(seed ^ 0x61636370746472ull); /* "acceptdr" */
 	if (record_path && !(srv.record = fopen(record_path, "a"))) {
 		fprintf(stderr, "fake-sendgrid: cannot open %s: %s\n", record_path,
 		        strerror(errno));
