@@ -62,6 +62,7 @@ struct sg_req {
 	void *arg;
 	CURL *easy;
 	char *body;
+	size_t body_len, body_off; /* the read callback's progress: bytes handed to curl */
 	unsigned char *skip; /* items left out: their personalization is not an object */
 	char err[256];       /* why nothing could be sent, when deferred */
 	int deferred;        /* failed before curl: reported from a 0 ms timer */
@@ -291,23 +292,35 @@ static void sg_reason(const struct sg_req *q, long code, struct snd_result *res)
 	cJSON_Delete(j);
 }
 
+/* CURLOPT_READFUNCTION: the request body, in order, once. */
+static size_t sg_read_body(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct sg_req *q = arg;
+	size_t n = size * nitems, left = q->body_len - q->body_off;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, q->body + q->body_off, n);
+	q->body_off += n;
+	return n;
+}
+
 /* Turns curl's result and the HTTP answer into one snd_result. */
 static void sg_classify(const struct sg_route *r, struct sg_req *q, CURL *easy, CURLcode result,
                         struct snd_result *res)
 {
 	long code = 0;
-	curl_off_t up = 0;
 	int all_sent;
 
 	memset(res, 0, sizeof(*res));
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
 	/* Once the last byte of the body is out, SendGrid may take the request
 	 * whatever becomes of the answer: giving its units back to the cap
 	 * would let them be counted twice (a provider that reset 30% of its
 	 * connections after taking the request got 159 messages on a cap of
-	 * 100). */
-	all_sent = q->body && up >= (curl_off_t)strlen(q->body);
+	 * 100).  CURLE_SEND_FAIL_REWIND is curl declining to send the body
+	 * again on a fresh connection (see sg_send): it was sent once. */
+	all_sent = (q->body && q->body_off >= q->body_len) || result == CURLE_SEND_FAIL_REWIND;
 	res->code = code;
 	if (result != CURLE_OK && code >= 200 && code < 300) {
 		res->status = SND_ACCEPTED;
@@ -525,8 +538,15 @@ static int sg_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(q->body));
+	/* The body through a read callback with no seek callback: curl cannot
+	 * rewind it, so it never sends a request a second time by itself (it
+	 * does so, with a body given as POSTFIELDS, when a reused connection
+	 * dies before any answer; SendGrid may have taken the first). */
+	q->body_len = strlen(q->body);
+	q->body_off = 0;
+	curl_easy_setopt(e, CURLOPT_READFUNCTION, sg_read_body);
+	curl_easy_setopt(e, CURLOPT_READDATA, q);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, SG_USER_AGENT);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);

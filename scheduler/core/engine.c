@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "days.h"
 #include "pacing.h"
 
 #define EVENTS_MAX 64
@@ -27,6 +28,7 @@ struct wu_engine {
 	struct wu_core_conf conf;
 	struct wu_day day;
 	struct wu_day_stats today, yesterday;
+	struct wu_days days; /* the dates it has been on (days.h) */
 	int held;   /* days the schedule did not advance */
 	int halted; /* the gate stopped the new route */
 	int paused[WU_ROUTE_COUNT];
@@ -151,14 +153,62 @@ static int next_step(struct wu_engine *e, const struct wu_day *nd)
 	return step;
 }
 
+/* The clock went to a date the engine has been on, or to an earlier one it
+ * never was on: the first comes back as it was left, the second gets no
+ * cap.  Either way no cap is granted a second time (days.h). */
+static void revisit(struct wu_engine *e, const struct wu_day *nd, wu_time_t now)
+{
+	const struct wu_day_stats *past = wu_days_find(&e->days, nd->date);
+	struct wu_day_stats kept;
+
+	e->day = *nd;
+	if (past) {
+		kept = *past;
+		setup_day(e, kept.step, now);
+		memcpy(e->today.sent, kept.sent, sizeof(kept.sent));
+		memcpy(e->today.result, kept.result, sizeof(kept.result));
+		e->today.used = kept.used;
+		e->today.held = kept.held;
+		e->today.gate = kept.gate;
+		if (kept.closed) {
+			e->today.cap = 0;
+			e->today.closed = 1;
+		}
+		emit(e, WU_EV_DAY, now, WU_ROUTE_NEW,
+		     "the clock is on this date again: day %d of the schedule as it was left, cap "
+		     "%" PRId64 ", %" PRId64 " used",
+		     e->today.step, e->today.cap, e->today.used);
+		return;
+	}
+	setup_day(e, e->today.step, now);
+	e->today.cap = 0;
+	e->today.closed = 1;
+	emit(e, WU_EV_DAY, now, WU_ROUTE_NEW,
+	     "the clock is behind the latest date the engine was on: no cap until it gets "
+	     "there");
+}
+
 int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 {
 	struct wu_day nd;
+	const struct wu_day_stats *latest;
 	int step, before;
 
-	if (now < e->day.end)
+	if (now < e->day.end && now >= e->day.start)
 		return 0;
 	wu_calendar_day(&e->conf.calendar, now, &nd);
+	if (nd.date == e->today.date) {
+		e->day = nd;
+		return 0;
+	}
+	wu_days_keep(&e->days, &e->today);
+	if (nd.date <= e->days.latest) {
+		revisit(e, &nd, now);
+		return 1;
+	}
+	/* A new date: the schedule goes on from the latest one. */
+	if ((latest = wu_days_find(&e->days, e->days.latest)) && latest->date != e->today.date)
+		e->today = *latest;
 	before = e->today.step;
 	step = next_step(e, &nd);
 	e->yesterday = e->today;
@@ -531,6 +581,18 @@ static size_t save_text(const struct wu_engine *e, char *buf, size_t len)
 	    t->date, t->step, e->held, t->held, e->halted, t->used, (int)t->gate,
 	    (int)e->gate_state, e->gate.delivered, e->gate.bounces, e->gate.complaints,
 	    e->pacing.tokens, e->pacing.last, e->pacing.burst);
+	if (t->closed)
+		put(buf, len, &off, "closed 1\n");
+	if (e->days.latest > t->date)
+		put(buf, len, &off, "latest %d\n", e->days.latest);
+	/* The other dates it has been on, for a clock that goes back to one:
+	 * enough to keep their caps granted once (days.h). */
+	for (int i = 0; i < e->days.n; i++) {
+		const struct wu_day_stats *p = &e->days.d[i];
+		if (p->date != t->date)
+			put(buf, len, &off, "past %d %d %" PRId64 " %d %d %d\n", p->date, p->step,
+			    p->used, p->held, (int)p->gate, p->closed);
+	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		if (e->paused[r])
 			put(buf, len, &off, "paused %d %s\n", r, e->paused_by[r]);
@@ -704,7 +766,7 @@ static int ld_pair(struct loader *l, int i, int *r, int *isp, char *name, size_t
 
 /* What one load has read so far. */
 struct loaded {
-	int date, step, held, tday_held, halted, tgate, gstate, ended;
+	int date, step, held, tday_held, halted, tgate, gstate, ended, closed, latest;
 	int64_t used;
 	struct wu_gate_counts gc;
 	double tokens, burst;
@@ -768,6 +830,35 @@ static int ld_line(struct loader *l, struct wu_engine *tmp, struct loaded *v, ch
 	if (strcmp(key, "halted") == 0) {
 		WANT(1);
 		return ld_int32(l, 1, "halted", 0, 1, &v->halted);
+	}
+	if (strcmp(key, "closed") == 0) {
+		WANT(1);
+		return ld_int32(l, 1, "closed", 0, 1, &v->closed);
+	}
+	if (strcmp(key, "latest") == 0) {
+		WANT(1);
+		return ld_int32(l, 1, "latest", 1, DATE_MAX, &v->latest);
+	}
+	if (strcmp(key, "past") == 0) {
+		struct wu_day_stats p;
+		int gate;
+
+		WANT(6);
+		memset(&p, 0, sizeof(p));
+		if (tmp->days.n == WU_DAYS_KEPT)
+			return ld_fail(l, "past: more than %d dates", WU_DAYS_KEPT);
+		if (ld_int32(l, 1, "past: date", 1, DATE_MAX, &p.date) < 0 ||
+		    ld_int32(l, 2, "past: step", 0, DATE_MAX, &p.step) < 0 ||
+		    ld_int(l, 3, "past: used", 0, COUNT_MAX, &p.used) < 0 ||
+		    ld_int32(l, 4, "past: held", 0, 1, &p.held) < 0 ||
+		    ld_int32(l, 5, "past: gate", WU_GATE_OK, WU_GATE_HALT, &gate) < 0 ||
+		    ld_int32(l, 6, "past: closed", 0, 1, &p.closed) < 0)
+			return -1;
+		if (wu_days_find(&tmp->days, p.date))
+			return ld_fail(l, "past: date %d twice", p.date);
+		p.gate = (enum wu_gate_state)gate;
+		wu_days_keep(&tmp->days, &p);
+		return 0;
 	}
 	if (strcmp(key, "used") == 0) {
 		WANT(1);
@@ -860,6 +951,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memset(tmp->paused, 0, sizeof(tmp->paused));
 	memset(tmp->paused_by, 0, sizeof(tmp->paused_by));
 	memset(&tmp->today, 0, sizeof(tmp->today));
+	memset(&tmp->days, 0, sizeof(tmp->days));
 	while (*p && !v.ended) {
 		size_t n = strcspn(p, "\n");
 
@@ -902,6 +994,18 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 		ld_fail(&l, "date: %s is after today (%s)", saved, today);
 		goto bad;
 	}
+	if (v.latest && v.latest < v.date) {
+		ld_fail(&l, "latest: %d is before the saved date %d", v.latest, v.date);
+		goto bad;
+	}
+	if (tmp->days.latest > (v.latest ? v.latest : v.date)) {
+		ld_fail(&l, "past: a date after the latest one");
+		goto bad;
+	}
+	if (wu_days_find(&tmp->days, v.date)) {
+		ld_fail(&l, "past: the saved date %d again", v.date);
+		goto bad;
+	}
 	if (v.gstate > v.tgate) {
 		ld_fail(&l, "gate: state %d is worse than today's worst state %d", v.gstate,
 		        v.tgate);
@@ -924,6 +1028,12 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memcpy(tmp->today.result, saved.result, sizeof(saved.result));
 	tmp->today.used = v.used;
 	tmp->today.held = v.tday_held;
+	if (v.closed) {
+		tmp->today.cap = 0;
+		tmp->today.closed = 1;
+	}
+	if (v.latest > tmp->days.latest)
+		tmp->days.latest = v.latest;
 	tmp->today.gate = (enum wu_gate_state)v.tgate;
 	tmp->gate = v.gc;
 	tmp->gate_state = (enum wu_gate_state)v.gstate;

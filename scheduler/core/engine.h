@@ -106,6 +106,7 @@ struct wu_day_stats {
 	int64_t sent[WU_ROUTE_COUNT][WU_ISP_MAX]; /* decisions net of give-backs */
 	int64_t result[WU_ROUTE_COUNT][WU_ISP_MAX][WU_RESULT_COUNT];
 	int64_t used; /* new-route sends counted against cap */
+	int closed;   /* a date before one already granted, never granted itself: cap 0 */
 };
 
 enum wu_event_kind {

@@ -517,7 +517,9 @@ level = {log_level}
         self.assertEqual(len(new), cap)
         self.assert_all_once(offered, new + old, fault)
         self.assertEqual(st["queue"]["failed"], 0, "a temporary fault failed a unit for good")
-        self.assertGreater(st["routes"]["old"]["tempfail"], 0)
+        # a drop after the message went out, before the verdict, is a
+        # timeout (the relay may have taken it); the others tempfails
+        self.assertGreater(st["routes"]["old"]["tempfail"] + st["routes"]["old"]["timeout"], 0)
         self.assertFalse(st["routes"]["old"]["paused"])
         log("%s: %d faults, %d messages at the relay" % (fault, relay.faults_done, len(old)))
 

@@ -1035,12 +1035,15 @@ static void test_fake_slow_and_drop(void **state)
 	send_and_wait(f, &b);
 	assert_int_equal(f->res[0].status, SND_TIMEOUT);
 
+	/* The fake drops the connection once it has the whole request: the
+	 * route cannot tell that from SendGrid taking it, so a timeout (the
+	 * units stay counted), and curl does not send it a second time. */
 	control_post(&fake, "/fake/faults", "{\"slow_rate\":0,\"drop_rate\":1.0}");
 	f->ndone = 0;
 	send_and_wait(f, &b);
-	assert_int_equal(f->res[0].status, SND_TEMPFAIL);
-	assert_int_equal(f->res[0].code, 0);
 	control_post(&fake, "/fake/faults", "{\"drop_rate\":0}");
+	assert_int_equal(f->res[0].status, SND_TIMEOUT);
+	assert_int_equal(f->res[0].code, 0);
 }
 
 /* A body SendGrid would refuse: permfail with the fake's reason. */

@@ -690,44 +690,52 @@ static void test_clock_jumps_back(void **state)
 	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
 	engine_make(T0);
 	assert_int_equal(take_new(T0 + 2 * WU_HOUR, google, 100), 63);
-	/* The clock steps back an hour, then back into yesterday: the day's
-	 * count stands, nothing more goes. */
+	/* The clock steps back an hour: the same date, its count stands. */
 	assert_int_equal(take_new(T0 + WU_HOUR, google, 100), 0);
-	assert_int_equal(wu_engine_tick(eng, T0 - WU_HOUR), 0);
+	/* Back into yesterday, a date the engine was never on and before one
+	 * it granted: no cap there, nothing goes. */
+	assert_int_equal(wu_engine_tick(eng, T0 - WU_HOUR), 1);
 	assert_int_equal(take_new(T0 - WU_HOUR, google, 100), 0);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201 - 1);
+	assert_i64_eq(wu_engine_today(eng)->cap, 0);
+	/* Forward again: today as it was left, then the next day as usual. */
+	assert_int_equal(take_new(T0 + 3 * WU_HOUR, google, 100), 0);
 	assert_i64_eq(wu_engine_today(eng)->used, 63);
-	/* And forward again to the next day as usual. */
 	assert_int_equal(take_new(T0 + WU_DAY, google, 100), 83);
 }
 
-/* A jump forward into tomorrow grants tomorrow's cap (the day follows the
- * wall clock); a jump back never grants today's again, in the engine or
- * through a save and a load, and the rest of tomorrow's cap waits for
- * tomorrow's window. */
+/* The day follows the wall clock, a date's cap is granted once: a jump
+ * forward into tomorrow grants tomorrow's cap; back on today, today is as
+ * it was left (what it had not used is still there); forward again,
+ * tomorrow is as it was left; and so through a save and a load. */
 static void test_clock_jumps_forward_then_back(void **state)
 {
 	(void)state;
-	char buf[16384], err[WU_ERR_MAX] = "";
+	char *buf, err[WU_ERR_MAX] = "";
 
 	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
 	engine_make(T0);
 	assert_int_equal(take_new(T0 + 2 * WU_HOUR, google, 10), 10);
 	assert_int_equal(take_new(T0 + WU_DAY + 2 * WU_HOUR, google, 50), 50);
 	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
-	/* back to the right time: still the later date, nothing more now */
-	assert_int_equal(wu_engine_tick(eng, T0 + 3 * WU_HOUR), 0);
-	assert_int_equal(take_new(T0 + 3 * WU_HOUR, google, 100), 0);
-	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
-	assert_i64_eq(wu_engine_today(eng)->used, 50);
-	/* a restart at the right time keeps the later date and its count */
-	assert_true(wu_engine_save(eng, buf, sizeof buf) > 0);
+	/* back to the right time: today again, 10 of 63 used */
+	assert_int_equal(wu_engine_tick(eng, T0 + 3 * WU_HOUR), 1);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201);
+	assert_i64_eq(wu_engine_today(eng)->used, 10);
+	assert_int_equal(take_new(T0 + 3 * WU_HOUR, google, 100), 53);
+	/* a restart keeps both dates as they were */
+	assert_non_null(buf = wu_engine_save_alloc(eng));
 	wu_engine_free(eng);
 	engine_make(T0 + 3 * WU_HOUR);
 	assert_int_equal(wu_engine_load(eng, buf, T0 + 3 * WU_HOUR, err, sizeof err), 0);
-	assert_int_equal(wu_engine_today(eng)->date, D_20261201 + 1);
+	free(buf);
+	assert_int_equal(wu_engine_today(eng)->date, D_20261201);
+	assert_i64_eq(wu_engine_today(eng)->used, 63);
 	assert_int_equal(take_new(T0 + 4 * WU_HOUR, google, 100), 0);
 	/* tomorrow, at last: what is left of its cap, granted once */
 	assert_int_equal(take_new(T0 + WU_DAY + 3 * WU_HOUR, google, 100), 83 - 50);
+	/* and the day after is new */
+	assert_int_equal(take_new(T0 + 2 * WU_DAY + WU_HOUR, google, 1000), 73);
 }
 
 static void test_share_give_back(void **state)
