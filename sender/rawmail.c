@@ -132,7 +132,7 @@ static __attribute__((format(printf, 2, 3))) int fail(struct rm_ctx *c, const ch
 }
 
 /* s made fit for a JSON value: NULs dropped, valid UTF-8 (8-bit text
- * decoded by GMime's fallback rule), CR and LF as spaces when oneline.
+ * decoded by GMime's fallback rule), controls but TAB as spaces when oneline.
  * Takes s (g_malloc'd); returns g_malloc'd text. */
 static char *utf8_clean(char *s, size_t len, bool oneline)
 {
@@ -153,9 +153,11 @@ static char *utf8_clean(char *s, size_t len, bool oneline)
 			s = t;
 		}
 	}
+	/* A header value holds no line break and no control but TAB. */
 	if (oneline)
-		for (t = s; (t = strpbrk(t, "\r\n")); t++)
-			*t = ' ';
+		for (t = s; *t; t++)
+			if ((unsigned char)*t < 0x20 && *t != '\t')
+				*t = ' ';
 	return s;
 }
 
