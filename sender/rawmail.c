@@ -22,7 +22,7 @@
  *	    related parts with an id    attachments[] inline with content_id
  *	    Message-ID, In-Reply-To,    headers (first of each name, unfolded
  *	    References, List-*, ...,    as written; names SendGrid reserves
- *	    X-* but X-SMTPAPI           never)
+ *	    X-* but X-SMTPAPI           never; 8-bit text as encoded-words)
  *	    X-SMTPAPI                   tracking_settings, mail_settings,
  *	                                categories, custom_args, asm,
  *	                                ip_pool_name, send_at
@@ -561,6 +561,15 @@ static bool header_name_ok(const char *name)
 	return true;
 }
 
+/* True when s is all ASCII. */
+static bool is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
 /* The headers object: kept headers unfolded as written, first of each name. */
 static void add_headers(struct rm_ctx *c, GMimeHeaderList *hl)
 {
@@ -585,6 +594,14 @@ static void add_headers(struct rm_ctx *c, GMimeHeaderList *hl)
 			continue;
 		v = g_mime_utils_header_unfold(raw ? raw : "");
 		v = utf8_clean(v, strlen(v), true);
+		/* SendGrid wants header values encoded: 8-bit text as the
+		 * encoded-words it should have been written as. */
+		if (!is_ascii(v)) {
+			char *enc = g_mime_utils_header_encode_text(NULL, v, "utf-8");
+
+			g_free(v);
+			v = utf8_clean(enc, strlen(enc), true);
+		}
 		cJSON_AddStringToObject(h, name, v);
 		g_free(v);
 	}
