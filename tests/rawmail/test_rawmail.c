@@ -548,8 +548,9 @@ static void test_header_text(void **state)
 	cJSON_Delete(b);
 }
 
-/* A forwarded message is attached as the message/rfc822 file it is; a
- * second text/plain after the body is an attachment too. */
+/* A forwarded message is attached as the message/rfc822 file it is; in
+ * mixed mail a text part after the body (a second text/plain, a text/plain
+ * after text/html) is an attachment, not an alternative. */
 static void test_attached_message(void **state)
 {
 	const char *m = "From: a@example.com\r\nSubject: fwd\r\n"
@@ -559,6 +560,9 @@ static void test_attached_message(void **state)
 	                "--m\r\nContent-Type: message/rfc822\r\n\r\n"
 	                "From: old@example.com\r\nSubject: old\r\n\r\nold body\r\n"
 	                "--m--\r\n";
+	const char *seq = "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=s\r\n\r\n"
+	                  "--s\r\nContent-Type: text/html\r\n\r\n<p>body</p>\r\n"
+	                  "--s\r\nContent-Type: text/plain\r\n\r\nsignature\r\n--s--\r\n";
 	cJSON *b;
 
 	(void)state;
@@ -568,6 +572,12 @@ static void test_attached_message(void **state)
 	assert_str_at(b, "attachments.0.content", "Zm9vdGVy"); /* "footer" */
 	assert_str_at(b, "attachments.1.type", "message/rfc822");
 	assert_str_at(b, "attachments.1.filename", "part-2.eml");
+	cJSON_Delete(b);
+	b = convert_text(seq, strlen(seq));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(b, "content")), 1);
+	assert_str_at(b, "content.0.type", "text/html");
+	assert_str_at(b, "attachments.0.type", "text/plain");
+	assert_str_at(b, "attachments.0.content", "c2lnbmF0dXJl"); /* "signature" */
 	cJSON_Delete(b);
 }
 
