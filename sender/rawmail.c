@@ -22,7 +22,7 @@
  *	    related parts with an id    attachments[] inline with content_id
  *	    Message-ID, In-Reply-To,    headers (first of each name, unfolded
  *	    References, List-*, ...,    as written; names SendGrid reserves
- *	    X-* but X-SMTPAPI           never)
+ *	    X-* but X-SMTPAPI           never; 8-bit text as encoded-words)
  *	    X-SMTPAPI                   tracking_settings, mail_settings,
  *	                                categories, custom_args, asm,
  *	                                ip_pool_name, send_at
@@ -32,11 +32,13 @@
  *	personalization.
  *
  *	The body is found by walking the structure: in multipart/alternative
- *	and multipart/mixed the first inline text/plain and the first inline
- *	text/html without a file name are the content; in multipart/related
- *	the root (the "start" parameter, else the first part) is walked for
- *	the body and the other parts become inline attachments.  Everything
- *	else is an attachment.  Text is decoded from its transfer encoding,
+ *	the first inline text/plain and the first inline text/html without a
+ *	file name are the content; in multipart/mixed the first part that
+ *	holds such a text is the body, and later text parts are attachments
+ *	(they follow the body, they are no alternative to it); in
+ *	multipart/related the root (the "start" parameter, else the first
+ *	part) is walked for the body and the other parts become inline
+ *	attachments.  Everything else is an attachment.  Text is decoded from its transfer encoding,
  *	converted from its charset (Shift_JIS read as its Windows superset
  *	CP932, which is what Japanese mailers write; GB2312 as GB18030), and
  *	8-bit text without a charset is read as UTF-8, else CP932, else
@@ -95,7 +97,7 @@ static const struct {
 struct rm_ctx {
 	cJSON *root;
 	char *plain, *html; /* the body, UTF-8, g_malloc'd */
-	bool text_seen;     /* a body text part existed, even empty */
+	int texts;          /* body text parts taken (even empty ones) */
 	cJSON *attachments;
 	GPtrArray *b64; /* base64 texts the tree references, freed last */
 	int nparts;     /* for the names of parts that have none */
@@ -132,7 +134,7 @@ static __attribute__((format(printf, 2, 3))) int fail(struct rm_ctx *c, const ch
 }
 
 /* s made fit for a JSON value: NULs dropped, valid UTF-8 (8-bit text
- * decoded by GMime's fallback rule), CR and LF as spaces when oneline.
+ * decoded by GMime's fallback rule), controls but TAB as spaces when oneline.
  * Takes s (g_malloc'd); returns g_malloc'd text. */
 static char *utf8_clean(char *s, size_t len, bool oneline)
 {
@@ -153,9 +155,11 @@ static char *utf8_clean(char *s, size_t len, bool oneline)
 			s = t;
 		}
 	}
+	/* A header value holds no line break and no control but TAB. */
 	if (oneline)
-		for (t = s; (t = strpbrk(t, "\r\n")); t++)
-			*t = ' ';
+		for (t = s; *t; t++)
+			if ((unsigned char)*t < 0x20 && *t != '\t')
+				*t = ' ';
 	return s;
 }
 
@@ -336,7 +340,7 @@ static int walk_part(struct rm_ctx *c, GMimePart *p, bool body_ok, bool related)
 		              : g_mime_content_type_is_type(ct, "text", "html") ? &c->html
 		                                                                : NULL;
 		if (slot && !*slot) {
-			c->text_seen = true;
+			c->texts++;
 			*slot = part_text(p);
 			return 0;
 		}
@@ -374,13 +378,15 @@ static int walk_message_part(struct rm_ctx *c, GMimeMessagePart *mp, bool relate
 
 static int walk(struct rm_ctx *c, GMimeObject *o, bool body_ok, bool related, int depth);
 
-/* A multipart: alternative and mixed offer every child for the body;
- * related offers its root and attaches the rest inline. */
+/* A multipart: alternative offers every child for the body, mixed (and
+ * any other) its children until one held it, related only its root, the
+ * rest attached inline. */
 static int walk_multipart(struct rm_ctx *c, GMimeMultipart *mp, bool body_ok, int depth)
 {
 	GMimeObject *o = GMIME_OBJECT(mp);
 	GMimeContentType *ct = g_mime_object_get_content_type(o);
 	int n = g_mime_multipart_get_count(mp), root = -1;
+	bool alternative = g_mime_content_type_is_type(ct, "multipart", "alternative");
 
 	if (GMIME_IS_MULTIPART_SIGNED(mp))
 		return fail(c, "multipart/signed: a signed message cannot be re-sent through the "
@@ -411,8 +417,14 @@ static int walk_multipart(struct rm_ctx *c, GMimeMultipart *mp, bool body_ok, in
 		GMimeObject *child = g_mime_multipart_get_part(mp, i);
 		bool rel = root >= 0 && i != root;
 
+		int texts = c->texts;
+
 		if (walk(c, child, body_ok && !rel, rel, depth + 1) < 0)
 			return -1;
+		/* Parts of mixed mail follow each other: once one held the
+		 * body, a later text part is not an alternative to it. */
+		if (!alternative && c->texts > texts)
+			body_ok = false;
 	}
 	return 0;
 }
@@ -559,6 +571,15 @@ static bool header_name_ok(const char *name)
 	return true;
 }
 
+/* True when s is all ASCII. */
+static bool is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
 /* The headers object: kept headers unfolded as written, first of each name. */
 static void add_headers(struct rm_ctx *c, GMimeHeaderList *hl)
 {
@@ -583,6 +604,14 @@ static void add_headers(struct rm_ctx *c, GMimeHeaderList *hl)
 			continue;
 		v = g_mime_utils_header_unfold(raw ? raw : "");
 		v = utf8_clean(v, strlen(v), true);
+		/* SendGrid wants header values encoded: 8-bit text as the
+		 * encoded-words it should have been written as. */
+		if (!is_ascii(v)) {
+			char *enc = g_mime_utils_header_encode_text(NULL, v, "utf-8");
+
+			g_free(v);
+			v = utf8_clean(enc, strlen(enc), true);
+		}
 		cJSON_AddStringToObject(h, name, v);
 		g_free(v);
 	}
@@ -796,7 +825,7 @@ static int add_content(struct rm_ctx *c)
 {
 	cJSON *content;
 
-	if (!c->text_seen)
+	if (!c->texts)
 		return fail(c, "no text/plain or text/html part");
 	content = cJSON_AddArrayToObject(c->root, "content");
 	for (int i = 0; i < 2; i++) {

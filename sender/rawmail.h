@@ -22,7 +22,9 @@
  * with a reason for people in err ("From: missing", "no text/plain or
  * text/html part", "X-SMTPAPI: malformed JSON near byte 12", ...): the
  * message cannot go through the v3 API as it is, and retrying will not
- * change that.  Callable from any thread. */
+ * change that.  GMime is set up on the first call, once per process.
+ * Like cJSON_Parse(), which it uses for X-SMTPAPI, it writes cJSON's
+ * global error position: call it from the thread that parses JSON. */
 int rawmail_to_v3(const char *raw, size_t len, char **json, char *err, size_t errlen);
 
 #endif

@@ -522,13 +522,17 @@ static void test_reply_to(void **state)
 }
 
 /* Header text that could forge headers or break JSON: an encoded CR LF
- * in the subject, raw 8-bit UTF-8, a repeated name (the first kept). */
+ * in the subject, raw 8-bit UTF-8 (encoded, as SendGrid wants header
+ * values), a repeated name (the first kept),
+ * controls (a decoded subject holds none, a header stays as written). */
 static void test_header_text(void **state)
 {
 	const char *m = "From: a@example.com\r\n"
 	                "Subject: =?UTF-8?B?b25lDQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?=\r\n"
 	                "X-Tag: first\r\nX-TAG: second\r\n"
-	                "X-Raw: \xe6\x97\xa5\xe6\x9c\xac\r\n\r\nx\r\n";
+	                "X-Raw: \xe6\x97\xa5\xe6\x9c\xac\r\n"
+	                "X-Ctl: =?UTF-8?B?YQFiG2M=?=\td\r\n\r\nx\r\n";
+	const char *ctl = "From: a@example.com\r\nSubject: =?UTF-8?B?YQFiG2M=?=\r\n\r\nx\r\n";
 	cJSON *b;
 
 	(void)state;
@@ -536,12 +540,17 @@ static void test_header_text(void **state)
 	assert_str_at(b, "subject", "one  Bcc: evil@example.com");
 	assert_str_at(b, "headers.X-Tag", "first");
 	assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(b, "headers"), "X-TAG"));
-	assert_str_at(b, "headers.X-Raw", "日本");
+	assert_str_at(b, "headers.X-Raw", "=?UTF-8?b?5pel5pys?=");    /* 日本, encoded */
+	assert_str_at(b, "headers.X-Ctl", "=?UTF-8?B?YQFiG2M=?=\td"); /* as written */
+	cJSON_Delete(b);
+	b = convert_text(ctl, strlen(ctl));
+	assert_str_at(b, "subject", "a b c");
 	cJSON_Delete(b);
 }
 
-/* A forwarded message is attached as the message/rfc822 file it is; a
- * second text/plain after the body is an attachment too. */
+/* A forwarded message is attached as the message/rfc822 file it is; in
+ * mixed mail a text part after the body (a second text/plain, a text/plain
+ * after text/html) is an attachment, not an alternative. */
 static void test_attached_message(void **state)
 {
 	const char *m = "From: a@example.com\r\nSubject: fwd\r\n"
@@ -551,6 +560,9 @@ static void test_attached_message(void **state)
 	                "--m\r\nContent-Type: message/rfc822\r\n\r\n"
 	                "From: old@example.com\r\nSubject: old\r\n\r\nold body\r\n"
 	                "--m--\r\n";
+	const char *seq = "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=s\r\n\r\n"
+	                  "--s\r\nContent-Type: text/html\r\n\r\n<p>body</p>\r\n"
+	                  "--s\r\nContent-Type: text/plain\r\n\r\nsignature\r\n--s--\r\n";
 	cJSON *b;
 
 	(void)state;
@@ -560,6 +572,12 @@ static void test_attached_message(void **state)
 	assert_str_at(b, "attachments.0.content", "Zm9vdGVy"); /* "footer" */
 	assert_str_at(b, "attachments.1.type", "message/rfc822");
 	assert_str_at(b, "attachments.1.filename", "part-2.eml");
+	cJSON_Delete(b);
+	b = convert_text(seq, strlen(seq));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(b, "content")), 1);
+	assert_str_at(b, "content.0.type", "text/html");
+	assert_str_at(b, "attachments.0.type", "text/plain");
+	assert_str_at(b, "attachments.0.content", "c2lnbmF0dXJl"); /* "signature" */
 	cJSON_Delete(b);
 }
 
@@ -579,6 +597,15 @@ static void test_deep_nesting(void **state)
 	free(m);
 }
 
+/* Appends s at p; returns the new end. */
+static char *put(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
 /* Seconds to convert a message whose attachment and html body together
  * make about mb megabytes. */
 static double convert_seconds(size_t mb)
@@ -590,15 +617,17 @@ static double convert_seconds(size_t mb)
 	struct timespec t0, t1;
 	size_t i;
 
+	if (!m || !bin)
+		abort(); /* out of memory: nothing to measure */
 	for (i = 0; i < attach; i++)
 		bin[i] = (unsigned char)(i * 7919 >> 3);
-	p += sprintf(p, "From: big@example.com\r\nSubject: big\r\n"
-	                "Content-Type: multipart/mixed; boundary=B\r\n\r\n"
-	                "--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n");
+	p = put(p, "From: big@example.com\r\nSubject: big\r\n"
+	           "Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+	           "--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n");
 	for (i = 0; i < html / 64; i++)
 		p += sprintf(p, "<p>line %08zu of a large html body, padded to 64 b</p>\r\n", i);
-	p += sprintf(p, "--B\r\nContent-Type: application/octet-stream\r\n"
-	                "Content-Transfer-Encoding: base64\r\n\r\n");
+	p = put(p, "--B\r\nContent-Type: application/octet-stream\r\n"
+	           "Content-Transfer-Encoding: base64\r\n\r\n");
 	for (i = 0; i < attach; i += 57) {
 		int n = EVP_EncodeBlock((unsigned char *)p, bin + i,
 		                        (int)(attach - i < 57 ? attach - i : 57));
@@ -606,7 +635,7 @@ static double convert_seconds(size_t mb)
 		*p++ = '\r';
 		*p++ = '\n';
 	}
-	p += sprintf(p, "--B--\r\n");
+	p = put(p, "--B--\r\n");
 	assert_true((size_t)(p - m) < cap);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
