@@ -31,9 +31,10 @@
  *	carries a "to" list, has a member the route sets with another type
  *	than object, or has a string too long to fold is refused: -1 and a
  *	reason in err, such as "X-SMTPAPI is not valid JSON (at 'oops}')".
- *	The SMTP intake refuses such a header at DATA; a message that gets
- *	here anyway fails for good rather than go out with the app's
- *	settings lost or its recipients multiplied.
+ *	The SMTP intake should refuse such a header at DATA, while the
+ *	client can still be told; one that gets here anyway fails for good
+ *	rather than go out with the app's settings lost or its recipients
+ *	multiplied.
  */
 #include "smtpapi.h"
 
