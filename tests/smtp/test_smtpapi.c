@@ -174,34 +174,26 @@ static void test_removed_when_off(void **state)
 	check("From: a@example.com\r\nX-SMTPAPI: {}", &off, "From: a@example.com\r\n");
 }
 
+/* A message with no X-SMTPAPI field, names alike, and one in its body. */
+#define UNTOUCHED                                                                                  \
+	"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1;\r\n"                              \
+	"\th=from:to:subject; bh=abc=; b=def=\r\n"                                                 \
+	"From: a@example.com\r\n"                                                                  \
+	"X-SMTPAPI-Note: not the field\r\n"                                                        \
+	"X-SMTPAPIx: nor this\r\n"                                                                 \
+	"Subject: =?UTF-8?B?5pel5pys?=\r\n"                                                        \
+	"\r\n"                                                                                     \
+	"X-SMTPAPI: {\"category\": \"body text\"}\r\n"                                             \
+	".a dot line\r\n"                                                                          \
+	"日本語\r\n"
+
 static void test_untouched(void **state)
 {
-	static const char msg[] = "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1;\r\n"
-	                          "\th=from:to:subject; bh=abc=; b=def=\r\n"
-	                          "From: a@example.com\r\n"
-	                          "X-SMTPAPI-Note: not the field\r\n"
-	                          "X-SMTPAPIx: nor this\r\n"
-	                          "Subject: =?UTF-8?B?5pel5pys?=\r\n"
-	                          "\r\n"
-	                          "X-SMTPAPI: {\"category\": \"body text\"}\r\n"
-	                          ".a dot line\r\n"
-	                          "日本語\r\n";
-
 	(void)state;
 	/* Off: nothing to remove, every byte the same. */
-	check(msg, &off, msg);
+	check(UNTOUCHED, &off, UNTOUCHED);
 	/* On: the field added first, the rest the same. */
-	check(msg, &on,
-	      ROUTE_FIELD "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1;\r\n"
-	                  "\th=from:to:subject; bh=abc=; b=def=\r\n"
-	                  "From: a@example.com\r\n"
-	                  "X-SMTPAPI-Note: not the field\r\n"
-	                  "X-SMTPAPIx: nor this\r\n"
-	                  "Subject: =?UTF-8?B?5pel5pys?=\r\n"
-	                  "\r\n"
-	                  "X-SMTPAPI: {\"category\": \"body text\"}\r\n"
-	                  ".a dot line\r\n"
-	                  "日本語\r\n");
+	check(UNTOUCHED, &on, ROUTE_FIELD UNTOUCHED);
 }
 
 static void test_refused(void **state)
