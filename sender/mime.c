@@ -516,16 +516,32 @@ nomem:
 	return NULL;
 }
 
-/* {"settings":{"enable":on}} */
-static cJSON *smtpapi_filter(int on)
+/* obj[key] = v, replacing any member of that name; v is consumed. */
+static int smtpapi_set(cJSON *obj, const char *key, cJSON *v)
 {
-	cJSON *f = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(f, "settings");
+	if (v == NULL)
+		return -1;
+	cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+	if (!cJSON_AddItemToObject(obj, key, v)) {
+		cJSON_Delete(v);
+		return -1;
+	}
+	return 0;
+}
 
-	if (s == NULL || cJSON_AddNumberToObject(s, "enable", on ? 1 : 0) == NULL) {
-		cJSON_Delete(f);
+/* obj[key] as an object, created when absent; NULL when it is there with
+ * another type (*bad = key) or memory ran out. */
+static cJSON *smtpapi_object(cJSON *obj, const char *key, const char **bad)
+{
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (o == NULL)
+		return cJSON_AddObjectToObject(obj, key);
+	if (!cJSON_IsObject(o)) {
+		*bad = key;
 		return NULL;
 	}
-	return f;
+	return o;
 }
 
 /* Copies the string members of args into ua (SendGrid wants strings). */
@@ -535,31 +551,59 @@ static int smtpapi_args(cJSON *ua, const cJSON *args)
 
 	if (!cJSON_IsObject(args))
 		return 0;
-	for (e = args->child; e != NULL; e = e->next) {
-		cJSON *v = cJSON_IsString(e) ? cJSON_CreateString(e->valuestring) : NULL;
-
-		if (v == NULL)
-			continue;
-		cJSON_DeleteItemFromObjectCaseSensitive(ua, e->string);
-		if (!cJSON_AddItemToObject(ua, e->string, v)) {
-			cJSON_Delete(v);
+	for (e = args->child; e != NULL; e = e->next)
+		if (cJSON_IsString(e) &&
+		    smtpapi_set(ua, e->string, cJSON_CreateString(e->valuestring)) < 0)
 			return -1;
-		}
-	}
 	return 0;
+}
+
+int mime_smtpapi_route(cJSON *x, const struct mime_opts *o, char *err, size_t errlen)
+{
+	static const char *const filters[] = {"clicktrack", "opentrack", "subscriptiontrack"};
+	const int on[] = {o->click, o->open, o->sub};
+	cJSON *f, *ua;
+	const char *bad = NULL;
+	char day[24];
+	int i;
+
+	if ((f = smtpapi_object(x, "filters", &bad)) == NULL)
+		goto fail;
+	/* {"settings":{"enable":0|1}}: only enable is the route's, like the
+	 * v3 route's tracking_settings; other settings stay as they came. */
+	for (i = 0; i < 3; i++) {
+		cJSON *t = smtpapi_object(f, filters[i], &bad), *s;
+
+		if (t == NULL || (s = smtpapi_object(t, "settings", &bad)) == NULL ||
+		    smtpapi_set(s, "enable", cJSON_CreateNumber(on[i] ? 1 : 0)) < 0)
+			goto fail;
+	}
+	/* The route's two args win over the application's of the same name. */
+	snprintf(day, sizeof(day), "%d", o->warmup_day);
+	if ((ua = smtpapi_object(x, "unique_args", &bad)) == NULL ||
+	    smtpapi_set(ua, "warmup_day", cJSON_CreateString(day)) < 0 ||
+	    smtpapi_set(ua, "warmup_route",
+	                cJSON_CreateString(o->route_name ? o->route_name : "new")) < 0)
+		goto fail;
+	if (o->ip_pool != NULL && o->ip_pool[0] != '\0' &&
+	    smtpapi_set(x, "ip_pool", cJSON_CreateString(o->ip_pool)) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (bad == NULL)
+		return -2;
+	snprintf(err, errlen, "X-SMTPAPI: \"%s\" is not a JSON object", bad);
+	return -1;
 }
 
 char *mime_smtpapi(const cJSON *content, const cJSON *pers, const struct mime_opts *o)
 {
-	cJSON *x = cJSON_CreateObject(), *f, *ua, *cats, *asm_;
+	cJSON *x = cJSON_CreateObject(), *ua, *cats, *asm_;
 	const cJSON *e;
-	char day[24], *raw, *out = NULL;
+	char *raw, *out = NULL, err[80];
 
-	if (x == NULL || (f = cJSON_AddObjectToObject(x, "filters")) == NULL)
-		goto done;
-	if (!cJSON_AddItemToObject(f, "clicktrack", smtpapi_filter(o->click)) ||
-	    !cJSON_AddItemToObject(f, "opentrack", smtpapi_filter(o->open)) ||
-	    !cJSON_AddItemToObject(f, "subscriptiontrack", smtpapi_filter(o->sub)))
+	/* Members in the order SendGrid's examples give them: filters first. */
+	if (x == NULL || cJSON_AddObjectToObject(x, "filters") == NULL)
 		goto done;
 	cats = cJSON_GetObjectItemCaseSensitive(content, "categories");
 	if (cJSON_IsArray(cats) && cats->child != NULL) {
@@ -573,20 +617,10 @@ char *mime_smtpapi(const cJSON *content, const cJSON *pers, const struct mime_op
 				cJSON_AddItemToArray(c, cJSON_CreateString(e->valuestring));
 		}
 	}
-	/* The route's two args win over the application's of the same name. */
-	snprintf(day, sizeof(day), "%d", o->warmup_day);
 	if ((ua = cJSON_AddObjectToObject(x, "unique_args")) == NULL ||
 	    smtpapi_args(ua, cJSON_GetObjectItemCaseSensitive(content, "custom_args")) < 0 ||
-	    smtpapi_args(ua, cJSON_GetObjectItemCaseSensitive(pers, "custom_args")) < 0)
-		goto done;
-	cJSON_DeleteItemFromObjectCaseSensitive(ua, "warmup_day");
-	cJSON_DeleteItemFromObjectCaseSensitive(ua, "warmup_route");
-	if (cJSON_AddStringToObject(ua, "warmup_day", day) == NULL ||
-	    cJSON_AddStringToObject(ua, "warmup_route", o->route_name ? o->route_name : "new") ==
-	        NULL)
-		goto done;
-	if (o->ip_pool != NULL && o->ip_pool[0] != '\0' &&
-	    cJSON_AddStringToObject(x, "ip_pool", o->ip_pool) == NULL)
+	    smtpapi_args(ua, cJSON_GetObjectItemCaseSensitive(pers, "custom_args")) < 0 ||
+	    mime_smtpapi_route(x, o, err, sizeof(err)) < 0)
 		goto done;
 	asm_ = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(content, "asm"),
 	                                        "group_id");

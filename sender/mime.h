@@ -106,6 +106,14 @@ cJSON *mime_headers_merge(const cJSON *global, const cJSON *pers);
 /* The X-SMTPAPI JSON (ASCII, unfolded) for SendGrid's SMTP relay. */
 char *mime_smtpapi(const cJSON *content, const cJSON *pers, const struct mime_opts *o);
 
+/* Puts the route's settings into an X-SMTPAPI object x, keeping the rest
+ * of it: filters clicktrack, opentrack and subscriptiontrack get
+ * settings.enable from o (other settings of theirs stay), unique_args gets
+ * warmup_day and warmup_route (over the application's of the same name),
+ * ip_pool is set when o has one.  Returns 0; -1 when one of those members
+ * is there and is not an object (err names it); -2 when memory ran out. */
+int mime_smtpapi_route(cJSON *x, const struct mime_opts *o, char *err, size_t errlen);
+
 /* text with every line ending (CRLF, CR, LF) made CRLF. */
 char *mime_crlf(const char *text);
 

@@ -6,6 +6,27 @@
  *	mime.c turns it and the stored content into headers, a curl_mime body
  *	and an envelope (MAIL FROM from.email, RCPT TO every to, cc and bcc).
  *
+ *	RAW.  A content taken over SMTP (b->raw) is not rebuilt: its bytes
+ *	go out as they were received, so the application's DKIM signature
+ *	still verifies.  smtpapi.c makes the one change allowed, to the
+ *	X-SMTPAPI header (merged with x_smtpapi = on, removed without);
+ *	the envelope is MAIL FROM the stored sender (<> for the null one)
+ *	and RCPT TO the personalization's addresses.  The worker uploads the
+ *	bytes with a read callback (CURLOPT_UPLOAD), and curl 7.88 does the
+ *	rest: it dot-stuffs every line that starts with "." (it looks for
+ *	CRLF "."; stored messages have CRLF line ends, the intake's promise)
+ *	and ends the data with CRLF "." CRLF, adding the CRLF only when the
+ *	message lacks one; it converts no line ending (CURLOPT_CRLF is off).
+ *	It adds SMTPUTF8 to MAIL FROM when the relay announces it and an
+ *	envelope address is not ASCII, and SIZE= when the relay takes SIZE.
+ *	It never sends BODY=8BITMIME (it has no option for it), so an 8-bit
+ *	message goes as it is, whether or not the relay announced 8BITMIME:
+ *	turning it into 7 bits would break the DKIM body hash; Postfix and
+ *	SendGrid announce 8BITMIME and take 8-bit data without BODY=; a
+ *	relay that refuses 8-bit data answers the end of the data, and that
+ *	answer is classified like any other.  CURLOPT_MAIL_RCPT_ALLOWFAILS
+ *	stays off: a refused recipient stops the message, as for JSON mail.
+ *
  *	THREADS.  libcurl 7.88 waits for the relay's reply to the end of the
  *	message with a blocking poll() (smtp_done -> smtp_block_statemach),
  *	up to the route's timeout.  On the daemon's multi handle that froze
@@ -85,6 +106,7 @@
 #include <unistd.h>
 
 #include "mime.h"
+#include "smtpapi.h"
 
 #define SM_REPLY_MAX 200
 #define SM_WSOCKS    16 /* open sockets one worker remembers */
@@ -99,6 +121,12 @@ struct sm_job {
 	void *arg;
 	cJSON *content, *pers; /* parsed by snd_route_send(), freed by the worker */
 	struct mime_opts o;
+	/* A message taken over SMTP: its bytes with X-SMTPAPI spliced in or out,
+	 * and its envelope, all made by snd_route_send(); raw is NULL else. */
+	char *raw;
+	size_t raw_len, raw_off; /* raw_off: how much curl has read */
+	char *raw_from;          /* "<sender>", or "<>" */
+	struct curl_slist *raw_rcpt;
 	char msgid[128];
 	struct snd_result res;
 	struct sm_job *next;
@@ -456,12 +484,27 @@ static CURL *sm_easy(struct sm_worker *w)
 	return e;
 }
 
+/* CURLOPT_READFUNCTION: hands curl the next piece of a raw message; curl
+ * dot-stuffs it and ends it with CRLF . CRLF. */
+static size_t sm_on_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct sm_job *j = arg;
+	size_t n = size * nitems;
+
+	if (n > j->raw_len - j->raw_off)
+		n = j->raw_len - j->raw_off;
+	memcpy(buf, j->raw + j->raw_off, n);
+	j->raw_off += n;
+	return n;
+}
+
 /* Builds and sends one message on the worker's easy handle; the outcome
- * goes to j->res. */
+ * goes to j->res.  A raw message is uploaded as it is, through the read
+ * callback; any other is built with curl's MIME API. */
 static void sm_run(struct sm_worker *w, struct sm_job *j)
 {
 	struct sm_route *r = w->r;
-	struct mime_msg msg;
+	struct mime_msg msg = {0};
 	char err[256];
 	CURLcode result;
 	int rc;
@@ -472,25 +515,38 @@ static void sm_run(struct sm_worker *w, struct sm_job *j)
 		snprintf(j->res.error, sizeof(j->res.error), "out of memory");
 		return;
 	}
-	j->o.now = time(NULL);
-	rc = mime_build_json(&msg, w->easy, j->content, j->pers, &j->o, err, sizeof(err));
-	if (rc == -1) {
-		/* Bad stored data is this unit's fault: do not retry. */
-		j->res.status = SND_PERMFAIL;
-		snprintf(j->res.error, sizeof(j->res.error), "%s", err);
-		return;
-	}
-	if (rc < 0) {
-		j->res.status = SND_TEMPFAIL;
-		snprintf(j->res.error, sizeof(j->res.error), "out of memory building the message");
-		return;
+	if (j->raw == NULL) {
+		j->o.now = time(NULL);
+		rc = mime_build_json(&msg, w->easy, j->content, j->pers, &j->o, err, sizeof(err));
+		if (rc == -1) {
+			/* Bad stored data is this unit's fault: do not retry. */
+			j->res.status = SND_PERMFAIL;
+			snprintf(j->res.error, sizeof(j->res.error), "%s", err);
+			return;
+		}
+		if (rc < 0) {
+			j->res.status = SND_TEMPFAIL;
+			snprintf(j->res.error, sizeof(j->res.error),
+			         "out of memory building the message");
+			return;
+		}
+		curl_easy_setopt(w->easy, CURLOPT_MAIL_FROM, msg.mail_from);
+		curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, msg.rcpt);
+		curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, msg.headers);
+		curl_easy_setopt(w->easy, CURLOPT_MIMEPOST, msg.mime);
+	} else {
+		/* INFILESIZE is the SIZE= of MAIL FROM when the relay takes
+		 * SIZE (RFC 1870: before dot-stuffing, as here). */
+		j->raw_off = 0;
+		curl_easy_setopt(w->easy, CURLOPT_MAIL_FROM, j->raw_from);
+		curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, j->raw_rcpt);
+		curl_easy_setopt(w->easy, CURLOPT_READFUNCTION, sm_on_read);
+		curl_easy_setopt(w->easy, CURLOPT_READDATA, j);
+		curl_easy_setopt(w->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)j->raw_len);
+		curl_easy_setopt(w->easy, CURLOPT_UPLOAD, 1L);
 	}
 	memset(&w->dlg, 0, sizeof(w->dlg));
 	w->errbuf[0] = '\0';
-	curl_easy_setopt(w->easy, CURLOPT_MAIL_FROM, msg.mail_from);
-	curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, msg.rcpt);
-	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, msg.headers);
-	curl_easy_setopt(w->easy, CURLOPT_MIMEPOST, msg.mime);
 	result = curl_easy_perform(w->easy);
 	sm_classify(r, w, result, &j->res);
 	if (result != CURLE_OK) {
@@ -502,6 +558,10 @@ static void sm_run(struct sm_worker *w, struct sm_job *j)
 	curl_easy_setopt(w->easy, CURLOPT_MIMEPOST, NULL);
 	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(w->easy, CURLOPT_MAIL_RCPT, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_UPLOAD, 0L);
+	curl_easy_setopt(w->easy, CURLOPT_READFUNCTION, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_READDATA, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
 	mime_msg_free(&msg);
 }
 
@@ -562,6 +622,9 @@ static void sm_deliver(struct sm_route *r, struct sm_job *j)
 	j->done(j->b, &j->res, j->arg);
 	cJSON_Delete(j->content);
 	cJSON_Delete(j->pers);
+	free(j->raw);
+	free(j->raw_from);
+	curl_slist_free_all(j->raw_rcpt);
 	free(j);
 }
 
@@ -594,11 +657,100 @@ static void sm_on_async(uv_async_t *h)
 		sm_release(r);
 }
 
+/* "<addr>" of an envelope address, or NULL (*why set) when it cannot go in
+ * a MAIL or RCPT command: a line break there would be a command of its own. */
+static char *sm_path(const char *addr, const char **why)
+{
+	const unsigned char *s;
+	size_t n = strlen(addr) + 3;
+	char *p;
+
+	for (s = (const unsigned char *)addr; *s; s++)
+		if (*s < 0x20 || *s == 0x7f || *s == '<' || *s == '>') {
+			*why = "holds a control character or an angle bracket";
+			return NULL;
+		}
+	if ((p = malloc(n)) == NULL) {
+		*why = NULL;
+		return NULL;
+	}
+	snprintf(p, n, "<%s>", addr);
+	return p;
+}
+
+/* Readies a message taken over SMTP: the envelope (MAIL FROM the stored
+ * sender, RCPT TO every to, cc and bcc address of the personalization --
+ * the one RCPT TO address for a unit of the SMTP intake) and the bytes with
+ * X-SMTPAPI spliced.  Returns 0, or -1 with j->res filled. */
+static int sm_raw_job(struct sm_job *j, const struct snd_batch *b)
+{
+	static const char *const lists[] = {"to", "cc", "bcc"};
+	const char *why = NULL;
+	char err[256] = "";
+	int i, rc, n = 0;
+
+	j->res.status = SND_PERMFAIL;
+	if (!cJSON_IsObject(j->pers)) {
+		snprintf(j->res.error, sizeof(j->res.error),
+		         "personalization is not a JSON object");
+		return -1;
+	}
+	if ((j->raw_from = sm_path(b->mail_from ? b->mail_from : "", &why)) == NULL)
+		goto bad_addr;
+	for (i = 0; i < 3; i++) {
+		const cJSON *a;
+
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j->pers, lists[i]))
+		{
+			const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "email");
+			struct curl_slist *l;
+			char *p;
+
+			if (!cJSON_IsString(e) || e->valuestring[0] == '\0') {
+				why = "is empty";
+				goto bad_addr;
+			}
+			if ((p = sm_path(e->valuestring, &why)) == NULL)
+				goto bad_addr;
+			l = curl_slist_append(j->raw_rcpt, p);
+			free(p);
+			if (l == NULL)
+				goto nomem;
+			j->raw_rcpt = l;
+			n++;
+		}
+	}
+	if (n == 0) {
+		snprintf(j->res.error, sizeof(j->res.error),
+		         "personalization: no recipient in to, cc or bcc");
+		return -1;
+	}
+	rc = smtpapi_splice(b->raw, b->raw_len, &j->o, &j->raw, &j->raw_len, err, sizeof(err));
+	if (rc == -2)
+		goto nomem;
+	if (rc < 0) {
+		snprintf(j->res.error, sizeof(j->res.error), "%s", err);
+		return -1;
+	}
+	memset(&j->res, 0, sizeof(j->res)); /* the worker's to set */
+	return 0;
+bad_addr:
+	if (why == NULL)
+		goto nomem;
+	snprintf(j->res.error, sizeof(j->res.error), "an envelope address %s", why);
+	return -1;
+nomem:
+	j->res.status = SND_TEMPFAIL;
+	snprintf(j->res.error, sizeof(j->res.error), "out of memory readying the message");
+	return -1;
+}
+
 /* Queues one message for the workers, or refuses when the route is full. */
 static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 {
 	struct sm_route *r = impl;
 	struct sm_job *j;
+	int failed;
 
 	if (r->freeing || r->inflight >= r->max_conn || b == NULL || done == NULL ||
 	    b->nitems != 1 || b->items == NULL)
@@ -618,17 +770,24 @@ static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 	j->o.open = r->open;
 	j->o.sub = r->sub;
 	j->o.ip_pool = r->ip_pool;
-	j->content = cJSON_Parse(b->content ? b->content : "");
 	j->pers = cJSON_Parse(b->items[0].personalization ? b->items[0].personalization : "");
+	if (b->raw != NULL) {
+		/* Taken over SMTP: its v3 form (content) is the API route's. */
+		failed = sm_raw_job(j, b) < 0;
+	} else {
+		j->content = cJSON_Parse(b->content ? b->content : "");
+		if ((failed = !cJSON_IsObject(j->content) || !cJSON_IsObject(j->pers))) {
+			j->res.status = SND_PERMFAIL;
+			snprintf(j->res.error, sizeof(j->res.error), "%s is not a JSON object",
+			         cJSON_IsObject(j->content) ? "personalization" : "content");
+		}
+	}
 
 	if (r->inflight++ == 0)
 		uv_ref((uv_handle_t *)r->async);
 	pthread_mutex_lock(&r->mu);
-	if (!cJSON_IsObject(j->content) || !cJSON_IsObject(j->pers)) {
+	if (failed) {
 		/* A result, not a refusal; the callback comes from the loop. */
-		j->res.status = SND_PERMFAIL;
-		snprintf(j->res.error, sizeof(j->res.error), "%s is not a JSON object",
-		         cJSON_IsObject(j->content) ? "personalization" : "content");
 		sm_post(r, j);
 	} else {
 		if (r->jobs_tail)
