@@ -8,11 +8,7 @@
  * route then cannot send is a lost message, so the target aborts.  A
  * refusal must come with a reason (the SMTP intake quotes it in its 554).
  *
- * Build (libFuzzer, clang):
- *	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
- *	    tests/fuzz/fuzz_rawmail.c sender/rawmail.c sender/v3mail.c \
- *	    $(pkg-config --cflags --libs gmime-3.0 libcjson openssl) -lpthread
- * Run: ./a.out -max_len=65536 tests/fuzz/corpus/rawmail
+ * Built and run by tools/fuzz (tools/fuzz rawmail).
  */
 #include <stddef.h>
 #include <stdint.h>
