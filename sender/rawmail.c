@@ -753,8 +753,11 @@ static bool is_integer(const cJSON *v)
 
 /* One X-SMTPAPI header's JSON translated into the v3 body; fields an
  * earlier header set are kept.  "to", "sub", "section" and "send_each_at"
- * address SendGrid's own recipient list, which the envelope replaces:
- * ignored, like every name SendGrid's v3 API has no place for. */
+ * address SendGrid's own recipient list, which the envelope replaces: a
+ * message that carries them is refused, since SendGrid's SMTP relay would
+ * act on them (a "to" list would mail people the cap never counted) and
+ * the v3 route could not.  Other names SendGrid's v3 API has no place for
+ * are ignored. */
 static int smtpapi_apply(struct rm_ctx *c, const char *text)
 {
 	const char *end = NULL;
@@ -768,6 +771,18 @@ static int smtpapi_apply(struct rm_ctx *c, const char *text)
 	if (!cJSON_IsObject(api)) {
 		cJSON_Delete(api);
 		return fail(c, "X-SMTPAPI: not a JSON object");
+	}
+	{
+		static const char *const envelope[] = {"to", "sub", "section", "send_each_at"};
+
+		for (size_t i = 0; i < sizeof(envelope) / sizeof(envelope[0]); i++)
+			if (cJSON_GetObjectItemCaseSensitive(api, envelope[i])) {
+				cJSON_Delete(api);
+				return fail(c,
+				            "X-SMTPAPI: \"%s\" is not taken: the SMTP envelope "
+				            "decides the recipients (one RCPT TO each)",
+				            envelope[i]);
+			}
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(api, "filters")))
 		rc |= smtpapi_filters(c, v);

@@ -341,8 +341,7 @@ static void test_smtpapi_seed(void **state)
 
 /* Postfix's line and the application's header together: the first one
  * (prepended last, by the relay) wins a setting both name; categories,
- * unique_args as strings, asm, ip_pool and send_at are translated; "to"
- * does not add recipients. */
+ * unique_args as strings, asm, ip_pool and send_at are translated. */
 static void test_smtpapi_args(void **state)
 {
 	cJSON *b = convert_file("smtpapi-args.eml");
@@ -381,6 +380,10 @@ static void test_smtpapi_shapes(void **state)
 	    {MSG("X-SMTPAPI: {\"filters\":{\"clicktrack\":1}}\r\n"),
 	     "X-SMTPAPI: filters.clicktrack.settings must be an object"},
 	    {MSG("X-SMTPAPI: {\"send_at\":\"tomorrow\"}\r\n"), "X-SMTPAPI: send_at must be"},
+	    {MSG("X-SMTPAPI: {\"to\":[\"someone-else@example.org\"]}\r\n"),
+	     "X-SMTPAPI: \"to\" is not taken"},
+	    {MSG("X-SMTPAPI: {\"sub\":{\"-name-\":[\"A\"]}}\r\n"), "X-SMTPAPI: \"sub\" is not taken"},
+	    {MSG("X-SMTPAPI: {\"send_each_at\":[1]}\r\n"), "X-SMTPAPI: \"send_each_at\" is not"},
 	    {MSG("X-SMTPAPI: {\"asm_group_id\":1.5}\r\n"), "X-SMTPAPI: asm_group_id must be"},
 	    {MSG("X-SMTPAPI: {\"ip_pool\":\"p\"}\r\n"), "X-SMTPAPI: The name of your IP pool"},
 	    {MSG("X-SMTPAPI: {\"category\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\","

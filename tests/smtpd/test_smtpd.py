@@ -21,9 +21,12 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "smtp"))
 import warmuptest  # noqa: E402
-from warmuptest import TZ, today, wait_for, read_port  # noqa: E402
+from warmuptest import TZ, today, wait_for, read_port, unstuff  # noqa: E402
+from test_smtp import Capture  # noqa: E402
 
 WARMUPD = None
 FAKE = None
@@ -103,10 +106,14 @@ class SmtpdTest(unittest.TestCase):
     def write(self, name, text, mode=0o600):
         return warmuptest.write_file(self.dir, name, text, mode)
 
-    def start(self, smtp_extra="", paused=False, extra=""):
+    def start(self, smtp_extra="", paused=False, extra="", route=None):
         self.fake = warmuptest.Fake(FAKE, self.dir, API_KEY)
         self.procs.append(self.fake)
         self.write("schedule.csv", "# test\nday,cap\n1,1000\n2,1000\n")
+        if route is None:
+            route = f"""type = sendgrid
+url = http://127.0.0.1:{self.fake.port}
+api_key_env = WARMUP_TEST_KEY"""
         self.conf = self.write("warmupd.conf", f"""[warmup]
 schedule = schedule.csv
 start = {today().isoformat()}
@@ -122,9 +129,7 @@ token_env = WARMUP_TEST_TOKEN
 path = store.db
 
 [route new]
-type = sendgrid
-url = http://127.0.0.1:{self.fake.port}
-api_key_env = WARMUP_TEST_KEY
+{route}
 
 [smtp]
 address = 127.0.0.1:0
@@ -380,6 +385,33 @@ hostname = mx.test.example
             self.assertEqual(s.sendmail("news@example.com", ["t@example.jp"], plain()), {})
         (raw, mf, rc), = self.stored()
         self.assertEqual(rc, ["t@example.jp"])
+
+    def test_byte_for_byte_to_an_smtp_route(self):
+        # Through the intake and out of an SMTP route: the bytes the relay
+        # gets, dot-unstuffed, are the bytes the client sent (an app's DKIM
+        # signature survives); the envelope is the client's.
+        relay = Capture()
+        self.addCleanup(relay.stop)
+        self.start(route=f"type = smtp\nurl = smtp://127.0.0.1:{relay.port}\ntls = none")
+        msg = (b"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=example.com;\r\n"
+               b" s=sel; h=from:to:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n"
+               b" b=c2lnbmF0dXJlIGJ5dGVz\r\n" + JP_MESSAGE +
+               b".\r\n"  # a line that is one dot (stuffed on the wire: "..")
+               b"trailing   blanks \t\r\n"
+               b"\xe6\x97\xa5\xe6\x9c\xac 8-bit\r\n")
+        wire = msg.replace(b"\r\n.", b"\r\n..")
+        c = self.client()
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.cmd("MAIL FROM:<bounce@example.com> BODY=8BITMIME")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<one@example.jp>")[0], 250)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        code, lines = c.cmd(wire + b".\r\n")
+        self.assertEqual(code, 250, lines)
+        c.close()
+        got = wait_for(lambda: relay.messages, "the message at the relay")[0]
+        self.assertEqual(unstuff(got["data"]), msg)
+        self.assertIn("bounce@example.com", got["from"])
+        self.assertEqual([r.strip("<>") for r in got["rcpt"]], ["one@example.jp"])
 
     def test_kill9_after_250(self):
         self.start(paused=True)
