@@ -1,7 +1,7 @@
 /*
  * smtpd_auth.c -- the users file, password checks and AUTH's base64.
  *
- * Passwords are checked with crypt_r(3) (libxcrypt): whatever scheme the
+ * Passwords are checked with crypt_rn(3) (libxcrypt): whatever scheme the
  * hash names.  base64 goes through OpenSSL's EVP_DecodeBlock and
  * EVP_EncodeBlock.
  */
@@ -134,8 +134,9 @@ int smtpd_users_check(const struct smtpd_users *u, const char *name, const char 
 	if (!(cd = calloc(1, sizeof(*cd))))
 		return 0;
 	/* An unknown name is checked against a real hash too, so that it costs
-	 * the same time as a known one. */
-	out = crypt_r(password, hash, cd);
+	 * the same time as a known one.  crypt_rn, not crypt_r: the sanitizers
+	 * of gcc 12 intercept crypt_r and call a NULL in its place. */
+	out = crypt_rn(password, hash, cd, (int)sizeof(*cd));
 	if (out && out[0] != '*' && strlen(out) == strlen(hash))
 		ok = CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
 	OPENSSL_cleanse(cd, sizeof(*cd));

@@ -157,7 +157,8 @@ static void test_users(void **state)
 
 	(void)state;
 	memset(&cd, 0, sizeof cd);
-	hash = crypt_r("s3cret pass", crypt_gensalt_rn("$6$", 0, NULL, 0, (char[64]){0}, 64), &cd);
+	hash = crypt_rn("s3cret pass", crypt_gensalt_rn("$6$", 0, NULL, 0, (char[64]){0}, 64), &cd,
+	                (int)sizeof cd);
 	assert_non_null(hash);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
