@@ -51,6 +51,7 @@ wu_time_t daemon_now(struct wu_daemon *d)
 		d->clock_turn = turn;
 		d->clock_now = wall;
 		d->clock_mono = mono;
+		d->extra.mono_now = (wu_time_t)(mono / 1000);
 	}
 	return d->clock_now;
 }

@@ -341,6 +341,7 @@ int main(int argc, char **argv)
 	}
 	d.loop = uv_default_loop();
 	d.extra.started = daemon_now(&d);
+	d.extra.started_mono = d.extra.mono_now;
 	if (restore(&d, daemon_now(&d)) < 0)
 		goto out;
 	if (curluv_create(&d.cu, d.loop) < 0) {

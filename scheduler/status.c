@@ -463,7 +463,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "smtp_rejected", (double)x->smtp_rejected);
 		j_num(&b, o, "smtp_auth_failures", (double)x->smtp_auth_failures);
 		j_num(&b, root, "webhook_events", (double)x->webhook_events);
-		j_num(&b, root, "uptime_s", (double)((now - x->started) / WU_USEC));
+		j_num(&b, root, "uptime_s", (double)((x->mono_now - x->started_mono) / WU_USEC));
 		o = j_obj(&b, root, "clock");
 		j_num(&b, o, "jumps", (double)x->clock_jumps);
 		j_num(&b, o, "last_jump_s", (double)(x->clock_last_jump / WU_USEC));

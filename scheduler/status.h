@@ -44,6 +44,9 @@ struct status_extra {
 	wu_time_t clock_last_jump;      /* the last one's size, signed */
 	int64_t inflight[WU_ROUTE_COUNT];
 	wu_time_t started;
+	/* the monotonic clock (µs) at the start and at this loop turn: uptime
+	 * does not follow a wall clock that jumps */
+	wu_time_t started_mono, mono_now;
 	/* the Event Webhook (webhook.c): events by what became of them
 	 * (webhook_events counts them all), batches refused for their
 	 * authentication and batches that were not a JSON array */

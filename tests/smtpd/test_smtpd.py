@@ -312,6 +312,32 @@ hostname = mx.test.example
         self.assertEqual(c.cmd("RCPT TO:<here@example.jp>")[0], 250)
         c.close()
 
+    def test_idle_timeout(self):
+        self.start("timeout = 1s")
+        c = self.client()
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        # nothing more: the server ends the session with 421
+        code, lines = c.read()
+        self.assertEqual(code, 421, lines)
+        self.assertIn("timeout", lines[0])
+        self.assertTrue(c.closed())
+        c.close()
+
+    def test_suppressed_recipient_dropped(self):
+        # [suppress] mode drop (the default): 250, and nothing goes to it
+        self.start(paused=True)
+        st, _, b = self.d.request("POST", "/v1/suppressions",
+                                  {"emails": ["gone@example.jp"], "reason": "spamreport"})
+        self.assertEqual(st, 200, b)
+        c = self.client()
+        c.cmd("EHLO client.example")
+        code, lines = self.send_raw(c, ["gone@example.jp", "here@example.jp"], plain())
+        self.assertEqual(code, 250, lines)
+        code, lines = self.send_raw(c, ["gone@example.jp"], plain())
+        self.assertEqual(code, 250, lines)  # taken, nothing kept
+        c.close()
+        self.assertEqual([rc for _, _, rc in self.stored()], [["here@example.jp"]])
+
     def test_connection_limit(self):
         self.start("max_connections = 2")
         a, b = self.client(), self.client()
