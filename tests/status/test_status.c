@@ -204,6 +204,8 @@ static void traffic(struct fixture *f)
 	f->x.inflight[WU_ROUTE_NEW] = 2;
 	f->x.inflight[WU_ROUTE_OLD] = 1;
 	f->x.started = T_NOW - 3600 * WU_USEC;
+	f->x.started_mono = 1000 * WU_USEC; /* uptime comes from the monotonic clock */
+	f->x.mono_now = f->x.started_mono + 3600 * WU_USEC;
 }
 
 /* Renders both views and parses the JSON. */
