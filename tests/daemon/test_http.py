@@ -13,7 +13,6 @@ import re
 import os
 import socket
 import sys
-import tempfile
 import time
 import unittest
 
@@ -61,18 +60,8 @@ def status_line(resp):
     return resp.split(b"\r\n", 1)[0].decode("latin-1")
 
 
-class HttpTest(unittest.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="warmupd-http-")
-        self.dir = self._tmp.name
-        self.procs = []
-
-    def tearDown(self):
-        for p in reversed(self.procs):
-            p.stop()
-        if warmuptest.has_failed(self):
-            warmuptest.dump_logs(self.procs)
-        self._tmp.cleanup()
+class HttpTest(warmuptest.ProcTestCase):
+    prefix = "warmupd-http-"
 
     def start(self, listen_extra=""):
         fake = warmuptest.Fake(FAKE, self.dir, API_KEY)

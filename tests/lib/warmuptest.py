@@ -15,8 +15,10 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import unittest
 import zoneinfo
 
 TZ = "Asia/Tokyo"
@@ -291,6 +293,27 @@ def has_failed(test):
         if t is test:
             return True
     return False
+
+
+class ProcTestCase(unittest.TestCase):
+    """A test with a fresh directory (self.dir) and processes (self.procs)
+    stopped in reverse order afterwards; their logs are shown when it fails."""
+    prefix = "warmup-test-"
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix=self.prefix)
+        self.dir = self._tmp.name
+        self.procs = []
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            p.stop()
+        if has_failed(self):
+            dump_logs(self.procs)
+        self._tmp.cleanup()
+
+    def write(self, name, text, mode=0o600):
+        return write_file(self.dir, name, text, mode)
 
 
 def dump_logs(procs):

@@ -18,7 +18,6 @@ import sqlite3
 import ssl
 import subprocess
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,21 +89,8 @@ class Client:
         self.s.close()
 
 
-class SmtpdTest(unittest.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="warmupd-smtpd-")
-        self.dir = self._tmp.name
-        self.procs = []
-
-    def tearDown(self):
-        for p in reversed(self.procs):
-            p.stop()
-        if warmuptest.has_failed(self):
-            warmuptest.dump_logs(self.procs)
-        self._tmp.cleanup()
-
-    def write(self, name, text, mode=0o600):
-        return warmuptest.write_file(self.dir, name, text, mode)
+class SmtpdTest(warmuptest.ProcTestCase):
+    prefix = "warmupd-smtpd-"
 
     def start(self, smtp_extra="", paused=False, extra="", route=None):
         self.fake = warmuptest.Fake(FAKE, self.dir, API_KEY)
