@@ -1648,6 +1648,17 @@ static int webhook_finish(struct load *ld, int daemon)
 			return -1;
 		}
 	}
+	/* The rules in force, for the engine: the daemon's and the simulator's
+	 * alike (the webhook feeds them events, the simulator draws them). */
+	if (w->nrules > 0) {
+		memcpy(ld->c->core.rules, w->rules, sizeof(w->rules[0]) * (size_t)w->nrules);
+		ld->c->core.nrules = w->nrules;
+	} else {
+		ld->c->core.nrules =
+		    w->default_rules ? wu_deferral_defaults(&ld->c->core.isps, ld->c->core.rules,
+		                                            WU_DEFER_RULES_MAX)
+		                     : 0;
+	}
 	if (!w->enabled)
 		return 0;
 	if (w->auth_none && (basic || w->public_key || ld->webhook_key_file[0])) {
@@ -1892,6 +1903,7 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->webhook.max_body = MB;
 	c->webhook.max_skew = 10 * WU_MINUTE;
 	c->webhook.default_rules = 1;
+	c->core.nrules = wu_deferral_defaults(&c->core.isps, c->core.rules, WU_DEFER_RULES_MAX);
 	c->alert_backlog = 10000;
 	c->alert_backlog_every = 60 * WU_USEC;
 	c->alert_timeout = 10 * WU_USEC;

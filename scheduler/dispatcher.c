@@ -340,14 +340,14 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		route = dec.kind == WU_NEW ? WU_ROUTE_NEW : WU_ROUTE_OLD;
 		if (!d->route[route]) {
 			/* Overflow old without an old route is refused by the config. */
-			wu_engine_outcome(d->engine, now, route, isp, WU_PERMFAIL, dec.date);
+			wu_engine_undo(d->engine, now, route, isp, dec.date);
 			break;
 		}
 		b = batch_for(dp, open, nopen, route, u[i].content_id, dec.date,
 		              wu_engine_today(d->engine)->step);
 		if (!b || store_mark_inflight(d->store, u[i].id, route) < 0 ||
 		    store_count(d->store, dec.date, route, isp, DISP_COUNT_ROUTED, 1) < 0) {
-			wu_engine_outcome(d->engine, now, route, isp, WU_PERMFAIL, dec.date);
+			wu_engine_undo(d->engine, now, route, isp, dec.date);
 			done = -1;
 			break;
 		}
@@ -540,14 +540,19 @@ static void results_reapply(struct dispatcher *dp)
 	}
 }
 
-/* One answer for a batch: the units' new states in the store (through a
- * result set that survives a failed commit) and the engine's outcomes.
- * feedback: whether the answer says something about the recipients' ISPs. */
+/* One answer for a batch, translated into reports for the engine -- one
+ * per ISP and status, however many units it covered (a 429 on a request of
+ * 1000 is one 429) -- and the engine's verdicts into the units' new states
+ * in the store (through a result set that survives a failed commit).
+ * scope: whose answer it is (an SMTP reply speaks for the ISP, SendGrid's
+ * API only for itself). */
 static void batch_settle(struct dispatcher *dp, struct batch *b, const struct snd_result *res,
-                         wu_time_t now, wu_time_t retry, int feedback)
+                         wu_time_t now, enum wu_scope scope)
 {
 	struct wu_daemon *d = dp->d;
 	struct result_set *rs = calloc(1, sizeof(*rs));
+	unsigned rnd = 0;
+	int attempts = 0;
 
 	if (rs)
 		rs->u = calloc((size_t)b->sb.nitems, sizeof(*rs->u));
@@ -561,28 +566,57 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 	rs->dp = dp;
 	rs->now = now;
 	rs->route = b->sb.route;
-	rs->count_date = wu_engine_today(d->engine)->date;
 	rs->n = b->sb.nitems;
+	/* One retry time for the whole batch, so that its units come back
+	 * together and go out again as one request. */
+	for (int i = 0; i < b->sb.nitems; i++)
+		if (b->attempts[i] > attempts)
+			attempts = b->attempts[i];
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned)rand();
 	for (int i = 0; i < b->sb.nitems; i++) {
 		struct settled *u = &rs->u[i];
-		wu_time_t delay = retry;
+		int isp = b->sb.items[i].isp, first = -1;
+		enum snd_status st = res[i].status;
+		struct wu_report rep;
+		struct wu_verdict v;
 
 		u->unit_id = b->sb.items[i].unit_id;
-		u->status = res[i].status;
-		if (res[i].retry_after > delay)
-			delay = res[i].retry_after;
-		u->next_at = res[i].status == SND_AUTHFAIL ? now : now + delay;
 		snprintf(u->provider_id, sizeof(u->provider_id), "%s", res[i].provider_id);
 		snprintf(u->error, sizeof(u->error), "%s", res[i].error);
-		rs->count[b->sb.items[i].isp][result_of(res[i].status)]++;
+		rs->count[isp][result_of(st)]++;
+		for (int j = 0; j < i && first < 0; j++)
+			if (b->sb.items[j].isp == isp && res[j].status == st)
+				first = j;
+		if (first >= 0) { /* one verdict per ISP and status: the first unit's */
+			u->status = rs->u[first].status;
+			u->next_at = rs->u[first].next_at;
+			continue;
+		}
+		memset(&rep, 0, sizeof(rep));
+		rep.route = b->sb.route;
+		rep.isp = isp;
+		rep.result = result_of(st);
+		rep.scope = scope;
+		rep.sent_date = b->date;
+		rep.attempts = attempts + 1;
+		rep.jitter = (double)rnd / 4294967296.0;
+		rep.auth = st == SND_AUTHFAIL;
+		rep.code = res[i].code;
+		rep.text = res[i].error;
+		for (int j = i; j < b->sb.nitems; j++)
+			if (b->sb.items[j].isp == isp && res[j].status == st) {
+				rep.n++;
+				if (res[j].retry_after > rep.retry_after)
+					rep.retry_after = res[j].retry_after;
+			}
+		v = wu_engine_report(d->engine, now, &rep);
+		u->status = v.action == WU_ACT_SENT   ? SND_ACCEPTED
+		            : v.action == WU_ACT_FAIL ? SND_PERMFAIL
+		                                      : SND_TEMPFAIL; /* queued again */
+		u->next_at = v.retry_at;
 	}
-	/* One answer is one signal to the engine per ISP and result, however
-	 * many units it covered: a 429 on a request of 1000 is one 429. */
-	for (int isp = 0; isp < WU_ISP_MAX; isp++)
-		for (int r = 0; r < WU_RESULT_COUNT; r++)
-			if (rs->count[isp][r])
-				wu_engine_outcomes(d->engine, now, b->sb.route, isp, (enum wu_result)r,
-				                   b->date, rs->count[isp][r], feedback);
+	rs->count_date = wu_engine_today(d->engine)->date;
 	if (daemon_txn(d) < 0) {
 		rs->next = dp->unsaved;
 		dp->unsaved = rs;
@@ -614,7 +648,7 @@ static void give_back_queued(struct dispatcher *dp)
 					snprintf(res[i].error, sizeof(res[i].error),
 					         "not sent: warmupd was stopping");
 				}
-				batch_settle(dp, b, res, now, 0, 0);
+				batch_settle(dp, b, res, now, WU_SCOPE_API);
 				free(res);
 			}
 			batch_free(b);
@@ -628,37 +662,20 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	struct wu_daemon *d = dp->d;
 	wu_time_t now = daemon_now(d);
 	enum wu_route route;
-	int gave_back = 0, attempts = 0;
-	unsigned rnd = 0;
-	wu_time_t retry;
+	int gave_back = 0;
 
 	(void)sb;
-	/* One retry time for the whole batch, so that its units come back
-	 * together and go out again as one request. */
-	for (int i = 0; i < b->sb.nitems; i++) {
-		if (b->attempts[i] > attempts)
-			attempts = b->attempts[i];
+	for (int i = 0; i < b->sb.nitems; i++)
 		gave_back |= res[i].status != SND_ACCEPTED;
-	}
-	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		rnd = (unsigned)rand();
-	retry = wu_backoff_retry(&d->conf.core.backoff, attempts + 1, (double)rnd / 4294967296.0);
 	dp->inflight -= b->sb.nitems;
 	d->extra.inflight[b->sb.route] -= b->sb.nitems;
-	/* SendGrid's API answers (429, 5xx, timeouts) are about the API, not
-	 * the recipients' ISPs: the units wait for their retry time and the ISP
-	 * throttles are left alone; an SMTP reply to a message is the ISP
-	 * backoff's signal. */
-	batch_settle(dp, b, res, now, retry, d->conf.route[b->sb.route].type == WU_ROUTE_SMTP);
-	if (res[0].status == SND_AUTHFAIL) {
-		char who[96];
-		snprintf(who, sizeof(who), "authentication failure (%ld)", res[0].code);
-		wu_engine_pause(d->engine, now, b->sb.route, who);
-	} else if (res[0].status != SND_ACCEPTED) {
+	batch_settle(dp, b, res, now,
+	             d->conf.route[b->sb.route].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP
+	                                                              : WU_SCOPE_API);
+	if (res[0].status != SND_ACCEPTED && res[0].status != SND_AUTHFAIL)
 		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->sb.route),
 		        snd_status_name(res[0].status), res[0].error, b->sb.nitems,
 		        b->sb.nitems == 1 ? "" : "s");
-	}
 	daemon_drain_events(d);
 	if (gave_back)
 		dispatcher_forget_waits(dp);

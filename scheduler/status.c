@@ -44,6 +44,7 @@
 
 /* Everything both views show, read once. */
 struct snap {
+	const struct wu_engine *e;
 	const struct wu_day_stats *t;
 	const struct wu_core_conf *core;
 	const struct wu_conf *conf;
@@ -76,6 +77,7 @@ static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s
                       const struct wu_conf *c, const struct status_extra *x)
 {
 	memset(n, 0, sizeof(*n));
+	n->e = e;
 	n->t = wu_engine_today(e);
 	n->core = wu_engine_conf(e);
 	n->conf = c;
@@ -381,14 +383,15 @@ static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
 	j_num(b, o, "bad_batches", (double)x->wh_bad_batches);
 	cuts = j_obj(b, o, "cuts");
 	for (int i = 0; i < n->nisp && cuts; i++) {
-		const struct status_cut *c = &x->cut[i];
+		struct wu_cut cs, *c = &cs;
 		cJSON *co;
 
-		if (!c->hits)
+		if (!wu_engine_cut_state(n->e, i, &cs))
 			continue;
 		co = j_obj(b, cuts, n->core->isps.names[i]);
-		j_bool(b, co, "active", c->until > now && c->effective);
+		j_bool(b, co, "active", c->effective && (c->until > now || c->factor < 1));
 		j_num(b, co, "factor", c->factor);
+		j_num(b, co, "cut", c->cut);
 		iso_local(c->until, buf, sizeof(buf));
 		j_str(b, co, "until", buf);
 		j_str(b, co, "rule", c->rule);
@@ -737,11 +740,12 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		family(&b, "warmup_isp_cut", "gauge",
 		       "Share of an ISP's new-route rate a deferral rule keeps now (1 = no cut).");
 		for (int i = 0; i < n.nisp; i++) {
-			const struct status_cut *c = &x->cut[i];
-			int active = c->until > now && c->effective;
+			struct wu_cut c;
+			int active = wu_engine_cut_state(e, i, &c) && c.effective &&
+			             (c.until > now || c.factor < 1);
 
 			labels_open(&b, "warmup_isp_cut", "isp", n.core->isps.names[i]);
-			bprintf(&b, "} %.9g\n", active ? c->factor : 1.0);
+			bprintf(&b, "} %.9g\n", active ? c.factor : 1.0);
 		}
 	}
 

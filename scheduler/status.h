@@ -26,14 +26,6 @@ struct wu_conf;
 /* Room for suppress.h's reasons in the counters below. */
 #define STATUS_SUPP_REASONS 8
 
-/* A deferral rule's cut of one ISP's rate on the new route (webhook.c). */
-struct status_cut {
-	wu_time_t until; /* 0: never cut */
-	double factor;   /* share of the rate kept */
-	int64_t hits;    /* events that matched a rule since the start */
-	int effective;   /* 0: the ISP has no new_rate, so nothing was cut */
-	char rule[48];
-};
 
 /* Counters the daemon keeps in memory. */
 struct status_extra {
@@ -52,7 +44,6 @@ struct status_extra {
 	 * authentication and batches that were not a JSON array */
 	int64_t wh_applied, wh_duplicate, wh_unattributed, wh_malformed, wh_ignored;
 	int64_t wh_refused, wh_bad_batches;
-	struct status_cut cut[WU_ISP_MAX];
 	/* suppressions at intake (suppress.c): recipients dropped by reason
 	 * (enum suppress_reason), personalizations left empty and dropped,
 	 * requests refused in reject mode */

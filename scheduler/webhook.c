@@ -22,17 +22,18 @@
  *	first '.', else the warmup_route custom argument and the ISP of the
  *	address), then recorded by sg_event_id so a batch SendGrid posts again
  *	counts once, and applied: an engine outcome (the gate reads these) and
- *	a store counter on the day the event arrives.  Deferred and blocked
- *	events of the new route are matched against the deferral rules.
+ *	a store counter on the day the event arrives: each event is one
+ *	report to the engine (wu_engine_report), which also matches deferred
+ *	and blocked events of the new route against the deferral rules.
  *
  *	Events about mail warmupd did not send (no unit, no warmup_route) are
  *	"unattributed" and do nothing: another application sharing the
  *	SendGrid account must not move this warmup's gate.
  *
  * DIAGNOSTICS
- *	A refused batch is logged at warn level without its body; a rule that
- *	matched is logged at info level at most once an hour per rule, with
- *	the number of events since.  Nothing here is fatal to the daemon.
+ *	A refused batch is logged at warn level without its body; the cuts of
+ *	an ISP are logged at info level at most once an hour, with the number
+ *	of rule matches since.  Nothing here is fatal to the daemon.
  */
 #include "webhook.h"
 
@@ -58,7 +59,6 @@
 #define SEEN_KEEP   (3 * WU_DAY) /* SendGrid retries a batch for up to 24 hours */
 #define PRUNE_EVERY WU_HOUR
 #define LOG_EVERY   WU_HOUR
-#define RULES_MAX   (WU_DEFER_RULES_MAX + 8)
 #define TEXT_MAX    512
 
 struct webhook {
@@ -66,10 +66,8 @@ struct webhook {
 	const struct wu_webhook_conf *conf;
 	EVP_PKEY *key; /* NULL: no signature check */
 	char *basic;   /* "user:password", NULL: no basic auth */
-	struct wu_defer_rule rules[RULES_MAX];
-	int nrules;
-	wu_time_t logged[RULES_MAX]; /* when each rule was last logged */
-	int64_t unlogged[RULES_MAX]; /* its matches since */
+	wu_time_t logged[WU_ISP_MAX]; /* when the cuts of each ISP were last logged */
+	int64_t unlogged[WU_ISP_MAX]; /* rule matches since */
 	wu_time_t pruned;
 };
 
@@ -106,7 +104,6 @@ static int same(const char *got, const char *want)
 int webhook_create(struct webhook **wp, struct wu_daemon *d, char *err, size_t errlen)
 {
 	const struct wu_webhook_conf *c = &d->conf.webhook;
-	const struct wu_isp_table *isps = &d->conf.core.isps;
 	struct webhook *w;
 
 	*wp = NULL;
@@ -136,10 +133,6 @@ int webhook_create(struct webhook **wp, struct wu_daemon *d, char *err, size_t e
 			goto nomem;
 		snprintf(w->basic, n, "%s:%s", c->username, c->password);
 	}
-	for (int i = 0; i < c->nrules; i++)
-		w->rules[w->nrules++] = c->rules[i];
-	if (c->nrules == 0 && c->default_rules)
-		w->nrules = wu_deferral_defaults(isps, w->rules, RULES_MAX);
 	*wp = w;
 	return 0;
 nomem:
@@ -292,68 +285,32 @@ static int attribute(struct webhook *w, const struct webhook_event *e, int *rout
 	return *route >= 0 && *route < WU_ROUTE_COUNT;
 }
 
-/* Deferral rules: a matching deferred or blocked event of the new route
- * cuts its ISP's rate there for the rule's hold. */
-static void rules_apply(struct webhook *w, const cJSON *ev, enum wu_result res, int isp,
-                        wu_time_t now)
+/* Logs what the deferral rules did to an ISP, at most once an hour each:
+ * the engine cut it (its cut state says how), or it had nothing to cut. */
+static void cut_log(struct webhook *w, int isp, int cuts, enum wu_result res, wu_time_t now)
 {
 	struct wu_daemon *d = w->d;
-	unsigned bit = res == WU_DEFERRED ? WU_DEFER_ON_DEFERRED : WU_DEFER_ON_BLOCKED;
-	char text[TEXT_MAX];
+	struct wu_cut cs, *c = &cs;
+	const char *isp_name = wu_engine_conf(d->engine)->isps.names[isp];
 
-	if (!webhook_event_text(ev, text, sizeof(text)))
+	if (!cuts || !wu_engine_cut_state(d->engine, isp, &cs))
 		return;
-	for (int i = 0; i < w->nrules; i++) {
-		const struct wu_defer_rule *r = &w->rules[i];
-		struct status_cut *cut = &d->extra.cut[isp];
-		int effective;
-
-		if (r->isp != isp || !(r->events & bit) || !wu_deferral_matches(r, text))
-			continue;
-		/* A cut scales the ISP's new_rate, or without one today's pacing
-		 * rate; once the warmup is over and nothing is paced, an ISP
-		 * without a new_rate has nothing to cut. */
-		effective = wu_engine_conf(d->engine)->throttle[WU_ROUTE_NEW][isp].rate > 0 ||
-		            (wu_engine_today(d->engine)->cap > 0 &&
-		             wu_engine_today(d->engine)->cap != WU_UNLIMITED);
-		wu_engine_cut(d->engine, now, WU_ROUTE_NEW, isp, r->cut, r->hold);
-		if (cut->until <= now) {
-			cut->factor = r->cut;
-			cut->until = now + r->hold;
-			snprintf(cut->rule, sizeof(cut->rule), "%s", r->name);
-		} else {
-			if (r->cut < cut->factor) {
-				cut->factor = r->cut;
-				snprintf(cut->rule, sizeof(cut->rule), "%s", r->name);
-			}
-			if (now + r->hold > cut->until)
-				cut->until = now + r->hold;
-		}
-		cut->effective = effective;
-		cut->hits++;
-		w->unlogged[i]++;
-		if (now - w->logged[i] >= LOG_EVERY) {
-			const char *isp_name = wu_engine_conf(d->engine)->isps.names[isp];
-
-			if (effective)
-				wu_info("webhook: [defer_rule %s]: %" PRId64
-				        " %s event%s for %s: new "
-				        "route rate cut to %.0f%% for %" PRId64 " min",
-				        r->name, w->unlogged[i],
-				        res == WU_DEFERRED ? "deferred" : "blocked",
-				        w->unlogged[i] == 1 ? "" : "s", isp_name, r->cut * 100,
-				        r->hold / WU_MINUTE);
-			else
-				wu_warn("webhook: [defer_rule %s]: %" PRId64
-				        " event%s for %s, but [isp "
-				        "%s] has no new_rate and today's cap is unlimited: nothing "
-				        "to cut",
-				        r->name, w->unlogged[i], w->unlogged[i] == 1 ? "" : "s",
-				        isp_name, isp_name);
-			w->logged[i] = now;
-			w->unlogged[i] = 0;
-		}
-	}
+	w->unlogged[isp] += cuts;
+	if (now - w->logged[isp] < LOG_EVERY)
+		return;
+	if (c->effective)
+		wu_info("webhook: [defer_rule %s]: %" PRId64 " %s match%s for %s: new route rate "
+		        "cut to %.0f%% until %" PRId64 " min from now",
+		        c->rule, w->unlogged[isp], res == WU_DEFERRED ? "deferred" : "blocked",
+		        w->unlogged[isp] == 1 ? "" : "es", isp_name, c->cut * 100,
+		        (c->until - now) / WU_MINUTE);
+	else
+		wu_warn("webhook: [defer_rule %s]: %" PRId64 " match%s for %s, but [isp %s] has no "
+		        "new_rate and today's cap is unlimited: nothing to cut",
+		        c->rule, w->unlogged[isp], w->unlogged[isp] == 1 ? "" : "es", isp_name,
+		        isp_name);
+	w->logged[isp] = now;
+	w->unlogged[isp] = 0;
 }
 
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
@@ -383,13 +340,22 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		return rc;
 	}
 	if (e.act == WEBHOOK_OUTCOME) {
-		/* sent_date -1: a provider report counts on the day it arrives. */
-		wu_engine_outcome(d->engine, now, (enum wu_route)route, isp, e.res, -1);
+		/* A report from the recipient's ISP, on the day it arrives; the
+		 * engine applies the deferral rules to its text. */
+		char text[TEXT_MAX];
+		struct wu_report r = {.route = (enum wu_route)route,
+		                      .isp = isp,
+		                      .result = e.res,
+		                      .scope = WU_SCOPE_ISP,
+		                      .n = 1,
+		                      .sent_date = -1,
+		                      .text = webhook_event_text(ev, text, sizeof(text)) ? text : ""};
+		struct wu_verdict v = wu_engine_report(d->engine, now, &r);
+
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp, (int)e.res,
 		                1) < 0)
 			return -1;
-		if (route == WU_ROUTE_NEW && (e.res == WU_DEFERRED || e.res == WU_BLOCKED))
-			rules_apply(w, ev, e.res, isp, now);
+		cut_log(w, isp, v.cuts, e.res, now);
 	} else {
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,

@@ -121,8 +121,7 @@ struct sim {
 	uint64_t rng_isp[4], rng_out[4];
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
-	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
-	int nrules;
+	enum wu_scope new_scope; /* whose answer a new-route send gets */
 	/* the loop */
 	int random_outcomes;   /* --outcomes random: a draw per message */
 	uint64_t b_thr, c_thr; /* today's outcome rates, out of 2^53 */
@@ -620,26 +619,38 @@ static inline int hit(struct sim *s, uint64_t thr, uint64_t *acc)
 	return 1;
 }
 
-/* Feeds a new-route send's outcomes: accepted, possibly deferred first (and
- * the ISP's deferral rule acts on it, as the daemon's webhook would), then
- * delivered or bounced, and for a delivered one possibly a complaint. */
+/* One report to the engine, as the daemon makes it from what it saw. */
+static inline void report(struct sim *s, wu_time_t t, enum wu_route route, int isp,
+                          enum wu_result res, enum wu_scope scope, int date)
+{
+	struct wu_report r = {.route = route,
+	                      .isp = isp,
+	                      .result = res,
+	                      .scope = scope,
+	                      .n = 1,
+	                      .sent_date = date,
+	                      .attempts = 1};
+
+	wu_engine_report(s->e, t, &r);
+}
+
+/* Feeds a new-route send's outcomes as the daemon would see them: the
+ * route's answer (from SendGrid's API on a v3 route, from the relay on an
+ * SMTP route), then the webhook's events: possibly deferred first (the
+ * engine's deferral rules answer it), then delivered or bounced, and for a
+ * delivered one possibly a complaint. */
 static inline void feed_new(struct sim *s, wu_time_t t, int isp, int date)
 {
-	wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, date);
-	if (s->d_thr[isp] && hit(s, s->d_thr[isp], &s->d_acc[isp])) {
-		const struct wu_defer_rule *r =
-		    wu_deferral_find(s->rules, s->nrules, isp, WU_DEFER_ON_DEFERRED, NULL);
-		wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_DEFERRED, -1);
-		if (r)
-			wu_engine_cut(s->e, t, WU_ROUTE_NEW, isp, r->cut, r->hold);
-	}
+	report(s, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, s->new_scope, date);
+	if (s->d_thr[isp] && hit(s, s->d_thr[isp], &s->d_acc[isp]))
+		report(s, t, WU_ROUTE_NEW, isp, WU_DEFERRED, WU_SCOPE_ISP, -1);
 	if (hit(s, s->b_thr, &s->b_acc)) {
-		wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_BOUNCE, date);
+		report(s, t, WU_ROUTE_NEW, isp, WU_BOUNCE, WU_SCOPE_ISP, date);
 		return;
 	}
-	wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_DELIVERED, date);
+	report(s, t, WU_ROUTE_NEW, isp, WU_DELIVERED, WU_SCOPE_ISP, date);
 	if (s->c_thr && hit(s, s->c_thr, &s->c_acc))
-		wu_engine_outcome(s->e, t, WU_ROUTE_NEW, isp, WU_COMPLAINT, date);
+		report(s, t, WU_ROUTE_NEW, isp, WU_COMPLAINT, WU_SCOPE_ISP, date);
 }
 
 /* Routes isp's backlog at t until it is empty or the engine says wait. */
@@ -656,7 +667,7 @@ static void drain(struct sim *s, int isp, wu_time_t t)
 		} else if (d.kind == WU_OLD) {
 			s->backlog[isp]--;
 			s->routed++;
-			wu_engine_outcome(s->e, t, WU_ROUTE_OLD, isp, WU_ACCEPTED, d.date);
+			report(s, t, WU_ROUTE_OLD, isp, WU_ACCEPTED, WU_SCOPE_ISP, d.date);
 		} else {
 			/* A hint that does not move forward would spin forever. */
 			s->wake[isp] = d.until > t ? d.until : t + 1;
@@ -1237,13 +1248,9 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		return rc;
 	if (o->deferral && (rc = parse_deferrals(s, o->deferral)))
 		return rc;
-	/* The daemon's deferral rules: the config's, else the built-in ones. */
-	if (conf->webhook.nrules > 0) {
-		s->nrules = conf->webhook.nrules;
-		memcpy(s->rules, conf->webhook.rules, sizeof(s->rules[0]) * (size_t)s->nrules);
-	} else if (conf->webhook.default_rules || !conf->webhook.enabled) {
-		s->nrules = wu_deferral_defaults(s->isps, s->rules, WU_DEFER_RULES_MAX);
-	}
+	/* Whose answer a new-route send gets, as in the daemon's dispatcher:
+	 * an SMTP route's reply speaks for the ISP, SendGrid's API does not. */
+	s->new_scope = conf->route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)

@@ -10,6 +10,7 @@
  */
 #include "engine.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -29,6 +30,7 @@ struct wu_engine {
 	struct wu_day day;
 	struct wu_day_stats today, yesterday;
 	struct wu_days days; /* the dates it has been on (days.h) */
+	struct wu_cut cut[WU_ISP_MAX]; /* deferral cuts on the new route, for status */
 	int held;   /* days the schedule did not advance */
 	int halted; /* the gate stopped the new route */
 	int paused[WU_ROUTE_COUNT];
@@ -374,68 +376,185 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t
 	*sent = *sent > n ? *sent - n : 0;
 }
 
-void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-                       enum wu_result result, int sent_date)
+/* The gate hears a provider's report about the new route. */
+static void gate_hear(struct wu_engine *e, wu_time_t now, enum wu_result result, int64_t n)
 {
-	wu_engine_outcomes(e, now, route, isp, result, sent_date, 1, 1);
+	int64_t sample = e->gate.delivered + e->gate.bounces;
+
+	e->gate.delivered += result == WU_DELIVERED ? n : 0;
+	e->gate.bounces += result == WU_BOUNCE ? n : 0;
+	e->gate.complaints += result == WU_COMPLAINT ? n : 0;
+	/* A delivery only lowers the rates, so it can change the verdict only
+	 * by completing the minimum sample. */
+	if (result != WU_DELIVERED ||
+	    (sample < e->conf.gate.min_sample && sample + n >= e->conf.gate.min_sample) ||
+	    (e->gate.delivered - n < e->conf.gate.min_sample &&
+	     e->gate.delivered >= e->conf.gate.min_sample))
+		judge(e, now);
 }
 
-void wu_engine_outcomes(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-                        enum wu_result result, int sent_date, int64_t n, int feedback)
+/* Deferral rules: a deferred or blocked report of the new route cuts its
+ * ISP's rate by every rule of the ISP that watches the event and matches
+ * its text (a report without text: every such rule).  Returns how many. */
+static int rules_apply(struct wu_engine *e, wu_time_t now, const struct wu_report *r)
 {
+	unsigned bit = r->result == WU_DEFERRED ? WU_DEFER_ON_DEFERRED : WU_DEFER_ON_BLOCKED;
+	struct wu_cut *cut = &e->cut[r->isp];
+	char text[512];
+	int n = 0;
+
+	if (r->text) {
+		size_t i;
+		for (i = 0; r->text[i] && i < sizeof(text) - 1; i++)
+			text[i] = (char)tolower((unsigned char)r->text[i]);
+		text[i] = '\0';
+	}
+	for (int i = 0; i < e->conf.nrules; i++) {
+		const struct wu_defer_rule *rule = &e->conf.rules[i];
+
+		if (rule->isp != r->isp || !(rule->events & bit) ||
+		    (r->text && !wu_deferral_matches(rule, text)))
+			continue;
+		wu_throttle_cut(&e->th[WU_ROUTE_NEW][r->isp], &e->conf.throttle[WU_ROUTE_NEW][r->isp],
+		                &e->conf.backoff, rule->cut, rule->hold, now);
+		if (cut->until <= now || rule->cut < cut->cut) {
+			cut->cut = rule->cut;
+			snprintf(cut->rule, sizeof(cut->rule), "%s", rule->name);
+		}
+		if (now + rule->hold > cut->until)
+			cut->until = now + rule->hold;
+		/* A cut scales the ISP's new_rate, or without one today's pacing
+		 * rate; once nothing is paced, an ISP without a rate has nothing
+		 * to cut. */
+		cut->effective = e->conf.throttle[WU_ROUTE_NEW][r->isp].rate > 0 ||
+		                 (e->today.cap > 0 && e->today.cap != WU_UNLIMITED);
+		cut->hits++;
+		n++;
+	}
+	return n;
+}
+
+struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const struct wu_report *r)
+{
+	struct wu_verdict v = {WU_ACT_NONE, 0, 0, 0};
+	struct wu_report rep = *r;
 	const struct wu_throttle_conf *tc;
 	struct wu_throttle *th;
-	int64_t sample;
+	int isp_scope = r->scope == WU_SCOPE_ISP;
+	wu_time_t wait;
 
 	wu_engine_tick(e, now);
-	if (isp < 0 || isp >= e->conf.isps.n)
-		isp = WU_ISP_OTHER;
-	if ((unsigned)route >= WU_ROUTE_COUNT || (unsigned)result >= WU_RESULT_COUNT || n <= 0)
-		return;
-	th = &e->th[route][isp];
-	tc = &e->conf.throttle[route][isp];
-	e->today.result[route][isp][result] += n;
+	if (rep.isp < 0 || rep.isp >= e->conf.isps.n)
+		rep.isp = WU_ISP_OTHER;
+	if (rep.n <= 0)
+		rep.n = 1;
+	if ((unsigned)rep.route >= WU_ROUTE_COUNT || (unsigned)rep.result >= WU_RESULT_COUNT)
+		return v;
+	th = &e->th[rep.route][rep.isp];
+	tc = &e->conf.throttle[rep.route][rep.isp];
+	e->today.result[rep.route][rep.isp][rep.result] += rep.n;
+	wait = wu_backoff_retry(&e->conf.backoff, rep.attempts > 0 ? rep.attempts : 1, rep.jitter);
+	if (rep.retry_after > wait)
+		wait = rep.retry_after;
 	/* The ISP's throttle hears one answer, however many units it covered. */
-	switch (result) {
+	switch (rep.result) {
 	case WU_ACCEPTED:
-		if (feedback)
+		v.action = WU_ACT_SENT;
+		if (isp_scope)
 			wu_throttle_success(th, tc, &e->conf.backoff, now);
 		break;
 	case WU_TEMPFAIL:
-		if (feedback)
+		v.action = WU_ACT_RETRY;
+		v.retry_at = now + wait;
+		if (isp_scope)
 			wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
-		if (sent_date == e->today.date)
-			give_back(e, route, isp, n);
+		if (rep.sent_date == e->today.date)
+			give_back(e, rep.route, rep.isp, rep.n);
+		break;
+	case WU_TIMEOUT: /* may have been taken: stays counted, retried */
+		v.action = WU_ACT_RETRY;
+		v.retry_at = now + wait;
+		if (isp_scope)
+			wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
 		break;
 	case WU_PERMFAIL: /* refused for good, but not taken either */
-		if (sent_date == e->today.date)
-			give_back(e, route, isp, n);
+		if (rep.sent_date == e->today.date)
+			give_back(e, rep.route, rep.isp, rep.n);
+		if (rep.auth) {
+			/* The route was refused, not the mail: keep the units and
+			 * stop the route until someone fixes it and resumes. */
+			char who[96];
+			v.action = WU_ACT_RETRY;
+			v.retry_at = now;
+			snprintf(who, sizeof(who), "authentication failure (%ld)", rep.code);
+			if (!e->paused[rep.route]) {
+				wu_engine_pause(e, now, rep.route, who);
+				v.paused = 1;
+			}
+		} else {
+			v.action = WU_ACT_FAIL;
+		}
 		break;
-	case WU_TIMEOUT:
 	case WU_BLOCKED:
-		if (feedback)
+		if (isp_scope)
 			wu_throttle_tempfail(th, tc, &e->conf.backoff, now);
+		/* a block may match a deferral rule as well */
+		__attribute__((fallthrough));
+	case WU_DEFERRED:
+		/* The provider retries a deferral itself; what it does to the ISP's
+		 * rate here is the deferral rules' business alone. */
+		if (rep.route == WU_ROUTE_NEW)
+			v.cuts = rules_apply(e, now, &rep);
 		break;
 	case WU_DELIVERED:
+		/* The ISP took it: the step back up after a cut, on either kind
+		 * of route (a v3 route hears it only from the webhook). */
+		if (isp_scope)
+			wu_throttle_success(th, tc, &e->conf.backoff, now);
+		if (rep.route == WU_ROUTE_NEW)
+			gate_hear(e, now, rep.result, rep.n);
+		break;
 	case WU_BOUNCE:
 	case WU_COMPLAINT:
-		if (route != WU_ROUTE_NEW)
-			break;
-		sample = e->gate.delivered + e->gate.bounces;
-		e->gate.delivered += result == WU_DELIVERED ? n : 0;
-		e->gate.bounces += result == WU_BOUNCE ? n : 0;
-		e->gate.complaints += result == WU_COMPLAINT ? n : 0;
-		/* A delivery only lowers the rates, so it can change the verdict
-		 * only by completing the minimum sample. */
-		if (result != WU_DELIVERED ||
-		    (sample < e->conf.gate.min_sample && sample + n >= e->conf.gate.min_sample) ||
-		    (e->gate.delivered - n < e->conf.gate.min_sample &&
-		     e->gate.delivered >= e->conf.gate.min_sample))
-			judge(e, now);
+		if (rep.route == WU_ROUTE_NEW)
+			gate_hear(e, now, rep.result, rep.n);
 		break;
 	default:
 		break;
 	}
+	return v;
+}
+
+void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
+                       enum wu_result result, int sent_date)
+{
+	struct wu_report r = {.route = route,
+	                      .isp = isp,
+	                      .result = result,
+	                      .scope = WU_SCOPE_ISP,
+	                      .n = 1,
+	                      .sent_date = sent_date,
+	                      .attempts = 1};
+
+	wu_engine_report(e, now, &r);
+}
+
+void wu_engine_undo(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, int date)
+{
+	wu_engine_tick(e, now);
+	if ((unsigned)route >= WU_ROUTE_COUNT || isp < 0 || isp >= e->conf.isps.n)
+		return;
+	if (date == e->today.date)
+		give_back(e, route, isp, 1);
+}
+
+int wu_engine_cut_state(const struct wu_engine *e, int isp, struct wu_cut *out)
+{
+	if (isp < 0 || isp >= e->conf.isps.n || !e->cut[isp].hits)
+		return 0;
+	*out = e->cut[isp];
+	out->factor = e->th[WU_ROUTE_NEW][isp].factor;
+	return 1;
 }
 
 void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, double factor,

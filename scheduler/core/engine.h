@@ -19,6 +19,7 @@
 #define WU_ENGINE_H
 
 #include "calendar.h"
+#include "deferral.h"
 #include "gate.h"
 #include "isp.h"
 #include "schedule.h"
@@ -47,6 +48,10 @@ struct wu_core_conf {
 	struct wu_throttle_conf throttle[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_backoff_conf backoff;
 	struct wu_gate_conf gate;
+	/* deferral rules in force: [defer_rule NAME] sections, else the
+	 * built-in ones (deferral.h); the daemon and the simulator alike */
+	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
+	int nrules;
 };
 
 /* Defaults (calendar Asia/Tokyo starting 1970-01-01 until set, whole-day
@@ -141,23 +146,86 @@ void wu_engine_free(struct wu_engine *e);
  * counted at once. */
 struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
 
-/* What became of a message sent on route to isp.  sent_date is the date of
- * the decision that sent it (wu_decision.date): a refused send gives its unit
- * back only when it was counted today, so a failure just after midnight can
- * never add to the new day's cap.  Provider reports (delivered, bounce, ...)
- * count on the day they arrive, whatever sent_date says. */
+/*
+ * One door for what happened.  Everything that comes back -- a send's answer,
+ * a provider's event -- reaches the engine as a report; the engine alone
+ * decides what follows (the verdict): whether the units were sent, are
+ * retried and when, or failed; whether the route is paused; which deferral
+ * rules cut the ISP.  The dispatcher, the webhook and the simulator only
+ * translate what they saw into reports, so they cannot decide differently.
+ */
+
+/* Whose answer a report is.  WU_SCOPE_ISP: the recipient's ISP spoke (an
+ * SMTP reply to the message, a webhook event): its throttle hears it, a
+ * success helping a cut ISP recover step by step, a deferral backing it off.
+ * WU_SCOPE_API: only the provider's API spoke (SendGrid's 202, 429 or 500, a
+ * timeout): the throttles are left alone. */
+enum wu_scope { WU_SCOPE_ISP, WU_SCOPE_API };
+
+struct wu_report {
+	enum wu_route route;
+	int isp;
+	enum wu_result result;
+	enum wu_scope scope;
+	int64_t n;             /* units the answer covers (a v3 request: up to 1000); 0 = 1 */
+	int sent_date;         /* a send's answer: its decision's date; an event: -1 */
+	int attempts;          /* a send's answer: the attempt it answers (1 = the first) */
+	wu_time_t retry_after; /* the provider's own wait (Retry-After, a rate-limit reset) */
+	double jitter;         /* in [0, 1): the caller's random draw that spreads retries */
+	int auth;              /* the route was refused as such (credentials, address):
+	                        * pause it and keep the units */
+	long code;             /* the provider's status (HTTP or SMTP), 0 = none */
+	const char *text;      /* the answer's or event's text, for deferral rules;
+	                        * NULL: none (then every rule of the ISP for the event) */
+};
+
+enum wu_action {
+	WU_ACT_NONE,  /* a provider event: nothing to do with a unit */
+	WU_ACT_SENT,  /* the route took the units */
+	WU_ACT_RETRY, /* queue them again, not before retry_at */
+	WU_ACT_FAIL   /* refused for good */
+};
+
+struct wu_verdict {
+	enum wu_action action;
+	wu_time_t retry_at;
+	int paused; /* this report paused its route */
+	int cuts;   /* deferral rules that cut the ISP's rate */
+};
+
+/* The verdict on a report.  A send that was refused (tempfail, permfail,
+ * auth) gives its units back only when they were counted today, so a
+ * failure just after midnight can never add to the new day's cap; a timeout
+ * keeps them counted (the provider may have taken them).  Provider events
+ * count on the day they arrive.  Retries wait the backoff for the attempt,
+ * or the provider's own wait when that is longer. */
+struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const struct wu_report *r);
+
+/* A report of one unit from the recipient's ISP: a shorthand for tests and
+ * simple callers. */
 void wu_engine_outcome(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
                        enum wu_result result, int sent_date);
 
-/* The same for n units that one answer covered (a v3 request carries up to
- * 1000): all n are counted and given back, and with feedback the ISP's
- * throttle hears one success or one failure, as it would from one answer.
- * Without feedback the answer said nothing about the ISP (an API's 429 or
- * 500): the units are counted and given back, the throttle is left alone. */
-void wu_engine_outcomes(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp,
-                        enum wu_result result, int sent_date, int64_t n, int feedback);
+/* A decision that was not carried out (its batch could not be made): its
+ * unit goes back to the cap, no result is counted. */
+void wu_engine_undo(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, int date);
 
-/* A deferral rule matched: cut the ISP's rate on route to factor for hold. */
+/* A deferral cut on the new route, as status shows it. */
+struct wu_cut {
+	double cut;       /* share of the rate the strongest rule in force keeps */
+	double factor;    /* share kept now: cut during the hold, then back up step
+	                   * by step with the ISP's successes (deliveries) */
+	wu_time_t until;  /* when the hold ends (recovery starts) */
+	char rule[48];    /* the rule that set cut */
+	int64_t hits;     /* matches since the start */
+	int effective;    /* 0: the ISP has no rate to cut (no new_rate, nothing paced) */
+};
+
+/* The cut of isp into *out; 0 when no rule has matched it (then *out is
+ * left alone), 1 when one has. */
+int wu_engine_cut_state(const struct wu_engine *e, int isp, struct wu_cut *out);
+
+/* Cuts the ISP's rate on route to factor for hold, by hand or by a rule. */
 void wu_engine_cut(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp, double factor,
                    wu_time_t hold);
 

@@ -64,9 +64,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_check(t->used <= t->cap || t->used <= before,
 			           "used %lld past cap %lld", (long long)t->used,
 			           (long long)t->cap);
-		wu_engine_outcomes(e, now, d.kind == WU_OLD ? WU_ROUTE_OLD : WU_ROUTE_NEW, isp,
-		                   (enum wu_result)(data[(i + 1) % size] % WU_RESULT_COUNT), d.date,
-		                   1 + data[(i + 2) % size] % 3, i & 1);
+		{
+			struct wu_report r = {
+			    .route = d.kind == WU_OLD ? WU_ROUTE_OLD : WU_ROUTE_NEW,
+			    .isp = isp,
+			    .result = (enum wu_result)(data[(i + 1) % size] % WU_RESULT_COUNT),
+			    .scope = (i & 1) ? WU_SCOPE_ISP : WU_SCOPE_API,
+			    .n = 1 + data[(i + 2) % size] % 3,
+			    .sent_date = d.date,
+			    .attempts = 1 + data[(i + 3) % size] % 8,
+			    .jitter = (double)(data[(i + 4) % size] % 100) / 100.0,
+			    .auth = data[(i + 5) % size] == 0xff};
+			struct wu_verdict v = wu_engine_report(e, now, &r);
+
+			fuzz_check(v.action != WU_ACT_RETRY || v.retry_at >= now,
+			           "a retry before now");
+		}
 		if (i % 50 == 7)
 			wu_engine_cut(e, now, WU_ROUTE_NEW, isp, 0.5, WU_HOUR);
 		now = wu_engine_next_wakeup(e, now);

@@ -128,6 +128,16 @@ static void outcome(wu_time_t now, enum wu_route route, int isp, enum wu_result 
 	wu_engine_outcome(eng, now, route, isp, result, wu_engine_today(eng)->date);
 }
 
+/* One answer covering n units, as the dispatcher reports it. */
+static struct wu_verdict answer(wu_time_t at, enum wu_route route, int isp, enum wu_result res,
+                                int date, int64_t n, enum wu_scope scope)
+{
+	struct wu_report r = {.route = route, .isp = isp, .result = res, .scope = scope,
+	                      .n = n, .sent_date = date, .attempts = 1};
+
+	return wu_engine_report(eng, at, &r);
+}
+
 /* Drains events; returns how many were of kind, the last of them in *last. */
 static int events(enum wu_event_kind kind, struct wu_event *last)
 {
@@ -592,13 +602,13 @@ static void test_outcomes_of_one_answer(void **state)
 	assert_int_equal(take_new(at, google, 40), 40);
 	/* A 429 on a request of 40 from an API: counted and given back, the
 	 * throttle untouched. */
-	wu_engine_outcomes(eng, at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, 0);
+	answer(at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, WU_SCOPE_API);
 	assert_i64_eq(wu_engine_today(eng)->used, 0);
 	assert_i64_eq(wu_engine_today(eng)->result[WU_ROUTE_NEW][google][WU_TEMPFAIL], 40);
 	assert_near(google_factor(), 1, 1e-12);
 	/* The same answer as ISP feedback halves the rate once, not 40 times. */
 	assert_int_equal(take_new(at, google, 40), 40);
-	wu_engine_outcomes(eng, at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, 1);
+	answer(at, WU_ROUTE_NEW, google, WU_TEMPFAIL, date, 40, WU_SCOPE_ISP);
 	assert_i64_eq(wu_engine_today(eng)->used, 0);
 	assert_near(google_factor(), 0.5, 1e-12);
 }

@@ -270,8 +270,13 @@ static void test_save_any_size(void **state)
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		for (int i = 0; i < WU_ISP_MAX; i++)
 			for (int k = 0; k < WU_RESULT_COUNT; k++)
-				wu_engine_outcomes(big, now, (enum wu_route)r, i, (enum wu_result)k,
-				                   -1, INT64_C(100000000000000), 0);
+				wu_engine_report(big, now,
+				                 &(struct wu_report){.route = (enum wu_route)r,
+				                                     .isp = i,
+				                                     .result = (enum wu_result)k,
+				                                     .scope = WU_SCOPE_API,
+				                                     .n = INT64_C(100000000000000),
+				                                     .sent_date = -1});
 	assert_int_equal(wu_engine_save(big, fixed, sizeof fixed), -1);
 	text = wu_engine_save_alloc(big);
 	assert_non_null(text);

@@ -384,6 +384,41 @@ new_rate = 36000/h
         # Logged once for the rule, not once per event.
         self.assertEqual(d.logtext().count("[defer_rule gmail-rate]: "), 1)
 
+    def test_cut_recovers_with_deliveries_on_v3_route(self):
+        # The new route is SendGrid's v3 API: its 202s say nothing about
+        # Gmail, so the step back up after a cut comes from the webhook's
+        # delivered events, one step per delivery once the hold is over.
+        rules = """[defer_rule gmail-fast]
+isp = google
+match = 4.7.28
+cut = 50%
+hold = 1s
+[backoff]
+step = 10%
+"""
+        d, pem = self.signed_daemon(extra=rules)
+        batch = [event("deferred", "g%d@gmail.com" % i, response="421-4.7.28 unusual rate")
+                 for i in range(30)]
+        self.assertEqual(d.post(batch, pem)[0], 200)
+        cut = d.status()["webhook"]["cuts"]["google"]
+        self.assertEqual((cut["factor"], cut["cut"], cut["active"]), (0.5, 0.5, True))
+
+        def stepped():
+            # a delivery during the hold does nothing; after it, one step
+            self.assertEqual(d.post([event("delivered", "ok@gmail.com")], pem)[0], 200)
+            return d.status()["webhook"]["cuts"]["google"]["factor"] > 0.5
+        wait_for(stepped, "a delivery after the hold to step the rate up", interval=0.2)
+        f = d.status()["webhook"]["cuts"]["google"]["factor"]
+        self.assertAlmostEqual(f, 0.6, places=6)
+        self.assertEqual(d.post([event("delivered", "ok%d@gmail.com" % i) for i in range(3)],
+                                pem)[0], 200)
+        self.assertAlmostEqual(d.status()["webhook"]["cuts"]["google"]["factor"], 0.9, places=6)
+        self.assertEqual(d.post([event("delivered", "ok%d@gmail.com" % i) for i in range(5)],
+                                pem)[0], 200)
+        cut = d.status()["webhook"]["cuts"]["google"]
+        self.assertEqual((cut["factor"], cut["active"]), (1, False))
+        self.assertEqual(metric(d.metrics(), "warmup_isp_cut", isp="google"), 1)
+
     def test_configured_rule_replaces_defaults(self):
         rules = """[defer_rule yahoo-slow]
 isp = yahoo
@@ -406,7 +441,9 @@ hold = 2h
         self.assertEqual((st, b["applied"]), (200, 4), b)
         cuts = d.status()["webhook"]["cuts"]
         self.assertEqual(set(cuts), {"yahoo"})
-        self.assertEqual(cuts["yahoo"]["factor"], 0.25)
+        self.assertEqual(cuts["yahoo"]["cut"], 0.25)
+        # the blocked event backs Yahoo off once more (a tempfail for it)
+        self.assertEqual(cuts["yahoo"]["factor"], 0.125)
         self.assertEqual(cuts["yahoo"]["hits"], 1)
 
     def test_rule_on_isp_without_rate_cuts_pacing(self):
