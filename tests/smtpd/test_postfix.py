@@ -198,6 +198,15 @@ hostname = mx.test.example
                                          self.dir, main))
         return self.pf
 
+    def postfix_done(self):
+        """Waits until Postfix's queue is empty; fails at once if warmupd
+        died meanwhile (Postfix would only defer and retry)."""
+        def done():
+            if self.d.proc.poll() is not None:
+                raise AssertionError("warmupd exited with %d" % self.d.proc.returncode)
+            return self.pf.queue_empty()
+        wait_for(done, "Postfix's queue to empty", timeout=90, interval=0.2)
+
     def stored_raw(self):
         """{recipient: (raw message, envelope sender)} of what warmupd took."""
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, "store.db"), uri=True)
@@ -248,7 +257,7 @@ hostname = mx.test.example
         ss = ["%dss@example.net" % i for i in range(1, 13)]
         everyone = sorted(sm + ss)
 
-        wait_for(pf.queue_empty, "Postfix's queue to empty", timeout=90, interval=0.2)
+        self.postfix_done()
         sent = pf.deliveries("sent")
         self.assertEqual(sorted(to for to, _ in sent), everyone, pf.logtext()[-3000:])
         for _, line in sent:
@@ -330,7 +339,7 @@ smtp_sasl_tls_security_options = noanonymous
         rcpts = ["tls%d@example.jp" % i for i in range(4)]
         for i, r in enumerate(rcpts):
             pf.sendmail("news@example.com", [r], app_message(i))
-        wait_for(pf.queue_empty, "Postfix's queue to empty", timeout=90, interval=0.2)
+        self.postfix_done()
         sent = pf.deliveries("sent")
         self.assertEqual(sorted(to for to, _ in sent), rcpts)
         log = pf.logtext()
