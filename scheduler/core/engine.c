@@ -841,7 +841,9 @@ static int ld_int(struct loader *l, int i, const char *field, int64_t lo, int64_
 /* ld_int for an int. */
 static int ld_int32(struct loader *l, int i, const char *field, int lo, int hi, int *out)
 {
-	int64_t v;
+	/* 0: GCC 12 at -O3 (the release build) cannot see that ld_fail always
+	 * returns -1 and stops -Werror with maybe-uninitialized. */
+	int64_t v = 0;
 
 	if (ld_int(l, i, field, lo, hi, &v) < 0)
 		return -1;

@@ -233,10 +233,11 @@ class Warmupd(Proc):
     """warmupd with a config, reached with a bearer token; start() starts it
     again (its log is appended to), stop() kills it."""
 
-    def __init__(self, exe, dir, config, env, token):
+    def __init__(self, exe, dir, config, env, token, args=()):
+        """args: more arguments, such as --smtp-port-file FILE."""
         self.config = config
         self.token = token
-        super().__init__([exe, "--config", config], dir, "warmupd", env)
+        super().__init__([exe, "--config", config, *args], dir, "warmupd", env)
 
     def terminate(self, timeout=60):
         self.proc.send_signal(signal.SIGTERM)
@@ -368,3 +369,223 @@ class SmtpHandler(socketserver.StreamRequestHandler):
     def reply(self, line):
         self.wfile.write(line.encode() + b"\r\n")
         self.wfile.flush()
+
+
+# --- a private Postfix -----------------------------------------------------
+
+POSTFIX_BIN = "/usr/sbin"
+
+
+def postfix_unavailable():
+    """Why a private Postfix instance cannot run here, or None when it can."""
+    for prog in ("postfix", "postqueue", "sendmail", "smtp-source"):
+        if not os.access(os.path.join(POSTFIX_BIN, prog), os.X_OK):
+            return "%s/%s is missing (Debian package postfix)" % (POSTFIX_BIN, prog)
+    if os.geteuid() != 0:
+        return "postfix start needs root (its master runs as root, its daemons as postfix)"
+    import grp
+    import pwd
+    try:
+        pwd.getpwnam("postfix")
+        grp.getgrnam("postdrop")
+    except KeyError as e:
+        return "user postfix or group postdrop missing: %s" % e
+    return None
+
+
+class Postfix:
+    """A private Postfix instance under dir/NAME: its own config_directory
+    (NAME/conf), queue_directory (NAME/queue) and data_directory, its log
+    in NAME/maillog (postlogd), one smtpd on a free loopback port (.port),
+    relaying everything to relayhost.  main is added to main.cf (it may
+    override the defaults here: a later line wins).  Never touches
+    /etc/postfix or port 25.  stop() waits for the master to exit."""
+
+    MASTER_CF = """pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+    def __init__(self, dir, relayhost, main="", name="postfix"):
+        self.top = os.path.join(dir, name)
+        self.conf = os.path.join(self.top, "conf")
+        self.queue = os.path.join(self.top, "queue")
+        self.log_path = os.path.join(self.top, "maillog")
+        self.master_pid = None
+        os.makedirs(self.conf)
+        os.makedirs(self.queue, 0o755)  # postfix check fills it
+        # The daemons run as postfix: they must reach the data directory
+        # (which postfix check creates, owned by postfix) by its path.
+        for d in (dir, self.top):
+            os.chmod(d, 0o711)
+        self.main = f"""compatibility_level = 3.6
+config_directory = {self.conf}
+queue_directory = {self.queue}
+data_directory = {self.top}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = pf.test.example
+mydomain = test.example
+myorigin = $myhostname
+mydestination =
+relay_domains =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+relayhost = {relayhost}
+smtp_host_lookup = native
+disable_dns_lookups = yes
+smtp_tls_security_level = none
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+maillog_file = {self.log_path}
+maillog_file_prefixes = {self.top}
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"""
+        self.main = self._merged(self.main, main)
+        self.start()
+
+    @staticmethod
+    def _merged(base, extra):
+        """main.cf text base with extra's "name = value" lines put in place
+        of base's of the same name (Postfix warns of a repeated name)."""
+        lines = base.splitlines()
+        names = [l.split("=", 1)[0].strip() for l in lines]
+        for l in extra.splitlines():
+            if not l.strip():
+                continue
+            name = l.split("=", 1)[0].strip()
+            if name in names:
+                lines[names.index(name)] = l
+            else:
+                lines.append(l)
+                names.append(name)
+        return "\n".join(lines) + "\n"
+
+    def postfix(self, *args, check=True):
+        r = subprocess.run([os.path.join(POSTFIX_BIN, "postfix"), "-c", self.conf, *args],
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("postfix -c %s %s: exit %d: %s\n%s" % (
+                self.conf, " ".join(args), r.returncode, (r.stdout + r.stderr).strip(),
+                self.logtext()[-3000:]))
+        return r
+
+    def start(self):
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(self.main)
+        last = None
+        for _ in range(5):
+            self.port = free_port()
+            with open(os.path.join(self.conf, "master.cf"), "w") as f:
+                f.write("127.0.0.1:%d inet n - n - - smtpd\n" % self.port + self.MASTER_CF)
+            self.postfix("check")
+            r = self.postfix("start", check=False)
+            if r.returncode != 0:
+                last = (r.stdout + r.stderr).strip()
+                self.postfix("stop", check=False)
+                continue
+            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+                self.master_pid = int(f.read().strip())
+            try:
+                wait_for(self._listening, "Postfix smtpd on port %d" % self.port, timeout=20)
+                return
+            except AssertionError as e:
+                last = str(e)
+                self.stop()
+        raise AssertionError("postfix -c %s start failed: %s\n%s" % (
+            self.conf, last, self.logtext()[-3000:]))
+
+    def _listening(self):
+        # Only the master's own listener counts: a connect probe would also
+        # succeed against someone else who took the port meanwhile.
+        out = subprocess.run(["ss", "-ltnpH", "sport = :%d" % self.port],
+                             capture_output=True, text=True).stdout
+        return "pid=%d," % self.master_pid in out
+
+    def stop(self):
+        """postfix stop, and the wait until its master is gone (postfix stop
+        returns before; a zombie counts as gone)."""
+        if self.master_pid is None:
+            return
+        pid, self.master_pid = self.master_pid, None
+        self.postfix("stop", check=False)
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ", 1)[1].startswith("Z")
+            except FileNotFoundError:
+                return True
+        try:
+            wait_for(gone, "the Postfix master (pid %d) to exit" % pid, timeout=30)
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+            raise
+
+    def sendmail(self, sender, recipients, data):
+        """Postfix's sendmail(1) with this instance's config: data (bytes,
+        LF or CRLF line ends) on its standard input."""
+        r = subprocess.run([os.path.join(POSTFIX_BIN, "sendmail"), "-C", self.conf, "-i",
+                            "-f", sender, "--", *recipients], input=data,
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("sendmail -C %s: exit %d: %r" % (self.conf, r.returncode,
+                                                                  r.stdout + r.stderr))
+
+    def smtp_source(self, *args):
+        """smtp-source ARGS... against this instance's smtpd."""
+        r = subprocess.run([os.path.join(POSTFIX_BIN, "smtp-source"), *args,
+                            "127.0.0.1:%d" % self.port], capture_output=True, timeout=300)
+        if r.returncode != 0:
+            raise AssertionError("smtp-source %s: exit %d: %r" % (" ".join(args), r.returncode,
+                                                                  r.stdout + r.stderr))
+        return r.stdout
+
+    def queue_listing(self):
+        """postqueue -p: 'Mail queue is empty' once everything left."""
+        r = subprocess.run([os.path.join(POSTFIX_BIN, "postqueue"), "-c", self.conf, "-p"],
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout.strip() + ("\n" + r.stderr.strip() if r.stderr.strip() else "")
+
+    def queue_empty(self):
+        return self.queue_listing() == "Mail queue is empty"
+
+    def logtext(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def deliveries(self, status="sent"):
+        """[(recipient, log line)] of the smtp client's lines with
+        status=STATUS, in log order."""
+        out = []
+        for line in self.logtext().splitlines():
+            if " postfix/smtp[" in line and " status=%s " % status in line:
+                out.append((line.split(" to=<", 1)[1].split(">", 1)[0], line))
+        return out
