@@ -5,10 +5,9 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include "alert.h"
-#include "dispatcher.h"
 #include "log.h"
 
 /* A wall clock step larger than this against the monotonic clock is logged
@@ -134,6 +133,27 @@ void daemon_commit(struct wu_daemon *d)
 	free(after);
 }
 
+int daemon_listen(struct wu_daemon *d, daemon_event_cb fn, void *arg)
+{
+	if (d->nlisteners == DAEMON_LISTENERS)
+		return -1;
+	d->listeners[d->nlisteners].fn = fn;
+	d->listeners[d->nlisteners].arg = arg;
+	d->nlisteners++;
+	return 0;
+}
+
+void daemon_unlisten(struct wu_daemon *d, daemon_event_cb fn, void *arg)
+{
+	for (int i = 0; i < d->nlisteners; i++)
+		if (d->listeners[i].fn == fn && d->listeners[i].arg == arg) {
+			memmove(&d->listeners[i], &d->listeners[i + 1],
+			        (size_t)(d->nlisteners - i - 1) * sizeof(d->listeners[0]));
+			d->nlisteners--;
+			return;
+		}
+}
+
 void daemon_drain_events(struct wu_daemon *d)
 {
 	struct wu_event ev;
@@ -141,13 +161,7 @@ void daemon_drain_events(struct wu_daemon *d)
 
 	while (wu_engine_poll_event(d->engine, &ev)) {
 		wu_date_format(ev.date, date, sizeof(date));
-		alert_engine_event(d, &ev); /* the events table, and a push alert */
 		switch (ev.kind) {
-		case WU_EV_DAY:
-			wu_info("%s: %s", date, ev.text);
-			if (d->disp)
-				dispatcher_forget_waits(d->disp);
-			break;
 		case WU_EV_GATE_WARN:
 			wu_warn("%s: %s", date, ev.text);
 			break;
@@ -155,15 +169,11 @@ void daemon_drain_events(struct wu_daemon *d)
 		case WU_EV_PAUSE:
 			wu_error("%s: %s", date, ev.text);
 			break;
-		case WU_EV_RESUME:
-			wu_info("%s: %s", date, ev.text);
-			if (d->disp) {
-				dispatcher_forget_waits(d->disp);
-				dispatcher_kick(d->disp);
-			}
-			break;
 		default:
+			wu_info("%s: %s", date, ev.text);
 			break;
 		}
+		for (int i = 0; i < d->nlisteners; i++)
+			d->listeners[i].fn(d->listeners[i].arg, &ev);
 	}
 }

@@ -34,6 +34,18 @@ struct daemon_after {
 	void *arg;
 };
 
+/* Hears every engine event (a new day, the gate, a pause or resume), in
+ * the loop turn that raised it.  The parts that act on events register
+ * themselves: the daemon knows none of them. */
+typedef void (*daemon_event_cb)(void *arg, const struct wu_event *ev);
+
+#define DAEMON_LISTENERS 8
+
+struct daemon_listener {
+	daemon_event_cb fn;
+	void *arg;
+};
+
 struct wu_daemon {
 	uv_loop_t *loop;
 	struct wu_conf conf;
@@ -61,6 +73,9 @@ struct wu_daemon {
 	struct daemon_after *after;
 	int nafter, cap_after;
 
+	struct daemon_listener listeners[DAEMON_LISTENERS];
+	int nlisteners;
+
 	uv_signal_t sigterm, sigint, sighup;
 	int stopping;
 };
@@ -77,11 +92,17 @@ void daemon_txn_fail(struct wu_daemon *d, const char *what);
 /* Runs fn(arg, ok) after the turn's commit (or rollback). */
 int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg);
 
+/* Adds a listener of engine events.  Returns 0, or -1 when there are
+ * DAEMON_LISTENERS already. */
+int daemon_listen(struct wu_daemon *d, daemon_event_cb fn, void *arg);
+/* Removes it (a part that stops). */
+void daemon_unlisten(struct wu_daemon *d, daemon_event_cb fn, void *arg);
+
+/* Hands the engine's pending events to the log and to every listener. */
+void daemon_drain_events(struct wu_daemon *d);
+
 /* Saves the engine and commits the turn's transaction, then runs the
  * after-commit callbacks.  Called by the loop's check handle. */
 void daemon_commit(struct wu_daemon *d);
-
-/* Logs and acts on the engine's pending events (gate, pauses, days). */
-void daemon_drain_events(struct wu_daemon *d);
 
 #endif

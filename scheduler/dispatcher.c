@@ -687,12 +687,25 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	}
 }
 
+/* Engine events: a new day or a resumed route changes what may be sent. */
+static void on_event(void *arg, const struct wu_event *ev)
+{
+	struct dispatcher *dp = arg;
+
+	if (ev->kind == WU_EV_DAY || ev->kind == WU_EV_RESUME) {
+		dispatcher_forget_waits(dp);
+		dispatcher_kick(dp);
+	}
+}
+
 int dispatcher_start(struct dispatcher **dpp, struct wu_daemon *d)
 {
 	struct dispatcher *dp = calloc(1, sizeof(*dp));
 
-	if (!dp)
+	if (!dp || daemon_listen(d, on_event, dp) < 0) {
+		free(dp);
 		return -1;
+	}
 	dp->d = d;
 	uv_timer_init(d->loop, &dp->timer);
 	dp->timer.data = dp;
@@ -732,6 +745,7 @@ void dispatcher_stop(struct dispatcher *dp)
 	if (!dp || dp->stopping)
 		return;
 	dp->stopping = 1;
+	daemon_unlisten(dp->d, on_event, dp);
 	uv_timer_stop(&dp->timer);
 	uv_close((uv_handle_t *)&dp->timer, on_closed);
 }

@@ -121,6 +121,11 @@ static void on_drain(uv_timer_t *t)
 	finish(d);
 }
 
+static void on_engine_event(void *arg, const struct wu_event *ev)
+{
+	alert_engine_event(arg, ev);
+}
+
 /* SIGHUP: nothing is reloaded behind the operator's back. */
 static void on_hup(uv_signal_t *s, int signum)
 {
@@ -348,7 +353,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: cannot set up libcurl on the event loop\n");
 		goto out;
 	}
-	if (alert_start(&d) < 0) {
+	/* the events table and push alerts hear every engine event */
+	if (daemon_listen(&d, on_engine_event, &d) < 0 || alert_start(&d) < 0) {
 		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
 	}
