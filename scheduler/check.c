@@ -69,16 +69,16 @@ int check_store(const struct wu_conf *c, struct wu_conf_errors *e, int create)
 			               "makes /var/lib/warmup)",
 			               dir, parent);
 		if (create && mkdir(dir, 0750) < 0 && errno != EEXIST)
-			return KEYFAIL(c, e, c->store_line, "[store] path: cannot make %s: %s",
-			               dir, strerror(errno));
+			return KEYFAIL(c, e, c->store_line, "[store] path: cannot make %s: %s", dir,
+			               strerror(errno));
 		return 0;
 	}
 	if (!S_ISDIR(st.st_mode))
 		return KEYFAIL(c, e, c->store_line, "[store] path: %s is not a directory", dir);
 	/* SQLite makes the -wal and -shm files next to the database. */
 	if (access(dir, W_OK | X_OK) < 0)
-		return KEYFAIL(c, e, c->store_line, "[store] path: the directory %s is not writable",
-		               dir);
+		return KEYFAIL(c, e, c->store_line,
+		               "[store] path: the directory %s is not writable", dir);
 	if (stat(c->store_path, &st) == 0 &&
 	    (!S_ISREG(st.st_mode) || access(c->store_path, R_OK | W_OK) < 0))
 		return KEYFAIL(c, e, c->store_line,

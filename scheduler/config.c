@@ -15,7 +15,9 @@
  *	and where it goes, and the core's parsers read the values.  Checks that
  *	need the whole file (a route for overflow = old, a token for the
  *	intake, the schedule and the calendar) run after the last line, and
- *	secrets are read last, so a broken file never touches them.
+ *	secrets are read last, from the sources the file names (each one is
+ *	looked for even after other errors, so that --check names every
+ *	missing one; a value read is wiped when the load fails).
  *
  *	libinih reads through our own line reader: the Debian build passes no
  *	line number to the handler, so the reader counts lines, and it also
@@ -170,10 +172,11 @@ static void errors_vadd(struct wu_conf_errors *e, const char *path, int line, co
 	size_t n;
 	int w;
 
+	/* A second complaint about one line is a consequence of the first. */
 	for (int i = 0; line > 0 && i < e->n; i++)
 		if (e->e[i].line == line)
-			return; /* a second complaint about one line is a consequence of the first */
-	w = !path    ? 0
+			return;
+	w = !path      ? 0
 	    : line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: ", path, line)
 	               : snprintf(msg, sizeof(msg), "%s: ", path);
 	n = w < 0 ? 0 : (size_t)w;
