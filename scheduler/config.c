@@ -15,7 +15,9 @@
  *	and where it goes, and the core's parsers read the values.  Checks that
  *	need the whole file (a route for overflow = old, a token for the
  *	intake, the schedule and the calendar) run after the last line, and
- *	secrets are read last, so a broken file never touches them.
+ *	secrets are read last, from the sources the file names (each one is
+ *	looked for even after other errors, so that --check names every
+ *	missing one; a value read is wiped when the load fails).
  *
  *	libinih reads through our own line reader: the Debian build passes no
  *	line number to the handler, so the reader counts lines, and it also
@@ -23,7 +25,10 @@
  *	even when it holds no key.
  *
  * DIAGNOSTICS
- *	"FILE:LINE: [section] key: what was expected, got 'VALUE'".  Secret
+ *	"FILE:LINE: [section] key: what was expected, got 'VALUE'".  A load
+ *	goes on after an error wherever the rest can still be judged: every
+ *	bad line, every check across sections, every missing secret, one
+ *	message each (wu_conf_load_all; wu_conf_load keeps the first).  Secret
  *	values are never part of a message, and the value of an unknown key is
  *	never repeated (it may be a password written in the wrong place).
  */
@@ -103,8 +108,8 @@ struct load {
 	FILE *f;
 	int line;
 	int failed;
-	char *err;
-	size_t errlen;
+	int bad_section; /* the current [section] header was reported: skip its keys */
+	struct wu_conf_errors *errs;
 
 	struct seen *seen;
 	int nseen, capseen;
@@ -159,25 +164,49 @@ static int say(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* Records the first error of a load, prefixed with the file name. */
-static void lfail(struct load *ld, int line, const char *fmt, ...)
+/* Appends "FILE:LINE: message" to errs; one message per line of the file. */
+static void errors_vadd(struct wu_conf_errors *e, const char *path, int line, const char *fmt,
+                        va_list ap)
 {
-	va_list ap;
+	char msg[WU_ERR_MAX + 1024];
 	size_t n;
 	int w;
 
-	if (ld->failed)
-		return;
-	ld->failed = 1;
-	if (!ld->err || !ld->errlen)
-		return;
-	w = line > 0 ? snprintf(ld->err, ld->errlen, "%s:%d: ", ld->c->path, line)
-	             : snprintf(ld->err, ld->errlen, "%s: ", ld->c->path);
+	/* A second complaint about one line is a consequence of the first. */
+	for (int i = 0; line > 0 && i < e->n; i++)
+		if (e->e[i].line == line)
+			return;
+	w = !path      ? 0
+	    : line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: ", path, line)
+	               : snprintf(msg, sizeof(msg), "%s: ", path);
 	n = w < 0 ? 0 : (size_t)w;
-	if (n >= ld->errlen)
+	if (n < sizeof(msg))
+		vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
+	if (e->n == e->cap) {
+		int nc = e->cap ? e->cap * 2 : 8;
+		struct wu_conf_error *ne = realloc(e->e, (size_t)nc * sizeof(*ne));
+		if (!ne) {
+			e->lost++;
+			return;
+		}
+		e->e = ne;
+		e->cap = nc;
+	}
+	if (!(e->e[e->n].text = strdup(msg))) {
+		e->lost++;
 		return;
+	}
+	e->e[e->n++].line = line;
+}
+
+/* Records one error of a load and goes on: --check reports them all. */
+static void lfail(struct load *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld->failed = 1;
 	va_start(ap, fmt);
-	vsnprintf(ld->err + n, ld->errlen - n, fmt, ap);
+	errors_vadd(ld->errs, ld->c->path, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -1269,15 +1298,16 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	void *base;
 	int first;
 
-	if (ld->failed)
-		return 0;
+	/* Errors are recorded, not returned, so that libinih reads on. */
+	if (ld->bad_section)
+		return 1;
 	if (!*section) {
 		lfail(ld, ld->line, "%s: every key belongs to a section such as [warmup]", name);
-		return 0;
+		return 1;
 	}
 	if (section_parse(ld, section, &s, why, sizeof(why)) < 0) {
 		lfail(ld, ld->line, "%s", why);
-		return 0;
+		return 1;
 	}
 	if (!(k = key_find(s.kind, name))) {
 		/* The value is left out on purpose: it may be a secret. */
@@ -1288,19 +1318,19 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		      : s.kind == S_LISTEN && strstr(name, "token")
 		          ? " (the token goes in token_env or token_file)"
 		          : "");
-		return 0;
+		return 1;
 	}
 	if (strcmp(name, "add_domains") != 0 && seen_add(ld, s.name, name, &first) < 0) {
 		if (first)
 			lfail(ld, ld->line, "[%s] %s: already set on line %d", s.name, name, first);
 		else
 			lfail(ld, ld->line, "out of memory");
-		return 0;
+		return 1;
 	}
 	if (strcmp(name, "add_domains") == 0 && !seen_line(ld, s.name, name) &&
 	    seen_add(ld, s.name, name, &first) < 0) {
 		lfail(ld, ld->line, "out of memory");
-		return 0;
+		return 1;
 	}
 	if (s.kind == S_ROUTE && !ld->route_line[s.index])
 		ld->route_line[s.index] = ld->line;
@@ -1309,7 +1339,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	if ((k->type == V_FN ? k->fn(ld, k, &s, value, why, sizeof(why))
 	                     : set_value(ld, k, base, value, why, sizeof(why))) < 0) {
 		lfail(ld, ld->line, "[%s] %s: %s", s.name, name, why[0] ? why : "bad value");
-		return 0;
+		return 1;
 	}
 	return 1;
 }
@@ -1325,13 +1355,17 @@ static char *read_line(char *buf, int size, void *user)
 	const char *p, *close;
 	size_t len;
 
-	if (ld->failed || !fgets(buf, size, ld->f))
+	if (!fgets(buf, size, ld->f))
 		return NULL;
 	ld->line++;
 	len = strlen(buf);
 	if (len && buf[len - 1] != '\n' && !feof(ld->f)) {
+		int ch;
+
 		lfail(ld, ld->line, "line longer than %d characters", LINE_MAX_CHARS);
-		return NULL;
+		while ((ch = fgetc(ld->f)) != EOF && ch != '\n')
+			;
+		return strcpy(buf, "\n"); /* the rest of the file is still read */
 	}
 	p = buf;
 	if (ld->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
@@ -1342,18 +1376,25 @@ static char *read_line(char *buf, int size, void *user)
 		struct sect_ref s;
 
 		len = (size_t)(close - p - 1);
+		ld->bad_section = 1;
 		if (len >= sizeof(name)) {
 			lfail(ld, ld->line, "section name too long");
-			return NULL;
+			return buf;
 		}
 		memcpy(name, p + 1, len);
 		name[len] = '\0';
 		if (section_parse(ld, name, &s, why, sizeof(why)) < 0) {
 			lfail(ld, ld->line, "%s", why);
-			return NULL;
+			return buf; /* libinih still opens it; on_pair skips its keys */
 		}
+		ld->bad_section = 0;
 		if (s.kind == S_ROUTE && !ld->route_line[s.index])
 			ld->route_line[s.index] = ld->line;
+	} else if (*p && *p != ';' && *p != '#' && *p != '\r' && *p != '\n' &&
+	           (*p == '[' || !strpbrk(p, "=:"))) {
+		/* libinih would stop here; a blank line in its place lets it read on. */
+		lfail(ld, ld->line, "expected [section], key = value or a comment");
+		return strcpy(buf, "\n");
 	}
 	return buf;
 }
@@ -1460,7 +1501,8 @@ static int route_check(struct load *ld, int r)
 	const char *url;
 
 	if (rc->type == WU_ROUTE_NONE) {
-		lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
+		if (!seen_line(ld, name, "type"))
+			lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
 		return -1;
 	}
 	/* Keys of the other type would be ignored: better to say so. */
@@ -1521,7 +1563,8 @@ static int route_check(struct load *ld, int r)
 			    name, url);
 			return -1;
 		}
-		if (!have_secret && !(ld->flags & WU_CONF_NO_SECRETS)) {
+		if (!have_secret && !(ld->flags & WU_CONF_NO_SECRETS) &&
+		    !seen_line(ld, name, "api_key_env") && !seen_line(ld, name, "api_key_file")) {
 			lfail(ld, ld->route_line[r],
 			      "[%s] api_key_env: required: the SendGrid API key, from "
 			      "api_key_env = VARIABLE or api_key_file = PATH",
@@ -1638,14 +1681,12 @@ static int webhook_finish(struct load *ld, int daemon)
 		if (r->isp < 0) {
 			lfail(ld, r->line,
 			      "[defer_rule %s] isp: required: the ISP group it watches", r->name);
-			return -1;
 		}
 		if (!r->match[0]) {
 			lfail(ld, r->line,
 			      "[defer_rule %s] match: required: the texts to look for, such as "
 			      "4.7.28",
 			      r->name);
-			return -1;
 		}
 	}
 	/* The rules in force, for the engine: the daemon's and the simulator's
@@ -1665,24 +1706,20 @@ static int webhook_finish(struct load *ld, int daemon)
 		lfail(ld, line,
 		      "[webhook] auth: none contradicts public_key and username/password; keep "
 		      "one");
-		return -1;
 	}
 	if (w->auth_none && !loopback(ld->c->listen_host)) {
 		lfail(ld, line,
 		      "[webhook] auth: none is only allowed on a loopback address (the daemon "
 		      "listens on %s)",
 		      ld->c->listen_host);
-		return -1;
 	}
 	if (w->username[0] && !ld->webhook_password.key) {
 		lfail(ld, seen_line(ld, "webhook", "username"),
 		      "[webhook] username: needs a password from password_env or password_file");
-		return -1;
 	}
 	if (ld->webhook_password.key && !w->username[0]) {
 		lfail(ld, ld->webhook_password.line, "[webhook] %s: a password needs a username",
 		      ld->webhook_password.key);
-		return -1;
 	}
 	/* A forged batch could halt the ramp or cut an ISP: no silent default. */
 	if (daemon && !w->auth_none && !basic && !w->public_key && !ld->webhook_key_file[0]) {
@@ -1690,15 +1727,14 @@ static int webhook_finish(struct load *ld, int daemon)
 		      "[webhook]: the event webhook needs authentication: set public_key (or "
 		      "public_key_file) for signed events, or username with password_env or "
 		      "password_file, or write auth = none to accept unauthenticated events");
-		return -1;
 	}
 	if (!daemon)
 		return 0;
-	if (ld->webhook_key_file[0] && webhook_key_read(ld) < 0)
-		return -1;
-	if (ld->webhook_password.key && secret_read(ld, &ld->webhook_password, "webhook",
-	                                            "password", &w->password, why, sizeof(why)) < 0)
-		return -1;
+	if (ld->webhook_key_file[0])
+		webhook_key_read(ld);
+	if (ld->webhook_password.key)
+		secret_read(ld, &ld->webhook_password, "webhook", "password", &w->password, why,
+		            sizeof(why));
 	return 0;
 }
 
@@ -1710,40 +1746,37 @@ static int finish(struct load *ld)
 	int line, y, m, d;
 	char why[WU_ERR_MAX];
 
+	/* A route stops at its first problem: the next would follow from it. */
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
-		if (ld->route_line[r] && route_check(ld, r) < 0)
-			return -1;
+		if (ld->route_line[r])
+			route_check(ld, r);
 	if (daemon && !ld->route_line[WU_ROUTE_NEW]) {
 		lfail(ld, 0,
 		      "[route new]: required: the route being warmed up (type = sendgrid or "
 		      "smtp)");
-		return -1;
 	}
 	if (daemon && c->core.overflow == WU_OVERFLOW_OLD && !ld->route_line[WU_ROUTE_OLD]) {
 		lfail(ld, seen_line(ld, "warmup", "overflow"),
 		      "[warmup] overflow: 'old'%s sends what the new route cannot take to the old "
 		      "relay, but there is no [route old]; add one, or set overflow = defer",
 		      seen_line(ld, "warmup", "overflow") ? "" : " (the default)");
-		return -1;
 	}
 
 	line = seen_line(ld, "listen", "auth");
 	if (c->auth_none && (ld->token.env[0] || ld->token.file[0])) {
 		lfail(ld, line, "[listen] auth: none contradicts token_env/token_file; keep one");
-		return -1;
 	}
 	if (c->auth_none && !loopback(c->listen_host)) {
 		lfail(ld, line,
 		      "[listen] auth: none is only allowed on a loopback address (the intake "
 		      "listens on %s)",
 		      c->listen_host);
-		return -1;
 	}
-	if (daemon && !c->auth_none && !ld->token.env[0] && !ld->token.file[0]) {
+	if (daemon && !c->auth_none && !ld->token.env[0] && !ld->token.file[0] &&
+	    !seen_line(ld, "listen", "token_env") && !seen_line(ld, "listen", "token_file")) {
 		lfail(ld, 0,
 		      "[listen]: the intake needs a bearer token: set token_env = VARIABLE or "
 		      "token_file = PATH, or write auth = none to run without one");
-		return -1;
 	}
 
 	if (c->smtpd.enabled) {
@@ -1751,7 +1784,6 @@ static int finish(struct load *ld)
 
 		if (!seen_line(ld, "smtp", "address")) {
 			lfail(ld, 0, "[smtp] address: required, such as 127.0.0.1:2525");
-			return -1;
 		}
 		if (!seen_line(ld, "smtp", "networks")) {
 			char why[128];
@@ -1763,7 +1795,6 @@ static int finish(struct load *ld)
 			                                                    : "tls_key_file"),
 			      "[smtp] %s: STARTTLS needs both tls_cert_file and tls_key_file",
 			      sm->tls_cert_file[0] ? "tls_cert_file" : "tls_key_file");
-			return -1;
 		}
 		if (!sm->tls_set)
 			sm->tls = sm->tls_cert_file[0] ? WU_SMTPD_TLS_OPTIONAL : WU_SMTPD_TLS_OFF;
@@ -1771,12 +1802,10 @@ static int finish(struct load *ld)
 			lfail(ld, seen_line(ld, "smtp", "tls"),
 			      "[smtp] tls: %s needs tls_cert_file and tls_key_file",
 			      sm->tls == WU_SMTPD_TLS_REQUIRED ? "required" : "optional");
-			return -1;
 		}
 		if (!sm->nnetworks && !sm->users_file[0]) {
 			lfail(ld, seen_line(ld, "smtp", "networks"),
 			      "[smtp] networks: empty, and no users_file: no client could send");
-			return -1;
 		}
 		if (!sm->hostname[0] && gethostname(sm->hostname, sizeof(sm->hostname) - 1) < 0)
 			snprintf(sm->hostname, sizeof(sm->hostname), "warmupd");
@@ -1788,23 +1817,19 @@ static int finish(struct load *ld)
 	if (c->core.gate.bounce_warn > c->core.gate.bounce_halt) {
 		lfail(ld, seen_line(ld, "gate", "bounce_warn"),
 		      "[gate] bounce_warn: must not be above bounce_halt");
-		return -1;
 	}
 	if (c->core.gate.complaint_warn > c->core.gate.complaint_halt) {
 		lfail(ld, seen_line(ld, "gate", "complaint_warn"),
 		      "[gate] complaint_warn: must not be above complaint_halt");
-		return -1;
 	}
 	if (c->core.backoff.retry_min > c->core.backoff.retry_max) {
 		lfail(ld, seen_line(ld, "backoff", "retry_min"),
 		      "[backoff] retry_min: must not be above retry_max");
-		return -1;
 	}
 
-	if (daemon && !ld->start_set) {
+	if (daemon && !ld->start_set && !seen_line(ld, "warmup", "start")) {
 		lfail(ld, 0,
 		      "[warmup] start: required: the local date of day 1, such as 2026-12-01");
-		return -1;
 	}
 	if (ld->start_set) {
 		y = ld->y, m = ld->m, d = ld->d;
@@ -1813,12 +1838,10 @@ static int finish(struct load *ld)
 	}
 	if (!seen_line(ld, "warmup", "timezone") && tz_check(ld->tz, why, sizeof(why)) < 0) {
 		lfail(ld, 0, "[warmup] timezone: the default zone is missing: %s", why);
-		return -1;
 	}
 	if (wu_calendar_init(&c->core.calendar, ld->tz, y, m, d, ld->open_min, ld->close_min, why,
 	                     sizeof(why)) < 0) {
 		lfail(ld, seen_line(ld, "warmup", "timezone"), "[warmup] timezone: %s", why);
-		return -1;
 	}
 
 	if (c->schedule_path[0]) {
@@ -1828,46 +1851,40 @@ static int finish(struct load *ld)
 		if (wu_conf_read_schedule(c, path, why, sizeof(why)) < 0) {
 			lfail(ld, seen_line(ld, "warmup", "schedule"), "[warmup] schedule: %s",
 			      why);
-			return -1;
 		}
-	} else if (daemon) {
+	} else if (daemon && !seen_line(ld, "warmup", "schedule")) {
 		lfail(ld, 0, "[warmup] schedule: required: a CSV file of day,cap rows");
-		return -1;
 	}
 
-	if (webhook_finish(ld, daemon) < 0)
-		return -1;
+	webhook_finish(ld, daemon);
 	if (!daemon)
-		return 0;
-	if (!c->auth_none &&
-	    secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why)) < 0)
-		return -1;
+		return ld->failed ? -1 : 0;
+	/* Every secret is looked for, so that one run names all that are missing. */
+	if (!c->auth_none && (ld->token.env[0] || ld->token.file[0]))
+		secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		struct wu_route_conf *rc = &c->route[r];
 		const struct secret_ref *sec = &ld->route_secret[r];
 
 		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
 			continue;
-		if (secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
-		                rc->type == WU_ROUTE_SENDGRID ? "api_key" : "password", &rc->secret,
-		                rc->secret_source, sizeof(rc->secret_source)) < 0)
-			return -1;
+		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
+		            rc->type == WU_ROUTE_SENDGRID ? "api_key" : "password", &rc->secret,
+		            rc->secret_source, sizeof(rc->secret_source));
 	}
 	if (ld->alert_url.key) {
 		char source[160];
 
 		if (secret_read(ld, &ld->alert_url, "alert", "webhook_url", &c->alert_url, source,
-		                sizeof(source)) < 0)
-			return -1;
-		if (strncmp(c->alert_url, "https://", 8) != 0 &&
+		                sizeof(source)) == 0 &&
+		    strncmp(c->alert_url, "https://", 8) != 0 &&
 		    strncmp(c->alert_url, "http://", 7) != 0) {
 			lfail(ld, ld->alert_url.line,
 			      "[alert] %s: the URL from %s does not start with https:// or http://",
 			      ld->alert_url.key, source);
-			return -1;
 		}
 	}
-	return 0;
+	return ld->failed ? -1 : 0;
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -1967,64 +1984,72 @@ int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t
 	return 0;
 }
 
-int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size_t errlen)
+int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_conf_errors *errs)
 {
 	struct load ld;
 	char dir[PATH_MAX], real[PATH_MAX];
-	int rc;
+	int rc, first = errs->n;
 
-	if (wu_conf_defaults(c) < 0)
-		return say(err, errlen, "%s: out of memory", path);
+	if (wu_conf_defaults(c) < 0) {
+		wu_conf_errors_add(errs, path, 0, "out of memory");
+		return -1;
+	}
 	memset(&ld, 0, sizeof(ld));
 	ld.c = c;
 	ld.flags = flags;
-	ld.err = err;
-	ld.errlen = errlen;
+	ld.errs = errs;
 	ld.open_min = c->core.calendar.open_min;
 	ld.close_min = c->core.calendar.close_min;
 	snprintf(ld.tz, sizeof(ld.tz), "%s",
 	         c->core.calendar.tz[0] ? c->core.calendar.tz : "Asia/Tokyo");
 
 	if (copy(c->path, sizeof(c->path), path) < 0) {
-		say(err, errlen, "config path too long: %.64s...", path);
+		wu_conf_errors_add(errs, NULL, 0, "config path too long: %.64s...", path);
 		goto fail;
 	}
 	if (!(ld.f = fopen(path, "r"))) {
-		say(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		wu_conf_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
 		goto fail;
 	}
 	/* Absolute, so that relative paths survive a later chdir("/"). */
 	snprintf(dir, sizeof(dir), "%s", path);
 	if (!realpath(dirname(dir), real) || copy(c->dir, sizeof(c->dir), real) < 0) {
-		say(err, errlen, "%s: cannot resolve its directory: %s", path, strerror(errno));
+		wu_conf_errors_add(errs, path, 0, "cannot resolve its directory: %s",
+		                   strerror(errno));
 		goto fail;
 	}
 
 	/*
 	 * These are libinih's process-wide switches.  Continuation lines would
 	 * hand us the same key twice, and a value with no '=' is a typo here.
+	 * Errors are recorded as they come and reading goes on, so that one
+	 * run names every bad line.
 	 */
 	ini_allow_multiline = false;
 	ini_allow_no_value = false;
 	ini_allow_inline_comments = true;
-	ini_stop_on_first_error = true;
+	ini_stop_on_first_error = false;
 
 	rc = ini_parse_stream(read_line, &ld, on_pair, &ld);
-	if (!ld.failed && ferror(ld.f))
+	if (ferror(ld.f))
 		lfail(&ld, 0, "read error");
-	if (!ld.failed && rc > 0)
+	if (rc > 0)
 		lfail(&ld, rc, "expected [section], key = value or a comment");
-	else if (!ld.failed && rc < 0)
+	else if (rc < 0)
 		lfail(&ld, 0, "cannot parse (error %d)", rc);
-	if (!ld.failed)
-		finish(&ld);
+	finish(&ld);
 	fclose(ld.f);
 	ld.f = NULL;
-	if (ld.failed)
-		goto fail;
+	c->store_line = seen_line(&ld, "store", "path");
+	c->listen_line = seen_line(&ld, "listen", "address");
+	c->smtpd.address_line = seen_line(&ld, "smtp", "address");
 	for (int i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].section), free(ld.seen[i].key);
 	free(ld.seen);
+	ld.seen = NULL;
+	ld.nseen = 0;
+	if (errs->n > first || errs->lost)
+		goto fail;
 	return 0;
 fail:
 	if (ld.f)
@@ -2032,8 +2057,46 @@ fail:
 	for (int i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].section), free(ld.seen[i].key);
 	free(ld.seen);
-	wu_conf_free(c);
+	if (!(flags & WU_CONF_KEEP))
+		wu_conf_free(c);
 	return -1;
+}
+
+int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size_t errlen)
+{
+	struct wu_conf_errors errs = {0};
+	int rc = wu_conf_load_all(c, path, flags & ~WU_CONF_KEEP, &errs);
+
+	if (rc < 0)
+		say(err, errlen, "%s", errs.n ? errs.e[0].text : "out of memory");
+	wu_conf_errors_free(&errs);
+	return rc;
+}
+
+int wu_conf_errors_add(struct wu_conf_errors *e, const char *path, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errors_vadd(e, path, line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int wu_conf_errors_on(const struct wu_conf_errors *e, int line)
+{
+	for (int i = 0; line > 0 && i < e->n; i++)
+		if (e->e[i].line == line)
+			return 1;
+	return 0;
+}
+
+void wu_conf_errors_free(struct wu_conf_errors *e)
+{
+	for (int i = 0; i < e->n; i++)
+		free(e->e[i].text);
+	free(e->e);
+	memset(e, 0, sizeof(*e));
 }
 
 void wu_conf_free(struct wu_conf *c)

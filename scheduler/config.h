@@ -76,6 +76,7 @@ struct wu_smtpd_conf {
 	enum wu_smtpd_tls tls;                /* default optional with a certificate, else off */
 	int tls_set;                          /* tls written in the file */
 	char hostname[256];                   /* in the greeting and EHLO reply */
+	int address_line;                     /* of address in the file; 0 = not there */
 };
 
 struct wu_conf {
@@ -99,6 +100,8 @@ struct wu_conf {
 
 	/* [store] */
 	char store_path[1024];
+
+	int listen_line, store_line; /* of [listen] address and [store] path; 0 = default */
 
 	/* [route new], [route old] */
 	struct wu_route_conf route[WU_ROUTE_COUNT];
@@ -125,10 +128,39 @@ struct wu_conf {
 
 /* What to skip while loading. */
 #define WU_CONF_NO_SECRETS 1 /* the simulator: do not read token/key files or env */
+#define WU_CONF_KEEP       2 /* on error keep what was read, for a check; free it */
+
+/* Every problem one load (or check) found, in the order found: text is
+ * "FILE:LINE: [section] key: what" (no LINE for a key left out).  At most
+ * one per line of the file.  lost counts messages that found no memory. */
+struct wu_conf_error {
+	int line;
+	char *text;
+};
+struct wu_conf_errors {
+	int n, cap, lost;
+	struct wu_conf_error *e;
+};
 
 /* Reads and validates path.  Returns 0, or -1 with a message naming file,
- * line and key in err.  On error c is freed and zeroed. */
+ * line and key in err: the first problem found.  On error c is freed and
+ * zeroed. */
 int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size_t errlen);
+
+/* The same, reading on after errors: every problem is appended to errs (a
+ * zeroed struct, or one that already holds some).  With WU_CONF_KEEP, c
+ * stays filled on error and the caller frees it. */
+int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_conf_errors *errs);
+
+/* Appends "PATH:LINE: ..." (LINE left out when 0; no prefix for a NULL
+ * path); returns -1.  For the checks beyond the file (scheduler/check.c). */
+int wu_conf_errors_add(struct wu_conf_errors *e, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Whether a message about that line of the file was recorded. */
+int wu_conf_errors_on(const struct wu_conf_errors *e, int line);
+
+void wu_conf_errors_free(struct wu_conf_errors *e);
 
 /* Defaults only, without a file (the simulator without --config). */
 int wu_conf_defaults(struct wu_conf *c);

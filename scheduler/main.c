@@ -7,6 +7,11 @@
  *	warmupd --check --config FILE
  *	warmupd --reset-state --config FILE
  *
+ * --check reports every problem in one run, one line each naming the file,
+ * the line and the key: the file, the schedule, the secrets (named, never
+ * shown), the store's directory and the listen ports (check.c).  Exit 0
+ * with one "ok" line, or 1 with all of them and a count.
+ *
  * Runs in the foreground and logs to stderr.  SIGHUP reloads nothing and says
  * so: a configuration change takes a restart.  SIGTERM or SIGINT stop intake,
  * let the sends under way finish (at most the route timeout), commit and
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "check.h"
 #include "daemon.h"
 #include "dispatcher.h"
 #include "intake.h"
@@ -46,7 +52,9 @@ static void usage(FILE *f)
 	           "to the old relay or waits (overflow = old | defer).\n"
 	           "\n"
 	           "  -c, --config FILE     the INI configuration (see README)\n"
-	           "  -k, --check           validate the configuration and exit\n"
+	           "  -k, --check           check the configuration, the schedule, the secrets,\n"
+	           "                        the store's directory and the ports; print every\n"
+	           "                        problem and exit\n"
 	           "      --reset-state     with warmupd stopped: throw the saved engine state\n"
 	           "                        away (a state it refuses to load); today's cap on the\n"
 	           "                        new route counts as used, held days and pauses are\n"
@@ -176,8 +184,15 @@ static int write_port(const char *path, int port)
 static int restore(struct wu_daemon *d, wu_time_t now)
 {
 	char err[WU_ERR_MAX], *saved = NULL;
+	struct wu_conf_errors errs = {0};
 	int n;
 
+	/* The same rule as --check: the last directory is made when missing. */
+	if (check_store(&d->conf, &errs, 1) < 0) {
+		fprintf(stderr, "warmupd: %s\n", errs.e[0].text);
+		wu_conf_errors_free(&errs);
+		return -1;
+	}
 	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
 		return -1;
@@ -269,6 +284,43 @@ out:
 	return rc;
 }
 
+/*
+ * --check: the file with every error in it, then what a start needs beyond
+ * it (the store's directory, the ports).  Returns the exit status.
+ */
+static int check_config(const char *config)
+{
+	struct wu_conf c;
+	struct wu_conf_errors errs = {0};
+	int rc;
+
+	wu_conf_load_all(&c, config, WU_CONF_KEEP, &errs);
+	if (c.dir[0]) { /* the file was read: its values are there to look at */
+		check_store(&c, &errs, 0);
+		check_ports(&c, &errs);
+	}
+	for (int i = 0; i < errs.n; i++)
+		fprintf(stderr, "warmupd: %s\n", errs.e[i].text);
+	if (errs.lost)
+		fprintf(stderr, "warmupd: %d more error(s): out of memory\n", errs.lost);
+	if ((rc = errs.n || errs.lost)) {
+		fprintf(stderr, "warmupd: %s: %d error%s\n", config, errs.n + errs.lost,
+		        errs.n + errs.lost == 1 ? "" : "s");
+	} else {
+		printf("%s: ok: schedule %s (%d days, after %s), overflow %s, new route %s%s, "
+		       "store %s, listening on %s:%d%s\n",
+		       config, c.schedule_path, c.core.schedule.ndays,
+		       wu_after_name(c.core.schedule.after),
+		       c.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
+		       c.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
+		       c.route[WU_ROUTE_OLD].type ? ", old route smtp" : "", c.store_path,
+		       c.listen_host, c.listen_port, c.smtpd.enabled ? " and SMTP" : "");
+	}
+	wu_conf_errors_free(&errs);
+	wu_conf_free(&c);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -318,20 +370,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (check)
+		return check_config(config);
 	memset(&d, 0, sizeof(d));
 	if (wu_conf_load(&d.conf, config, 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
 		return 1;
-	}
-	if (check) {
-		printf("%s: ok: schedule %s (%d days, after %s), overflow %s, new route %s%s\n",
-		       config, d.conf.schedule_path, d.conf.core.schedule.ndays,
-		       wu_after_name(d.conf.core.schedule.after),
-		       d.conf.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
-		       d.conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
-		       d.conf.route[WU_ROUTE_OLD].type ? ", old route smtp" : "");
-		wu_conf_free(&d.conf);
-		return 0;
 	}
 	if (reset) {
 		d.loop = uv_default_loop();

@@ -745,6 +745,54 @@ static void test_example_file(void **state)
 	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
 }
 
+/* wu_conf_load_all reads on after an error: every bad line, every missing
+ * secret, in the order found, and nothing said twice about one mistake. */
+static void test_every_error(void **state)
+{
+	struct fx *f = *state;
+	struct wu_conf_errors errs = {0};
+	char text[1024];
+	static const char *const want[] = {
+	    "warmup.conf:2: [warmup] start: no such date",
+	    "warmup.conf:3: expected [section], key = value or a comment",
+	    "warmup.conf:4: line longer than",
+	    "warmup.conf:5: unknown section '[bogus]'",
+	    "warmup.conf:9: [listen] max_body: expected a size",
+	    "warmup.conf:12: [route new] api_key_env: expected the name of an environment variable",
+	    "warmup.conf:13: [route old] url: required for smtp",
+	    "warmup.conf:16: [gate] bounce_warn: must not be above bounce_halt",
+	    "warmup.conf:8: [listen] token_env: environment variable WU_TEST_UNSET is not set",
+	};
+
+	snprintf(text, sizeof(text),
+	         "[warmup]\nstart = 2026-02-30\noops\n; %0300d\n[bogus]\nx = 1\n[listen]\n"
+	         "token_env = WU_TEST_UNSET\nmax_body = lots\n[route new]\ntype = sendgrid\n"
+	         "api_key_env = " SECRET_KEY "\n[route old]\ntype = smtp\n[gate]\n"
+	         "bounce_warn = 9%%\n[warmup]\nschedule = sched.csv\n",
+	         0);
+	put(f, "warmup.conf", text, 0644);
+	assert_int_equal(wu_conf_load_all(&f->c, f->conf, 0, &errs), -1);
+	for (int i = 0; i < errs.n; i++)
+		print_message("%s\n", errs.e[i].text);
+	assert_int_equal(errs.n, (int)(sizeof(want) / sizeof(want[0])));
+	for (int i = 0; i < errs.n; i++) {
+		if (!strstr(errs.e[i].text, want[i]))
+			fail_msg("error %d: \"%s\" lacks \"%s\"", i, errs.e[i].text, want[i]);
+		assert_null(strstr(errs.e[i].text, SECRET_KEY));
+	}
+	/* Not "start: required" nor "schedule: required": those lines were bad. */
+	wu_conf_errors_free(&errs);
+
+	/* wu_conf_load keeps the first; WU_CONF_KEEP leaves what was read. */
+	assert_int_equal(wu_conf_load(&f->c, f->conf, 0, f->err, sizeof(f->err)), -1);
+	assert_err_has(f, want[0]);
+	assert_int_equal(wu_conf_load_all(&f->c, f->conf, WU_CONF_KEEP, &errs), -1);
+	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
+	assert_int_equal(f->c.listen_line, 0);
+	wu_conf_free(&f->c);
+	wu_conf_errors_free(&errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -754,6 +802,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_simulator, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_from_env, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_from_file, setup, teardown),

@@ -705,6 +705,61 @@ level = {log_level}
         self.assertIn("WARMUP_TEST_TOKEN", out)
         self.assert_no_secret(out, "--check output")
 
+    def test_g_check_every_error(self):
+        """One run names every problem: bad lines, missing secrets (by
+        name, never by value), the store's directory and a port in use."""
+        import socket
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        self.addCleanup(busy.close)
+        conf = self.config(12345, cap=100, name="many.conf", store="nowhere/deeper/store.db",
+                           listen_extra="max_body = lots",
+                           route_extra="colour = blue",
+                           extra="[gate]\nbounce_warn = 9%%\n"
+                                 "[smtp]\naddress = 127.0.0.1:%d" % port)
+        env = dict(os.environ, WARMUP_TEST_KEY=API_KEY)
+        env.pop("WARMUP_TEST_TOKEN", None)
+        rc, out = self.check(conf, env=env)
+        self.assertEqual(rc, 1, out)
+        want = [
+            ("max_body = lots", "[listen] max_body: expected a size"),
+            ("colour", "[route new] colour: unknown key"),
+            ("bounce_warn", "[gate] bounce_warn: must not be above bounce_halt"),
+            ("token_env", "[listen] token_env: environment variable WARMUP_TEST_TOKEN is not set"),
+            ("path = nowhere", "[store] path: the directory %s/nowhere/deeper does not exist"
+             % os.path.realpath(self.dir)),
+            ("address = 127.0.0.1:%d" % port, "[smtp] address: cannot listen on 127.0.0.1:%d: "
+             "Address already in use" % port),
+        ]
+        for needle, msg in want:
+            self.assertIn("many.conf:%d: %s" % (self.line_of(conf, needle), msg), out)
+        self.assertIn("many.conf: %d errors" % len(want), out)
+        self.assertNotIn("blue", out)
+        self.assert_no_secret(out, "--check output")
+
+        # A missing last directory can be made: --check passes, and the
+        # daemon's start makes it.
+        busy.close()
+        conf = self.config(12345, cap=100, name="mkdir.conf", store="state/store.db")
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("store %s/state/store.db" % os.path.realpath(self.dir), out)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "state")))
+        d = self.daemon(conf)
+        self.assertTrue(os.path.isdir(os.path.join(self.dir, "state")))
+        self.assertEqual(d.terminate(), 0)
+
+        # A directory that is not writable is named (not checkable as root).
+        if os.geteuid() != 0:
+            os.makedirs(os.path.join(self.dir, "ro"))
+            os.chmod(os.path.join(self.dir, "ro"), 0o555)
+            conf = self.config(12345, cap=100, name="ro.conf", store="ro/store.db")
+            rc, out = self.check(conf)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("is not writable", out)
+
     def run_warmupd(self, *args):
         e = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
         p = subprocess.run([WARMUPD] + list(args), env=e, capture_output=True, timeout=30)
