@@ -458,6 +458,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	if (x) {
 		j_num(&b, o, "accepted", (double)x->intake_accepted);
 		j_num(&b, o, "rejected", (double)x->intake_rejected);
+		j_num(&b, o, "sandbox", (double)x->intake_sandbox);
 		j_num(&b, o, "header_timeouts", (double)x->intake_header_timeouts);
 		j_num(&b, o, "smtp_accepted", (double)x->smtp_accepted);
 		j_num(&b, o, "smtp_rejected", (double)x->smtp_rejected);
@@ -691,6 +692,9 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		         "Intake requests accepted since the daemon started.", x->intake_accepted);
 		metric_i(&b, "warmup_intake_rejected_total", "counter",
 		         "Intake requests rejected since the daemon started.", x->intake_rejected);
+		metric_i(&b, "warmup_intake_sandbox_total", "counter",
+		         "Sandbox-mode requests answered (nothing queued) since the daemon started.",
+		         x->intake_sandbox);
 		metric_i(&b, "warmup_webhook_events_total", "counter",
 		         "Event Webhook events received since the daemon started.",
 		         x->webhook_events);
