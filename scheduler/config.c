@@ -1086,6 +1086,7 @@ static const struct key keys[] = {
     {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "subscription_tracking", V_BOOL, R(subscription_tracking), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "force_tracking", V_BOOL, R(force_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "max_connections", V_INT, R(max_connections), 0, 1, 1000, NULL, FOR_ANY},
     {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},

@@ -30,6 +30,9 @@ struct wu_route_conf {
 	char ip_pool[128];       /* ip_pool_name; "" = none */
 	char on_behalf_of[128];  /* subuser; "" = none */
 	int click_tracking, open_tracking, subscription_tracking; /* 0/1, default 0 */
+	/* 1: the three above override the application's own tracking_settings;
+	 * 0 (default): they apply only to mail that does not say */
+	int force_tracking;
 	int max_connections;                                      /* default 8 */
 	wu_time_t timeout;                                        /* per request, default 30s */
 	int batch; /* sendgrid: personalizations per request, 1..1000, default 1000 */

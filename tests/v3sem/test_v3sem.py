@@ -111,6 +111,36 @@ class V3SemTest(test_split.SplitTest):
         self.settled(d, 1, queued=1)
         self.assertEqual(self.fake_.sent_recipients(), ["past@example.com"])
 
+    # --- tracking_settings ------------------------------------------------
+
+    def tracking_run(self, force):
+        d = self.start(extra_new="click_tracking = off\nopen_tracking = on\n" +
+                       ("force_tracking = on\n" if force else ""))
+        st, _, b = d.send(mail(["said@example.com"], tracking_settings={
+            "click_tracking": {"enable": True}, "subscription_tracking": {"enable": True}}))
+        self.assertEqual(st, 202, b)
+        st, _, b = d.send(mail(["silent@example.com"]))
+        self.assertEqual(st, 202, b)
+        self.settled(d, 2)
+        return {r["body"]["personalizations"][0]["to"][0]["email"]: r["body"]["tracking_settings"]
+                for r in self.fake_.records()}
+
+    def test_tracking_app_setting_wins(self):
+        ts = self.tracking_run(force=False)
+        self.assertEqual(ts["said@example.com"]["click_tracking"]["enable"], True)
+        self.assertEqual(ts["said@example.com"]["subscription_tracking"]["enable"], True)
+        self.assertEqual(ts["said@example.com"]["open_tracking"]["enable"], True)   # route's
+        self.assertEqual(ts["silent@example.com"]["click_tracking"]["enable"], False)
+        self.assertEqual(ts["silent@example.com"]["open_tracking"]["enable"], True)
+        self.assertEqual(ts["silent@example.com"]["subscription_tracking"]["enable"], False)
+
+    def test_tracking_forced_by_route(self):
+        ts = self.tracking_run(force=True)
+        for who in ("said@example.com", "silent@example.com"):
+            self.assertEqual(ts[who]["click_tracking"]["enable"], False)
+            self.assertEqual(ts[who]["open_tracking"]["enable"], True)
+            self.assertEqual(ts[who]["subscription_tracking"]["enable"], False)
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
