@@ -282,6 +282,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	int64_t content_id;
 	wu_time_t now = daemon_now(d);
 	struct suppress_result sr;
+	struct suppress_scope scope;
 	char why[400];
 	int n = 0;
 
@@ -314,8 +315,9 @@ static enum MHD_Result handle_mail(struct req *r)
 		free(json);
 		return ret;
 	}
+	suppress_scope_of(body, &scope);
 	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
-	switch (suppress_filter(d, ps, &sr)) {
+	switch (suppress_filter(d, ps, &scope, &sr)) {
 	case -1:
 		goto fail;
 	case 1:

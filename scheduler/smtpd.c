@@ -519,7 +519,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	cJSON_AddStringToObject(a, "email", addr);
 	cJSON_AddItemToArray(to, a);
 	cJSON_AddItemToArray(ps, p);
-	rc = daemon_txn(d) < 0 ? -1 : suppress_filter(d, ps, &sr);
+	rc = daemon_txn(d) < 0 ? -1 : suppress_filter(d, ps, NULL, &sr);
 	cJSON_Delete(ps);
 	if (rc < 0) {
 		reply(s, "451 4.3.0 Error: the suppression list cannot be read; try again later");

@@ -134,6 +134,15 @@ static const char *const migrations[] = {
      * its envelope sender; body holds its v3 form for the API route. */
     "ALTER TABLE contents ADD COLUMN raw BLOB;"
     "ALTER TABLE contents ADD COLUMN mail_from TEXT;",
+    /* 5: group unsubscribes (asm.group_id): an address is suppressed for
+     * the groups it left, and only for them.  Apart from suppressions,
+     * whose key is the address alone. */
+    "CREATE TABLE group_suppressions ("
+    " address TEXT NOT NULL,"
+    " group_id INTEGER NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " detail TEXT,"
+    " PRIMARY KEY (address, group_id)) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -184,6 +193,8 @@ enum stmt {
 	S_WEBHOOK_SEEN,
 	S_WEBHOOK_PRUNE,
 	S_UNIT_BY_PROVIDER,
+	S_GROUP_ADD,
+	S_GROUP_CHECK,
 	S_COUNT_STMTS
 };
 
@@ -249,6 +260,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SUPP_COUNT_REASON] = "SELECT count(*) FROM suppressions WHERE reason = ?1",
     [S_EVENT_ADD] = "INSERT INTO events(at, kind, route, text) VALUES (?1, ?2, ?3, ?4)",
     [S_EVENTS_RECENT] = "SELECT id, at, kind, route, text FROM events ORDER BY id DESC LIMIT ?1",
+    [S_GROUP_ADD] = "INSERT INTO group_suppressions(address, group_id, created, detail)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    [S_GROUP_CHECK] = "SELECT 1 FROM group_suppressions WHERE address = ?1 AND group_id = ?2",
     [S_WEBHOOK_SEEN] = "INSERT INTO webhook_seen(id, seen_at) VALUES (?1, ?2)"
                        " ON CONFLICT (id) DO NOTHING",
     [S_WEBHOOK_PRUNE] = "DELETE FROM webhook_seen WHERE seen_at < ?1",
@@ -1229,6 +1243,47 @@ int store_suppress_check(struct store *s, const char *email, char *reason, size_
 		return 1;
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "store_suppress_check");
+	return 0;
+}
+
+/* Adds (address, group). */
+int store_suppress_group_add(struct store *s, const char *email, int64_t group,
+                             const char *detail, int64_t now)
+{
+	sqlite3_stmt *st = s->stmt[S_GROUP_ADD];
+	char key[ADDRESS_MAX + 1];
+
+	if (address_key(s, email, key, "store_suppress_group_add") < 0)
+		return -1;
+	bind_text(st, 1, key);
+	sqlite3_bind_int64(st, 2, group);
+	sqlite3_bind_int64(st, 3, now);
+	bind_text(st, 4, detail);
+	if (run(s, S_GROUP_ADD, "store_suppress_group_add") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+/* One probe of (address, group). */
+int store_suppress_group_check(struct store *s, const char *email, int64_t group)
+{
+	sqlite3_stmt *st = s->stmt[S_GROUP_CHECK];
+	char key[ADDRESS_MAX + 1];
+	int rc;
+
+	if (email && strlen(email) > ADDRESS_MAX)
+		return 0;
+	if (address_key(s, email, key, "store_suppress_group_check") < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, group);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "store_suppress_group_check");
 	return 0;
 }
 

@@ -149,6 +149,13 @@ int store_suppress_remove(struct store *s, const char *email);
  * its reason), 0 when not. */
 int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len);
 
+/* Group unsubscribes: an address suppressed for one unsubscribe group
+ * (asm.group_id) only.  add returns 1 when added, 0 when it was there;
+ * check returns 1 when (email, group) is there, 0 when not. */
+int store_suppress_group_add(struct store *s, const char *email, int64_t group,
+                             const char *detail, int64_t now);
+int store_suppress_group_check(struct store *s, const char *email, int64_t group);
+
 struct store_suppression {
 	const char *email, *reason, *detail; /* valid during the callback only */
 	int64_t created;

@@ -31,6 +31,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "sender/v3mail.h"
 
 _Static_assert(SUPP_REASON_COUNT <= STATUS_SUPP_REASONS, "status_extra.supp_dropped too small");
 
@@ -93,15 +94,72 @@ int suppress_event(struct wu_daemon *d, const char *email, const char *reason, c
 	return rc;
 }
 
-/* Looks one address up; 1 = suppressed (reason filled), 0, -1. */
-static int lookup(struct wu_daemon *d, const cJSON *addr, char *reason, size_t len)
+int suppress_group_event(struct wu_daemon *d, const char *email, int64_t group,
+                         const char *detail)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(addr, "email");
+	const char *why;
 	int rc;
 
-	if (!cJSON_IsString(e))
+	if (!suppress_address_ok(email, &why)) {
+		wu_warn("suppress: ignoring a group_unsubscribe event for an unusable address");
 		return 0;
-	rc = store_suppress_check(d->store, e->valuestring, reason, len);
+	}
+	if (daemon_txn(d) < 0)
+		return -1;
+	rc = store_suppress_group_add(d->store, email, group, detail, daemon_now(d));
+	if (rc < 0) {
+		wu_error("suppress: %s", store_errmsg(d->store));
+		daemon_txn_fail(d, "suppress");
+		return -1;
+	}
+	if (rc > 0)
+		wu_info("suppress: %s added for group %lld", email, (long long)group);
+	return rc;
+}
+
+void suppress_scope_of(const cJSON *body, struct suppress_scope *sc)
+{
+	static const struct {
+		const char *setting;
+		unsigned reasons;
+	} bypass[] = {
+	    {"bypass_list_management", ~0u},
+	    {"bypass_bounce_management", 1u << SUPP_BOUNCE},
+	    {"bypass_spam_management", 1u << SUPP_SPAMREPORT},
+	    {"bypass_unsubscribe_management",
+	     1u << SUPP_UNSUBSCRIBE | 1u << SUPP_GROUP_UNSUBSCRIBE},
+	};
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(body, "asm"), "group_id");
+
+	sc->bypass = 0;
+	for (size_t i = 0; i < sizeof(bypass) / sizeof(bypass[0]); i++)
+		if (v3mail_setting(body, "mail_settings", bypass[i].setting) == 1)
+			sc->bypass |= bypass[i].reasons;
+	sc->group = cJSON_IsNumber(g) && g->valuedouble >= 0 ? (int64_t)g->valuedouble : -1;
+}
+
+int suppress_check(struct wu_daemon *d, const char *email, const struct suppress_scope *sc,
+                   char *reason, size_t len)
+{
+	unsigned bypass = sc ? sc->bypass : 0;
+	int rc, r;
+
+	if (bypass == ~0u)
+		return 0;
+	rc = store_suppress_check(d->store, email, reason, len);
+	if (rc > 0) {
+		r = suppress_reason_parse(reason);
+		/* manual and import entries are warmupd's own: only the whole
+		 * list's bypass passes them. */
+		if (r >= 0 && (bypass & (1u << r)))
+			rc = 0;
+	}
+	if (rc == 0 && sc && sc->group >= 0 && !(bypass & (1u << SUPP_GROUP_UNSUBSCRIBE))) {
+		rc = store_suppress_group_check(d->store, email, sc->group);
+		if (rc > 0)
+			snprintf(reason, len, "%s", suppress_reason_name(SUPP_GROUP_UNSUBSCRIBE));
+	}
 	if (rc < 0) {
 		wu_error("suppress: %s", store_errmsg(d->store));
 		daemon_txn_fail(d, "suppress");
@@ -109,7 +167,19 @@ static int lookup(struct wu_daemon *d, const cJSON *addr, char *reason, size_t l
 	return rc;
 }
 
-int suppress_filter(struct wu_daemon *d, cJSON *ps, struct suppress_result *res)
+/* Looks one address up; 1 = suppressed (reason filled), 0, -1. */
+static int lookup(struct wu_daemon *d, const cJSON *addr, const struct suppress_scope *sc,
+                  char *reason, size_t len)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(addr, "email");
+
+	if (!cJSON_IsString(e))
+		return 0;
+	return suppress_check(d, e->valuestring, sc, reason, len);
+}
+
+int suppress_filter(struct wu_daemon *d, cJSON *ps, const struct suppress_scope *sc,
+                    struct suppress_result *res)
 {
 	static const char *const kinds[] = {"to", "cc", "bcc"};
 	char reason[32];
@@ -128,7 +198,7 @@ int suppress_filter(struct wu_daemon *d, cJSON *ps, struct suppress_result *res)
 			if (!cJSON_IsArray(list))
 				continue;
 			for (a = list->child; a; a = an, ai++) {
-				int rc = lookup(d, a, reason, sizeof(reason));
+				int rc = lookup(d, a, sc, reason, sizeof(reason));
 
 				an = a->next;
 				if (rc < 0)
