@@ -1131,6 +1131,7 @@ static const struct key keys[] = {
     FN(S_ALERT, "webhook_url_file", k_alert_url),
     {S_ALERT, "backlog_threshold", V_INT64, C(alert_backlog), 0, 0, 1e12, NULL, 0},
     {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0},
+    {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0},
     {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
     {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
 
@@ -1895,6 +1896,7 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->webhook.default_rules = 1;
 	c->alert_backlog = 10000;
 	c->alert_backlog_every = 60 * WU_USEC;
+	c->alert_v3_wait = WU_HOUR;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
 	return 0;

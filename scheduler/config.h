@@ -116,6 +116,7 @@ struct wu_conf {
 	char *alert_url;               /* webhook_url(_env|_file); a secret: never logged whole */
 	int64_t alert_backlog;         /* backlog_threshold in queued units; 0 = off; 10000 */
 	wu_time_t alert_backlog_every; /* backlog_check: how often; default 1 minute */
+	wu_time_t alert_v3_wait; /* template_wait: oldest v3-only unit's wait; 0 = off; 1h */
 	wu_time_t alert_timeout;       /* per POST, default 10s */
 	int alert_retries;             /* retries after a failed POST, default 5 */
 

@@ -27,6 +27,9 @@
 #define ROUND_UNITS  4000 /* most units one round routes */
 #define OPEN_BATCHES 64   /* batches a round fills at once */
 #define MAX_SLEEP    (60 * WU_USEC)
+/* Longest a v3-only unit waits before it is looked at again (a paused or
+ * missing v3 route gives no time to wait for). */
+#define V3ONLY_RECHECK (60 * WU_USEC)
 
 struct batch {
 	struct snd_batch sb;
@@ -303,6 +306,29 @@ static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *
 	return b;
 }
 
+/* A unit only the v3 API route can send (template_id: SendGrid renders
+ * it, an SMTP route cannot) never overflows: the new route takes it now,
+ * counted at once (1, *dec filled), or it is put back in the queue until
+ * the engine's time (0), where it neither blocks the units behind it nor
+ * is read again each round.  -1 on a store failure. */
+static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, wu_time_t now,
+                        struct wu_decision *dec)
+{
+	struct wu_daemon *d = dp->d;
+	wu_time_t until = now + V3ONLY_RECHECK;
+
+	if (d->conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SENDGRID && d->route[WU_ROUTE_NEW]) {
+		*dec = wu_engine_route_new(d->engine, now, isp);
+		if (dec->kind == WU_NEW)
+			return 1;
+		if (dec->until > now && dec->until < until)
+			until = dec->until;
+	}
+	if (until < now + WU_USEC)
+		until = now + WU_USEC;
+	return store_requeue(d->store, u->id, until, "waiting for the v3 API route (template_id)");
+}
+
 /* Routes the ready units of one ISP; returns how many were routed, or -1 on
  * a store failure.  *wake gets the engine's wait when it said to wait. */
 static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, struct batch **open,
@@ -320,7 +346,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		struct wu_decision dec;
+		struct wu_decision dec = {WU_WAIT, WU_WHY_NONE, 0, 0};
 		enum wu_route route;
 		struct batch *b;
 
@@ -330,7 +356,17 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		    (d->conf.core.overflow == WU_OVERFLOW_OLD &&
 		     !can_take(dp, WU_ROUTE_OLD, u[i].content_id, open, *nopen)))
 			break;
-		dec = wu_engine_route(d->engine, now, isp);
+		if (u[i].v3only) {
+			int rc = route_v3only(dp, &u[i], isp, now, &dec);
+
+			if (rc < 0) {
+				done = -1;
+				break;
+			}
+			if (rc == 0)
+				continue; /* it waits; the units behind it may go */
+		} else
+			dec = wu_engine_route(d->engine, now, isp);
 		if (dec.kind == WU_WAIT) {
 			dp->wait[isp] = dec.until;
 			if (dec.until < *wake)

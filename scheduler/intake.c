@@ -284,7 +284,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	struct suppress_result sr;
 	struct suppress_scope scope;
 	char why[400];
-	int n = 0;
+	int n = 0, v3only;
 
 	if (json_strict_parse(r->body, r->len, &body, &jerr) < 0) {
 		d->extra.intake_rejected++;
@@ -341,6 +341,9 @@ static enum MHD_Result handle_mail(struct req *r)
 		d->extra.intake_accepted++;
 		return reply(r->conn, MHD_HTTP_ACCEPTED, NULL, NULL, "X-Message-Id", r->msgid);
 	}
+	/* Only SendGrid can render a template: such mail never takes an SMTP
+	 * route, even with a fallback content. */
+	v3only = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "template_id"));
 	content = cJSON_PrintUnformatted(body);
 	if (!content || daemon_txn(d) < 0 ||
 	    store_add_content(d->store, r->msgid, content, strlen(content), now, &content_id) < 0)
@@ -358,7 +361,8 @@ static enum MHD_Result handle_mail(struct req *r)
 		if (!json ||
 		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
 		                   &unit) < 0 ||
-		    intake_hold(d, body, p, unit, now) < 0) {
+		    intake_hold(d, body, p, unit, now) < 0 ||
+		    (v3only && store_set_v3only(d->store, unit) < 0)) {
 			free(json);
 			goto fail;
 		}

@@ -143,6 +143,11 @@ static const char *const migrations[] = {
     " created INTEGER NOT NULL,"
     " detail TEXT,"
     " PRIMARY KEY (address, group_id)) WITHOUT ROWID;",
+    /* 6: units only the v3 API route can send (template_id: SendGrid
+     * renders them); the partial index answers "how many wait, since
+     * when" without a scan. */
+    "ALTER TABLE units ADD COLUMN v3only INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX units_v3only ON units(state, created_at) WHERE state = 0 AND v3only = 1;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -195,6 +200,8 @@ enum stmt {
 	S_UNIT_BY_PROVIDER,
 	S_GROUP_ADD,
 	S_GROUP_CHECK,
+	S_SET_V3ONLY,
+	S_V3ONLY_WAITING,
 	S_COUNT_STMTS
 };
 
@@ -211,7 +218,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_ADD_UNIT] = "INSERT INTO units(content_id, state, isp, attempts, next_at, created_at,"
                    " domain, personalization) VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5)",
     [S_RECOVER] = "UPDATE units SET state = 0 WHERE state = 1",
-    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization FROM units"
+    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only"
+                " FROM units"
                 " WHERE state = 0 AND isp = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
     [S_HAS_READY] = "SELECT EXISTS (SELECT 1 FROM units"
                     " WHERE state = 0 AND isp = ?1 AND next_at <= ?2)",
@@ -260,6 +268,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SUPP_COUNT_REASON] = "SELECT count(*) FROM suppressions WHERE reason = ?1",
     [S_EVENT_ADD] = "INSERT INTO events(at, kind, route, text) VALUES (?1, ?2, ?3, ?4)",
     [S_EVENTS_RECENT] = "SELECT id, at, kind, route, text FROM events ORDER BY id DESC LIMIT ?1",
+    [S_SET_V3ONLY] = "UPDATE units SET v3only = 1 WHERE id = ?1 AND state = 0",
+    [S_V3ONLY_WAITING] = "SELECT count(*), coalesce(min(created_at), 0) FROM units"
+                         " WHERE state = 0 AND v3only = 1",
     [S_GROUP_ADD] = "INSERT INTO group_suppressions(address, group_id, created, detail)"
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     [S_GROUP_CHECK] = "SELECT 1 FROM group_suppressions WHERE address = ?1 AND group_id = ?2",
@@ -749,6 +760,7 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (unit_read(s, st, &out[n], "store_ready") < 0)
 			goto fail;
+		out[n].v3only = sqlite3_column_int(st, 6);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1243,6 +1255,31 @@ int store_suppress_check(struct store *s, const char *email, char *reason, size_
 		return 1;
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "store_suppress_check");
+	return 0;
+}
+
+/* Marks a fresh unit as one only the v3 API route may send. */
+int store_set_v3only(struct store *s, int64_t unit_id)
+{
+	sqlite3_stmt *st = s->stmt[S_SET_V3ONLY];
+
+	sqlite3_bind_int64(st, 1, unit_id);
+	return change(s, S_SET_V3ONLY, unit_id, "store_set_v3only", "queued");
+}
+
+/* Counts the queued v3-only units and finds the oldest one's creation. */
+int store_v3only_waiting(struct store *s, int64_t *n, int64_t *oldest)
+{
+	sqlite3_stmt *st = s->stmt[S_V3ONLY_WAITING];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		*oldest = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "store_v3only_waiting");
 	return 0;
 }
 

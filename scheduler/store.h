@@ -47,6 +47,7 @@ struct store_unit {
 	int isp;
 	int attempts;
 	int64_t next_at;
+	int v3only;            /* store_ready: only the v3 API route may send it */
 	char *personalization; /* JSON text, owned by the unit */
 };
 
@@ -148,6 +149,13 @@ int store_suppress_remove(struct store *s, const char *email);
 /* One index probe.  Returns 1 when suppressed (reason, if not NULL, gets
  * its reason), 0 when not. */
 int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len);
+
+/* Units only the v3 API route can send (mail with a template_id, which
+ * SendGrid renders).  store_set_v3only marks a QUEUED unit; waiting gives
+ * how many such units are QUEUED and the created time of the oldest (0
+ * when none). */
+int store_set_v3only(struct store *s, int64_t unit_id);
+int store_v3only_waiting(struct store *s, int64_t *n, int64_t *oldest);
 
 /* Group unsubscribes: an address suppressed for one unsubscribe group
  * (asm.group_id) only.  add returns 1 when added, 0 when it was there;

@@ -18,22 +18,30 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "split"))
+sys.path.insert(0, os.path.join(HERE, "..", "ops"))
+import http.server  # noqa: E402
+import threading  # noqa: E402
 import test_split  # noqa: E402
+from test_ops import Hook  # noqa: E402
 from warmuptest import today, wait_for, mail  # noqa: E402
 
 
 class V3SemTest(test_split.SplitTest):
     """The split test's building blocks; only the tests below run."""
 
-    def start(self, open_=True, overflow="old", cap=40, extra_new="", extra_old=""):
+    def start(self, open_=True, overflow="old", cap=40, extra_new="", extra_old="",
+              extra_conf=""):
         """warmupd with the new route open (today is day 1) or closed (the
         start two days ahead: cap 0, all overflows)."""
         self.fake_ = self.fake()
         self.old = self.capture()
         start = None if open_ else (today() + datetime.timedelta(days=2)).isoformat()
-        self.d = self.daemon(self.config(self.v3_new(self.fake_) + "\n" + extra_new,
-                                         self.smtp_route(self.old.port, extra=extra_old),
-                                         cap=cap, start=start, overflow=overflow))
+        conf = self.config(self.v3_new(self.fake_) + "\n" + extra_new,
+                           self.smtp_route(self.old.port, extra=extra_old),
+                           cap=cap, start=start, overflow=overflow)
+        with open(conf, "a") as f:
+            f.write(extra_conf)
+        self.d = self.daemon(conf)
         return self.d
 
     def both(self, fn):
@@ -140,6 +148,59 @@ class V3SemTest(test_split.SplitTest):
             self.assertEqual(ts[who]["click_tracking"]["enable"], False)
             self.assertEqual(ts[who]["open_tracking"]["enable"], True)
             self.assertEqual(ts[who]["subscription_tracking"]["enable"], False)
+
+    # --- template_id --------------------------------------------------------
+
+    TEMPLATE = {"template_id": "d-0123456789abcdef0123456789abcdef"}
+
+    def template_mail(self, who, fallback):
+        m = mail([who], **self.TEMPLATE)
+        del m["subject"]
+        m["personalizations"][0]["dynamic_template_data"] = {"name": "Hanako"}
+        if fallback:
+            m["content"] = [{"type": "text/plain", "value": "Hello {{name}}"}]
+        else:
+            del m["content"]
+        return m
+
+    def test_template_goes_by_v3_route_when_open(self):
+        d = self.start(open_=True)
+        for i, fallback in enumerate((False, True)):
+            st, _, b = d.send(self.template_mail("t%d@example.com" % i, fallback))
+            self.assertEqual(st, 202, b)
+        s = self.settled(d, 2)
+        self.assertEqual(s["used"], 2)
+        self.assertEqual(sorted(self.fake_.sent_recipients()), ["t0@example.com", "t1@example.com"])
+        for r in self.fake_.records():
+            self.assertEqual(r["body"]["template_id"], self.TEMPLATE["template_id"])
+        self.assertEqual(self.old.messages, [])
+        self.assertEqual(s["queue"]["waiting_for_v3"], 0)
+
+    def test_template_waits_when_route_closed(self):
+        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        self.stoppers.append(hook.shutdown)
+        with Hook.lock:
+            Hook.bodies.clear()
+        d = self.start(open_=False, extra_conf=(
+            "[alert]\nwebhook_url = http://127.0.0.1:%d/hook\nbacklog_check = 1s\n"
+            "template_wait = 1s\n" % hook.server_address[1]))
+        for i, fallback in enumerate((False, True)):
+            st, _, b = d.send(self.template_mail("t%d@example.com" % i, fallback))
+            self.assertEqual(st, 202, b)
+        st, _, b = d.send(mail(["plain@example.com"]))
+        self.assertEqual(st, 202, b)
+        # The plain mail overflows to the old relay; the templates wait.
+        s = self.settled(d, 1, queued=2)
+        self.assertEqual(self.old.recipients(), ["plain@example.com"])
+        self.assertEqual(self.fake_.sent_recipients(), [])
+        self.assertEqual(s["queue"]["waiting_for_v3"], 2)
+        self.assertEqual(s["queue"]["failed"], 0)
+        self.assertIn("warmup_queued_waiting_for_v3 2", d.metrics())
+        a = wait_for(lambda: Hook.events("template_wait"), "a template_wait alert")
+        self.assertEqual(len(a), 1)
+        self.assertIn("2 template units waiting", a[0]["text"])
+        self.assertEqual(self.old.recipients(), ["plain@example.com"])
 
 
 if __name__ == "__main__":
