@@ -133,6 +133,7 @@ void suppress_scope_of(const cJSON *body, struct suppress_scope *sc)
 	    cJSON_GetObjectItemCaseSensitive(body, "asm"), "group_id");
 
 	sc->bypass = 0;
+	sc->drop = 0;
 	for (size_t i = 0; i < sizeof(bypass) / sizeof(bypass[0]); i++)
 		if (v3mail_setting(body, "mail_settings", bypass[i].setting) == 1)
 			sc->bypass |= bypass[i].reasons;
@@ -205,7 +206,7 @@ int suppress_filter(struct wu_daemon *d, cJSON *ps, const struct suppress_scope 
 					return -1;
 				if (rc == 0)
 					continue;
-				if (d->conf.suppress_reject) {
+				if (d->conf.suppress_reject && !(sc && sc->drop)) {
 					const cJSON *e =
 					    cJSON_GetObjectItemCaseSensitive(a, "email");
 
@@ -223,7 +224,12 @@ int suppress_filter(struct wu_daemon *d, cJSON *ps, const struct suppress_scope 
 				         reason);
 				int r = suppress_reason_parse(reason);
 				d->extra.supp_dropped[r < 0 ? SUPP_MANUAL : r]++;
-				res->dropped++;
+				if (res->dropped++ == 0) {
+					snprintf(res->email, sizeof(res->email), "%s",
+					         cJSON_GetObjectItemCaseSensitive(a, "email")
+					             ->valuestring);
+					snprintf(res->reason, sizeof(res->reason), "%s", reason);
+				}
 				cJSON_Delete(cJSON_DetachItemViaPointer(list, a));
 			}
 			/* SendGrid refuses empty cc and bcc arrays. */

@@ -68,6 +68,7 @@ int suppress_group_event(struct wu_daemon *d, const char *email, int64_t group,
 struct suppress_scope {
 	unsigned bypass; /* 1 << enum suppress_reason: entries of these reasons do not count */
 	int64_t group;   /* asm.group_id, or -1: group unsubscribes of it count */
+	int drop;        /* drop suppressed recipients even in reject mode (dispatch) */
 };
 
 /* The scope a v3 body asks for: bypass_list_management bypasses every
@@ -87,7 +88,7 @@ struct suppress_result {
 	int dropped;      /* recipients removed (drop mode) */
 	int dropped_pers; /* personalizations removed: no "to" left */
 	char field[128];  /* reject mode: "personalizations.0.to.1.email" */
-	char email[256];  /* reject mode: the suppressed address */
+	char email[256];  /* the (first) suppressed address */
 	char reason[32];  /* its reason */
 };
 

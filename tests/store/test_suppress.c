@@ -177,7 +177,8 @@ static void test_migrates_version_1(void **state)
 	/* ... and the columns later steps added to version 1's tables */
 	assert_int_equal(sqlite3_exec(db,
 	                              "ALTER TABLE contents DROP COLUMN raw;"
-	                              "ALTER TABLE contents DROP COLUMN mail_from;",
+	                              "ALTER TABLE contents DROP COLUMN mail_from;"
+	                              "ALTER TABLE units DROP COLUMN v3only;",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);

@@ -371,6 +371,44 @@ new_rate = 36000/h
                          ["g@gmail.com", "ok@gmail.com", "u@gmail.com"])
         self.assertEqual(sent_with("bypass_list_management")[0], sorted(everyone + ["ok@gmail.com"]))
 
+    def test_queued_mail_rechecked_at_dispatch(self):
+        fake = self.fake()
+        d, pem = self.signed_daemon(fake_port=fake.port)
+        st, b = d.request("POST", "/v1/pause", b'{"route":"new","who":"test"}',
+                          {"Content-Type": "application/json"})
+        self.assertEqual(st, 200, b)
+        self.send_body(d, ["a@gmail.com", "b@gmail.com"])
+        self.send_body(d, ["g@gmail.com", "cc@gmail.com"], asm={"group_id": 5})
+        self.send_body(d, ["g@gmail.com"], asm={"group_id": 6})
+        self.send_body(d, ["a@gmail.com"],
+                       mail_settings={"bypass_bounce_management": {"enable": True}})
+        wait_for(lambda: d.status()["queue"]["queued"] == 6, "6 queued")
+        # While they wait: an unattributed bounce, a group unsubscribe.
+        st, b = d.post([event("bounce", "a@gmail.com", route=None, type="bounce"),
+                        event("group_unsubscribe", "g@gmail.com", asm_group_id=5)], pem)
+        self.assertEqual(st, 200, b)
+        st, b = d.request("POST", "/v1/resume", b'{"route":"new","who":"test"}',
+                          {"Content-Type": "application/json"})
+        self.assertEqual(st, 200, b)
+        wait_for(lambda: (lambda q: q["queued"] == 0 and q["inflight"] == 0)(
+            d.status()["queue"]), "queue drained")
+        q = d.status()["queue"]
+        self.assertEqual((q["sent"], q["failed"]), (4, 2))
+        self.assertEqual(sorted(fake.sent_recipients()),
+                         ["a@gmail.com", "b@gmail.com", "cc@gmail.com", "g@gmail.com"])
+        db = sqlite3.connect(os.path.join(self.dir, "w.db"))
+        try:
+            failed = sorted(db.execute("select personalization, error from units"
+                                       " where state = 3"))
+        finally:
+            db.close()
+        self.assertEqual(len(failed), 2)
+        self.assertIn("a@gmail.com", failed[0][0])
+        self.assertEqual(failed[0][1], "suppressed when its turn came: a@gmail.com (bounce)")
+        self.assertIn("g@gmail.com", failed[1][0])
+        self.assertEqual(failed[1][1],
+                         "suppressed when its turn came: g@gmail.com (group_unsubscribe)")
+
     # ---- the gate --------------------------------------------------------------
 
     def test_gate_halts_new_route(self):
