@@ -1059,6 +1059,8 @@ static const struct key keys[] = {
     {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0},
 
     {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
+    {S_STORE, "keep", V_DURATION, C(store_keep), 0, 0, 0, NULL, 0},
+    {S_STORE, "prune_every", V_DURATION, C(store_prune_every), 0, 0, 0, NULL, 0},
 
     FN(S_SMTP, "address", k_address),
     {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
@@ -1897,6 +1899,8 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->alert_backlog = 10000;
 	c->alert_backlog_every = 60 * WU_USEC;
 	c->alert_v3_wait = WU_HOUR;
+	c->store_keep = 7 * 24 * WU_HOUR;
+	c->store_prune_every = WU_MINUTE;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
 	return 0;

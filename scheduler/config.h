@@ -102,6 +102,8 @@ struct wu_conf {
 
 	/* [store] */
 	char store_path[1024];
+	wu_time_t store_keep;        /* keep: finished units and events; 0 = forever; 7d */
+	wu_time_t store_prune_every; /* prune_every: the pruning timer; default 1 minute */
 
 	/* [route new], [route old] */
 	struct wu_route_conf route[WU_ROUTE_COUNT];

@@ -185,6 +185,7 @@ enum stmt {
 	S_ENGINE_DELETE,
 	S_PRUNE_UNITS,
 	S_PRUNE_CONTENT,
+	S_PRUNE_EVENTS,
 	S_UNIT_GET,
 	S_SUPP_ADD,
 	S_SUPP_REMOVE,
@@ -250,8 +251,11 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                       " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
     [S_ENGINE_LOAD] = "SELECT state FROM engine WHERE id = 1",
     [S_ENGINE_DELETE] = "DELETE FROM engine",
-    [S_PRUNE_UNITS] = "DELETE FROM units WHERE state >= 2 AND finished_at < ?1"
+    [S_PRUNE_UNITS] = "DELETE FROM units WHERE id IN (SELECT id FROM units"
+                      " WHERE state >= 2 AND finished_at < ?1 LIMIT ?2)"
                       " RETURNING content_id",
+    [S_PRUNE_EVENTS] = "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                       " WHERE at < ?1 ORDER BY id LIMIT ?2)",
     [S_PRUNE_CONTENT] = "DELETE FROM contents WHERE id = ?1"
                         " AND NOT EXISTS (SELECT 1 FROM units WHERE content_id = ?1)",
     [S_UNIT_GET] = "SELECT id, content_id, isp, attempts, next_at, personalization,"
@@ -514,6 +518,11 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* A new store gives pages freed by pruning back to the file system
+	 * (store_vacuum_step); on an existing one without it this does
+	 * nothing, and freed pages are only reused. */
+	if (exec(s, "PRAGMA auto_vacuum = INCREMENTAL") < 0)
+		goto fail;
 	/* journal_mode answers with the mode it got; anything but "wal" (e.g.
 	 * a file system without shared memory) must not pass silently. */
 	{
@@ -1067,6 +1076,32 @@ static int cmp_id(const void *a, const void *b)
  */
 int store_prune(struct store *s, int64_t before)
 {
+	return store_prune_some(s, before, -1);
+}
+
+/* Removes old events, at most limit. */
+int store_events_prune(struct store *s, int64_t before, int limit)
+{
+	sqlite3_bind_int64(s->stmt[S_PRUNE_EVENTS], 1, before);
+	sqlite3_bind_int(s->stmt[S_PRUNE_EVENTS], 2, limit);
+	if (run(s, S_PRUNE_EVENTS, "store_events_prune") < 0)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+/* Gives up to pages free pages back to the file system. */
+int store_vacuum_step(struct store *s, int pages)
+{
+	char sql[64];
+
+	/* A pragma takes no bound parameter. */
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", pages > 0 ? pages : 1);
+	return exec(s, sql);
+}
+
+/* Removes up to limit finished units, and the contents they leave unused. */
+int store_prune_some(struct store *s, int64_t before, int limit)
+{
 	sqlite3_stmt *st = s->stmt[S_PRUNE_UNITS];
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
@@ -1075,6 +1110,7 @@ int store_prune(struct store *s, int64_t before)
 	if (sp_begin(s, "store_prune") < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			size_t ncap = cap ? 2 * cap : 256;

@@ -121,6 +121,16 @@ int store_engine_load(struct store *s, char **text);
 /* Removes SENT and FAILED units finished before `before`, and contents no
  * unit refers to any more.  Returns the number of units removed. */
 int store_prune(struct store *s, int64_t before);
+/* The same for at most limit units (-1: all), in one savepoint: the
+ * daemon's timer prunes in small steps so that no transaction stalls its
+ * loop.  Returns the number of units removed. */
+int store_prune_some(struct store *s, int64_t before, int limit);
+/* Removes at most limit events recorded before `before`; returns how many. */
+int store_events_prune(struct store *s, int64_t before, int limit);
+/* Returns up to pages free pages to the file system (PRAGMA
+ * incremental_vacuum).  A no-op for a store created before auto_vacuum was
+ * set (README: reclaiming space).  Outside a transaction it is one. */
+int store_vacuum_step(struct store *s, int pages);
 
 /* Added for status lookups and tests. */
 
