@@ -232,7 +232,7 @@ static void mail_committed(void *arg, int ok)
 
 /* Refuses a send_at further ahead than SendGrid schedules, globally or in
  * any personalization.  Returns 0, or -1 with the error in *errs. */
-static int send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs)
+int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs)
 {
 	const cJSON *ps = cJSON_GetObjectItemCaseSensitive(body, "personalizations"), *p;
 	long long t, limit = now / WU_USEC + V3MAIL_SEND_AT_MAX;
@@ -259,8 +259,8 @@ static int send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 
 /* A unit whose send_at is ahead waits in the queue until then: it is
  * routed, and counted against a cap, on the day it goes out. */
-static int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
-                       wu_time_t now)
+int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
+                wu_time_t now)
 {
 	long long t;
 
@@ -306,7 +306,7 @@ static enum MHD_Result handle_mail(struct req *r)
 		d->extra.intake_sandbox++;
 		return reply(r->conn, MHD_HTTP_OK, NULL, NULL, NULL, NULL);
 	}
-	if (send_at_check(body, now, &errs) < 0) {
+	if (intake_send_at_check(body, now, &errs) < 0) {
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
 		json = v3mail_errors_json(&errs);
