@@ -230,6 +230,17 @@ static void mail_committed(void *arg, int ok)
 		dispatcher_kick(r->in->d->disp);
 }
 
+/* Answers 400 with SendGrid's error body for errs. */
+static enum MHD_Result reply_errors(struct MHD_Connection *c, const struct v3mail_errors *errs)
+{
+	char *json = v3mail_errors_json(errs);
+	enum MHD_Result ret =
+	    reply(c, MHD_HTTP_BAD_REQUEST, "application/json", json ? json : "{}", NULL, NULL);
+
+	free(json);
+	return ret;
+}
+
 /* Refuses a send_at further ahead than SendGrid schedules, globally or in
  * any personalization.  Returns 0, or -1 with the error in *errs. */
 int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs)
@@ -259,8 +270,7 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 
 /* A unit whose send_at is ahead waits in the queue until then: it is
  * routed, and counted against a cap, on the day it goes out. */
-int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
-                wu_time_t now)
+int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit, wu_time_t now)
 {
 	long long t;
 
@@ -293,11 +303,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	if (v3mail_validate(body, &errs) < 0) {
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
-		json = v3mail_errors_json(&errs);
-		enum MHD_Result ret = reply(r->conn, MHD_HTTP_BAD_REQUEST, "application/json",
-		                            json ? json : "{}", NULL, NULL);
-		free(json);
-		return ret;
+		return reply_errors(r->conn, &errs);
 	}
 	/* Sandbox mode validates and stops: SendGrid answers 200 (not 202),
 	 * delivers nothing and counts nothing. */
@@ -309,11 +315,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	if (intake_send_at_check(body, now, &errs) < 0) {
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
-		json = v3mail_errors_json(&errs);
-		enum MHD_Result ret = reply(r->conn, MHD_HTTP_BAD_REQUEST, "application/json",
-		                            json ? json : "{}", NULL, NULL);
-		free(json);
-		return ret;
+		return reply_errors(r->conn, &errs);
 	}
 	suppress_scope_of(body, &scope);
 	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");

@@ -71,7 +71,10 @@ int suppress_address_ok(const char *email, const char **why)
 	return 1;
 }
 
-int suppress_event(struct wu_daemon *d, const char *email, const char *reason, const char *detail)
+/* One address from a provider event onto the list: all mail (group < 0),
+ * or one unsubscribe group's. */
+static int event_add(struct wu_daemon *d, const char *email, const char *reason, int64_t group,
+                     const char *detail)
 {
 	const char *why;
 	int rc;
@@ -83,38 +86,30 @@ int suppress_event(struct wu_daemon *d, const char *email, const char *reason, c
 	}
 	if (daemon_txn(d) < 0)
 		return -1;
-	rc = store_suppress_add(d->store, email, reason, detail, daemon_now(d));
+	rc = group < 0 ? store_suppress_add(d->store, email, reason, detail, daemon_now(d))
+	               : store_suppress_group_add(d->store, email, group, detail, daemon_now(d));
 	if (rc < 0) {
 		wu_error("suppress: %s", store_errmsg(d->store));
 		daemon_txn_fail(d, "suppress");
 		return -1;
 	}
-	if (rc > 0)
+	if (rc > 0 && group < 0)
 		wu_info("suppress: %s added (%s)", email, reason);
+	else if (rc > 0)
+		wu_info("suppress: %s added for group %lld", email, (long long)group);
 	return rc;
+}
+
+int suppress_event(struct wu_daemon *d, const char *email, const char *reason, const char *detail)
+{
+	return event_add(d, email, reason, -1, detail);
 }
 
 int suppress_group_event(struct wu_daemon *d, const char *email, int64_t group,
                          const char *detail)
 {
-	const char *why;
-	int rc;
-
-	if (!suppress_address_ok(email, &why)) {
-		wu_warn("suppress: ignoring a group_unsubscribe event for an unusable address");
-		return 0;
-	}
-	if (daemon_txn(d) < 0)
-		return -1;
-	rc = store_suppress_group_add(d->store, email, group, detail, daemon_now(d));
-	if (rc < 0) {
-		wu_error("suppress: %s", store_errmsg(d->store));
-		daemon_txn_fail(d, "suppress");
-		return -1;
-	}
-	if (rc > 0)
-		wu_info("suppress: %s added for group %lld", email, (long long)group);
-	return rc;
+	/* Without a group (< 0) it holds for all mail. */
+	return event_add(d, email, suppress_reason_name(SUPP_GROUP_UNSUBSCRIBE), group, detail);
 }
 
 void suppress_scope_of(const cJSON *body, struct suppress_scope *sc)
