@@ -16,6 +16,9 @@
  *	[alert] webhook_url through the daemon's libcurl multi handle.  A timer
  *	checks the queue's backlog every backlog_check and alerts once when it
  *	rises above backlog_threshold, and again only after it fell below.
+ *	The same timer alerts once when template mail (which waits for the v3
+ *	route, whatever the overflow policy) has waited longer than
+ *	template_wait, and again only after none had.
  *
  *	One POST is under way at a time, so alerts arrive in order.  A failed
  *	POST (no answer, or not 2xx) is retried after 1s, 2s, 4s ... (at most
@@ -53,6 +56,7 @@ struct alert {
 	uv_timer_t retry;   /* waits before the next try */
 	uv_timer_t backlog; /* the periodic backlog check */
 	int above;          /* the backlog is above the threshold */
+	int v3_late;        /* a v3-only unit has waited longer than template_wait */
 	int nclosed;
 	char host[256];
 	char where[300]; /* scheme://host[:port] of the URL, for logs */
@@ -238,13 +242,46 @@ static void alert_pump(struct alert *a)
 }
 
 /* The periodic look at the queue's depth. */
+/* Template mail waits for the v3 route whatever the overflow policy: one
+ * alert when the oldest of it has waited longer than template_wait, and
+ * again only after none had. */
+static void check_v3_wait(struct alert *a)
+{
+	struct wu_daemon *d = a->d;
+	int64_t n, oldest;
+	wu_time_t age;
+	char what[160];
+
+	if (d->conf.alert_v3_wait <= 0 || store_v3only_waiting(d->store, &n, &oldest) < 0)
+		return;
+	age = n ? daemon_now(d) - oldest : 0;
+	if (age > d->conf.alert_v3_wait && !a->v3_late) {
+		const struct wu_day_stats *day = wu_engine_today(d->engine);
+		struct wu_gate_verdict v;
+
+		a->v3_late = 1;
+		wu_engine_gate(d->engine, &v);
+		snprintf(what, sizeof(what),
+		         "%lld template unit%s waiting for the v3 route, the oldest for %lld min",
+		         (long long)n, n == 1 ? "" : "s", (long long)(age / WU_MINUTE));
+		wu_warn("alert: %s", what);
+		alert_push(a, "template_wait", WU_ROUTE_NEW, day->date, day->step, day->cap,
+		           v.bounce_rate, v.complaint_rate, what);
+	} else if (age <= d->conf.alert_v3_wait && a->v3_late) {
+		a->v3_late = 0;
+		wu_info("alert: no template unit has waited longer than its limit any more");
+	}
+}
+
 static void on_backlog(uv_timer_t *t)
 {
 	struct alert *a = t->data;
 	struct wu_daemon *d = a->d;
-	int64_t n = backlog_now(d);
+	int64_t n;
 	char what[160];
 
+	check_v3_wait(a);
+	n = backlog_now(d);
 	if (n < 0 || d->conf.alert_backlog <= 0)
 		return;
 	if (n > d->conf.alert_backlog && !a->above) {
@@ -285,7 +322,7 @@ int alert_start(struct wu_daemon *d)
 	uv_timer_init(d->loop, &a->retry);
 	uv_timer_init(d->loop, &a->backlog);
 	a->retry.data = a->backlog.data = a;
-	if (d->conf.alert_backlog > 0) {
+	if (d->conf.alert_backlog > 0 || d->conf.alert_v3_wait > 0) {
 		uint64_t every = (uint64_t)(d->conf.alert_backlog_every / 1000);
 		if (every == 0)
 			every = 1000;

@@ -1088,6 +1088,8 @@ static const struct key keys[] = {
     {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0},
 
     {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
+    {S_STORE, "keep", V_DURATION, C(store_keep), 0, 0, 0, NULL, 0},
+    {S_STORE, "prune_every", V_DURATION, C(store_prune_every), 0, 0, 0, NULL, 0},
 
     FN(S_SMTP, "address", k_address),
     {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
@@ -1115,6 +1117,7 @@ static const struct key keys[] = {
     {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "subscription_tracking", V_BOOL, R(subscription_tracking), 0, 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "force_tracking", V_BOOL, R(force_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "max_connections", V_INT, R(max_connections), 0, 1, 1000, NULL, FOR_ANY},
     {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
@@ -1159,6 +1162,7 @@ static const struct key keys[] = {
     FN(S_ALERT, "webhook_url_file", k_alert_url),
     {S_ALERT, "backlog_threshold", V_INT64, C(alert_backlog), 0, 0, 1e12, NULL, 0},
     {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0},
+    {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0},
     {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
     {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
 
@@ -1923,6 +1927,9 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->core.nrules = wu_deferral_defaults(&c->core.isps, c->core.rules, WU_DEFER_RULES_MAX);
 	c->alert_backlog = 10000;
 	c->alert_backlog_every = 60 * WU_USEC;
+	c->alert_v3_wait = WU_HOUR;
+	c->store_keep = 7 * 24 * WU_HOUR;
+	c->store_prune_every = WU_MINUTE;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
 	return 0;

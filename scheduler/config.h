@@ -30,6 +30,9 @@ struct wu_route_conf {
 	char ip_pool[128];       /* ip_pool_name; "" = none */
 	char on_behalf_of[128];  /* subuser; "" = none */
 	int click_tracking, open_tracking, subscription_tracking; /* 0/1, default 0 */
+	/* 1: the three above override the application's own tracking_settings;
+	 * 0 (default): they apply only to mail that does not say */
+	int force_tracking;
 	int max_connections;                                      /* default 8 */
 	wu_time_t timeout;                                        /* per request, default 30s */
 	int batch; /* sendgrid: personalizations per request, 1..1000, default 1000 */
@@ -100,6 +103,8 @@ struct wu_conf {
 
 	/* [store] */
 	char store_path[1024];
+	wu_time_t store_keep;        /* keep: finished units and events; 0 = forever; 7d */
+	wu_time_t store_prune_every; /* prune_every: the pruning timer; default 1 minute */
 
 	int listen_line, store_line; /* of [listen] address and [store] path; 0 = default */
 
@@ -116,6 +121,7 @@ struct wu_conf {
 	char *alert_url;               /* webhook_url(_env|_file); a secret: never logged whole */
 	int64_t alert_backlog;         /* backlog_threshold in queued units; 0 = off; 10000 */
 	wu_time_t alert_backlog_every; /* backlog_check: how often; default 1 minute */
+	wu_time_t alert_v3_wait; /* template_wait: oldest v3-only unit's wait; 0 = off; 1h */
 	wu_time_t alert_timeout;       /* per POST, default 10s */
 	int alert_retries;             /* retries after a failed POST, default 5 */
 

@@ -23,10 +23,14 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "suppress.h"
 
 #define ROUND_UNITS  4000 /* most units one round routes */
 #define OPEN_BATCHES 64   /* batches a round fills at once */
 #define MAX_SLEEP    (60 * WU_USEC)
+/* Longest a v3-only unit waits before it is looked at again (a paused or
+ * missing v3 route gives no time to wait for). */
+#define V3ONLY_RECHECK (60 * WU_USEC)
 
 struct batch {
 	struct snd_batch sb;
@@ -303,6 +307,90 @@ static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *
 	return b;
 }
 
+/* The suppression scope of the content of the units being routed: units of
+ * one content come together, so one entry saves a read of its body per
+ * unit. */
+struct scope_cache {
+	int64_t content_id; /* 0: none yet */
+	struct suppress_scope sc;
+};
+
+/* Mail queued before its address was suppressed (a backlog can wait days
+ * under overflow = defer) is checked again when its turn comes, with the
+ * scope its content asks for.  Suppressed recipients are taken out of the
+ * personalization; one left without a "to" is failed with the reason and
+ * not routed.  Returns 1 to route the unit, 0 when it was dropped, -1 on a
+ * store failure. */
+static int recheck(struct dispatcher *dp, struct store_unit *u, struct scope_cache *cache)
+{
+	struct wu_daemon *d = dp->d;
+	struct suppress_result res;
+	char why[sizeof(res.email) + sizeof(res.reason) + 48];
+	cJSON *ps, *p;
+	int rc;
+
+	if (cache->content_id != u->content_id) {
+		char *body = NULL, msgid[64];
+		size_t len;
+		cJSON *root;
+
+		if (store_content(d->store, u->content_id, &body, &len, msgid, sizeof(msgid)) < 0)
+			return -1;
+		root = cJSON_Parse(body);
+		suppress_scope_of(root, &cache->sc);
+		cache->sc.drop = 1;
+		cache->content_id = u->content_id;
+		cJSON_Delete(root);
+		free(body);
+	}
+	if (!(p = cJSON_Parse(u->personalization)) || !(ps = cJSON_CreateArray())) {
+		cJSON_Delete(p);
+		return 1; /* not ours to judge: the route says what is wrong */
+	}
+	cJSON_AddItemToArray(ps, p);
+	rc = suppress_filter(d, ps, &cache->sc, &res);
+	if (rc == 0 && res.dropped_pers) {
+		snprintf(why, sizeof(why), "suppressed when its turn came: %s (%s)", res.email,
+		         res.reason);
+		wu_info("dispatcher: unit %lld dropped, %s", (long long)u->id, why);
+		rc = store_mark_failed(d->store, u->id, why, daemon_now(d)) < 0 ? -1 : 0;
+	} else if (rc == 0 && res.dropped) {
+		char *json = cJSON_PrintUnformatted(ps->child);
+
+		if (json) {
+			free(u->personalization);
+			u->personalization = json;
+		}
+		rc = 1;
+	} else if (rc == 0)
+		rc = 1;
+	cJSON_Delete(ps);
+	return rc;
+}
+
+/* A unit only the v3 API route can send (template_id: SendGrid renders
+ * it, an SMTP route cannot) never overflows: the new route takes it now,
+ * counted at once (1, *dec filled), or it is put back in the queue until
+ * the engine's time (0), where it neither blocks the units behind it nor
+ * is read again each round.  -1 on a store failure. */
+static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, wu_time_t now,
+                        struct wu_decision *dec)
+{
+	struct wu_daemon *d = dp->d;
+	wu_time_t until = now + V3ONLY_RECHECK;
+
+	if (d->conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SENDGRID && d->route[WU_ROUTE_NEW]) {
+		*dec = wu_engine_route_new(d->engine, now, isp);
+		if (dec->kind == WU_NEW)
+			return 1;
+		if (dec->until > now && dec->until < until)
+			until = dec->until;
+	}
+	if (until < now + WU_USEC)
+		until = now + WU_USEC;
+	return store_requeue(d->store, u->id, until, "waiting for the v3 API route (template_id)");
+}
+
 /* Routes the ready units of one ISP; returns how many were routed, or -1 on
  * a store failure.  *wake gets the engine's wait when it said to wait. */
 static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, struct batch **open,
@@ -310,6 +398,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 {
 	struct wu_daemon *d = dp->d;
 	struct store_unit *u = calloc((size_t)max, sizeof(*u));
+	struct scope_cache cache = {0};
 	int n, done = 0, i;
 
 	if (!u)
@@ -320,7 +409,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		struct wu_decision dec;
+		struct wu_decision dec = {WU_WAIT, WU_WHY_NONE, 0, 0};
 		enum wu_route route;
 		struct batch *b;
 
@@ -330,7 +419,24 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		    (d->conf.core.overflow == WU_OVERFLOW_OLD &&
 		     !can_take(dp, WU_ROUTE_OLD, u[i].content_id, open, *nopen)))
 			break;
-		dec = wu_engine_route(d->engine, now, isp);
+		switch (recheck(dp, &u[i], &cache)) {
+		case -1:
+			done = -1;
+			goto out;
+		case 0:
+			continue;
+		}
+		if (u[i].v3only) {
+			int rc = route_v3only(dp, &u[i], isp, now, &dec);
+
+			if (rc < 0) {
+				done = -1;
+				break;
+			}
+			if (rc == 0)
+				continue; /* it waits; the units behind it may go */
+		} else
+			dec = wu_engine_route(d->engine, now, isp);
 		if (dec.kind == WU_WAIT) {
 			dp->wait[isp] = dec.until;
 			if (dec.until < *wake)
@@ -361,6 +467,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		dp->waiting[route]++;
 		done++;
 	}
+out:
 	for (int j = 0; j < n; j++)
 		store_unit_clear(&u[j]);
 	free(u);

@@ -230,6 +230,55 @@ static void mail_committed(void *arg, int ok)
 		dispatcher_kick(r->in->d->disp);
 }
 
+/* Answers 400 with SendGrid's error body for errs. */
+static enum MHD_Result reply_errors(struct MHD_Connection *c, const struct v3mail_errors *errs)
+{
+	char *json = v3mail_errors_json(errs);
+	enum MHD_Result ret =
+	    reply(c, MHD_HTTP_BAD_REQUEST, "application/json", json ? json : "{}", NULL, NULL);
+
+	free(json);
+	return ret;
+}
+
+/* Refuses a send_at further ahead than SendGrid schedules, globally or in
+ * any personalization.  Returns 0, or -1 with the error in *errs. */
+int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs)
+{
+	const cJSON *ps = cJSON_GetObjectItemCaseSensitive(body, "personalizations"), *p;
+	long long t, limit = now / WU_USEC + V3MAIL_SEND_AT_MAX;
+	int i = 0;
+
+	cJSON_ArrayForEach(p, ps)
+	{
+		if (v3mail_send_at(body, p, &t) && t > limit) {
+			char f[64];
+
+			if (cJSON_GetObjectItemCaseSensitive(p, "send_at"))
+				snprintf(f, sizeof f, "personalizations.%d.send_at", i);
+			else
+				snprintf(f, sizeof f, "send_at");
+			v3mail_error(errs, f,
+			             "The send_at parameter can only be up to 72 hours in the "
+			             "future.");
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* A unit whose send_at is ahead waits in the queue until then: it is
+ * routed, and counted against a cap, on the day it goes out. */
+int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit, wu_time_t now)
+{
+	long long t;
+
+	if (!v3mail_send_at(body, p, &t) || (wu_time_t)t * WU_USEC <= now)
+		return 0;
+	return store_requeue(d->store, unit, (wu_time_t)t * WU_USEC, NULL);
+}
+
 /* Checks and stores one mail/send body.  Returns the status to answer now,
  * or 0 when the request waits for the commit. */
 static enum MHD_Result handle_mail(struct req *r)
@@ -243,8 +292,9 @@ static enum MHD_Result handle_mail(struct req *r)
 	int64_t content_id;
 	wu_time_t now = daemon_now(d);
 	struct suppress_result sr;
+	struct suppress_scope scope;
 	char why[400];
-	int n = 0;
+	int n = 0, v3only;
 
 	if (json_strict_parse(r->body, r->len, &body, &jerr) < 0) {
 		d->extra.intake_rejected++;
@@ -253,14 +303,23 @@ static enum MHD_Result handle_mail(struct req *r)
 	if (v3mail_validate(body, &errs) < 0) {
 		cJSON_Delete(body);
 		d->extra.intake_rejected++;
-		json = v3mail_errors_json(&errs);
-		enum MHD_Result ret = reply(r->conn, MHD_HTTP_BAD_REQUEST, "application/json",
-		                            json ? json : "{}", NULL, NULL);
-		free(json);
-		return ret;
+		return reply_errors(r->conn, &errs);
 	}
+	/* Sandbox mode validates and stops: SendGrid answers 200 (not 202),
+	 * delivers nothing and counts nothing. */
+	if (v3mail_setting(body, "mail_settings", "sandbox_mode") == 1) {
+		cJSON_Delete(body);
+		d->extra.intake_sandbox++;
+		return reply(r->conn, MHD_HTTP_OK, NULL, NULL, NULL, NULL);
+	}
+	if (intake_send_at_check(body, now, &errs) < 0) {
+		cJSON_Delete(body);
+		d->extra.intake_rejected++;
+		return reply_errors(r->conn, &errs);
+	}
+	suppress_scope_of(body, &scope);
 	ps = cJSON_DetachItemFromObjectCaseSensitive(body, "personalizations");
-	switch (suppress_filter(d, ps, &sr)) {
+	switch (suppress_filter(d, ps, &scope, &sr)) {
 	case -1:
 		goto fail;
 	case 1:
@@ -284,6 +343,9 @@ static enum MHD_Result handle_mail(struct req *r)
 		d->extra.intake_accepted++;
 		return reply(r->conn, MHD_HTTP_ACCEPTED, NULL, NULL, "X-Message-Id", r->msgid);
 	}
+	/* Only SendGrid can render a template: such mail never takes an SMTP
+	 * route, even with a fallback content. */
+	v3only = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "template_id"));
 	content = cJSON_PrintUnformatted(body);
 	if (!content || daemon_txn(d) < 0 ||
 	    store_add_content(d->store, r->msgid, content, strlen(content), now, &content_id) < 0)
@@ -298,8 +360,11 @@ static enum MHD_Result handle_mail(struct req *r)
 			domain[0] = '\0';
 		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
 		json = cJSON_PrintUnformatted(p);
-		if (!json || store_add_unit(d->store, content_id, json, strlen(json), isp, domain,
-		                            now, &unit) < 0) {
+		if (!json ||
+		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
+		                   &unit) < 0 ||
+		    intake_hold(d, body, p, unit, now) < 0 ||
+		    (v3only && store_set_v3only(d->store, unit) < 0)) {
 			free(json);
 			goto fail;
 		}

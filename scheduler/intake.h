@@ -11,7 +11,10 @@
 #ifndef WU_INTAKE_H
 #define WU_INTAKE_H
 
+#include <cjson/cJSON.h>
+
 #include "daemon.h"
+#include "sender/v3mail.h"
 
 /* Starts listening on the configured address. Returns 0, or -1 with a
  * message. */
@@ -26,5 +29,13 @@ void intake_kick(struct intake *in);
 /* Stops accepting; in-flight requests finish.  Frees in once its handles are
  * closed. */
 void intake_stop(struct intake *in);
+
+/* send_at, for both intakes: refused more than 72 hours ahead, as SendGrid
+ * does (-1, the error in *errs), else 0.  intake_hold puts a stored unit of
+ * personalization p back in the queue until its send_at, in the turn's
+ * transaction (0, or -1 when the store failed). */
+int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs);
+int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
+                wu_time_t now);
 
 #endif

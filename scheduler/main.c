@@ -32,6 +32,7 @@
 
 #include "alert.h"
 #include "check.h"
+#include "prune.h"
 #include "daemon.h"
 #include "dispatcher.h"
 #include "intake.h"
@@ -96,6 +97,8 @@ static void finish(struct wu_daemon *d)
 	uv_close((uv_handle_t *)&d->sigint, on_closed);
 	uv_close((uv_handle_t *)&d->sighup, on_closed);
 	alert_stop(d);
+	prune_stop(d->prune);
+	d->prune = NULL;
 	if (d->cu) {
 		curluv_destroy(d->cu);
 		d->cu = NULL;
@@ -434,7 +437,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: %s: %s\n", config, err);
 		goto out;
 	}
-	if (dispatcher_start(&d.disp, &d) < 0) {
+	if (prune_start(&d.prune, &d) < 0 || dispatcher_start(&d.disp, &d) < 0) {
 		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
 	}

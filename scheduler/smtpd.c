@@ -47,6 +47,7 @@
 #include "cidr.h"
 #include "daemon.h"
 #include "dispatcher.h"
+#include "intake.h"
 #include "log.h"
 #include "msgid.h"
 #include "sender/rawmail.h"
@@ -351,6 +352,10 @@ static void msg_done(struct session *s)
 		free(ej);
 		goto refused;
 	}
+	if (intake_send_at_check(body, now, &errs) < 0) {
+		reply(s, "554 5.6.0 Message refused: X-SMTPAPI send_at: %.200s", errs.e[0].message);
+		goto refused;
+	}
 	msgid_make(s->msgid);
 	if (daemon_txn(d) < 0 ||
 	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg ? s->msg : "",
@@ -359,14 +364,16 @@ static void msg_done(struct session *s)
 	cJSON_ArrayForEach(p, ps)
 	{
 		char domain[256];
+		int64_t unit;
 		int isp;
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
 			domain[0] = '\0';
 		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
 		json = cJSON_PrintUnformatted(p);
-		if (!json || store_add_unit(d->store, cid, json, strlen(json), isp, domain, now,
-		                            NULL) < 0)
+		if (!json ||
+		    store_add_unit(d->store, cid, json, strlen(json), isp, domain, now, &unit) < 0 ||
+		    intake_hold(d, body, p, unit, now) < 0)
 			goto fail;
 		free(json);
 		json = NULL;
@@ -519,7 +526,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	cJSON_AddStringToObject(a, "email", addr);
 	cJSON_AddItemToArray(to, a);
 	cJSON_AddItemToArray(ps, p);
-	rc = daemon_txn(d) < 0 ? -1 : suppress_filter(d, ps, &sr);
+	rc = daemon_txn(d) < 0 ? -1 : suppress_filter(d, ps, NULL, &sr);
 	cJSON_Delete(ps);
 	if (rc < 0) {
 		reply(s, "451 4.3.0 Error: the suppression list cannot be read; try again later");

@@ -55,6 +55,7 @@ struct snap {
 	int have_depth;             /* store_depth and store_depth_isps answered */
 	int64_t depth[4];           /* by enum store_state */
 	int64_t queued[WU_ISP_MAX]; /* QUEUED units per ISP */
+	int64_t v3only, v3only_oldest; /* queued units waiting for the v3 route, oldest created */
 	const char *store_error;
 	int64_t unsub[WU_ROUTE_COUNT][WU_ISP_MAX]; /* today's unsubscribes (store counters) */
 };
@@ -90,7 +91,8 @@ static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s
 		n->store_error = "no store";
 		return;
 	}
-	if (store_depth(s, n->depth) < 0 || store_depth_isps(s, n->nisp, n->queued) < 0) {
+	if (store_depth(s, n->depth) < 0 || store_depth_isps(s, n->nisp, n->queued) < 0 ||
+	    store_v3only_waiting(s, &n->v3only, &n->v3only_oldest) < 0) {
 		n->store_error = store_errmsg(s);
 		if (!n->store_error)
 			n->store_error = "store unreadable";
@@ -447,6 +449,13 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		else
 			j_null(&b, o, state_names[k]);
 	}
+	/* Template mail that only the v3 route can send, and how long the
+	 * oldest of it has waited (seconds). */
+	if (n.have_depth) {
+		j_num(&b, o, "waiting_for_v3", (double)n.v3only);
+		j_num(&b, o, "waiting_for_v3_age",
+		      n.v3only ? (double)((now - n.v3only_oldest) / WU_USEC) : 0.0);
+	}
 	if (!n.have_depth)
 		j_str(&b, root, "store_error", n.store_error);
 
@@ -461,6 +470,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	if (x) {
 		j_num(&b, o, "accepted", (double)x->intake_accepted);
 		j_num(&b, o, "rejected", (double)x->intake_rejected);
+		j_num(&b, o, "sandbox", (double)x->intake_sandbox);
 		j_num(&b, o, "header_timeouts", (double)x->intake_header_timeouts);
 		j_num(&b, o, "smtp_accepted", (double)x->smtp_accepted);
 		j_num(&b, o, "smtp_rejected", (double)x->smtp_rejected);
@@ -671,6 +681,11 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 			labels_open(&b, "warmup_queue", "state", state_names[k]);
 			labels_close_i(&b, n.depth[k]);
 		}
+		metric_i(&b, "warmup_queued_waiting_for_v3", "gauge",
+		         "Queued units only the v3 API route can send (template_id).", n.v3only);
+		metric_i(&b, "warmup_queued_waiting_for_v3_age_seconds", "gauge",
+		         "How long the oldest of them has waited.",
+		         n.v3only ? (now - n.v3only_oldest) / WU_USEC : 0);
 		family(&b, "warmup_queued", "gauge", "Queued units by ISP.");
 		for (int i = 0; i < n.nisp; i++) {
 			labels_open(&b, "warmup_queued", "isp", n.core->isps.names[i]);
@@ -694,6 +709,9 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		         "Intake requests accepted since the daemon started.", x->intake_accepted);
 		metric_i(&b, "warmup_intake_rejected_total", "counter",
 		         "Intake requests rejected since the daemon started.", x->intake_rejected);
+		metric_i(&b, "warmup_intake_sandbox_total", "counter",
+		         "Sandbox-mode requests answered (nothing queued) since the daemon started.",
+		         x->intake_sandbox);
 		metric_i(&b, "warmup_webhook_events_total", "counter",
 		         "Event Webhook events received since the daemon started.",
 		         x->webhook_events);

@@ -30,6 +30,7 @@ struct wu_conf;
 /* Counters the daemon keeps in memory. */
 struct status_extra {
 	int64_t intake_accepted, intake_rejected, webhook_events;
+	int64_t intake_sandbox; /* sandbox-mode requests: answered 200, nothing kept */
 	int64_t intake_header_timeouts; /* connections cut for late request headers */
 	int64_t smtp_accepted, smtp_rejected, smtp_auth_failures; /* the SMTP intake */
 	int64_t clock_jumps;            /* wall clock steps against the monotonic clock */

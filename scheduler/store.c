@@ -134,6 +134,20 @@ static const char *const migrations[] = {
      * its envelope sender; body holds its v3 form for the API route. */
     "ALTER TABLE contents ADD COLUMN raw BLOB;"
     "ALTER TABLE contents ADD COLUMN mail_from TEXT;",
+    /* 5: group unsubscribes (asm.group_id): an address is suppressed for
+     * the groups it left, and only for them.  Apart from suppressions,
+     * whose key is the address alone. */
+    "CREATE TABLE group_suppressions ("
+    " address TEXT NOT NULL,"
+    " group_id INTEGER NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " detail TEXT,"
+    " PRIMARY KEY (address, group_id)) WITHOUT ROWID;",
+    /* 6: units only the v3 API route can send (template_id: SendGrid
+     * renders them); the partial index answers "how many wait, since
+     * when" without a scan. */
+    "ALTER TABLE units ADD COLUMN v3only INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX units_v3only ON units(state, created_at) WHERE state = 0 AND v3only = 1;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -171,6 +185,7 @@ enum stmt {
 	S_ENGINE_DELETE,
 	S_PRUNE_UNITS,
 	S_PRUNE_CONTENT,
+	S_PRUNE_EVENTS,
 	S_UNIT_GET,
 	S_SUPP_ADD,
 	S_SUPP_REMOVE,
@@ -184,6 +199,10 @@ enum stmt {
 	S_WEBHOOK_SEEN,
 	S_WEBHOOK_PRUNE,
 	S_UNIT_BY_PROVIDER,
+	S_GROUP_ADD,
+	S_GROUP_CHECK,
+	S_SET_V3ONLY,
+	S_V3ONLY_WAITING,
 	S_COUNT_STMTS
 };
 
@@ -200,7 +219,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_ADD_UNIT] = "INSERT INTO units(content_id, state, isp, attempts, next_at, created_at,"
                    " domain, personalization) VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5)",
     [S_RECOVER] = "UPDATE units SET state = 0 WHERE state = 1",
-    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization FROM units"
+    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only"
+                " FROM units"
                 " WHERE state = 0 AND isp = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
     [S_HAS_READY] = "SELECT EXISTS (SELECT 1 FROM units"
                     " WHERE state = 0 AND isp = ?1 AND next_at <= ?2)",
@@ -231,8 +251,11 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                       " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
     [S_ENGINE_LOAD] = "SELECT state FROM engine WHERE id = 1",
     [S_ENGINE_DELETE] = "DELETE FROM engine",
-    [S_PRUNE_UNITS] = "DELETE FROM units WHERE state >= 2 AND finished_at < ?1"
+    [S_PRUNE_UNITS] = "DELETE FROM units WHERE id IN (SELECT id FROM units"
+                      " WHERE state >= 2 AND finished_at < ?1 LIMIT ?2)"
                       " RETURNING content_id",
+    [S_PRUNE_EVENTS] = "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                       " WHERE at < ?1 ORDER BY id LIMIT ?2)",
     [S_PRUNE_CONTENT] = "DELETE FROM contents WHERE id = ?1"
                         " AND NOT EXISTS (SELECT 1 FROM units WHERE content_id = ?1)",
     [S_UNIT_GET] = "SELECT id, content_id, isp, attempts, next_at, personalization,"
@@ -249,6 +272,12 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SUPP_COUNT_REASON] = "SELECT count(*) FROM suppressions WHERE reason = ?1",
     [S_EVENT_ADD] = "INSERT INTO events(at, kind, route, text) VALUES (?1, ?2, ?3, ?4)",
     [S_EVENTS_RECENT] = "SELECT id, at, kind, route, text FROM events ORDER BY id DESC LIMIT ?1",
+    [S_SET_V3ONLY] = "UPDATE units SET v3only = 1 WHERE id = ?1 AND state = 0",
+    [S_V3ONLY_WAITING] = "SELECT count(*), coalesce(min(created_at), 0) FROM units"
+                         " WHERE state = 0 AND v3only = 1",
+    [S_GROUP_ADD] = "INSERT INTO group_suppressions(address, group_id, created, detail)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    [S_GROUP_CHECK] = "SELECT 1 FROM group_suppressions WHERE address = ?1 AND group_id = ?2",
     [S_WEBHOOK_SEEN] = "INSERT INTO webhook_seen(id, seen_at) VALUES (?1, ?2)"
                        " ON CONFLICT (id) DO NOTHING",
     [S_WEBHOOK_PRUNE] = "DELETE FROM webhook_seen WHERE seen_at < ?1",
@@ -489,6 +518,11 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* A new store gives pages freed by pruning back to the file system
+	 * (store_vacuum_step); on an existing one without it this does
+	 * nothing, and freed pages are only reused. */
+	if (exec(s, "PRAGMA auto_vacuum = INCREMENTAL") < 0)
+		goto fail;
 	/* journal_mode answers with the mode it got; anything but "wal" (e.g.
 	 * a file system without shared memory) must not pass silently. */
 	{
@@ -735,6 +769,7 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (unit_read(s, st, &out[n], "store_ready") < 0)
 			goto fail;
+		out[n].v3only = sqlite3_column_int(st, 6);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1041,6 +1076,32 @@ static int cmp_id(const void *a, const void *b)
  */
 int store_prune(struct store *s, int64_t before)
 {
+	return store_prune_some(s, before, -1);
+}
+
+/* Removes old events, at most limit. */
+int store_events_prune(struct store *s, int64_t before, int limit)
+{
+	sqlite3_bind_int64(s->stmt[S_PRUNE_EVENTS], 1, before);
+	sqlite3_bind_int(s->stmt[S_PRUNE_EVENTS], 2, limit);
+	if (run(s, S_PRUNE_EVENTS, "store_events_prune") < 0)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+/* Gives up to pages free pages back to the file system. */
+int store_vacuum_step(struct store *s, int pages)
+{
+	char sql[64];
+
+	/* A pragma takes no bound parameter. */
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", pages > 0 ? pages : 1);
+	return exec(s, sql);
+}
+
+/* Removes up to limit finished units, and the contents they leave unused. */
+int store_prune_some(struct store *s, int64_t before, int limit)
+{
 	sqlite3_stmt *st = s->stmt[S_PRUNE_UNITS];
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
@@ -1049,6 +1110,7 @@ int store_prune(struct store *s, int64_t before)
 	if (sp_begin(s, "store_prune") < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			size_t ncap = cap ? 2 * cap : 256;
@@ -1229,6 +1291,72 @@ int store_suppress_check(struct store *s, const char *email, char *reason, size_
 		return 1;
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "store_suppress_check");
+	return 0;
+}
+
+/* Marks a fresh unit as one only the v3 API route may send. */
+int store_set_v3only(struct store *s, int64_t unit_id)
+{
+	sqlite3_stmt *st = s->stmt[S_SET_V3ONLY];
+
+	sqlite3_bind_int64(st, 1, unit_id);
+	return change(s, S_SET_V3ONLY, unit_id, "store_set_v3only", "queued");
+}
+
+/* Counts the queued v3-only units and finds the oldest one's creation. */
+int store_v3only_waiting(struct store *s, int64_t *n, int64_t *oldest)
+{
+	sqlite3_stmt *st = s->stmt[S_V3ONLY_WAITING];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		*oldest = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "store_v3only_waiting");
+	return 0;
+}
+
+/* Adds (address, group). */
+int store_suppress_group_add(struct store *s, const char *email, int64_t group,
+                             const char *detail, int64_t now)
+{
+	sqlite3_stmt *st = s->stmt[S_GROUP_ADD];
+	char key[ADDRESS_MAX + 1];
+
+	if (address_key(s, email, key, "store_suppress_group_add") < 0)
+		return -1;
+	bind_text(st, 1, key);
+	sqlite3_bind_int64(st, 2, group);
+	sqlite3_bind_int64(st, 3, now);
+	bind_text(st, 4, detail);
+	if (run(s, S_GROUP_ADD, "store_suppress_group_add") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+/* One probe of (address, group). */
+int store_suppress_group_check(struct store *s, const char *email, int64_t group)
+{
+	sqlite3_stmt *st = s->stmt[S_GROUP_CHECK];
+	char key[ADDRESS_MAX + 1];
+	int rc;
+
+	if (email && strlen(email) > ADDRESS_MAX)
+		return 0;
+	if (address_key(s, email, key, "store_suppress_group_check") < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, group);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "store_suppress_group_check");
 	return 0;
 }
 

@@ -47,6 +47,7 @@ struct store_unit {
 	int isp;
 	int attempts;
 	int64_t next_at;
+	int v3only;            /* store_ready: only the v3 API route may send it */
 	char *personalization; /* JSON text, owned by the unit */
 };
 
@@ -120,6 +121,16 @@ int store_engine_load(struct store *s, char **text);
 /* Removes SENT and FAILED units finished before `before`, and contents no
  * unit refers to any more.  Returns the number of units removed. */
 int store_prune(struct store *s, int64_t before);
+/* The same for at most limit units (-1: all), in one savepoint: the
+ * daemon's timer prunes in small steps so that no transaction stalls its
+ * loop.  Returns the number of units removed. */
+int store_prune_some(struct store *s, int64_t before, int limit);
+/* Removes at most limit events recorded before `before`; returns how many. */
+int store_events_prune(struct store *s, int64_t before, int limit);
+/* Returns up to pages free pages to the file system (PRAGMA
+ * incremental_vacuum).  A no-op for a store created before auto_vacuum was
+ * set (README: reclaiming space).  Outside a transaction it is one. */
+int store_vacuum_step(struct store *s, int pages);
 
 /* Added for status lookups and tests. */
 
@@ -148,6 +159,20 @@ int store_suppress_remove(struct store *s, const char *email);
 /* One index probe.  Returns 1 when suppressed (reason, if not NULL, gets
  * its reason), 0 when not. */
 int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len);
+
+/* Units only the v3 API route can send (mail with a template_id, which
+ * SendGrid renders).  store_set_v3only marks a QUEUED unit; waiting gives
+ * how many such units are QUEUED and the created time of the oldest (0
+ * when none). */
+int store_set_v3only(struct store *s, int64_t unit_id);
+int store_v3only_waiting(struct store *s, int64_t *n, int64_t *oldest);
+
+/* Group unsubscribes: an address suppressed for one unsubscribe group
+ * (asm.group_id) only.  add returns 1 when added, 0 when it was there;
+ * check returns 1 when (email, group) is there, 0 when not. */
+int store_suppress_group_add(struct store *s, const char *email, int64_t group,
+                             const char *detail, int64_t now);
+int store_suppress_group_check(struct store *s, const char *email, int64_t group);
 
 struct store_suppression {
 	const char *email, *reason, *detail; /* valid during the callback only */

@@ -31,6 +31,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "sender/v3mail.h"
 
 _Static_assert(SUPP_REASON_COUNT <= STATUS_SUPP_REASONS, "status_extra.supp_dropped too small");
 
@@ -70,7 +71,10 @@ int suppress_address_ok(const char *email, const char **why)
 	return 1;
 }
 
-int suppress_event(struct wu_daemon *d, const char *email, const char *reason, const char *detail)
+/* One address from a provider event onto the list: all mail (group < 0),
+ * or one unsubscribe group's. */
+static int event_add(struct wu_daemon *d, const char *email, const char *reason, int64_t group,
+                     const char *detail)
 {
 	const char *why;
 	int rc;
@@ -82,26 +86,76 @@ int suppress_event(struct wu_daemon *d, const char *email, const char *reason, c
 	}
 	if (daemon_txn(d) < 0)
 		return -1;
-	rc = store_suppress_add(d->store, email, reason, detail, daemon_now(d));
+	rc = group < 0 ? store_suppress_add(d->store, email, reason, detail, daemon_now(d))
+	               : store_suppress_group_add(d->store, email, group, detail, daemon_now(d));
 	if (rc < 0) {
 		wu_error("suppress: %s", store_errmsg(d->store));
 		daemon_txn_fail(d, "suppress");
 		return -1;
 	}
-	if (rc > 0)
+	if (rc > 0 && group < 0)
 		wu_info("suppress: %s added (%s)", email, reason);
+	else if (rc > 0)
+		wu_info("suppress: %s added for group %lld", email, (long long)group);
 	return rc;
 }
 
-/* Looks one address up; 1 = suppressed (reason filled), 0, -1. */
-static int lookup(struct wu_daemon *d, const cJSON *addr, char *reason, size_t len)
+int suppress_event(struct wu_daemon *d, const char *email, const char *reason, const char *detail)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(addr, "email");
-	int rc;
+	return event_add(d, email, reason, -1, detail);
+}
 
-	if (!cJSON_IsString(e))
+int suppress_group_event(struct wu_daemon *d, const char *email, int64_t group,
+                         const char *detail)
+{
+	/* Without a group (< 0) it holds for all mail. */
+	return event_add(d, email, suppress_reason_name(SUPP_GROUP_UNSUBSCRIBE), group, detail);
+}
+
+void suppress_scope_of(const cJSON *body, struct suppress_scope *sc)
+{
+	static const struct {
+		const char *setting;
+		unsigned reasons;
+	} bypass[] = {
+	    {"bypass_list_management", ~0u},
+	    {"bypass_bounce_management", 1u << SUPP_BOUNCE},
+	    {"bypass_spam_management", 1u << SUPP_SPAMREPORT},
+	    {"bypass_unsubscribe_management",
+	     1u << SUPP_UNSUBSCRIBE | 1u << SUPP_GROUP_UNSUBSCRIBE},
+	};
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(body, "asm"), "group_id");
+
+	sc->bypass = 0;
+	sc->drop = 0;
+	for (size_t i = 0; i < sizeof(bypass) / sizeof(bypass[0]); i++)
+		if (v3mail_setting(body, "mail_settings", bypass[i].setting) == 1)
+			sc->bypass |= bypass[i].reasons;
+	sc->group = cJSON_IsNumber(g) && g->valuedouble >= 0 ? (int64_t)g->valuedouble : -1;
+}
+
+int suppress_check(struct wu_daemon *d, const char *email, const struct suppress_scope *sc,
+                   char *reason, size_t len)
+{
+	unsigned bypass = sc ? sc->bypass : 0;
+	int rc, r;
+
+	if (bypass == ~0u)
 		return 0;
-	rc = store_suppress_check(d->store, e->valuestring, reason, len);
+	rc = store_suppress_check(d->store, email, reason, len);
+	if (rc > 0) {
+		r = suppress_reason_parse(reason);
+		/* manual and import entries are warmupd's own: only the whole
+		 * list's bypass passes them. */
+		if (r >= 0 && (bypass & (1u << r)))
+			rc = 0;
+	}
+	if (rc == 0 && sc && sc->group >= 0 && !(bypass & (1u << SUPP_GROUP_UNSUBSCRIBE))) {
+		rc = store_suppress_group_check(d->store, email, sc->group);
+		if (rc > 0)
+			snprintf(reason, len, "%s", suppress_reason_name(SUPP_GROUP_UNSUBSCRIBE));
+	}
 	if (rc < 0) {
 		wu_error("suppress: %s", store_errmsg(d->store));
 		daemon_txn_fail(d, "suppress");
@@ -109,7 +163,19 @@ static int lookup(struct wu_daemon *d, const cJSON *addr, char *reason, size_t l
 	return rc;
 }
 
-int suppress_filter(struct wu_daemon *d, cJSON *ps, struct suppress_result *res)
+/* Looks one address up; 1 = suppressed (reason filled), 0, -1. */
+static int lookup(struct wu_daemon *d, const cJSON *addr, const struct suppress_scope *sc,
+                  char *reason, size_t len)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(addr, "email");
+
+	if (!cJSON_IsString(e))
+		return 0;
+	return suppress_check(d, e->valuestring, sc, reason, len);
+}
+
+int suppress_filter(struct wu_daemon *d, cJSON *ps, const struct suppress_scope *sc,
+                    struct suppress_result *res)
 {
 	static const char *const kinds[] = {"to", "cc", "bcc"};
 	char reason[32];
@@ -128,14 +194,14 @@ int suppress_filter(struct wu_daemon *d, cJSON *ps, struct suppress_result *res)
 			if (!cJSON_IsArray(list))
 				continue;
 			for (a = list->child; a; a = an, ai++) {
-				int rc = lookup(d, a, reason, sizeof(reason));
+				int rc = lookup(d, a, sc, reason, sizeof(reason));
 
 				an = a->next;
 				if (rc < 0)
 					return -1;
 				if (rc == 0)
 					continue;
-				if (d->conf.suppress_reject) {
+				if (d->conf.suppress_reject && !(sc && sc->drop)) {
 					const cJSON *e =
 					    cJSON_GetObjectItemCaseSensitive(a, "email");
 
@@ -153,7 +219,12 @@ int suppress_filter(struct wu_daemon *d, cJSON *ps, struct suppress_result *res)
 				         reason);
 				int r = suppress_reason_parse(reason);
 				d->extra.supp_dropped[r < 0 ? SUPP_MANUAL : r]++;
-				res->dropped++;
+				if (res->dropped++ == 0) {
+					snprintf(res->email, sizeof(res->email), "%s",
+					         cJSON_GetObjectItemCaseSensitive(a, "email")
+					             ->valuestring);
+					snprintf(res->reason, sizeof(res->reason), "%s", reason);
+				}
 				cJSON_Delete(cJSON_DetachItemViaPointer(list, a));
 			}
 			/* SendGrid refuses empty cc and bcc arrays. */

@@ -27,8 +27,9 @@
  *	and blocked events of the new route against the deferral rules.
  *
  *	Events about mail warmupd did not send (no unit, no warmup_route) are
- *	"unattributed" and do nothing: another application sharing the
- *	SendGrid account must not move this warmup's gate.
+ *	"unattributed" and move nothing: another application sharing the
+ *	SendGrid account must not move this warmup's gate.  Their bounces,
+ *	spam reports and unsubscribes still suppress the address.
  *
  * DIAGNOSTICS
  *	A refused batch is logged at warn level without its body; the cuts of
@@ -313,6 +314,27 @@ static void cut_log(struct webhook *w, int isp, int cuts, enum wu_result res, wu
 	w->unlogged[isp] = 0;
 }
 
+/* Hard bounces, spam reports and unsubscribes keep the address off later
+ * sends; a group unsubscribe off that group's mail only.  Returns 0, or -1
+ * when the store failed. */
+static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
+{
+	const char *reason;
+
+	if (e->act == WEBHOOK_UNSUBSCRIBE && strcmp(e->event, "group_unsubscribe") == 0 &&
+	    e->group >= 0)
+		return suppress_group_event(d, e->email, e->group, e->detail) < 0 ? -1 : 0;
+	if (e->act == WEBHOOK_UNSUBSCRIBE)
+		reason = e->event; /* a group_unsubscribe without its group: all mail */
+	else if (e->act == WEBHOOK_OUTCOME && e->res == WU_BOUNCE)
+		reason = "bounce";
+	else if (e->act == WEBHOOK_OUTCOME && e->res == WU_COMPLAINT)
+		reason = "spamreport";
+	else
+		return 0;
+	return suppress_event(d, e->email, reason, e->detail) < 0 ? -1 : 0;
+}
+
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
 static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct webhook_reply *rep)
 {
@@ -330,9 +352,12 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		return 0;
 	}
 	if ((rc = attribute(w, &e, &route, &isp)) <= 0) {
-		if (rc == 0)
-			rep->unattributed++;
-		return rc;
+		if (rc < 0)
+			return rc;
+		/* Mail warmupd did not send moves no gate, but an address that
+		 * bounced or complained there must not get ours either. */
+		rep->unattributed++;
+		return event_suppress(d, &e);
 	}
 	if ((rc = store_webhook_seen(d->store, e.id, now)) <= 0) {
 		if (rc == 0)
@@ -362,16 +387,8 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		                WEBHOOK_COUNT_UNSUBSCRIBE, 1) < 0)
 			return -1;
 	}
-	/* Hard bounces, spam reports and unsubscribes keep the address off
-	 * later sends. */
-	if (e.act == WEBHOOK_UNSUBSCRIBE || e.res == WU_BOUNCE || e.res == WU_COMPLAINT) {
-		const char *reason = e.act == WEBHOOK_UNSUBSCRIBE ? e.event
-		                     : e.res == WU_BOUNCE         ? "bounce"
-		                                                  : "spamreport";
-
-		if (suppress_event(d, e.email, reason, e.detail) < 0)
-			return -1;
-	}
+	if (event_suppress(d, &e) < 0)
+		return -1;
 	rep->applied++;
 	return 0;
 }

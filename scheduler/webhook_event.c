@@ -85,6 +85,7 @@ void webhook_event_parse(const cJSON *ev, struct webhook_event *out)
 	out->act = WEBHOOK_MALFORMED;
 	out->res = WU_DELIVERED;
 	out->route = -1;
+	out->group = -1;
 	if (!cJSON_IsObject(ev))
 		return;
 	out->event = str_of(ev, "event");
@@ -105,6 +106,9 @@ void webhook_event_parse(const cJSON *ev, struct webhook_event *out)
 		out->route = strcmp(wr, "new") == 0   ? WU_ROUTE_NEW
 		             : strcmp(wr, "old") == 0 ? WU_ROUTE_OLD
 		                                      : -1;
+	ts = cJSON_GetObjectItemCaseSensitive(ev, "asm_group_id");
+	if (cJSON_IsNumber(ts) && ts->valuedouble >= 0 && ts->valuedouble < 9e15)
+		out->group = (long long)ts->valuedouble;
 	out->detail = str_of(ev, "reason");
 	if (!out->detail)
 		out->detail = str_of(ev, "response");

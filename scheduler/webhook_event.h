@@ -33,6 +33,7 @@ struct webhook_event {
 	char msgid[128];    /* sg_message_id before its first '.'; "" when none fits */
 	int route;          /* the warmup_route custom arg: WU_ROUTE_NEW or OLD; -1 none */
 	const char *detail; /* reason, else response: kept with a suppression */
+	long long group;    /* asm_group_id (group_unsubscribe), or -1 */
 };
 
 /* The batch as a JSON array (body[len] must be '\0').  NULL when it is not

@@ -558,6 +558,31 @@ static int smtpapi_args(cJSON *ua, const cJSON *args)
 	return 0;
 }
 
+/* The message's own tracking_settings as X-SMTPAPI filters, so that the
+ * route's defaults apply only to what it does not say. */
+static int smtpapi_tracking(cJSON *filters, const cJSON *content)
+{
+	static const char *const v3[] = {"click_tracking", "open_tracking",
+	                                 "subscription_tracking"};
+	static const char *const filter[] = {"clicktrack", "opentrack", "subscriptiontrack"};
+	const char *bad = NULL;
+
+	if (filters == NULL)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		int on = v3mail_setting(content, "tracking_settings", v3[i]);
+		cJSON *t, *s;
+
+		if (on < 0)
+			continue;
+		if ((t = smtpapi_object(filters, filter[i], &bad)) == NULL ||
+		    (s = smtpapi_object(t, "settings", &bad)) == NULL ||
+		    smtpapi_set(s, "enable", cJSON_CreateNumber(on)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int mime_smtpapi_route(cJSON *x, const struct mime_opts *o, char *err, size_t errlen)
 {
 	static const char *const filters[] = {"clicktrack", "opentrack", "subscriptiontrack"};
@@ -569,12 +594,16 @@ int mime_smtpapi_route(cJSON *x, const struct mime_opts *o, char *err, size_t er
 
 	if ((f = smtpapi_object(x, "filters", &bad)) == NULL)
 		goto fail;
-	/* {"settings":{"enable":0|1}}: only enable is the route's, like the
-	 * v3 route's tracking_settings; other settings stay as they came. */
+	/* {"settings":{"enable":0|1}}: like the v3 route's tracking_settings,
+	 * the route's enable is the default for a message that does not say,
+	 * and overrides it only when the route forces it; other settings stay
+	 * as they came. */
 	for (i = 0; i < 3; i++) {
 		cJSON *t = smtpapi_object(f, filters[i], &bad), *s;
 
-		if (t == NULL || (s = smtpapi_object(t, "settings", &bad)) == NULL ||
+		if (t == NULL || (s = smtpapi_object(t, "settings", &bad)) == NULL)
+			goto fail;
+		if ((o->force_tracking || !cJSON_GetObjectItemCaseSensitive(s, "enable")) &&
 		    smtpapi_set(s, "enable", cJSON_CreateNumber(on[i] ? 1 : 0)) < 0)
 			goto fail;
 	}
@@ -603,7 +632,7 @@ char *mime_smtpapi(const cJSON *content, const cJSON *pers, const struct mime_op
 	char *raw, *out = NULL, err[80];
 
 	/* Members in the order SendGrid's examples give them: filters first. */
-	if (x == NULL || cJSON_AddObjectToObject(x, "filters") == NULL)
+	if (x == NULL || smtpapi_tracking(cJSON_AddObjectToObject(x, "filters"), content) < 0)
 		goto done;
 	cats = cJSON_GetObjectItemCaseSensitive(content, "categories");
 	if (cJSON_IsArray(cats) && cats->child != NULL) {

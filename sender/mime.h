@@ -36,6 +36,7 @@ struct mime_opts {
 	int warmup_day;         /* unique_args.warmup_day */
 	const char *route_name; /* unique_args.warmup_route: "new" or "old" */
 	int click, open, sub;   /* the route's tracking settings, 0 or 1 */
+	int force_tracking;     /* 1: they override the message's; 0: defaults */
 	const char *ip_pool;    /* "" or NULL = none */
 };
 

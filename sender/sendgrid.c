@@ -84,7 +84,7 @@ struct sg_route {
 	long timeout_ms;
 	int max_conn;
 	int batch;
-	int click, open, sub;
+	int click, open, sub, force;
 	char ip_pool[128];
 	int inflight;
 	struct sg_req *reqs;
@@ -446,18 +446,22 @@ int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsi
 	           cJSON_CreateString(b->route == WU_ROUTE_OLD ? "old" : "new")) == NULL)
 		goto nomem;
 
-	/* The route decides tracking; other tracking settings stay as sent. */
+	/* The route's tracking is the default for mail that does not say;
+	 * the application's own enable wins unless the route forces it.
+	 * Other tracking settings stay as sent. */
 	if ((ts = sg_object(body, "tracking_settings")) == NULL)
 		goto nomem;
-	if ((t = sg_object(ts, "click_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(o->click)) == NULL)
-		goto nomem;
-	if ((t = sg_object(ts, "open_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(o->open)) == NULL)
-		goto nomem;
-	if ((t = sg_object(ts, "subscription_tracking")) == NULL ||
-	    sg_set(t, "enable", cJSON_CreateBool(o->sub)) == NULL)
-		goto nomem;
+	for (i = 0; i < 3; i++) {
+		static const char *const names[] = {"click_tracking", "open_tracking",
+		                                    "subscription_tracking"};
+		const int on[] = {o->click, o->open, o->sub};
+
+		if ((t = sg_object(ts, names[i])) == NULL)
+			goto nomem;
+		if ((o->force || !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(t, "enable"))) &&
+		    sg_set(t, "enable", cJSON_CreateBool(on[i])) == NULL)
+			goto nomem;
+	}
 
 	if (o->ip_pool && o->ip_pool[0] != '\0' &&
 	    sg_set(body, "ip_pool_name", cJSON_CreateString(o->ip_pool)) == NULL)
@@ -475,7 +479,7 @@ nomem:
  * why), or -2 when memory ran out. */
 static int sg_build(const struct sg_route *r, struct sg_req *q)
 {
-	const struct sendgrid_opts o = {r->click, r->open, r->sub, r->ip_pool};
+	const struct sendgrid_opts o = {r->click, r->open, r->sub, r->force, r->ip_pool};
 
 	return sendgrid_body(q->b, &o, q->skip, &q->body, q->err, sizeof(q->err));
 }
@@ -690,6 +694,7 @@ static int sg_create(void **impl, const struct wu_route_conf *conf, struct curlu
 	r->click = conf->click_tracking != 0;
 	r->open = conf->open_tracking != 0;
 	r->sub = conf->subscription_tracking != 0;
+	r->force = conf->force_tracking != 0;
 	snprintf(r->ip_pool, sizeof(r->ip_pool), "%s", conf->ip_pool);
 	/* "Expect:" turns off 100-continue: a big batch would wait for it. */
 	if (sg_header(&r->headers, "Authorization: Bearer %s", conf->secret) < 0 ||

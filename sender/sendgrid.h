@@ -13,6 +13,7 @@
 /* What the route's configuration adds to every request. */
 struct sendgrid_opts {
 	int click, open, sub; /* tracking settings, 0 or 1 */
+	int force;            /* 1: they override the application's; 0: defaults */
 	const char *ip_pool;  /* "" or NULL = none */
 };
 

@@ -165,7 +165,7 @@ struct sm_route {
 	long timeout_ms;
 	int max_conn;
 	int x_smtpapi;
-	int click, open, sub;
+	int click, open, sub, force;
 	char ip_pool[128];
 
 	/* Shared with the workers, under mu. */
@@ -769,6 +769,7 @@ static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 	j->o.click = r->click;
 	j->o.open = r->open;
 	j->o.sub = r->sub;
+	j->o.force_tracking = r->force;
 	j->o.ip_pool = r->ip_pool;
 	j->pers = cJSON_Parse(b->items[0].personalization ? b->items[0].personalization : "");
 	if (b->raw != NULL) {
@@ -967,6 +968,7 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 	r->click = conf->click_tracking != 0;
 	r->open = conf->open_tracking != 0;
 	r->sub = conf->subscription_tracking != 0;
+	r->force = conf->force_tracking != 0;
 	snprintf(r->ip_pool, sizeof(r->ip_pool), "%s", conf->ip_pool);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);

@@ -1054,3 +1054,24 @@ int v3mail_first_domain(const cJSON *p, char *buf, size_t len)
 	buf[n] = '\0';
 	return 0;
 }
+
+int v3mail_setting(const cJSON *body, const char *group, const char *name)
+{
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, group);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(g, name), "enable");
+
+	return cJSON_IsBool(e) ? cJSON_IsTrue(e) : -1;
+}
+
+int v3mail_send_at(const cJSON *body, const cJSON *p, long long *t)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(p, "send_at");
+
+	if (!is_unix_time(it))
+		it = cJSON_GetObjectItemCaseSensitive(body, "send_at");
+	if (!is_unix_time(it))
+		return 0;
+	*t = (long long)it->valuedouble;
+	return 1;
+}

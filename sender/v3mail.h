@@ -67,4 +67,17 @@ char *v3mail_errors_json(const struct v3mail_errors *errs);
  * into buf.  Returns 0, or -1 when there is none. */
 int v3mail_first_domain(const cJSON *p, char *buf, size_t len);
 
+/* The enable member of body.<group>.<name> ("mail_settings",
+ * "sandbox_mode"): 1 or 0 when the application set it, -1 when it did
+ * not say. */
+int v3mail_setting(const cJSON *body, const char *group, const char *name);
+
+/* SendGrid schedules at most this far ahead (its "Scheduling Parameters"
+ * page: up to 72 hours in advance). */
+#define V3MAIL_SEND_AT_MAX (72LL * 3600)
+
+/* When personalization p asks to be sent: its own send_at, else the
+ * body's.  Returns 1 with *t in Unix seconds, 0 when neither says. */
+int v3mail_send_at(const cJSON *body, const cJSON *p, long long *t);
+
 #endif

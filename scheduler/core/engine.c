@@ -303,10 +303,9 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, wu_t
 	return WU_WHY_NONE;
 }
 
-struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp)
+struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp)
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
-	struct wu_throttle *old;
 	wu_time_t until;
 
 	wu_engine_tick(e, now);
@@ -322,9 +321,20 @@ struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp)
 		d.kind = WU_NEW;
 		return d;
 	}
-	if (until < now)
-		until = now;
-	d.until = until;
+	d.until = until < now ? now : until;
+	return d;
+}
+
+struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp)
+{
+	struct wu_decision d = wu_engine_route_new(e, now, isp);
+	struct wu_throttle *old;
+	wu_time_t until;
+
+	if (d.kind == WU_NEW)
+		return d;
+	if (isp < 0 || isp >= e->conf.isps.n)
+		isp = WU_ISP_OTHER;
 	if (e->conf.overflow != WU_OVERFLOW_OLD || e->paused[WU_ROUTE_OLD])
 		return d;
 	old = &e->th[WU_ROUTE_OLD][isp];

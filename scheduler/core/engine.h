@@ -145,6 +145,10 @@ void wu_engine_free(struct wu_engine *e);
 /* Where a message for a recipient of this ISP goes at now.  NEW and OLD are
  * counted at once. */
 struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
+/* The same for a message only the new route can carry (one SendGrid must
+ * render): NEW, counted at once, or WAIT -- never OLD, whatever the
+ * overflow policy. */
+struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp);
 
 /*
  * One door for what happened.  Everything that comes back -- a send's answer,

@@ -184,6 +184,26 @@ level = {log_level}
         m = d.metrics()
         self.assertIn("warmup_", m)
 
+    def test_j_store_pruned_on_a_timer(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake.port, cap=40,
+                                    store="store.db\nkeep = 2s\nprune_every = 1s"))
+        # One mail held by send_at: queued units are never pruned.
+        st, _, _ = d.send(mail(["later@example.com"], send_at=int(time.time()) + 3600))
+        self.assertEqual(st, 202)
+        st, _, _ = d.send(mail(["a@example.com", "b@example.com", "c@example.com"]))
+        self.assertEqual(st, 202)
+        wait_for(lambda: d.status()["queue"]["sent"] == 3, "3 sent")
+        # The timer removes the sent units, then their content, keep later.
+        wait_for(lambda: d.status()["queue"]["sent"] == 0, "sent units pruned")
+        self.assertEqual(d.status()["queue"]["queued"], 1)
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, "store.db"), uri=True)
+        try:
+            self.assertEqual(db.execute("select count(*) from contents").fetchone()[0], 1)
+            self.assertEqual(db.execute("pragma auto_vacuum").fetchone()[0], 2)
+        finally:
+            db.close()
+
     def test_b1_cap_holds_across_restart(self):
         fake = self.fake()
         conf = self.config(fake.port, cap=40)

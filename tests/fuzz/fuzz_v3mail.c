@@ -115,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                      .warmup_day = 3,
 	                      .nitems = n,
 	                      .items = items};
-	struct sendgrid_opts o = {1, 0, 1, "pool"};
+	struct sendgrid_opts o = {1, 0, 1, 0, "pool"};
 	rc = sendgrid_body(&b, &o, skip, &req, err, sizeof(err));
 	fuzz_check(rc == 0, "accepted, but the SendGrid route refuses: %s\ncontent %s", err,
 	           content);

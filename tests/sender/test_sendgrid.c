@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "sender/sender.h"
+#include "sender/sendgrid.h"
 
 #define KEY         "SG.test-key.0123456789abcdef"
 #define WATCHDOG_MS 10000
@@ -418,6 +419,46 @@ static void test_batch_one_request(void **state)
 
 	cJSON_Delete(body);
 	cJSON_Delete(reqs);
+}
+
+/* The application's tracking enable wins over the route's default; with
+ * force_tracking the route's wins.  Settings it did not give get the
+ * route's. */
+static void test_tracking_app_wins_unless_forced(void **state)
+{
+	static const char app[] =
+	    "{\"from\":{\"email\":\"a@example.com\"},\"subject\":\"s\","
+	    "\"content\":[{\"type\":\"text/plain\",\"value\":\"x\"}],"
+	    "\"tracking_settings\":{\"click_tracking\":{\"enable\":true,"
+	    "\"enable_text\":false},\"ganalytics\":{\"enable\":true}}}";
+	struct snd_item it = {.unit_id = 1, .personalization = "{\"to\":[{\"email\":\"b@x.org\"}]}"};
+	struct snd_batch b = {.route = WU_ROUTE_NEW, .content = app, .nitems = 1, .items = &it};
+	unsigned char skip[1] = {0};
+	char err[128];
+
+	(void)state;
+	for (int force = 0; force <= 1; force++) {
+		const struct sendgrid_opts o = {0, 1, 0, force, NULL};
+		char *out = NULL;
+		cJSON *body, *ts;
+
+		assert_int_equal(sendgrid_body(&b, &o, skip, &out, err, sizeof(err)), 0);
+		body = cJSON_Parse(out);
+		ts = cJSON_GetObjectItem(body, "tracking_settings");
+		assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(
+		                     cJSON_GetObjectItem(ts, "click_tracking"), "enable")),
+		                 !force);
+		assert_true(cJSON_IsFalse(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(ts, "click_tracking"), "enable_text")));
+		assert_true(cJSON_IsTrue(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(ts, "open_tracking"), "enable")));
+		assert_true(cJSON_IsFalse(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(ts, "subscription_tracking"), "enable")));
+		assert_true(cJSON_IsTrue(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(ts, "ganalytics"), "enable")));
+		cJSON_Delete(body);
+		free(out);
+	}
 }
 
 /* Tracking on in the config, route old: the body says so. */
@@ -1106,6 +1147,7 @@ int main(void)
 	const struct CMUnitTest scripted_tests[] = {
 	    cmocka_unit_test_setup_teardown(test_batch_one_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tracking_on_route_old, setup, teardown),
+	    cmocka_unit_test(test_tracking_app_wins_unless_forced),
 	    cmocka_unit_test_setup_teardown(test_429_ratelimit_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_429_retry_after, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_500_tempfail, setup, teardown),

@@ -337,6 +337,41 @@ static void test_smtpapi(void **state)
 	cJSON_Delete(p);
 }
 
+/* The message's tracking_settings become filters; the route's tracking
+ * fills in only what they do not say, unless the route forces it. */
+static int filter_enable(const cJSON *j, const char *name)
+{
+	const cJSON *e = cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "filters"), name),
+	                        "settings"),
+	    "enable");
+
+	return cJSON_IsNumber(e) ? e->valueint : -1;
+}
+
+static void test_smtpapi_tracking(void **state)
+{
+	cJSON *c = cJSON_Parse("{\"tracking_settings\":{\"click_tracking\":{\"enable\":true},"
+	                       "\"open_tracking\":{\"enable\":false}}}");
+	struct mime_opts o = {.warmup_day = 1, .route_name = "new", .open = 1};
+
+	(void)state;
+	for (int force = 0; force <= 1; force++) {
+		char *x;
+		cJSON *j;
+
+		o.force_tracking = force;
+		x = mime_smtpapi(c, NULL, &o);
+		j = cJSON_Parse(x);
+		assert_int_equal(filter_enable(j, "clicktrack"), force ? 0 : 1);
+		assert_int_equal(filter_enable(j, "opentrack"), force ? 1 : 0);
+		assert_int_equal(filter_enable(j, "subscriptiontrack"), 0);
+		cJSON_Delete(j);
+		free(x);
+	}
+	cJSON_Delete(c);
+}
+
 static void test_crlf(void **state)
 {
 	char *s = mime_crlf("a\nb\r\nc\rd\n\n");
@@ -660,6 +695,7 @@ int main(void)
 	    cmocka_unit_test(test_substitute),
 	    cmocka_unit_test(test_headers_merge),
 	    cmocka_unit_test(test_smtpapi),
+	    cmocka_unit_test(test_smtpapi_tracking),
 	    cmocka_unit_test(test_crlf),
 	    cmocka_unit_test(test_build),
 	    cmocka_unit_test(test_accepted_bodies_build),

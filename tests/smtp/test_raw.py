@@ -216,7 +216,8 @@ suspend = 1s
         self.assertEqual(x["unique_args"],
                          {"campaign": "c7", "warmup_day": "1", "warmup_route": "new"})
         self.assertEqual(x["filters"]["clicktrack"], {"settings": {"enable": 1}})
-        self.assertEqual(x["filters"]["opentrack"], {"settings": {"enable": 0}})
+        # The app's opentrack on stays: the route's off is only a default.
+        self.assertEqual(x["filters"]["opentrack"], {"settings": {"enable": 1}})
         self.assertEqual(x["filters"]["subscriptiontrack"], {"settings": {"enable": 0}})
         self.assertEqual(x["filters"]["ganalytics"],
                          {"settings": {"enable": 1, "utm_source": "app"}})

@@ -73,6 +73,33 @@ static void test_added_when_absent(void **state)
 	check("", &on, ROUTE_FIELD);
 }
 
+/* Folded with a space, a tab and two spaces; 8-bit category text; the
+ * app's opentrack on and ganalytics. */
+#define APP_FOLDED                                                                                 \
+	"From: a@example.com\r\n"                                                                  \
+	"X-SMTPAPI: {\"category\": [\"news\", \"日本\"],\r\n"                                    \
+	" \"unique_args\": {\"campaign\": \"c1\", \"warmup_day\": \"99\"},\r\n"                    \
+	"\t\"filters\": {\"opentrack\": {\"settings\": {\"enable\": 1}},\r\n"                      \
+	"  \"ganalytics\": {\"settings\": {\"enable\": 1}}}}\r\n"                                  \
+	"Subject: hi\r\n"                                                                          \
+	"\r\n"                                                                                     \
+	"body\r\n"
+
+/* The merged field, with opentrack's enable as OPEN. */
+#define MERGED(OPEN)                                                                               \
+	"From: a@example.com\r\n"                                                                  \
+	"X-SMTPAPI: {\"category\":[\"news\",\"\\u65e5\\u672c\"],\"unique_args\":{\"campaign\":"    \
+	"\"c1\",\r\n"                                                                              \
+	" \"warmup_day\":\"3\",\"warmup_route\":\"new\"},\"filters\":{\"opentrack\":{"             \
+	"\"settings\":{\r\n"                                                                       \
+	" \"enable\":" OPEN "}},\"ganalytics\":{\"settings\":{\"enable\":1}},\"clicktrack\":{"     \
+	"\"settings\":\r\n"                                                                        \
+	" {\"enable\":0}},\"subscriptiontrack\":{\"settings\":{\"enable\":0}}},\"ip_pool\":\r\n"   \
+	" \"warm\"}\r\n"                                                                           \
+	"Subject: hi\r\n"                                                                          \
+	"\r\n"                                                                                     \
+	"body\r\n"
+
 static void test_folded_merged(void **state)
 {
 	struct mime_opts pool = on;
@@ -80,31 +107,12 @@ static void test_folded_merged(void **state)
 	(void)state;
 	pool.click = 0;
 	pool.ip_pool = "warm";
-	/* Folded with a space, a tab and two spaces; 8-bit category text;
-	 * the app's warmup_day is the route's to set; opentrack on is the
-	 * route's to turn off; ganalytics is the app's and stays. */
-	check(
-	    "From: a@example.com\r\n"
-	    "X-SMTPAPI: {\"category\": [\"news\", \"日本\"],\r\n"
-	    " \"unique_args\": {\"campaign\": \"c1\", \"warmup_day\": \"99\"},\r\n"
-	    "\t\"filters\": {\"opentrack\": {\"settings\": {\"enable\": 1}},\r\n"
-	    "  \"ganalytics\": {\"settings\": {\"enable\": 1}}}}\r\n"
-	    "Subject: hi\r\n"
-	    "\r\n"
-	    "body\r\n",
-	    &pool,
-	    "From: a@example.com\r\n"
-	    "X-SMTPAPI: {\"category\":[\"news\",\"\\u65e5\\u672c\"],\"unique_args\":{\"campaign\":"
-	    "\"c1\",\r\n"
-	    " \"warmup_day\":\"3\",\"warmup_route\":\"new\"},\"filters\":{\"opentrack\":{"
-	    "\"settings\":{\r\n"
-	    " \"enable\":0}},\"ganalytics\":{\"settings\":{\"enable\":1}},\"clicktrack\":{"
-	    "\"settings\":\r\n"
-	    " {\"enable\":0}},\"subscriptiontrack\":{\"settings\":{\"enable\":0}}},\"ip_pool\":\r\n"
-	    " \"warm\"}\r\n"
-	    "Subject: hi\r\n"
-	    "\r\n"
-	    "body\r\n");
+	/* The app's warmup_day is the route's to set; the app's opentrack on
+	 * stays (the route's tracking is a default); ganalytics stays. */
+	check(APP_FOLDED, &pool, MERGED("1"));
+	/* force_tracking: the app's opentrack on is the route's to turn off. */
+	pool.force_tracking = 1;
+	check(APP_FOLDED, &pool, MERGED("0"));
 }
 
 static void test_last_of_block(void **state)

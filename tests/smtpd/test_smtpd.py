@@ -18,6 +18,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -205,6 +206,24 @@ hostname = mx.test.example
         self.assertEqual(raw, JP_MESSAGE.replace(b"\r\n..a line", b"\r\n.a line"))
         self.assertEqual(mf, "news@example.com")
         self.assertEqual(sorted(rc), ["a@example.jp", "b@gmail.com"])
+
+    def test_x_smtpapi_send_at(self):
+        self.start()
+        later = int(time.time()) + 3600
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            s.ehlo("app.example")
+            s.sendmail("news@example.com", ["held@example.jp"], plain(
+                extra=b'X-SMTPAPI: {"send_at": %d}\r\n' % later))
+            s.sendmail("news@example.com", ["now@example.jp"], plain())
+            # More than 72 hours ahead: refused, as the HTTP intake refuses it.
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                s.sendmail("news@example.com", ["far@example.jp"], plain(
+                    extra=b'X-SMTPAPI: {"send_at": %d}\r\n' % (later + 72 * 3600)))
+            self.assertEqual(e.exception.smtp_code, 554)
+            self.assertIn(b"72 hours", e.exception.smtp_error)
+        wait_for(lambda: self.fake.sent_recipients() == ["now@example.jp"], "the unheld one sent")
+        q = self.d.status()["queue"]
+        self.assertEqual((q["sent"], q["queued"]), (1, 1))
 
     def test_smtplib_and_null_sender(self):
         self.start(paused=True)

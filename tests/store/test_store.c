@@ -420,6 +420,36 @@ static void test_prune(void **state)
 	assert_int_equal(store_content(f->s, cb, &body, NULL, NULL, 0), -1);
 }
 
+/* Pruning in steps, with the clock moved forward: at most limit units a
+ * step, old events too, and the file's free pages given back. */
+static void test_prune_steps(void **state)
+{
+	struct fixture *f = *state;
+	int64_t u[10], depth[4], cid, day = 86400LL * 1000000;
+	char *body = NULL;
+
+	cid = add(f->s, 10, 0, 10, u);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(store_mark_sent(f->s, u[i], "p", 100 + i), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(store_event_add(f->s, i * day, "day", NULL, "new day"), 0);
+	/* keep = 7 days at "now" = 7 days + 104: units finished before 104 go. */
+	assert_int_equal(store_prune_some(f->s, 104, 3), 3);
+	assert_int_equal(store_prune_some(f->s, 104, 3), 1);
+	assert_int_equal(store_prune_some(f->s, 104, 3), 0);
+	assert_int_equal(store_depth(f->s, depth), 0);
+	assert_int_equal(depth[STORE_SENT], 6);
+	/* Moved on: the rest go, then their content. */
+	assert_int_equal(store_prune_some(f->s, 10 * day, 100), 6);
+	assert_int_equal(store_content(f->s, cid, &body, NULL, NULL, 0), -1);
+	assert_null(body);
+	/* Events before day 3: three of five, two at a time. */
+	assert_int_equal(store_events_prune(f->s, 3 * day, 2), 2);
+	assert_int_equal(store_events_prune(f->s, 3 * day, 2), 1);
+	assert_int_equal(store_events_prune(f->s, 3 * day, 2), 0);
+	assert_int_equal(store_vacuum_step(f->s, 100), 0);
+}
+
 static void test_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -639,6 +669,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_prune_steps, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_one_owner_private_files, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_content, setup, fixture_teardown),

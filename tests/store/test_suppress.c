@@ -177,7 +177,8 @@ static void test_migrates_version_1(void **state)
 	/* ... and the columns later steps added to version 1's tables */
 	assert_int_equal(sqlite3_exec(db,
 	                              "ALTER TABLE contents DROP COLUMN raw;"
-	                              "ALTER TABLE contents DROP COLUMN mail_from;",
+	                              "ALTER TABLE contents DROP COLUMN mail_from;"
+	                              "ALTER TABLE units DROP COLUMN v3only;",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
@@ -187,10 +188,28 @@ static void test_migrates_version_1(void **state)
 	assert_int_equal(store_event_add(f->s, 1, "pause", "old", "t"), 0);
 }
 
+/* Group unsubscribes: one address, one group; apart from the global list. */
+static void test_groups(void **state)
+{
+	struct fixture *f = *state;
+	char reason[32];
+
+	assert_int_equal(store_suppress_group_add(f->s, "Gina@Example.com", 7, "unsub", 5), 1);
+	assert_int_equal(store_suppress_group_add(f->s, "gina@example.com", 7, NULL, 6), 0);
+	assert_int_equal(store_suppress_group_add(f->s, "gina@example.com", 8, NULL, 6), 1);
+	assert_int_equal(store_suppress_group_check(f->s, "GINA@example.com", 7), 1);
+	assert_int_equal(store_suppress_group_check(f->s, "gina@example.com", 8), 1);
+	assert_int_equal(store_suppress_group_check(f->s, "gina@example.com", 9), 0);
+	assert_int_equal(store_suppress_group_check(f->s, "other@example.com", 7), 0);
+	/* Not on the global list. */
+	assert_int_equal(store_suppress_check(f->s, "gina@example.com", reason, sizeof reason), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_add_check_remove, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_groups, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_list_count, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_events, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, fixture_teardown),

@@ -183,6 +183,28 @@ static void test_exact_cap_overflow_old(void **state)
 	assert_int_equal(t.why[WU_WHY_CAP], 10);
 }
 
+/* route_new: a message only the new route can carry takes the cap while
+ * it lasts, then waits -- never OLD, never counted on the old route --
+ * even with overflow = old. */
+static void test_route_new_never_old(void **state)
+{
+	(void)state;
+	struct wu_decision dec;
+
+	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
+	engine_make(T0);
+	for (int i = 0; i < 63; i++)
+		assert_int_equal(wu_engine_route_new(eng, T0 + WU_MINUTE, google).kind, WU_NEW);
+	dec = wu_engine_route_new(eng, T0 + WU_MINUTE, google);
+	assert_int_equal(dec.kind, WU_WAIT);
+	assert_int_equal(dec.why, WU_WHY_CAP);
+	assert_true(dec.until >= T0 + WU_MINUTE);
+	assert_i64_eq(wu_engine_today(eng)->used, 63);
+	assert_i64_eq(wu_engine_today(eng)->sent[WU_ROUTE_OLD][google], 0);
+	/* The plain route() still overflows. */
+	assert_int_equal(wu_engine_route(eng, T0 + WU_MINUTE, google).kind, WU_OLD);
+}
+
 static void test_exact_cap_overflow_defer(void **state)
 {
 	(void)state;
@@ -1329,6 +1351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T_(test_exact_cap_overflow_old),
+	    T_(test_route_new_never_old),
 	    T_(test_exact_cap_overflow_defer),
 	    T_(test_cap_spread_over_day),
 	    T_(test_next_day_and_backlog),

@@ -227,18 +227,19 @@ new_rate = 36000/h
         self.assertEqual({k: s["routes"]["new"][k] for k in want}, want)
         self.assertEqual(s["webhook"]["duplicate"], 10)
         self.assertEqual(s["webhook"]["applied"], 10)
-        # The hard bounce, the spam report and both unsubscribes put their
-        # addresses on the suppression list; a block, a deferral and a drop
-        # do not.
-        self.assertEqual(s["suppressions"]["entries"], 4)
+        # The hard bounce, the spam report and the unsubscribe put their
+        # addresses on the suppression list, the group unsubscribe on its
+        # group's; a block, a deferral and a drop do not.
+        self.assertEqual(s["suppressions"]["entries"], 3)
         db = sqlite3.connect(os.path.join(self.dir, "w.db"))
         try:
             listed = dict(db.execute("select address, reason from suppressions"))
+            groups = list(db.execute("select address, group_id from group_suppressions"))
         finally:
             db.close()
         self.assertEqual(listed, {"d@gmail.com": "bounce", "h@gmail.com": "spamreport",
-                                  "i@gmail.com": "unsubscribe",
-                                  "j@yahoo.com": "group_unsubscribe"})
+                                  "i@gmail.com": "unsubscribe"})
+        self.assertEqual(groups, [("j@yahoo.com", 1)])
         # Mail to a suppressed address is dropped at intake (drop mode).
         d.send(["d@gmail.com", "k@gmail.com"])
         self.assertEqual(d.status()["suppressions"]["dropped"], 1)
@@ -282,6 +283,131 @@ new_rate = 36000/h
         self.assertEqual(metric(m, "warmup_results_total", route="new", isp="yahoo",
                                 result="bounce"), 1)
         self.assertEqual(d.status()["webhook"]["unattributed"], 1)
+
+    # ---- suppressions that hold ----------------------------------------------
+
+    def send_body(self, d, recipients, **extra):
+        body = {"personalizations": [{"to": [{"email": r}]} for r in recipients],
+                "from": {"email": "news@example.org"}, "subject": "hi",
+                "content": [{"type": "text/plain", "value": "hello"}]}
+        body.update(extra)
+        st, b = d.request("POST", "/v3/mail/send", json.dumps(body).encode(),
+                          {"Content-Type": "application/json"})
+        self.assertEqual(st, 202, b)
+
+    def test_unattributed_events_still_suppress(self):
+        d, pem = self.signed_daemon()
+        # Mail sent before warmupd or by another system: no unit, no
+        # warmup_route.  It moves no gate, but the addresses are kept off.
+        evs = [event("bounce", "ub@gmail.com", route=None, type="bounce"),
+               event("spamreport", "us@gmail.com", route=None),
+               event("unsubscribe", "uu@gmail.com", route=None),
+               event("bounce", "blk@gmail.com", route=None, type="blocked"),
+               event("delivered", "ud@gmail.com", route=None)]
+        st, b = d.post(evs, pem)
+        self.assertEqual((st, b["applied"], b["unattributed"]), (200, 0, 5), b)
+        s = d.status()
+        self.assertEqual(s["suppressions"]["entries"], 3)
+        self.assertEqual(s["routes"]["new"]["bounce"], 0)
+        db = sqlite3.connect(os.path.join(self.dir, "w.db"))
+        try:
+            listed = dict(db.execute("select address, reason from suppressions"))
+        finally:
+            db.close()
+        self.assertEqual(listed, {"ub@gmail.com": "bounce", "us@gmail.com": "spamreport",
+                                  "uu@gmail.com": "unsubscribe"})
+        # An unauthenticated batch suppresses nothing.
+        st, _ = d.post([event("bounce", "forged@gmail.com", route=None, type="bounce")])
+        self.assertNotEqual(st, 200)
+        self.assertEqual(d.status()["suppressions"]["entries"], 3)
+
+    def test_group_unsubscribe_is_for_its_group(self):
+        fake = self.fake()
+        d, pem = self.signed_daemon(fake_port=fake.port)
+        st, b = d.post([event("group_unsubscribe", "g@gmail.com", asm_group_id=7),
+                        event("unsubscribe", "all@gmail.com")], pem)
+        self.assertEqual((st, b["applied"]), (200, 2), b)
+        # Group 7's mail: g@ dropped; group 8's mail: g@ sent; the global
+        # unsubscribe is dropped from both groups and from mail of none.
+        self.send_body(d, ["g@gmail.com", "all@gmail.com", "x7@gmail.com"], asm={"group_id": 7})
+        self.send_body(d, ["g@gmail.com", "all@gmail.com", "x8@gmail.com"], asm={"group_id": 8})
+        self.send_body(d, ["g@gmail.com", "all@gmail.com"])
+        wait_for(lambda: d.status()["queue"]["sent"] == 4, "4 sent")
+        got = sorted(fake.sent_recipients())
+        self.assertEqual(got, ["g@gmail.com", "g@gmail.com", "x7@gmail.com", "x8@gmail.com"])
+        by_group = {}
+        for r in fake.records():
+            g = r["body"].get("asm", {}).get("group_id")
+            for p in r["body"]["personalizations"]:
+                by_group.setdefault(g, []).append(p["to"][0]["email"])
+        self.assertNotIn("g@gmail.com", by_group[7])
+        self.assertIn("g@gmail.com", by_group[8])
+        self.assertEqual(d.status()["suppressions"]["dropped"], 4)
+
+    def test_bypass_settings(self):
+        fake = self.fake()
+        d, pem = self.signed_daemon(fake_port=fake.port)
+        st, b = d.post([event("bounce", "b@gmail.com", type="bounce"),
+                        event("spamreport", "s@gmail.com"),
+                        event("unsubscribe", "u@gmail.com"),
+                        event("group_unsubscribe", "g@gmail.com", asm_group_id=3)], pem)
+        self.assertEqual((st, b["applied"]), (200, 4), b)
+        everyone = ["b@gmail.com", "s@gmail.com", "u@gmail.com", "g@gmail.com"]
+
+        def sent_with(setting):
+            before = len(fake.sent_recipients())
+            n0 = d.status()["queue"]["sent"]
+            ms = {setting: {"enable": True}} if setting else {}
+            self.send_body(d, everyone + ["ok@gmail.com"], asm={"group_id": 3},
+                           mail_settings=ms)
+            wait_for(lambda: d.status()["queue"]["queued"] == 0 and
+                     d.status()["queue"]["inflight"] == 0, "queue drained")
+            return sorted(fake.sent_recipients()[before:]), d.status()["queue"]["sent"] - n0
+
+        self.assertEqual(sent_with(None)[0], ["ok@gmail.com"])
+        self.assertEqual(sent_with("bypass_bounce_management")[0], ["b@gmail.com", "ok@gmail.com"])
+        self.assertEqual(sent_with("bypass_spam_management")[0], ["ok@gmail.com", "s@gmail.com"])
+        self.assertEqual(sent_with("bypass_unsubscribe_management")[0],
+                         ["g@gmail.com", "ok@gmail.com", "u@gmail.com"])
+        self.assertEqual(sent_with("bypass_list_management")[0], sorted(everyone + ["ok@gmail.com"]))
+
+    def test_queued_mail_rechecked_at_dispatch(self):
+        fake = self.fake()
+        d, pem = self.signed_daemon(fake_port=fake.port)
+        st, b = d.request("POST", "/v1/pause", b'{"route":"new","who":"test"}',
+                          {"Content-Type": "application/json"})
+        self.assertEqual(st, 200, b)
+        self.send_body(d, ["a@gmail.com", "b@gmail.com"])
+        self.send_body(d, ["g@gmail.com", "cc@gmail.com"], asm={"group_id": 5})
+        self.send_body(d, ["g@gmail.com"], asm={"group_id": 6})
+        self.send_body(d, ["a@gmail.com"],
+                       mail_settings={"bypass_bounce_management": {"enable": True}})
+        wait_for(lambda: d.status()["queue"]["queued"] == 6, "6 queued")
+        # While they wait: an unattributed bounce, a group unsubscribe.
+        st, b = d.post([event("bounce", "a@gmail.com", route=None, type="bounce"),
+                        event("group_unsubscribe", "g@gmail.com", asm_group_id=5)], pem)
+        self.assertEqual(st, 200, b)
+        st, b = d.request("POST", "/v1/resume", b'{"route":"new","who":"test"}',
+                          {"Content-Type": "application/json"})
+        self.assertEqual(st, 200, b)
+        wait_for(lambda: (lambda q: q["queued"] == 0 and q["inflight"] == 0)(
+            d.status()["queue"]), "queue drained")
+        q = d.status()["queue"]
+        self.assertEqual((q["sent"], q["failed"]), (4, 2))
+        self.assertEqual(sorted(fake.sent_recipients()),
+                         ["a@gmail.com", "b@gmail.com", "cc@gmail.com", "g@gmail.com"])
+        db = sqlite3.connect(os.path.join(self.dir, "w.db"))
+        try:
+            failed = sorted(db.execute("select personalization, error from units"
+                                       " where state = 3"))
+        finally:
+            db.close()
+        self.assertEqual(len(failed), 2)
+        self.assertIn("a@gmail.com", failed[0][0])
+        self.assertEqual(failed[0][1], "suppressed when its turn came: a@gmail.com (bounce)")
+        self.assertIn("g@gmail.com", failed[1][0])
+        self.assertEqual(failed[1][1],
+                         "suppressed when its turn came: g@gmail.com (group_unsubscribe)")
 
     # ---- the gate --------------------------------------------------------------
 
