@@ -6,14 +6,15 @@
  * complaint rate = spam reports / delivered
  *
  * Each rate is judged on a pool: today's outcomes, then whole earlier days,
- * newest first, until the pool holds min_sample outcomes (bounces) or
- * complaint_min_sample deliveries (complaints).  A rate over the warn line
- * warns, over the halt line halts; with z > 0 the lower end of the exact
- * (Clopper-Pearson) interval at z is compared instead of the observed rate.
- * Only recent days are pooled, so a bad day late in the ramp is judged on
- * itself and not drowned in a long clean history; a small early day is
- * judged together with the days before it, so 3 bounces of 63 do not stop a
- * migration, while 8% bounces over days 1 and 2 do.
+ * newest first, until the pool holds pool_sample outcomes (300), and only
+ * once it holds min_sample (120).  Complaints pool deliveries the same way,
+ * to complaint_pool_sample (5,000) and complaint_min_sample (2,000).  A rate
+ * over the warn line warns, over the halt line halts; with z > 0 the lower
+ * end of the exact (Clopper-Pearson) interval at z is compared instead of
+ * the observed rate.  Only recent days are pooled, so a bad day late in the
+ * ramp is judged on itself and not drowned in a long clean history; a small
+ * early day is judged together with the days before it, so 3 bounces of 63
+ * do not stop a migration, while 8% bounces over days 1 and 2 do.
  */
 #ifndef WU_GATE_H
 #define WU_GATE_H
@@ -33,8 +34,9 @@ enum wu_gate_resume {
 struct wu_gate_conf {
 	double bounce_warn, bounce_halt;       /* fractions: 0.03, 0.05 */
 	double complaint_warn, complaint_halt; /* 0.001, 0.003 */
-	int64_t min_sample;                    /* bounce pool: delivered + bounces, 120 */
-	int64_t complaint_min_sample;          /* complaint pool: delivered, 2000 */
+	int64_t min_sample, pool_sample;       /* bounce pool (delivered + bounces): 120, 300 */
+	int64_t complaint_min_sample;          /* complaint pool (delivered): 2000 */
+	int64_t complaint_pool_sample;         /* 5000 */
 	double z;                              /* 0 = observed rate (default); > 0: exact bound */
 	enum wu_gate_resume resume;
 };

@@ -311,7 +311,9 @@ static void test_defaults(void **state)
 	assert_near(c->core.gate.bounce_halt, 0.05);
 	assert_near(c->core.gate.z, 0);
 	assert_true(c->core.gate.min_sample == 120);
+	assert_true(c->core.gate.pool_sample == 300);
 	assert_true(c->core.gate.complaint_min_sample == 2000);
+	assert_true(c->core.gate.complaint_pool_sample == 5000);
 	assert_int_equal(c->core.gate.resume, WU_RESUME_NEXT_DAY);
 	assert_near(c->core.backoff.cut, 0.5);
 	assert_int_equal(c->core.backoff.suspend_after, 5);

@@ -58,7 +58,9 @@ static void test_defaults(void **state)
 	assert_near(gc.complaint_warn, 0.001, 1e-12);
 	assert_near(gc.complaint_halt, 0.003, 1e-12);
 	assert_true(gc.min_sample == 120);
+	assert_true(gc.pool_sample == 300);
 	assert_true(gc.complaint_min_sample == 2000);
+	assert_true(gc.complaint_pool_sample == 5000);
 	assert_near(gc.z, 0, 0);
 }
 
@@ -248,16 +250,18 @@ static void test_pool_recent_days_only(void **state)
 	struct wu_gate_past p = past_of(8 > WU_GATE_DAYS ? WU_GATE_DAYS : 8, clean);
 
 	assert_int_equal(p.n, WU_GATE_DAYS);
-	/* Day 9 goes to 10%.  Under 120 outcomes today it is pooled with day 8
-	 * alone (1,255 outcomes): 11 of 119 today still look like 3%. */
+	/* Day 9 goes to 10%.  Under 300 outcomes today it is pooled with day 8
+	 * alone (1,255 outcomes): 11 of 119 today still look like 2.6%, 30 of
+	 * 299 like 3.5% (a warning). */
 	assert_int_equal(judge_pool(108, 11, 0, &p, &v), WU_GATE_OK);
 	assert_int_equal(v.bounce_days, 2);
 	assert_int_equal(v.bounce_n, 1255 + 119);
-	/* From 120 on, today alone: 12 of 120 halts, the clean week does not
+	assert_int_equal(judge_pool(269, 30, 0, &p, &v), WU_GATE_WARN);
+	/* From 300 on, today alone: 30 of 300 halts, the clean week does not
 	 * water it down. */
-	assert_int_equal(judge_pool(108, 12, 0, &p, &v), WU_GATE_HALT);
+	assert_int_equal(judge_pool(270, 30, 0, &p, &v), WU_GATE_HALT);
 	assert_int_equal(v.bounce_days, 1);
-	assert_int_equal(v.bounce_n, 120);
+	assert_int_equal(v.bounce_n, 300);
 }
 
 static void test_pool_complaints(void **state)
@@ -325,19 +329,29 @@ static void test_due(void **state)
 	struct wu_gate_past p = past_of(1, d1);
 	struct wu_gate_counts a = {56, 0, 0}, b = {57, 0, 0};
 
-	/* With day 1's 63 outcomes the pool completes at today's 57th. */
+	/* With day 1's 63 outcomes the pool holds 120 at today's 57th. */
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
 	a.delivered = 57, b.delivered = 58;
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	/* At 120 day 1 leaves the pool: a delivery can raise the rate. */
-	a.delivered = 119, b.delivered = 120;
+	/* At 237 the two days hold 300; at 300 day 1 leaves the pool: a
+	 * delivery can raise the rate. */
+	a.delivered = 236, b.delivered = 237;
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 120, b.delivered = 121;
+	a.delivered = 237, b.delivered = 238;
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	/* One step over several boundaries, and the complaint pool's 2,000. */
+	a.delivered = 299, b.delivered = 300;
+	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
+	a.delivered = 300, b.delivered = 301;
+	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
+	/* One step over several sizes; the complaint pool's 2,000 (less day
+	 * 1's 60 deliveries) and 5,000. */
 	a.delivered = 10, b.delivered = 200;
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 1999, a.bounces = 5, b.delivered = 2000, b.bounces = 5;
+	a.delivered = 1939, a.bounces = 5, b.delivered = 1940, b.bounces = 5;
+	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
+	a.delivered = 1940, b.delivered = 1941;
+	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
+	a.delivered = 4939, b.delivered = 4940;
 	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
 	/* No past: only the pool's own size. */
 	a = (struct wu_gate_counts){118, 1, 0}, b = (struct wu_gate_counts){119, 1, 0};
