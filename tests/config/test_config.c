@@ -746,6 +746,17 @@ static void test_example_file(void **state)
 		fail_msg("%s", f->err);
 	assert_true(f->c.core.schedule.ndays > 0);
 	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
+	/* The example's [gate] is the method README.md describes and measures:
+	 * the built-in pools and the observed rate. */
+	struct wu_gate_conf g;
+	wu_gate_conf_default(&g);
+	assert_true(f->c.core.gate.min_sample == g.min_sample);
+	assert_true(f->c.core.gate.pool_sample == g.pool_sample);
+	assert_true(f->c.core.gate.complaint_min_sample == g.complaint_min_sample);
+	assert_true(f->c.core.gate.complaint_pool_sample == g.complaint_pool_sample);
+	assert_near(f->c.core.gate.z, g.z);
+	assert_near(f->c.core.gate.bounce_halt, g.bounce_halt);
+	assert_near(f->c.core.gate.complaint_halt, g.complaint_halt);
 }
 
 int main(void)
