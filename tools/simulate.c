@@ -1011,6 +1011,19 @@ static void json_counts(cJSON *o, int64_t offered, int64_t nw, int64_t old, int6
 	cJSON_AddNumberToObject(o, "complaint_rate", pct2(co, del));
 }
 
+/* Prints a JSON document and deletes it.  Returns 0 or -1 (no memory). */
+static int print_json(cJSON *root)
+{
+	char *text = cJSON_Print(root);
+
+	cJSON_Delete(root);
+	if (!text)
+		return -1;
+	puts(text);
+	cJSON_free(text);
+	return 0;
+}
+
 /* The JSON document: days, totals, events.  Returns 0 or -1 (no memory). */
 static int output_json(const struct sim *s)
 {
@@ -1018,7 +1031,7 @@ static int output_json(const struct sim *s)
 	cJSON *tot = cJSON_AddObjectToObject(root, "totals");
 	cJSON *evs = cJSON_AddArrayToObject(root, "events");
 	int64_t off = 0, nw = 0, old = 0, del = 0, bo = 0, co = 0, held = 0;
-	char date[16], *text;
+	char date[16];
 
 	if (!root || !days || !tot || !evs)
 		goto nomem;
@@ -1075,13 +1088,7 @@ static int output_json(const struct sim *s)
 		                        round(ev->complaint_rate * 10000) / 100);
 		cJSON_AddStringToObject(o, "text", ev->text);
 	}
-	text = cJSON_Print(root);
-	if (!text)
-		goto nomem;
-	puts(text);
-	cJSON_free(text);
-	cJSON_Delete(root);
-	return 0;
+	return print_json(root);
 nomem:
 	cJSON_Delete(root);
 	return -1;
@@ -1122,7 +1129,6 @@ static int output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs,
 	}
 	if (fmt == FMT_JSON) {
 		cJSON *root = cJSON_CreateObject(), *days = cJSON_AddArrayToObject(root, "days");
-		char *text;
 		if (!root || !days)
 			goto nomem;
 		cJSON_AddNumberToObject(root, "runs", (double)runs);
@@ -1140,12 +1146,7 @@ static int output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs,
 			cJSON_AddNumberToObject(
 			    o, "new_mean", round(10 * (double)oc[d].new_route / (double)runs) / 10);
 		}
-		if (!(text = cJSON_Print(root)))
-			goto nomem;
-		puts(text);
-		cJSON_free(text);
-		cJSON_Delete(root);
-		return 0;
+		return print_json(root);
 	nomem:
 		cJSON_Delete(root);
 		return -1;

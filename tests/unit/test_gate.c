@@ -327,37 +327,40 @@ static void test_due(void **state)
 	(void)state;
 	const int64_t d1[][2] = {{60, 3}};
 	struct wu_gate_past p = past_of(1, d1);
-	struct wu_gate_counts a = {56, 0, 0}, b = {57, 0, 0};
+	/* Today's deliveries going from `from` to `to`, after a day 1 of 63
+	 * outcomes (60 delivered). */
+	static const struct {
+		int64_t from, to;
+		int past, due;
+	} steps[] = {
+	    /* the pool holds 120 at today's 57th outcome */
+	    {56, 57, 1, 1},
+	    {57, 58, 1, 0},
+	    /* at 237 the two days hold 300; at 300 day 1 leaves the pool, so
+	     * a delivery can raise the rate */
+	    {236, 237, 1, 1},
+	    {237, 238, 1, 0},
+	    {299, 300, 1, 1},
+	    {300, 301, 1, 0},
+	    /* one step over several sizes */
+	    {10, 200, 1, 1},
+	    /* complaints: 2,000 less day 1's 60 deliveries, then 5,000 */
+	    {1939, 1940, 1, 1},
+	    {1940, 1941, 1, 0},
+	    {4939, 4940, 1, 1},
+	    /* no past: only the pool's least size */
+	    {119, 120, 0, 1},
+	    {30, 31, 0, 0},
+	};
 
-	/* With day 1's 63 outcomes the pool holds 120 at today's 57th. */
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 57, b.delivered = 58;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	/* At 237 the two days hold 300; at 300 day 1 leaves the pool: a
-	 * delivery can raise the rate. */
-	a.delivered = 236, b.delivered = 237;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 237, b.delivered = 238;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	a.delivered = 299, b.delivered = 300;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 300, b.delivered = 301;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	/* One step over several sizes; the complaint pool's 2,000 (less day
-	 * 1's 60 deliveries) and 5,000. */
-	a.delivered = 10, b.delivered = 200;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 1939, a.bounces = 5, b.delivered = 1940, b.bounces = 5;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	a.delivered = 1940, b.delivered = 1941;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 0);
-	a.delivered = 4939, b.delivered = 4940;
-	assert_int_equal(wu_gate_due(&gc, &p, &a, &b), 1);
-	/* No past: only the pool's own size. */
-	a = (struct wu_gate_counts){118, 1, 0}, b = (struct wu_gate_counts){119, 1, 0};
-	assert_int_equal(wu_gate_due(&gc, NULL, &a, &b), 1);
-	a.delivered = 30, b.delivered = 31;
-	assert_int_equal(wu_gate_due(&gc, NULL, &a, &b), 0);
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		struct wu_gate_counts a = {steps[i].from, 0, 0}, b = {steps[i].to, 0, 0};
+		if (wu_gate_due(&gc, steps[i].past ? &p : NULL, &a, &b) != steps[i].due) {
+			print_error("%" PRId64 " -> %" PRId64 ": expected %d\n", steps[i].from,
+			            steps[i].to, steps[i].due);
+			fail();
+		}
+	}
 }
 
 static void test_names(void **state)
