@@ -1141,6 +1141,11 @@ static const struct key keys[] = {
     {S_GATE, "complaint_warn", V_PERCENT, C(core.gate.complaint_warn), 0, 0, 1, NULL, 0},
     {S_GATE, "complaint_halt", V_PERCENT, C(core.gate.complaint_halt), 0, 0, 1, NULL, 0},
     {S_GATE, "min_sample", V_INT64, C(core.gate.min_sample), 0, 0, 1e12, NULL, 0},
+    {S_GATE, "pool_sample", V_INT64, C(core.gate.pool_sample), 0, 0, 1e12, NULL, 0},
+    {S_GATE, "complaint_min_sample", V_INT64, C(core.gate.complaint_min_sample), 0, 0, 1e12, NULL,
+     0},
+    {S_GATE, "complaint_pool_sample", V_INT64, C(core.gate.complaint_pool_sample), 0, 0, 1e12, NULL,
+     0},
     FN(S_GATE, "confidence", k_confidence),
     FN(S_GATE, "resume", k_resume),
 

@@ -78,7 +78,8 @@ static const int business_weights[24] = {1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 8, 8,
 /* The command line, as given. */
 struct options {
 	const char *schedule, *config, *traffic, *daily, *days, *start, *tz, *mix;
-	const char *profile, *overflow, *burst, *after, *advance, *bounce, *complaint, *seed;
+	const char *profile, *overflow, *burst, *after, *advance, *bounce, *complaint, *seed,
+	    *seeds;
 	const char *deferral;
 	const char *outcomes;
 	const char *format, *svg;
@@ -93,6 +94,15 @@ struct day {
 	int64_t cap, offered, new_route, old_route, backlog;
 	int64_t delivered, bounces, complaints, deferred;
 	int64_t isp_new[WU_ISP_MAX], isp_old[WU_ISP_MAX], isp_deferred[WU_ISP_MAX];
+};
+
+/* One day over many seeds (--seeds): how often the gate acted. */
+struct oc_day {
+	int64_t halt;      /* runs whose day ended halted */
+	int64_t warn;      /* runs whose worst verdict of the day was a warning */
+	int64_t first;     /* runs whose first halt was on this day */
+	int64_t halted_by; /* runs halted on this day or before */
+	int64_t new_route; /* new-route sends, summed over the runs */
 };
 
 /* An engine event worth showing (gate verdicts, pauses, resumes). */
@@ -118,6 +128,7 @@ struct sim {
 	int mix_isp[WU_ISP_MAX];
 	uint64_t mix_thr[WU_ISP_MAX];
 	double mix_share[WU_ISP_MAX];
+	uint64_t seed;
 	uint64_t rng_isp[4], rng_out[4];
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
@@ -187,6 +198,9 @@ void wu_simulate_usage(FILE *f)
 	      "  --outcomes even|random  even: outcomes at exactly the rates, spread over\n"
 	      "                         the day; random: a draw per message (default even)\n"
 	      "  --seed N               random seed (default 1)\n"
+	      "  --seeds N              run N seeds (--seed, --seed + 1, ...) and print per\n"
+	      "                         day how many runs the gate halted and warned;\n"
+	      "                         outcomes are random unless --outcomes says even\n"
 	      "Output:\n"
 	      "  --format table|csv|json  stdout format (default table)\n"
 	      "  --svg FILE             write a chart; --svg-log / --svg-linear force the scale\n"
@@ -270,6 +284,7 @@ static const struct optdef optdefs[] = {
     OPT("deferral-rate", deferral),
     OPT("outcomes", outcomes),
     OPT("seed", seed),
+    OPT("seeds", seeds),
     OPT("format", format),
     OPT("svg", svg),
 };
@@ -827,6 +842,8 @@ static int take_events(struct sim *s, int start_date)
 /* Runs every day.  Returns 0 or -1 (no memory). */
 static int run(struct sim *s, const struct wu_calendar *cal)
 {
+	rng_seed(s->rng_isp, s->seed, 1);
+	rng_seed(s->rng_out, s->seed, 2);
 	for (int d = 0; d < s->ndays; d++) {
 		struct wu_day day;
 
@@ -1005,6 +1022,19 @@ static void json_counts(cJSON *o, int64_t offered, int64_t nw, int64_t old, int6
 	cJSON_AddNumberToObject(o, "complaint_rate", pct2(co, del));
 }
 
+/* Prints a JSON document and deletes it.  Returns 0 or -1 (no memory). */
+static int print_json(cJSON *root)
+{
+	char *text = cJSON_Print(root);
+
+	cJSON_Delete(root);
+	if (!text)
+		return -1;
+	puts(text);
+	cJSON_free(text);
+	return 0;
+}
+
 /* The JSON document: days, totals, events.  Returns 0 or -1 (no memory). */
 static int output_json(const struct sim *s)
 {
@@ -1012,7 +1042,7 @@ static int output_json(const struct sim *s)
 	cJSON *tot = cJSON_AddObjectToObject(root, "totals");
 	cJSON *evs = cJSON_AddArrayToObject(root, "events");
 	int64_t off = 0, nw = 0, old = 0, del = 0, bo = 0, co = 0, held = 0;
-	char date[16], *text;
+	char date[16];
 
 	if (!root || !days || !tot || !evs)
 		goto nomem;
@@ -1069,16 +1099,80 @@ static int output_json(const struct sim *s)
 		                        round(ev->complaint_rate * 10000) / 100);
 		cJSON_AddStringToObject(o, "text", ev->text);
 	}
-	text = cJSON_Print(root);
-	if (!text)
-		goto nomem;
-	puts(text);
-	cJSON_free(text);
-	cJSON_Delete(root);
-	return 0;
+	return print_json(root);
 nomem:
 	cJSON_Delete(root);
 	return -1;
+}
+
+/* Adds the run just ended to the per-day tallies of --seeds. */
+static void oc_tally(const struct sim *s, struct oc_day *oc)
+{
+	int halted = 0;
+
+	for (int d = 0; d < s->ndays; d++) {
+		const struct day *r = &s->days[d];
+		oc[d].halt += r->gate == WU_GATE_HALT;
+		oc[d].warn += r->gate == WU_GATE_WARN;
+		oc[d].first += r->gate == WU_GATE_HALT && !halted;
+		halted |= r->gate == WU_GATE_HALT;
+		oc[d].halted_by += halted;
+		oc[d].new_route += r->new_route;
+	}
+}
+
+/* The --seeds report: per day, the runs that halted, warned, first halted
+ * and had halted by then, and the mean new-route volume.  Returns 0 or -1
+ * (no memory). */
+static int output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs, uint64_t first,
+                     enum format fmt)
+{
+	const char *outcomes = s->random_outcomes ? "random" : "even";
+
+	if (fmt == FMT_CSV) {
+		puts("day,runs,halt,warn,first_halt,halted_by,new_mean");
+		for (int d = 0; d < s->ndays; d++)
+			printf("%d,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+			       ",%.1f\n",
+			       d + 1, runs, oc[d].halt, oc[d].warn, oc[d].first, oc[d].halted_by,
+			       (double)oc[d].new_route / (double)runs);
+		return 0;
+	}
+	if (fmt == FMT_JSON) {
+		cJSON *root = cJSON_CreateObject(), *days = cJSON_AddArrayToObject(root, "days");
+		if (!root || !days)
+			goto nomem;
+		cJSON_AddNumberToObject(root, "runs", (double)runs);
+		cJSON_AddNumberToObject(root, "first_seed", (double)first);
+		cJSON_AddStringToObject(root, "outcomes", outcomes);
+		for (int d = 0; d < s->ndays; d++) {
+			cJSON *o = cJSON_CreateObject();
+			if (!o || !cJSON_AddItemToArray(days, o))
+				goto nomem;
+			cJSON_AddNumberToObject(o, "day", d + 1);
+			cJSON_AddNumberToObject(o, "halt", (double)oc[d].halt);
+			cJSON_AddNumberToObject(o, "warn", (double)oc[d].warn);
+			cJSON_AddNumberToObject(o, "first_halt", (double)oc[d].first);
+			cJSON_AddNumberToObject(o, "halted_by", (double)oc[d].halted_by);
+			cJSON_AddNumberToObject(
+			    o, "new_mean", round(10 * (double)oc[d].new_route / (double)runs) / 10);
+		}
+		return print_json(root);
+	nomem:
+		cJSON_Delete(root);
+		return -1;
+	}
+	printf("%" PRId64 " runs, seeds %" PRIu64 "..%" PRIu64 ", outcomes %s\n\n", runs, first,
+	       first + (uint64_t)runs - 1, outcomes);
+	printf("%3s  %6s  %6s  %10s  %9s  %10s\n", "day", "halted", "warned", "first halt",
+	       "halted by", "new (mean)");
+	for (int d = 0; d < s->ndays; d++) {
+		char mean[32];
+		fmt_count(llround((double)oc[d].new_route / (double)runs), mean, sizeof(mean));
+		printf("%3d  %6" PRId64 "  %6" PRId64 "  %10" PRId64 "  %8.1f%%  %10s\n", d + 1,
+		       oc[d].halt, oc[d].warn, oc[d].first, pct(oc[d].halted_by, runs), mean);
+	}
+	return 0;
 }
 
 /* Writes the chart.  Returns 0, or 1 after a message. */
@@ -1257,7 +1351,9 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		s->profile = PROF_BUSINESS;
 	else
 		return bad("--profile: expected even or business, got '%s'", o->profile);
-	if (!o->outcomes || strcmp(o->outcomes, "even") == 0)
+	if (!o->outcomes)
+		s->random_outcomes = o->seeds != NULL; /* many seeds of even outcomes say little */
+	else if (strcmp(o->outcomes, "even") == 0)
 		s->random_outcomes = 0;
 	else if (strcmp(o->outcomes, "random") == 0)
 		s->random_outcomes = 1;
@@ -1266,9 +1362,20 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	v = 1;
 	if (o->seed && (rc = parse_count_opt("seed", o->seed, 0, INT64_MAX, &v)))
 		return rc;
-	rng_seed(s->rng_isp, (uint64_t)v, 1);
-	rng_seed(s->rng_out, (uint64_t)v, 2);
+	s->seed = (uint64_t)v;
 	return 0;
+}
+
+/* Empties the loop for another run: no engine, no backlog, no events. */
+static void sim_reset(struct sim *s)
+{
+	wu_engine_free(s->e);
+	s->e = NULL;
+	memset(s->backlog, 0, sizeof(s->backlog));
+	memset(s->wake, 0, sizeof(s->wake));
+	memset(s->d_acc, 0, sizeof(s->d_acc));
+	s->waiting = 0;
+	s->nevents = 0;
 }
 
 /* Frees what setup_sim() allocated. */
@@ -1300,8 +1407,11 @@ int wu_simulate_main(int argc, char **argv)
 	struct sim s;
 	enum format fmt = FMT_TABLE;
 	struct wu_day day1;
+	struct oc_day *oc = NULL;
 	char err[WU_ERR_MAX];
 	double t0, t1;
+	int64_t runs = 1;
+	uint64_t first;
 	int rc;
 
 	memset(&conf, 0, sizeof(conf));
@@ -1322,22 +1432,41 @@ int wu_simulate_main(int argc, char **argv)
 		else
 			return bad("--format: expected table, csv or json, got '%s'", o.format);
 	}
+	if (o.seeds && o.svg)
+		return bad("--svg draws one run; give --seed, not --seeds");
+	if (o.seeds && (rc = parse_count_opt("seeds", o.seeds, 1, 1000000, &runs)))
+		return rc;
 	if ((rc = setup_conf(&conf, &o)) || (rc = setup_sim(&s, &o, &conf)))
 		goto out;
-
-	wu_calendar_date(&conf.core.calendar, conf.core.calendar.start, &day1);
-	if (wu_engine_create(&s.e, &conf.core, day1.start, err, sizeof(err)) < 0) {
-		rc = bad("%s", err);
-		goto out;
-	}
-	t0 = seconds();
-	if (run(&s, &conf.core.calendar) < 0) {
+	if (o.seeds && !(oc = calloc((size_t)s.ndays, sizeof(*oc)))) {
 		rc = bad("out of memory"), rc = 1;
 		goto out;
 	}
+
+	wu_calendar_date(&conf.core.calendar, conf.core.calendar.start, &day1);
+	first = s.seed;
+	t0 = seconds();
+	for (int64_t k = 0; k < runs; k++, s.seed++) {
+		sim_reset(&s);
+		if (wu_engine_create(&s.e, &conf.core, day1.start, err, sizeof(err)) < 0) {
+			rc = bad("%s", err);
+			goto out;
+		}
+		if (run(&s, &conf.core.calendar) < 0) {
+			rc = bad("out of memory"), rc = 1;
+			goto out;
+		}
+		if (oc)
+			oc_tally(&s, oc);
+	}
 	t1 = seconds();
 
-	if (fmt == FMT_CSV)
+	if (oc) {
+		if (output_oc(&s, oc, runs, first, fmt) < 0) {
+			rc = bad("out of memory"), rc = 1;
+			goto out;
+		}
+	} else if (fmt == FMT_CSV)
 		output_csv(&s);
 	else if (fmt == FMT_JSON && output_json(&s) < 0) {
 		rc = bad("out of memory"), rc = 1;
@@ -1353,10 +1482,13 @@ int wu_simulate_main(int argc, char **argv)
 		goto out;
 	if (!o.quiet)
 		fprintf(stderr,
-		        "simulated %d days, %" PRId64 " messages routed in %.3f s (%.0f msgs/s)\n",
-		        s.ndays, s.routed, t1 - t0, t1 > t0 ? (double)s.routed / (t1 - t0) : 0.0);
+		        "simulated %d days%s, %" PRId64
+		        " messages routed in %.3f s (%.0f msgs/s)\n",
+		        s.ndays, runs > 1 ? " per seed" : "", s.routed, t1 - t0,
+		        t1 > t0 ? (double)s.routed / (t1 - t0) : 0.0);
 	rc = 0;
 out:
+	free(oc);
 	sim_free(&s);
 	wu_conf_free(&conf);
 	return rc;

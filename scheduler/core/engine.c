@@ -36,6 +36,7 @@ struct wu_engine {
 	int paused[WU_ROUTE_COUNT];
 	char paused_by[WU_ROUTE_COUNT][WHO_MAX];
 	struct wu_gate_counts gate;    /* new-route outcomes since the day began or a resume */
+	struct wu_gate_past gate_past; /* the days before, which the gate pools with today */
 	enum wu_gate_state gate_state; /* verdict on gate */
 	struct wu_bucket pacing;
 	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
@@ -212,6 +213,11 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	if ((latest = wu_days_find(&e->days, e->days.latest)) && latest->date != e->today.date)
 		e->today = *latest;
 	before = e->today.step;
+	/* The gate pools recent days, but starts afresh after a halt. */
+	if (e->halted)
+		wu_gate_past_clear(&e->gate_past);
+	else
+		wu_gate_past_push(&e->gate_past, &e->gate, nd.date - e->today.date);
 	step = next_step(e, &nd);
 	e->yesterday = e->today;
 	if (e->halted && e->conf.gate.resume == WU_RESUME_NEXT_DAY)
@@ -356,7 +362,7 @@ static void judge(struct wu_engine *e, wu_time_t now)
 {
 	struct wu_gate_verdict v;
 
-	wu_gate_eval(&e->conf.gate, &e->gate, &v);
+	wu_gate_eval(&e->conf.gate, &e->gate, &e->gate_past, &v);
 	if (v.state <= e->gate_state)
 		return;
 	e->gate_state = v.state;
@@ -389,17 +395,14 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t
 /* The gate hears a provider's report about the new route. */
 static void gate_hear(struct wu_engine *e, wu_time_t now, enum wu_result result, int64_t n)
 {
-	int64_t sample = e->gate.delivered + e->gate.bounces;
+	struct wu_gate_counts before = e->gate;
 
 	e->gate.delivered += result == WU_DELIVERED ? n : 0;
 	e->gate.bounces += result == WU_BOUNCE ? n : 0;
 	e->gate.complaints += result == WU_COMPLAINT ? n : 0;
-	/* A delivery only lowers the rates, so it can change the verdict only
-	 * by completing the minimum sample. */
-	if (result != WU_DELIVERED ||
-	    (sample < e->conf.gate.min_sample && sample + n >= e->conf.gate.min_sample) ||
-	    (e->gate.delivered - n < e->conf.gate.min_sample &&
-	     e->gate.delivered >= e->conf.gate.min_sample))
+	/* A delivery only lowers the rates, so it changes the verdict only
+	 * where it changes the pool (gate.c, wu_gate_due). */
+	if (result != WU_DELIVERED || wu_gate_due(&e->conf.gate, &e->gate_past, &before, &e->gate))
 		judge(e, now);
 }
 
@@ -625,6 +628,7 @@ void wu_engine_resume(struct wu_engine *e, wu_time_t now, enum wu_route route, c
 		/* The gate judges afresh from here; the day's totals stay. */
 		e->halted = 0;
 		memset(&e->gate, 0, sizeof(e->gate));
+		wu_gate_past_clear(&e->gate_past);
 		e->gate_state = WU_GATE_OK;
 	}
 	emit(e, WU_EV_RESUME, now, route, "%s route resumed by %s", wu_route_name(route),
@@ -649,7 +653,7 @@ const struct wu_day_stats *wu_engine_yesterday(const struct wu_engine *e)
 
 void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v)
 {
-	wu_gate_eval(&e->conf.gate, &e->gate, v);
+	wu_gate_eval(&e->conf.gate, &e->gate, &e->gate_past, v);
 }
 
 int wu_engine_held(const struct wu_engine *e)
@@ -710,6 +714,10 @@ static size_t save_text(const struct wu_engine *e, char *buf, size_t len)
 	    t->date, t->step, e->held, t->held, e->halted, t->used, (int)t->gate,
 	    (int)e->gate_state, e->gate.delivered, e->gate.bounces, e->gate.complaints,
 	    e->pacing.tokens, e->pacing.last, e->pacing.burst);
+	for (int i = 0; i < e->gate_past.n; i++)
+		put(buf, len, &off, "gate_past %" PRId64 " %" PRId64 " %" PRId64 "\n",
+		    e->gate_past.day[i].delivered, e->gate_past.day[i].bounces,
+		    e->gate_past.day[i].complaints);
 	if (t->closed)
 		put(buf, len, &off, "closed 1\n");
 	if (e->days.latest > t->date)
@@ -1008,6 +1016,20 @@ static int ld_line(struct loader *l, struct wu_engine *tmp, struct loaded *v, ch
 		           ? -1
 		           : 0;
 	}
+	if (strcmp(key, "gate_past") == 0) {
+		struct wu_gate_counts *d = &tmp->gate_past.day[tmp->gate_past.n];
+
+		WANT(3);
+		if (tmp->gate_past.n == WU_GATE_DAYS)
+			return ld_fail(l, "gate_past: more than %d days", WU_GATE_DAYS);
+		tmp->gate_past.n++;
+		return ld_int(l, 1, "gate_past: delivered", 0, COUNT_MAX, &d->delivered) < 0 ||
+		               ld_int(l, 2, "gate_past: bounces", 0, COUNT_MAX, &d->bounces) < 0 ||
+		               ld_int(l, 3, "gate_past: complaints", 0, COUNT_MAX, &d->complaints) <
+		                   0
+		           ? -1
+		           : 0;
+	}
 	if (strcmp(key, "pacing") == 0) {
 		if (n != 3 && n != 4)
 			return ld_fail(l, "pacing: expected 2 or 3 values, got %d", n - 1);
@@ -1083,6 +1105,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memset(tmp->paused_by, 0, sizeof(tmp->paused_by));
 	memset(&tmp->today, 0, sizeof(tmp->today));
 	memset(&tmp->days, 0, sizeof(tmp->days));
+	wu_gate_past_clear(&tmp->gate_past);
 	while (*p && !v.ended) {
 		size_t n = strcspn(p, "\n");
 

@@ -309,8 +309,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c->route[WU_ROUTE_OLD].type, WU_ROUTE_NONE);
 	assert_int_equal(c->route[WU_ROUTE_OLD].tls, WU_TLS_REQUIRED);
 	assert_near(c->core.gate.bounce_halt, 0.05);
-	assert_near(c->core.gate.z, 1.96);
-	assert_true(c->core.gate.min_sample == 50);
+	assert_near(c->core.gate.z, 0);
+	assert_true(c->core.gate.min_sample == 120);
+	assert_true(c->core.gate.pool_sample == 300);
+	assert_true(c->core.gate.complaint_min_sample == 2000);
+	assert_true(c->core.gate.complaint_pool_sample == 5000);
 	assert_int_equal(c->core.gate.resume, WU_RESUME_NEXT_DAY);
 	assert_near(c->core.backoff.cut, 0.5);
 	assert_int_equal(c->core.backoff.suspend_after, 5);
@@ -743,6 +746,17 @@ static void test_example_file(void **state)
 		fail_msg("%s", f->err);
 	assert_true(f->c.core.schedule.ndays > 0);
 	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
+	/* The example's [gate] is the method README.md describes and measures:
+	 * the built-in pools and the observed rate. */
+	struct wu_gate_conf g;
+	wu_gate_conf_default(&g);
+	assert_true(f->c.core.gate.min_sample == g.min_sample);
+	assert_true(f->c.core.gate.pool_sample == g.pool_sample);
+	assert_true(f->c.core.gate.complaint_min_sample == g.complaint_min_sample);
+	assert_true(f->c.core.gate.complaint_pool_sample == g.complaint_pool_sample);
+	assert_near(f->c.core.gate.z, g.z);
+	assert_near(f->c.core.gate.bounce_halt, g.bounce_halt);
+	assert_near(f->c.core.gate.complaint_halt, g.complaint_halt);
 }
 
 /* wu_conf_load_all reads on after an error: every bad line, every missing

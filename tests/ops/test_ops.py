@@ -349,7 +349,8 @@ mode = {suppress_mode}
         ev = wait_for(lambda: Hook.events("gate_halt"), "the gate halt alert")[0]
         self.assertEqual(ev["route"], "new")
         # The batch is judged event by event: the halt comes as soon as the
-        # rate's exact lower bound passes 5%, before all 20 bounces are in.
+        # gate's pool holds 120 outcomes (the gate's min_sample), the last
+        # of them the 20th bounce.
         self.assertGreater(ev["bounce_rate"], 0.05)
         self.assertLessEqual(ev["bounce_rate"], 20 / 120)
         self.assertIn("bounce rate", ev["text"])

@@ -115,7 +115,7 @@ class SeedRollout(Tmp):
         self.assertIn("bounce rate", halts[0]["text"])
         # The table says it in words.
         table = run(*seed_args("--bounce-rate", "2%,day6=8%"))[1].decode()
-        self.assertRegex(table, r"day 6: gate halt: bounce rate [0-9.]+% over 5\.00% \(n=\d+\)")
+        self.assertRegex(table, r"day 6: gate halt: bounce rate [0-9.]+% over 5\.00% \(n=\d+, \d+ days?\)")
         self.assertIn("held", table)
 
     def test_golden_csv(self):

@@ -886,6 +886,38 @@ static void test_gate_halt_holds_day(void **state)
 	assert_int_equal(wu_engine_held(eng), 1);
 }
 
+static void test_gate_pool_after_halt(void **state)
+{
+	(void)state;
+	struct wu_gate_verdict v;
+
+	conf_make(BIG, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
+	conf.gate.resume = WU_RESUME_NEXT_DAY;
+	engine_make(T0);
+	/* Day 1: 100 outcomes, 4 bounces; too few to judge alone. */
+	take_new(T0 + WU_HOUR, WU_ISP_OTHER, 1000);
+	report(T0 + WU_HOUR, WU_ISP_OTHER, 100, 25);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_OK);
+	/* Day 2 pools day 1 until it has 120 itself: 20 more with 3 bounces
+	 * make 7 of 120, and the gate halts on the two days. */
+	wu_engine_tick(eng, T0 + WU_DAY);
+	take_new(T0 + WU_DAY + WU_HOUR, WU_ISP_OTHER, 1000);
+	report(T0 + WU_DAY + WU_HOUR, WU_ISP_OTHER, 20, 6);
+	assert_int_equal(events(WU_EV_GATE_HALT, NULL), 1);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.bounce_days, 2);
+	/* After the halt the gate starts afresh: day 3's first 10 outcomes,
+	 * all bounces, are not judged with the halted days. */
+	wu_engine_tick(eng, T0 + 2 * WU_DAY);
+	take_new(T0 + 2 * WU_DAY + WU_HOUR, WU_ISP_OTHER, 10);
+	report(T0 + 2 * WU_DAY + WU_HOUR, WU_ISP_OTHER, 10, 1);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_OK);
+	assert_int_equal(v.bounce_days, 1);
+	assert_int_equal(events(WU_EV_GATE_HALT, NULL), 0);
+}
+
 static void test_gate_defer_halted_waits(void **state)
 {
 	(void)state;
@@ -1381,6 +1413,7 @@ int main(void)
 	    T_(test_share_give_back),
 	    T_(test_tempfail_old_route_no_cap_change),
 	    T_(test_gate_halt_holds_day),
+	    T_(test_gate_pool_after_halt),
 	    T_(test_gate_defer_halted_waits),
 	    T_(test_gate_manual_resume),
 	    T_(test_gate_small_sample),

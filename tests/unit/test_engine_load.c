@@ -309,13 +309,100 @@ static void test_close_today(void **state)
 	assert_int_equal(take_new(T0 + WU_DAY, WU_ISP_OTHER, 100), 83);
 }
 
+/* n new-route outcomes on google at now, the first `bounces` of them bounces. */
+static void outcomes(wu_time_t now, int n, int bounces)
+{
+	for (int i = 0; i < n; i++)
+		wu_engine_outcome(eng, now, WU_ROUTE_NEW, google,
+		                  i < bounces ? WU_BOUNCE : WU_DELIVERED, -1);
+}
+
+/* text with line inserted before its end line. */
+static char *insert_line(const char *text, const char *line)
+{
+	const char *end = strstr(text, "\nend\n");
+	char *out = malloc(strlen(text) + strlen(line) + 2);
+
+	assert_non_null(end);
+	assert_non_null(out);
+	sprintf(out, "%.*s\n%s%s", (int)(end - text), text, line, end);
+	return out;
+}
+
+static void test_gate_past_saved(void **state)
+{
+	(void)state;
+	char err[WU_ERR_MAX] = "";
+	char *text, *bad, *more;
+	struct wu_gate_verdict v;
+	wu_time_t day2 = T0 + WU_DAY + WU_HOUR;
+
+	/* Day 1: 3 bounces of 63, no verdict on so few; day 2 pools them. */
+	outcomes(T0 + WU_HOUR, 63, 3);
+	wu_engine_tick(eng, T0 + WU_DAY);
+	text = wu_engine_save_alloc(eng);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\ngate_past 60 3 0\n"));
+
+	/* A restart keeps day 1 in the pool: 4 bounces in day 2's first 57
+	 * make 7 of 120, over 5%. */
+	wu_engine_free(eng);
+	assert_int_equal(wu_engine_create(&eng, &conf, day2, err, sizeof err), 0);
+	if (wu_engine_load(eng, text, day2, err, sizeof err) != 0) {
+		print_error("load: %s\n", err);
+		fail();
+	}
+	outcomes(day2, 56, 4);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_OK);
+	assert_int_equal(v.bounce_n, 119);
+	outcomes(day2, 1, 0);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_HALT);
+	assert_int_equal(v.bounce_days, 2);
+	assert_int_equal(wu_engine_paused(eng, WU_ROUTE_NEW), 1);
+
+	/* Out of range or too many: refused, naming the field. */
+	static const struct {
+		const char *line, *field;
+	} crafted[] = {
+	    {"gate_past -1 0 0", "gate_past: delivered"},
+	    {"gate_past 0 9223372036854775807 0", "gate_past: bounces"},
+	    {"gate_past 0 0 x", "gate_past: complaints"},
+	    {"gate_past 1 2", "gate_past: expected 3 values"},
+	};
+	for (size_t c = 0; c < sizeof crafted / sizeof crafted[0]; c++) {
+		bad = insert_line(text, crafted[c].line);
+		err[0] = '\0';
+		assert_int_equal(wu_engine_load(eng, bad, day2, err, sizeof err), -1);
+		if (!strstr(err, crafted[c].field)) {
+			print_error("'%s': '%s'\n", crafted[c].line, err);
+			fail();
+		}
+		free(bad);
+	}
+	bad = strdup(text);
+	for (int i = 1; i < WU_GATE_DAYS; i++) {
+		more = insert_line(bad, "gate_past 1 0 0");
+		free(bad);
+		bad = more;
+	}
+	assert_int_equal(wu_engine_load(eng, bad, day2, err, sizeof err), 0);
+	more = insert_line(bad, "gate_past 1 0 0");
+	assert_int_equal(wu_engine_load(eng, more, day2, err, sizeof err), -1);
+	assert_non_null(strstr(err, "more than 7 days"));
+	free(more);
+	free(bad);
+	free(text);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T_(test_crafted_states_refused), T_(test_whole_text_refused), T_(test_edges_accepted),
-	    T_(test_save_any_size),          T_(test_close_today),
+	    T_(test_save_any_size),          T_(test_close_today),        T_(test_gate_past_saved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
