@@ -24,6 +24,7 @@ struct intake;
 struct smtpd;
 struct dispatcher;
 struct alert;
+struct mx;
 
 /* Runs after the turn's commit; ok is 0 when the commit failed and
  * everything of the turn was rolled back. */
@@ -58,6 +59,7 @@ struct wu_daemon {
 	struct dispatcher *disp;
 	struct webhook *webhook; /* NULL: no [webhook] section */
 	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */
+	struct mx *mx;       /* ISP groups by MX (scheduler/mx.c) */
 	struct status_extra extra;
 
 	/* one clock: wall time read once per loop turn */
