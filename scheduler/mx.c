@@ -298,20 +298,16 @@ static void ask(struct mx *m, const char *domain, wu_time_t now)
 int mx_classify(struct mx *m, const char *domain, wu_time_t now, wu_time_t *hold)
 {
 	const char *at = strrchr(domain, '@');
-	int isp = wu_isp_classify(m->isps, domain), bits;
 	wu_time_t asked;
+	int bits,
+	    isp = wu_mxcache_group(m->ch ? m->cache : NULL, m->isps, domain, now, &bits, &asked);
 
 	if (hold)
 		*hold = 0;
-	if (isp != WU_ISP_OTHER || !m->ch)
-		return isp;
-	if (at)
-		domain = at + 1;
-	bits = wu_mxcache_get(m->cache, domain, now, &isp, &asked);
 	if (bits & WU_MX_ASK) {
-		ask(m, domain, now);
+		ask(m, at ? at + 1 : domain, now);
 		if (!(bits & WU_MX_KNOWN))
-			wu_mxcache_get(m->cache, domain, now, &isp, &asked);
+			wu_mxcache_get(m->cache, at ? at + 1 : domain, now, &isp, &asked);
 	}
 	if (hold && !(bits & WU_MX_KNOWN) && asked && asked + m->wait > now)
 		*hold = asked + m->wait;

@@ -204,6 +204,20 @@ wu_time_t wu_mxcache_expiry(wu_time_t now, int64_t ttl_seconds)
 	return now + ttl;
 }
 
+int wu_mxcache_group(const struct wu_mxcache *c, const struct wu_isp_table *t, const char *domain,
+                     wu_time_t now, int *bits, wu_time_t *asked)
+{
+	const char *at = strrchr(domain, '@');
+	int isp = wu_isp_classify(t, domain);
+
+	*bits = 0;
+	*asked = 0;
+	if (isp != WU_ISP_OTHER || !c)
+		return isp;
+	*bits = wu_mxcache_get(c, at ? at + 1 : domain, now, &isp, asked);
+	return isp;
+}
+
 int wu_mxcache_size(const struct wu_mxcache *c)
 {
 	return c->used;

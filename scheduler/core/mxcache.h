@@ -10,6 +10,7 @@
 #ifndef WU_MXCACHE_H
 #define WU_MXCACHE_H
 
+#include "isp.h"
 #include "wu.h"
 
 /* How long answers are kept: the record's TTL within [MIN, MAX]; a
@@ -53,6 +54,13 @@ int wu_mxcache_failed(struct wu_mxcache *c, const char *domain, wu_time_t now);
 
 /* A record's TTL in seconds as an expiry time, clamped as above. */
 wu_time_t wu_mxcache_expiry(wu_time_t now, int64_t ttl_seconds);
+
+/* The group of a recipient domain (or address): by its name in t, else by
+ * the cached MX answer (fresh or expired), else other.  *bits gets
+ * wu_mxcache_get's bits (0 when the name decided) and *asked its query
+ * start.  The daemon and the simulator both classify through this. */
+int wu_mxcache_group(const struct wu_mxcache *c, const struct wu_isp_table *t, const char *domain,
+                     wu_time_t now, int *bits, wu_time_t *asked);
 
 /* Domains held. */
 int wu_mxcache_size(const struct wu_mxcache *c);

@@ -168,13 +168,41 @@ static void test_odd_names(void **state)
 	wu_mxcache_free(NULL);
 }
 
+/* The name decides first; then the cache; then other.  No cache: by name. */
+static void test_group(void **state)
+{
+	struct wu_isp_table t;
+	int bits;
+	wu_time_t asked;
+
+	(void)state;
+	assert_int_equal(wu_isp_table_init(&t), 0);
+	int g = wu_isp_find(&t, "google"), ms = wu_isp_find(&t, "microsoft");
+	assert_int_equal(wu_mxcache_put(C, "acme.co.jp", g, T0 + WU_DAY), 0);
+	assert_int_equal(wu_mxcache_put(C, "gmail.com", ms, T0 + WU_DAY), 0); /* never read */
+	assert_int_equal(wu_mxcache_group(C, &t, "u@ACME.co.jp", T0, &bits, &asked), g);
+	assert_int_equal(bits, WU_MX_KNOWN);
+	assert_int_equal(wu_mxcache_group(C, &t, "gmail.com", T0, &bits, &asked), g);
+	assert_int_equal(bits, 0);
+	assert_int_equal(wu_mxcache_group(C, &t, "new.co.jp", T0, &bits, &asked), WU_ISP_OTHER);
+	assert_int_equal(bits, WU_MX_ASK);
+	assert_int_equal(wu_mxcache_group(NULL, &t, "acme.co.jp", T0, &bits, &asked), WU_ISP_OTHER);
+	assert_int_equal(bits, 0);
+	wu_isp_table_free(&t);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T_(test_ask_once_then_answer), T_(test_ttl_bounds), T_(test_negative_and_failed),
-	    T_(test_lost_query),           T_(test_bounded),    T_(test_odd_names),
+	    T_(test_ask_once_then_answer),
+	    T_(test_ttl_bounds),
+	    T_(test_negative_and_failed),
+	    T_(test_lost_query),
+	    T_(test_bounded),
+	    T_(test_odd_names),
+	    T_(test_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
