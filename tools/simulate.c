@@ -488,6 +488,9 @@ static int parse_mix(struct sim *s, const char *opt_value, int is_default)
 			return bad("--mix: %s: %s", name, err);
 		total += dshare[ndom++];
 	}
+	/* Without --mx-map too: the cache keeps each domain's verdict by name. */
+	if (ndom && !s->mx && wu_mxcache_create(&s->mx, MIX_MAX) < 0)
+		return bad("out of memory");
 	if (*groups && (rc = parse_isp_percents(s, "mix", "SHARE such as google=45%", groups,
 	                                        is_default, share, &cum)))
 		return rc;

@@ -24,7 +24,8 @@
 struct wu_isp_domain {
 	char *pattern; /* lower case: "gmail.com", "hotmail.*", or for mx "*.google.com" */
 	int isp;
-	int mx; /* 1: an MX host pattern, 0: a recipient domain */
+	int mx;  /* 1: an MX host pattern, 0: a recipient domain */
+	int len; /* strlen(pattern), so that most entries fail on a compare */
 };
 
 struct wu_isp_table {

@@ -58,8 +58,10 @@ wu_time_t wu_mxcache_expiry(wu_time_t now, int64_t ttl_seconds);
 /* The group of a recipient domain (or address): by its name in t, else by
  * the cached MX answer (fresh or expired), else other.  *bits gets
  * wu_mxcache_get's bits (0 when the name decided) and *asked its query
- * start.  The daemon and the simulator both classify through this. */
-int wu_mxcache_group(const struct wu_mxcache *c, const struct wu_isp_table *t, const char *domain,
+ * start.  The name's verdict is remembered with the domain (a domain a
+ * group claims by name takes a slot too).  The daemon and the simulator
+ * both classify through this. */
+int wu_mxcache_group(struct wu_mxcache *c, const struct wu_isp_table *t, const char *domain,
                      wu_time_t now, int *bits, wu_time_t *asked);
 
 /* Domains held. */
