@@ -453,6 +453,21 @@ static int parse_deferrals(struct sim *s, const char *value)
 	return 0;
 }
 
+/* Appends a mix entry (a group, or a domain) of this share, if any. */
+static void mix_add(struct sim *s, int isp, const char *dom, double share, double *cum)
+{
+	double t;
+
+	if (share <= 0)
+		return;
+	*cum += share;
+	t = *cum * 18446744073709551616.0;
+	s->mix_isp[s->nmix] = isp;
+	s->mix_dom[s->nmix] = dom;
+	s->mix_share[s->nmix] = share;
+	s->mix_thr[s->nmix++] = t >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)t;
+}
+
 /* Parses "google=45%,yahoo=20%" against the ISP table; the rest of 100%
  * goes to "other". */
 static int parse_mix(struct sim *s, const char *opt_value, int is_default)
@@ -500,28 +515,10 @@ static int parse_mix(struct sim *s, const char *opt_value, int is_default)
 		return bad("--mix: shares add up to %.2f%%, more than 100%%", total * 100);
 	share[WU_ISP_OTHER] += 1 - total > 0 ? 1 - total : 0;
 	s->nmix = 0;
-	for (int i = 0; i < s->isps->n; i++) {
-		double t;
-		if (share[i] <= 0)
-			continue;
-		cum += share[i];
-		t = cum * 18446744073709551616.0;
-		s->mix_isp[s->nmix] = i;
-		s->mix_dom[s->nmix] = NULL;
-		s->mix_share[s->nmix] = share[i];
-		s->mix_thr[s->nmix++] = t >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)t;
-	}
-	for (int i = 0; i < ndom; i++) {
-		double t;
-		if (dshare[i] <= 0)
-			continue;
-		cum += dshare[i];
-		t = cum * 18446744073709551616.0;
-		s->mix_isp[s->nmix] = WU_ISP_OTHER;
-		s->mix_dom[s->nmix] = s->mix_names[i];
-		s->mix_share[s->nmix] = dshare[i];
-		s->mix_thr[s->nmix++] = t >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)t;
-	}
+	for (int i = 0; i < s->isps->n; i++)
+		mix_add(s, i, NULL, share[i], &cum);
+	for (int i = 0; i < ndom; i++)
+		mix_add(s, WU_ISP_OTHER, s->mix_names[i], dshare[i], &cum);
 	if (s->nmix == 0)
 		return bad("--mix: every share is 0%%");
 	s->mix_thr[s->nmix - 1] = UINT64_MAX; /* rounding must not leave a gap at the top */
