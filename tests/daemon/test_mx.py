@@ -13,10 +13,12 @@ jp is NXDOMAIN (--local=/jp/), and names elsewhere are REFUSED.  Skipped
 """
 import os
 import shutil
+import smtplib
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -87,6 +89,44 @@ class Dnsmasq:
         self.log.close()
 
 
+class SlowDns:
+    """A DNS server that answers every MX query with aspmx.l.google.com
+    (TTL 300), `delay` seconds late: for the dispatcher's wait."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.done = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while not self.done:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            threading.Timer(self.delay, self.answer, (q, peer)).start()
+
+    def answer(self, q, peer):
+        end = 12
+        while q[end]:
+            end += 1 + q[end]
+        question = q[12:end + 5]
+        host = b"".join(bytes([len(l)]) + l for l in b"aspmx.l.google.com".split(b".")) + b"\0"
+        rr = b"\xc0\x0c" + struct.pack(">HHIHH", 15, 1, 300, 2 + len(host), 10) + host
+        r = q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0) + question + rr
+        try:
+            self.sock.sendto(r, peer)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.done = True
+        self.sock.close()
+
+
 class MxTest(warmuptest.ProcTestCase):
     prefix = "warmupd-mx-"
 
@@ -128,7 +168,7 @@ level = debug
 {extra}
 """)
 
-    def start(self, dns, records=None, **kw):
+    def start(self, dns, records=None, args=(), **kw):
         fake = warmuptest.Fake(FAKE, self.dir, API_KEY)
         self.procs.append(fake)
         self.dns = None
@@ -137,7 +177,8 @@ level = debug
             self.procs.append(self.dns)
             dns = dns.replace("PORT", str(self.dns.port))
         env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
-        d = warmuptest.Warmupd(WARMUPD, self.dir, self.config(fake.port, dns, **kw), env, TOKEN)
+        d = warmuptest.Warmupd(WARMUPD, self.dir, self.config(fake.port, dns, **kw), env, TOKEN,
+                               args=args)
         self.procs.append(d)
         return fake, d
 
@@ -214,6 +255,54 @@ level = debug
         self.send_each(d2, ["d@corp.jp", "e@corp.jp"])
         wait_for(lambda: self.isp(d2.status(), "other") == (2, 0), "2 sent as other")
         self.assertEqual(self.dns.queries("corp.jp"), before)
+
+    def test_e_units_wait_for_a_slow_first_answer_up_to_wait(self):
+        """An answer 0.5 s late: the units wait for it and go as google's.
+        An answer 4 s late, with wait = 1s: they go as other after 1 s."""
+        for delay, wait, want in [(0.5, "2s", "google"), (4, "1s", "other")]:
+            with self.subTest(delay=delay):
+                slow = SlowDns(delay)
+                try:
+                    fake, d = self.start("servers = 127.0.0.1:%d\nwait = %s\ntimeout = 3s"
+                                         % (slow.port, wait))
+                    t0 = time.monotonic()
+                    self.send_each(d, ["w%d@acme.co.jp" % i for i in range(3)])
+                    wait_for(lambda: self.isp(d.status(), want)[0] == 3,
+                             "3 sent as %s" % want)
+                    took = time.monotonic() - t0
+                    if want == "other":
+                        self.assertGreaterEqual(took, 0.9)
+                        self.assertLess(took, 3.5)
+                    else:
+                        self.assertGreaterEqual(took, 0.45)
+                finally:
+                    slow.stop()
+                    for p in reversed(self.procs):
+                        p.stop()
+                    self.procs = []
+                    for f in ("store.db", "store.db-wal", "store.db-shm", "sent.jsonl"):
+                        try:
+                            os.unlink(os.path.join(self.dir, f))
+                        except FileNotFoundError:
+                            pass
+
+    def test_d_smtp_intake_groups_by_mx_too(self):
+        """Mail taken over SMTP is grouped the same way."""
+        port_file = os.path.join(self.dir, "smtp.port")
+        fake, d = self.start("servers = 127.0.0.1:PORT",
+                             [("acme.co.jp", "aspmx.l.google.com", 10)],
+                             args=("--smtp-port-file", port_file),
+                             extra="[smtp]\naddress = 127.0.0.1:0\n")
+        port = warmuptest.read_port(port_file, d.proc)
+        rcpts = ["s%d@acme.co.jp" % i for i in range(7)] + ["n@nx.co.jp"]
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.sendmail("app@sender.example", rcpts,
+                       "From: app@sender.example\r\nTo: list@acme.co.jp\r\n"
+                       "Subject: hi\r\n\r\nHello\r\n")
+        wait_for(lambda: (lambda s: self.isp(s, "google") == (5, 2)
+                          and self.isp(s, "other") == (1, 0))(d.status()),
+                 "google 5 sent 2 queued, other 1 sent")
+        self.assertEqual(self.dns.queries("acme.co.jp"), 1)
 
 
 if __name__ == "__main__":
