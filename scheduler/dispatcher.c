@@ -336,6 +336,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 				done = -1;
 				break;
 			}
+			d->extra.dns_moved++;
 			*wake = now;
 			continue;
 		}

@@ -52,7 +52,6 @@ struct mx {
 	int closing;
 	void (*on_answer)(void *);
 	void *on_answer_arg;
-	struct mx_stats st;
 };
 
 /* Frees m once nothing of it is open on the loop. */
@@ -239,17 +238,17 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 		wu_mxcache_put(m->cache, q->domain, isp, wu_mxcache_expiry(now, ttl));
 		wu_debug("mx: %s -> %s (%s), ttl %lld s", q->domain, host, m->isps->names[isp],
 		         (long long)ttl);
-		m->st.found++;
+		m->d->extra.dns_found++;
 	} else if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
 		/* NXDOMAIN, or no MX: mail goes to the domain's own address. */
 		wu_mxcache_put(m->cache, q->domain, WU_ISP_OTHER, now + WU_MX_NEGATIVE);
 		wu_debug("mx: %s: %s, other", q->domain, ares_strerror(status));
-		m->st.negative++;
+		m->d->extra.dns_negative++;
 	} else {
 		wu_mxcache_failed(m->cache, q->domain, now);
 		wu_debug("mx: %s: %s; grouped by name, asked again in %d s", q->domain,
 		         ares_strerror(status), (int)(WU_MX_FAILED / WU_USEC));
-		m->st.failed++;
+		m->d->extra.dns_failed++;
 	}
 	if (list)
 		ares_free_data(list);
@@ -290,7 +289,7 @@ static void ask(struct mx *m, const char *domain, wu_time_t now)
 		return;
 	}
 	strcpy(q->domain, domain);
-	m->st.queries++;
+	m->d->extra.dns_queries++;
 	ares_query(m->ch, domain, ns_c_in, ns_t_mx, on_answer, q);
 	arm(m);
 }
@@ -318,12 +317,6 @@ void mx_on_answer(struct mx *m, void (*fn)(void *arg), void *arg)
 {
 	m->on_answer = fn;
 	m->on_answer_arg = arg;
-}
-
-void mx_stats(const struct mx *m, struct mx_stats *out)
-{
-	*out = m->st;
-	out->cached = wu_mxcache_size(m->cache);
 }
 
 /* Sets up the c-ares channel; -1 with a message when it cannot. */

@@ -31,13 +31,6 @@ void mx_on_answer(struct mx *m, void (*fn)(void *arg), void *arg);
  * wait for the first answer (0: it need not wait). */
 int mx_classify(struct mx *m, const char *domain, wu_time_t now, wu_time_t *hold);
 
-/* Queries started, answers, failures and cache size, for status. */
-struct mx_stats {
-	int64_t queries, found, negative, failed;
-	int cached;
-};
-void mx_stats(const struct mx *m, struct mx_stats *out);
-
 /* Cancels queries and closes the loop handles; m is freed once they are
  * closed.  NULL is fine. */
 void mx_close(struct mx *m);

@@ -209,6 +209,10 @@ level = debug
                                and s["queue"]["inflight"] == 0 else None)(d.status()),
                       "google 5 sent 7 queued, other 4 sent, microsoft 2 sent 1 queued")
         self.assertEqual(st["used"], 11)
+        self.assertEqual({k: st["dns"][k] for k in ("queries", "found", "negative", "failed")},
+                         {"queries": 3, "found": 2, "negative": 1, "failed": 0})
+        # Units stored before their domain's answer moved to its group.
+        self.assertLessEqual(st["dns"]["moved"], 13)
         sent = fake.sent_recipients()
         self.assertEqual(len(sent), 11)
         self.assertEqual(len([a for a in sent if a.endswith("@nx.co.jp")]), 4)
@@ -234,6 +238,8 @@ level = debug
         self.assertLess(time.monotonic() - t0, 8)
         self.assertEqual(self.isp(d.status(), "google"), (0, 0))
         self.assertIn("grouped by name, asked again in 60 s", d.logtext())
+        self.assertEqual(d.status()["dns"]["failed"], 1)
+        self.assertEqual(d.status()["dns"]["moved"], 0)
 
     def test_c_mx_off_and_an_mx_list_in_the_config(self):
         """[isp NAME] mx names a group's exchangers; mx = off asks nobody."""
