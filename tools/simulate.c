@@ -6,7 +6,7 @@
  *
  * SYNOPSIS
  *	warmup simulate --schedule FILE (--daily-volume N | --traffic FILE)
- *	                [--config FILE] [OPTIONS]
+ *	                [--config FILE] [--mx-map FILE] [OPTIONS]
  *
  * DESCRIPTION
  *	Every simulated message goes through wu_engine_route(), the router
@@ -16,6 +16,10 @@
  *	file only makes traffic (arrival times from a profile, an ISP drawn
  *	from a mix, bounces and complaints drawn from an outcome model) and
  *	keeps the per-ISP FIFO backlog the daemon keeps in its store.
+ *
+ *	A --mix entry may be a domain: each of its messages is grouped by
+ *	wu_mxcache_group(), the daemon's classification, with the --mx-map
+ *	file standing in for DNS (its answers never expire).
  *
  *	Units are alike except for their ISP, so a backlog is a count per ISP
  *	and a wake-up time per ISP: the time the engine said to ask again.  The
