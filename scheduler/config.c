@@ -77,7 +77,8 @@ enum sect {
 	S_ALERT,
 	S_WEBHOOK,
 	S_DEFER,
-	S_SMTP
+	S_SMTP,
+	S_DNS
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -346,7 +347,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
 	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
-	             {"smtp", S_SMTP}};
+	             {"smtp", S_SMTP},         {"dns", S_DNS}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -571,6 +572,87 @@ bad:
 	           s->kind == S_SMTP ? 2525 : 8025, v);
 }
 
+/* [dns] servers: "IP[:port]" or "[IPv6]:port", comma-separated, kept as
+ * c-ares's CSV form. */
+static int k_dns_servers(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	char *out = ld->c->dns.servers, word[128], host[64];
+	size_t len = 0;
+	const char *p = v;
+
+	(void)k, (void)s;
+	out[0] = '\0';
+	while (*p) {
+		size_t wl = strcspn(p, ", \t"), hl;
+		const char *port = NULL, *colon;
+		unsigned char a[16];
+		int64_t pn = 53;
+		int ok;
+
+		if (wl == 0) {
+			p++;
+			continue;
+		}
+		if (wl >= sizeof(word))
+			goto bad;
+		memcpy(word, p, wl);
+		word[wl] = '\0';
+		p += wl;
+		if (word[0] == '[') { /* [::1]:5353 */
+			const char *close = strchr(word, ']');
+			if (!close || (close[1] && close[1] != ':'))
+				goto bad;
+			hl = (size_t)(close - word - 1);
+			port = close[1] ? close + 2 : NULL;
+			if (hl >= sizeof(host))
+				goto bad;
+			memcpy(host, word + 1, hl);
+			host[hl] = '\0';
+			ok = inet_pton(AF_INET6, host, a) == 1;
+		} else if ((colon = strchr(word, ':')) && !strchr(colon + 1, ':')) {
+			hl = (size_t)(colon - word); /* 127.0.0.1:5353 */
+			port = colon + 1;
+			if (hl >= sizeof(host))
+				goto bad;
+			memcpy(host, word, hl);
+			host[hl] = '\0';
+			ok = inet_pton(AF_INET, host, a) == 1;
+		} else { /* a bare address, port 53 */
+			ok = inet_pton(colon ? AF_INET6 : AF_INET, word, a) == 1;
+		}
+		if (!ok ||
+		    (port && (wu_parse_count(port, &pn, NULL, 0) < 0 || pn < 1 || pn > 65535)))
+			goto bad;
+		if (len + wl + 4 >= sizeof(ld->c->dns.servers))
+			return say(why, n, "too many servers");
+		/* c-ares wants a bare IPv6 address in brackets only with a port. */
+		len += (size_t)snprintf(out + len, sizeof(ld->c->dns.servers) - len, "%s%s",
+		                        len ? "," : "", word);
+	}
+	if (!len)
+		goto bad;
+	return 0;
+bad:
+	out[0] = '\0';
+	return say(why, n,
+	           "expected DNS server addresses such as 127.0.0.1:5353, 192.0.2.53 or "
+	           "[::1]:53, got '%s'",
+	           v);
+}
+
+/* [dns] wait: a duration, or 0 (off) for units never to wait for DNS. */
+static int k_dns_wait(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                      char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0) {
+		ld->c->dns.wait = 0;
+		return 0;
+	}
+	return wu_parse_duration(v, &ld->c->dns.wait, why, n);
+}
+
 /* [smtp] networks: the client networks that may send without AUTH. */
 static int k_networks(struct load *ld, const struct key *k, const struct sect_ref *s,
                       const char *v, char *why, size_t n)
@@ -707,6 +789,18 @@ static int k_domains(struct load *ld, const struct key *k, const struct sect_ref
 	if (!*v)
 		return say(why, n, "expected a list of domains such as gmail.com, googlemail.com");
 	return wu_isp_add_domains(t, s->index, v, why, n);
+}
+
+static int k_mx(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                char *why, size_t n)
+{
+	struct wu_isp_table *t = &ld->c->core.isps;
+
+	if (strcmp(k->name, "mx") == 0)
+		wu_isp_clear_mx(t, s->index);
+	if (!*v)
+		return say(why, n, "expected a list of MX hosts such as *.google.com, *.googlemail.com");
+	return wu_isp_add_mx(t, s->index, v, why, n);
 }
 
 static int k_isp_rate(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
@@ -1130,6 +1224,8 @@ static const struct key keys[] = {
 
     FN(S_ISP, "domains", k_domains),
     FN(S_ISP, "add_domains", k_domains),
+    FN(S_ISP, "mx", k_mx),
+    FN(S_ISP, "add_mx", k_mx),
     FN(S_ISP, "new_rate", k_isp_rate),
     FN(S_ISP, "new_burst", k_isp_burst),
     FN(S_ISP, "new_share", k_isp_share),
@@ -1159,6 +1255,12 @@ static const struct key keys[] = {
     {S_BACKOFF, "retry_max", V_DURATION, C(core.backoff.retry_max), 0, 0, 0, NULL, 0},
 
     FN(S_LOG, "level", k_level),
+
+    {S_DNS, "mx", V_BOOL, C(dns.mx), 0, 0, 0, NULL, 0},
+    FN(S_DNS, "servers", k_dns_servers),
+    FN(S_DNS, "wait", k_dns_wait),
+    {S_DNS, "timeout", V_DURATION, C(dns.timeout), 0, 0, 0, NULL, 0},
+    {S_DNS, "cache", V_INT, C(dns.cache), 0, 100, 10000000, NULL, 0},
 
     FN(S_SUPPRESS, "mode", k_suppress_mode),
 
@@ -1937,6 +2039,10 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->store_prune_every = WU_MINUTE;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
+	c->dns.mx = 1;
+	c->dns.wait = 2 * WU_USEC;
+	c->dns.timeout = WU_USEC;
+	c->dns.cache = 100000;
 	return 0;
 }
 

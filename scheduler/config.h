@@ -82,6 +82,15 @@ struct wu_smtpd_conf {
 	int address_line;                     /* of address in the file; 0 = not there */
 };
 
+/* [dns] (scheduler/mx.c) */
+struct wu_dns_conf {
+	int mx;            /* mx = on | off; default on */
+	char servers[512]; /* "127.0.0.1:5353,[::1]:53"; "" = the system's resolv.conf */
+	wu_time_t wait;    /* the most a unit of a domain not yet resolved waits; 2s */
+	wu_time_t timeout; /* per DNS try (two tries); 1s */
+	int cache;         /* domains kept, 100..10000000; 100000 */
+};
+
 struct wu_conf {
 	char path[1024]; /* the file read */
 	char dir[1024];  /* its directory, for relative paths */
@@ -130,6 +139,9 @@ struct wu_conf {
 
 	/* [smtp]: the SMTP intake, off without the section */
 	struct wu_smtpd_conf smtpd;
+
+	/* [dns]: MX lookups that group business domains by their mail host */
+	struct wu_dns_conf dns;
 };
 
 /* What to skip while loading. */

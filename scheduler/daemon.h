@@ -25,6 +25,7 @@ struct smtpd;
 struct dispatcher;
 struct alert;
 struct prune;
+struct mx;
 
 /* Runs after the turn's commit; ok is 0 when the commit failed and
  * everything of the turn was rolled back. */
@@ -60,6 +61,7 @@ struct wu_daemon {
 	struct webhook *webhook; /* NULL: no [webhook] section */
 	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */
 	struct prune *prune; /* the store's pruning timer; NULL with keep = 0 */
+	struct mx *mx;       /* ISP groups by MX (scheduler/mx.c) */
 	struct status_extra extra;
 
 	/* one clock: wall time read once per loop turn */

@@ -23,6 +23,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "mx.h"
 #include "suppress.h"
 
 #define ROUND_UNITS  4000 /* most units one round routes */
@@ -412,7 +413,27 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		struct wu_decision dec = {WU_WAIT, WU_WHY_NONE, 0, 0};
 		enum wu_route route;
 		struct batch *b;
+		wu_time_t hold;
+		int g;
 
+		/* A unit of "other" whose domain's MX names a group moves there
+		 * (the next round routes it); one whose first answer is due
+		 * waits for it, up to [dns] wait. */
+		if (isp == WU_ISP_OTHER && u[i].domain[0] &&
+		    (g = mx_classify(d->mx, u[i].domain, now, &hold)) != WU_ISP_OTHER) {
+			if (store_set_isp(d->store, u[i].id, g) < 0) {
+				done = -1;
+				break;
+			}
+			d->extra.dns_moved++;
+			*wake = now;
+			continue;
+		}
+		if (isp == WU_ISP_OTHER && u[i].domain[0] && hold > now) {
+			if (hold < *wake)
+				*wake = hold;
+			continue;
+		}
 		/* Either route may be the engine's answer: both must be able to
 		 * take the unit now, or it waits for the next round. */
 		if (!can_take(dp, WU_ROUTE_NEW, u[i].content_id, open, *nopen) ||

@@ -22,6 +22,7 @@
 #include "dispatcher.h"
 #include "log.h"
 #include "msgid.h"
+#include "mx.h"
 #include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
@@ -358,7 +359,7 @@ static enum MHD_Result handle_mail(struct req *r)
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
 			domain[0] = '\0';
-		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
+		isp = mx_classify(d->mx, domain, now, NULL);
 		json = cJSON_PrintUnformatted(p);
 		if (!json ||
 		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,

@@ -38,6 +38,7 @@
 #include "intake.h"
 #include "smtpd.h"
 #include "log.h"
+#include "mx.h"
 #include "webhook.h"
 
 #define VERSION "0.1.0"
@@ -99,6 +100,8 @@ static void finish(struct wu_daemon *d)
 	alert_stop(d);
 	prune_stop(d->prune);
 	d->prune = NULL;
+	mx_close(d->mx);
+	d->mx = NULL;
 	if (d->cu) {
 		curluv_destroy(d->cu);
 		d->cu = NULL;
@@ -130,6 +133,14 @@ static void on_drain(uv_timer_t *t)
 	dispatcher_stop(d->disp);
 	uv_close((uv_handle_t *)t, on_closed);
 	finish(d);
+}
+
+/* An MX answer may move queued units to their ISP: look again. */
+static void on_mx_answer(void *arg)
+{
+	struct wu_daemon *d = arg;
+
+	dispatcher_kick(d->disp);
 }
 
 static void on_engine_event(void *arg, const struct wu_event *ev)
@@ -405,6 +416,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: out of memory\n");
 		goto out;
 	}
+	if (mx_create(&d.mx, &d) < 0) {
+		fprintf(stderr, "warmupd: out of memory\n");
+		goto out;
+	}
+	mx_on_answer(d.mx, on_mx_answer, &d);
 	if (webhook_create(&d.webhook, &d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s: %s\n", config, err);
 		goto out;

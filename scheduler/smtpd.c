@@ -50,6 +50,7 @@
 #include "intake.h"
 #include "log.h"
 #include "msgid.h"
+#include "mx.h"
 #include "sender/rawmail.h"
 #include "sender/v3mail.h"
 #include "smtpd_auth.h"
@@ -369,7 +370,7 @@ static void msg_done(struct session *s)
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
 			domain[0] = '\0';
-		isp = wu_isp_classify(&wu_engine_conf(d->engine)->isps, domain);
+		isp = mx_classify(d->mx, domain, now, NULL);
 		json = cJSON_PrintUnformatted(p);
 		if (!json ||
 		    store_add_unit(d->store, cid, json, strlen(json), isp, domain, now, &unit) < 0 ||

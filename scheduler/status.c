@@ -480,6 +480,12 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		o = j_obj(&b, root, "clock");
 		j_num(&b, o, "jumps", (double)x->clock_jumps);
 		j_num(&b, o, "last_jump_s", (double)(x->clock_last_jump / WU_USEC));
+		o = j_obj(&b, root, "dns");
+		j_num(&b, o, "queries", (double)x->dns_queries);
+		j_num(&b, o, "found", (double)x->dns_found);
+		j_num(&b, o, "negative", (double)x->dns_negative);
+		j_num(&b, o, "failed", (double)x->dns_failed);
+		j_num(&b, o, "moved", (double)x->dns_moved);
 		json_ops(&b, root, s, x);
 		json_webhook(&b, root, &n, x, now);
 	} else {
@@ -715,6 +721,9 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		metric_i(&b, "warmup_webhook_events_total", "counter",
 		         "Event Webhook events received since the daemon started.",
 		         x->webhook_events);
+		metric_i(&b, "warmup_mx_moved_total", "counter",
+		         "Queued units moved from other to their MX's ISP group since the start.",
+		         x->dns_moved);
 		metric_i(&b, "warmup_start_time_seconds", "gauge",
 		         "When the daemon started, in seconds since the Unix epoch.",
 		         x->started / WU_USEC);

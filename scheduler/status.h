@@ -52,6 +52,9 @@ struct status_extra {
 	int64_t supp_dropped_pers, supp_rejected;
 	/* push alerts (alert.c) */
 	int64_t alerts_sent, alerts_failed, alerts_dropped;
+	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
+	 * or no MX, failures; units the dispatcher moved to their MX's group */
+	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
 };
 
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */

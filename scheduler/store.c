@@ -203,6 +203,7 @@ enum stmt {
 	S_GROUP_CHECK,
 	S_SET_V3ONLY,
 	S_V3ONLY_WAITING,
+	S_SET_ISP,
 	S_COUNT_STMTS
 };
 
@@ -219,8 +220,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_ADD_UNIT] = "INSERT INTO units(content_id, state, isp, attempts, next_at, created_at,"
                    " domain, personalization) VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5)",
     [S_RECOVER] = "UPDATE units SET state = 0 WHERE state = 1",
-    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only"
-                " FROM units"
+    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only,"
+                " domain FROM units"
                 " WHERE state = 0 AND isp = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
     [S_HAS_READY] = "SELECT EXISTS (SELECT 1 FROM units"
                     " WHERE state = 0 AND isp = ?1 AND next_at <= ?2)",
@@ -285,6 +286,7 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
      * many personalizations shares one X-Message-Id. */
     [S_UNIT_BY_PROVIDER] = "SELECT route, isp FROM units WHERE provider_id = ?1"
                            " ORDER BY domain = ?2 DESC, id LIMIT 1",
+    [S_SET_ISP] = "UPDATE units SET isp = ?2 WHERE id = ?1 AND state = 0",
 };
 
 struct store {
@@ -767,9 +769,11 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int(st, 3, max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 7);
 		if (unit_read(s, st, &out[n], "store_ready") < 0)
 			goto fail;
 		out[n].v3only = sqlite3_column_int(st, 6);
+		snprintf(out[n].domain, sizeof(out[n].domain), "%s", d ? d : "");
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -854,6 +858,16 @@ int store_mark_inflight(struct store *s, int64_t unit_id, int route)
 	sqlite3_bind_int64(st, 1, unit_id);
 	sqlite3_bind_int(st, 2, route);
 	return change(s, S_INFLIGHT, unit_id, "store_mark_inflight", "queued");
+}
+
+/* Moves a QUEUED unit to another ISP group (its MX answer came). */
+int store_set_isp(struct store *s, int64_t unit_id, int isp)
+{
+	sqlite3_stmt *st = s->stmt[S_SET_ISP];
+
+	sqlite3_bind_int64(st, 1, unit_id);
+	sqlite3_bind_int(st, 2, isp);
+	return change(s, S_SET_ISP, unit_id, "store_set_isp", "queued");
 }
 
 /* Records that a route accepted the unit. */

@@ -49,6 +49,7 @@ struct store_unit {
 	int64_t next_at;
 	int v3only;            /* store_ready: only the v3 API route may send it */
 	char *personalization; /* JSON text, owned by the unit */
+	char domain[256];      /* the recipient's (store_ready only) */
 };
 
 int store_open(struct store **s, const char *path, char *err, size_t errlen);
@@ -77,6 +78,9 @@ int store_recover(struct store *s);
  * Returns the count; free each with store_unit_clear(). */
 int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, int max);
 void store_unit_clear(struct store_unit *u);
+
+/* Moves a QUEUED unit to ISP group isp (its domain's MX answer came). */
+int store_set_isp(struct store *s, int64_t unit_id, int isp);
 
 /* For each ISP 0..nisp-1: ready[isp] = QUEUED units with next_at <= now
  * (capped at 1, "has some", when exact is 0), and *earliest = the smallest

@@ -6,7 +6,7 @@
  *
  * SYNOPSIS
  *	warmup simulate --schedule FILE (--daily-volume N | --traffic FILE)
- *	                [--config FILE] [OPTIONS]
+ *	                [--config FILE] [--mx-map FILE] [OPTIONS]
  *
  * DESCRIPTION
  *	Every simulated message goes through wu_engine_route(), the router
@@ -16,6 +16,10 @@
  *	file only makes traffic (arrival times from a profile, an ISP drawn
  *	from a mix, bounces and complaints drawn from an outcome model) and
  *	keeps the per-ISP FIFO backlog the daemon keeps in its store.
+ *
+ *	A --mix entry may be a domain: each of its messages is grouped by
+ *	wu_mxcache_group(), the daemon's classification, with the --mx-map
+ *	file standing in for DNS (its answers never expire).
  *
  *	Units are alike except for their ISP, so a backlog is a count per ISP
  *	and a wake-up time per ISP: the time the engine said to ask again.  The
@@ -50,6 +54,7 @@
 #include <time.h>
 
 #include "scheduler/core/engine.h"
+#include "scheduler/core/mxcache.h"
 #include "scheduler/core/pacing.h"
 #include "scheduler/core/parse.h"
 #include "scheduler/config.h"
@@ -58,6 +63,7 @@
 #define PROG         "warmup simulate"
 #define MAX_DAYS     3660
 #define MAX_VOLUME   INT64_C(1000000000)
+#define MIX_MAX      (WU_ISP_MAX + 32) /* groups and up to 32 domains in --mix */
 #define DEFAULT_TZ   "Asia/Tokyo"
 #define DEFAULT_DATE "2026-12-01"
 #define DEFAULT_MIX                                                                                \
@@ -82,6 +88,7 @@ struct options {
 	    *seeds;
 	const char *deferral;
 	const char *outcomes;
+	const char *mx_map;
 	const char *format, *svg;
 	int svg_scale; /* enum wu_svg_scale */
 	int quiet, help;
@@ -123,11 +130,15 @@ struct sim {
 	uint64_t *bounce_thr, *complaint_thr; /* probability scaled to 2^53 */
 	double *bounce, *complaint;
 	enum profile profile;
-	/* ISP mix: cumulative thresholds out of 2^64 */
+	/* ISP mix: cumulative thresholds out of 2^64; an entry is a group, or
+	 * a domain (mix_dom) classified per message by name or --mx-map */
 	int nmix;
-	int mix_isp[WU_ISP_MAX];
-	uint64_t mix_thr[WU_ISP_MAX];
-	double mix_share[WU_ISP_MAX];
+	int mix_isp[MIX_MAX];
+	const char *mix_dom[MIX_MAX];
+	uint64_t mix_thr[MIX_MAX];
+	double mix_share[MIX_MAX];
+	struct wu_mxcache *mx; /* --mx-map: domain -> its MX's group */
+	char mix_names[MIX_MAX - WU_ISP_MAX][256];
 	uint64_t seed;
 	uint64_t rng_isp[4], rng_out[4];
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
@@ -181,7 +192,10 @@ void wu_simulate_usage(FILE *f)
 	      "  --timezone ZONE        IANA zone (default: the config's, or " DEFAULT_TZ ")\n"
 	      "  --mix LIST             ISP shares, e.g. google=45%,yahoo=20%; the rest goes\n"
 	      "                         to other (default: google 40%, yahoo 15%, microsoft\n"
-	      "                         10%, apple 8%, docomo 8%, au 6%, softbank 5%, other 8%)\n"
+	      "                         10%, apple 8%, docomo 8%, au 6%, softbank 5%, other 8%);\n"
+	      "                         a DOMAIN=SHARE entry is grouped per message by name or\n"
+	      "                         --mx-map\n"
+	      "  --mx-map FILE          CSV domain,mx: the MX DNS would give each domain\n"
 	      "  --profile even|business  arrival times over the day (default even)\n"
 	      "Policy (override the config):\n"
 	      "  --overflow old|defer   what the new route cannot take now\n"
@@ -283,6 +297,7 @@ static const struct optdef optdefs[] = {
     OPT("complaint-rate", complaint),
     OPT("deferral-rate", deferral),
     OPT("outcomes", outcomes),
+    OPT("mx-map", mx_map),
     OPT("seed", seed),
     OPT("seeds", seeds),
     OPT("format", format),
@@ -457,34 +472,121 @@ static int parse_deferrals(struct sim *s, const char *value)
 	return 0;
 }
 
+/* Appends a mix entry (a group, or a domain) of this share, if any. */
+static void mix_add(struct sim *s, int isp, const char *dom, double share, double *cum)
+{
+	double t;
+
+	if (share <= 0)
+		return;
+	*cum += share;
+	t = *cum * 18446744073709551616.0;
+	s->mix_isp[s->nmix] = isp;
+	s->mix_dom[s->nmix] = dom;
+	s->mix_share[s->nmix] = share;
+	s->mix_thr[s->nmix++] = t >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)t;
+}
+
 /* Parses "google=45%,yahoo=20%" against the ISP table; the rest of 100%
  * goes to "other". */
 static int parse_mix(struct sim *s, const char *opt_value, int is_default)
 {
-	double share[WU_ISP_MAX] = {0}, total = 0, cum = 0;
-	int rc;
+	double share[WU_ISP_MAX] = {0}, dshare[MIX_MAX - WU_ISP_MAX] = {0}, total = 0, cum = 0;
+	char groups[1024] = "", buf[1024], err[WU_ERR_MAX], *save = NULL, *item;
+	int rc, ndom = 0;
 
-	if ((rc = parse_isp_percents(s, "mix", "SHARE such as google=45%", opt_value, is_default,
-	                             share, &total)))
+	/* Entries with a dot are domains; the rest are groups. */
+	if (strlen(opt_value) >= sizeof(buf))
+		return bad("--mix: value too long");
+	strcpy(buf, opt_value);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '='), *name;
+		if (eq)
+			*eq = '\0';
+		name = wu_trim(item);
+		if (!eq || !strchr(name, '.')) {
+			if (eq)
+				*eq = '=';
+			strcat(strcat(groups, *groups ? "," : ""), item);
+			continue;
+		}
+		if (ndom == MIX_MAX - WU_ISP_MAX)
+			return bad("--mix: at most %d domains", MIX_MAX - WU_ISP_MAX);
+		if (strlen(name) >= sizeof(s->mix_names[0]))
+			return bad("--mix: domain too long: '%.40s...'", name);
+		for (int i = 0; i < ndom; i++)
+			if (strcasecmp(s->mix_names[i], name) == 0)
+				return bad("--mix: %s given twice", name);
+		strcpy(s->mix_names[ndom], name);
+		if (wu_parse_percent(wu_trim(eq + 1), &dshare[ndom], err, sizeof(err)) < 0)
+			return bad("--mix: %s: %s", name, err);
+		total += dshare[ndom++];
+	}
+	/* Without --mx-map too: the cache keeps each domain's verdict by name. */
+	if (ndom && !s->mx && wu_mxcache_create(&s->mx, MIX_MAX) < 0)
+		return bad("out of memory");
+	if (*groups && (rc = parse_isp_percents(s, "mix", "SHARE such as google=45%", groups,
+	                                        is_default, share, &cum)))
 		return rc;
+	total += cum;
+	cum = 0;
 	if (total > 1 + 1e-9)
 		return bad("--mix: shares add up to %.2f%%, more than 100%%", total * 100);
 	share[WU_ISP_OTHER] += 1 - total > 0 ? 1 - total : 0;
 	s->nmix = 0;
-	for (int i = 0; i < s->isps->n; i++) {
-		double t;
-		if (share[i] <= 0)
-			continue;
-		cum += share[i];
-		t = cum * 18446744073709551616.0;
-		s->mix_isp[s->nmix] = i;
-		s->mix_share[s->nmix] = share[i];
-		s->mix_thr[s->nmix++] = t >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)t;
-	}
+	for (int i = 0; i < s->isps->n; i++)
+		mix_add(s, i, NULL, share[i], &cum);
+	for (int i = 0; i < ndom; i++)
+		mix_add(s, WU_ISP_OTHER, s->mix_names[i], dshare[i], &cum);
 	if (s->nmix == 0)
 		return bad("--mix: every share is 0%%");
 	s->mix_thr[s->nmix - 1] = UINT64_MAX; /* rounding must not leave a gap at the top */
 	return 0;
+}
+
+static char *slurp(const char *path, size_t *len);
+
+/* --mx-map FILE: "domain,mx" lines (a "domain,mx" header, blank lines and
+ * #-comments skipped) put into the MX cache as answers that never expire,
+ * each grouped by wu_isp_classify_mx() as the daemon groups DNS's. */
+static int load_mx_map(struct sim *s, const char *path)
+{
+	size_t len;
+	char *text = slurp(path, &len), *line, *save = NULL;
+	int lineno = 0, rc = 0;
+
+	if (!text)
+		return bad("--mx-map: %s: %s", path, strerror(errno));
+	if (wu_mxcache_create(&s->mx, 1000000) < 0) {
+		free(text);
+		return bad("out of memory");
+	}
+	for (line = text; line; line = save) {
+		char *nl = strchr(line, '\n'), *comma, *dom, *host;
+		save = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
+		lineno++;
+		dom = wu_trim(line);
+		if (!*dom || *dom == '#' || strcasecmp(dom, "domain,mx") == 0)
+			continue;
+		if (!(comma = strchr(dom, ',')) || strchr(comma + 1, ',')) {
+			rc = bad("%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com",
+			         path, lineno);
+			break;
+		}
+		*comma = '\0';
+		dom = wu_trim(dom);
+		host = wu_trim(comma + 1);
+		if (!*dom || !*host || strchr(dom, ' ') || strchr(host, ' ') ||
+		    wu_mxcache_put(s->mx, dom, wu_isp_classify_mx(s->isps, host), INT64_MAX) < 0) {
+			rc = bad("%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com",
+			         path, lineno);
+			break;
+		}
+	}
+	free(text);
+	return rc;
 }
 
 /* Reads a whole file; NULL with errno set on failure. */
@@ -722,6 +824,11 @@ static inline void arrive(struct sim *s, wu_time_t t)
 	while (r >= s->mix_thr[k] && k < s->nmix - 1)
 		k++;
 	isp = s->mix_isp[k];
+	if (s->mix_dom[k]) { /* the daemon's classification, with the map as DNS */
+		int bits;
+		wu_time_t asked;
+		isp = wu_mxcache_group(s->mx, s->isps, s->mix_dom[k], t, &bits, &asked);
+	}
 	if (s->backlog[isp]++ == 0)
 		drain(s, isp, t);
 }
@@ -1338,6 +1445,8 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		s->bounce_thr[d] = (uint64_t)llround(s->bounce[d] * (double)ONE53);
 		s->complaint_thr[d] = (uint64_t)llround(s->complaint[d] * (double)ONE53);
 	}
+	if (o->mx_map && (rc = load_mx_map(s, o->mx_map)))
+		return rc;
 	if ((rc = parse_mix(s, o->mix ? o->mix : DEFAULT_MIX, !o->mix)))
 		return rc;
 	if (o->deferral && (rc = parse_deferrals(s, o->deferral)))
@@ -1382,6 +1491,7 @@ static void sim_reset(struct sim *s)
 static void sim_free(struct sim *s)
 {
 	wu_engine_free(s->e);
+	wu_mxcache_free(s->mx);
 	free(s->offered);
 	free(s->bounce);
 	free(s->complaint);

@@ -7,6 +7,12 @@
  * hotmail.co.jp, hotmail.com.br (the label, then one or two labels of which
  * the last is a two-letter country code, or "com").  Unmatched domains are
  * "other" (id 0).  Built-in groups can be replaced and new ones added.
+ *
+ * A group also has MX host patterns ("*.google.com", or one host name):
+ * a domain no group claims by name is grouped by the mail exchanger DNS
+ * names for it (acme.co.jp with MX aspmx.l.google.com is google's).  The
+ * lookup is the caller's (scheduler/mx.c, the simulator's --mx-map); this
+ * file only matches the host name.
  */
 #ifndef WU_ISP_H
 #define WU_ISP_H
@@ -16,14 +22,16 @@
 #define WU_ISP_OTHER 0
 
 struct wu_isp_domain {
-	char *pattern; /* lower case: "gmail.com" or "hotmail.*" */
+	char *pattern; /* lower case: "gmail.com", "hotmail.*", or for mx "*.google.com" */
 	int isp;
+	int mx;  /* 1: an MX host pattern, 0: a recipient domain */
+	int len; /* strlen(pattern), so that most entries fail on a compare */
 };
 
 struct wu_isp_table {
 	int n; /* groups, "other" included */
 	char names[WU_ISP_MAX][WU_ISP_NAME_MAX];
-	int ndomains;
+	int ndomains; /* domain and MX patterns, in one array */
 	int cap_domains;
 	struct wu_isp_domain *domains;
 };
@@ -52,5 +60,18 @@ int wu_isp_add_domains(struct wu_isp_table *t, int isp, const char *list, char *
 /* The group of a recipient domain (any case; a full address is accepted and
  * its part after the last '@' used). */
 int wu_isp_classify(const struct wu_isp_table *t, const char *domain);
+
+/* Drops every MX pattern of group isp. */
+void wu_isp_clear_mx(struct wu_isp_table *t, int isp);
+
+/* Adds the MX patterns of a comma- or blank-separated list to group isp:
+ * "*.google.com" (any name under google.com, not google.com itself) or one
+ * host name.  A pattern already in another group moves.  Returns 0 or -1
+ * with a message naming the bad entry. */
+int wu_isp_add_mx(struct wu_isp_table *t, int isp, const char *list, char *err, size_t errlen);
+
+/* The group of a mail exchanger's host name (any case, a trailing dot
+ * ignored): the group of the longest pattern it matches, or WU_ISP_OTHER. */
+int wu_isp_classify_mx(const struct wu_isp_table *t, const char *mx_host);
 
 #endif

@@ -463,6 +463,17 @@ static const struct bad bad_files[] = {
     {BASE "[isp google]\ndomains = gmail..com\n", {"[isp google] domains: expected a domain"}},
     {BASE "[isp google]\nadd_domains = g.example\ndomains = gmail.com\n",
      {"warmup.conf:12: [isp google] domains: must come before add_domains"}},
+    {BASE "[isp google]\nmx = google.*\n",
+     {"warmup.conf:11: [isp google] mx: expected an MX host"}},
+    {BASE "[isp google]\nadd_mx = \n", {"[isp google] add_mx: expected a list of MX hosts"}},
+    {BASE "[dns]\nservers = dns.example:53\n",
+     {"warmup.conf:11: [dns] servers: expected DNS server addresses"}},
+    {BASE "[dns]\nservers = 127.0.0.1:0\n", {"[dns] servers: expected DNS server addresses"}},
+    {BASE "[dns]\nservers = [::1\n", {"[dns] servers: expected DNS server addresses"}},
+    {BASE "[dns]\nmx = maybe\n", {"[dns] mx: expected on or off"}},
+    {BASE "[dns]\nwait = soon\n", {"[dns] wait: expected a duration"}},
+    {BASE "[dns]\ncache = 10\n", {"[dns] cache: expected a whole number from 100"}},
+    {BASE "[dns]\ncolour = blue\n", {"warmup.conf:11: [dns] colour: unknown key"}},
     {BASE "[gate]\nconfidence = 101%\n", {"[gate] confidence: expected a confidence level"}},
     {BASE "[gate]\nresume = later\n", {"[gate] resume: expected next_day or manual"}},
     {BASE "[gate]\nbounce_warn = 6%\n",
@@ -727,6 +738,35 @@ static void test_values(void **state)
 	assert_int_equal(wu_isp_classify(&f->c.core.isps, "googlemail.com"), WU_ISP_OTHER);
 	assert_int_equal(wu_isp_classify(&f->c.core.isps, "example.net"), g);
 	assert_int_equal(wu_isp_classify(&f->c.core.isps, "example.org"), g);
+	wu_conf_free(&f->c);
+
+	/* [dns] and [isp NAME] mx: the defaults, then each key. */
+	if (load(f, BASE, 0) < 0)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->c.dns.mx, 1);
+	assert_string_equal(f->c.dns.servers, "");
+	assert_true(f->c.dns.wait == 2 * WU_USEC && f->c.dns.timeout == WU_USEC);
+	assert_int_equal(f->c.dns.cache, 100000);
+	wu_conf_free(&f->c);
+	if (load(f,
+	         BASE "[dns]\nmx = off\nservers = 127.0.0.1:5353, 192.0.2.1 [::1]:53,::1\n"
+	              "wait = 0\ntimeout = 3s\ncache = 500\n"
+	              "[isp corp]\nmx = mx.corp.example\nadd_mx = *.corp-mail.example\n"
+	              "[isp google]\nmx = *.google.com\n",
+	         0) < 0)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->c.dns.mx, 0);
+	assert_string_equal(f->c.dns.servers, "127.0.0.1:5353,192.0.2.1,[::1]:53,::1");
+	assert_true(f->c.dns.wait == 0 && f->c.dns.timeout == 3 * WU_USEC);
+	assert_int_equal(f->c.dns.cache, 500);
+	g = wu_isp_find(&f->c.core.isps, "google");
+	int corp = wu_isp_find(&f->c.core.isps, "corp");
+	assert_int_equal(wu_isp_classify_mx(&f->c.core.isps, "mx.corp.example"), corp);
+	assert_int_equal(wu_isp_classify_mx(&f->c.core.isps, "a.corp-mail.example"), corp);
+	assert_int_equal(wu_isp_classify_mx(&f->c.core.isps, "aspmx.l.google.com"), g);
+	/* mx replaced google's list: *.googlemail.com is gone. */
+	assert_int_equal(wu_isp_classify_mx(&f->c.core.isps, "aspmx2.googlemail.com"),
+	                 WU_ISP_OTHER);
 }
 
 /* The example shipped in tools/ must load, as the simulator reads it. */

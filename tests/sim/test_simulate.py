@@ -410,6 +410,46 @@ class BadInput(Tmp):
         self.assertEqual(run(check=False)[0], 2)
 
 
+class MxMap(Tmp):
+    """--mx-map: domains in the mix grouped by the MX a map gives them, as
+    warmupd groups them by DNS's answer."""
+
+    MAP = "# what DNS would say\ndomain,mx\nacme.co.jp,aspmx.l.google.com\n" \
+          "m365.co.jp, m365-co-jp.mail.protection.outlook.com.\nplain.co.jp,mx.plain.co.jp\n"
+    MIX = "google=20%,acme.co.jp=30%,m365.co.jp=10%,plain.co.jp=10%,gmail.com=5%"
+
+    def day1(self, *extra):
+        conf = self.write("w.conf", "[isp google]\nnew_share = 30%\n")
+        return sim_json(*seed_args("--days", "1", "--config", conf, "--mix", self.MIX,
+                                   *extra))["days"][0]["isps"]
+
+    def test_map_groups_business_domains(self):
+        isps = self.day1("--mx-map", self.write("mx.csv", self.MAP))
+        offered = {k: v["new"] + v["old"] for k, v in isps.items()}
+        # google: 20% + acme 30% + gmail.com 5% by name; microsoft: m365 10%
+        # (the ISP of each message is drawn from the mix).
+        self.assertAlmostEqual(offered["google"], 20800 * 55 / 100, delta=300)  # drawn
+        self.assertAlmostEqual(offered["microsoft"], 20800 * 10 / 100, delta=300)  # drawn
+        self.assertAlmostEqual(offered["other"], 20800 * 35 / 100, delta=300)  # drawn
+        self.assertEqual(isps["google"]["new"], 18)  # 30% of the cap of 63
+
+    def test_without_a_map_domains_are_grouped_by_name(self):
+        isps = self.day1()
+        offered = {k: v["new"] + v["old"] for k, v in isps.items()}
+        self.assertAlmostEqual(offered["google"], 20800 * 25 / 100, delta=300)  # drawn
+        self.assertEqual(offered["microsoft"], 0)
+
+    def test_bad_map(self):
+        for text, line in [("acme.co.jp\n", 1), ("# c\nacme.co.jp,a,b\n", 2),
+                           ("x.jp,mx\n,mx.x.jp\n", 2)]:
+            rc, _, err = run(*seed_args("--mx-map", self.write("bad.csv", text)), check=False)
+            self.assertEqual(rc, 2)
+            self.assertIn("bad.csv:%d: expected domain,mx" % line, err.decode())
+        rc, _, err = run(*seed_args("--mx-map", "/nonexistent.csv"), check=False)
+        self.assertEqual(rc, 2)
+        self.assertIn("--mx-map: /nonexistent.csv", err.decode())
+
+
 if __name__ == "__main__":
     EXE = os.path.abspath(sys.argv[1])
     ROOT = os.path.abspath(sys.argv[2])

@@ -293,6 +293,87 @@ static void test_many_domains_and_copy(void **state)
 	wu_isp_table_free(&z);
 }
 
+static void expect_mx(const struct wu_isp_table *t, const char *host, const char *want)
+{
+	int id = wu_isp_classify_mx(t, host);
+
+	assert_true(id >= 0 && id < t->n);
+	if (strcmp(t->names[id], want) != 0)
+		fail_msg("MX %s: expected %s, got %s", host, want, t->names[id]);
+}
+
+/* The providers' published exchangers, and names that only look like them. */
+static void test_mx_builtin(void **state)
+{
+	(void)state;
+	expect_mx(&T, "aspmx.l.google.com", "google");
+	expect_mx(&T, "alt4.aspmx.l.google.com.", "google");
+	expect_mx(&T, "SMTP.Google.COM", "google");
+	expect_mx(&T, "aspmx2.googlemail.com", "google");
+	expect_mx(&T, "acme-co-jp.mail.protection.outlook.com", "microsoft");
+	expect_mx(&T, "hotmail-com.olc.protection.outlook.com", "microsoft");
+	expect_mx(&T, "mta5.am0.yahoodns.net", "yahoo");
+	expect_mx(&T, "mx-aol.mail.gm0.yahoodns.net", "yahoo");
+	expect_mx(&T, "mx01.mail.icloud.com", "apple");
+	expect_mx(&T, "mfsmax.docomo.ne.jp", "docomo");
+	/* The apex is not "*.": google.com as an exchanger is no one's. */
+	expect_mx(&T, "google.com", "other");
+	expect_mx(&T, "notgoogle.com", "other");
+	expect_mx(&T, "aspmx.l.google.com.evil.example", "other");
+	expect_mx(&T, "mail.protection.outlook.com", "other");
+	expect_mx(&T, "", "other");
+	expect_mx(&T, ".", "other");
+	/* MX patterns never classify a recipient domain, nor domains an MX. */
+	expect_group(&T, "x.google.com", "other");
+	expect_mx(&T, "gmail.com", "other");
+	expect_mx(&T, "mx.gmail.com", "other");
+}
+
+/* [isp NAME] mx: exact hosts, the longest pattern wins, moves, clears, bad
+ * entries, and the copy keeps them. */
+static void test_mx_patterns(void **state)
+{
+	char err[200];
+	int corp = wu_isp_define(&T, "corp", err, sizeof err), g = wu_isp_find(&T, "google");
+	int ms = wu_isp_find(&T, "microsoft");
+
+	(void)state;
+	assert_int_equal(
+	    wu_isp_add_mx(&T, corp, "mx1.corp.example, *.outlook.com", err, sizeof err), 0);
+	expect_mx(&T, "mx1.corp.example", "corp");
+	expect_mx(&T, "MX1.CORP.EXAMPLE.", "corp");
+	expect_mx(&T, "mx2.corp.example", "other");
+	expect_mx(&T, "x.mx1.corp.example", "other");
+	/* *.mail.protection.outlook.com is longer than *.outlook.com. */
+	expect_mx(&T, "acme.mail.protection.outlook.com", "microsoft");
+	expect_mx(&T, "eur.outlook.com", "corp");
+	/* A pattern listed again moves to the new group. */
+	assert_int_equal(wu_isp_add_mx(&T, corp, "*.google.com", err, sizeof err), 0);
+	expect_mx(&T, "aspmx.l.google.com", "corp");
+	expect_mx(&T, "aspmx2.googlemail.com", "google");
+	wu_isp_clear_mx(&T, g);
+	expect_mx(&T, "aspmx2.googlemail.com", "other");
+	expect_group(&T, "gmail.com", "google"); /* the domains stay */
+	wu_isp_clear(&T, ms);
+	expect_mx(&T, "acme.mail.protection.outlook.com", "microsoft"); /* the MX stay */
+
+	struct wu_isp_table c;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(wu_isp_table_copy(&c, &T), 0);
+	expect_mx(&c, "mx1.corp.example", "corp");
+	expect_group(&c, "mx1.corp.example", "other");
+	wu_isp_table_free(&c);
+
+	const char *bad[] = {"*",    "*.",          "*.*.google.com", "a*.google.com", "google.*",
+	                     "x..y", ".google.com", "a_b.example",    "*google.com"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = '\0';
+		if (wu_isp_add_mx(&T, corp, bad[i], err, sizeof err) == 0)
+			fail_msg("MX pattern '%s' accepted", bad[i]);
+		assert_non_null(strstr(err, "expected an MX host"));
+	}
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -302,6 +383,7 @@ int main(void)
 	    T_(test_parent_domains),   T_(test_case_and_addresses), T_(test_odd_inputs),
 	    T_(test_override_builtin), T_(test_new_group),          T_(test_bad_group_names),
 	    T_(test_table_full),       T_(test_bad_domains),        T_(test_many_domains_and_copy),
+	    T_(test_mx_builtin),       T_(test_mx_patterns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
