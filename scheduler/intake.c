@@ -269,6 +269,36 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 	return 0;
 }
 
+int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, int64_t content_id,
+                     int v3only, wu_time_t now)
+{
+	const cJSON *p;
+	int n = 0;
+
+	cJSON_ArrayForEach(p, ps)
+	{
+		char domain[256], *json;
+		int64_t unit;
+		int isp;
+
+		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
+			domain[0] = '\0';
+		isp = mx_classify(d->mx, domain, now, NULL);
+		json = cJSON_PrintUnformatted(p);
+		if (!json ||
+		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
+		                   &unit) < 0 ||
+		    intake_hold(d, body, p, unit, now) < 0 ||
+		    (v3only && store_set_v3only(d->store, unit) < 0)) {
+			free(json);
+			return -1;
+		}
+		free(json);
+		n++;
+	}
+	return n;
+}
+
 /* A unit whose send_at is ahead waits in the queue until then: it is
  * routed, and counted against a cap, on the day it goes out. */
 int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit, wu_time_t now)
@@ -288,8 +318,8 @@ static enum MHD_Result handle_mail(struct req *r)
 	struct wu_daemon *d = in->d;
 	struct v3mail_errors errs = {0};
 	struct json_strict_error jerr;
-	cJSON *body, *ps, *p;
-	char *content = NULL, *json;
+	cJSON *body, *ps;
+	char *content = NULL;
 	int64_t content_id;
 	wu_time_t now = daemon_now(d);
 	struct suppress_result sr;
@@ -351,27 +381,8 @@ static enum MHD_Result handle_mail(struct req *r)
 	if (!content || daemon_txn(d) < 0 ||
 	    store_add_content(d->store, r->msgid, content, strlen(content), now, &content_id) < 0)
 		goto fail;
-	cJSON_ArrayForEach(p, ps)
-	{
-		char domain[256];
-		int64_t unit;
-		int isp;
-
-		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
-			domain[0] = '\0';
-		isp = mx_classify(d->mx, domain, now, NULL);
-		json = cJSON_PrintUnformatted(p);
-		if (!json ||
-		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
-		                   &unit) < 0 ||
-		    intake_hold(d, body, p, unit, now) < 0 ||
-		    (v3only && store_set_v3only(d->store, unit) < 0)) {
-			free(json);
-			goto fail;
-		}
-		free(json);
-		n++;
-	}
+	if ((n = intake_add_units(d, body, ps, content_id, v3only, now)) < 0)
+		goto fail;
 	free(content);
 	cJSON_Delete(ps);
 	cJSON_Delete(body);

@@ -38,4 +38,11 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
                 wu_time_t now);
 
+/* Both intakes: one unit per personalization of ps for the stored content,
+ * classified by its first recipient's domain, held for its send_at, marked
+ * for the v3 route alone with v3only; in the turn's transaction.  Returns
+ * how many, or -1 when the store failed. */
+int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, int64_t content_id,
+                     int v3only, wu_time_t now);
+
 #endif

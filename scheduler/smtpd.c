@@ -300,7 +300,7 @@ static void msg_done(struct session *s)
 {
 	struct smtpd *srv = s->srv;
 	struct wu_daemon *d = srv->d;
-	char err[256], *v3 = NULL, *json = NULL;
+	char err[256], *v3 = NULL;
 	cJSON *body = NULL, *ps, *p;
 	struct v3mail_errors errs = {0};
 	int64_t cid;
@@ -362,23 +362,8 @@ static void msg_done(struct session *s)
 	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg ? s->msg : "",
 	                          s->msg_len, s->from, now, &cid) < 0)
 		goto fail;
-	cJSON_ArrayForEach(p, ps)
-	{
-		char domain[256];
-		int64_t unit;
-		int isp;
-
-		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
-			domain[0] = '\0';
-		isp = mx_classify(d->mx, domain, now, NULL);
-		json = cJSON_PrintUnformatted(p);
-		if (!json ||
-		    store_add_unit(d->store, cid, json, strlen(json), isp, domain, now, &unit) < 0 ||
-		    intake_hold(d, body, p, unit, now) < 0)
-			goto fail;
-		free(json);
-		json = NULL;
-	}
+	if (intake_add_units(d, body, ps, cid, 0, now) < 0)
+		goto fail;
 	if (daemon_after_commit(d, on_committed, s) < 0)
 		goto fail;
 	cJSON_Delete(body);
@@ -391,7 +376,6 @@ fail:
 	reply(s, "451 4.3.0 The message could not be stored; try again later");
 refused:
 	d->extra.smtp_rejected++;
-	free(json);
 	cJSON_Delete(body);
 	free(v3);
 	txn_reset(s);
