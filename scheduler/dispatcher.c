@@ -679,6 +679,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 {
 	struct wu_daemon *d = dp->d;
 	struct result_set *rs = calloc(1, sizeof(*rs));
+	int first_of[WU_ISP_MAX][SND_AUTHFAIL + 1]; /* the first unit of each ISP and status */
 	unsigned rnd = 0;
 	int attempts = 0;
 
@@ -702,9 +703,10 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 			attempts = b->attempts[i];
 	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		rnd = (unsigned)rand();
+	memset(first_of, -1, sizeof(first_of));
 	for (int i = 0; i < b->sb.nitems; i++) {
 		struct settled *u = &rs->u[i];
-		int isp = b->sb.items[i].isp, first = -1;
+		int isp = b->sb.items[i].isp, first;
 		enum snd_status st = res[i].status;
 		struct wu_report rep;
 		struct wu_verdict v;
@@ -713,9 +715,9 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 		snprintf(u->provider_id, sizeof(u->provider_id), "%s", res[i].provider_id);
 		snprintf(u->error, sizeof(u->error), "%s", res[i].error);
 		rs->count[isp][result_of(st)]++;
-		for (int j = 0; j < i && first < 0; j++)
-			if (b->sb.items[j].isp == isp && res[j].status == st)
-				first = j;
+		first = first_of[isp][st];
+		if (first < 0)
+			first_of[isp][st] = i;
 		if (first >= 0) { /* one verdict per ISP and status: the first unit's */
 			u->status = rs->u[first].status;
 			u->next_at = rs->u[first].next_at;

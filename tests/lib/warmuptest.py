@@ -115,6 +115,27 @@ def write_file(dir, name, text, mode=0o600):
     return path
 
 
+def make_pki(dir):
+    """A private CA and a certificate for mx.test.example and 127.0.0.1,
+    made with the openssl command in dir; returns dir."""
+    os.makedirs(dir)
+
+    def run(*a):
+        subprocess.run(["openssl", *a], cwd=dir, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=warmup test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "mx.key", "-out", "mx.csr", "-subj", "/CN=mx.test.example")
+    with open(os.path.join(dir, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:mx.test.example,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "mx.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "mx.pem", "-days", "2", "-extfile", "ext")
+    # Postfix's smtp client reads the CA file as the postfix user.
+    os.chmod(dir, 0o755)
+    os.chmod(os.path.join(dir, "ca.pem"), 0o644)
+    return dir
+
+
 def http_request(port, method, path, body=None, raw=None, auth=None, headers=None,
                  ctype="application/json", timeout=30):
     """One request to 127.0.0.1:port: body is sent as JSON, raw as it is; auth

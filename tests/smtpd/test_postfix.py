@@ -96,27 +96,6 @@ def without_field(head, name):
     return b"".join(out)
 
 
-def make_pki(dir):
-    """A private CA and a certificate for mx.test.example and 127.0.0.1,
-    made with the openssl command in dir; returns dir."""
-    os.makedirs(dir)
-
-    def run(*a):
-        subprocess.run(["openssl", *a], cwd=dir, check=True, capture_output=True)
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=warmup test CA")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "mx.key", "-out", "mx.csr", "-subj", "/CN=mx.test.example")
-    with open(os.path.join(dir, "ext"), "w") as f:
-        f.write("subjectAltName=DNS:mx.test.example,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "mx.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "mx.pem", "-days", "2", "-extfile", "ext")
-    # Postfix's smtp client reads the CA file as the postfix user.
-    os.chmod(dir, 0o755)
-    os.chmod(os.path.join(dir, "ca.pem"), 0o644)
-    return dir
-
-
 class PostfixTest(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="warmupd-postfix-")
@@ -322,7 +301,7 @@ hostname = mx.test.example
         # The seed's remote set-up: Postfix requires TLS and authenticates;
         # warmupd lets only AUTH send (loopback is not in networks) and
         # refuses MAIL before STARTTLS.
-        pki = make_pki(os.path.join(self.dir, "pki"))
+        pki = warmuptest.make_pki(os.path.join(self.dir, "pki"))
         users = self.write("users", "relay:%s\n" % crypt.crypt(
             PASSWORD, crypt.mksalt(crypt.METHOD_SHA512)))
         self.daemon(2, "tls = required\ntls_cert_file = pki/mx.pem\ntls_key_file = pki/mx.key\n"
@@ -356,7 +335,7 @@ smtp_sasl_tls_security_options = noanonymous
     def test_swaks_starttls_auth_pipelining_attachment(self):
         if not shutil.which("swaks"):
             self.skipTest("swaks not installed (tools/setup installs it)")
-        pki = make_pki(os.path.join(self.dir, "pki"))
+        pki = warmuptest.make_pki(os.path.join(self.dir, "pki"))
         users = self.write("users", "app:%s\n" % crypt.crypt(
             PASSWORD, crypt.mksalt(crypt.METHOD_SHA512)))
         self.daemon(100, "tls = required\ntls_cert_file = pki/mx.pem\ntls_key_file = pki/mx.key\n"

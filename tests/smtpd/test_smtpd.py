@@ -16,7 +16,6 @@ import smtplib
 import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
 import time
 import unittest
@@ -381,19 +380,7 @@ hostname = mx.test.example
     def test_starttls_required(self):
         if not shutil.which("openssl"):
             self.skipTest("no openssl command")
-        pki = os.path.join(self.dir, "pki")
-        os.mkdir(pki)
-
-        def run(*a):
-            subprocess.run(["openssl", *a], cwd=pki, check=True, capture_output=True)
-        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
-        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "mx.key", "-out", "mx.csr", "-subj", "/CN=mx.test.example")
-        with open(os.path.join(pki, "ext"), "w") as f:
-            f.write("subjectAltName=DNS:mx.test.example,IP:127.0.0.1\n")
-        run("x509", "-req", "-in", "mx.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "mx.pem", "-days", "2", "-extfile", "ext")
+        pki = warmuptest.make_pki(os.path.join(self.dir, "pki"))
         users = self.write("users", "app:%s\n" % crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_SHA512)))
         self.start("tls = required\ntls_cert_file = pki/mx.pem\ntls_key_file = pki/mx.key\n"
                    "networks = 10.0.0.0/8\nusers_file = %s" % users, paused=True)
