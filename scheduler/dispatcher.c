@@ -36,8 +36,9 @@
 struct batch {
 	struct snd_batch sb;
 	struct dispatcher *disp;
-	int date;      /* the day its units were counted on */
-	int *attempts; /* per item */
+	enum wu_route route; /* the engine's route it goes by */
+	int date;            /* the day its units were counted on */
+	int *attempts;       /* per item */
 	char msgid[64];
 	struct batch *next;
 };
@@ -141,7 +142,7 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	}
 	/* SMTP routes send a message taken over SMTP as it came; the API
 	 * route sends its v3 form. */
-	if (d->conf.route[route].type == WU_ROUTE_SMTP) {
+	if (d->conf.route[route].type == SND_TYPE_SMTP) {
 		char *raw, *from;
 		size_t rlen;
 
@@ -158,7 +159,8 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	}
 	b->disp = dp;
 	b->date = date;
-	b->sb.route = route;
+	b->route = route;
+	b->sb.role = route == WU_ROUTE_OLD ? SND_ROLE_OLD : SND_ROLE_NEW;
 	b->sb.content_id = content_id;
 	b->sb.content = body;
 	b->sb.msgid = b->msgid;
@@ -202,7 +204,7 @@ static void round_committed(void *arg, int ok)
 
 	dp->commit_pending = 0;
 	for (b = dp->staged; b; b = next) {
-		enum wu_route route = b->sb.route;
+		enum wu_route route = b->route;
 		next = b->next;
 		b->next = NULL;
 		if (!ok) {
@@ -278,7 +280,7 @@ static int can_take(struct dispatcher *dp, enum wu_route route, int64_t content_
 	if (!r)
 		return 1; /* the route is missing: route_isp says so */
 	for (int i = nopen - 1; i >= 0; i--)
-		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		if (open[i]->route == route && open[i]->sb.content_id == content_id &&
 		    open[i]->sb.nitems < snd_route_batch_max(r))
 			return 1;
 	return free_requests(dp, route) > 0;
@@ -292,7 +294,7 @@ static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *
 	int max = snd_route_batch_max(r);
 
 	for (int i = *nopen - 1; i >= 0; i--)
-		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		if (open[i]->route == route && open[i]->sb.content_id == content_id &&
 		    open[i]->sb.nitems < max)
 			return open[i];
 	struct batch *b = batch_new(dp, route, content_id, max, date, step);
@@ -380,7 +382,7 @@ static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int i
 	struct wu_daemon *d = dp->d;
 	wu_time_t until = now + V3ONLY_RECHECK;
 
-	if (d->conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SENDGRID && d->route[WU_ROUTE_NEW]) {
+	if (d->conf.route[WU_ROUTE_NEW].type == SND_TYPE_SENDGRID && d->route[WU_ROUTE_NEW]) {
 		*dec = wu_engine_route_new(d->engine, now, isp);
 		if (dec->kind == WU_NEW)
 			return 1;
@@ -694,7 +696,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 	}
 	rs->dp = dp;
 	rs->now = now;
-	rs->route = b->sb.route;
+	rs->route = b->route;
 	rs->n = b->sb.nitems;
 	/* One retry time for the whole batch, so that its units come back
 	 * together and go out again as one request. */
@@ -724,7 +726,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 			continue;
 		}
 		memset(&rep, 0, sizeof(rep));
-		rep.route = b->sb.route;
+		rep.route = b->route;
 		rep.isp = isp;
 		rep.result = result_of(st);
 		rep.scope = scope;
@@ -798,18 +800,18 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	for (int i = 0; i < b->sb.nitems; i++)
 		gave_back |= res[i].status != SND_ACCEPTED;
 	dp->inflight -= b->sb.nitems;
-	d->extra.inflight[b->sb.route] -= b->sb.nitems;
+	d->extra.inflight[b->route] -= b->sb.nitems;
 	batch_settle(dp, b, res, now,
-	             d->conf.route[b->sb.route].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP
+	             d->conf.route[b->route].type == SND_TYPE_SMTP ? WU_SCOPE_ISP
 	                                                              : WU_SCOPE_API);
 	if (res[0].status != SND_ACCEPTED && res[0].status != SND_AUTHFAIL)
-		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->sb.route),
+		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->route),
 		        snd_status_name(res[0].status), res[0].error, b->sb.nitems,
 		        b->sb.nitems == 1 ? "" : "s");
 	daemon_drain_events(d);
 	if (gave_back)
 		dispatcher_forget_waits(dp);
-	route = b->sb.route;
+	route = b->route;
 	batch_free(b);
 	if (!dp->stopping && !dp->draining) {
 		flush(dp, route);

@@ -326,7 +326,7 @@ static int check_config(const char *config)
 		       config, c.schedule_path, c.core.schedule.ndays,
 		       wu_after_name(c.core.schedule.after),
 		       c.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
-		       c.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
+		       c.route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? "smtp" : "sendgrid",
 		       c.route[WU_ROUTE_OLD].type ? ", old route smtp" : "", c.store_path,
 		       c.listen_host, c.listen_port, c.smtpd.enabled ? " and SMTP" : "");
 	}
@@ -426,7 +426,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		if (d.conf.route[r].type == WU_ROUTE_NONE)
+		if (d.conf.route[r].type == SND_TYPE_NONE)
 			continue;
 		if (snd_route_create(&d.route[r], &d.conf.route[r], d.cu, err, sizeof(err)) < 0) {
 			fprintf(stderr, "warmupd: %s: [route %s]: %s\n", config,

@@ -187,9 +187,9 @@ static void iso_local(wu_time_t t, char *buf, size_t len)
 }
 
 /* The config's word for a route type. */
-static const char *route_type_name(enum wu_route_type t)
+static const char *route_type_name(enum snd_type t)
 {
-	return t == WU_ROUTE_SENDGRID ? "sendgrid" : t == WU_ROUTE_SMTP ? "smtp" : "none";
+	return t == SND_TYPE_SENDGRID ? "sendgrid" : t == SND_TYPE_SMTP ? "smtp" : "none";
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -256,7 +256,7 @@ static void json_routes(struct jb *b, cJSON *root, const struct snap *n)
 
 		j_bool(b, o, "paused", n->paused[r]);
 		if (n->conf) {
-			const struct wu_route_conf *rc = &n->conf->route[r];
+			const struct snd_route_conf *rc = &n->conf->route[r];
 
 			url_public(rc->url, url, sizeof(url));
 			j_str(b, o, "type", route_type_name(rc->type));

@@ -1453,7 +1453,7 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		return rc;
 	/* Whose answer a new-route send gets, as in the daemon's dispatcher:
 	 * an SMTP route's reply speaks for the ISP, SendGrid's API does not. */
-	s->new_scope = conf->route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
+	s->new_scope = conf->route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)
