@@ -68,14 +68,13 @@ struct dispatcher {
 	struct wu_daemon *d;
 	uv_timer_t timer;
 	wu_time_t wait[WU_ISP_MAX];
-	struct batch *staged;                /* this turn's, waiting for the commit */
+	struct batch *staged;                /* this round's, until round_stage() */
 	struct batch *queue[WU_ROUTE_COUNT]; /* committed, waiting for a free request */
 	struct batch *queue_tail[WU_ROUTE_COUNT];
 	int64_t waiting[WU_ROUTE_COUNT]; /* units in staged and queued batches */
 	int pending[WU_ROUTE_COUNT];     /* staged and queued batches */
 	int64_t inflight;                /* units handed to routes */
 	struct result_set *unsaved;      /* results a failed commit did not take */
-	int commit_pending;
 	int draining; /* stopping: nothing new is decided or handed over */
 	int stopping;
 };
@@ -195,35 +194,75 @@ static void flush(struct dispatcher *dp, enum wu_route route)
 	}
 }
 
-/* After the round's commit: send what was decided, or drop it if the commit
- * failed (the units are still queued on disk). */
-static void round_committed(void *arg, int ok)
+/* One round's batches, waiting for the durability of the turn that
+ * counted them.  Turns are committed in order but made durable later (the
+ * daemon syncs on a worker thread), so each round keeps its own list:
+ * nothing staged in a later turn rides an earlier turn's sync. */
+struct round {
+	struct dispatcher *dp;
+	struct batch *staged;
+};
+
+/* Drops a round's batches: their units are still queued on disk. */
+static void staged_drop(struct dispatcher *dp, struct batch *list)
 {
-	struct dispatcher *dp = arg;
 	struct batch *b, *next;
 
-	dp->commit_pending = 0;
-	for (b = dp->staged; b; b = next) {
+	for (b = list; b; b = next) {
+		next = b->next;
+		dp->waiting[b->route] -= b->sb.nitems;
+		dp->pending[b->route]--;
+		batch_free(b);
+	}
+}
+
+/* After the round's commit: send what was decided, or drop it if the commit
+ * failed. */
+static void round_committed(void *arg, int ok)
+{
+	struct round *rd = arg;
+	struct dispatcher *dp = rd->dp;
+	struct batch *b, *next;
+
+	if (!ok)
+		staged_drop(dp, rd->staged);
+	for (b = ok ? rd->staged : NULL; b; b = next) {
 		enum wu_route route = b->route;
 		next = b->next;
 		b->next = NULL;
-		if (!ok) {
-			dp->waiting[route] -= b->sb.nitems;
-			dp->pending[route]--;
-			batch_free(b);
-			continue;
-		}
 		if (dp->queue_tail[route])
 			dp->queue_tail[route]->next = b;
 		else
 			dp->queue[route] = b;
 		dp->queue_tail[route] = b;
 	}
-	dp->staged = NULL;
+	free(rd);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		flush(dp, (enum wu_route)r);
 	if (dp->draining)
 		give_back_queued(dp);
+}
+
+/* Hands this round's batches to the turn's commit. */
+static int round_stage(struct dispatcher *dp)
+{
+	struct round *rd;
+
+	if (!dp->staged)
+		return 0;
+	rd = malloc(sizeof *rd);
+	if (rd) {
+		rd->dp = dp;
+		rd->staged = dp->staged;
+		if (daemon_after_commit(dp->d, round_committed, rd) == 0) {
+			dp->staged = NULL;
+			return 0;
+		}
+		free(rd);
+	}
+	staged_drop(dp, dp->staged);
+	dp->staged = NULL;
+	return -1;
 }
 
 /* Requests a route can start now, beyond the batches already decided. */
@@ -559,11 +598,8 @@ static void round_run(struct dispatcher *dp)
 		if (n == max || budget <= 0)
 			more = 1;
 	}
-	if (dp->staged && !dp->commit_pending) {
-		if (daemon_after_commit(d, round_committed, dp) < 0)
-			goto fail;
-		dp->commit_pending = 1;
-	}
+	if (round_stage(dp) < 0)
+		goto fail;
 	if (more)
 		wake = now;
 	sleep_until(dp, wake, now);
@@ -571,6 +607,9 @@ static void round_run(struct dispatcher *dp)
 fail:
 	wu_error("dispatcher: %s", store_errmsg(d->store));
 	daemon_txn_fail(d, "dispatcher");
+	/* The turn rolls back: what this round marked is queued again. */
+	staged_drop(dp, dp->staged);
+	dp->staged = NULL;
 retry:
 	sleep_until(dp, now + WU_USEC, now);
 }

@@ -90,7 +90,7 @@ static void on_closed(uv_handle_t *h)
 /* The last step of a stop: commit, close the loop's own handles. */
 static void finish(struct wu_daemon *d)
 {
-	daemon_commit(d);
+	daemon_flush(d);
 	uv_check_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, on_closed);
 	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
@@ -169,7 +169,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	dispatcher_drain(d->disp);
 	/* Requests waiting for this turn's commit get their answer first: the
 	 * HTTP server cannot stop with connections suspended. */
-	daemon_commit(d);
+	daemon_flush(d);
 	intake_stop(d->intake);
 	d->intake = NULL;
 	smtpd_stop(d->smtpd);
@@ -209,6 +209,11 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 	}
 	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
+		return -1;
+	}
+	/* Commits are made durable by a worker thread (daemon_commit). */
+	if (daemon_sync_init(d) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
 		return -1;
 	}
 	if ((n = store_recover(d->store)) < 0) {
@@ -487,6 +492,8 @@ out:
 	wu_engine_free(d.engine);
 	store_close(d.store);
 	free(d.after);
+	free(d.waiting);
+	free(d.covered);
 	wu_conf_free(&d.conf);
 	if (d.loop)
 		uv_loop_close(d.loop);
