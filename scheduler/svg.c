@@ -179,7 +179,7 @@ static void draw_axes(FILE *f, const struct axis *a, const struct wu_svg_chart *
 		if ((i + 1) % every && i)
 			continue;
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
-		        LEFT + slot * (i + 0.5), H - BOTTOM + 16, i + (c->x0 ? c->x0 : 1));
+		        LEFT + slot * (i + 0.5), H - BOTTOM + 16, i + !c->from_zero);
 	}
 	fprintf(f,
 	        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"

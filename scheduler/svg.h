@@ -28,7 +28,7 @@ struct wu_svg_chart {
 	const char *subtitle;
 	const char *xlabel;
 	const char *ylabel; /* NULL = "messages per day" */
-	int x0;             /* the first bar's number on the x axis (0 = 1) */
+	int from_zero;      /* number the bars 0, 1, ... (hours) instead of 1, 2, ... */
 	int fragment;       /* no XML declaration: for inline use in HTML */
 	int ndays;
 	const struct wu_svg_day *days;
