@@ -47,10 +47,10 @@
 #include "svg.h"
 #include "ui_assets.h" /* generated from ui/ui.js and ui/ui.css */
 
-#define CSP "default-src 'self'"
-#define REALM "warmupd status"
-#define CACHE_N 4
-#define CACHE_TTL ((wu_time_t)300 * WU_USEC)
+#define CSP           "default-src 'self'"
+#define REALM         "warmupd status"
+#define CACHE_N       4
+#define CACHE_TTL     ((wu_time_t)300 * WU_USEC)
 #define PLAN_DAYS_MAX 400 /* days the plan chart shows at most */
 
 struct ui {
@@ -254,8 +254,8 @@ static void card(FILE *f, const char *id, const cJSON *s, const char *name, cons
 	fprintf(f, "</div><div class=\"k\">%s</div></div>\n", name);
 }
 
-static const char *const route_cols[] = {"type",     "url",       "paused",    "sent",
-                                         "accepted", "tempfail",  "permfail",  "delivered",
+static const char *const route_cols[] = {"type",     "url",       "paused",   "sent",
+                                         "accepted", "tempfail",  "permfail", "delivered",
                                          "bounce",   "complaint", "inflight"};
 
 /* The routes table's body. */
@@ -384,7 +384,8 @@ static char *chart_plan(struct ui *u)
 		}
 	}
 	wu_date_format(core->calendar.start, start, sizeof(start));
-	snprintf(sub, sizeof(sub), "red: the schedule's cap; bars: messages per day by route; today is day %d",
+	snprintf(sub, sizeof(sub),
+	         "red: the schedule's cap; bars: messages per day by route; today is day %d",
 	         today);
 	snprintf(xlabel, sizeof(xlabel), "day (1 = %s)", start);
 	c.title = "The plan and what was sent";
@@ -577,7 +578,8 @@ enum MHD_Result ui_handle(struct ui *u, struct MHD_Connection *c, const char *ur
 
 		if (!r)
 			return MHD_NO;
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        "text/plain; charset=utf-8");
 		ret = MHD_queue_basic_auth_fail_response(c, REALM, r);
 		MHD_destroy_response(r);
 		return ret;
@@ -592,5 +594,6 @@ enum MHD_Result ui_handle(struct ui *u, struct MHD_Connection *c, const char *ur
 		return send_owned(c, MHD_HTTP_OK, "image/svg+xml", chart_plan(u));
 	if (strcmp(url, "/ui/hours.svg") == 0)
 		return send_owned(c, MHD_HTTP_OK, "image/svg+xml", chart_hours(u));
-	return send_owned(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", strdup("Not found.\n"));
+	return send_owned(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8",
+	                  strdup("Not found.\n"));
 }
