@@ -66,6 +66,7 @@ struct ui {
 int ui_open(struct ui **up, struct wu_daemon *d, char *err, size_t errlen)
 {
 	struct ui *u = calloc(1, sizeof(*u));
+	char why[1200];
 
 	*up = NULL;
 	if (!u) {
@@ -74,7 +75,8 @@ int ui_open(struct ui **up, struct wu_daemon *d, char *err, size_t errlen)
 	}
 	u->d = d;
 	if (d->conf.status.viewers_file[0] &&
-	    smtpd_users_load(&u->viewers, d->conf.status.viewers_file, err, errlen) < 0) {
+	    smtpd_users_load(&u->viewers, d->conf.status.viewers_file, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "[status] viewers_file: %s", why);
 		free(u);
 		return -1;
 	}

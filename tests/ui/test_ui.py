@@ -250,6 +250,16 @@ mx = off
         # The password never reaches the log.
         self.assertNotIn(VIEWER_PASSWORD, d.logtext())
 
+    def test_clear_viewer_password_is_refused_at_start(self):
+        self.write("viewers", "alice:%s\n" % VIEWER_PASSWORD)
+        with self.assertRaisesRegex(AssertionError, "exited with 1 before listening"):
+            self.start(status="viewers_file = viewers")
+        with open(os.path.join(self.dir, "warmupd.log")) as f:
+            log = f.read()
+        self.assertIn("[status] viewers_file: ", log)
+        self.assertIn("viewers:1: the password of alice is not a crypt(3) hash", log)
+        self.assertNotIn(VIEWER_PASSWORD, log)
+
     def test_browser_without_credentials_is_refused(self):
         d = self.start(status="open_to = none")
         # Chromium meets the basic auth challenge and shows no page.
