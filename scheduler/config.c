@@ -78,7 +78,8 @@ enum sect {
 	S_WEBHOOK,
 	S_DEFER,
 	S_SMTP,
-	S_DNS
+	S_DNS,
+	S_STATUS
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -347,7 +348,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
 	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
-	             {"smtp", S_SMTP},         {"dns", S_DNS}};
+	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"status", S_STATUS}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -664,6 +665,21 @@ static int k_networks(struct load *ld, const struct key *k, const struct sect_re
 	if (count < 0)
 		return -1;
 	ld->c->smtpd.nnetworks = count;
+	return 0;
+}
+
+/* [status] open_to: the client networks that see the status page and
+ * GET /v1/status without credentials; "none" for nobody. */
+static int k_open_to(struct load *ld, const struct key *k, const struct sect_ref *s,
+                     const char *v, char *why, size_t n)
+{
+	int count = 0;
+
+	(void)k, (void)s;
+	if (strcmp(v, "none") != 0 &&
+	    (count = wu_cidr_parse_list(v, ld->c->status.open_to, WU_CIDR_MAX, why, n)) < 0)
+		return -1;
+	ld->c->status.nopen_to = count;
 	return 0;
 }
 
@@ -1192,6 +1208,9 @@ static const struct key keys[] = {
     {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0},
     {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0},
     FN(S_SMTP, "networks", k_networks),
+    FN(S_STATUS, "open_to", k_open_to),
+    {S_STATUS, "viewers_file", V_PATH, C(status.viewers_file), SZ(wu_conf, status.viewers_file), 0,
+     0, NULL, 0},
     {S_SMTP, "users_file", V_PATH, C(smtpd.users_file), SZ(wu_conf, smtpd.users_file), 0, 0, NULL,
      0},
     {S_SMTP, "tls_cert_file", V_PATH, C(smtpd.tls_cert_file), SZ(wu_conf, smtpd.tls_cert_file), 0,
@@ -1888,6 +1907,12 @@ static int finish(struct load *ld)
 		lfail(ld, 0,
 		      "[listen]: the intake needs a bearer token: set token_env = VARIABLE or "
 		      "token_file = PATH, or write auth = none to run without one");
+	}
+
+	if (!seen_line(ld, "status", "open_to")) {
+		char why[128];
+		c->status.nopen_to = wu_cidr_parse_list("127.0.0.0/8, ::1", c->status.open_to,
+		                                        WU_CIDR_MAX, why, sizeof(why));
 	}
 
 	if (c->smtpd.enabled) {

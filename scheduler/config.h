@@ -68,6 +68,13 @@ struct wu_dns_conf {
 	int cache;         /* domains kept, 100..10000000; 100000 */
 };
 
+/* [status]: who may look at the status page and GET /v1/status */
+struct wu_status_conf {
+	struct wu_cidr open_to[WU_CIDR_MAX]; /* no credentials needed; default loopback */
+	int nopen_to;
+	char viewers_file[1024]; /* HTTP basic auth: "name:crypt(3) hash" lines; "" = none */
+};
+
 struct wu_conf {
 	char path[1024]; /* the file read */
 	char dir[1024];  /* its directory, for relative paths */
@@ -119,6 +126,9 @@ struct wu_conf {
 
 	/* [dns]: MX lookups that group business domains by their mail host */
 	struct wu_dns_conf dns;
+
+	/* [status]: the status page's viewers */
+	struct wu_status_conf status;
 };
 
 /* What to skip while loading. */

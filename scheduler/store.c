@@ -181,6 +181,7 @@ enum stmt {
 	S_DEPTH_QUEUED,
 	S_DEPTH_INFLIGHT,
 	S_DEPTH_DONE,
+	S_SENT_HOURS,
 	S_DEPTH_ISP,
 	S_ENGINE_SAVE,
 	S_ENGINE_LOAD,
@@ -249,6 +250,11 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_DEPTH_QUEUED] = "SELECT count(*) FROM units WHERE state = 0",
     [S_DEPTH_INFLIGHT] = "SELECT count(*) FROM units WHERE state = 1",
     [S_DEPTH_DONE] = "SELECT count(*) FROM units WHERE state >= 2 AND state = ?1",
+    /* "state >= 2" lets the partial index units_done answer: one range of
+     * today's finished units, not a scan of the table. */
+    [S_SENT_HOURS] = "SELECT route, (finished_at - ?1) / ?2, count(*) FROM units"
+                     " WHERE state >= 2 AND state = 2 AND finished_at >= ?1 AND finished_at < ?3"
+                     " GROUP BY 1, 2",
     [S_DEPTH_ISP] = "SELECT count(*) FROM units WHERE state = 0 AND isp = ?1",
     [S_ENGINE_SAVE] = "INSERT INTO engine(id, state) VALUES (1, ?1)"
                       " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
@@ -1132,6 +1138,29 @@ int store_depth(struct store *s, int64_t depth[4])
 fail:
 	sp_abort(s);
 	return -1;
+}
+
+/* Sent units per route and hour of [from, to): finished_at, bucketed. */
+int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
+                     int nhours, int64_t *counts)
+{
+	sqlite3_stmt *st = s->stmt[S_SENT_HOURS];
+	int rc;
+
+	memset(counts, 0, (size_t)nroutes * (size_t)nhours * sizeof(*counts));
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, hour);
+	sqlite3_bind_int64(st, 3, to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int r = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
+		int64_t h = sqlite3_column_int64(st, 1);
+
+		if (r < 0 || r >= nroutes || h < 0)
+			continue;
+		counts[r * nhours + (h < nhours ? h : nhours - 1)] += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "store_sent_hours");
 }
 
 /* Counts QUEUED units per ISP, in one snapshot. */

@@ -131,6 +131,12 @@ int store_depth(struct store *s, int64_t depth[4]);
 /* QUEUED units per ISP (depth[0..nisp-1]). */
 int store_depth_isps(struct store *s, int nisp, int64_t *depth);
 
+/* Units SENT in [from, to) by route and hour: counts[route * nhours + h]
+ * for finished_at in [from + h * hour, from + (h + 1) * hour); the last
+ * hour takes what lies past it.  Units without a route are left out. */
+int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
+                     int nhours, int64_t *counts);
+
 /* The engine's saved state. *text is malloc'd; NULL when none was saved.
  * Saving NULL forgets the saved state. */
 int store_engine_save(struct store *s, const char *text);
