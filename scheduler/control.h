@@ -7,8 +7,11 @@
  *	DELETE /v1/suppressions/ADDRESS
  *	POST   /v1/pause             {"route":"new", "who":"alice"}
  *	POST   /v1/resume            {"route":"new", "who":"alice"}
+ *	POST   /v1/reload            (no body: the configuration file, read again)
  *
  * Answers are JSON; errors use SendGrid's error body, like the intake.
+ * A reload answers {"ok", "message"} once it has run: 200 when applied,
+ * 422 with every problem (also in "errors") when refused.
  * Changes join the loop turn's transaction and are answered only after it
  * commits, so "200" means "on disk".
  */

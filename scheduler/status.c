@@ -403,6 +403,25 @@ static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
 }
 
 /* GET /v1/status: see status.h and README.md (Status, metrics). */
+/* The last reload: null before the first; applied and refused counts. */
+static void json_reload(struct jb *b, cJSON *root, const struct status_extra *x)
+{
+	char buf[64];
+	cJSON *o;
+
+	if (!x->reload_at) {
+		j_null(b, root, "reload");
+		return;
+	}
+	o = j_obj(b, root, "reload");
+	iso_local(x->reload_at, buf, sizeof(buf));
+	j_str(b, o, "time", buf);
+	j_bool(b, o, "ok", x->reload_ok);
+	j_str(b, o, "message", x->reload_message);
+	j_num(b, o, "applied", (double)x->reloads);
+	j_num(b, o, "refused", (double)x->reloads_refused);
+}
+
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
 {
@@ -488,6 +507,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "moved", (double)x->dns_moved);
 		json_ops(&b, root, s, x);
 		json_webhook(&b, root, &n, x, now);
+		json_reload(&b, root, x);
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
