@@ -764,6 +764,15 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		labels_close_i(&b, x->alerts_failed);
 		labels_open(&b, "warmup_alerts_total", "outcome", "dropped");
 		labels_close_i(&b, x->alerts_dropped);
+		family(&b, "warmup_reloads_total", "counter",
+		       "Configuration reloads (SIGHUP, POST /v1/reload) by outcome.");
+		labels_open(&b, "warmup_reloads_total", "outcome", "applied");
+		labels_close_i(&b, x->reloads);
+		labels_open(&b, "warmup_reloads_total", "outcome", "refused");
+		labels_close_i(&b, x->reloads_refused);
+		metric_i(&b, "warmup_reload_ok", "gauge",
+		         "1 when the last reload was applied (or none was asked), 0 when refused.",
+		         x->reload_at && !x->reload_ok ? 0 : 1);
 		family(&b, "warmup_webhook_outcomes_total", "counter",
 		       "Event Webhook events by what became of them.");
 		{

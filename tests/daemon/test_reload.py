@@ -295,6 +295,9 @@ retry_max = 2s
         with hook.lock:
             alert = [b for b in hook.bodies if b.get("kind") == "reload_refused"][0]
         self.assertIn("retry_sometimes", alert["text"])
+        metrics = d.metrics()
+        self.assertIn('warmup_reloads_total{outcome="refused"} 1', metrics)
+        self.assertIn("warmup_reload_ok 0", metrics)
 
         # A syntax error: refused through the CLI, every problem printed.
         with open(conf, "w") as f:
