@@ -371,6 +371,36 @@ retry_max = 2s
         self.assertEqual((s["used"], s["routes"]["old"]["sent"]), (6, 5))
         self.assertEqual(len(self.fake.sent_recipients()), 6)
 
+    def test_f_isp_groups_added_not_removed(self):
+        conf = self.config(10, extra="[isp acme]\ndomains = acme.example\n")
+        d = self.daemon(conf)
+        good = read(conf)
+        with open(conf, "w") as f:
+            f.write(good + "[isp zeta]\ndomains = zeta.example\n")
+        r = self.cli(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("isp groups added: zeta", r.stdout)
+        self.send(d, 2, domain="zeta.example")
+        s = wait_for(lambda: (lambda s: s if s["isps"].get("zeta", {}).get("new", {})
+                              .get("sent") == 2 else None)(d.status()), "2 sent to zeta")
+        self.assertEqual(s["used"], 2)
+        r = self.cli(d)
+        self.assertEqual(r.stdout, "reloaded: nothing changed\n")
+        # Removing a group, or moving one, is refused by name.
+        with open(conf, "w") as f:
+            f.write(good)
+        r = self.cli(d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("[isp zeta]: an ISP group cannot be removed on reload", r.stderr)
+        with open(conf, "w") as f:
+            f.write(good.replace("[isp acme]\ndomains = acme.example\n", "") +
+                    "[isp zeta]\ndomains = zeta.example\n[isp acme]\ndomains = acme.example\n")
+        r = self.cli(d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("[isp acme]: the ISP groups cannot be reordered on reload", r.stderr)
+        self.send(d, 1, start=10, domain="zeta.example")
+        wait_for(lambda: len(self.fake.sent_recipients()) == 3, "3 sent")
+
 
 if __name__ == "__main__":
     WARMUPD, FAKE, WARMUP = sys.argv[1], sys.argv[2], sys.argv[3]
