@@ -52,10 +52,20 @@ int control_match(const char *url)
 	       (strncmp(url, SUPP_PATH, n) == 0 && (url[n] == '\0' || url[n] == '/'));
 }
 
+/* A reload's link to the answer it fills: whichever of the two ends
+ * first cuts it, so neither writes into the other once it is gone. */
+struct control_wait {
+	struct control_reply *out;
+};
+
 void control_reply_free(struct control_reply *r)
 {
 	free(r->body);
 	r->body = NULL;
+	if (r->wait) {
+		r->wait->out = NULL;
+		r->wait = NULL;
+	}
 }
 
 /* An error answer in SendGrid's format. */
@@ -378,12 +388,17 @@ static void pause_resume(struct wu_daemon *d, int resume, const char *body, size
 /* The reload ran (after the commit, before the answer goes out). */
 static void reload_done(void *arg, int ok, const char *message)
 {
-	struct control_reply *out = arg;
-	cJSON *o = cJSON_CreateObject(), *errs;
+	struct control_wait *w = arg;
+	struct control_reply *out = w->out;
+	cJSON *o, *errs;
 	const char *p = message, *nl;
 
+	free(w);
+	if (!out)
+		return; /* the request is gone */
+	out->wait = NULL;
 	control_reply_free(out);
-	if (!o) {
+	if (!(o = cJSON_CreateObject())) {
 		out->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		return;
 	}
@@ -416,11 +431,16 @@ static void reload_done(void *arg, int ok, const char *message)
 /* POST /v1/reload: answered once the reload ran. */
 static void reload(struct wu_daemon *d, struct control_reply *out)
 {
-	if (reload_soon(d, reload_done, out) < 0) {
+	struct control_wait *w = malloc(sizeof(*w));
+
+	if (!w || reload_soon(d, reload_done, w) < 0) {
+		free(w);
 		refuse(out, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
 		       "The reload cannot start now (stopping, or the store failed); try again.");
 		return;
 	}
+	w->out = out;
+	out->wait = w;
 	/* reload_done fills the answer; until then a failed commit answers 500. */
 	out->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 	out->after_commit = 1;

@@ -22,12 +22,14 @@
 #include <stddef.h>
 
 struct wu_daemon;
+struct control_wait;
 
 /* What to answer. */
 struct control_reply {
 	unsigned status;
 	char *body;       /* malloc'd JSON, or NULL */
 	int after_commit; /* 1: answer once the turn's commit succeeded, else 500 */
+	struct control_wait *wait; /* a reload that will fill this answer, or NULL */
 };
 
 /* 1 when url is one of the paths above (whatever the method). */

@@ -234,8 +234,10 @@ int reload_run(struct wu_daemon *d, char *msg, size_t len)
 	wu_conf_load_all(&nc, d->conf.path, WU_CONF_KEEP, &errs);
 	/* The loader sets the process's zone (core/calendar.h); the running
 	 * engine keeps its own, whatever the file says. */
-	setenv("TZ", d->conf.core.calendar.tz, 1);
-	tzset();
+	if (!getenv("TZ") || strcmp(getenv("TZ"), d->conf.core.calendar.tz) != 0) {
+		setenv("TZ", d->conf.core.calendar.tz, 1);
+		tzset();
+	}
 	if (!errs.n && !errs.lost) {
 		check_store(&nc, &errs, 0);
 		reload_fixed_diff(&d->conf, &nc, &errs);
