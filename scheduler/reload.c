@@ -121,8 +121,8 @@ static int refuse_errs(struct wu_daemon *d, wu_time_t now, const struct wu_conf_
 	}
 	if (errs->lost)
 		join(msg, len, "\n", "(more problems: out of memory)");
-	wu_error("reload: %s: refused (%d problem%s); the running configuration stays", d->conf.path,
-	         errs->n + errs->lost, errs->n + errs->lost == 1 ? "" : "s");
+	wu_error("reload: %s: refused (%d problem%s); the running configuration stays",
+	         d->conf.path, errs->n + errs->lost, errs->n + errs->lost == 1 ? "" : "s");
 	record(d, now, 0, msg);
 	return -1;
 }
@@ -133,9 +133,8 @@ static int str_differ(const char *a, const char *b)
 }
 
 /* What changed outside the core, after the core's own description. */
-static void describe(const struct wu_conf *a, const struct wu_conf *b,
-                     const struct wu_engine *olde, const struct wu_engine *newe, char *out,
-                     size_t len)
+static void describe(const struct wu_conf *a, const struct wu_conf *b, const struct wu_engine *olde,
+                     const struct wu_engine *newe, char *out, size_t len)
 {
 	const struct wu_day_stats *ot = wu_engine_today(olde), *nt = wu_engine_today(newe);
 	char part[700];
@@ -164,9 +163,11 @@ static void describe(const struct wu_conf *a, const struct wu_conf *b,
 	if (a->log_level != b->log_level)
 		join(out, len, ", ", "[log] level");
 	if (a->suppress_reject != b->suppress_reject)
-		join(out, len, ", ", b->suppress_reject ? "[suppress] mode drop -> reject"
-		                                  : "[suppress] mode reject -> drop");
-	if (a->webhook.max_body != b->webhook.max_body || a->webhook.max_skew != b->webhook.max_skew)
+		join(out, len, ", ",
+		     b->suppress_reject ? "[suppress] mode drop -> reject"
+		                        : "[suppress] mode reject -> drop");
+	if (a->webhook.max_body != b->webhook.max_body ||
+	    a->webhook.max_skew != b->webhook.max_skew)
 		join(out, len, ", ", "[webhook] limits");
 	if (!out[0])
 		snprintf(out, len, "nothing changed");

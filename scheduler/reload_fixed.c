@@ -42,8 +42,8 @@ static void differs(struct cmp *c, int line, const char *sect, const char *key, 
 		                   "[%s] %s: cannot change on reload (%s -> %s)" RESTART, sect, key,
 		                   from, to);
 	else
-		wu_conf_errors_add(c->e, c->nw->path, line, "[%s] %s: cannot change on reload" RESTART,
-		                   sect, key);
+		wu_conf_errors_add(c->e, c->nw->path, line,
+		                   "[%s] %s: cannot change on reload" RESTART, sect, key);
 }
 
 static int str_differ(const char *a, const char *b)

@@ -13,6 +13,7 @@
  * the line when known and the key: "warmupd.conf:4: [listen] address:
  * cannot change on reload (127.0.0.1:8025 -> 127.0.0.1:8026); restart
  * warmupd".  Secrets are named, never shown.  Returns how many differ. */
-int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw, struct wu_conf_errors *e);
+int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw,
+                      struct wu_conf_errors *e);
 
 #endif

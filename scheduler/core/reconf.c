@@ -30,11 +30,12 @@ int wu_reconf_check_isps(const struct wu_isp_table *old, const struct wu_isp_tab
 		if (i < nw->n && strcmp(old->names[i], nw->names[i]) == 0)
 			continue;
 		if (wu_isp_find(nw, old->names[i]) >= 0)
-			snprintf(err, errlen,
-			         "[isp %s]: the ISP groups cannot be reordered on reload (queued mail "
-			         "and today's counters know them by number); new groups go after "
-			         "the last one",
-			         old->names[i]);
+			snprintf(
+			    err, errlen,
+			    "[isp %s]: the ISP groups cannot be reordered on reload (queued mail "
+			    "and today's counters know them by number); new groups go after "
+			    "the last one",
+			    old->names[i]);
 		else
 			snprintf(err, errlen,
 			         "[isp %s]: an ISP group cannot be removed on reload (queued mail "
@@ -94,7 +95,8 @@ static int schedule_same(const struct wu_schedule *a, const struct wu_schedule *
 	if (a->ndays != b->ndays || a->after != b->after)
 		return 0;
 	for (int i = 0; i < a->ndays; i++)
-		if (a->days[i].cap != b->days[i].cap || a->days[i].hourly_cap != b->days[i].hourly_cap)
+		if (a->days[i].cap != b->days[i].cap ||
+		    a->days[i].hourly_cap != b->days[i].hourly_cap)
 			return 0;
 	return 1;
 }
@@ -170,8 +172,9 @@ size_t wu_reconf_describe(const struct wu_core_conf *a, const struct wu_core_con
 	if (a->calendar.open_min != b->calendar.open_min ||
 	    a->calendar.close_min != b->calendar.close_min)
 		part(buf, len, &off, "window %02d:%02d-%02d:%02d -> %02d:%02d-%02d:%02d",
-		     a->calendar.open_min / 60, a->calendar.open_min % 60, a->calendar.close_min / 60,
-		     a->calendar.close_min % 60, b->calendar.open_min / 60, b->calendar.open_min % 60,
+		     a->calendar.open_min / 60, a->calendar.open_min % 60,
+		     a->calendar.close_min / 60, a->calendar.close_min % 60,
+		     b->calendar.open_min / 60, b->calendar.open_min % 60,
 		     b->calendar.close_min / 60, b->calendar.close_min % 60);
 	if (a->burst != b->burst)
 		part(buf, len, &off, "burst");
@@ -186,18 +189,20 @@ size_t wu_reconf_describe(const struct wu_core_conf *a, const struct wu_core_con
 		names[0] = '\0';
 		noff = 0;
 		for (int i = a->isps.n; i < b->isps.n; i++)
-			noff += (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
-			                         noff < sizeof(names) ? sizeof(names) - noff : 0, "%s%s",
-			                         noff ? " " : "", b->isps.names[i]);
+			noff +=
+			    (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
+			                     noff < sizeof(names) ? sizeof(names) - noff : 0,
+			                     "%s%s", noff ? " " : "", b->isps.names[i]);
 		part(buf, len, &off, "isp groups added: %s", names);
 	}
 	names[0] = '\0';
 	noff = 0;
 	for (int i = 0; i < a->isps.n && i < b->isps.n; i++)
 		if (!domains_same(&a->isps, &b->isps, i))
-			noff += (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
-			                         noff < sizeof(names) ? sizeof(names) - noff : 0, "%s%s",
-			                         noff ? " " : "", a->isps.names[i]);
+			noff +=
+			    (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
+			                     noff < sizeof(names) ? sizeof(names) - noff : 0,
+			                     "%s%s", noff ? " " : "", a->isps.names[i]);
 	if (noff)
 		part(buf, len, &off, "domains of %s", names);
 	names[0] = '\0';
@@ -205,9 +210,10 @@ size_t wu_reconf_describe(const struct wu_core_conf *a, const struct wu_core_con
 	for (int i = 0; i < a->isps.n && i < b->isps.n; i++)
 		if (!throttle_same(&a->throttle[WU_ROUTE_NEW][i], &b->throttle[WU_ROUTE_NEW][i]) ||
 		    !throttle_same(&a->throttle[WU_ROUTE_OLD][i], &b->throttle[WU_ROUTE_OLD][i]))
-			noff += (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
-			                         noff < sizeof(names) ? sizeof(names) - noff : 0, "%s%s",
-			                         noff ? " " : "", a->isps.names[i]);
+			noff +=
+			    (size_t)snprintf(names + (noff < sizeof(names) ? noff : sizeof(names)),
+			                     noff < sizeof(names) ? sizeof(names) - noff : 0,
+			                     "%s%s", noff ? " " : "", a->isps.names[i]);
 	if (noff)
 		part(buf, len, &off, "throttles of %s", names);
 	if (!backoff_same(&a->backoff, &b->backoff))

@@ -21,8 +21,8 @@
 
 /* 0 when the groups of old are the first ones of nw, in order; else -1
  * with a message naming the first group removed or moved. */
-int wu_reconf_check_isps(const struct wu_isp_table *old, const struct wu_isp_table *nw,
-                         char *err, size_t errlen);
+int wu_reconf_check_isps(const struct wu_isp_table *old, const struct wu_isp_table *nw, char *err,
+                         size_t errlen);
 
 /* A new engine from nc at now, holding the state of old (which is left
  * alone).  Events old has not handed out yet are not carried: poll them
