@@ -68,7 +68,9 @@ static void usage(FILE *f)
 	           "  -s, --smtp-port-file FILE\n"
 	           "                        the same for the SMTP intake ([smtp] address)\n"
 	           "  -h, --help            this help\n"
-	           "  -V, --version         print the version\n");
+	           "  -V, --version         print the version\n"
+	           "\n"
+	           "SIGHUP (or `warmup reload`) reads the configuration file again.\n");
 }
 
 static void on_check(uv_check_t *h)
