@@ -89,8 +89,8 @@ static void cmp_store(struct cmp *c, const struct wu_conf *a, const struct wu_co
 	SAME_NUM(c, "store", "prune_every", a->store_prune_every, b->store_prune_every);
 }
 
-static void cmp_route(struct cmp *c, int r, const struct wu_route_conf *a,
-                      const struct wu_route_conf *b)
+static void cmp_route(struct cmp *c, int r, const struct snd_route_conf *a,
+                      const struct snd_route_conf *b)
 {
 	char sect[16];
 
@@ -99,10 +99,10 @@ static void cmp_route(struct cmp *c, int r, const struct wu_route_conf *a,
 		differs(c, 0, sect, a->type && b->type ? "type" : "(the section)", NULL, NULL);
 		return;
 	}
-	if (a->type == WU_ROUTE_NONE)
+	if (a->type == SND_TYPE_NONE)
 		return;
 	SAME_STR(c, sect, "url", a->url, b->url);
-	SAME_STR(c, sect, a->type == WU_ROUTE_SENDGRID ? "api key" : "password", a->secret,
+	SAME_STR(c, sect, a->type == SND_TYPE_SENDGRID ? "api key" : "password", a->secret,
 	         b->secret);
 	SAME_STR(c, sect, "ip_pool", a->ip_pool, b->ip_pool);
 	SAME_STR(c, sect, "on_behalf_of", a->on_behalf_of, b->on_behalf_of);
@@ -178,6 +178,16 @@ static void cmp_webhook(struct cmp *c, const struct wu_webhook_conf *a,
 	SAME_STR(c, "webhook", "password", a->password, b->password);
 }
 
+/* Who may look at the status page: the viewers file is read at the start. */
+static void cmp_status(struct cmp *c, const struct wu_status_conf *a,
+                       const struct wu_status_conf *b)
+{
+	if (a->nopen_to != b->nopen_to ||
+	    memcmp(a->open_to, b->open_to, (size_t)a->nopen_to * sizeof(a->open_to[0])) != 0)
+		differs(c, 0, "status", "open_to", NULL, NULL);
+	SAME_STR(c, "status", "viewers_file", a->viewers_file, b->viewers_file);
+}
+
 int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw, struct wu_conf_errors *e)
 {
 	struct cmp c = {nw, e, 0};
@@ -192,5 +202,6 @@ int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw, struc
 	cmp_smtpd(&c, &old->smtpd, &nw->smtpd);
 	cmp_dns(&c, &old->dns, &nw->dns);
 	cmp_webhook(&c, &old->webhook, &nw->webhook);
+	cmp_status(&c, &old->status, &nw->status);
 	return c.n;
 }

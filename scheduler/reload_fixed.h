@@ -1,8 +1,8 @@
 /*
  * reload_fixed.h -- what a reload cannot change: the keys bound at the
  * start (listen sockets, the store, the routes' endpoints and secrets, the
- * SMTP intake, the resolver, the Event Webhook's credentials, the time
- * zone), compared between the running configuration and a new one.
+ * SMTP intake, the resolver, the Event Webhook's credentials, the status
+ * page's viewers, the time zone), compared between the running configuration and a new one.
  */
 #ifndef WU_RELOAD_FIXED_H
 #define WU_RELOAD_FIXED_H

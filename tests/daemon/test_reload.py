@@ -336,8 +336,13 @@ retry_max = 2s
         self.assertIn("warmupd.conf:%d: [listen] address: cannot change on reload "
                       "(127.0.0.1:0 -> 127.0.0.1:%d); restart warmupd" % (line, port), r.stderr)
         self.assertIn("[store] path: cannot change on reload", r.stderr)
-        s = self.reloaded(d, 1, ok=False)
-        self.assertIn("[listen] address", s["reload"]["message"])
+        with open(conf, "w") as f:
+            f.write(good + "[status]\nopen_to = none\n")
+        r = self.cli(d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("[status] open_to: cannot change on reload; restart warmupd", r.stderr)
+        s = self.reloaded(d, 2, ok=False)
+        self.assertIn("[status] open_to", s["reload"]["message"])
         self.assertEqual(s["cap"], 4)
         # A changed secret is named, never shown.
         env_key = "SG.Rotated-0a1b2c3d4e5f60718293.zZ9y"
