@@ -1218,6 +1218,14 @@ int wu_engine_close_today(struct wu_engine *e, wu_time_t now)
 	return 1;
 }
 
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src)
+{
+	int n = dst->conf.isps.n < src->conf.isps.n ? dst->conf.isps.n : src->conf.isps.n;
+
+	dst->yesterday = src->yesterday;
+	memcpy(dst->cut, src->cut, (size_t)n * sizeof(dst->cut[0]));
+}
+
 const char *wu_kind_name(enum wu_kind k)
 {
 	return k == WU_NEW ? "new" : k == WU_OLD ? "old" : "wait";
