@@ -55,6 +55,8 @@ struct status_extra {
 	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
 	 * or no MX, failures; units the dispatcher moved to their MX's group */
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
+	/* open and click events noted as an address's last engagement (webhook.c) */
+	int64_t engaged_noted;
 };
 
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */
