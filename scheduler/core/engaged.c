@@ -74,11 +74,13 @@ int wu_engaged_applies(const struct wu_engaged_conf *c, int step, int64_t cap, i
 	}
 }
 
-double wu_engaged_reserve(double burst, double rate)
+double wu_engaged_reserve(double burst, double rate, double left)
 {
 	double hour = rate * (double)(WU_HOUR / WU_USEC), r = burst;
 
 	if (rate > 0 && hour < r)
 		r = hour;
+	if (rate > 0 && left >= 0 && rate * left < r)
+		r = rate * left;
 	return r < 1 ? 1 : r;
 }

@@ -11,8 +11,8 @@
  * The rule is a reserve in the pacing bucket.  While engaged-first applies,
  * an engaged unit takes a token as soon as one is there; any other unit
  * only when the bucket holds the reserve (its burst, at most one hour's
- * share of the cap), that is, when the token would otherwise be lost to a
- * full bucket.  Engaged demand that keeps the bucket below the reserve
+ * share of the cap, and no more than the rest of the window releases),
+ * that is, when the token would otherwise be lost to a full bucket.  Engaged demand that keeps the bucket below the reserve
  * keeps every other unit off the new route (to the old one, or waiting, as
  * the overflow policy says); without engaged demand the others still get
  * the whole release rate, so the cap is not wasted.  The rule needs no
@@ -62,8 +62,10 @@ int wu_engaged_applies(const struct wu_engaged_conf *c, int step, int64_t cap, i
                        int64_t prev_traffic, int prev_turned);
 
 /* The reserve a non-engaged unit must leave in a pacing bucket of this
- * burst and rate (tokens per second): the burst, at most one hour's share,
- * at least one token. */
-double wu_engaged_reserve(double burst, double rate);
+ * burst and rate (tokens per second) with left seconds of the sending
+ * window to go: the burst, at most one hour's share and at most what the
+ * rest of the window releases (so what engaged units cannot use by the
+ * close goes to the others), at least one token. */
+double wu_engaged_reserve(double burst, double rate, double left);
 
 #endif

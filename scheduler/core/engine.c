@@ -319,19 +319,33 @@ int wu_engine_engaged_first(const struct wu_engine *e)
 	return e->today.engaged_first && (e->today.engaged_asks > 0 || e->prev_asks > 0);
 }
 
-/* 1 when the pacing bucket (just refilled) holds the engaged reserve;
- * else 0 and *until = when it will. */
-static int reserve_left(struct wu_engine *e, wu_time_t *until)
+/* 1 when the pacing bucket (just refilled) holds the engaged reserve and
+ * the rest of today's cap exceeds it; else 0 and *until = when both will.
+ * The cap counts too: the bucket starts the day full, so late in the day
+ * the cap, not pacing, may be what runs out first. */
+static int reserve_left(struct wu_engine *e, wu_time_t now, wu_time_t *until)
 {
 	const struct wu_bucket *b = &e->pacing;
-	double need, t;
+	double left = (double)(e->day.close - now) / 1e6, r, need, t = (double)now, rest;
 
 	if (b->rate <= 0)
 		return 1;
-	need = wu_engaged_reserve(b->burst, b->rate) - b->tokens;
-	if (need <= 1e-9)
+	r = wu_engaged_reserve(b->burst, b->rate, left);
+	need = r - b->tokens;
+	rest = (double)(e->today.cap - e->today.used);
+	if (need <= 1e-9 && rest > r)
 		return 1;
-	t = (double)b->last + ceil(need * 1e6 / b->rate);
+	if (need > 1e-9)
+		t = (double)b->last + ceil(need * 1e6 / b->rate);
+	/* The reserve shrinks with the window's rest: it is below the cap's
+	 * rest once the rest of the window releases less. */
+	if (rest <= r) {
+		double tc = (double)e->day.close - ceil(rest * 1e6 / b->rate) + 1;
+		if (tc > t)
+			t = tc;
+	}
+	if (t <= (double)now)
+		t = (double)now + 1;
 	*until = t >= (double)e->day.close ? e->day.end : (wu_time_t)t;
 	return 0;
 }
@@ -369,7 +383,7 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, int 
 		return *until = th->suspended_until, WU_WHY_SUSPENDED;
 	if (!wu_throttle_ready(th, &e->conf.throttle[WU_ROUTE_NEW][isp], now))
 		return *until = wu_throttle_next(th, now), WU_WHY_ISP_RATE;
-	if (!engaged && wu_engine_engaged_first(e) && !reserve_left(e, until))
+	if (!engaged && wu_engine_engaged_first(e) && !reserve_left(e, now, until))
 		return WU_WHY_ENGAGED;
 	return WU_WHY_NONE;
 }

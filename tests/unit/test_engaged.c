@@ -134,9 +134,11 @@ static void test_is_and_applies(void **state)
 	c.first = WU_ENGAGED_FIRST_OFF;
 	assert_false(wu_engaged_applies(&c, 1, 63, 0, 0, 1));
 	/* the reserve: the burst, at most an hour's share, at least one */
-	assert_near(wu_engaged_reserve(100, 2400.0 / 86400), 100, 1e-9);
-	assert_near(wu_engaged_reserve(2400, 2400.0 / 86400), 100, 1e-9);
-	assert_near(wu_engaged_reserve(1, 0.0001), 1, 1e-9);
+	assert_near(wu_engaged_reserve(100, 2400.0 / 86400, 86400), 100, 1e-9);
+	assert_near(wu_engaged_reserve(2400, 2400.0 / 86400, 86400), 100, 1e-9);
+	assert_near(wu_engaged_reserve(1, 0.0001, 86400), 1, 1e-9);
+	/* ten minutes before the close: what the rest of the window releases */
+	assert_near(wu_engaged_reserve(100, 2400.0 / 86400, 600), 2400.0 / 144, 1e-9);
 }
 
 /* Without engaged demand nothing changes: 2,400 a day with a burst of an
