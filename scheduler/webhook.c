@@ -338,7 +338,9 @@ static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 /* An open or a click: the address's last engagement, whoever sent the
  * mail it opened (an address that opens the team's mail engages).  At the
  * event's time, never ahead of the clock.  No sg_event_id is kept: noting
- * the same engagement twice changes nothing. */
+ * the same engagement twice changes nothing.  The batch's answer counts it
+ * as ignored, as before: it moves no counter and no gate (status shows
+ * engaged.noted). */
 static int engaged_note(struct wu_daemon *d, const struct webhook_event *e, wu_time_t now,
                         struct webhook_reply *rep)
 {
@@ -357,7 +359,7 @@ static int engaged_note(struct wu_daemon *d, const struct webhook_event *e, wu_t
 	if (store_engaged_note(d->store, email, at) < 0)
 		return -1;
 	d->extra.engaged_noted++;
-	rep->applied++;
+	rep->ignored++;
 	return 0;
 }
 
