@@ -541,8 +541,8 @@ static int k_gap(struct load *ld, const struct key *k, const struct sect_ref *s,
 		return 0;
 	}
 	if (wu_parse_duration(v, &t, NULL, 0) < 0 || t < WU_DAY || t % WU_DAY || t > 365 * WU_DAY)
-		return say(why, n, "expected off or whole days from 1d to 365d, such as 3d, got '%s'",
-		           v);
+		return say(why, n,
+		           "expected off or whole days from 1d to 365d, such as 3d, got '%s'", v);
 	ld->c->core.gap.days = (int)(t / WU_DAY);
 	return 0;
 }

@@ -422,9 +422,8 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 	 * this round leave (engaged.h). */
 	for (i = 0; i < n; i++) {
 		const struct store_unit *x = &u[i];
-		engaged[i] = (unsigned char)wu_engaged_is(&d->conf.core.engaged,
-		                                          x->engaged_at ? x->engaged_at : x->learned_at,
-		                                          now);
+		engaged[i] = (unsigned char)wu_engaged_is(
+		    &d->conf.core.engaged, x->engaged_at ? x->engaged_at : x->learned_at, now);
 		if (engaged[i])
 			order[ne++] = i;
 	}

@@ -277,11 +277,9 @@ wu_time_t intake_engaged_at(const char *mark, wu_time_t now)
 
 	if (!mark)
 		return 0;
-	if (strcasecmp(mark, "true") == 0 || strcasecmp(mark, "yes") == 0 ||
-	    strcmp(mark, "1") == 0)
+	if (strcasecmp(mark, "true") == 0 || strcasecmp(mark, "yes") == 0 || strcmp(mark, "1") == 0)
 		return now;
-	if (strcasecmp(mark, "false") == 0 || strcasecmp(mark, "no") == 0 ||
-	    strcmp(mark, "0") == 0)
+	if (strcasecmp(mark, "false") == 0 || strcasecmp(mark, "no") == 0 || strcmp(mark, "0") == 0)
 		return -1;
 	/* A last-engaged date counts from its start (UTC): a day early at
 	 * most, against an age of weeks. */

@@ -1093,7 +1093,8 @@ const char *v3mail_engaged_mark(const cJSON *body, const cJSON *p)
 {
 	const char *v;
 
-	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(p, "custom_args"), "warmup_engaged", 0)))
+	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(p, "custom_args"), "warmup_engaged",
+	                   0)))
 		return v;
 	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(p, "headers"), "X-Warmup-Engaged", 1)))
 		return v;

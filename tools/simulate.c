@@ -1052,10 +1052,9 @@ static void print_table(char (*cells)[COLS][32], int nrows, const int *right, in
 /* The human table, a totals line and the engine's events. */
 static void output_table(const struct sim *s)
 {
-	static const char *head[COLS] = {"day",     "date",      "step", "cap",
-	                                 "offered", "new",       "old",  "backlog",
-	                                 "bounce",  "complaint", "gate", "note",
-	                                 "engaged", "other"};
+	static const char *head[COLS] = {"day",  "date", "step",    "cap",    "offered",
+	                                 "new",  "old",  "backlog", "bounce", "complaint",
+	                                 "gate", "note", "engaged", "other"};
 	static const int right[COLS] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1};
 	char(*cells)[COLS][32] = calloc((size_t)s->ndays + 2, sizeof(*cells));
 	int64_t off = 0, nw = 0, old = 0, del = 0, bo = 0, co = 0, en = 0;
@@ -1126,8 +1125,8 @@ static void output_csv(const struct sim *s)
 	/* --engaged adds its columns at the end, so readers of the fixed
 	 * columns are not moved. */
 	puts(s->eng_on ? "day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate,"
-	                  "engaged_new,other_new"
-	                : "day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate");
+	                 "engaged_new,other_new"
+	               : "day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate");
 	for (int d = 0; d < s->ndays; d++) {
 		const struct day *r = &s->days[d];
 		char date[16], cap[32];
@@ -1136,12 +1135,13 @@ static void output_csv(const struct sim *s)
 			snprintf(cap, sizeof(cap), "unlimited");
 		else
 			snprintf(cap, sizeof(cap), "%" PRId64, r->cap);
-		printf("%d,%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.2f,%.2f,%s", d + 1,
-		       date, cap, r->offered, r->new_route, r->old_route, r->backlog,
+		printf("%d,%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.2f,%.2f,%s",
+		       d + 1, date, cap, r->offered, r->new_route, r->old_route, r->backlog,
 		       pct(r->bounces, r->delivered + r->bounces), pct(r->complaints, r->delivered),
 		       wu_gate_state_name(r->gate));
 		if (s->eng_on)
-			printf(",%" PRId64 ",%" PRId64, r->engaged_new, r->new_route - r->engaged_new);
+			printf(",%" PRId64 ",%" PRId64, r->engaged_new,
+			       r->new_route - r->engaged_new);
 		putchar('\n');
 	}
 }
@@ -1498,9 +1498,10 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	if (o->engaged) {
 		double f;
 		if (wu_parse_percent(o->engaged, &f, NULL, 0) < 0 || f < 0 || f > 1)
-			return bad("--engaged: expected a share from 0%% to 100%%, such as 30%%, got "
-			           "'%s'",
-			           o->engaged);
+			return bad(
+			    "--engaged: expected a share from 0%% to 100%%, such as 30%%, got "
+			    "'%s'",
+			    o->engaged);
 		s->eng_thr = (uint64_t)llround(f * (double)ONE53);
 		s->eng_on = 1;
 	}

@@ -47,7 +47,7 @@ int wu_engaged_first_parse(const char *s, struct wu_engaged_conf *c, char *err, 
 
 const char *wu_engaged_first_name(enum wu_engaged_first f)
 {
-	return f == WU_ENGAGED_FIRST_OFF        ? "off"
+	return f == WU_ENGAGED_FIRST_OFF         ? "off"
 	       : f == WU_ENGAGED_FIRST_UNTIL_CAP ? "until_cap_exceeds_traffic"
 	                                         : "days";
 }

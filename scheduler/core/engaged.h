@@ -11,13 +11,14 @@
  * The rule is a reserve in the pacing bucket.  While engaged-first applies,
  * an engaged unit takes a token as soon as one is there; any other unit
  * only when the bucket holds the reserve (its burst, at most one hour's
- * share of the cap, and no more than the rest of the window releases),
- * that is, when the token would otherwise be lost to a full bucket.  Engaged demand that keeps the bucket below the reserve
- * keeps every other unit off the new route (to the old one, or waiting, as
- * the overflow policy says); without engaged demand the others still get
- * the whole release rate, so the cap is not wasted.  The rule needs no
- * forecast and no order of arrival, so the daemon's dispatcher and the
- * simulator, which see units in different orders, decide alike.
+ * share of the cap, and no more than the rest of the window releases) and
+ * the rest of the cap exceeds it, that is, when the token would otherwise
+ * be lost to a full bucket.  Engaged demand that keeps the bucket below the
+ * reserve keeps every other unit off the new route (to the old one, or
+ * waiting, as the overflow policy says); without engaged demand the others
+ * still get the whole release rate, so the cap is not wasted.  The rule
+ * needs no forecast and no order of arrival, so the daemon's dispatcher and
+ * the simulator, which see units in different orders, decide alike.
  *
  * When it applies: on the days the policy names (the first N steps, or
  * until the cap exceeds the traffic: on a day whose cap is below the day

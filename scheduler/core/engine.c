@@ -41,8 +41,8 @@ struct wu_engine {
 	struct wu_bucket pacing;
 	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
-	struct wu_gap gap;      /* quiet days in a row (gap.h) */
-	int64_t prev_asks;      /* engaged asks of the day before (engaged.h) */
+	struct wu_gap gap; /* quiet days in a row (gap.h) */
+	int64_t prev_asks; /* engaged asks of the day before (engaged.h) */
 	struct wu_event events[EVENTS_MAX];
 	int ev_head, ev_count;
 };
@@ -244,8 +244,9 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	else
 		wu_gate_past_push(&e->gate_past, &e->gate, nd.date - e->today.date);
 	step = next_step(e, &nd);
-	back = wu_gap_close(&e->gap, &e->conf.gap, e->today.step, e->today.closed ? 0 : e->today.cap,
-	                    e->today.used, e->today.step >= 1 ? nd.date - e->today.date - 1 : 0);
+	back =
+	    wu_gap_close(&e->gap, &e->conf.gap, e->today.step, e->today.closed ? 0 : e->today.cap,
+	                 e->today.used, e->today.step >= 1 ? nd.date - e->today.date - 1 : 0);
 	if (back && nd.index >= 1 && back < step) {
 		from = step;
 		if (e->conf.advance == WU_ADVANCE_CALENDAR)
@@ -388,8 +389,7 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, int 
 	return WU_WHY_NONE;
 }
 
-struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, int isp,
-                                           int engaged)
+struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, int isp, int engaged)
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
 	wu_time_t until;
@@ -1361,9 +1361,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-	    "none",  "not_started", "window",    "cap",    "pacing",
-	    "share", "isp_rate",    "suspended", "halted", "paused",
-	    "engaged_first",
+	    "none",     "not_started", "window", "cap",    "pacing",        "share",
+	    "isp_rate", "suspended",   "halted", "paused", "engaged_first",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }
@@ -1379,8 +1378,8 @@ const char *wu_result_name(enum wu_result r)
 
 const char *wu_event_name(enum wu_event_kind k)
 {
-	static const char *names[WU_EV_COUNT] = {"day",   "gate_warn", "gate_halt",
-	                                         "resume", "pause",    "step_back"};
+	static const char *names[WU_EV_COUNT] = {"day",    "gate_warn", "gate_halt",
+	                                         "resume", "pause",     "step_back"};
 	return (unsigned)k < WU_EV_COUNT ? names[k] : "?";
 }
 

@@ -129,8 +129,8 @@ enum wu_event_kind {
 	WU_EV_DAY, /* a new local day began */
 	WU_EV_GATE_WARN,
 	WU_EV_GATE_HALT,
-	WU_EV_RESUME, /* the new route runs again after a halt or pause */
-	WU_EV_PAUSE,  /* paused by hand or by an auth failure */
+	WU_EV_RESUME,    /* the new route runs again after a halt or pause */
+	WU_EV_PAUSE,     /* paused by hand or by an auth failure */
 	WU_EV_STEP_BACK, /* quiet days in a row stepped the schedule back (gap.h) */
 	WU_EV_COUNT
 };

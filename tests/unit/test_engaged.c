@@ -121,11 +121,11 @@ static void test_is_and_applies(void **state)
 	assert_false(wu_engaged_is(&c, T0 - 90 * WU_DAY - 1, T0));
 	assert_true(wu_engaged_is(&c, T0 + WU_HOUR, T0)); /* a date ahead of the clock */
 	/* until the cap exceeds the traffic */
-	assert_true(wu_engaged_applies(&c, 1, 63, 0, 0, 0));          /* no day before */
-	assert_true(wu_engaged_applies(&c, 2, 83, 1, 5000, 0));       /* cap below traffic */
-	assert_true(wu_engaged_applies(&c, 2, 83, 1, 40, 1));         /* mail turned away */
-	assert_false(wu_engaged_applies(&c, 2, 83, 1, 40, 0));        /* the cap sufficed */
-	assert_false(wu_engaged_applies(&c, 0, 0, 0, 0, 0));          /* not started */
+	assert_true(wu_engaged_applies(&c, 1, 63, 0, 0, 0));             /* no day before */
+	assert_true(wu_engaged_applies(&c, 2, 83, 1, 5000, 0));          /* cap below traffic */
+	assert_true(wu_engaged_applies(&c, 2, 83, 1, 40, 1));            /* mail turned away */
+	assert_false(wu_engaged_applies(&c, 2, 83, 1, 40, 0));           /* the cap sufficed */
+	assert_false(wu_engaged_applies(&c, 0, 0, 0, 0, 0));             /* not started */
 	assert_false(wu_engaged_applies(&c, 11, WU_UNLIMITED, 0, 0, 1)); /* warmup over */
 	c.first = WU_ENGAGED_FIRST_DAYS;
 	c.days = 3;
@@ -349,9 +349,9 @@ static void test_save_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T_(test_parse),         T_(test_is_and_applies), T_(test_no_engaged_no_change),
-	    T_(test_reserve_old),   T_(test_reserve_defer),  T_(test_until_cap),
-	    T_(test_gap_calendar),  T_(test_gap_missed_gated), T_(test_save_load),
+	    T_(test_parse),        T_(test_is_and_applies),   T_(test_no_engaged_no_change),
+	    T_(test_reserve_old),  T_(test_reserve_defer),    T_(test_until_cap),
+	    T_(test_gap_calendar), T_(test_gap_missed_gated), T_(test_save_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
