@@ -34,6 +34,8 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -377,4 +379,29 @@ void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 		return;
 	alert_push(d->alert, kind, (int)ev->route, ev->date, ev->step, ev->cap, ev->bounce_rate,
 	           ev->complaint_rate, ev->text);
+}
+
+void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
+{
+	char what[1024], text[1400];
+	va_list ap;
+	cJSON *o;
+	char *body;
+
+	if (!a)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(text, sizeof(text), "warmupd on %s: %s", a->host, what);
+	if (!(o = cJSON_CreateObject()))
+		return;
+	cJSON_AddStringToObject(o, "text", text);
+	cJSON_AddStringToObject(o, "kind", kind);
+	cJSON_AddStringToObject(o, "event", kind);
+	cJSON_AddStringToObject(o, "host", a->host);
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (body)
+		enqueue(a, body);
 }

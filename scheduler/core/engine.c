@@ -1311,7 +1311,15 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	tmp->today.held = v.tday_held;
 	tmp->today.stepped_back = v.stepped_back;
 	if (v.engaged) {
-		tmp->today.engaged_first = v.efirst;
+		/* The saved verdict stands for until_cap_exceeds_traffic (it was
+		 * judged on a day before the text does not hold); a policy of a
+		 * number of days, or off, is judged again, so a reload that
+		 * changes it takes effect today. */
+		tmp->today.engaged_first =
+		    tmp->conf.engaged.first == WU_ENGAGED_FIRST_UNTIL_CAP
+		        ? v.efirst
+		        : wu_engaged_applies(&tmp->conf.engaged, tmp->today.step, tmp->today.cap, 1,
+		                             0, 0);
 		tmp->today.engaged_new = v.enew > v.used ? v.used : v.enew;
 		tmp->today.engaged_asks = v.easks;
 		tmp->today.turned = v.turned;
@@ -1351,6 +1359,14 @@ int wu_engine_close_today(struct wu_engine *e, wu_time_t now)
 		return 0;
 	e->today.used = e->today.cap;
 	return 1;
+}
+
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src)
+{
+	int n = dst->conf.isps.n < src->conf.isps.n ? dst->conf.isps.n : src->conf.isps.n;
+
+	dst->yesterday = src->yesterday;
+	memcpy(dst->cut, src->cut, (size_t)n * sizeof(dst->cut[0]));
 }
 
 const char *wu_kind_name(enum wu_kind k)

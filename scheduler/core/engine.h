@@ -309,6 +309,11 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
  * Returns 1 when it closed the day, 0 when it was closed or has no cap. */
 int wu_engine_close_today(struct wu_engine *e, wu_time_t now);
 
+/* Copies what the saved state does not hold from src into dst, an engine
+ * just loaded with src's state (a reload): yesterday's figures and the
+ * deferral cuts status shows, for the ISP groups both have. */
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src);
+
 const char *wu_kind_name(enum wu_kind k);
 const char *wu_why_name(enum wu_why w);
 const char *wu_result_name(enum wu_result r);

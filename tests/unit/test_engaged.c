@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "pacing.h"
+#include "reconf.h"
 
 #define T0 T_TOKYO_20261201
 
@@ -344,6 +345,39 @@ static void test_save_load(void **state)
 	assert_int_equal(wu_engine_today(eng)->step, 1);
 }
 
+/* A reload carries the quiet days and the engaged counts through the saved
+ * text; a policy changed to off takes effect today, and the change is
+ * named. */
+static void test_reload(void **state)
+{
+	struct wu_core_conf nc;
+	struct wu_engine *fresh = NULL;
+	char err[WU_ERR_MAX] = "", line[512];
+
+	(void)state;
+	conf_make("day,cap\n1,100\n2,200\n3,300\n4,400\n", WU_HOUR, WU_OVERFLOW_OLD);
+	conf.gap.days = 3;
+	engine_make(T0);
+	take(T0, 1, 1000, NULL);          /* a burst of 4 of 100: quiet */
+	take(T0 + WU_DAY, 1, 1000, NULL); /* 8 of 200, then pacing turns one away */
+	wu_engine_tick(eng, T0 + 2 * WU_DAY);
+	assert_int_equal(take(T0 + 2 * WU_DAY, 1, 5, NULL), 5);
+	assert_int_equal(wu_engine_quiet(eng), 2);
+	assert_true(wu_engine_today(eng)->engaged_first);
+	nc = conf;
+	nc.engaged.first = WU_ENGAGED_FIRST_OFF;
+	nc.gap.back = 1;
+	assert_int_equal(
+	    wu_reconf_engine(eng, &nc, T0 + 2 * WU_DAY + WU_HOUR, &fresh, err, sizeof err), 0);
+	assert_int_equal(wu_engine_quiet(fresh), 2);
+	assert_false(wu_engine_today(fresh)->engaged_first);
+	assert_i64_eq(wu_engine_today(fresh)->engaged_new, 5);
+	wu_reconf_describe(&conf, &nc, line, sizeof line);
+	assert_non_null(strstr(line, "engaged_first"));
+	assert_non_null(strstr(line, "gap"));
+	wu_engine_free(fresh);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -352,6 +386,7 @@ int main(void)
 	    T_(test_parse),        T_(test_is_and_applies),   T_(test_no_engaged_no_change),
 	    T_(test_reserve_old),  T_(test_reserve_defer),    T_(test_until_cap),
 	    T_(test_gap_calendar), T_(test_gap_missed_gated), T_(test_save_load),
+	    T_(test_reload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
