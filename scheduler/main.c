@@ -40,6 +40,7 @@
 #include "intake.h"
 #include "smtpd.h"
 #include "log.h"
+#include "zone.h"
 #include "mx.h"
 #include "reload.h"
 #include "webhook.h"
@@ -313,6 +314,8 @@ static int check_config(const char *config)
 	int rc;
 
 	wu_conf_load_all(&c, config, WU_CONF_KEEP, &errs);
+	if (c.core.calendar.tz[0])
+		wu_zone_apply(c.core.calendar.tz);
 	if (c.dir[0]) { /* the file was read: its values are there to look at */
 		check_store(&c, &errs, 0);
 		check_ports(&c, &errs);
@@ -393,6 +396,11 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	if (wu_conf_load(&d.conf, config, 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
+		return 1;
+	}
+	/* One zone for the process, set before any thread starts. */
+	if (wu_zone_apply(d.conf.core.calendar.tz) < 0) {
+		fprintf(stderr, "warmupd: cannot set the time zone %s\n", d.conf.core.calendar.tz);
 		return 1;
 	}
 	if (reset) {

@@ -233,12 +233,8 @@ int reload_run(struct wu_daemon *d, char *msg, size_t len)
 	}
 	wu_log(WU_LOG_INFO, "reload: reading %s", d->conf.path);
 	wu_conf_load_all(&nc, d->conf.path, WU_CONF_KEEP, &errs);
-	/* The loader sets the process's zone (core/calendar.h); the running
-	 * engine keeps its own, whatever the file says. */
-	if (!getenv("TZ") || strcmp(getenv("TZ"), d->conf.core.calendar.tz) != 0) {
-		setenv("TZ", d->conf.core.calendar.tz, 1);
-		tzset();
-	}
+	/* The process's zone stays the one set at start (scheduler/zone.h):
+	 * a changed [warmup] timezone is refused below. */
 	if (!errs.n && !errs.lost) {
 		check_store(&nc, &errs, 0);
 		reload_fixed_diff(&d->conf, &nc, &errs);

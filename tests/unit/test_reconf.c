@@ -4,6 +4,7 @@
  * over; a cap lowered below what was used sends nothing more today, one
  * lowered above it only the difference; ISP groups keep their numbers.
  */
+#include "tests/unit/cal_zone.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -36,7 +37,7 @@ static int make_conf(struct wu_core_conf *c, int64_t cap)
 	s.after = WU_AFTER_HOLD;
 	wu_schedule_free(&c->schedule);
 	c->schedule = s;
-	if (wu_calendar_init(&c->calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err))
+	if (cal_init(&c->calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err))
 		return -1;
 	c->burst = WU_BURST_DAY;
 	return 0;
