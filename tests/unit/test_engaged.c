@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "pacing.h"
 #include "reconf.h"
+#include "tests/unit/cal_zone.h"
 
 #define T0 T_TOKYO_20261201
 
@@ -37,8 +38,7 @@ static void conf_make(const char *sched, wu_time_t burst, enum wu_overflow ov)
 	wu_schedule_free(&conf.schedule);
 	conf.schedule = s;
 	assert_int_equal(
-	    wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
-	    0);
+	    cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err), 0);
 	conf.burst = burst;
 	conf.overflow = ov;
 }
