@@ -473,6 +473,45 @@ static int k_advance(struct load *ld, const struct key *k, const struct sect_ref
 	return wu_advance_parse(v, &ld->c->core.advance, why, n);
 }
 
+static int k_engaged_first(struct load *ld, const struct key *k, const struct sect_ref *s,
+                           const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_engaged_first_parse(v, &ld->c->core.engaged, why, n);
+}
+
+static int k_engaged_age(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	wu_time_t age;
+
+	(void)k, (void)s;
+	if (wu_parse_duration(v, &age, why, n) < 0)
+		return -1;
+	if (age < WU_DAY || age > 3660 * WU_DAY)
+		return say(why, n, "expected from 1d to 3660d, such as 90d, got '%s'", v);
+	ld->c->core.engaged.age = age;
+	return 0;
+}
+
+/* gap: whole days, or off. */
+static int k_gap(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                 char *why, size_t n)
+{
+	wu_time_t t;
+
+	(void)k, (void)s;
+	if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+		ld->c->core.gap.days = 0;
+		return 0;
+	}
+	if (wu_parse_duration(v, &t, NULL, 0) < 0 || t < WU_DAY || t % WU_DAY || t > 365 * WU_DAY)
+		return say(why, n,
+		           "expected off or whole days from 1d to 365d, such as 3d, got '%s'", v);
+	ld->c->core.gap.days = (int)(t / WU_DAY);
+	return 0;
+}
+
 static int k_after(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                    char *why, size_t n)
 {
@@ -1140,6 +1179,11 @@ static const struct key keys[] = {
     FN(S_WARMUP, "advance", k_advance),
     FN(S_WARMUP, "after", k_after),
     {S_WARMUP, "min_fill", V_PERCENT, C(core.min_fill), 0, 0, 1, NULL, 0},
+    FN(S_WARMUP, "engaged_first", k_engaged_first),
+    FN(S_WARMUP, "engaged_age", k_engaged_age),
+    FN(S_WARMUP, "gap", k_gap),
+    {S_WARMUP, "gap_fill", V_PERCENT, C(core.gap.fill), 0, 0.001, 1, NULL, 0},
+    {S_WARMUP, "gap_back", V_INT, C(core.gap.back), 0, 1, 1000, NULL, 0},
 
     FN(S_LISTEN, "address", k_address),
     FN(S_LISTEN, "auth", k_auth),

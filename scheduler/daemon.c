@@ -309,6 +309,7 @@ void daemon_drain_events(struct wu_daemon *d)
 		wu_date_format(ev.date, date, sizeof(date));
 		switch (ev.kind) {
 		case WU_EV_GATE_WARN:
+		case WU_EV_STEP_BACK:
 			wu_warn("%s: %s", date, ev.text);
 			break;
 		case WU_EV_GATE_HALT:

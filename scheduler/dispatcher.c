@@ -419,14 +419,14 @@ static int recheck(struct dispatcher *dp, struct store_unit *u, struct scope_cac
  * counted at once (1, *dec filled), or it is put back in the queue until
  * the engine's time (0), where it neither blocks the units behind it nor
  * is read again each round.  -1 on a store failure. */
-static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, wu_time_t now,
-                        struct wu_decision *dec)
+static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, int engaged,
+                        wu_time_t now, struct wu_decision *dec)
 {
 	struct wu_daemon *d = dp->d;
 	wu_time_t until = now + V3ONLY_RECHECK;
 
 	if (d->conf.route[WU_ROUTE_NEW].type == SND_TYPE_SENDGRID && d->route[WU_ROUTE_NEW]) {
-		*dec = wu_engine_route_new(d->engine, now, isp);
+		*dec = wu_engine_route_new_for(d->engine, now, isp, engaged);
 		if (dec->kind == WU_NEW)
 			return 1;
 		if (dec->until > now && dec->until < until)
@@ -444,23 +444,45 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 {
 	struct wu_daemon *d = dp->d;
 	struct store_unit *u = calloc((size_t)max, sizeof(*u));
+	int *order = calloc((size_t)max, sizeof(*order));
+	unsigned char *engaged = calloc((size_t)max, 1);
 	struct scope_cache cache = {0};
-	int n, done = 0, i;
+	int n, done = 0, i, k, ne = 0;
 
-	if (!u)
+	if (!u || !order || !engaged) {
+		free(u);
+		free(order);
+		free(engaged);
 		return -1;
+	}
 	n = store_ready(d->store, isp, now, u, max);
 	if (n < 0) {
 		free(u);
+		free(order);
+		free(engaged);
 		return -1;
 	}
+	/* Engaged units first, each kind in queue order: while engaged-first
+	 * holds the reserve, the others take only what the engaged ones of
+	 * this round leave (engaged.h). */
 	for (i = 0; i < n; i++) {
+		const struct store_unit *x = &u[i];
+		engaged[i] = (unsigned char)wu_engaged_is(
+		    &d->conf.core.engaged, x->engaged_at ? x->engaged_at : x->learned_at, now);
+		if (engaged[i])
+			order[ne++] = i;
+	}
+	for (i = 0, k = ne; i < n; i++)
+		if (!engaged[i])
+			order[k++] = i;
+	for (k = 0; k < n; k++) {
 		struct wu_decision dec = {WU_WAIT, WU_WHY_NONE, 0, 0};
 		enum wu_route route;
 		struct batch *b;
 		wu_time_t hold;
 		int g;
 
+		i = order[k];
 		/* A unit of "other" whose domain's MX names a group moves there
 		 * (the next round routes it); one whose first answer is due
 		 * waits for it, up to [dns] wait. */
@@ -493,7 +515,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 			continue;
 		}
 		if (u[i].v3only) {
-			int rc = route_v3only(dp, &u[i], isp, now, &dec);
+			int rc = route_v3only(dp, &u[i], isp, engaged[i], now, &dec);
 
 			if (rc < 0) {
 				done = -1;
@@ -502,7 +524,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 			if (rc == 0)
 				continue; /* it waits; the units behind it may go */
 		} else
-			dec = wu_engine_route(d->engine, now, isp);
+			dec = wu_engine_route_for(d->engine, now, isp, engaged[i]);
 		if (dec.kind == WU_WAIT) {
 			dp->wait[isp] = dec.until;
 			if (dec.until < *wake)
@@ -537,6 +559,8 @@ out:
 	for (int j = 0; j < n; j++)
 		store_unit_clear(&u[j]);
 	free(u);
+	free(order);
+	free(engaged);
 	return done;
 }
 

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "core/calendar.h"
+#include "core/parse.h"
 #include "dispatcher.h"
 #include "log.h"
 #include "msgid.h"
@@ -271,6 +273,23 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 	return 0;
 }
 
+wu_time_t intake_engaged_at(const char *mark, wu_time_t now)
+{
+	int y, m, day;
+
+	if (!mark)
+		return 0;
+	if (strcasecmp(mark, "true") == 0 || strcasecmp(mark, "yes") == 0 || strcmp(mark, "1") == 0)
+		return now;
+	if (strcasecmp(mark, "false") == 0 || strcasecmp(mark, "no") == 0 || strcmp(mark, "0") == 0)
+		return -1;
+	/* A last-engaged date counts from its start (UTC): a day early at
+	 * most, against an age of weeks. */
+	if (strlen(mark) == 10 && wu_parse_date(mark, &y, &m, &day, NULL, 0) == 0)
+		return (wu_time_t)wu_days_from_civil(y, m, day) * WU_DAY;
+	return 0;
+}
+
 int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, int64_t content_id,
                      int v3only, wu_time_t now)
 {
@@ -279,17 +298,21 @@ int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, in
 
 	cJSON_ArrayForEach(p, ps)
 	{
-		char domain[256], *json;
+		char domain[256], email[320], *json;
 		int64_t unit;
+		wu_time_t engaged;
 		int isp;
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
 			domain[0] = '\0';
+		if (v3mail_first_email(p, email, sizeof(email)) < 0)
+			email[0] = '\0';
+		engaged = intake_engaged_at(v3mail_engaged_mark(body, p), now);
 		isp = mx_classify(d->mx, domain, now, NULL);
 		json = cJSON_PrintUnformatted(p);
 		if (!json ||
-		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
-		                   &unit) < 0 ||
+		    store_add_unit_marked(d->store, content_id, json, strlen(json), isp, domain,
+		                          engaged, email, now, &unit) < 0 ||
 		    intake_hold(d, body, p, unit, now) < 0 ||
 		    (v3only && store_set_v3only(d->store, unit) < 0)) {
 			free(json);

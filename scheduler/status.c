@@ -484,6 +484,26 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	iso_local(day.close, buf, sizeof(buf));
 	j_str(&b, o, "close", buf);
 
+	/* Engaged recipients first (engaged.h): the policy, whether it
+	 * applies today and holds the reserve now, and who went new today. */
+	o = j_obj(&b, root, "engaged");
+	j_str(&b, o, "first", wu_engaged_first_name(n.core->engaged.first));
+	j_num(&b, o, "age_days", (double)(n.core->engaged.age / WU_DAY));
+	j_bool(&b, o, "applies", n.t->engaged_first);
+	j_bool(&b, o, "active", wu_engine_engaged_first(e));
+	j_num(&b, o, "new", (double)n.t->engaged_new);
+	j_num(&b, o, "other_new",
+	      (double)(n.t->used > n.t->engaged_new ? n.t->used - n.t->engaged_new : 0));
+	if (x)
+		j_num(&b, o, "noted", (double)x->engaged_noted);
+	/* A gap steps the ramp back (gap.h). */
+	o = j_obj(&b, root, "gap");
+	j_num(&b, o, "days", n.core->gap.days);
+	j_num(&b, o, "fill", n.core->gap.fill);
+	j_num(&b, o, "back", n.core->gap.back);
+	j_num(&b, o, "quiet", wu_engine_quiet(e));
+	j_bool(&b, o, "stepped_back", n.t->stepped_back);
+
 	json_routes(&b, root, &n);
 	json_isps(&b, root, &n);
 
@@ -712,6 +732,12 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 	sample_i(&b, "warmup_step", n.t->step);
 	family(&b, "warmup_held_days", "gauge", "Days the schedule did not advance.");
 	sample_i(&b, "warmup_held_days", wu_engine_held(e));
+	family(&b, "warmup_engaged_new", "gauge",
+	       "Engaged recipients the new route took today (engaged first).");
+	sample_i(&b, "warmup_engaged_new", n.t->engaged_new);
+	family(&b, "warmup_gap_quiet_days", "gauge",
+	       "Days in a row the new route sent under gap_fill of its cap.");
+	sample_i(&b, "warmup_gap_quiet_days", wu_engine_quiet(e));
 	family(&b, "warmup_gate_state", "gauge", "Health gate: 0 ok, 1 warn, 2 halt.");
 	sample_i(&b, "warmup_gate_state", (int64_t)n.gate.state);
 	family(&b, "warmup_bounce_rate", "gauge",

@@ -55,6 +55,8 @@ struct status_extra {
 	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
 	 * or no MX, failures; units the dispatcher moved to their MX's group */
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
+	/* open and click events noted as an address's last engagement (webhook.c) */
+	int64_t engaged_noted;
 	/* the last reload (reload.c): when (0 = none yet), whether it was
 	 * applied, what changed or why it was refused; reloads applied and
 	 * refused since the start */

@@ -150,6 +150,16 @@ static const char *const migrations[] = {
      * when" without a scan. */
     "ALTER TABLE units ADD COLUMN v3only INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX units_v3only ON units(state, created_at) WHERE state = 0 AND v3only = 1;",
+    /* 7: engaged recipients first.  The application's mark on a unit
+     * (engaged_at: the last engagement it gave, -1 for "not engaged", 0 for
+     * none) and the unit's first address; what open and click events
+     * taught, one row per address (its last engagement), probed by the
+     * primary key when the unit's turn comes. */
+    "ALTER TABLE units ADD COLUMN engaged_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE units ADD COLUMN email TEXT;"
+    "CREATE TABLE engagement ("
+    " email TEXT PRIMARY KEY,"
+    " at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -207,6 +217,8 @@ enum stmt {
 	S_SET_V3ONLY,
 	S_V3ONLY_WAITING,
 	S_SET_ISP,
+	S_ENGAGED_NOTE,
+	S_ENGAGED_GET,
 	S_COUNT_STMTS
 };
 
@@ -221,11 +233,14 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SP_ROLLBACK] = "ROLLBACK TO store",
     [S_ADD_CONTENT] = "INSERT INTO contents(msgid, created_at, body) VALUES (?1, ?2, ?3)",
     [S_ADD_UNIT] = "INSERT INTO units(content_id, state, isp, attempts, next_at, created_at,"
-                   " domain, personalization) VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5)",
+                   " domain, personalization, engaged_at, email)"
+                   " VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5, ?6, ?7)",
     [S_RECOVER] = "UPDATE units SET state = 0 WHERE state = 1",
-    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only,"
-                " domain FROM units"
-                " WHERE state = 0 AND isp = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
+    [S_READY] = "SELECT u.id, u.content_id, u.isp, u.attempts, u.next_at, u.personalization,"
+                " u.v3only, u.domain, u.engaged_at, coalesce(g.at, 0) FROM units u"
+                " LEFT JOIN engagement g ON g.email = u.email"
+                " WHERE u.state = 0 AND u.isp = ?1 AND u.next_at <= ?2"
+                " ORDER BY u.next_at, u.id LIMIT ?3",
     [S_HAS_READY] = "SELECT EXISTS (SELECT 1 FROM units"
                     " WHERE state = 0 AND isp = ?1 AND next_at <= ?2)",
     [S_COUNT_READY] = "SELECT count(*) FROM units WHERE state = 0 AND isp = ?1 AND next_at <= ?2",
@@ -295,6 +310,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_UNIT_BY_PROVIDER] = "SELECT route, isp FROM units WHERE provider_id = ?1"
                            " ORDER BY domain = ?2 DESC, id LIMIT 1",
     [S_SET_ISP] = "UPDATE units SET isp = ?2 WHERE id = ?1 AND state = 0",
+    [S_ENGAGED_NOTE] = "INSERT INTO engagement(email, at) VALUES (?1, ?2)"
+                       " ON CONFLICT (email) DO UPDATE SET at = max(at, excluded.at)",
+    [S_ENGAGED_GET] = "SELECT at FROM engagement WHERE email = ?1",
 };
 
 struct store {
@@ -825,6 +843,14 @@ int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *r
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
                    int isp, const char *domain, int64_t now, int64_t *unit_id)
 {
+	return store_add_unit_marked(s, content_id, personalization, len, isp, domain, 0, NULL, now,
+	                             unit_id);
+}
+
+int store_add_unit_marked(struct store *s, int64_t content_id, const char *personalization,
+                          size_t len, int isp, const char *domain, int64_t engaged_at,
+                          const char *email, int64_t now, int64_t *unit_id)
+{
 	sqlite3_stmt *st = s->stmt[S_ADD_UNIT];
 
 	if (len > INT32_MAX)
@@ -836,6 +862,11 @@ int store_add_unit(struct store *s, int64_t content_id, const char *personalizat
 	bind_text(st, 4, domain);
 	sqlite3_bind_text(st, 5, personalization ? personalization : "",
 	                  personalization ? (int)len : 0, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, engaged_at);
+	if (email && *email)
+		bind_text(st, 7, email);
+	else
+		sqlite3_bind_null(st, 7);
 	if (run(s, S_ADD_UNIT, "store_add_unit") < 0)
 		return -1;
 	if (unit_id)
@@ -888,6 +919,8 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 			goto fail;
 		out[n].v3only = sqlite3_column_int(st, 6);
 		snprintf(out[n].domain, sizeof(out[n].domain), "%s", d ? d : "");
+		out[n].engaged_at = sqlite3_column_int64(st, 8);
+		out[n].learned_at = sqlite3_column_int64(st, 9);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1632,4 +1665,29 @@ int store_unit_by_provider(struct store *s, const char *provider_id, const char 
 	if (rc == SQLITE_DONE)
 		return 0;
 	return fail(s, rc, "store_unit_by_provider");
+}
+
+/* Engagement the provider reported (an open or a click): the address's
+ * last engagement moves up to at, never back. */
+int store_engaged_note(struct store *s, const char *email, int64_t at)
+{
+	sqlite3_stmt *st = s->stmt[S_ENGAGED_NOTE];
+
+	bind_text(st, 1, email);
+	sqlite3_bind_int64(st, 2, at);
+	return run(s, S_ENGAGED_NOTE, "store_engaged_note");
+}
+
+int store_engaged_get(struct store *s, const char *email, int64_t *at)
+{
+	sqlite3_stmt *st = s->stmt[S_ENGAGED_GET];
+	int rc;
+
+	*at = 0;
+	bind_text(st, 1, email);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*at = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, "store_engaged_get");
 }

@@ -53,6 +53,10 @@ struct store_unit {
 	int v3only;            /* store_ready: only the v3 API route may send it */
 	char *personalization; /* JSON text, owned by the unit */
 	char domain[256];      /* the recipient's (store_ready only) */
+	int64_t engaged_at;    /* store_ready: the application's mark (the last
+	                        * engagement it gave; -1 not engaged; 0 none) */
+	int64_t learned_at;    /* store_ready: the last open or click of the
+	                        * unit's first address the webhook reported; 0 none */
 };
 
 int store_open(struct store **s, const char *path, char *err, size_t errlen);
@@ -79,6 +83,16 @@ int store_add_content(struct store *s, const char *msgid, const char *body, size
                       int64_t *content_id);
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
                    int isp, const char *domain, int64_t now, int64_t *unit_id);
+/* The same with the application's engagement mark (engaged_at as in
+ * struct store_unit) and the first address (lowercase), which the
+ * dispatcher looks up in what the webhook learned. */
+int store_add_unit_marked(struct store *s, int64_t content_id, const char *personalization,
+                          size_t len, int isp, const char *domain, int64_t engaged_at,
+                          const char *email, int64_t now, int64_t *unit_id);
+/* What open and click events teach: email's last engagement (moves up
+ * only), and read back.  One small row per address that ever engaged. */
+int store_engaged_note(struct store *s, const char *email, int64_t at);
+int store_engaged_get(struct store *s, const char *email, int64_t *at);
 /* SMTP intake: the message's v3 form (body, for the API route), the message
  * byte for byte as received (for SMTP routes) and its envelope sender. */
 int store_add_raw_content(struct store *s, const char *msgid, const char *body, size_t len,

@@ -184,6 +184,11 @@ size_t wu_reconf_describe(const struct wu_core_conf *a, const struct wu_core_con
 		     b->overflow == WU_OVERFLOW_OLD ? "old" : "defer");
 	if (a->advance != b->advance || a->min_fill != b->min_fill)
 		part(buf, len, &off, "advance");
+	if (a->engaged.first != b->engaged.first || a->engaged.days != b->engaged.days ||
+	    a->engaged.age != b->engaged.age)
+		part(buf, len, &off, "engaged_first");
+	if (a->gap.days != b->gap.days || a->gap.fill != b->gap.fill || a->gap.back != b->gap.back)
+		part(buf, len, &off, "gap");
 	/* ISP groups: added ones, then the ones whose domains or throttles moved. */
 	if (b->isps.n > a->isps.n) {
 		names[0] = '\0';
