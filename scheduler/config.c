@@ -33,6 +33,7 @@
  *	never repeated (it may be a password written in the wrong place).
  */
 #include "config.h"
+#include "zone.h"
 
 #include <ini.h>
 
@@ -61,7 +62,6 @@
 #define SCHEDULE_MAX     (16 * MB)
 #define DEFAULT_STORE    "/var/lib/warmup/warmup.db"
 #define DEFAULT_SENDGRID "https://api.sendgrid.com"
-#define DEFAULT_ZONEINFO "/usr/share/zoneinfo"
 #define LINE_MAX_CHARS   197 /* libinih's fixed 200-byte line buffer, less CR, LF, NUL */
 
 enum sect {
@@ -415,31 +415,11 @@ static int k_start(struct load *ld, const struct key *k, const struct sect_ref *
 }
 
 /* A zone name is a path under the zone directory: it must stay inside. */
-static int tz_check(const char *v, char *why, size_t n)
-{
-	const char *dir = getenv("TZDIR");
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (!dir || !*dir)
-		dir = DEFAULT_ZONEINFO;
-	if (!*v || v[0] == '/' || strstr(v, "..") || strlen(v) >= 64 ||
-	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
-	        strlen(v))
-		return say(why, n, "expected a time zone name such as Asia/Tokyo, got '%s'", v);
-	snprintf(path, sizeof(path), "%s/%s", dir, v);
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return say(why, n,
-		           "expected a time zone name such as Asia/Tokyo (a file in %s), got '%s'",
-		           dir, v);
-	return 0;
-}
-
 static int k_timezone(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                       char *why, size_t n)
 {
 	(void)k, (void)s;
-	if (tz_check(v, why, n) < 0)
+	if (wu_zone_check(v, why, n) < 0)
 		return -1;
 	strcpy(ld->tz, v);
 	return 0;
@@ -1970,7 +1950,7 @@ static int finish(struct load *ld)
 	} else {
 		wu_civil_from_days(c->core.calendar.start, &y, &m, &d);
 	}
-	if (!seen_line(ld, "warmup", "timezone") && tz_check(ld->tz, why, sizeof(why)) < 0) {
+	if (!seen_line(ld, "warmup", "timezone") && wu_zone_check(ld->tz, why, sizeof(why)) < 0) {
 		lfail(ld, 0, "[warmup] timezone: the default zone is missing: %s", why);
 	}
 	if (wu_calendar_init(&c->core.calendar, ld->tz, y, m, d, ld->open_min, ld->close_min, why,

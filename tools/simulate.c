@@ -1378,17 +1378,6 @@ static int output_svg(const struct sim *s, const char *path, const char *schedul
  */
 
 /* Checks that an IANA zone name names a file under /usr/share/zoneinfo. */
-static int zone_exists(const char *tz)
-{
-	char path[512];
-	struct stat st;
-
-	if (!*tz || tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 200)
-		return 0;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Fills in the configuration from the config file, the schedule and the
  * policy options.  Returns 0 or EXIT_BAD after a message. */
 static int setup_conf(struct wu_conf *conf, const struct options *o)
@@ -1422,9 +1411,8 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 	                             : DEFAULT_TZ);
 	if (o->tz && strlen(o->tz) >= sizeof(tz))
 		return bad("--timezone: name too long: '%s'", o->tz);
-	if (!zone_exists(tz))
-		return bad("%s: unknown time zone '%s' (no /usr/share/zoneinfo/%s)",
-		           o->tz ? "--timezone" : o->config, tz, tz);
+	if (wu_zone_check(tz, err, sizeof(err)) < 0)
+		return bad("%s: %s", o->tz ? "--timezone" : o->config, err);
 	if (o->start) {
 		if (wu_parse_date(o->start, &y, &m, &d, err, sizeof(err)) < 0)
 			return bad("--start: %s", err);
