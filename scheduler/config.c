@@ -34,6 +34,7 @@
  */
 #include "config.h"
 #include "zone.h"
+#include "sender/b64.h"
 
 #include <ini.h>
 
@@ -936,68 +937,27 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
  * the rules by which its deferral and block texts cut an ISP's rate.
  */
 
-/* Standard base64 (blanks and line ends skipped, padding optional) into a
- * malloc'd buffer; -1 on a bad character. */
-static int base64_decode(const char *s, unsigned char **out, size_t *outlen)
-{
-	size_t n = strlen(s), len = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	unsigned char *b = malloc(n / 4 * 3 + 3);
-
-	if (!b)
-		return -1;
-	for (; *s; s++) {
-		const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-		const char *p;
-
-		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-			continue;
-		if (*s == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || !(p = strchr(a, *s)))
-			goto bad;
-		acc = (acc << 6) | (unsigned)(p - a);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			b[len++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (len == 0 || pad > 2 || bits >= 6)
-		goto bad;
-	*out = b;
-	*outlen = len;
-	return 0;
-bad:
-	free(b);
-	return -1;
-}
-
 /* Keeps a decoded public key, refusing a second one. */
 static int webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
 {
 	struct wu_webhook_conf *w = &ld->c->webhook;
 	unsigned char *der;
-	size_t len;
+	long len;
 
 	if (w->public_key)
 		return say(why, n, "the public key is already given on line %d; give it once",
 		           ld->webhook_key_line);
 	/* A DER SubjectPublicKeyInfo starts with a SEQUENCE; anything else is
 	 * not the key SendGrid shows.  OpenSSL checks the rest at start-up. */
-	der = NULL;
-	len = 0;
-	if (base64_decode(b64, &der, &len) < 0 || len < 24 || der[0] != 0x30) {
+	if ((len = b64_decode_alloc(b64, strlen(b64), &der, B64_PAD_OPTIONAL)) < 24 ||
+	    der[0] != 0x30) {
 		free(der);
 		return say(why, n,
 		           "expected the base64 public key SendGrid shows for the signed webhook "
 		           "(MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...)");
 	}
 	w->public_key = der;
-	w->public_key_len = len;
+	w->public_key_len = (size_t)len;
 	return 0;
 }
 
