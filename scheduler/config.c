@@ -1272,6 +1272,12 @@ static const struct key keys[] = {
     {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0},
     {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
     {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
+    {S_ALERT, "repeat_window", V_DURATION, C(alert_repeat), 0, 0, 0, NULL, 0},
+    {S_ALERT, "permfail_window", V_INT, C(core.permfail.window), 0, 0, WU_FAILRATE_WINDOW_MAX, NULL,
+     0},
+    {S_ALERT, "permfail_rate", V_PERCENT, C(core.permfail.rate), 0, 0, 1, NULL, 0},
+    {S_ALERT, "disk_min_free", V_PERCENT, C(alert_disk_free), 0, 0, 1, NULL, 0},
+    {S_ALERT, "source", V_STR, C(alert_source), SZ(wu_conf, alert_source), 0, 0, NULL, 0},
 
     FN(S_WEBHOOK, "auth", k_webhook_auth),
     FN(S_WEBHOOK, "public_key", k_webhook_key),
@@ -2039,6 +2045,8 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->store_prune_every = WU_MINUTE;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
+	c->alert_repeat = 10 * WU_MINUTE;
+	c->alert_disk_free = 0.05;
 	c->dns.mx = 1;
 	c->dns.wait = 2 * WU_USEC;
 	c->dns.timeout = WU_USEC;

@@ -925,7 +925,10 @@ static int take_events(struct sim *s, int start_date)
 
 	while (wu_engine_poll_event(s->e, &ev)) {
 		struct event *out;
-		if (ev.kind == WU_EV_DAY)
+		/* The day's table shows the cuts and the failures; the event
+		 * list keeps to the gate, pauses and resumes. */
+		if (ev.kind != WU_EV_GATE_WARN && ev.kind != WU_EV_GATE_HALT &&
+		    ev.kind != WU_EV_PAUSE && ev.kind != WU_EV_RESUME)
 			continue;
 		if (s->nevents == s->cap_events) {
 			int cap = s->cap_events ? s->cap_events * 2 : 16;
