@@ -43,6 +43,7 @@ static const struct kind_info {
     {"template_wait_ok", "template_wait", "info", WU_REPEAT_RESOLVED},
     {"disk_low", "disk_low", "critical", WU_REPEAT_FIRING},
     {"disk_ok", "disk_low", "info", WU_REPEAT_RESOLVED},
+    {"disk_unknown", "disk_unknown", "warning", WU_REPEAT_FIRING},
     {"reload_refused", "reload_refused", "warning", WU_REPEAT_FIRING},
 };
 

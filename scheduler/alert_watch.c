@@ -18,13 +18,15 @@
  *	decision (core/level.h); this file measures and words the alert.
  *
  * DIAGNOSTICS
- *	Each alert is also a log line; a store that cannot be measured is
- *	logged once, not at every look.
+ *	Each alert is also a log line.  A store whose directory cannot be
+ *	measured (it was moved away) is one disk_unknown alert and one log
+ *	line, not one at every look.
  */
 #include "alert_watch.h"
 
 #include <cJSON.h>
 
+#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,16 +120,26 @@ static void check_backlog(struct alert_watch *w, struct wu_daemon *d)
 static void check_disk(struct alert_watch *w, struct wu_daemon *d)
 {
 	struct statvfs st;
+	int rc;
 	double share, total, avail;
 	char what[300];
 	struct alert_msg m = {.route = -1, .key = "store"};
 
 	if (d->conf.alert_disk_free <= 0)
 		return;
-	if (statvfs(w->dir, &st) < 0 || st.f_blocks == 0) {
-		if (!w->disk_unknown)
-			wu_warn("alert: cannot measure the free space of %s", w->dir);
+	rc = statvfs(w->dir, &st);
+	if (rc < 0 || st.f_blocks == 0) {
+		const char *why = rc < 0 ? strerror(errno) : "a file system of no blocks";
+
+		if (!w->disk_unknown) {
+			wu_warn("alert: cannot measure the free space of %s: %s", w->dir, why);
+			alert_notice(w->a, "disk_unknown",
+			             "cannot measure the free space of the store's disk (%.200s): %s",
+			             w->dir, why);
+		}
 		w->disk_unknown = 1;
+		/* Once it can be measured again, its state is said afresh. */
+		w->disk.firing = 0;
 		return;
 	}
 	w->disk_unknown = 0;
