@@ -925,8 +925,9 @@ static int take_events(struct sim *s, int start_date)
 
 	while (wu_engine_poll_event(s->e, &ev)) {
 		struct event *out;
-		/* The day's table shows the cuts and the failures; the event
-		 * list keeps to the gate, pauses and resumes. */
+		/* The event list keeps to the gate, pauses and resumes: a run's
+		 * drawn deferrals would fill it with cuts and recoveries, which
+		 * the day's deferral counts already show. */
 		if (ev.kind != WU_EV_GATE_WARN && ev.kind != WU_EV_GATE_HALT &&
 		    ev.kind != WU_EV_PAUSE && ev.kind != WU_EV_RESUME)
 			continue;
