@@ -369,8 +369,8 @@ void alert_stop(struct wu_daemon *d)
 			held++;
 		}
 	if (a->n > 0 || held > 0)
-		wu_warn("alert: stopping with %d alert%s not delivered and %d summar%s not due", a->n,
-		        a->n == 1 ? "" : "s", held, held == 1 ? "y" : "ies");
+		wu_warn("alert: stopping with %d alert%s not delivered and %d summar%s not due",
+		        a->n, a->n == 1 ? "" : "s", held, held == 1 ? "y" : "ies");
 	while (a->n > 0) {
 		free(a->q[a->head]);
 		a->head = (a->head + 1) % ALERT_QUEUE;

@@ -45,13 +45,13 @@ void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
 /* What one alert says, for the parts of the daemon that raise their own
  * (alert_watch.c).  Only kind and what are required. */
 struct alert_msg {
-	const char *kind;     /* stable: "disk_low" */
-	const char *what;     /* the sentence: "store disk 97% full" */
-	const char *key;      /* the ISP, route or path it is about; NULL = none */
-	int route;            /* the route it is about, -1 = none */
-	const char *severity; /* NULL: the kind's own (see alert.c) */
-	const char *group;    /* the firing kind this one resolves; NULL: the kind's own */
-	wu_time_t at;         /* 0: now */
+	const char *kind;      /* stable: "disk_low" */
+	const char *what;      /* the sentence: "store disk 97% full" */
+	const char *key;       /* the ISP, route or path it is about; NULL = none */
+	int route;             /* the route it is about, -1 = none */
+	const char *severity;  /* NULL: the kind's own (see alert.c) */
+	const char *group;     /* the firing kind this one resolves; NULL: the kind's own */
+	wu_time_t at;          /* 0: now */
 	struct cJSON *details; /* kind-specific fields, taken over; NULL = none */
 };
 

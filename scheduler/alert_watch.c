@@ -133,9 +133,10 @@ static void check_disk(struct alert_watch *w, struct wu_daemon *d)
 
 		if (!w->disk_unknown) {
 			wu_warn("alert: cannot measure the free space of %s: %s", w->dir, why);
-			alert_notice(w->a, "disk_unknown",
-			             "cannot measure the free space of the store's disk (%.200s): %s",
-			             w->dir, why);
+			alert_notice(
+			    w->a, "disk_unknown",
+			    "cannot measure the free space of the store's disk (%.200s): %s",
+			    w->dir, why);
 		}
 		w->disk_unknown = 1;
 		/* Once it can be measured again, its state is said afresh. */
@@ -149,14 +150,14 @@ static void check_disk(struct alert_watch *w, struct wu_daemon *d)
 	switch (wu_level_disk(&w->disk, share, d->conf.alert_disk_free)) {
 	case WU_LEVEL_FIRE:
 		snprintf(what, sizeof(what),
-		         "the store's disk (%.200s) has %.1f%% free (%.0f MiB), below %.1f%%", w->dir,
-		         share * 100, avail / 1048576, d->conf.alert_disk_free * 100);
+		         "the store's disk (%.200s) has %.1f%% free (%.0f MiB), below %.1f%%",
+		         w->dir, share * 100, avail / 1048576, d->conf.alert_disk_free * 100);
 		m.kind = "disk_low";
 		wu_warn("alert: %s", what);
 		break;
 	case WU_LEVEL_CLEAR:
-		snprintf(what, sizeof(what), "the store's disk (%.200s) has %.1f%% free again", w->dir,
-		         share * 100);
+		snprintf(what, sizeof(what), "the store's disk (%.200s) has %.1f%% free again",
+		         w->dir, share * 100);
 		m.kind = "disk_ok";
 		wu_info("alert: %s", what);
 		break;
@@ -192,7 +193,8 @@ int alert_watch_start(struct alert_watch **wp, struct alert *a)
 	uint64_t every;
 
 	*wp = NULL;
-	if (d->conf.alert_backlog <= 0 && d->conf.alert_v3_wait <= 0 && d->conf.alert_disk_free <= 0)
+	if (d->conf.alert_backlog <= 0 && d->conf.alert_v3_wait <= 0 &&
+	    d->conf.alert_disk_free <= 0)
 		return 0;
 	if (!(w = calloc(1, sizeof(*w))))
 		return -1;

@@ -23,9 +23,9 @@ struct wu_failrate_conf {
 
 struct wu_failrate {
 	unsigned char bit[WU_FAILRATE_WINDOW_MAX / 8]; /* 1 = a permanent failure */
-	int n;     /* sends in the window, up to window */
-	int pos;   /* where the next one goes */
-	int fails; /* of them, failures */
+	int n;                                         /* sends in the window, up to window */
+	int pos;                                       /* where the next one goes */
+	int fails;                                     /* of them, failures */
 	struct wu_level level;
 };
 

@@ -13,9 +13,9 @@
 #include "wu.h"
 
 enum wu_level_move {
-	WU_LEVEL_SAME,  /* nothing to say */
-	WU_LEVEL_FIRE,  /* the figure crossed its line */
-	WU_LEVEL_CLEAR  /* it is back on the good side */
+	WU_LEVEL_SAME, /* nothing to say */
+	WU_LEVEL_FIRE, /* the figure crossed its line */
+	WU_LEVEL_CLEAR /* it is back on the good side */
 };
 
 struct wu_level {

@@ -112,8 +112,8 @@ static void test_repeat_storm(void **state)
 	/* The first goes out at once, the next 37 of the window are held. */
 	assert_int_equal(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING, T0), -1);
 	for (int i = 1; i <= 37; i++)
-		assert_true(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING,
-		                           T0 + i * WU_USEC) >= 0);
+		assert_true(
+		    wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING, T0 + i * WU_USEC) >= 0);
 	assert_i64_eq(wu_repeat_next(&r), T0 + 10 * WU_MINUTE);
 	assert_int_equal(wu_repeat_due(&r, T0 + 10 * WU_MINUTE - 1, &held), -1);
 	assert_true(wu_repeat_due(&r, T0 + 10 * WU_MINUTE, &held) >= 0);
@@ -122,15 +122,14 @@ static void test_repeat_storm(void **state)
 	assert_i64_eq(wu_repeat_next(&r), WU_TIME_NEVER);
 	/* The storm goes on: the next window holds everything, even the
 	 * first of it. */
-	assert_true(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING,
-	                           T0 + 11 * WU_MINUTE) >= 0);
+	assert_true(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING, T0 + 11 * WU_MINUTE) >=
+	            0);
 	assert_true(wu_repeat_due(&r, T0 + 20 * WU_MINUTE, &held) >= 0);
 	assert_i64_eq(held, 1);
 	/* A whole window quiet: the next one goes out at once again. */
 	assert_int_equal(wu_repeat_due(&r, T0 + 31 * WU_MINUTE, &held), -1);
-	assert_int_equal(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING,
-	                                T0 + 31 * WU_MINUTE),
-	                 -1);
+	assert_int_equal(
+	    wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING, T0 + 31 * WU_MINUTE), -1);
 }
 
 static void test_repeat_keys_and_resolution(void **state)
@@ -150,9 +149,8 @@ static void test_repeat_keys_and_resolution(void **state)
 	/* ...a second firing and resolution are held, in one slot. */
 	slot = wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_FIRING, T0 + 2 * WU_MINUTE);
 	assert_true(slot >= 0);
-	assert_int_equal(wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_RESOLVED,
-	                                T0 + 3 * WU_MINUTE),
-	                 slot);
+	assert_int_equal(
+	    wu_repeat_hear(&r, "isp_cut/google", WU_REPEAT_RESOLVED, T0 + 3 * WU_MINUTE), slot);
 	assert_int_equal(wu_repeat_due(&r, T0 + 10 * WU_MINUTE, &held), slot);
 	assert_i64_eq(held, 2);
 	/* Window 0: nothing is ever held. */
