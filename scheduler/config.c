@@ -78,7 +78,8 @@ enum sect {
 	S_WEBHOOK,
 	S_DEFER,
 	S_SMTP,
-	S_DNS
+	S_DNS,
+	S_STATUS
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -145,7 +146,7 @@ struct key {
 	enum sect sect;
 	const char *name;
 	enum vtype type;
-	size_t off;  /* in struct wu_conf, or struct wu_route_conf for S_ROUTE */
+	size_t off;  /* in struct wu_conf, or struct snd_route_conf for S_ROUTE */
 	size_t size; /* V_STR, V_PATH: room in the target */
 	double min, max;
 	key_fn fn;
@@ -347,7 +348,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
 	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
-	             {"smtp", S_SMTP},         {"dns", S_DNS}};
+	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"status", S_STATUS}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -667,6 +668,21 @@ static int k_networks(struct load *ld, const struct key *k, const struct sect_re
 	return 0;
 }
 
+/* [status] open_to: the client networks that see the status page and
+ * GET /v1/status without credentials; "none" for nobody. */
+static int k_open_to(struct load *ld, const struct key *k, const struct sect_ref *s,
+                     const char *v, char *why, size_t n)
+{
+	int count = 0;
+
+	(void)k, (void)s;
+	if (strcmp(v, "none") != 0 &&
+	    (count = wu_cidr_parse_list(v, ld->c->status.open_to, WU_CIDR_MAX, why, n)) < 0)
+		return -1;
+	ld->c->status.nopen_to = count;
+	return 0;
+}
+
 /* [smtp] tls = off | optional | required */
 static int k_smtp_tls(struct load *ld, const struct key *k, const struct sect_ref *s,
                       const char *v, char *why, size_t n)
@@ -734,9 +750,9 @@ static int k_route_type(struct load *ld, const struct key *k, const struct sect_
 {
 	(void)k;
 	if (strcmp(v, "sendgrid") == 0)
-		ld->c->route[s->index].type = WU_ROUTE_SENDGRID;
+		ld->c->route[s->index].type = SND_TYPE_SENDGRID;
 	else if (strcmp(v, "smtp") == 0)
-		ld->c->route[s->index].type = WU_ROUTE_SMTP;
+		ld->c->route[s->index].type = SND_TYPE_SMTP;
 	else
 		return say(why, n, "expected sendgrid or smtp, got '%s'", v);
 	return 0;
@@ -757,15 +773,15 @@ static int k_url(struct load *ld, const struct key *k, const struct sect_ref *s,
 static int k_tls(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                  char *why, size_t n)
 {
-	enum wu_tls *t = &ld->c->route[s->index].tls;
+	enum snd_tls *t = &ld->c->route[s->index].tls;
 
 	(void)k;
 	if (strcmp(v, "required") == 0)
-		*t = WU_TLS_REQUIRED;
+		*t = SND_TLS_REQUIRED;
 	else if (strcmp(v, "optional") == 0)
-		*t = WU_TLS_OPTIONAL;
+		*t = SND_TLS_OPTIONAL;
 	else if (strcmp(v, "none") == 0)
-		*t = WU_TLS_NONE;
+		*t = SND_TLS_NONE;
 	else
 		return say(why, n, "expected required, optional or none, got '%s'", v);
 	return 0;
@@ -1161,7 +1177,7 @@ static int k_defer_hold(struct load *ld, const struct key *k, const struct sect_
 /* ---- the table --------------------------------------------------------- */
 
 #define C(f)     offsetof(struct wu_conf, f)
-#define R(f)     offsetof(struct wu_route_conf, f)
+#define R(f)     offsetof(struct snd_route_conf, f)
 #define SZ(t, f) sizeof(((struct t *)0)->f)
 #define FN(sect, name, fn)                                                                         \
 	{                                                                                          \
@@ -1204,6 +1220,9 @@ static const struct key keys[] = {
     {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0},
     {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0},
     FN(S_SMTP, "networks", k_networks),
+    FN(S_STATUS, "open_to", k_open_to),
+    {S_STATUS, "viewers_file", V_PATH, C(status.viewers_file), SZ(wu_conf, status.viewers_file), 0,
+     0, NULL, 0},
     {S_SMTP, "users_file", V_PATH, C(smtpd.users_file), SZ(wu_conf, smtpd.users_file), 0, 0, NULL,
      0},
     {S_SMTP, "tls_cert_file", V_PATH, C(smtpd.tls_cert_file), SZ(wu_conf, smtpd.tls_cert_file), 0,
@@ -1217,8 +1236,8 @@ static const struct key keys[] = {
     RFN("url", k_url, FOR_ANY),
     RFN("api_key_env", k_secret, FOR_SENDGRID),
     RFN("api_key_file", k_secret, FOR_SENDGRID),
-    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(wu_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(wu_route_conf, on_behalf_of), 0, 0, NULL,
+    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(snd_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(snd_route_conf, on_behalf_of), 0, 0, NULL,
      FOR_SENDGRID},
     {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
@@ -1228,10 +1247,10 @@ static const struct key keys[] = {
     {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
     RFN("tls", k_tls, FOR_SMTP),
-    {S_ROUTE, "username", V_STR, R(username), SZ(wu_route_conf, username), 0, 0, NULL, FOR_SMTP},
+    {S_ROUTE, "username", V_STR, R(username), SZ(snd_route_conf, username), 0, 0, NULL, FOR_SMTP},
     RFN("password_env", k_secret, FOR_SMTP),
     RFN("password_file", k_secret, FOR_SMTP),
-    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(wu_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
+    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(snd_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
     {S_ROUTE, "x_smtpapi", V_BOOL, R(x_smtpapi), 0, 0, 0, NULL, FOR_SMTP},
 
     FN(S_ISP, "domains", k_domains),
@@ -1623,13 +1642,13 @@ static int secret_read(struct load *ld, const struct secret_ref *r, const char *
 /* Checks a route once its whole section is known. */
 static int route_check(struct load *ld, int r)
 {
-	struct wu_route_conf *rc = &ld->c->route[r];
+	struct snd_route_conf *rc = &ld->c->route[r];
 	const char *name = r == WU_ROUTE_NEW ? "route new" : "route old";
 	const struct secret_ref *sec = &ld->route_secret[r];
 	int have_secret = sec->env[0] || sec->file[0];
 	const char *url;
 
-	if (rc->type == WU_ROUTE_NONE) {
+	if (rc->type == SND_TYPE_NONE) {
 		if (!seen_line(ld, name, "type"))
 			lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
 		return -1;
@@ -1642,18 +1661,18 @@ static int route_check(struct load *ld, int r)
 			continue;
 		k = key_find(S_ROUTE, ld->seen[i].key);
 		if (k && k->only &&
-		    k->only != (rc->type == WU_ROUTE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
+		    k->only != (rc->type == SND_TYPE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
 			lfail(ld, ld->seen[i].line,
 			      "[%s] %s: only for type = %s (this route is %s)", name, k->name,
 			      k->only == FOR_SENDGRID ? "sendgrid" : "smtp",
-			      rc->type == WU_ROUTE_SENDGRID ? "sendgrid" : "smtp");
+			      rc->type == SND_TYPE_SENDGRID ? "sendgrid" : "smtp");
 			return -1;
 		}
 	}
-	if (rc->type == WU_ROUTE_SENDGRID && !ld->url_set[r])
+	if (rc->type == SND_TYPE_SENDGRID && !ld->url_set[r])
 		strcpy(ld->url[r], DEFAULT_SENDGRID);
 	url = ld->url[r];
-	if (rc->type == WU_ROUTE_SENDGRID) {
+	if (rc->type == SND_TYPE_SENDGRID) {
 		char host[256];
 		const char *h = url + 7, *e;
 		size_t hl;
@@ -1716,7 +1735,7 @@ static int route_check(struct load *ld, int r)
 			      name, url);
 			return -1;
 		}
-		if (smtps && rc->tls == WU_TLS_NONE) {
+		if (smtps && rc->tls == SND_TLS_NONE) {
 			lfail(
 			    ld, seen_line(ld, name, "tls"),
 			    "[%s] tls: none contradicts the smtps:// URL (TLS from the first byte)",
@@ -1908,6 +1927,12 @@ static int finish(struct load *ld)
 		      "token_file = PATH, or write auth = none to run without one");
 	}
 
+	if (!seen_line(ld, "status", "open_to")) {
+		char why[128];
+		c->status.nopen_to = wu_cidr_parse_list("127.0.0.0/8, ::1", c->status.open_to,
+		                                        WU_CIDR_MAX, why, sizeof(why));
+	}
+
 	if (c->smtpd.enabled) {
 		struct wu_smtpd_conf *sm = &c->smtpd;
 
@@ -1992,13 +2017,13 @@ static int finish(struct load *ld)
 	if (!c->auth_none && (ld->token.env[0] || ld->token.file[0]))
 		secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		struct wu_route_conf *rc = &c->route[r];
+		struct snd_route_conf *rc = &c->route[r];
 		const struct secret_ref *sec = &ld->route_secret[r];
 
 		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
 			continue;
 		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
-		            rc->type == WU_ROUTE_SENDGRID ? "api_key" : "password", &rc->secret,
+		            rc->type == SND_TYPE_SENDGRID ? "api_key" : "password", &rc->secret,
 		            rc->secret_source, sizeof(rc->secret_source));
 	}
 	if (ld->alert_url.key) {
@@ -2039,11 +2064,11 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->smtpd.timeout = 300 * WU_USEC;
 	strcpy(c->store_path, DEFAULT_STORE);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		c->route[r].type = WU_ROUTE_NONE;
+		c->route[r].type = SND_TYPE_NONE;
 		c->route[r].max_connections = 8;
 		c->route[r].timeout = 30 * WU_USEC;
 		c->route[r].batch = 1000;
-		c->route[r].tls = WU_TLS_REQUIRED;
+		c->route[r].tls = SND_TLS_REQUIRED;
 	}
 	c->log_level = LOG_INFO;
 	c->webhook.max_body = MB;

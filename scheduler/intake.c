@@ -26,6 +26,7 @@
 #include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
+#include "ui.h"
 #include "webhook.h"
 
 /* One client connection, from libmicrohttpd's connection notifications: when
@@ -43,13 +44,14 @@ struct intake {
 	uv_timer_t timer;
 	uv_timer_t sweep; /* cuts connections whose headers are late */
 	struct client *clients;
+	struct ui *ui; /* the status page and who may look */
 	int closed_one; /* a connection closed during the last MHD_run */
 	int port;
 	int closing;
 	int nclosed;
 };
 
-enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_WEBHOOK, REQ_OTHER };
+enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_WEBHOOK, REQ_UI, REQ_OTHER };
 
 struct req {
 	struct intake *in;
@@ -457,6 +459,8 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method,
 		r->kind = REQ_STATUS;
 	else if (strcmp(url, "/metrics") == 0 && is_get)
 		r->kind = REQ_METRICS;
+	else if (ui_match(url) && is_get)
+		r->kind = REQ_UI;
 	else if (control_match(url))
 		r->kind = REQ_CONTROL;
 	else
@@ -468,7 +472,13 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method,
 			                   "Use POST for /v3/mail/send.");
 		return reply_error(c, MHD_HTTP_NOT_FOUND, NULL, "Not found.");
 	}
-	if (!authorized(r->in, c)) {
+	if (r->kind == REQ_UI) {
+		/* The page asks for basic auth itself (ui.c). */
+		r->answered = 1;
+		return ui_handle(r->in->ui, c, url);
+	}
+	/* GET /v1/status is the page's data: the same viewers may read it. */
+	if (r->kind == REQ_STATUS ? !ui_may_view(r->in->ui, c) : !authorized(r->in, c)) {
 		r->answered = 1;
 		r->in->d->extra.intake_rejected++;
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, NULL,
@@ -779,6 +789,10 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 		return -1;
 	}
 	in->d = d;
+	if (ui_open(&in->ui, d, err, errlen) < 0) {
+		free(in);
+		return -1;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, d->conf.listen_host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
@@ -790,6 +804,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	} else {
 		snprintf(err, errlen, "[listen] address: '%s' is not an IP address",
 		         d->conf.listen_host);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -812,6 +827,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	if (!in->mhd) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
 		         d->conf.listen_host, d->conf.listen_port);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -821,6 +837,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	if (!info || uv_poll_init(d->loop, &in->poll, info->epoll_fd) < 0) {
 		snprintf(err, errlen, "cannot watch the HTTP server's descriptor");
 		MHD_stop_daemon(in->mhd);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -850,8 +867,10 @@ static void on_closed(uv_handle_t *h)
 {
 	struct intake *in = h->data;
 
-	if (++in->nclosed == 3)
+	if (++in->nclosed == 3) {
+		ui_close(in->ui);
 		free(in);
+	}
 }
 
 void intake_stop(struct intake *in)

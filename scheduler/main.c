@@ -90,7 +90,7 @@ static void on_closed(uv_handle_t *h)
 /* The last step of a stop: commit, close the loop's own handles. */
 static void finish(struct wu_daemon *d)
 {
-	daemon_commit(d);
+	daemon_flush(d);
 	uv_check_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, on_closed);
 	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
@@ -169,7 +169,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	dispatcher_drain(d->disp);
 	/* Requests waiting for this turn's commit get their answer first: the
 	 * HTTP server cannot stop with connections suspended. */
-	daemon_commit(d);
+	daemon_flush(d);
 	intake_stop(d->intake);
 	d->intake = NULL;
 	smtpd_stop(d->smtpd);
@@ -209,6 +209,11 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 	}
 	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
+		return -1;
+	}
+	/* Commits are made durable by a worker thread (daemon_commit). */
+	if (daemon_sync_init(d) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
 		return -1;
 	}
 	if ((n = store_recover(d->store)) < 0) {
@@ -326,7 +331,7 @@ static int check_config(const char *config)
 		       config, c.schedule_path, c.core.schedule.ndays,
 		       wu_after_name(c.core.schedule.after),
 		       c.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
-		       c.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
+		       c.route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? "smtp" : "sendgrid",
 		       c.route[WU_ROUTE_OLD].type ? ", old route smtp" : "", c.store_path,
 		       c.listen_host, c.listen_port, c.smtpd.enabled ? " and SMTP" : "");
 	}
@@ -426,7 +431,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		if (d.conf.route[r].type == WU_ROUTE_NONE)
+		if (d.conf.route[r].type == SND_TYPE_NONE)
 			continue;
 		if (snd_route_create(&d.route[r], &d.conf.route[r], d.cu, err, sizeof(err)) < 0) {
 			fprintf(stderr, "warmupd: %s: [route %s]: %s\n", config,
@@ -487,6 +492,8 @@ out:
 	wu_engine_free(d.engine);
 	store_close(d.store);
 	free(d.after);
+	free(d.waiting);
+	free(d.covered);
 	wu_conf_free(&d.conf);
 	if (d.loop)
 		uv_loop_close(d.loop);

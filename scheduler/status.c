@@ -58,6 +58,9 @@ struct snap {
 	int64_t v3only, v3only_oldest; /* queued units waiting for the v3 route, oldest created */
 	const char *store_error;
 	int64_t unsub[WU_ROUTE_COUNT][WU_ISP_MAX]; /* today's unsubscribes (store counters) */
+	int nhours;                                    /* of today: 23, 24 or 25 */
+	int have_hours;                                /* store_sent_hours answered */
+	int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX]; /* today's sent units by hour */
 };
 
 static const char *const state_names[4] = {"queued", "inflight", "sent", "failed"};
@@ -101,6 +104,29 @@ static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s
 	n->have_depth = 1;
 	if (store_counters(s, n->t->date, unsub_row, n) < 0)
 		memset(n->unsub, 0, sizeof(n->unsub));
+	n->have_hours = status_hours(e, s, n->hours, &n->nhours) == 0;
+}
+
+int status_hours(const struct wu_engine *e, struct store *s,
+                 int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX], int *nhours)
+{
+	const wu_time_t hour = (wu_time_t)3600 * WU_USEC;
+	struct wu_day day;
+	int64_t flat[WU_ROUTE_COUNT * STATUS_HOURS_MAX];
+	int nh;
+
+	wu_calendar_date(&wu_engine_conf(e)->calendar, wu_engine_today(e)->date, &day);
+	nh = (int)((day.end - day.start + hour - 1) / hour);
+	if (nh < 1 || nh > STATUS_HOURS_MAX)
+		nh = 24;
+	*nhours = nh;
+	memset(hours, 0, sizeof(int64_t) * WU_ROUTE_COUNT * STATUS_HOURS_MAX);
+	if (!s || store_sent_hours(s, day.start, day.end, hour, WU_ROUTE_COUNT, nh, flat) < 0)
+		return -1;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		for (int h = 0; h < nh; h++)
+			hours[r][h] = flat[r * nh + h];
+	return 0;
 }
 
 /* Sum of one result over every ISP of a route. */
@@ -187,9 +213,9 @@ static void iso_local(wu_time_t t, char *buf, size_t len)
 }
 
 /* The config's word for a route type. */
-static const char *route_type_name(enum wu_route_type t)
+static const char *route_type_name(enum snd_type t)
 {
-	return t == WU_ROUTE_SENDGRID ? "sendgrid" : t == WU_ROUTE_SMTP ? "smtp" : "none";
+	return t == SND_TYPE_SENDGRID ? "sendgrid" : t == SND_TYPE_SMTP ? "smtp" : "none";
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -256,7 +282,7 @@ static void json_routes(struct jb *b, cJSON *root, const struct snap *n)
 
 		j_bool(b, o, "paused", n->paused[r]);
 		if (n->conf) {
-			const struct wu_route_conf *rc = &n->conf->route[r];
+			const struct snd_route_conf *rc = &n->conf->route[r];
 
 			url_public(rc->url, url, sizeof(url));
 			j_str(b, o, "type", route_type_name(rc->type));
@@ -465,6 +491,32 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	j_num(&b, o, "bounce_rate", n.gate.bounce_rate);
 	j_num(&b, o, "complaint_rate", n.gate.complaint_rate);
 	j_str(&b, o, "reason", n.gate.reason);
+	j_num(&b, o, "bounce_warn", n.core->gate.bounce_warn);
+	j_num(&b, o, "bounce_halt", n.core->gate.bounce_halt);
+	j_num(&b, o, "complaint_warn", n.core->gate.complaint_warn);
+	j_num(&b, o, "complaint_halt", n.core->gate.complaint_halt);
+
+	/* Today's sends by local hour (from midnight; 23 or 25 hours across a
+	 * DST change), per route: units the route accepted, by answer time. */
+	o = j_obj(&b, root, "hours");
+	for (int r = 0; r < WU_ROUTE_COUNT && o; r++) {
+		cJSON *a;
+
+		if (!n.have_hours) {
+			j_null(&b, o, wu_route_name((enum wu_route)r));
+			continue;
+		}
+		if (!(a = cJSON_AddArrayToObject(o, wu_route_name((enum wu_route)r)))) {
+			b.bad = 1;
+			break;
+		}
+		for (int h = 0; h < n.nhours; h++) {
+			cJSON *v = cJSON_CreateNumber((double)n.hours[r][h]);
+
+			if (!v || !cJSON_AddItemToArray(a, v))
+				b.bad = 1;
+		}
+	}
 
 	o = j_obj(&b, root, "intake");
 	if (x) {

@@ -57,6 +57,15 @@ struct status_extra {
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
 };
 
+/* Hours of a local day at most (25 across the end of DST). */
+#define STATUS_HOURS_MAX 25
+
+/* Today's units SENT by route and local hour since midnight, from the
+ * store: hours[route][h] for h < *nhours (23, 24 or 25).  Returns 0, or -1
+ * when the store could not be read (the counts are then 0). */
+int status_hours(const struct wu_engine *e, struct store *s,
+                 int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX], int *nhours);
+
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now);

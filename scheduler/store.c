@@ -44,12 +44,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -179,6 +181,7 @@ enum stmt {
 	S_DEPTH_QUEUED,
 	S_DEPTH_INFLIGHT,
 	S_DEPTH_DONE,
+	S_SENT_HOURS,
 	S_DEPTH_ISP,
 	S_ENGINE_SAVE,
 	S_ENGINE_LOAD,
@@ -247,6 +250,11 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_DEPTH_QUEUED] = "SELECT count(*) FROM units WHERE state = 0",
     [S_DEPTH_INFLIGHT] = "SELECT count(*) FROM units WHERE state = 1",
     [S_DEPTH_DONE] = "SELECT count(*) FROM units WHERE state >= 2 AND state = ?1",
+    /* "state >= 2" lets the partial index units_done answer: one range of
+     * today's finished units, not a scan of the table. */
+    [S_SENT_HOURS] = "SELECT route, (finished_at - ?1) / ?2, count(*) FROM units"
+                     " WHERE state >= 2 AND state = 2 AND finished_at >= ?1 AND finished_at < ?3"
+                     " GROUP BY 1, 2",
     [S_DEPTH_ISP] = "SELECT count(*) FROM units WHERE state = 0 AND isp = ?1",
     [S_ENGINE_SAVE] = "INSERT INTO engine(id, state) VALUES (1, ?1)"
                       " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
@@ -294,6 +302,10 @@ struct store {
 	sqlite3_stmt *stmt[S_COUNT_STMTS];
 	char *path;
 	int lockfd; /* PATH.lock, flock()ed for as long as the store is open */
+	/* store_defer_sync(): commits leave the WAL's fsync to store_sync(),
+	 * which only ever touches these two (and may run on another thread) */
+	char *wal_path;
+	int wal_fd;
 	char err[512];
 };
 
@@ -499,6 +511,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	s->lockfd = -1;
+	s->wal_fd = -1;
 	if (store_lock(s, path) < 0)
 		goto fail;
 	/* Queued mail is private: the file is created 0600 whatever the umask,
@@ -589,8 +602,109 @@ void store_close(struct store *s)
 	sqlite3_close_v2(s->db);
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* releases the lock; the file stays, on purpose */
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	free(s->wal_path);
 	free(s->path);
 	free(s);
+}
+
+/* From here on a commit writes the WAL but does not wait for the disk
+ * (synchronous = NORMAL, which still syncs around every checkpoint); the
+ * caller makes its commits durable with store_sync() before it acts on
+ * them.  Commits stay atomic and ordered: a crash before the sync loses
+ * the transactions not yet synced, whole, and nothing else. */
+int store_defer_sync(struct store *s)
+{
+	size_t n = strlen(s->path) + sizeof "-wal";
+
+	if (s->wal_path == NULL) {
+		if ((s->wal_path = malloc(n)) == NULL)
+			return fail(s, SQLITE_OK, "store_defer_sync: out of memory");
+		snprintf(s->wal_path, n, "%s-wal", s->path);
+	}
+	return exec(s, "PRAGMA synchronous = NORMAL");
+}
+
+/* fsync(2) of the directory holding path. */
+static int sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* fdatasync of the WAL through *fdp, opened (again) when SQLite has made a
+ * new one (its inode changed); without a WAL, of the database file. */
+static int sync_wal(const struct store *s, int *fdp)
+{
+	struct stat a, b;
+
+	if (*fdp >= 0 && (stat(s->wal_path, &a) < 0 || fstat(*fdp, &b) < 0 ||
+	                  a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+		close(*fdp);
+		*fdp = -1;
+	}
+	if (*fdp < 0) {
+		if ((*fdp = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0) {
+			int fd, rc;
+
+			/* No WAL (yet): whatever was committed is in the file. */
+			if (errno != ENOENT || (fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0)
+				return -1;
+			rc = fdatasync(fd);
+			close(fd);
+			return rc;
+		}
+		/* A WAL first seen: its name in the directory must last too. */
+		if (sync_dir(s->path) < 0)
+			return -1;
+	}
+	return fdatasync(*fdp);
+}
+
+/* Every commit made so far reaches the disk: one fdatasync of the WAL, the
+ * file all of them were appended to.  Touches no SQLite state, so it may
+ * run on a worker thread while the store's own thread goes on committing
+ * (one store_sync at a time).  Returns 0, or -1 with errno set. */
+int store_sync(struct store *s)
+{
+	if (s->wal_path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sync_wal(s, &s->wal_fd);
+}
+
+/* The same through a file descriptor of its own: safe beside a
+ * store_sync() running on another thread. */
+int store_sync_now(struct store *s)
+{
+	int fd = -1, rc;
+
+	if (s->wal_path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	rc = sync_wal(s, &fd);
+	if (fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return rc;
 }
 
 /* The last failure's message, for people. */
@@ -1024,6 +1138,29 @@ int store_depth(struct store *s, int64_t depth[4])
 fail:
 	sp_abort(s);
 	return -1;
+}
+
+/* Sent units per route and hour of [from, to): finished_at, bucketed. */
+int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
+                     int nhours, int64_t *counts)
+{
+	sqlite3_stmt *st = s->stmt[S_SENT_HOURS];
+	int rc;
+
+	memset(counts, 0, (size_t)nroutes * (size_t)nhours * sizeof(*counts));
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, hour);
+	sqlite3_bind_int64(st, 3, to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int r = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
+		int64_t h = sqlite3_column_int64(st, 1);
+
+		if (r < 0 || r >= nroutes || h < 0)
+			continue;
+		counts[r * nhours + (h < nhours ? h : nhours - 1)] += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "store_sent_hours");
 }
 
 /* Counts QUEUED units per ISP, in one snapshot. */

@@ -58,7 +58,7 @@
 #include "scheduler/core/pacing.h"
 #include "scheduler/core/parse.h"
 #include "scheduler/config.h"
-#include "svg.h"
+#include "scheduler/svg.h"
 
 #define PROG         "warmup simulate"
 #define MAX_DAYS     3660
@@ -1291,7 +1291,7 @@ static int output_svg(const struct sim *s, const char *path, const char *schedul
                       const struct wu_calendar *cal, enum wu_svg_scale scale)
 {
 	struct wu_svg_day *v = calloc((size_t)s->ndays + 1, sizeof(*v));
-	struct wu_svg_chart c;
+	struct wu_svg_chart c = {0};
 	char title[1100], sub[256], xlabel[96], date[16];
 	const char *base = schedule ? strrchr(schedule, '/') : NULL;
 	FILE *f;
@@ -1457,7 +1457,7 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		return rc;
 	/* Whose answer a new-route send gets, as in the daemon's dispatcher:
 	 * an SMTP route's reply speaks for the ISP, SendGrid's API does not. */
-	s->new_scope = conf->route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
+	s->new_scope = conf->route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)
