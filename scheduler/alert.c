@@ -202,7 +202,7 @@ void alert_raise(struct alert *a, const struct alert_msg *m)
 void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
 {
 	struct alert_msg m = {.kind = kind, .route = -1};
-	char what[400];
+	char what[1024];
 	va_list ap;
 
 	if (!a || !kind || !fmt)

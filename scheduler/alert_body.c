@@ -112,7 +112,7 @@ cJSON *alert_body(struct wu_daemon *d, const char *source, const char *host,
 	unsigned state = ki ? ki->state : WU_REPEAT_FIRING;
 	const char *route = m->route >= 0 ? wu_route_name((enum wu_route)m->route) : NULL;
 	struct wu_gate_verdict v;
-	char text[600], datebuf[16], ts[32], dedup[400];
+	char text[1400], datebuf[16], ts[32], dedup[400];
 	int64_t backlog = backlog_now(d);
 	cJSON *o = cJSON_CreateObject(), *det = m->details;
 
@@ -174,7 +174,7 @@ cJSON *alert_body(struct wu_daemon *d, const char *source, const char *host,
 static void append(cJSON *o, const char *k, const char *suffix)
 {
 	cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
-	char buf[800];
+	char buf[1500];
 
 	if (!cJSON_IsString(it))
 		return;

@@ -267,42 +267,6 @@ static int env_name(const char *s)
 	return 1;
 }
 
-/*
- * Inverse of the standard normal distribution (P. J. Acklam's rational
- * approximation, relative error below 1.2e-9): any confidence level maps to
- * its two-sided z, and the usual ones give their textbook values.
- */
-static double inverse_normal(double p)
-{
-	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-	                           -2.759285104469687e+02, 1.383577518672690e+02,
-	                           -3.066479806614716e+01, 2.506628277459239e+00};
-	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-	                           -1.556989798598866e+02, 6.680131188771972e+01,
-	                           -1.328068155288572e+01};
-	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-	                           -2.400758277161838e+00, -2.549732539343734e+00,
-	                           4.374664141464968e+00,  2.938163982698783e+00};
-	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-	                           2.445134137142996e+00, 3.754408661907416e+00};
-	double q, r;
-
-	if (p < 0.02425) {
-		q = sqrt(-2 * log(p));
-		return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	if (p > 1 - 0.02425) {
-		q = sqrt(-2 * log(1 - p));
-		return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	q = p - 0.5;
-	r = q * q;
-	return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-	       (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-
 /* "10MB", "512KB", "1048576" -> bytes; units are powers of 1024. */
 static int parse_size(const char *s, size_t *out, char *why, size_t n)
 {
@@ -851,9 +815,6 @@ static int k_isp_share(struct load *ld, const struct key *k, const struct sect_r
 static int k_confidence(struct load *ld, const struct key *k, const struct sect_ref *s,
                         const char *v, char *why, size_t n)
 {
-	static const struct {
-		double p, z;
-	} usual[] = {{0.90, 1.645}, {0.95, 1.96}, {0.99, 2.576}};
 	double p;
 
 	(void)k, (void)s;
@@ -861,18 +822,11 @@ static int k_confidence(struct load *ld, const struct key *k, const struct sect_
 		ld->c->core.gate.z = 0;
 		return 0;
 	}
-	if (wu_parse_percent(v, &p, NULL, 0) < 0 || p < 0.5 || p >= 1)
+	if (wu_parse_percent(v, &p, NULL, 0) < 0 || wu_gate_confidence(&ld->c->core.gate, p) < 0)
 		return say(why, n,
 		           "expected a confidence level from 50%% to below 100%% such as 95%%, or "
 		           "none, got '%s'",
 		           v);
-	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++) {
-		if (fabs(p - usual[i].p) < 1e-9) {
-			ld->c->core.gate.z = usual[i].z;
-			return 0;
-		}
-	}
-	ld->c->core.gate.z = inverse_normal(1 - (1 - p) / 2);
 	return 0;
 }
 

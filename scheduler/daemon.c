@@ -106,6 +106,8 @@ int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg)
 /* Appends n callbacks to the list of turns waiting for a sync. */
 static int waiting_add(struct wu_daemon *d, const struct daemon_after *a, int n)
 {
+	if (n == 0)
+		return 0;
 	if (d->nwaiting + n > d->cap_waiting) {
 		int nc = d->cap_waiting ? d->cap_waiting : 64;
 		while (nc < d->nwaiting + n)

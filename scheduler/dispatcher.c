@@ -290,23 +290,27 @@ static int room(struct dispatcher *dp, enum wu_route route)
 
 /* Units the routes can still take this round: a round reads no more rows
  * than it can stage, or an SMTP route with 8 connections would have 1000
- * rows read to use 8. */
+ * rows read to use 8.  A unit goes ahead only when every route the engine
+ * may answer with can take it (route_isp), so the room is the smallest of
+ * theirs: with overflow = old, the old route's too, the new one paused or
+ * not. */
 static int64_t free_room(struct dispatcher *dp)
 {
-	int64_t n = 0;
+	int64_t n = -1;
 
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		struct snd_route *sr = dp->d->route[r];
-		int64_t cap;
+		int64_t cap, room;
 
 		if (!sr || (r == WU_ROUTE_OLD && dp->d->conf.core.overflow != WU_OVERFLOW_OLD))
 			continue;
 		cap = (int64_t)(free_requests(dp, (enum wu_route)r) + dp->pending[r]) *
 		      snd_route_batch_max(sr);
-		if (cap > dp->waiting[r])
-			n += cap - dp->waiting[r];
+		room = cap > dp->waiting[r] ? cap - dp->waiting[r] : 0;
+		if (n < 0 || room < n)
+			n = room;
 	}
-	return n;
+	return n < 0 ? 0 : n;
 }
 
 /* Can a unit of this content be added for route without opening more

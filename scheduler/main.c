@@ -12,8 +12,10 @@
  * shown), the store's directory and the listen ports (check.c).  Exit 0
  * with one "ok" line, or 1 with all of them and a count.
  *
- * Runs in the foreground and logs to stderr.  SIGHUP reloads nothing and says
- * so: a configuration change takes a restart.  SIGTERM or SIGINT stop intake,
+ * Runs in the foreground and logs to stderr.  SIGHUP (or POST /v1/reload,
+ * `warmup reload`) reads the configuration file again and swaps it in
+ * when it passes in full, or keeps the running one and says why
+ * (reload.c).  SIGTERM or SIGINT stop intake,
  * let the sends under way finish (at most the route timeout), commit and
  * exit 0.  A bad config, an unreadable store or saved state that does not
  * fit the configuration exit 1 with a message naming the cause.
@@ -38,7 +40,9 @@
 #include "intake.h"
 #include "smtpd.h"
 #include "log.h"
+#include "zone.h"
 #include "mx.h"
+#include "reload.h"
 #include "webhook.h"
 
 #define VERSION "0.1.0"
@@ -65,16 +69,9 @@ static void usage(FILE *f)
 	           "  -s, --smtp-port-file FILE\n"
 	           "                        the same for the SMTP intake ([smtp] address)\n"
 	           "  -h, --help            this help\n"
-	           "  -V, --version         print the version\n");
-}
-
-/* Maps the config's syslog-style level to the logger's. */
-static int log_level(int syslog_level)
-{
-	return syslog_level <= 3   ? WU_LOG_ERROR
-	       : syslog_level == 4 ? WU_LOG_WARN
-	       : syslog_level <= 6 ? WU_LOG_INFO
-	                           : WU_LOG_DEBUG;
+	           "  -V, --version         print the version\n"
+	           "\n"
+	           "SIGHUP (or `warmup reload`) reads the configuration file again.\n");
 }
 
 static void on_check(uv_check_t *h)
@@ -148,12 +145,15 @@ static void on_engine_event(void *arg, const struct wu_event *ev)
 	alert_engine_event(arg, ev);
 }
 
-/* SIGHUP: nothing is reloaded behind the operator's back. */
+/* SIGHUP: the configuration file is read again (reload.c). */
 static void on_hup(uv_signal_t *s, int signum)
 {
-	(void)s;
+	struct wu_daemon *d = s->data;
+
 	(void)signum;
-	wu_warn("SIGHUP: the configuration is not reloaded; restart warmupd to apply changes");
+	wu_info("SIGHUP: reloading the configuration");
+	if (reload_soon(d, NULL, NULL) < 0)
+		wu_error("SIGHUP: the reload cannot start (stopping, or the store failed)");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -314,6 +314,8 @@ static int check_config(const char *config)
 	int rc;
 
 	wu_conf_load_all(&c, config, WU_CONF_KEEP, &errs);
+	if (c.core.calendar.tz[0])
+		wu_zone_apply(c.core.calendar.tz);
 	if (c.dir[0]) { /* the file was read: its values are there to look at */
 		check_store(&c, &errs, 0);
 		check_ports(&c, &errs);
@@ -396,12 +398,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: %s\n", err);
 		return 1;
 	}
+	/* One zone for the process, set before any thread starts. */
+	if (wu_zone_apply(d.conf.core.calendar.tz) < 0) {
+		fprintf(stderr, "warmupd: cannot set the time zone %s\n", d.conf.core.calendar.tz);
+		return 1;
+	}
 	if (reset) {
 		d.loop = uv_default_loop();
 		rc = reset_state(&d, daemon_now(&d));
 		goto out;
 	}
-	wu_log_set_level(log_level(d.conf.log_level));
+	wu_log_set_level(wu_log_level_of(d.conf.log_level));
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "warmupd: libcurl cannot start\n");

@@ -429,6 +429,25 @@ static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
 }
 
 /* GET /v1/status: see status.h and README.md (Status, metrics). */
+/* The last reload: null before the first; applied and refused counts. */
+static void json_reload(struct jb *b, cJSON *root, const struct status_extra *x)
+{
+	char buf[64];
+	cJSON *o;
+
+	if (!x->reload_at) {
+		j_null(b, root, "reload");
+		return;
+	}
+	o = j_obj(b, root, "reload");
+	iso_local(x->reload_at, buf, sizeof(buf));
+	j_str(b, o, "time", buf);
+	j_bool(b, o, "ok", x->reload_ok);
+	j_str(b, o, "message", x->reload_message);
+	j_num(b, o, "applied", (double)x->reloads);
+	j_num(b, o, "refused", (double)x->reloads_refused);
+}
+
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
 {
@@ -540,6 +559,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "moved", (double)x->dns_moved);
 		json_ops(&b, root, s, x);
 		json_webhook(&b, root, &n, x, now);
+		json_reload(&b, root, x);
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
@@ -796,6 +816,15 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		labels_close_i(&b, x->alerts_failed);
 		labels_open(&b, "warmup_alerts_total", "outcome", "dropped");
 		labels_close_i(&b, x->alerts_dropped);
+		family(&b, "warmup_reloads_total", "counter",
+		       "Configuration reloads (SIGHUP, POST /v1/reload) by outcome.");
+		labels_open(&b, "warmup_reloads_total", "outcome", "applied");
+		labels_close_i(&b, x->reloads);
+		labels_open(&b, "warmup_reloads_total", "outcome", "refused");
+		labels_close_i(&b, x->reloads_refused);
+		metric_i(&b, "warmup_reload_ok", "gauge",
+		         "1 when the last reload was applied (or none was asked), 0 when refused.",
+		         x->reload_at && !x->reload_ok ? 0 : 1);
 		family(&b, "warmup_webhook_outcomes_total", "counter",
 		       "Event Webhook events by what became of them.");
 		{

@@ -55,6 +55,13 @@ struct status_extra {
 	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
 	 * or no MX, failures; units the dispatcher moved to their MX's group */
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
+	/* the last reload (reload.c): when (0 = none yet), whether it was
+	 * applied, what changed or why it was refused; reloads applied and
+	 * refused since the start */
+	wu_time_t reload_at;
+	int reload_ok;
+	char reload_message[1024];
+	int64_t reloads, reloads_refused;
 };
 
 /* Hours of a local day at most (25 across the end of DST). */

@@ -59,6 +59,7 @@
 #include "scheduler/core/parse.h"
 #include "scheduler/config.h"
 #include "scheduler/svg.h"
+#include "scheduler/zone.h"
 
 #define PROG         "warmup simulate"
 #define MAX_DAYS     3660
@@ -1395,6 +1396,8 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 	if (wu_calendar_init(&c->calendar, tz, y, m, d, c->calendar.open_min, c->calendar.close_min,
 	                     err, sizeof(err)) < 0)
 		return bad("%s", err);
+	if (wu_zone_apply(tz) < 0)
+		return bad("cannot set the time zone %s", tz);
 	return 0;
 }
 

@@ -1301,6 +1301,18 @@ int wu_engine_close_today(struct wu_engine *e, wu_time_t now)
 	return 1;
 }
 
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src)
+{
+	int n = dst->conf.isps.n < src->conf.isps.n ? dst->conf.isps.n : src->conf.isps.n;
+
+	dst->yesterday = src->yesterday;
+	memcpy(dst->cut, src->cut, (size_t)n * sizeof(dst->cut[0]));
+	/* A cut that raised its event still owes the recovery's; the windows
+	 * of permanent failures go on (a new size restarts them). */
+	memcpy(dst->cut_on, src->cut_on, (size_t)n * sizeof(dst->cut_on[0]));
+	memcpy(dst->permfail, src->permfail, sizeof(dst->permfail));
+}
+
 const char *wu_kind_name(enum wu_kind k)
 {
 	return k == WU_NEW ? "new" : k == WU_OLD ? "old" : "wait";

@@ -301,6 +301,12 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
  * Returns 1 when it closed the day, 0 when it was closed or has no cap. */
 int wu_engine_close_today(struct wu_engine *e, wu_time_t now);
 
+/* Copies what the saved state does not hold from src into dst, an engine
+ * just loaded with src's state (a reload): yesterday's figures, the
+ * deferral cuts status shows and whether each raised WU_EV_ISP_CUT, for the
+ * ISP groups both have, and the windows of permanent failures. */
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src);
+
 const char *wu_kind_name(enum wu_kind k);
 const char *wu_why_name(enum wu_why w);
 const char *wu_result_name(enum wu_result r);

@@ -7,6 +7,7 @@
  * a crash, and the new route must never pass the cap of a day it started
  * within the cap.
  */
+#include "tests/unit/cal_zone.h"
 #include "fuzz.h"
 
 #include "engine.h"
@@ -27,7 +28,7 @@ static void conf_once(void)
 	if (wu_core_conf_init(&conf) < 0 ||
 	    wu_schedule_parse(&conf.schedule, sched, sizeof(sched) - 1, "fuzz.csv", err,
 	                      sizeof(err)) < 0 ||
-	    wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 20 * 60, err,
+	    cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 20 * 60, err,
 	                     sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
