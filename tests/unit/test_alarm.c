@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "failrate.h"
 #include "level.h"
+#include "reconf.h"
 #include "pacing.h"
 #include "repeat.h"
 
@@ -388,6 +389,36 @@ static void test_engine_auth_pause(void **state)
 	assert_string_equal(wu_event_name(WU_EV_PERMFAIL_OK), "permfail_ok");
 }
 
+/* A reload (a fresh engine from the saved state) still owes the
+ * recovery of a cut it raised, and keeps the failures' window. */
+static void test_engine_reload_carries(void **state)
+{
+	struct wu_engine *fresh = NULL;
+	struct wu_event ev;
+	char err[WU_ERR_MAX] = "";
+
+	(void)state;
+	conf.permfail.window = 10;
+	conf.permfail.rate = 0.5;
+	engine_make();
+	events(WU_EV_DAY, NULL);
+	report(T0 + WU_MINUTE, WU_ROUTE_NEW, google, WU_DEFERRED, 1, "4.7.28");
+	assert_int_equal(events(WU_EV_ISP_CUT, NULL), 1);
+	report(T0 + WU_MINUTE, WU_ROUTE_NEW, google, WU_PERMFAIL, 4, NULL);
+	assert_int_equal(wu_reconf_engine(eng, &conf, T0 + WU_MINUTE, &fresh, err, sizeof err), 0);
+	wu_engine_free(eng);
+	eng = fresh;
+	events(WU_EV_DAY, NULL);
+	for (int i = 0; i < 30; i++)
+		report(T0 + 3 * WU_MINUTE, WU_ROUTE_NEW, google, WU_DELIVERED, 1, NULL);
+	assert_int_equal(events(WU_EV_ISP_RECOVERED, &ev), 1);
+	assert_int_equal(ev.isp, google);
+	/* 4 failures before the reload, 6 more after: 10 of 10. */
+	report(T0 + 3 * WU_MINUTE, WU_ROUTE_NEW, google, WU_PERMFAIL, 6, NULL);
+	assert_int_equal(events(WU_EV_PERMFAIL_RATE, &ev), 1);
+	assert_near(ev.value, 1, 1e-9);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -404,6 +435,7 @@ int main(void)
 	    T_(test_engine_isp_cut_and_recovery),
 	    T_(test_engine_permfail_rate),
 	    T_(test_engine_auth_pause),
+	    T_(test_engine_reload_carries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
