@@ -4,21 +4,25 @@
  *
  * SYNOPSIS
  *	alert_start(d);                    (after curluv_create)
- *	alert_engine_event(d, &ev);        (from daemon_drain_events)
+ *	alert_engine_event(d, &ev);        (a listener of engine events)
+ *	alert_notice(d->alert, "reload_refused", "%s: ...", path);
+ *	alert_raise(a, &msg);              (alert_watch.c)
  *	alert_stop(d);                     (before curluv_destroy)
  *
  * DESCRIPTION
  *	Every engine event becomes a row of the store's events table, in the
- *	turn's transaction.  Gate warnings and halts, pauses and resumes also
- *	become an alert: a JSON object with a Slack-compatible "text" line and
- *	the structured fields (event, route, date, day, cap, bounce_rate,
- *	complaint_rate, backlog, host), queued in memory and POSTed to
- *	[alert] webhook_url through the daemon's libcurl multi handle.  A timer
- *	checks the queue's backlog every backlog_check and alerts once when it
- *	rises above backlog_threshold, and again only after it fell below.
- *	The same timer alerts once when template mail (which waits for the v3
- *	route, whatever the overflow policy) has waited longer than
- *	template_wait, and again only after none had.
+ *	turn's transaction.  Every event but a new day, and what the watch
+ *	timer (alert_watch.c) or another part raises, also becomes an alert:
+ *	one JSON object (alert_body.c) queued in memory and POSTed to [alert]
+ *	webhook_url through the daemon's libcurl multi handle.
+ *
+ *	A kind that resolves another (isp_recovered resolves isp_cut) shares
+ *	its dedup_key, so a receiver closes the incident it opened.  Alerts
+ *	of one dedup_key are rate-limited (core/repeat.h): in each
+ *	repeat_window the first firing and the first resolution go out at
+ *	once, the rest are held and counted, and when the window ends the
+ *	latest of them goes out with the count ("... (and 37 more in the
+ *	last 10 min)").
  *
  *	One POST is under way at a time, so alerts arrive in order.  A failed
  *	POST (no answer, or not 2xx) is retried after 1s, 2s, 4s ... (at most
@@ -27,7 +31,8 @@
  *
  * DIAGNOSTICS
  *	The webhook URL is a credential: logs name only its scheme and host.
- *	Every alert is also a log line (daemon_drain_events logs the events).
+ *	Every alert is also a log line (daemon_drain_events logs the events,
+ *	alert_watch.c and the callers of alert_notice their own).
  */
 #include "alert.h"
 
@@ -35,11 +40,13 @@
 #include <curl/curl.h>
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alert_body.h"
+#include "alert_watch.h"
+#include "core/repeat.h"
 #include "daemon.h"
 #include "log.h"
 #include "sender/curluv.h"
@@ -54,14 +61,16 @@ struct alert {
 	int head, n;
 	CURL *easy; /* the POST under way, or NULL */
 	struct curl_slist *headers;
-	int attempt;        /* failed tries of the head alert */
-	uv_timer_t retry;   /* waits before the next try */
-	uv_timer_t backlog; /* the periodic backlog check */
-	int above;          /* the backlog is above the threshold */
-	int v3_late;        /* a v3-only unit has waited longer than template_wait */
+	int attempt;       /* failed tries of the head alert */
+	uv_timer_t retry;  /* waits before the next try */
+	uv_timer_t repeat; /* the next summary of held alerts */
+	struct wu_repeat rep;
+	cJSON *held[WU_REPEAT_SLOTS]; /* the latest held alert of each slot */
+	struct alert_watch *watch;
 	int nclosed;
 	char host[256];
-	char where[300]; /* scheme://host[:port] of the URL, for logs */
+	char source[256]; /* [alert] source, or the host name */
+	char where[300];  /* scheme://host[:port] of the URL, for logs */
 };
 
 static void alert_pump(struct alert *a);
@@ -81,16 +90,6 @@ static void url_safe(const char *url, char *out, size_t len)
 	if (at)
 		host = at + 1;
 	snprintf(out, len, "%.*s%.*s", (int)(p + 3 - url), url, (int)(end - host), host);
-}
-
-/* Queued units now, or -1 when the store cannot tell. */
-static int64_t backlog_now(struct wu_daemon *d)
-{
-	int64_t depth[4];
-
-	if (store_depth(d->store, depth) < 0)
-		return -1;
-	return depth[STORE_QUEUED];
 }
 
 /* Puts one alert body in the queue, dropping the oldest when full. */
@@ -114,48 +113,111 @@ static void enqueue(struct alert *a, char *body)
 	alert_pump(a);
 }
 
-/* Builds and queues one alert. */
-static void alert_push(struct alert *a, const char *event, int route, int date, int step,
-                       int64_t cap, double bounce, double complaint, const char *what)
+/* Prints o and queues it; o stays the caller's. */
+static void send_now(struct alert *a, cJSON *o)
 {
-	struct wu_daemon *d = a->d;
-	char text[512], datebuf[16];
-	int64_t backlog = backlog_now(d);
-	cJSON *o = cJSON_CreateObject();
-	char *body;
+	char *body = cJSON_PrintUnformatted(o);
 
-	if (!o)
-		return;
-	wu_date_format(date, datebuf, sizeof(datebuf));
-	if (cap == WU_UNLIMITED)
-		snprintf(text, sizeof(text), "warmupd on %s: %s (%s, day %d, no cap)", a->host,
-		         what, datebuf, step);
-	else
-		snprintf(text, sizeof(text), "warmupd on %s: %s (%s, day %d, cap %lld)", a->host,
-		         what, datebuf, step, (long long)cap);
-	cJSON_AddStringToObject(o, "text", text);
-	cJSON_AddStringToObject(o, "event", event);
-	if (route >= 0)
-		cJSON_AddStringToObject(o, "route", wu_route_name((enum wu_route)route));
-	else
-		cJSON_AddNullToObject(o, "route");
-	cJSON_AddStringToObject(o, "date", datebuf);
-	cJSON_AddNumberToObject(o, "day", step);
-	if (cap == WU_UNLIMITED)
-		cJSON_AddNullToObject(o, "cap");
-	else
-		cJSON_AddNumberToObject(o, "cap", (double)cap);
-	cJSON_AddNumberToObject(o, "bounce_rate", bounce);
-	cJSON_AddNumberToObject(o, "complaint_rate", complaint);
-	if (backlog >= 0)
-		cJSON_AddNumberToObject(o, "backlog", (double)backlog);
-	else
-		cJSON_AddNullToObject(o, "backlog");
-	cJSON_AddStringToObject(o, "host", a->host);
-	body = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
 	if (body)
 		enqueue(a, body);
+}
+
+static void on_repeat(uv_timer_t *t);
+
+/* Arms the summary timer for the next window that ends with held alerts. */
+static void repeat_arm(struct alert *a)
+{
+	wu_time_t next = wu_repeat_next(&a->rep), now = daemon_now(a->d);
+	uint64_t ms;
+
+	if (next == WU_TIME_NEVER) {
+		uv_timer_stop(&a->repeat);
+		return;
+	}
+	ms = next > now ? (uint64_t)((next - now + 999) / 1000) : 0;
+	uv_timer_start(&a->repeat, on_repeat, ms, 0);
+}
+
+/* Windows that ended with held alerts: the latest of each, with the count. */
+static void on_repeat(uv_timer_t *t)
+{
+	struct alert *a = t->data;
+	wu_time_t now = daemon_now(a->d);
+	int64_t held;
+	int slot;
+
+	while ((slot = wu_repeat_due(&a->rep, now, &held)) >= 0) {
+		cJSON *o = a->held[slot];
+
+		a->held[slot] = NULL;
+		if (!o)
+			continue;
+		alert_body_summary(o, held, a->rep.window);
+		wu_info("alert: %lld held alert%s of %s", (long long)held, held == 1 ? "" : "s",
+		        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "dedup_key")));
+		send_now(a, o);
+		cJSON_Delete(o);
+	}
+	repeat_arm(a);
+}
+
+/* Sends o now, or holds it as the latest of its dedup key's window. */
+static void raise_body(struct alert *a, cJSON *o, unsigned state)
+{
+	const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "dedup_key"));
+	int slot;
+
+	/* Read every time: a reload may change the window. */
+	a->rep.window = a->d->conf.alert_repeat > 0 ? a->d->conf.alert_repeat : 0;
+	slot = wu_repeat_hear(&a->rep, key, state, daemon_now(a->d));
+	if (slot < 0) {
+		send_now(a, o);
+		cJSON_Delete(o);
+		return;
+	}
+	cJSON_Delete(a->held[slot]);
+	a->held[slot] = o;
+	repeat_arm(a);
+}
+
+/* alert_raise with the engine event's name as the flat "event" field. */
+static void raise_as(struct alert *a, const struct alert_msg *m, const char *event)
+{
+	cJSON *o;
+
+	if (!a) {
+		cJSON_Delete(m->details);
+		return;
+	}
+	if (!(o = alert_body(a->d, a->source, a->host, m, event)))
+		return;
+	raise_body(a, o, alert_kind_state(m->kind));
+}
+
+void alert_raise(struct alert *a, const struct alert_msg *m)
+{
+	raise_as(a, m, NULL);
+}
+
+void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
+{
+	struct alert_msg m = {.kind = kind, .route = -1};
+	char what[1024];
+	va_list ap;
+
+	if (!a || !kind || !fmt)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	m.what = what;
+	wu_info("alert: %s: %s", kind, what);
+	alert_raise(a, &m);
+}
+
+struct wu_daemon *alert_daemon(struct alert *a)
+{
+	return a->d;
 }
 
 static void on_retry(uv_timer_t *t)
@@ -243,67 +305,6 @@ static void alert_pump(struct alert *a)
 	a->easy = c;
 }
 
-/* The periodic look at the queue's depth. */
-/* Template mail waits for the v3 route whatever the overflow policy: one
- * alert when the oldest of it has waited longer than template_wait, and
- * again only after none had. */
-static void check_v3_wait(struct alert *a)
-{
-	struct wu_daemon *d = a->d;
-	int64_t n, oldest;
-	wu_time_t age;
-	char what[160];
-
-	if (d->conf.alert_v3_wait <= 0 || store_v3only_waiting(d->store, &n, &oldest) < 0)
-		return;
-	age = n ? daemon_now(d) - oldest : 0;
-	if (age > d->conf.alert_v3_wait && !a->v3_late) {
-		const struct wu_day_stats *day = wu_engine_today(d->engine);
-		struct wu_gate_verdict v;
-
-		a->v3_late = 1;
-		wu_engine_gate(d->engine, &v);
-		snprintf(what, sizeof(what),
-		         "%lld template unit%s waiting for the v3 route, the oldest for %lld min",
-		         (long long)n, n == 1 ? "" : "s", (long long)(age / WU_MINUTE));
-		wu_warn("alert: %s", what);
-		alert_push(a, "template_wait", WU_ROUTE_NEW, day->date, day->step, day->cap,
-		           v.bounce_rate, v.complaint_rate, what);
-	} else if (age <= d->conf.alert_v3_wait && a->v3_late) {
-		a->v3_late = 0;
-		wu_info("alert: no template unit has waited longer than its limit any more");
-	}
-}
-
-static void on_backlog(uv_timer_t *t)
-{
-	struct alert *a = t->data;
-	struct wu_daemon *d = a->d;
-	int64_t n;
-	char what[160];
-
-	check_v3_wait(a);
-	n = backlog_now(d);
-	if (n < 0 || d->conf.alert_backlog <= 0)
-		return;
-	if (n > d->conf.alert_backlog && !a->above) {
-		const struct wu_day_stats *day = wu_engine_today(d->engine);
-		struct wu_gate_verdict v;
-
-		a->above = 1;
-		wu_engine_gate(d->engine, &v);
-		snprintf(what, sizeof(what), "backlog of %lld queued units is above %lld",
-		         (long long)n, (long long)d->conf.alert_backlog);
-		wu_warn("alert: %s", what);
-		alert_push(a, "backlog", -1, day->date, day->step, day->cap, v.bounce_rate,
-		           v.complaint_rate, what);
-	} else if (n < d->conf.alert_backlog && a->above) {
-		a->above = 0;
-		wu_info("alert: backlog of %lld queued units is below %lld again", (long long)n,
-		        (long long)d->conf.alert_backlog);
-	}
-}
-
 int alert_start(struct wu_daemon *d)
 {
 	struct alert *a;
@@ -315,20 +316,24 @@ int alert_start(struct wu_daemon *d)
 	a->d = d;
 	if (gethostname(a->host, sizeof(a->host) - 1) < 0)
 		snprintf(a->host, sizeof(a->host), "localhost");
+	snprintf(a->source, sizeof(a->source), "%s",
+	         d->conf.alert_source[0] ? d->conf.alert_source : a->host);
 	url_safe(d->conf.alert_url, a->where, sizeof(a->where));
 	a->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (!a->headers) {
 		free(a);
 		return -1;
 	}
+	wu_repeat_init(&a->rep, d->conf.alert_repeat);
 	uv_timer_init(d->loop, &a->retry);
-	uv_timer_init(d->loop, &a->backlog);
-	a->retry.data = a->backlog.data = a;
-	if (d->conf.alert_backlog > 0 || d->conf.alert_v3_wait > 0) {
-		uint64_t every = (uint64_t)(d->conf.alert_backlog_every / 1000);
-		if (every == 0)
-			every = 1000;
-		uv_timer_start(&a->backlog, on_backlog, every, every);
+	uv_timer_init(d->loop, &a->repeat);
+	a->retry.data = a->repeat.data = a;
+	if (alert_watch_start(&a->watch, a) < 0) {
+		/* The handles are the loop's now: free through their close. */
+		uv_close((uv_handle_t *)&a->retry, NULL);
+		uv_close((uv_handle_t *)&a->repeat, NULL);
+		wu_error("alert: cannot start the watch timer");
+		return -1;
 	}
 	d->alert = a;
 	wu_info("alert: pushing alerts to %s", a->where);
@@ -348,60 +353,107 @@ static void on_closed(uv_handle_t *h)
 void alert_stop(struct wu_daemon *d)
 {
 	struct alert *a = d->alert;
+	int held = 0;
 
 	if (!a)
 		return;
 	d->alert = NULL;
+	alert_watch_stop(a->watch);
+	a->watch = NULL;
 	if (a->easy && d->cu)
 		curluv_cancel(d->cu, a->easy);
-	if (a->n > 0)
-		wu_warn("alert: stopping with %d alert%s not delivered", a->n,
-		        a->n == 1 ? "" : "s");
+	for (int i = 0; i < WU_REPEAT_SLOTS; i++)
+		if (a->held[i]) {
+			cJSON_Delete(a->held[i]);
+			a->held[i] = NULL;
+			held++;
+		}
+	if (a->n > 0 || held > 0)
+		wu_warn("alert: stopping with %d alert%s not delivered and %d summar%s not due",
+		        a->n, a->n == 1 ? "" : "s", held, held == 1 ? "y" : "ies");
 	while (a->n > 0) {
 		free(a->q[a->head]);
 		a->head = (a->head + 1) % ALERT_QUEUE;
 		a->n--;
 	}
 	uv_close((uv_handle_t *)&a->retry, on_closed);
-	uv_close((uv_handle_t *)&a->backlog, on_closed);
+	uv_close((uv_handle_t *)&a->repeat, on_closed);
+}
+
+/* Who paused: the provider's answer, or someone. */
+static int by_provider(const char *who)
+{
+	return strncmp(who, WU_PAUSED_BY_AUTH, strlen(WU_PAUSED_BY_AUTH)) == 0;
 }
 
 void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 {
-	const char *kind = wu_event_name(ev->kind);
+	const char *name = wu_event_name(ev->kind);
 	const char *route = ev->kind == WU_EV_DAY ? NULL : wu_route_name(ev->route);
+	const struct wu_core_conf *cc = wu_engine_conf(d->engine);
+	struct alert_msg m = {.what = ev->text, .route = (int)ev->route, .at = ev->at};
+	const char *isp = ev->isp >= 0 && ev->isp < cc->isps.n ? cc->isps.names[ev->isp] : NULL;
+	cJSON *det;
 
-	if (daemon_txn(d) < 0 || store_event_add(d->store, ev->at, kind, route, ev->text) < 0) {
+	if (daemon_txn(d) < 0 || store_event_add(d->store, ev->at, name, route, ev->text) < 0) {
 		/* Losing the row is no reason to lose the turn's real work. */
 		wu_warn("store: cannot record the event: %s", store_errmsg(d->store));
 	}
 	if (!d->alert || ev->kind == WU_EV_DAY)
 		return;
-	alert_push(d->alert, kind, (int)ev->route, ev->date, ev->step, ev->cap, ev->bounce_rate,
-	           ev->complaint_rate, ev->text);
-}
-
-void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
-{
-	char what[1024], text[1400];
-	va_list ap;
-	cJSON *o;
-	char *body;
-
-	if (!a)
+	if (!(det = cJSON_CreateObject()))
 		return;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	snprintf(text, sizeof(text), "warmupd on %s: %s", a->host, what);
-	if (!(o = cJSON_CreateObject()))
-		return;
-	cJSON_AddStringToObject(o, "text", text);
-	cJSON_AddStringToObject(o, "kind", kind);
-	cJSON_AddStringToObject(o, "event", kind);
-	cJSON_AddStringToObject(o, "host", a->host);
-	body = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (body)
-		enqueue(a, body);
+	m.details = det;
+	m.key = route;
+	cJSON_AddNumberToObject(det, "bounce_rate", ev->bounce_rate);
+	cJSON_AddNumberToObject(det, "complaint_rate", ev->complaint_rate);
+	switch (ev->kind) {
+	case WU_EV_GATE_WARN:
+		m.kind = "gate_warn";
+		break;
+	case WU_EV_GATE_HALT:
+		m.kind = "gate_halt";
+		break;
+	case WU_EV_PAUSE:
+		m.kind = "paused";
+		cJSON_AddStringToObject(det, "who", ev->who);
+		cJSON_AddStringToObject(det, "by", by_provider(ev->who) ? "provider" : "operator");
+		/* The provider refused the route itself: nothing goes until
+		 * someone fixes the key. */
+		if (by_provider(ev->who))
+			m.severity = "critical";
+		break;
+	case WU_EV_RESUME:
+		m.kind = "resumed";
+		cJSON_AddStringToObject(det, "who", ev->who);
+		cJSON_AddStringToObject(det, "paused_by", ev->rule);
+		/* A resume after a halt resolves the halt. */
+		if (strcmp(ev->rule, "gate") == 0)
+			m.group = "gate_halt";
+		break;
+	case WU_EV_ISP_CUT:
+	case WU_EV_ISP_RECOVERED:
+		m.kind = ev->kind == WU_EV_ISP_CUT ? "isp_cut" : "isp_recovered";
+		m.key = isp;
+		if (isp)
+			cJSON_AddStringToObject(det, "isp", isp);
+		cJSON_AddStringToObject(det, "rule", ev->rule);
+		cJSON_AddNumberToObject(det, "factor", ev->value);
+		break;
+	case WU_EV_PERMFAIL_RATE:
+	case WU_EV_PERMFAIL_OK:
+		m.kind = ev->kind == WU_EV_PERMFAIL_RATE ? "permfail_rate" : "permfail_ok";
+		cJSON_AddNumberToObject(det, "rate", ev->value);
+		cJSON_AddNumberToObject(det, "threshold", cc->permfail.rate);
+		cJSON_AddNumberToObject(det, "window", cc->permfail.window);
+		break;
+	case WU_EV_STEP_BACK:
+		m.kind = "step_back";
+		m.severity = "warning";
+		break;
+	default:
+		m.kind = name;
+		break;
+	}
+	raise_as(d->alert, &m, name);
 }

@@ -889,6 +889,18 @@ static int k_suppress_mode(struct load *ld, const struct key *k, const struct se
 	return 0;
 }
 
+/* [alert] repeat_window: a duration, or 0 (every alert as it comes). */
+static int k_alert_repeat(struct load *ld, const struct key *k, const struct sect_ref *s,
+                          const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "0") == 0) {
+		ld->c->alert_repeat = 0;
+		return 0;
+	}
+	return wu_parse_duration(v, &ld->c->alert_repeat, why, n);
+}
+
 /*
  * [alert] webhook_url, webhook_url_env, webhook_url_file: one of them.  A
  * Slack webhook URL is a credential (whoever has it can post), so the value
@@ -1229,6 +1241,12 @@ static const struct key keys[] = {
     {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0},
     {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
     {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
+    FN(S_ALERT, "repeat_window", k_alert_repeat),
+    {S_ALERT, "permfail_window", V_INT, C(core.permfail.window), 0, 0, WU_FAILRATE_WINDOW_MAX, NULL,
+     0},
+    {S_ALERT, "permfail_rate", V_PERCENT, C(core.permfail.rate), 0, 0, 1, NULL, 0},
+    {S_ALERT, "disk_min_free", V_PERCENT, C(alert_disk_free), 0, 0, 1, NULL, 0},
+    {S_ALERT, "source", V_STR, C(alert_source), SZ(wu_conf, alert_source), 0, 0, NULL, 0},
 
     FN(S_WEBHOOK, "auth", k_webhook_auth),
     FN(S_WEBHOOK, "public_key", k_webhook_key),
@@ -2002,6 +2020,8 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->store_prune_every = WU_MINUTE;
 	c->alert_timeout = 10 * WU_USEC;
 	c->alert_retries = 5;
+	c->alert_repeat = 10 * WU_MINUTE;
+	c->alert_disk_free = 0.05;
 	c->dns.mx = 1;
 	c->dns.wait = 2 * WU_USEC;
 	c->dns.timeout = WU_USEC;

@@ -117,6 +117,9 @@ struct wu_conf {
 	wu_time_t alert_v3_wait; /* template_wait: oldest v3-only unit's wait; 0 = off; 1h */
 	wu_time_t alert_timeout;       /* per POST, default 10s */
 	int alert_retries;             /* retries after a failed POST, default 5 */
+	wu_time_t alert_repeat;        /* repeat_window: one alert per key in it; 10 min */
+	double alert_disk_free;        /* disk_min_free: share of the store's file system; 5% */
+	char alert_source[256];        /* source: the node's name in alerts; "" = host name */
 
 	/* [webhook] and [defer_rule NAME] */
 	struct wu_webhook_conf webhook;

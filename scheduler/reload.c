@@ -20,7 +20,7 @@
  *	d->engine at each use, so the swap is two assignments; the MX lookups
  *	keep a pointer to the engine's ISP table and are given the new one,
  *	the dispatcher forgets the waits the old engine gave it, and the push
- *	alerts start afresh when their URL or timer changed.
+ *	alerts start afresh when their URL, timer or source changed.
  *
  * DIAGNOSTICS
  *	An applied reload logs one line of what changed ("reload: schedule 10
@@ -158,7 +158,11 @@ static void describe(const struct wu_conf *a, const struct wu_conf *b, const str
 	if (str_differ(a->alert_url, b->alert_url) || a->alert_backlog != b->alert_backlog ||
 	    a->alert_backlog_every != b->alert_backlog_every ||
 	    a->alert_v3_wait != b->alert_v3_wait || a->alert_timeout != b->alert_timeout ||
-	    a->alert_retries != b->alert_retries)
+	    a->alert_retries != b->alert_retries || a->alert_repeat != b->alert_repeat ||
+	    a->alert_disk_free != b->alert_disk_free ||
+	    strcmp(a->alert_source, b->alert_source) != 0 ||
+	    a->core.permfail.window != b->core.permfail.window ||
+	    a->core.permfail.rate != b->core.permfail.rate)
 		join(out, len, ", ", "[alert]");
 	if (a->log_level != b->log_level)
 		join(out, len, ", ", "[log] level");
@@ -180,10 +184,12 @@ static void swap_in(struct wu_daemon *d, struct wu_conf *nc, struct wu_engine *n
 	struct wu_conf *c = &d->conf;
 	struct wu_core_conf core = c->core;
 	char *url = c->alert_url;
-	int alerts_again = str_differ(c->alert_url, nc->alert_url) ||
-	                   c->alert_backlog_every != nc->alert_backlog_every ||
-	                   (c->alert_backlog > 0 || c->alert_v3_wait > 0) !=
-	                       (nc->alert_backlog > 0 || nc->alert_v3_wait > 0);
+	int alerts_again =
+	    str_differ(c->alert_url, nc->alert_url) ||
+	    c->alert_backlog_every != nc->alert_backlog_every ||
+	    strcmp(c->alert_source, nc->alert_source) != 0 ||
+	    (c->alert_backlog > 0 || c->alert_v3_wait > 0 || c->alert_disk_free > 0) !=
+	        (nc->alert_backlog > 0 || nc->alert_v3_wait > 0 || nc->alert_disk_free > 0);
 
 	c->core = nc->core;
 	nc->core = core;
@@ -198,6 +204,9 @@ static void swap_in(struct wu_daemon *d, struct wu_conf *nc, struct wu_engine *n
 	c->alert_v3_wait = nc->alert_v3_wait;
 	c->alert_timeout = nc->alert_timeout;
 	c->alert_retries = nc->alert_retries;
+	c->alert_repeat = nc->alert_repeat;
+	c->alert_disk_free = nc->alert_disk_free;
+	snprintf(c->alert_source, sizeof(c->alert_source), "%s", nc->alert_source);
 	c->webhook.max_body = nc->webhook.max_body;
 	c->webhook.max_skew = nc->webhook.max_skew;
 	c->webhook.default_rules = nc->webhook.default_rules;

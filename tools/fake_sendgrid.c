@@ -5,7 +5,8 @@
  * SYNOPSIS
  *	fake-sendgrid --key-env SENDGRID_API_KEY [--listen 127.0.0.1:PORT]
  *		[--record FILE] [--port-file FILE] [--seed N]
- *		[--rate-429 P] [--rate-500 P] [--drop-rate P] [--accept-drop-rate P]
+ *		[--rate-429 P] [--rate-500 P] [--rate-400 P] [--drop-rate P]
+ *		[--accept-drop-rate P]
  *		[--slow-rate P --slow-ms N] [--allow-nonlocal]
  *		[--events-url URL | --events-port-file FILE]
  *		[--events-key-file PEM] [--events-batch N]
@@ -90,6 +91,7 @@ struct faults {
 	double slow_rate;
 	double drop_rate;
 	double accept_drop_rate; /* record and count as accepted, then close */
+	double rate_400;         /* a valid request refused for good, 400 */
 	long slow_ms;
 };
 
@@ -114,6 +116,7 @@ struct server {
 	struct stats stats;
 	uint64_t rng;
 	uint64_t rng_accept_drop; /* its own stream: the others stay repeatable */
+	uint64_t rng_400;         /* likewise */
 	char *key;
 	size_t key_len;
 	FILE *record;
@@ -682,7 +685,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	struct v3mail_errors errs = {0};
 	struct json_strict_error jerr;
 	char id[MESSAGE_ID_LEN + 1];
-	double d_drop, d_500, d_429, d_slow, d_adrop;
+	double d_drop, d_500, d_429, d_slow, d_adrop, d_400;
 	uint64_t bits[2];
 	struct faults f;
 	long slow = 0;
@@ -700,6 +703,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	bits[0] = rng_next(&s->rng);
 	bits[1] = rng_next(&s->rng);
 	d_adrop = rng_unit(&s->rng_accept_drop);
+	d_400 = rng_unit(&s->rng_400);
 	f = s->faults;
 	if (!r->status && d_slow < f.slow_rate && f.slow_ms > 0) {
 		slow = f.slow_ms;
@@ -757,6 +761,14 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 		log_request("POST", "/v3/mail/send", 400, 0, slow ? "slow" : NULL);
 		return reply(c, MHD_HTTP_BAD_REQUEST, v3mail_errors_json(&errs), NULL);
 	}
+	if (d_400 < f.rate_400) {
+		cJSON_Delete(body);
+		pthread_mutex_lock(&s->lock);
+		s->stats.rejected_400++;
+		pthread_mutex_unlock(&s->lock);
+		log_request("POST", "/v3/mail/send", 400, 0, "injected");
+		return reply(c, MHD_HTTP_BAD_REQUEST, error_body("injected permanent failure"), NULL);
+	}
 
 	for (int i = 0; i < MESSAGE_ID_LEN; i++)
 		id[i] = b64url[(bits[i / 11] >> (6 * (i % 11))) & 63];
@@ -810,6 +822,7 @@ static char *faults_json(const struct faults *f)
 	cJSON_AddNumberToObject(o, "slow_ms", (double)f->slow_ms);
 	cJSON_AddNumberToObject(o, "drop_rate", f->drop_rate);
 	cJSON_AddNumberToObject(o, "accept_drop_rate", f->accept_drop_rate);
+	cJSON_AddNumberToObject(o, "rate_400", f->rate_400);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -861,6 +874,8 @@ static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c,
 			bad = json_rate(it, &f.drop_rate);
 		else if (strcmp(k, "accept_drop_rate") == 0)
 			bad = json_rate(it, &f.accept_drop_rate);
+		else if (strcmp(k, "rate_400") == 0)
+			bad = json_rate(it, &f.rate_400);
 		else if (strcmp(k, "slow_ms") == 0)
 			bad = !cJSON_IsNumber(it) || it->valuedouble < 0 ||
 			      it->valuedouble > 60000 || (f.slow_ms = (long)it->valuedouble, 0);
@@ -1135,6 +1150,7 @@ static void usage(FILE *out)
 	      "  --seed N             seed the fault generator (repeatable runs)\n"
 	      "  --rate-429 P         answer 429 with probability P (0..1 or 10%)\n"
 	      "  --rate-500 P         answer 500 with probability P\n"
+	      "  --rate-400 P         refuse a valid request for good (400) with probability P\n"
 	      "  --drop-rate P        close the connection without answering, probability P\n"
 	      "  --accept-drop-rate P take (record, count) a valid request, then close the\n"
 	      "                       connection instead of answering, probability P\n"
@@ -1170,6 +1186,7 @@ int main(int argc, char **argv)
 	    {"seed", required_argument, NULL, 's'},
 	    {"rate-429", required_argument, NULL, '4'},
 	    {"rate-500", required_argument, NULL, '5'},
+	    {"rate-400", required_argument, NULL, '0'},
 	    {"drop-rate", required_argument, NULL, 'd'},
 	    {"accept-drop-rate", required_argument, NULL, 'a'},
 	    {"slow-rate", required_argument, NULL, 'S'},
@@ -1252,11 +1269,13 @@ int main(int argc, char **argv)
 			break;
 		case '4':
 		case '5':
+		case '0':
 		case 'd':
 		case 'a':
 		case 'S': {
 			double *dst = opt == '4'   ? &srv.faults.rate_429
 			              : opt == '5' ? &srv.faults.rate_500
+			              : opt == '0' ? &srv.faults.rate_400
 			              : opt == 'd' ? &srv.faults.drop_rate
 			              : opt == 'a' ? &srv.faults.accept_drop_rate
 			                           : &srv.faults.slow_rate;
@@ -1356,6 +1375,7 @@ int main(int argc, char **argv)
 		seed = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
 	srv.rng = rng_seed(seed);
 	srv.rng_accept_drop = rng_seed(seed ^ 0x61636370746472ull); /* "acceptdr" */
+	srv.rng_400 = rng_seed(seed ^ 0x7065726d343030ull);         /* "perm400" */
 	if (record_path && !(srv.record = fopen(record_path, "a"))) {
 		fprintf(stderr, "fake-sendgrid: cannot open %s: %s\n", record_path,
 		        strerror(errno));

@@ -1044,7 +1044,11 @@ static int take_events(struct sim *s, int start_date)
 
 	while (wu_engine_poll_event(s->e, &ev)) {
 		struct event *out;
-		if (ev.kind == WU_EV_DAY)
+		/* The event list keeps to the gate, pauses, resumes and step
+		 * backs: a run's drawn deferrals would fill it with cuts and
+		 * recoveries, which the day's deferral counts already show. */
+		if (ev.kind != WU_EV_GATE_WARN && ev.kind != WU_EV_GATE_HALT &&
+		    ev.kind != WU_EV_PAUSE && ev.kind != WU_EV_RESUME && ev.kind != WU_EV_STEP_BACK)
 			continue;
 		if (s->nevents == s->cap_events) {
 			int cap = s->cap_events ? s->cap_events * 2 : 16;

@@ -31,6 +31,8 @@ struct wu_engine {
 	struct wu_day_stats today, yesterday;
 	struct wu_days days; /* the dates it has been on (days.h) */
 	struct wu_cut cut[WU_ISP_MAX]; /* deferral cuts on the new route, for status */
+	int cut_on[WU_ISP_MAX];        /* a cut raised WU_EV_ISP_CUT, not yet recovered */
+	struct wu_failrate permfail[WU_ROUTE_COUNT];
 	int held;   /* days the schedule did not advance */
 	int halted; /* the gate stopped the new route */
 	int paused[WU_ROUTE_COUNT];
@@ -70,6 +72,7 @@ int wu_core_conf_init(struct wu_core_conf *c)
 	wu_gate_conf_default(&c->gate);
 	wu_engaged_conf_default(&c->engaged);
 	wu_gap_conf_default(&c->gap);
+	wu_failrate_conf_default(&c->permfail);
 	return wu_isp_table_init(&c->isps);
 }
 
@@ -79,9 +82,10 @@ void wu_core_conf_free(struct wu_core_conf *c)
 	wu_isp_table_free(&c->isps);
 }
 
-/* Queues an event, dropping the oldest when the queue is full. */
-static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enum wu_route route,
-                 const char *fmt, ...)
+/* Queues an event, dropping the oldest when the queue is full.  Returns it,
+ * for the fields only some kinds fill. */
+static struct wu_event *emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at,
+                             enum wu_route route, const char *fmt, ...)
 {
 	struct wu_event *ev;
 	va_list ap;
@@ -95,6 +99,7 @@ static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enu
 	ev->kind = kind;
 	ev->at = at;
 	ev->route = route;
+	ev->isp = -1;
 	ev->date = e->today.date;
 	ev->step = e->today.step;
 	ev->cap = e->today.cap;
@@ -107,6 +112,7 @@ static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enu
 	va_start(ap, fmt);
 	vsnprintf(ev->text, sizeof(ev->text), fmt, ap);
 	va_end(ap);
+	return ev;
 }
 
 /* Whether engaged-first applies to today, judged by yesterday when it is
@@ -540,6 +546,65 @@ static int rules_apply(struct wu_engine *e, wu_time_t now, const struct wu_repor
 	return n;
 }
 
+/* A rule cut isp: an event when its rate was not cut already. */
+static void cut_begins(struct wu_engine *e, wu_time_t now, int isp)
+{
+	struct wu_event *ev;
+	double factor = e->th[WU_ROUTE_NEW][isp].factor;
+
+	if (e->cut_on[isp] || factor >= 1)
+		return;
+	e->cut_on[isp] = 1;
+	ev = emit(e, WU_EV_ISP_CUT, now, WU_ROUTE_NEW, "%s cut to %.0f%% of its rate by rule %s",
+	          e->conf.isps.names[isp], factor * 100, e->cut[isp].rule);
+	ev->isp = isp;
+	ev->value = factor;
+	snprintf(ev->rule, sizeof(ev->rule), "%s", e->cut[isp].rule);
+}
+
+/* A success of isp on route: an event when it brought a cut rate back. */
+static void cut_recovers(struct wu_engine *e, wu_time_t now, enum wu_route route, int isp)
+{
+	struct wu_event *ev;
+
+	if (route != WU_ROUTE_NEW || !e->cut_on[isp] || e->th[WU_ROUTE_NEW][isp].factor < 1)
+		return;
+	e->cut_on[isp] = 0;
+	ev = emit(e, WU_EV_ISP_RECOVERED, now, WU_ROUTE_NEW, "%s back to its full rate after rule %s",
+	          e->conf.isps.names[isp], e->cut[isp].rule);
+	ev->isp = isp;
+	ev->value = 1;
+	snprintf(ev->rule, sizeof(ev->rule), "%s", e->cut[isp].rule);
+}
+
+/* n answers to sends of route, refused for good or not: an event when the
+ * rate of permanent failures crosses its line. */
+static void permfail_hear(struct wu_engine *e, wu_time_t now, enum wu_route route, int64_t n,
+                          int failed)
+{
+	const struct wu_failrate_conf *c = &e->conf.permfail;
+	struct wu_event *ev;
+	double rate;
+
+	switch (wu_failrate_hear(&e->permfail[route], c, n, failed, &rate)) {
+	case WU_LEVEL_FIRE:
+		ev = emit(e, WU_EV_PERMFAIL_RATE, now, route,
+		          "%s route: %.1f%% of the last %d sends refused for good (above %.1f%%)",
+		          wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 100);
+		ev->value = rate;
+		break;
+	case WU_LEVEL_CLEAR:
+		ev = emit(e, WU_EV_PERMFAIL_OK, now, route,
+		          "%s route: %.1f%% of the last %d sends refused for good (back at or below "
+		          "%.1f%%)",
+		          wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 50);
+		ev->value = rate;
+		break;
+	default:
+		break;
+	}
+}
+
 struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const struct wu_report *r)
 {
 	struct wu_verdict v = {WU_ACT_NONE, 0, 0, 0};
@@ -566,8 +631,11 @@ struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const str
 	switch (rep.result) {
 	case WU_ACCEPTED:
 		v.action = WU_ACT_SENT;
-		if (isp_scope)
+		if (isp_scope) {
 			wu_throttle_success(th, tc, &e->conf.backoff, now);
+			cut_recovers(e, now, rep.route, rep.isp);
+		}
+		permfail_hear(e, now, rep.route, rep.n, 0);
 		break;
 	case WU_TEMPFAIL:
 		v.action = WU_ACT_RETRY;
@@ -592,13 +660,14 @@ struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const str
 			char who[96];
 			v.action = WU_ACT_RETRY;
 			v.retry_at = now;
-			snprintf(who, sizeof(who), "authentication failure (%ld)", rep.code);
+			snprintf(who, sizeof(who), WU_PAUSED_BY_AUTH " (%ld)", rep.code);
 			if (!e->paused[rep.route]) {
 				wu_engine_pause(e, now, rep.route, who);
 				v.paused = 1;
 			}
 		} else {
 			v.action = WU_ACT_FAIL;
+			permfail_hear(e, now, rep.route, rep.n, 1);
 		}
 		break;
 	case WU_BLOCKED:
@@ -609,14 +678,16 @@ struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const str
 	case WU_DEFERRED:
 		/* The provider retries a deferral itself; what it does to the ISP's
 		 * rate here is the deferral rules' business alone. */
-		if (rep.route == WU_ROUTE_NEW)
-			v.cuts = rules_apply(e, now, &rep);
+		if (rep.route == WU_ROUTE_NEW && (v.cuts = rules_apply(e, now, &rep)) > 0)
+			cut_begins(e, now, rep.isp);
 		break;
 	case WU_DELIVERED:
 		/* The ISP took it: the step back up after a cut, on either kind
 		 * of route (a v3 route hears it only from the webhook). */
-		if (isp_scope)
+		if (isp_scope) {
 			wu_throttle_success(th, tc, &e->conf.backoff, now);
+			cut_recovers(e, now, rep.route, rep.isp);
+		}
 		if (rep.route == WU_ROUTE_NEW)
 			gate_hear(e, now, rep.result, rep.n);
 		break;
@@ -701,20 +772,28 @@ wu_time_t wu_engine_next_wakeup(struct wu_engine *e, wu_time_t now)
 
 void wu_engine_pause(struct wu_engine *e, wu_time_t now, enum wu_route route, const char *who)
 {
+	struct wu_event *ev;
+
 	if ((unsigned)route >= WU_ROUTE_COUNT || e->paused[route])
 		return;
+
 	e->paused[route] = 1;
 	snprintf(e->paused_by[route], WHO_MAX, "%s", who ? who : "unknown");
-	emit(e, WU_EV_PAUSE, now, route, "%s route paused by %s", wu_route_name(route),
-	     e->paused_by[route]);
+	ev = emit(e, WU_EV_PAUSE, now, route, "%s route paused by %s", wu_route_name(route),
+	          e->paused_by[route]);
+	snprintf(ev->who, sizeof(ev->who), "%s", e->paused_by[route]);
 }
 
 void wu_engine_resume(struct wu_engine *e, wu_time_t now, enum wu_route route, const char *who)
 {
+	struct wu_event *ev;
+	char was[WHO_MAX];
+
 	if ((unsigned)route >= WU_ROUTE_COUNT)
 		return;
 	if (!e->paused[route] && !(route == WU_ROUTE_NEW && e->halted))
 		return;
+	snprintf(was, sizeof(was), "%s", e->paused_by[route]);
 	e->paused[route] = 0;
 	e->paused_by[route][0] = '\0';
 	if (route == WU_ROUTE_NEW) {
@@ -724,8 +803,12 @@ void wu_engine_resume(struct wu_engine *e, wu_time_t now, enum wu_route route, c
 		wu_gate_past_clear(&e->gate_past);
 		e->gate_state = WU_GATE_OK;
 	}
-	emit(e, WU_EV_RESUME, now, route, "%s route resumed by %s", wu_route_name(route),
-	     who ? who : "unknown");
+	ev = emit(e, WU_EV_RESUME, now, route, "%s route resumed by %s", wu_route_name(route),
+	          who ? who : "unknown");
+	snprintf(ev->who, sizeof(ev->who), "%s", who ? who : "unknown");
+	/* What the resume ends: a pause by the provider's answer, by hand, or
+	 * a halt of the gate. */
+	snprintf(ev->rule, sizeof(ev->rule), "%s", was[0] ? was : "gate");
 }
 
 int wu_engine_paused(const struct wu_engine *e, enum wu_route route)
@@ -1367,6 +1450,10 @@ void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src)
 
 	dst->yesterday = src->yesterday;
 	memcpy(dst->cut, src->cut, (size_t)n * sizeof(dst->cut[0]));
+	/* A cut that raised its event still owes the recovery's; the windows
+	 * of permanent failures go on (a new size restarts them). */
+	memcpy(dst->cut_on, src->cut_on, (size_t)n * sizeof(dst->cut_on[0]));
+	memcpy(dst->permfail, src->permfail, sizeof(dst->permfail));
 }
 
 const char *wu_kind_name(enum wu_kind k)
@@ -1394,8 +1481,9 @@ const char *wu_result_name(enum wu_result r)
 
 const char *wu_event_name(enum wu_event_kind k)
 {
-	static const char *names[WU_EV_COUNT] = {"day",    "gate_warn", "gate_halt",
-	                                         "resume", "pause",     "step_back"};
+	static const char *names[WU_EV_COUNT] = {
+	    "day",           "gate_warn",     "gate_halt",   "resume",   "pause",
+	    "isp_cut",       "isp_recovered", "permfail_rate", "permfail_ok", "step_back"};
 	return (unsigned)k < WU_EV_COUNT ? names[k] : "?";
 }
 

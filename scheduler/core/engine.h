@@ -22,6 +22,7 @@
 #include "deferral.h"
 #include "engaged.h"
 #include "gap.h"
+#include "failrate.h"
 #include "gate.h"
 #include "isp.h"
 #include "schedule.h"
@@ -56,6 +57,9 @@ struct wu_core_conf {
 	 * built-in ones (deferral.h); the daemon and the simulator alike */
 	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
 	int nrules;
+	/* permanent failures among a route's last sends that raise
+	 * WU_EV_PERMFAIL_RATE ([alert] permfail_window, permfail_rate) */
+	struct wu_failrate_conf permfail;
 };
 
 /* Defaults (calendar Asia/Tokyo starting 1970-01-01 until set, whole-day
@@ -129,9 +133,13 @@ enum wu_event_kind {
 	WU_EV_DAY, /* a new local day began */
 	WU_EV_GATE_WARN,
 	WU_EV_GATE_HALT,
-	WU_EV_RESUME,    /* the new route runs again after a halt or pause */
-	WU_EV_PAUSE,     /* paused by hand or by an auth failure */
-	WU_EV_STEP_BACK, /* quiet days in a row stepped the schedule back (gap.h) */
+	WU_EV_RESUME,        /* the new route runs again after a halt or pause */
+	WU_EV_PAUSE,         /* paused by hand or by an auth failure */
+	WU_EV_ISP_CUT,       /* a deferral rule cut an ISP's rate that was not cut */
+	WU_EV_ISP_RECOVERED, /* the cut ISP's rate is back to what it was */
+	WU_EV_PERMFAIL_RATE, /* the route's permanent failures rose above the rate */
+	WU_EV_PERMFAIL_OK,   /* they are at or below half of it again */
+	WU_EV_STEP_BACK,     /* quiet days in a row stepped the schedule back (gap.h) */
 	WU_EV_COUNT
 };
 
@@ -143,6 +151,10 @@ struct wu_event {
 	int step;
 	int64_t cap;
 	double bounce_rate, complaint_rate;
+	int isp;         /* the ISP an ISP event is about, else -1 */
+	double value;    /* ISP events: the rate's factor; permfail events: the rate */
+	char rule[64];   /* ISP events: the deferral rule; WU_EV_RESUME: who had paused */
+	char who[64];    /* WU_EV_PAUSE, WU_EV_RESUME: who did it */
 	char text[160];
 };
 
@@ -266,6 +278,10 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now);
  * the next midnight, window edge, token or end of a suspension. */
 wu_time_t wu_engine_next_wakeup(struct wu_engine *e, wu_time_t now);
 
+/* Who paused a route that the provider refused as such (followed by its
+ * status: "authentication failure (401)"). */
+#define WU_PAUSED_BY_AUTH "authentication failure"
+
 /* Stops and restarts the new or old route by hand (or for an auth failure).
  * who is recorded in the event ("operator", "gate", "auth 401"). */
 void wu_engine_pause(struct wu_engine *e, wu_time_t now, enum wu_route route, const char *who);
@@ -310,8 +326,9 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 int wu_engine_close_today(struct wu_engine *e, wu_time_t now);
 
 /* Copies what the saved state does not hold from src into dst, an engine
- * just loaded with src's state (a reload): yesterday's figures and the
- * deferral cuts status shows, for the ISP groups both have. */
+ * just loaded with src's state (a reload): yesterday's figures, the
+ * deferral cuts status shows and whether each raised WU_EV_ISP_CUT, for the
+ * ISP groups both have, and the windows of permanent failures. */
 void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src);
 
 const char *wu_kind_name(enum wu_kind k);

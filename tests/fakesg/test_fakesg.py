@@ -383,7 +383,7 @@ def test_faults(srv):
 
     f = faults(srv, slow_rate=0, slow_ms=0)
     assert f == {"rate_429": 0, "rate_500": 0, "slow_rate": 0, "slow_ms": 0, "drop_rate": 0,
-                 "accept_drop_rate": 0}, f
+                 "accept_drop_rate": 0, "rate_400": 0}, f
     st, _, _ = send(srv, valid_body())
     assert st == 202, st
 
