@@ -46,8 +46,9 @@ struct axis {
 	double lo, hi; /* log: log10 of the ends */
 };
 
-/* Writes s with the five XML special characters escaped. */
-static void put_text(FILE *f, const char *s)
+/* Writes s with the five XML special characters escaped; safe in SVG and
+ * HTML text and attributes. */
+void wu_svg_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
@@ -187,12 +188,12 @@ static void draw_axes(FILE *f, const struct axis *a, const struct wu_svg_chart *
 	        LEFT, TOP, LEFT, H - BOTTOM, LEFT, H - BOTTOM, W - RIGHT, H - BOTTOM);
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">",
 	        LEFT + pw / 2, H - 18);
-	put_text(f, c->xlabel ? c->xlabel : "day");
+	wu_svg_escape(f, c->xlabel ? c->xlabel : "day");
 	fprintf(f,
 	        "</text>\n<text transform=\"translate(16 %.1f) rotate(-90)\" "
 	        "text-anchor=\"middle\" font-size=\"12\">",
 	        TOP + (H - TOP - BOTTOM) / 2);
-	put_text(f, c->ylabel ? c->ylabel : "messages per day");
+	wu_svg_escape(f, c->ylabel ? c->ylabel : "messages per day");
 	fprintf(f, "%s</text>\n</g>\n", a->log ? " (log scale)" : "");
 }
 
@@ -323,12 +324,12 @@ int wu_svg_write(FILE *f, const struct wu_svg_chart *c)
 	        "<text x=\"%.1f\" y=\"24\" font-family=\"sans-serif\" font-size=\"16\" "
 	        "font-weight=\"bold\" fill=\"#222\">",
 	        W, H, W, H, LEFT);
-	put_text(f, c->title);
+	wu_svg_escape(f, c->title);
 	fprintf(f,
 	        "</text>\n<text x=\"%.1f\" y=\"42\" font-family=\"sans-serif\" "
 	        "font-size=\"11\" fill=\"#555\">",
 	        LEFT);
-	put_text(f, c->subtitle);
+	wu_svg_escape(f, c->subtitle);
 	if (a.log)
 		fputs(c->subtitle && *c->subtitle ? "; log scale" : "log scale", f);
 	fputs("</text>\n", f);

@@ -38,6 +38,11 @@ struct wu_svg_chart {
 /* Writes the chart to f.  Returns 0, or -1 when writing failed. */
 int wu_svg_write(FILE *f, const struct wu_svg_chart *c);
 
+/* Writes s with &, <, >, " and ' escaped (and control characters, which
+ * XML 1.0 text cannot hold, as blanks): safe in text and attributes of SVG
+ * and of HTML alike. */
+void wu_svg_escape(FILE *f, const char *s);
+
 /* The chart as a malloc'd string (*len bytes, NUL-terminated); NULL when
  * memory runs out. */
 char *wu_svg_string(const struct wu_svg_chart *c, size_t *len);

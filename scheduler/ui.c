@@ -171,32 +171,6 @@ int ui_may_view(struct ui *u, struct MHD_Connection *c)
 
 /* ---- HTML ---------------------------------------------------------------- */
 
-/* Writes s with &, <, >, " and ' escaped: safe in text and in attributes. */
-static void esc(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		case '\'':
-			fputs("&#39;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
-
 /* A member of o as text the way ui.js writes it: numbers with thousands
  * separators, null as `none_text`, strings as they are. */
 static void val(FILE *f, const cJSON *o, const char *key, const char *none_text)
@@ -206,7 +180,7 @@ static void val(FILE *f, const cJSON *o, const char *key, const char *none_text)
 	int n, j = 0, lead, neg;
 
 	if (cJSON_IsString(v)) {
-		esc(f, v->valuestring);
+		wu_svg_escape(f, v->valuestring);
 		return;
 	}
 	if (cJSON_IsBool(v)) {
@@ -214,7 +188,7 @@ static void val(FILE *f, const cJSON *o, const char *key, const char *none_text)
 		return;
 	}
 	if (!cJSON_IsNumber(v)) {
-		esc(f, none_text);
+		wu_svg_escape(f, none_text);
 		return;
 	}
 	snprintf(raw, sizeof(raw), "%.0f", v->valuedouble);
@@ -268,7 +242,7 @@ static void routes_rows(FILE *f, const cJSON *routes)
 	cJSON_ArrayForEach(r, routes)
 	{
 		fputs("<tr><td>", f);
-		esc(f, r->string);
+		wu_svg_escape(f, r->string);
 		fputs("</td>", f);
 		for (size_t k = 0; k < sizeof(route_cols) / sizeof(route_cols[0]); k++) {
 			fputs(k < 2 ? "<td class=\"t\">" : "<td>", f);
@@ -290,7 +264,7 @@ static void isps_rows(FILE *f, const cJSON *isps)
 		const cJSON *od = cJSON_GetObjectItemCaseSensitive(i, "old");
 
 		fputs("<tr><td>", f);
-		esc(f, i->string);
+		wu_svg_escape(f, i->string);
 		fputs("</td><td>", f);
 		val(f, nw, "sent", "");
 		fputs("</td><td>", f);
@@ -485,7 +459,7 @@ static char *page(struct ui *u)
 	fputs("; reason: <span id=\"gate-reason\">", f);
 	{
 		const cJSON *r = cJSON_GetObjectItemCaseSensitive(g, "reason");
-		esc(f, cJSON_IsString(r) && r->valuestring[0] ? r->valuestring : "none");
+		wu_svg_escape(f, cJSON_IsString(r) && r->valuestring[0] ? r->valuestring : "none");
 	}
 	fputs("</span></p>\n<table><tr><th>rate</th><th>today</th><th>warn at</th><th>halt at</th>"
 	      "</tr>\n<tr><td>bounces</td><td id=\"bounce-rate\">",

@@ -279,7 +279,7 @@ mx = off
         st, _, page = request(d.port, "/")
         self.assertEqual(st, 200)
         self.assertNotIn(HOSTILE.encode(), page)
-        self.assertIn(html.escape(HOSTILE, quote=True).replace("&#x27;", "&#39;").encode(), page)
+        self.assertIn(html.escape(HOSTILE, quote=True).replace("&#x27;", "&apos;").encode(), page)
         dom = chromium("http://127.0.0.1:%d/" % d.port, "--dump-dom")
         self.assertIn("<title>warmupd status</title>", dom)  # the script did not run
         self.assertNotIn("<script>document.title", dom)
