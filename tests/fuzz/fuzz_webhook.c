@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_check((unsigned)e.res < WU_RESULT_COUNT, "result %d", (int)e.res);
 			/* fall through */
 		case WEBHOOK_IGNORE:
+		case WEBHOOK_ENGAGED:
 		case WEBHOOK_UNSUBSCRIBE:
 			fuzz_check(e.event && *e.event && e.email, "event without name or email");
 			fuzz_check(e.id && *e.id && strlen(e.id) <= 255, "id");
