@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "days.h"
+#include "ledger.h"
 #include "pacing.h"
 
 #define EVENTS_MAX 64
@@ -43,6 +44,7 @@ struct wu_engine {
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_event events[EVENTS_MAX];
 	int ev_head, ev_count;
+	struct wu_ledger *ledger; /* where new-route units come from (ledger.h) */
 };
 
 const char *wu_route_name(enum wu_route r)
@@ -250,6 +252,7 @@ int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		for (int i = 0; i < WU_ISP_MAX; i++)
 			wu_throttle_init(&e->th[r][i], &e->conf.throttle[r][i], now);
+	e->ledger = &wu_ledger_local;
 	wu_calendar_day(&e->conf.calendar, now, &e->day);
 	setup_day(e,
 	          e->day.index < 1                         ? 0
@@ -264,6 +267,11 @@ nomem:
 	if (err && errlen)
 		snprintf(err, errlen, "out of memory");
 	return -1;
+}
+
+void wu_engine_set_ledger(struct wu_engine *e, struct wu_ledger *l)
+{
+	e->ledger = l ? l : &wu_ledger_local;
 }
 
 void wu_engine_free(struct wu_engine *e)
@@ -312,6 +320,7 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, wu_t
 struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp)
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
+	enum wu_ledger_short short_why = WU_LEDGER_DONE;
 	wu_time_t until;
 
 	wu_engine_tick(e, now);
@@ -319,6 +328,14 @@ struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int i
 		isp = WU_ISP_OTHER;
 	d.date = e->today.date;
 	d.why = new_blocked(e, now, isp, &until);
+	if (d.why == WU_WHY_NONE &&
+	    wu_ledger_take(e->ledger, e->today.date, e->today.cap, e->today.used, 1, &short_why) < 1) {
+		/* Everything else would let it go: only the ledger holds it back. */
+		d.why = short_why == WU_LEDGER_PENDING ? WU_WHY_LEASE
+		        : short_why == WU_LEDGER_DOWN  ? WU_WHY_CLUSTER
+		                                       : WU_WHY_CAP;
+		until = short_why == WU_LEDGER_DONE ? e->day.end : now + WU_LEASE_WAIT;
+	}
 	if (d.why == WU_WHY_NONE) {
 		wu_bucket_take(&e->pacing);
 		wu_throttle_take(&e->th[WU_ROUTE_NEW][isp]);
@@ -337,7 +354,8 @@ struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp)
 	struct wu_throttle *old;
 	wu_time_t until;
 
-	if (d.kind == WU_NEW)
+	/* A lease on its way is a moment's wait, not a reason to overflow. */
+	if (d.kind == WU_NEW || d.why == WU_WHY_LEASE)
 		return d;
 	if (isp < 0 || isp >= e->conf.isps.n)
 		isp = WU_ISP_OTHER;
@@ -387,6 +405,7 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t
 		if (route == WU_ROUTE_NEW && e->today.used > 0) {
 			e->today.used--;
 			wu_bucket_give(&e->pacing);
+			wu_ledger_give_back(e->ledger, e->today.date, 1);
 		}
 	}
 	*sent = *sent > n ? *sent - n : 0;
@@ -1226,8 +1245,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-	    "none",  "not_started", "window",    "cap",    "pacing",
-	    "share", "isp_rate",    "suspended", "halted", "paused",
+	    "none",  "not_started", "window",    "cap",    "pacing", "share",
+	    "isp_rate", "suspended", "halted", "paused", "lease", "cluster",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }
