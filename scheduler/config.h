@@ -3,7 +3,8 @@
  * `warmup simulate` read the same file.
  *
  * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
- * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME].
+ * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME]
+ * [smtp] [dns] [cluster].
  * Every key is documented in README.md ("Configuration file").  Unknown sections and keys,
  * and bad values, are errors that name the file, the line and the key:
  * "warmup.conf:12: [isp google] new_rate: expected a rate such as 10/s,
@@ -18,6 +19,7 @@
 #include "core/deferral.h"
 #include "core/engine.h"
 #include "cidr.h"
+#include "cluster_conf.h"
 
 enum wu_route_type { WU_ROUTE_NONE = 0, WU_ROUTE_SENDGRID, WU_ROUTE_SMTP };
 enum wu_tls { WU_TLS_REQUIRED = 0, WU_TLS_OPTIONAL, WU_TLS_NONE };
@@ -136,6 +138,9 @@ struct wu_conf {
 
 	/* [webhook] and [defer_rule NAME] */
 	struct wu_webhook_conf webhook;
+
+	/* [cluster]: nodes sharing one migration through Redis (cluster_conf.h) */
+	struct wu_cluster_conf cluster;
 
 	/* [smtp]: the SMTP intake, off without the section */
 	struct wu_smtpd_conf smtpd;

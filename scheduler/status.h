@@ -55,6 +55,12 @@ struct status_extra {
 	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
 	 * or no MX, failures; units the dispatcher moved to their MX's group */
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
+	/* [cluster] (cluster.c): adds a "cluster" object to the status JSON
+	 * (root is a cJSON object) and appends its /metrics lines (malloc'd
+	 * text, NULL for none); both NULL without the section */
+	void (*cluster_json)(void *arg, void *root);
+	char *(*cluster_metrics)(void *arg);
+	void *cluster_arg;
 };
 
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */
