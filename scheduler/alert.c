@@ -34,6 +34,8 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -377,4 +379,20 @@ void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 		return;
 	alert_push(d->alert, kind, (int)ev->route, ev->date, ev->step, ev->cap, ev->bounce_rate,
 	           ev->complaint_rate, ev->text);
+}
+
+void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
+{
+	const struct wu_day_stats *t;
+	char text[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	wu_warn("%s: %s", kind, text);
+	if (!a)
+		return;
+	t = wu_engine_today(a->d->engine);
+	alert_push(a, kind, -1, t->date, t->step, t->cap, 0, 0, text);
 }

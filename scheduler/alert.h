@@ -28,4 +28,10 @@ void alert_stop(struct wu_daemon *d);
  * transaction) and, for gate, pause and resume events, an alert. */
 void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev);
 
+/* A notice that is no engine event (the cluster lost its Redis server, or
+ * got it back): logged at warn level and, with a webhook configured,
+ * pushed as an alert of that kind.  a may be NULL (no webhook). */
+void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
