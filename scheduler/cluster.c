@@ -142,10 +142,13 @@ static uint64_t mono_ms(struct cluster *c)
 	return uv_now(c->d->loop);
 }
 
+/* Units that wait for a lease (or for Redis) are asked about again now. */
 static void kick(struct cluster *c)
 {
-	if (c->d->disp)
+	if (c->d->disp) {
+		dispatcher_forget_waits(c->d->disp);
 		dispatcher_kick(c->d->disp);
+	}
 }
 
 static void day_key(struct cluster *c, int date, char *buf, size_t len)
@@ -514,12 +517,14 @@ static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
 		give_to_cluster(c, c->asked_date, n);
 		return;
 	}
+	wu_debug("cluster: lease of %lld for %d (%lld left in the cluster%s)", (long long)n,
+	         c->asked_date, (long long)c->left, c->held ? ", held" : "");
 	if (n > 0) {
 		c->lease += n;
 		c->leases++;
 		c->lease_units += n;
 		c->last_n = n;
-		c->last_ms = mono_ms(c);
+		c->last_ms = c->take_ms = mono_ms(c);
 	} else if (!c->held) {
 		c->exhausted = 1;
 	}
