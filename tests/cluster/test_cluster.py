@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Several warmupd nodes sharing one cap through a real Redis server.
 
-usage: test_cluster.py WARMUPD FAKE_SENDGRID [unittest args]
+usage: test_cluster.py WARMUPD FAKE_SENDGRID WARMUP [unittest args]
 
 Each test starts its own redis-server on a free loopback port (no
 persistence: --save '' --appendonly no), one fake SendGrid that every node
@@ -27,6 +27,7 @@ from warmuptest import TZ, today, wait_for, mail  # noqa: E402
 
 WARMUPD = None
 FAKE = None
+WARMUP = None
 TOKEN = "tok-Cluster-5e1a7c93b2d04f68a1e7"
 API_KEY = "SG.Cluster-8b2d41f0c6e37a95d1c4.pQ7w"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -296,6 +297,14 @@ timeout = 1s
             return (len(c["nodes"]) == 3 and c["sent"] == self.CAP and
                     c["cap"] == self.CAP)
         wait_for(view_ok, "the cluster view: three nodes, the cap used in sum")
+        r = subprocess.run([WARMUP, "status", "--url", "http://127.0.0.1:%d" % self.nodes[2].port,
+                            "--token-env", "WARMUP_TEST_TOKEN"], capture_output=True, text=True,
+                           env=dict(os.environ, WARMUP_TEST_TOKEN=TOKEN))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("cluster    test-migration on redis://127.0.0.1:%d/0, node n3: connected; "
+                      "sum 500 sent" % self.redis.port, r.stdout)
+        for i in (1, 2, 3):
+            self.assertRegex(r.stdout, r"\nn%d +\d+ +\d+  yes\n" % i)
         m = self.nodes[1].metrics()
         self.assertIn("warmup_cluster_connected 1", m)
         self.assertIn("warmup_cluster_leases_total", m)
@@ -392,8 +401,8 @@ timeout = 1s
 
 
 if __name__ == "__main__":
-    WARMUPD, FAKE = sys.argv[1], sys.argv[2]
+    WARMUPD, FAKE, WARMUP = sys.argv[1], sys.argv[2], sys.argv[3]
     if not os.path.exists(REDIS_SERVER):
         print("redis-server is not installed (tools/setup installs it)")
         sys.exit(77)
-    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)
