@@ -49,6 +49,7 @@
 
 #include "alert.h"
 #include "cluster_lua.h"
+#include "cluster_priv.h"
 #include "core/ledger.h"
 #include "daemon.h"
 #include "dispatcher.h"
@@ -126,6 +127,8 @@ struct cluster {
 	struct node_view view[VIEW_MAX];
 	int nview;
 	int64_t v_granted, v_cap;
+
+	struct cluster_dedup dedup; /* the webhook's (cluster_dedup.c) */
 
 	/* figures for /metrics */
 	int64_t round_trips, leases, lease_units, returned, disconnects;
@@ -841,6 +844,28 @@ static char *metrics_add(void *arg)
 	return out;
 }
 
+/* ---- for cluster_dedup.c ------------------------------------------------- */
+
+int cluster_reachable(const struct cluster *c)
+{
+	return c->ready && !c->stopping;
+}
+
+const struct wu_cluster_conf *cluster_conf(const struct cluster *c)
+{
+	return c->conf;
+}
+
+struct cluster_dedup *cluster_dedup_state(struct cluster *c)
+{
+	return &c->dedup;
+}
+
+void cluster_count_round_trip(struct cluster *c)
+{
+	c->round_trips++;
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t errlen)
@@ -866,6 +891,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	snprintf(c->k_node_prefix, sizeof(c->k_node_prefix), "warmup:{%s}:node:", n);
 	snprintf(c->k_nodes, sizeof(c->k_nodes), "warmup:{%s}:nodes", n);
 	snprintf(c->k_pause, sizeof(c->k_pause), "warmup:{%s}:pause", n);
+	snprintf(c->dedup.prefix, sizeof(c->dedup.prefix), "warmup:{%s}:ev:", n);
 	for (int i = 0; i < SC_COUNT; i++) {
 		c->slot[i].c = c;
 		c->slot[i].i = i;
@@ -910,6 +936,7 @@ void cluster_stop(struct cluster *c)
 		return;
 	d = c->d;
 	c->stopping = 1;
+	cluster_dedup_close(&c->dedup);
 	wu_engine_set_ledger(d->engine, &closed_ledger);
 	daemon_unlisten(d, on_event, c);
 	d->extra.cluster_json = NULL;

@@ -15,7 +15,8 @@
  * applies), an alert goes out, and the node reconnects with a backoff.
  *
  * Shared besides the cap: a pause or resume by an operator and a halt of
- * the health gate on any node reach every node (the pause hash).  The
+ * the health gate on any node reach every node (the pause hash); the
+ * Event Webhook's dedup by sg_event_id (cluster_dedup.c).  The
  * status JSON gets a "cluster" object (every node's lease and sends, the
  * sum against the cap), /metrics the node's own figures.
  */
@@ -31,6 +32,15 @@ struct cluster;
  * the shared ledger under the engine.  *cp is NULL without [cluster].
  * Returns 0, or -1 with a message. */
 int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t errlen);
+
+/* Which of n Event Webhook ids (sg_event_id) no node has seen: fresh[i]
+ * is set to 1 for an id this call marked first (SET NX with a TTL of three
+ * days, SendGrid's retry window), 0 for one another node or an earlier
+ * batch marked.  One round trip on a connection of its own, waiting at most
+ * [cluster] timeout (250 ms at most); returns 0, or -1 when Redis cannot
+ * answer now (then the caller's own dedup is all there is).  c may be NULL:
+ * -1. */
+int cluster_dedup(struct cluster *c, const char *const *ids, int n, unsigned char *fresh);
 
 /* Gives the lease back and disconnects; the engine is left with a ledger
  * that grants nothing.  Memory goes once Redis answered (or the timeout). */

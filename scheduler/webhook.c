@@ -50,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "log.h"
 #include "suppress.h"
@@ -336,7 +337,8 @@ static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 }
 
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
-static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct webhook_reply *rep)
+static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fresh,
+                       struct webhook_reply *rep)
 {
 	struct wu_daemon *d = w->d;
 	struct webhook_event e;
@@ -358,6 +360,10 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		 * bounced or complained there must not get ours either. */
 		rep->unattributed++;
 		return event_suppress(d, &e);
+	}
+	if (!fresh) {
+		rep->duplicate++; /* another node, or an earlier batch, has it */
+		return 0;
 	}
 	if ((rc = store_webhook_seen(d->store, e.id, now)) <= 0) {
 		if (rc == 0)
@@ -393,6 +399,53 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 	return 0;
 }
 
+/* With [cluster]: which events of the batch no node has applied yet, one
+ * flag per element (1 for an element without an id: the parse refuses it
+ * later).  NULL: every event counts as fresh here (no cluster, or Redis
+ * cannot answer now; the store's own dedup still applies). */
+static unsigned char *cluster_fresh(struct wu_daemon *d, const cJSON *root)
+{
+	int n = cJSON_GetArraySize(root), k = 0, i = 0;
+	const char **ids;
+	unsigned char *fresh, *got;
+	const cJSON *ev;
+
+	if (!d->cluster || n <= 0)
+		return NULL;
+	ids = calloc((size_t)n, sizeof(*ids));
+	fresh = calloc((size_t)n, 1);
+	got = calloc((size_t)n, 1);
+	if (!ids || !fresh || !got)
+		goto none;
+	cJSON_ArrayForEach(ev, root)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "sg_event_id");
+
+		if (cJSON_IsString(id) && id->valuestring[0] && strlen(id->valuestring) <= 255)
+			ids[k++] = id->valuestring;
+	}
+	if (cluster_dedup(d->cluster, ids, k, got) < 0)
+		goto none;
+	k = 0;
+	cJSON_ArrayForEach(ev, root)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "sg_event_id");
+
+		fresh[i++] = cJSON_IsString(id) && id->valuestring[0] &&
+		                     strlen(id->valuestring) <= 255
+		                 ? got[k++]
+		                 : 1;
+	}
+	free(ids);
+	free(got);
+	return fresh;
+none:
+	free(ids);
+	free(fresh);
+	free(got);
+	return NULL;
+}
+
 void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body, size_t len,
                   int too_big, struct webhook_reply *rep)
 {
@@ -401,6 +454,8 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 	const char *why;
 	char msg[224];
 	cJSON *root, *ev;
+	unsigned char *fresh;
+	int i;
 
 	if (too_big) {
 		d->extra.wh_bad_batches++;
@@ -423,16 +478,19 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 		       "The store is not available; try again.");
 		return;
 	}
+	fresh = cluster_fresh(d, root);
+	i = 0;
 	cJSON_ArrayForEach(ev, root)
 	{
 		rep->received++;
-		if (event_apply(w, ev, now, rep) < 0) {
+		if (event_apply(w, ev, now, fresh ? fresh[i++] : 1, rep) < 0) {
 			wu_error("webhook: cannot record an event: %s", store_errmsg(d->store));
 			daemon_txn_fail(d, "webhook");
 			break;
 		}
 	}
 	cJSON_Delete(root);
+	free(fresh);
 	if (now - w->pruned >= PRUNE_EVERY) {
 		if (store_webhook_prune(d->store, now - SEEN_KEEP) < 0)
 			daemon_txn_fail(d, "webhook: pruning event ids");

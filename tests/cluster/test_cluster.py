@@ -384,6 +384,23 @@ timeout = 1s
         wait_for(lambda: not any(n.status()["routes"]["new"]["paused"] for n in self.nodes),
                  "the resume reached every node")
 
+    def test_same_event_id_counts_once(self):
+        self.start_nodes()
+        ts = int(time.time())
+        ev = [{"email": "x@example.com", "timestamp": ts, "event": "delivered",
+               "sg_event_id": "dup-1", "warmup_route": "new"},
+              {"email": "y@example.com", "timestamp": ts, "event": "delivered",
+               "sg_event_id": "only-on-2-%d" % ts, "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev[:1], token=None)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(json.loads(b)["applied"], 1, b)
+        st, _, b = self.nodes[1].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+        got = json.loads(b)
+        self.assertEqual((got["applied"], got["duplicate"]), (1, 1), got)
+        delivered = [n.status()["routes"]["new"]["delivered"] for n in self.nodes]
+        self.assertEqual(delivered, [1, 1, 0], "each event counted on one node only")
+
     def test_config_refuses_tls_and_password_in_url(self):
         cfg = self.config(1)
         with open(cfg) as f:
