@@ -21,7 +21,9 @@
  *
  *	Once a second the node runs CLUSTER_LUA_SYNC: it states its claim
  *	(used today + lease held), publishes its numbers for the cluster view,
- *	and reads the shared pause and every node's numbers back.  A lease
+ *	and reads the shared pause and every node's numbers back (what it does
+ *	with them is in cluster_view.c; the webhook's dedup in
+ *	cluster_dedup.c).  A lease
  *	unused for IDLE_RETURN, a lease of a day that ended, and the lease at
  *	a stop go back (CLUSTER_LUA_RETURN).
  *
@@ -38,7 +40,6 @@
  */
 #include "cluster.h"
 
-#include <cJSON.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -62,79 +63,10 @@
 #define IDLE_RETURN_MS 30000  /* an unused lease goes back after this */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
-#define VIEW_MAX       64
-#define RING           256
 #define COUNT_MAX      9007199254740992LL /* 2^53: Lua's exact integers */
-
-enum { SC_LEASE, SC_RETURN, SC_SYNC, SC_PAUSE, SC_COUNT };
 
 static const char *const scripts[SC_COUNT] = {CLUSTER_LUA_LEASE, CLUSTER_LUA_RETURN,
                                               CLUSTER_LUA_SYNC, CLUSTER_LUA_PAUSE};
-
-struct node_view {
-	char node[64];
-	int date;
-	int64_t lease, sent, at;
-};
-
-struct script_slot {
-	struct cluster *c;
-	int i;
-};
-
-struct cluster {
-	struct wu_daemon *d;
-	const struct wu_cluster_conf *conf;
-	struct wu_ledger ledger;
-	redisAsyncContext *ac;
-	int ready;     /* connected, authenticated, scripts loaded */
-	int ever_up;   /* ready once at least */
-	int down;      /* an outage is under way (alerted) */
-	int failures;  /* connection attempts failed in a row */
-	int stopping;
-	int loaded;    /* scripts loaded on this connection */
-	char sha[SC_COUNT][41];
-	struct script_slot slot[SC_COUNT];
-	uv_timer_t tick, retry, stop;
-	int nclosed, stop_closed;
-	uint64_t backoff;
-
-	/* the lease */
-	int date;          /* the day the lease is of; 0 before any */
-	int64_t cap;       /* that day's cap as the engine gave it */
-	int64_t used;      /* what the engine had counted at its last take */
-	int64_t lease;     /* units held, not yet used */
-	int64_t last_n;    /* the last lease's size */
-	uint64_t last_ms;  /* when it came */
-	uint64_t take_ms;  /* the last unit taken */
-	int asking;        /* a lease request is under way */
-	int asked_date;
-	int exhausted;     /* the cluster said none is left today */
-	int held;          /* Redis lost the day: wait for every node's claim */
-	int64_t left;      /* the cluster's remaining cap, at the last answer */
-	int64_t bins[6];   /* units taken per 10 s, for the rate */
-	uint64_t bin_epoch[6];
-
-	/* requests under way, oldest first, for the timeout */
-	uint64_t sent_ms[RING];
-	int rhead, rn;
-
-	/* the shared pause */
-	int64_t pause_seq;
-	int pause_effective;
-
-	/* the last view */
-	struct node_view view[VIEW_MAX];
-	int nview;
-	int64_t v_granted, v_cap;
-
-	struct cluster_dedup dedup; /* the webhook's (cluster_dedup.c) */
-
-	/* figures for /metrics */
-	int64_t round_trips, leases, lease_units, returned, disconnects;
-
-	char k_day_prefix[200], k_node[200], k_nodes[200], k_pause[200], k_node_prefix[200];
-};
 
 static void connect_now(struct cluster *c);
 static void lease_ask(struct cluster *c);
@@ -146,7 +78,7 @@ static uint64_t mono_ms(struct cluster *c)
 }
 
 /* Units that wait for a lease (or for Redis) are asked about again now. */
-static void kick(struct cluster *c)
+void cluster_kick(struct cluster *c)
 {
 	if (c->d->disp) {
 		dispatcher_forget_waits(c->d->disp);
@@ -159,15 +91,15 @@ static void day_key(struct cluster *c, int date, char *buf, size_t len)
 	snprintf(buf, len, "%s%d", c->k_day_prefix, date);
 }
 
-/* Counts a command sent; its answer calls answered(). */
-static void sent(struct cluster *c)
+/* Counts a command sent; its answer calls cluster_answered(). */
+void cluster_sent(struct cluster *c)
 {
 	c->round_trips++;
 	if (c->rn < RING)
 		c->sent_ms[(c->rhead + c->rn++) % RING] = mono_ms(c);
 }
 
-static void answered(struct cluster *c)
+void cluster_answered(struct cluster *c)
 {
 	if (c->rn > 0) {
 		c->rhead = (c->rhead + 1) % RING;
@@ -176,7 +108,7 @@ static void answered(struct cluster *c)
 }
 
 /* A reply that is an error or missing: logs it, and says so. */
-static int bad_reply(struct cluster *c, const redisReply *r, const char *what)
+int cluster_bad_reply(struct cluster *c, const redisReply *r, const char *what)
 {
 	if (!r)
 		return 1; /* the connection went: lost() says it */
@@ -189,7 +121,7 @@ static int bad_reply(struct cluster *c, const redisReply *r, const char *what)
 	return 0;
 }
 
-static int64_t int_at(const redisReply *r, size_t i)
+int64_t cluster_int_at(const redisReply *r, size_t i)
 {
 	if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
 		return 0;
@@ -200,7 +132,7 @@ static int64_t int_at(const redisReply *r, size_t i)
 	return 0;
 }
 
-static const char *str_at(const redisReply *r, size_t i)
+const char *cluster_str_at(const redisReply *r, size_t i)
 {
 	if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
 	    r->element[i]->type != REDIS_REPLY_STRING)
@@ -281,7 +213,7 @@ static void lost(struct cluster *c, const char *why)
 	if (!c->stopping) {
 		went_down(c, why);
 		schedule_retry(c);
-		kick(c); /* units waiting for a lease now take the overflow way */
+		cluster_kick(c); /* units waiting for a lease now take the overflow way */
 	}
 	maybe_free(c);
 }
@@ -304,7 +236,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	c->disconnects++;
 	went_down(c, "the connection closed");
 	schedule_retry(c);
-	kick(c);
+	cluster_kick(c);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -323,7 +255,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	}
 	went_down(c, ac->errstr[0] ? ac->errstr : "cannot connect");
 	schedule_retry(c);
-	kick(c);
+	cluster_kick(c);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
@@ -331,7 +263,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
 	struct cluster *c = priv;
 
 	(void)ac;
-	answered(c);
+	cluster_answered(c);
 	if (reply && ((redisReply *)reply)->type == REDIS_REPLY_ERROR)
 		wu_error("cluster: Redis at %s refused the %s: %.200s", c->conf->where,
 		         c->conf->password ? "password" : "database", ((redisReply *)reply)->str);
@@ -344,11 +276,11 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *r = reply;
 
 	(void)ac;
-	answered(c);
+	cluster_answered(c);
 	if (!r || c->stopping)
 		return;
 	if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-		bad_reply(c, r, "loading a script");
+		cluster_bad_reply(c, r, "loading a script");
 		/* an AUTH or SELECT that failed fails these too: start again */
 		if (c->ac)
 			lost(c, "the server refused the connection's set-up");
@@ -373,7 +305,7 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	c->ever_up = 1;
 	c->exhausted = 0;
-	kick(c);
+	cluster_kick(c);
 }
 
 static void connect_now(struct cluster *c)
@@ -411,15 +343,15 @@ static void connect_now(struct cluster *c)
 			                  c->conf->password);
 		else
 			redisAsyncCommand(ac, on_auth, c, "AUTH %s", c->conf->password);
-		sent(c);
+		cluster_sent(c);
 	}
 	if (c->conf->db) {
 		redisAsyncCommand(ac, on_auth, c, "SELECT %d", c->conf->db);
-		sent(c);
+		cluster_sent(c);
 	}
 	for (int i = 0; i < SC_COUNT; i++) {
 		redisAsyncCommand(ac, on_script, &c->slot[i], "SCRIPT LOAD %s", scripts[i]);
-		sent(c);
+		cluster_sent(c);
 	}
 }
 
@@ -509,13 +441,13 @@ static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
 	int64_t n;
 
 	(void)ac;
-	answered(c);
+	cluster_answered(c);
 	c->asking = 0;
-	if (bad_reply(c, r, "taking a lease") || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+	if (cluster_bad_reply(c, r, "taking a lease") || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
 		return;
-	n = int_at(r, 0);
-	c->left = int_at(r, 1);
-	c->held = int_at(r, 2) != 0;
+	n = cluster_int_at(r, 0);
+	c->left = cluster_int_at(r, 1);
+	c->held = cluster_int_at(r, 2) != 0;
 	if (c->stopping || c->asked_date != c->date) {
 		give_to_cluster(c, c->asked_date, n);
 		return;
@@ -531,7 +463,7 @@ static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
 	} else if (!c->held) {
 		c->exhausted = 1;
 	}
-	kick(c);
+	cluster_kick(c);
 }
 
 static void lease_ask(struct cluster *c)
@@ -546,7 +478,7 @@ static void lease_ask(struct cluster *c)
 	redisAsyncCommand(c->ac, on_lease, c, "EVALSHA %s 1 %s %lld %s %lld %d %lld",
 	                  c->sha[SC_LEASE], key, cap_arg(c->cap), c->conf->node, claim_of(c),
 	                  HOLD_S, want);
-	sent(c);
+	cluster_sent(c);
 	c->asking = 1;
 	c->asked_date = c->date;
 }
@@ -616,84 +548,6 @@ static void closed_give_back(struct wu_ledger *l, int date, int64_t n)
 static const struct wu_ledger_ops closed_ops = {closed_take, closed_give_back};
 static struct wu_ledger closed_ledger = {&closed_ops, NULL};
 
-/* ---- the shared pause ---------------------------------------------------- */
-
-static void pause_publish(struct cluster *c, int paused, const char *kind, const char *by);
-
-static void on_pause_done(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct cluster *c = priv;
-	redisReply *r = reply;
-
-	(void)ac;
-	answered(c);
-	if (bad_reply(c, r, "sharing a pause"))
-		return;
-	if (r->type == REDIS_REPLY_INTEGER && r->integer > c->pause_seq)
-		c->pause_seq = r->integer;
-}
-
-static void pause_publish(struct cluster *c, int paused, const char *kind, const char *by)
-{
-	if (!c->ready || !c->ac) {
-		wu_warn("cluster: Redis cannot be reached: the %s is not shared with the other "
-		        "nodes",
-		        kind);
-		return;
-	}
-	redisAsyncCommand(c->ac, on_pause_done, c, "EVALSHA %s 1 %s %d %s %d %s", c->sha[SC_PAUSE],
-	                  c->k_pause, paused, kind, wu_engine_today(c->d->engine)->date, by);
-	sent(c);
-	c->pause_effective = paused;
-}
-
-/* The engine events a node shares: an operator's pause or resume, a gate
- * halt.  Events this module caused itself ("by cluster") are not echoed. */
-static void on_event(void *arg, const struct wu_event *ev)
-{
-	struct cluster *c = arg;
-	char by[240];
-
-	if (ev->route != WU_ROUTE_NEW || strstr(ev->text, "by cluster"))
-		return;
-	snprintf(by, sizeof(by), "%s: %.160s", c->conf->node, ev->text);
-	if (ev->kind == WU_EV_GATE_HALT)
-		pause_publish(c, 1, "halt", by);
-	else if (ev->kind == WU_EV_PAUSE && strstr(ev->text, "by operator"))
-		pause_publish(c, 1, "pause", by);
-	else if (ev->kind == WU_EV_RESUME)
-		pause_publish(c, 0, "resume", by);
-}
-
-/* The shared pause as the last sync read it. */
-static void pause_apply(struct cluster *c, int64_t seq, int paused, const char *kind, int date,
-                        const char *by)
-{
-	struct wu_daemon *d = c->d;
-	const struct wu_core_conf *core = wu_engine_conf(d->engine);
-	int today = wu_engine_today(d->engine)->date;
-	int effective = paused;
-	char who[240];
-
-	/* A gate halt that lifts at the next day lifts everywhere then. */
-	if (paused && strcmp(kind, "halt") == 0 && core->gate.resume == WU_RESUME_NEXT_DAY &&
-	    date < today)
-		effective = 0;
-	if (seq <= c->pause_seq && effective == c->pause_effective)
-		return;
-	c->pause_seq = seq > c->pause_seq ? seq : c->pause_seq;
-	c->pause_effective = effective;
-	if (daemon_txn(d) < 0)
-		return;
-	snprintf(who, sizeof(who), "cluster (%.200s)", by[0] ? by : "another node");
-	if (effective && !wu_engine_paused(d->engine, WU_ROUTE_NEW))
-		wu_engine_pause(d->engine, daemon_now(d), WU_ROUTE_NEW, who);
-	else if (!effective && wu_engine_paused(d->engine, WU_ROUTE_NEW))
-		wu_engine_resume(d->engine, daemon_now(d), WU_ROUTE_NEW, who);
-	daemon_drain_events(d);
-	kick(c);
-}
-
 /* ---- the periodic sync --------------------------------------------------- */
 
 static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
@@ -703,30 +557,30 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	int was_held = c->held, was_exhausted = c->exhausted;
 
 	(void)ac;
-	answered(c);
-	if (bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY || r->elements < 9 ||
+	cluster_answered(c);
+	if (cluster_bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY || r->elements < 9 ||
 	    c->stopping)
 		return;
-	c->left = int_at(r, 0);
-	c->v_granted = int_at(r, 1);
-	c->v_cap = int_at(r, 2);
-	c->held = int_at(r, 3) != 0;
+	c->left = cluster_int_at(r, 0);
+	c->v_granted = cluster_int_at(r, 1);
+	c->v_cap = cluster_int_at(r, 2);
+	c->held = cluster_int_at(r, 3) != 0;
 	if (c->left > 0)
 		c->exhausted = 0;
 	c->nview = 0;
 	for (size_t i = 9; i + 4 < r->elements && c->nview < VIEW_MAX; i += 5) {
 		struct node_view *v = &c->view[c->nview++];
 
-		snprintf(v->node, sizeof(v->node), "%s", str_at(r, i));
-		v->date = (int)int_at(r, i + 1);
-		v->lease = int_at(r, i + 2);
-		v->sent = int_at(r, i + 3);
-		v->at = int_at(r, i + 4);
+		snprintf(v->node, sizeof(v->node), "%s", cluster_str_at(r, i));
+		v->date = (int)cluster_int_at(r, i + 1);
+		v->lease = cluster_int_at(r, i + 2);
+		v->sent = cluster_int_at(r, i + 3);
+		v->at = cluster_int_at(r, i + 4);
 	}
-	pause_apply(c, int_at(r, 4), (int)int_at(r, 5), str_at(r, 6), (int)int_at(r, 7),
-	            str_at(r, 8));
+	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5), cluster_str_at(r, 6), (int)cluster_int_at(r, 7),
+	            cluster_str_at(r, 8));
 	if ((was_held && !c->held) || (was_exhausted && !c->exhausted))
-		kick(c);
+		cluster_kick(c);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -758,90 +612,7 @@ static void on_tick(uv_timer_t *t)
 	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause,
 	                  c->k_node_prefix, cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S,
 	                  c->date, (long long)c->lease, (long long)today->used, NODE_TTL_S);
-	sent(c);
-}
-
-/* ---- status -------------------------------------------------------------- */
-
-static void status_add(void *arg, void *rootp)
-{
-	struct cluster *c = arg;
-	cJSON *root = rootp, *o, *nodes;
-	int today = wu_engine_today(c->d->engine)->date;
-	int64_t sum_sent = 0, sum_lease = 0;
-
-	if (!(o = cJSON_AddObjectToObject(root, "cluster")))
-		return;
-	cJSON_AddStringToObject(o, "redis", c->conf->where);
-	cJSON_AddStringToObject(o, "name", c->conf->name);
-	cJSON_AddStringToObject(o, "node", c->conf->node);
-	cJSON_AddBoolToObject(o, "connected", c->ready);
-	cJSON_AddNumberToObject(o, "lease", (double)c->lease);
-	if (c->cap == WU_UNLIMITED || !c->v_cap)
-		cJSON_AddNullToObject(o, "cap");
-	else
-		cJSON_AddNumberToObject(o, "cap", (double)c->v_cap);
-	cJSON_AddNumberToObject(o, "granted", (double)c->v_granted);
-	cJSON_AddNumberToObject(o, "left", (double)c->left);
-	cJSON_AddBoolToObject(o, "held", c->held);
-	cJSON_AddNumberToObject(o, "round_trips", (double)c->round_trips);
-	cJSON_AddNumberToObject(o, "leases", (double)c->leases);
-	nodes = cJSON_AddArrayToObject(o, "nodes");
-	for (int i = 0; i < c->nview; i++) {
-		cJSON *n = cJSON_CreateObject();
-
-		if (!n)
-			break;
-		cJSON_AddStringToObject(n, "node", c->view[i].node);
-		cJSON_AddNumberToObject(n, "lease", (double)c->view[i].lease);
-		cJSON_AddNumberToObject(n, "sent", (double)c->view[i].sent);
-		cJSON_AddNumberToObject(n, "seen_at", (double)c->view[i].at);
-		cJSON_AddBoolToObject(n, "today", c->view[i].date == today);
-		cJSON_AddItemToArray(nodes, n);
-		if (c->view[i].date == today) {
-			sum_sent += c->view[i].sent;
-			sum_lease += c->view[i].lease;
-		}
-	}
-	cJSON_AddNumberToObject(o, "sent", (double)sum_sent);
-	cJSON_AddNumberToObject(o, "leased", (double)sum_lease);
-}
-
-static char *metrics_add(void *arg)
-{
-	struct cluster *c = arg;
-	char *out = NULL;
-
-	if (asprintf(&out,
-	             "# HELP warmup_cluster_connected 1 when this node reaches its Redis server.\n"
-	             "# TYPE warmup_cluster_connected gauge\n"
-	             "warmup_cluster_connected %d\n"
-	             "# HELP warmup_cluster_lease New-route units this node holds, not yet used.\n"
-	             "# TYPE warmup_cluster_lease gauge\n"
-	             "warmup_cluster_lease %" PRId64 "\n"
-	             "# HELP warmup_cluster_left The cluster's cap not yet leased, at the last "
-	             "answer.\n"
-	             "# TYPE warmup_cluster_left gauge\n"
-	             "warmup_cluster_left %" PRId64 "\n"
-	             "# HELP warmup_cluster_leases_total Leases this node took.\n"
-	             "# TYPE warmup_cluster_leases_total counter\n"
-	             "warmup_cluster_leases_total %" PRId64 "\n"
-	             "# HELP warmup_cluster_lease_units_total Units in those leases.\n"
-	             "# TYPE warmup_cluster_lease_units_total counter\n"
-	             "warmup_cluster_lease_units_total %" PRId64 "\n"
-	             "# HELP warmup_cluster_returned_total Leased units given back.\n"
-	             "# TYPE warmup_cluster_returned_total counter\n"
-	             "warmup_cluster_returned_total %" PRId64 "\n"
-	             "# HELP warmup_cluster_round_trips_total Commands sent to Redis.\n"
-	             "# TYPE warmup_cluster_round_trips_total counter\n"
-	             "warmup_cluster_round_trips_total %" PRId64 "\n"
-	             "# HELP warmup_cluster_disconnects_total Connections to Redis lost.\n"
-	             "# TYPE warmup_cluster_disconnects_total counter\n"
-	             "warmup_cluster_disconnects_total %" PRId64 "\n",
-	             c->ready, c->lease, c->left, c->leases, c->lease_units, c->returned,
-	             c->round_trips, c->disconnects) < 0)
-		return NULL;
-	return out;
+	cluster_sent(c);
 }
 
 /* ---- for cluster_dedup.c ------------------------------------------------- */
@@ -896,7 +667,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 		c->slot[i].c = c;
 		c->slot[i].i = i;
 	}
-	if (daemon_listen(d, on_event, c) < 0) {
+	if (daemon_listen(d, cluster_on_event, c) < 0) {
 		free(c);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -907,8 +678,8 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	c->tick.data = c->retry.data = c->stop.data = c;
 	uv_timer_start(&c->tick, on_tick, SYNC_EVERY_MS, SYNC_EVERY_MS);
 	wu_engine_set_ledger(d->engine, &c->ledger);
-	d->extra.cluster_json = status_add;
-	d->extra.cluster_metrics = metrics_add;
+	d->extra.cluster_json = cluster_status_json;
+	d->extra.cluster_metrics = cluster_metrics;
 	d->extra.cluster_arg = c;
 	connect_now(c);
 	*cp = c;
@@ -938,7 +709,7 @@ void cluster_stop(struct cluster *c)
 	c->stopping = 1;
 	cluster_dedup_close(&c->dedup);
 	wu_engine_set_ledger(d->engine, &closed_ledger);
-	daemon_unlisten(d, on_event, c);
+	daemon_unlisten(d, cluster_on_event, c);
 	d->extra.cluster_json = NULL;
 	d->extra.cluster_metrics = NULL;
 	d->extra.cluster_arg = NULL;
