@@ -58,9 +58,9 @@
 
 #define LEASE_MIN      8
 #define SYNC_EVERY_MS  1000
-#define NODE_TTL_S     30     /* a node silent this long leaves the view */
-#define HOLD_S         3      /* grace after Redis lost a day: every live node re-claims */
-#define IDLE_RETURN_MS 30000  /* an unused lease goes back after this */
+#define NODE_TTL_S     30    /* a node silent this long leaves the view */
+#define HOLD_S         3     /* grace after Redis lost a day: every live node re-claims */
+#define IDLE_RETURN_MS 30000 /* an unused lease goes back after this */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define COUNT_MAX      9007199254740992LL /* 2^53: Lua's exact integers */
@@ -247,7 +247,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		return;
 	if (status == REDIS_OK)
 		return; /* ready once the scripts are loaded */
-	c->ac = NULL; /* hiredis frees it after this callback */
+	c->ac = NULL;   /* hiredis frees it after this callback */
 	c->failures++;
 	if (c->stopping) {
 		maybe_free(c);
@@ -443,7 +443,8 @@ static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
 	(void)ac;
 	cluster_answered(c);
 	c->asking = 0;
-	if (cluster_bad_reply(c, r, "taking a lease") || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+	if (cluster_bad_reply(c, r, "taking a lease") || r->type != REDIS_REPLY_ARRAY ||
+	    r->elements < 3)
 		return;
 	n = cluster_int_at(r, 0);
 	c->left = cluster_int_at(r, 1);
@@ -507,7 +508,8 @@ static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 		else if (c->exhausted)
 			*why = WU_LEDGER_DONE;
 		else if (c->asking || (!c->ever_up && c->ac && !c->failures))
-			*why = WU_LEDGER_PENDING; /* the lease, or the first connection, is coming */
+			*why =
+			    WU_LEDGER_PENDING; /* the lease, or the first connection, is coming */
 		else
 			*why = WU_LEDGER_DOWN;
 	}
@@ -577,8 +579,8 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 		v->sent = cluster_int_at(r, i + 3);
 		v->at = cluster_int_at(r, i + 4);
 	}
-	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5), cluster_str_at(r, 6), (int)cluster_int_at(r, 7),
-	            cluster_str_at(r, 8));
+	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5),
+	                    cluster_str_at(r, 6), (int)cluster_int_at(r, 7), cluster_str_at(r, 8));
 	if ((was_held && !c->held) || (was_exhausted && !c->exhausted))
 		cluster_kick(c);
 }
@@ -590,7 +592,8 @@ static void on_tick(uv_timer_t *t)
 	char key[256];
 
 	/* an answer later than the timeout: the server is as good as gone */
-	if (c->ac && c->rn > 0 && mono_ms(c) - c->sent_ms[c->rhead] > (uint64_t)(c->conf->timeout / 1000)) {
+	if (c->ac && c->rn > 0 &&
+	    mono_ms(c) - c->sent_ms[c->rhead] > (uint64_t)(c->conf->timeout / 1000)) {
 		lost(c, "no answer within [cluster] timeout");
 		return;
 	}
@@ -608,10 +611,11 @@ static void on_tick(uv_timer_t *t)
 		c->lease = 0;
 	}
 	day_key(c, c->date, key, sizeof(key));
-	redisAsyncCommand(c->ac, on_sync, c, "EVALSHA %s 5 %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d",
-	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause,
-	                  c->k_node_prefix, cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S,
-	                  c->date, (long long)c->lease, (long long)today->used, NODE_TTL_S);
+	redisAsyncCommand(c->ac, on_sync, c,
+	                  "EVALSHA %s 5 %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d",
+	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause, c->k_node_prefix,
+	                  cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
+	                  (long long)c->lease, (long long)today->used, NODE_TTL_S);
 	cluster_sent(c);
 }
 

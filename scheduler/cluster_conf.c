@@ -27,7 +27,8 @@ int wu_cluster_name_ok(const char *s)
 	size_t len = strlen(s);
 
 	return len >= 1 && len <= 63 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == len;
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+	           len;
 }
 
 /* A decimal number in [lo, hi] spanning exactly [s, end). */
@@ -102,11 +103,13 @@ int wu_cluster_url_parse(struct wu_cluster_conf *c, const char *url, char *why, 
 		const char *dend = slash + 1 + strcspn(slash + 1, "?#");
 
 		if (*dend || number(slash + 1, dend, 0, 100000, &c->db) < 0)
-			return say(why, n, "the path of the URL must be a database number such as /0");
+			return say(why, n,
+			           "the path of the URL must be a database number such as /0");
 	} else if (*slash && !(*slash == '/' && !slash[1])) {
 		return say(why, n, "the URL must not have a query or fragment");
 	}
-	snprintf(c->where, sizeof(c->where), "redis://%s%s%s:%d/%d", strchr(c->host, ':') ? "[" : "",
-	         c->host, strchr(c->host, ':') ? "]" : "", c->port, c->db);
+	snprintf(c->where, sizeof(c->where), "redis://%s%s%s:%d/%d",
+	         strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "", c->port,
+	         c->db);
 	return 0;
 }

@@ -17,17 +17,17 @@
 #include "core/wu.h"
 
 struct wu_cluster_conf {
-	int enabled;        /* the section is there */
-	char host[256];     /* redis = URL, parsed */
-	int port;           /* default 6379 */
-	int db;             /* default 0 */
-	char user[128];     /* ACL user; "" = the default user */
-	char where[300];    /* redis://host:port/db, for logs and status */
-	char name[64];      /* the migration's name in Redis keys; default "warmup" */
-	char node[64];      /* this node's name; default the host name */
-	char *password;     /* AUTH; never logged */
-	wu_time_t timeout;  /* a Redis answer longer than this: unreachable; 2s */
-	int64_t lease_max;  /* most units one lease takes; 2000 */
+	int enabled;       /* the section is there */
+	char host[256];    /* redis = URL, parsed */
+	int port;          /* default 6379 */
+	int db;            /* default 0 */
+	char user[128];    /* ACL user; "" = the default user */
+	char where[300];   /* redis://host:port/db, for logs and status */
+	char name[64];     /* the migration's name in Redis keys; default "warmup" */
+	char node[64];     /* this node's name; default the host name */
+	char *password;    /* AUTH; never logged */
+	wu_time_t timeout; /* a Redis answer longer than this: unreachable; 2s */
+	int64_t lease_max; /* most units one lease takes; 2000 */
 };
 
 /* Parses a redis:// URL into c (host, port, db, user, where).  Returns 0,

@@ -89,7 +89,8 @@ int cluster_dedup(struct cluster *c, const char *const *ids, int n, unsigned cha
 		char key[400];
 
 		snprintf(key, sizeof(key), "%s%s", dd->prefix, ids[i]);
-		redisAppendCommand(rc, "SET %s %s NX EX %d", key, cluster_conf(c)->node, DEDUP_TTL_S);
+		redisAppendCommand(rc, "SET %s %s NX EX %d", key, cluster_conf(c)->node,
+		                   DEDUP_TTL_S);
 	}
 	cluster_count_round_trip(c);
 	for (int i = 0; i < n; i++) {

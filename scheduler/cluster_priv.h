@@ -45,12 +45,12 @@ struct cluster {
 	const struct wu_cluster_conf *conf;
 	struct wu_ledger ledger;
 	redisAsyncContext *ac;
-	int ready;     /* connected, authenticated, scripts loaded */
-	int ever_up;   /* ready once at least */
-	int down;      /* an outage is under way (alerted) */
-	int failures;  /* connection attempts failed in a row */
+	int ready;    /* connected, authenticated, scripts loaded */
+	int ever_up;  /* ready once at least */
+	int down;     /* an outage is under way (alerted) */
+	int failures; /* connection attempts failed in a row */
 	int stopping;
-	int loaded;    /* scripts loaded on this connection */
+	int loaded; /* scripts loaded on this connection */
 	char sha[SC_COUNT][41];
 	struct script_slot slot[SC_COUNT];
 	uv_timer_t tick, retry, stop;
@@ -58,19 +58,19 @@ struct cluster {
 	uint64_t backoff;
 
 	/* the lease */
-	int date;          /* the day the lease is of; 0 before any */
-	int64_t cap;       /* that day's cap as the engine gave it */
-	int64_t used;      /* what the engine had counted at its last take */
-	int64_t lease;     /* units held, not yet used */
-	int64_t last_n;    /* the last lease's size */
-	uint64_t last_ms;  /* when it came */
-	uint64_t take_ms;  /* the last unit taken */
-	int asking;        /* a lease request is under way */
+	int date;         /* the day the lease is of; 0 before any */
+	int64_t cap;      /* that day's cap as the engine gave it */
+	int64_t used;     /* what the engine had counted at its last take */
+	int64_t lease;    /* units held, not yet used */
+	int64_t last_n;   /* the last lease's size */
+	uint64_t last_ms; /* when it came */
+	uint64_t take_ms; /* the last unit taken */
+	int asking;       /* a lease request is under way */
 	int asked_date;
-	int exhausted;     /* the cluster said none is left today */
-	int held;          /* Redis lost the day: wait for every node's claim */
-	int64_t left;      /* the cluster's remaining cap, at the last answer */
-	int64_t bins[6];   /* units taken per 10 s, for the rate */
+	int exhausted;   /* the cluster said none is left today */
+	int held;        /* Redis lost the day: wait for every node's claim */
+	int64_t left;    /* the cluster's remaining cap, at the last answer */
+	int64_t bins[6]; /* units taken per 10 s, for the rate */
 	uint64_t bin_epoch[6];
 
 	/* requests under way, oldest first, for the timeout */

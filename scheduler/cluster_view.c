@@ -69,7 +69,7 @@ void cluster_on_event(void *arg, const struct wu_event *ev)
 
 /* The shared pause as the last sync read it. */
 void cluster_pause_apply(struct cluster *c, int64_t seq, int paused, const char *kind, int date,
-                        const char *by)
+                         const char *by)
 {
 	struct wu_daemon *d = c->d;
 	const struct wu_core_conf *core = wu_engine_conf(d->engine);
@@ -178,4 +178,3 @@ char *cluster_metrics(void *arg)
 		return NULL;
 	return out;
 }
-

@@ -63,9 +63,9 @@ static struct wu_engine *make(enum wu_overflow ov)
 	assert_int_equal(
 	    wu_schedule_parse(&conf.schedule, sched, strlen(sched), "t.csv", err, sizeof err), 0);
 	conf.schedule.after = WU_AFTER_HOLD;
-	assert_int_equal(wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err,
-	                                  sizeof err),
-	                 0);
+	assert_int_equal(
+	    wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
+	    0);
 	conf.burst = WU_BURST_DAY;
 	conf.overflow = ov;
 	assert_int_equal(wu_engine_create(&e, &conf, T0 + WU_HOUR, err, sizeof err), 0);
