@@ -593,8 +593,8 @@ static int k_cluster_name(struct load *ld, const struct key *k, const struct sec
 
 	(void)s;
 	if (!wu_cluster_name_ok(v))
-		return say(why, n, "expected 1 to 63 letters, digits, '.', '-' or '_', got '%.100s'",
-		           v);
+		return say(why, n,
+		           "expected 1 to 63 letters, digits, '.', '-' or '_', got '%.100s'", v);
 	strcpy(strcmp(k->name, "name") == 0 ? c->name : c->node, v);
 	return 0;
 }
@@ -1823,14 +1823,16 @@ static void cluster_finish(struct load *ld)
 	if (!c->enabled)
 		return;
 	if (!c->host[0])
-		lfail(ld, 0, "[cluster] redis: required: the Redis server, such as "
-		             "redis://127.0.0.1:6379/0");
+		lfail(ld, 0,
+		      "[cluster] redis: required: the Redis server, such as "
+		      "redis://127.0.0.1:6379/0");
 	if (!c->node[0]) {
 		if (gethostname(host, sizeof(host) - 1) == 0 && wu_cluster_name_ok(host))
 			strcpy(c->node, host);
 		else
-			lfail(ld, 0, "[cluster] node: required: the host name '%.60s' cannot name "
-			             "this node in Redis keys; give node = NAME",
+			lfail(ld, 0,
+			      "[cluster] node: required: the host name '%.60s' cannot name "
+			      "this node in Redis keys; give node = NAME",
 			      host);
 	}
 	if (c->timeout < 100 * 1000 || c->timeout > 60 * WU_USEC)

@@ -431,10 +431,10 @@ static unsigned char *cluster_fresh(struct wu_daemon *d, const cJSON *root)
 	{
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "sg_event_id");
 
-		fresh[i++] = cJSON_IsString(id) && id->valuestring[0] &&
-		                     strlen(id->valuestring) <= 255
-		                 ? got[k++]
-		                 : 1;
+		fresh[i++] =
+		    cJSON_IsString(id) && id->valuestring[0] && strlen(id->valuestring) <= 255
+		        ? got[k++]
+		        : 1;
 	}
 	free(ids);
 	free(got);

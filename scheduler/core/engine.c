@@ -328,8 +328,8 @@ struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int i
 		isp = WU_ISP_OTHER;
 	d.date = e->today.date;
 	d.why = new_blocked(e, now, isp, &until);
-	if (d.why == WU_WHY_NONE &&
-	    wu_ledger_take(e->ledger, e->today.date, e->today.cap, e->today.used, 1, &short_why) < 1) {
+	if (d.why == WU_WHY_NONE && wu_ledger_take(e->ledger, e->today.date, e->today.cap,
+	                                           e->today.used, 1, &short_why) < 1) {
 		/* Everything else would let it go: only the ledger holds it back. */
 		d.why = short_why == WU_LEDGER_PENDING ? WU_WHY_LEASE
 		        : short_why == WU_LEDGER_DOWN  ? WU_WHY_CLUSTER
@@ -1245,8 +1245,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-	    "none",  "not_started", "window",    "cap",    "pacing", "share",
-	    "isp_rate", "suspended", "halted", "paused", "lease", "cluster",
+	    "none",     "not_started", "window", "cap",    "pacing", "share",
+	    "isp_rate", "suspended",   "halted", "paused", "lease",  "cluster",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }
