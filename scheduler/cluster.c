@@ -498,6 +498,7 @@ static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 	c->used = used;
 	g = n < c->lease ? n : c->lease;
 	c->lease -= g;
+	c->used = used + g; /* the engine counts them now: the claim stays whole */
 	if (g > 0)
 		note_taken(c, g);
 	if (c->lease <= c->last_n / 4)
@@ -520,8 +521,10 @@ static void shared_give_back(struct wu_ledger *l, int date, int64_t n)
 {
 	struct cluster *c = l->ctx;
 
-	if (date == c->date)
+	if (date == c->date) {
 		c->lease += n;
+		c->used = c->used > n ? c->used - n : 0;
+	}
 }
 
 static const struct wu_ledger_ops shared_ops = {shared_take, shared_give_back};
