@@ -206,6 +206,7 @@ static void lost(struct cluster *c, const char *why)
 	c->ac = NULL;
 	c->ready = 0;
 	c->asking = 0;
+	c->bus_reading = 0;
 	c->rn = 0;
 	c->disconnects++;
 	if (ac)
@@ -228,6 +229,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL; /* hiredis frees it */
 	c->ready = 0;
 	c->asking = 0;
+	c->bus_reading = 0;
 	c->rn = 0;
 	if (c->stopping) {
 		maybe_free(c);
@@ -620,6 +622,7 @@ static void on_tick(uv_timer_t *t)
 	                  cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
 	                  (long long)c->lease, (long long)today->used, NODE_TTL_S);
 	cluster_sent(c);
+	cluster_bus_read(c);
 }
 
 /* ---- for cluster_dedup.c ------------------------------------------------- */
@@ -670,6 +673,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	snprintf(c->k_nodes, sizeof(c->k_nodes), "warmup:{%s}:nodes", n);
 	snprintf(c->k_pause, sizeof(c->k_pause), "warmup:{%s}:pause", n);
 	snprintf(c->dedup.prefix, sizeof(c->dedup.prefix), "warmup:{%s}:ev:", n);
+	snprintf(c->k_bus, sizeof(c->k_bus), "warmup:{%s}:bus", n);
 	for (int i = 0; i < SC_COUNT; i++) {
 		c->slot[i].c = c;
 		c->slot[i].i = i;

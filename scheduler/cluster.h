@@ -16,7 +16,8 @@
  *
  * Shared besides the cap: a pause or resume by an operator and a halt of
  * the health gate on any node reach every node (the pause hash); the
- * Event Webhook's dedup by sg_event_id (cluster_dedup.c).  The
+ * Event Webhook's dedup by sg_event_id (cluster_dedup.c), and the
+ * suppressions and deferral cuts it made (cluster_bus.c).  The
  * status JSON gets a "cluster" object (every node's lease and sends, the
  * sum against the cap), /metrics the node's own figures.
  */
@@ -24,6 +25,9 @@
 #define WU_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "core/wu.h"
 
 struct wu_daemon;
 struct cluster;
@@ -41,6 +45,14 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
  * answer now (then the caller's own dedup is all there is).  c may be NULL:
  * -1. */
 int cluster_dedup(struct cluster *c, const char *const *ids, int n, unsigned char *fresh);
+
+/* Shares what the Event Webhook of this node did with every node
+ * (cluster_bus.c): a suppression it added (group >= 0: for that
+ * unsubscribe group), a deferral cut of an ISP on the new route, to factor
+ * until that time.  c may be NULL: nothing to share. */
+void cluster_share_suppress(struct cluster *c, const char *email, const char *reason, int64_t group,
+                            const char *detail);
+void cluster_share_cut(struct cluster *c, const char *isp, double factor, wu_time_t until);
 
 /* Gives the lease back and disconnects; the engine is left with a ledger
  * that grants nothing.  Memory goes once Redis answered (or the timeout). */

@@ -88,6 +88,11 @@ struct cluster {
 
 	struct cluster_dedup dedup; /* the webhook's (cluster_dedup.c) */
 
+	/* the shared events (cluster_bus.c) */
+	char k_bus[200];
+	char bus_last[64]; /* the last entry read; "" before any */
+	int bus_reading;
+
 	/* figures for /metrics */
 	int64_t round_trips, leases, lease_units, returned, disconnects;
 
@@ -118,6 +123,9 @@ void cluster_pause_apply(struct cluster *c, int64_t seq, int paused, const char 
                          const char *by);
 void cluster_status_json(void *arg, void *root);
 char *cluster_metrics(void *arg);
+
+/* cluster_bus.c: reads the other nodes' shared events (with the sync). */
+void cluster_bus_read(struct cluster *c);
 
 /* Closes the dedup's connection (at a stop). */
 void cluster_dedup_close(struct cluster_dedup *dd);

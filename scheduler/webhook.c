@@ -321,10 +321,14 @@ static void cut_log(struct webhook *w, int isp, int cuts, enum wu_result res, wu
 static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 {
 	const char *reason;
+	int rc;
 
 	if (e->act == WEBHOOK_UNSUBSCRIBE && strcmp(e->event, "group_unsubscribe") == 0 &&
-	    e->group >= 0)
-		return suppress_group_event(d, e->email, e->group, e->detail) < 0 ? -1 : 0;
+	    e->group >= 0) {
+		if ((rc = suppress_group_event(d, e->email, e->group, e->detail)) > 0)
+			cluster_share_suppress(d->cluster, e->email, NULL, e->group, e->detail);
+		return rc < 0 ? -1 : 0;
+	}
 	if (e->act == WEBHOOK_UNSUBSCRIBE)
 		reason = e->event; /* a group_unsubscribe without its group: all mail */
 	else if (e->act == WEBHOOK_OUTCOME && e->res == WU_BOUNCE)
@@ -333,7 +337,10 @@ static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 		reason = "spamreport";
 	else
 		return 0;
-	return suppress_event(d, e->email, reason, e->detail) < 0 ? -1 : 0;
+	/* A new entry goes to every node of a cluster (cluster_bus.c). */
+	if ((rc = suppress_event(d, e->email, reason, e->detail)) > 0)
+		cluster_share_suppress(d->cluster, e->email, reason, -1, e->detail);
+	return rc < 0 ? -1 : 0;
 }
 
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
@@ -387,6 +394,14 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fr
 		                1) < 0)
 			return -1;
 		cut_log(w, isp, v.cuts, e.res, now);
+		if (v.cuts > 0 && d->cluster) {
+			struct wu_cut cut;
+
+			if (wu_engine_cut_state(d->engine, isp, &cut) && cut.effective)
+				cluster_share_cut(d->cluster,
+				                  wu_engine_conf(d->engine)->isps.names[isp],
+				                  cut.factor, cut.until);
+		}
 	} else {
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,

@@ -401,6 +401,43 @@ timeout = 1s
         delivered = [n.status()["routes"]["new"]["delivered"] for n in self.nodes]
         self.assertEqual(delivered, [1, 1, 0], "each event counted on one node only")
 
+    def test_webhook_suppression_reaches_every_node(self):
+        self.start_nodes(k=2)
+        ts = int(time.time())
+        ev = [{"email": "gone@example.com", "timestamp": ts, "event": "bounce", "type": "bounce",
+               "reason": "550 5.1.1 no such user", "sg_event_id": "supp-1",
+               "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+
+        def listed(n):
+            st, _, b = n.request("GET", "/v1/suppressions")
+            self.assertEqual(st, 200, b)
+            return [s["email"] for s in json.loads(b)["suppressions"]]
+        wait_for(lambda: "gone@example.com" in listed(self.nodes[1]),
+                 "the other node suppressed the address")
+        # mail to it on the other node is dropped at intake, not sent
+        st, _, b = self.nodes[1].send(mail(["gone@example.com", "here@example.com"]))
+        self.assertEqual(st, 202, b)
+        self.wait_all(["here@example.com"])
+        self.assertNotIn("gone@example.com", self.landed()[0] + self.landed()[1])
+        # a node that starts later learns it from the stream
+        self.nodes.append(self.start_node(3))
+        wait_for(lambda: "gone@example.com" in listed(self.nodes[2]),
+                 "a node started later suppressed the address too")
+
+    def test_deferral_cut_reaches_every_node(self):
+        self.start_nodes(k=2, extra="[isp google]\nnew_rate = 10/s\n")
+        ev = [{"email": "someone@gmail.com", "timestamp": int(time.time()), "event": "deferred",
+               "response": "421-4.7.28 Our system has detected an unusual rate",
+               "sg_event_id": "cut-1", "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+        self.assertIn("warmup_isp_cut{isp=\"google\"} 0.5", self.nodes[0].metrics())
+        wait_for(lambda: "google cut to 50% for" in self.nodes[1].logtext() and
+                 "shared by node n1" in self.nodes[1].logtext(),
+                 "the other node cut google's rate too")
+
     def test_config_refuses_tls_and_password_in_url(self):
         cfg = self.config(1)
         with open(cfg) as f:
