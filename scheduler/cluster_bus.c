@@ -97,6 +97,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 		    e->element[0]->type != REDIS_REPLY_STRING)
 			continue;
 		snprintf(c->bus_last, sizeof(c->bus_last), "%s", e->element[0]->str);
+		c->sync_every = 1;
 		if (strcmp(field(e->element[1], "node"), c->conf->node) != 0)
 			apply(c, e->element[1], now);
 	}

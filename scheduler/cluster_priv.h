@@ -88,6 +88,10 @@ struct cluster {
 
 	struct cluster_dedup dedup; /* the webhook's (cluster_dedup.c) */
 
+	/* the sync's pace: every tick while anything moves, slower when idle */
+	int sync_every, idle_ticks;
+	uint64_t synced_ms;
+
 	/* the shared events (cluster_bus.c) */
 	char k_bus[200];
 	char bus_last[64]; /* the last entry read; "" before any */

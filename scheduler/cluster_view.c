@@ -47,6 +47,7 @@ static void pause_publish(struct cluster *c, int paused, const char *kind, const
 	                  c->k_pause, paused, kind, wu_engine_today(c->d->engine)->date, by);
 	cluster_sent(c);
 	c->pause_effective = paused;
+	c->sync_every = 1;
 }
 
 /* The engine events a node shares: an operator's pause or resume, a gate
