@@ -27,7 +27,7 @@ struct wu_cluster_conf {
 	char node[64];     /* this node's name; default the host name */
 	char *password;    /* AUTH; never logged */
 	wu_time_t timeout; /* a Redis answer longer than this: unreachable; 2s */
-	int64_t lease_max; /* most units one lease takes; 2000 */
+	int64_t lease_max; /* most units one lease takes; 4000 */
 };
 
 /* Parses a redis:// URL into c (host, port, db, user, where).  Returns 0,

@@ -2114,7 +2114,7 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->dns.cache = 100000;
 	strcpy(c->cluster.name, "warmup");
 	c->cluster.timeout = 2 * WU_USEC;
-	c->cluster.lease_max = 2000;
+	c->cluster.lease_max = 4000;
 	return 0;
 }
 
