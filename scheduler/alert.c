@@ -383,16 +383,25 @@ void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 
 void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
 {
-	const struct wu_day_stats *t;
-	char text[400];
+	char what[1024], text[1400];
 	va_list ap;
+	cJSON *o;
+	char *body;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	wu_warn("%s: %s", kind, text);
 	if (!a)
 		return;
-	t = wu_engine_today(a->d->engine);
-	alert_push(a, kind, -1, t->date, t->step, t->cap, 0, 0, text);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(text, sizeof(text), "warmupd on %s: %s", a->host, what);
+	if (!(o = cJSON_CreateObject()))
+		return;
+	cJSON_AddStringToObject(o, "text", text);
+	cJSON_AddStringToObject(o, "kind", kind);
+	cJSON_AddStringToObject(o, "event", kind);
+	cJSON_AddStringToObject(o, "host", a->host);
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (body)
+		enqueue(a, body);
 }

@@ -28,9 +28,9 @@ void alert_stop(struct wu_daemon *d);
  * transaction) and, for gate, pause and resume events, an alert. */
 void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev);
 
-/* A notice that is no engine event (the cluster lost its Redis server, or
- * got it back): logged at warn level and, with a webhook configured,
- * pushed as an alert of that kind.  a may be NULL (no webhook). */
+/* A notice of kind (a stable name, "reload_refused") with a formatted
+ * text, queued as {"text", "kind", "host"}.  a may be NULL (no [alert]
+ * webhook_url): nothing is sent. */
 void alert_notice(struct alert *a, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

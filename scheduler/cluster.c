@@ -149,6 +149,7 @@ static void notice(struct cluster *c, const char *kind, const char *text)
 {
 	struct wu_daemon *d = c->d;
 
+	wu_warn("%s: %s", kind, text);
 	if (daemon_txn(d) == 0 && store_event_add(d->store, daemon_now(d), kind, "new", text) < 0)
 		wu_warn("store: cannot record the event: %s", store_errmsg(d->store));
 	alert_notice(d->alert, kind, "%s", text);

@@ -79,6 +79,7 @@ enum sect {
 	S_DEFER,
 	S_SMTP,
 	S_DNS,
+	S_STATUS,
 	S_CLUSTER
 };
 
@@ -147,7 +148,7 @@ struct key {
 	enum sect sect;
 	const char *name;
 	enum vtype type;
-	size_t off;  /* in struct wu_conf, or struct wu_route_conf for S_ROUTE */
+	size_t off;  /* in struct wu_conf, or struct snd_route_conf for S_ROUTE */
 	size_t size; /* V_STR, V_PATH: room in the target */
 	double min, max;
 	key_fn fn;
@@ -268,42 +269,6 @@ static int env_name(const char *s)
 	return 1;
 }
 
-/*
- * Inverse of the standard normal distribution (P. J. Acklam's rational
- * approximation, relative error below 1.2e-9): any confidence level maps to
- * its two-sided z, and the usual ones give their textbook values.
- */
-static double inverse_normal(double p)
-{
-	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-	                           -2.759285104469687e+02, 1.383577518672690e+02,
-	                           -3.066479806614716e+01, 2.506628277459239e+00};
-	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-	                           -1.556989798598866e+02, 6.680131188771972e+01,
-	                           -1.328068155288572e+01};
-	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-	                           -2.400758277161838e+00, -2.549732539343734e+00,
-	                           4.374664141464968e+00,  2.938163982698783e+00};
-	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-	                           2.445134137142996e+00, 3.754408661907416e+00};
-	double q, r;
-
-	if (p < 0.02425) {
-		q = sqrt(-2 * log(p));
-		return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	if (p > 1 - 0.02425) {
-		q = sqrt(-2 * log(1 - p));
-		return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	q = p - 0.5;
-	r = q * q;
-	return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-	       (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-
 /* "10MB", "512KB", "1048576" -> bytes; units are powers of 1024. */
 static int parse_size(const char *s, size_t *out, char *why, size_t n)
 {
@@ -349,7 +314,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
 	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
-	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"cluster", S_CLUSTER}};
+	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"status", S_STATUS},
+	             {"cluster", S_CLUSTER}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -437,7 +403,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	return say(why, n,
 	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
 	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress], [alert], "
-	           "[webhook], [defer_rule NAME], [smtp], [dns] or [cluster])",
+	           "[webhook], [defer_rule NAME], [smtp], [dns], [status] or [cluster])",
 	           raw);
 }
 
@@ -510,6 +476,45 @@ static int k_advance(struct load *ld, const struct key *k, const struct sect_ref
 {
 	(void)k, (void)s;
 	return wu_advance_parse(v, &ld->c->core.advance, why, n);
+}
+
+static int k_engaged_first(struct load *ld, const struct key *k, const struct sect_ref *s,
+                           const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_engaged_first_parse(v, &ld->c->core.engaged, why, n);
+}
+
+static int k_engaged_age(struct load *ld, const struct key *k, const struct sect_ref *s,
+                         const char *v, char *why, size_t n)
+{
+	wu_time_t age;
+
+	(void)k, (void)s;
+	if (wu_parse_duration(v, &age, why, n) < 0)
+		return -1;
+	if (age < WU_DAY || age > 3660 * WU_DAY)
+		return say(why, n, "expected from 1d to 3660d, such as 90d, got '%s'", v);
+	ld->c->core.engaged.age = age;
+	return 0;
+}
+
+/* gap: whole days, or off. */
+static int k_gap(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                 char *why, size_t n)
+{
+	wu_time_t t;
+
+	(void)k, (void)s;
+	if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+		ld->c->core.gap.days = 0;
+		return 0;
+	}
+	if (wu_parse_duration(v, &t, NULL, 0) < 0 || t < WU_DAY || t % WU_DAY || t > 365 * WU_DAY)
+		return say(why, n,
+		           "expected off or whole days from 1d to 365d, such as 3d, got '%s'", v);
+	ld->c->core.gap.days = (int)(t / WU_DAY);
+	return 0;
 }
 
 static int k_after(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
@@ -694,6 +699,21 @@ static int k_networks(struct load *ld, const struct key *k, const struct sect_re
 	return 0;
 }
 
+/* [status] open_to: the client networks that see the status page and
+ * GET /v1/status without credentials; "none" for nobody. */
+static int k_open_to(struct load *ld, const struct key *k, const struct sect_ref *s,
+                     const char *v, char *why, size_t n)
+{
+	int count = 0;
+
+	(void)k, (void)s;
+	if (strcmp(v, "none") != 0 &&
+	    (count = wu_cidr_parse_list(v, ld->c->status.open_to, WU_CIDR_MAX, why, n)) < 0)
+		return -1;
+	ld->c->status.nopen_to = count;
+	return 0;
+}
+
 /* [smtp] tls = off | optional | required */
 static int k_smtp_tls(struct load *ld, const struct key *k, const struct sect_ref *s,
                       const char *v, char *why, size_t n)
@@ -762,9 +782,9 @@ static int k_route_type(struct load *ld, const struct key *k, const struct sect_
 {
 	(void)k;
 	if (strcmp(v, "sendgrid") == 0)
-		ld->c->route[s->index].type = WU_ROUTE_SENDGRID;
+		ld->c->route[s->index].type = SND_TYPE_SENDGRID;
 	else if (strcmp(v, "smtp") == 0)
-		ld->c->route[s->index].type = WU_ROUTE_SMTP;
+		ld->c->route[s->index].type = SND_TYPE_SMTP;
 	else
 		return say(why, n, "expected sendgrid or smtp, got '%s'", v);
 	return 0;
@@ -785,15 +805,15 @@ static int k_url(struct load *ld, const struct key *k, const struct sect_ref *s,
 static int k_tls(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                  char *why, size_t n)
 {
-	enum wu_tls *t = &ld->c->route[s->index].tls;
+	enum snd_tls *t = &ld->c->route[s->index].tls;
 
 	(void)k;
 	if (strcmp(v, "required") == 0)
-		*t = WU_TLS_REQUIRED;
+		*t = SND_TLS_REQUIRED;
 	else if (strcmp(v, "optional") == 0)
-		*t = WU_TLS_OPTIONAL;
+		*t = SND_TLS_OPTIONAL;
 	else if (strcmp(v, "none") == 0)
-		*t = WU_TLS_NONE;
+		*t = SND_TLS_NONE;
 	else
 		return say(why, n, "expected required, optional or none, got '%s'", v);
 	return 0;
@@ -863,9 +883,6 @@ static int k_isp_share(struct load *ld, const struct key *k, const struct sect_r
 static int k_confidence(struct load *ld, const struct key *k, const struct sect_ref *s,
                         const char *v, char *why, size_t n)
 {
-	static const struct {
-		double p, z;
-	} usual[] = {{0.90, 1.645}, {0.95, 1.96}, {0.99, 2.576}};
 	double p;
 
 	(void)k, (void)s;
@@ -873,18 +890,11 @@ static int k_confidence(struct load *ld, const struct key *k, const struct sect_
 		ld->c->core.gate.z = 0;
 		return 0;
 	}
-	if (wu_parse_percent(v, &p, NULL, 0) < 0 || p < 0.5 || p >= 1)
+	if (wu_parse_percent(v, &p, NULL, 0) < 0 || wu_gate_confidence(&ld->c->core.gate, p) < 0)
 		return say(why, n,
 		           "expected a confidence level from 50%% to below 100%% such as 95%%, or "
 		           "none, got '%s'",
 		           v);
-	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++) {
-		if (fabs(p - usual[i].p) < 1e-9) {
-			ld->c->core.gate.z = usual[i].z;
-			return 0;
-		}
-	}
-	ld->c->core.gate.z = inverse_normal(1 - (1 - p) / 2);
 	return 0;
 }
 
@@ -1177,7 +1187,7 @@ static int k_defer_hold(struct load *ld, const struct key *k, const struct sect_
 /* ---- the table --------------------------------------------------------- */
 
 #define C(f)     offsetof(struct wu_conf, f)
-#define R(f)     offsetof(struct wu_route_conf, f)
+#define R(f)     offsetof(struct snd_route_conf, f)
 #define SZ(t, f) sizeof(((struct t *)0)->f)
 #define FN(sect, name, fn)                                                                         \
 	{                                                                                          \
@@ -1198,6 +1208,11 @@ static const struct key keys[] = {
     FN(S_WARMUP, "advance", k_advance),
     FN(S_WARMUP, "after", k_after),
     {S_WARMUP, "min_fill", V_PERCENT, C(core.min_fill), 0, 0, 1, NULL, 0},
+    FN(S_WARMUP, "engaged_first", k_engaged_first),
+    FN(S_WARMUP, "engaged_age", k_engaged_age),
+    FN(S_WARMUP, "gap", k_gap),
+    {S_WARMUP, "gap_fill", V_PERCENT, C(core.gap.fill), 0, 0.001, 1, NULL, 0},
+    {S_WARMUP, "gap_back", V_INT, C(core.gap.back), 0, 1, 1000, NULL, 0},
 
     FN(S_LISTEN, "address", k_address),
     FN(S_LISTEN, "auth", k_auth),
@@ -1220,6 +1235,9 @@ static const struct key keys[] = {
     {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0},
     {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0},
     FN(S_SMTP, "networks", k_networks),
+    FN(S_STATUS, "open_to", k_open_to),
+    {S_STATUS, "viewers_file", V_PATH, C(status.viewers_file), SZ(wu_conf, status.viewers_file), 0,
+     0, NULL, 0},
     {S_SMTP, "users_file", V_PATH, C(smtpd.users_file), SZ(wu_conf, smtpd.users_file), 0, 0, NULL,
      0},
     {S_SMTP, "tls_cert_file", V_PATH, C(smtpd.tls_cert_file), SZ(wu_conf, smtpd.tls_cert_file), 0,
@@ -1233,8 +1251,8 @@ static const struct key keys[] = {
     RFN("url", k_url, FOR_ANY),
     RFN("api_key_env", k_secret, FOR_SENDGRID),
     RFN("api_key_file", k_secret, FOR_SENDGRID),
-    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(wu_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(wu_route_conf, on_behalf_of), 0, 0, NULL,
+    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(snd_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
+    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(snd_route_conf, on_behalf_of), 0, 0, NULL,
      FOR_SENDGRID},
     {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
@@ -1244,10 +1262,10 @@ static const struct key keys[] = {
     {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
     {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
     RFN("tls", k_tls, FOR_SMTP),
-    {S_ROUTE, "username", V_STR, R(username), SZ(wu_route_conf, username), 0, 0, NULL, FOR_SMTP},
+    {S_ROUTE, "username", V_STR, R(username), SZ(snd_route_conf, username), 0, 0, NULL, FOR_SMTP},
     RFN("password_env", k_secret, FOR_SMTP),
     RFN("password_file", k_secret, FOR_SMTP),
-    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(wu_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
+    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(snd_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
     {S_ROUTE, "x_smtpapi", V_BOOL, R(x_smtpapi), 0, 0, 0, NULL, FOR_SMTP},
 
     FN(S_ISP, "domains", k_domains),
@@ -1641,13 +1659,13 @@ static int secret_read(struct load *ld, const struct secret_ref *r, const char *
 /* Checks a route once its whole section is known. */
 static int route_check(struct load *ld, int r)
 {
-	struct wu_route_conf *rc = &ld->c->route[r];
+	struct snd_route_conf *rc = &ld->c->route[r];
 	const char *name = r == WU_ROUTE_NEW ? "route new" : "route old";
 	const struct secret_ref *sec = &ld->route_secret[r];
 	int have_secret = sec->env[0] || sec->file[0];
 	const char *url;
 
-	if (rc->type == WU_ROUTE_NONE) {
+	if (rc->type == SND_TYPE_NONE) {
 		if (!seen_line(ld, name, "type"))
 			lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
 		return -1;
@@ -1660,18 +1678,18 @@ static int route_check(struct load *ld, int r)
 			continue;
 		k = key_find(S_ROUTE, ld->seen[i].key);
 		if (k && k->only &&
-		    k->only != (rc->type == WU_ROUTE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
+		    k->only != (rc->type == SND_TYPE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
 			lfail(ld, ld->seen[i].line,
 			      "[%s] %s: only for type = %s (this route is %s)", name, k->name,
 			      k->only == FOR_SENDGRID ? "sendgrid" : "smtp",
-			      rc->type == WU_ROUTE_SENDGRID ? "sendgrid" : "smtp");
+			      rc->type == SND_TYPE_SENDGRID ? "sendgrid" : "smtp");
 			return -1;
 		}
 	}
-	if (rc->type == WU_ROUTE_SENDGRID && !ld->url_set[r])
+	if (rc->type == SND_TYPE_SENDGRID && !ld->url_set[r])
 		strcpy(ld->url[r], DEFAULT_SENDGRID);
 	url = ld->url[r];
-	if (rc->type == WU_ROUTE_SENDGRID) {
+	if (rc->type == SND_TYPE_SENDGRID) {
 		char host[256];
 		const char *h = url + 7, *e;
 		size_t hl;
@@ -1734,7 +1752,7 @@ static int route_check(struct load *ld, int r)
 			      name, url);
 			return -1;
 		}
-		if (smtps && rc->tls == WU_TLS_NONE) {
+		if (smtps && rc->tls == SND_TLS_NONE) {
 			lfail(
 			    ld, seen_line(ld, name, "tls"),
 			    "[%s] tls: none contradicts the smtps:// URL (TLS from the first byte)",
@@ -1952,6 +1970,12 @@ static int finish(struct load *ld)
 		      "token_file = PATH, or write auth = none to run without one");
 	}
 
+	if (!seen_line(ld, "status", "open_to")) {
+		char why[128];
+		c->status.nopen_to = wu_cidr_parse_list("127.0.0.0/8, ::1", c->status.open_to,
+		                                        WU_CIDR_MAX, why, sizeof(why));
+	}
+
 	if (c->smtpd.enabled) {
 		struct wu_smtpd_conf *sm = &c->smtpd;
 
@@ -2037,13 +2061,13 @@ static int finish(struct load *ld)
 	if (!c->auth_none && (ld->token.env[0] || ld->token.file[0]))
 		secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		struct wu_route_conf *rc = &c->route[r];
+		struct snd_route_conf *rc = &c->route[r];
 		const struct secret_ref *sec = &ld->route_secret[r];
 
 		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
 			continue;
 		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
-		            rc->type == WU_ROUTE_SENDGRID ? "api_key" : "password", &rc->secret,
+		            rc->type == SND_TYPE_SENDGRID ? "api_key" : "password", &rc->secret,
 		            rc->secret_source, sizeof(rc->secret_source));
 	}
 	if (c->cluster.enabled && ld->cluster_password.key) {
@@ -2090,11 +2114,11 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->smtpd.timeout = 300 * WU_USEC;
 	strcpy(c->store_path, DEFAULT_STORE);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		c->route[r].type = WU_ROUTE_NONE;
+		c->route[r].type = SND_TYPE_NONE;
 		c->route[r].max_connections = 8;
 		c->route[r].timeout = 30 * WU_USEC;
 		c->route[r].batch = 1000;
-		c->route[r].tls = WU_TLS_REQUIRED;
+		c->route[r].tls = SND_TLS_REQUIRED;
 	}
 	c->log_level = LOG_INFO;
 	c->webhook.max_body = MB;

@@ -20,30 +20,7 @@
 #include "core/engine.h"
 #include "cidr.h"
 #include "cluster_conf.h"
-
-enum wu_route_type { WU_ROUTE_NONE = 0, WU_ROUTE_SENDGRID, WU_ROUTE_SMTP };
-enum wu_tls { WU_TLS_REQUIRED = 0, WU_TLS_OPTIONAL, WU_TLS_NONE };
-
-struct wu_route_conf {
-	enum wu_route_type type; /* NONE when the section is absent */
-	char url[512];           /* sendgrid: base URL; smtp: smtp:// or smtps:// URL */
-	char *secret;            /* API key or SMTP password; never logged */
-	char secret_source[160]; /* "env SENDGRID_API_KEY" or "file /etc/..": for messages */
-	char ip_pool[128];       /* ip_pool_name; "" = none */
-	char on_behalf_of[128];  /* subuser; "" = none */
-	int click_tracking, open_tracking, subscription_tracking; /* 0/1, default 0 */
-	/* 1: the three above override the application's own tracking_settings;
-	 * 0 (default): they apply only to mail that does not say */
-	int force_tracking;
-	int max_connections;                                      /* default 8 */
-	wu_time_t timeout;                                        /* per request, default 30s */
-	int batch; /* sendgrid: personalizations per request, 1..1000, default 1000 */
-	/* smtp */
-	enum wu_tls tls;
-	char username[128];
-	char ca_file[512];
-	int x_smtpapi;
-};
+#include "sender/route.h"
 
 /* [defer_rule NAME] sections fill struct wu_defer_rule (core/deferral.h). */
 
@@ -93,6 +70,13 @@ struct wu_dns_conf {
 	int cache;         /* domains kept, 100..10000000; 100000 */
 };
 
+/* [status]: who may look at the status page and GET /v1/status */
+struct wu_status_conf {
+	struct wu_cidr open_to[WU_CIDR_MAX]; /* no credentials needed; default loopback */
+	int nopen_to;
+	char viewers_file[1024]; /* HTTP basic auth: "name:crypt(3) hash" lines; "" = none */
+};
+
 struct wu_conf {
 	char path[1024]; /* the file read */
 	char dir[1024];  /* its directory, for relative paths */
@@ -120,7 +104,7 @@ struct wu_conf {
 	int listen_line, store_line; /* of [listen] address and [store] path; 0 = default */
 
 	/* [route new], [route old] */
-	struct wu_route_conf route[WU_ROUTE_COUNT];
+	struct snd_route_conf route[WU_ROUTE_COUNT];
 
 	/* [log] level = error | warn | info | debug */
 	int log_level;
@@ -147,6 +131,9 @@ struct wu_conf {
 
 	/* [dns]: MX lookups that group business domains by their mail host */
 	struct wu_dns_conf dns;
+
+	/* [status]: the status page's viewers */
+	struct wu_status_conf status;
 };
 
 /* What to skip while loading. */

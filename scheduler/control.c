@@ -1,7 +1,7 @@
 /*
  * NAME
- *	control.c -- the operator's HTTP endpoints: the suppression list, and
- *	pausing and resuming a route by hand.
+ *	control.c -- the operator's HTTP endpoints: the suppression list,
+ *	pausing and resuming a route by hand, and reloading the configuration.
  *
  * SYNOPSIS
  *	if (control_match(url)) ...
@@ -14,7 +14,8 @@
  *	skipped and reported with their index in the request, so a client
  *	sending a file in chunks can name the line of each.  A pause or resume
  *	records who asked ("operator alice") in the engine's event, which the
- *	daemon logs, stores and pushes as an alert.
+ *	daemon logs, stores and pushes as an alert.  A reload runs after the
+ *	turn's commit (reload.c) and is answered with its outcome.
  *
  * DIAGNOSTICS
  *	400 with SendGrid's error body for bad JSON, an unknown reason or
@@ -32,6 +33,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "reload.h"
 #include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
@@ -46,13 +48,24 @@ int control_match(const char *url)
 	size_t n = strlen(SUPP_PATH);
 
 	return strcmp(url, "/v1/pause") == 0 || strcmp(url, "/v1/resume") == 0 ||
+	       strcmp(url, "/v1/reload") == 0 ||
 	       (strncmp(url, SUPP_PATH, n) == 0 && (url[n] == '\0' || url[n] == '/'));
 }
+
+/* A reload's link to the answer it fills: whichever of the two ends
+ * first cuts it, so neither writes into the other once it is gone. */
+struct control_wait {
+	struct control_reply *out;
+};
 
 void control_reply_free(struct control_reply *r)
 {
 	free(r->body);
 	r->body = NULL;
+	if (r->wait) {
+		r->wait->out = NULL;
+		r->wait = NULL;
+	}
 }
 
 /* An error answer in SendGrid's format. */
@@ -370,6 +383,69 @@ static void pause_resume(struct wu_daemon *d, int resume, const char *body, size
 	answer(out, MHD_HTTP_OK, o, 1);
 }
 
+/* ---- reload --------------------------------------------------------------- */
+
+/* The reload ran (after the commit, before the answer goes out). */
+static void reload_done(void *arg, int ok, const char *message)
+{
+	struct control_wait *w = arg;
+	struct control_reply *out = w->out;
+	cJSON *o, *errs;
+	const char *p = message, *nl;
+
+	free(w);
+	if (!out)
+		return; /* the request is gone */
+	out->wait = NULL;
+	control_reply_free(out);
+	if (!(o = cJSON_CreateObject())) {
+		out->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		return;
+	}
+	cJSON_AddBoolToObject(o, "ok", ok);
+	cJSON_AddStringToObject(o, "message", message);
+	/* A refusal also in SendGrid's error form, one entry per problem. */
+	if (!ok && (errs = cJSON_AddArrayToObject(o, "errors"))) {
+		for (; *p; p = *nl ? nl + 1 : nl) {
+			cJSON *e = cJSON_CreateObject();
+			char *line;
+
+			nl = p + strcspn(p, "\n");
+			if (!e || !(line = strndup(p, (size_t)(nl - p)))) {
+				cJSON_Delete(e);
+				break;
+			}
+			cJSON_AddStringToObject(e, "message", line);
+			cJSON_AddNullToObject(e, "field");
+			cJSON_AddItemToArray(errs, e);
+			free(line);
+		}
+	}
+	out->body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	out->status = !out->body ? MHD_HTTP_INTERNAL_SERVER_ERROR
+	              : ok       ? MHD_HTTP_OK
+	                         : MHD_HTTP_UNPROCESSABLE_CONTENT;
+}
+
+/* POST /v1/reload: answered once the reload ran. */
+static void reload(struct wu_daemon *d, struct control_reply *out)
+{
+	struct control_wait *w = malloc(sizeof(*w));
+
+	if (!w || reload_soon(d, reload_done, w) < 0) {
+		free(w);
+		refuse(out, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+		       "The reload cannot start now (stopping, or the store failed); try again.");
+		return;
+	}
+	w->out = out;
+	out->wait = w;
+	/* reload_done fills the answer; until then a failed commit answers 500. */
+	out->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	out->after_commit = 1;
+}
+
 void control_handle(struct wu_daemon *d, struct MHD_Connection *c, const char *method,
                     const char *url, const char *body, size_t len, struct control_reply *out)
 {
@@ -377,7 +453,12 @@ void control_handle(struct wu_daemon *d, struct MHD_Connection *c, const char *m
 	int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
 
 	memset(out, 0, sizeof(*out));
-	if (strcmp(url, "/v1/pause") == 0 || strcmp(url, "/v1/resume") == 0) {
+	if (strcmp(url, "/v1/reload") == 0) {
+		if (is_post)
+			reload(d, out);
+		else
+			refuse(out, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "Use POST for /v1/reload.");
+	} else if (strcmp(url, "/v1/pause") == 0 || strcmp(url, "/v1/resume") == 0) {
 		if (is_post)
 			pause_resume(d, url[4] == 'r', body, len, out);
 		else

@@ -7,8 +7,11 @@
  *	DELETE /v1/suppressions/ADDRESS
  *	POST   /v1/pause             {"route":"new", "who":"alice"}
  *	POST   /v1/resume            {"route":"new", "who":"alice"}
+ *	POST   /v1/reload            (no body: the configuration file, read again)
  *
  * Answers are JSON; errors use SendGrid's error body, like the intake.
+ * A reload answers {"ok", "message"} once it has run: 200 when applied,
+ * 422 with every problem (also in "errors") when refused.
  * Changes join the loop turn's transaction and are answered only after it
  * commits, so "200" means "on disk".
  */
@@ -19,12 +22,14 @@
 #include <stddef.h>
 
 struct wu_daemon;
+struct control_wait;
 
 /* What to answer. */
 struct control_reply {
 	unsigned status;
 	char *body;       /* malloc'd JSON, or NULL */
 	int after_commit; /* 1: answer once the turn's commit succeeded, else 500 */
+	struct control_wait *wait; /* a reload that will fill this answer, or NULL */
 };
 
 /* 1 when url is one of the paths above (whatever the method). */

@@ -3,10 +3,13 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <unistd.h>
 
 #include "log.h"
 
@@ -100,9 +103,101 @@ int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg)
 	return 0;
 }
 
-/* The end of a loop turn: save the engine, commit once, then release what
- * waited for the commit. */
-void daemon_commit(struct wu_daemon *d)
+/* Appends n callbacks to the list of turns waiting for a sync. */
+static int waiting_add(struct wu_daemon *d, const struct daemon_after *a, int n)
+{
+	if (n == 0)
+		return 0;
+	if (d->nwaiting + n > d->cap_waiting) {
+		int nc = d->cap_waiting ? d->cap_waiting : 64;
+		while (nc < d->nwaiting + n)
+			nc *= 2;
+		struct daemon_after *w = realloc(d->waiting, (size_t)nc * sizeof(*w));
+		if (!w)
+			return -1;
+		d->waiting = w;
+		d->cap_waiting = nc;
+	}
+	memcpy(d->waiting + d->nwaiting, a, (size_t)n * sizeof(*a));
+	d->nwaiting += n;
+	return 0;
+}
+
+static void run_callbacks(struct daemon_after *a, int n, int ok)
+{
+	for (int i = 0; i < n; i++)
+		a[i].fn(a[i].arg, ok);
+	free(a);
+}
+
+/* A sync that failed leaves committed turns of unknown durability: what
+ * they answered must not be answered.  Nothing was acknowledged yet, so
+ * stopping here keeps every promise; the next start recovers from the
+ * disk (the way a database server treats a failed fsync). */
+static void sync_failed(int err)
+{
+	wu_error("store: fdatasync of the write-ahead log failed: %s; stopping without "
+	         "answering what it covered (nothing of it was acknowledged)",
+	         strerror(err));
+	_exit(75); /* EX_TEMPFAIL: the service manager starts us again */
+}
+
+static void sync_work(uv_work_t *w)
+{
+	struct wu_daemon *d = w->data;
+
+	d->sync_errno = store_sync(d->store) < 0 ? errno : 0;
+}
+
+static void sync_start(struct wu_daemon *d);
+static void commit_turn(struct wu_daemon *d);
+
+static void sync_done(uv_work_t *w, int status)
+{
+	struct wu_daemon *d = w->data;
+	struct daemon_after *a = d->covered;
+	int n = d->ncovered;
+
+	(void)status; /* a queued work item cannot be cancelled here */
+	d->sync_running = 0;
+	if (d->sync_errno != 0)
+		sync_failed(d->sync_errno);
+	d->covered = NULL;
+	d->ncovered = 0;
+	/* What the turns did while the disk was busy is one transaction:
+	 * commit it and start its sync before releasing what this one
+	 * covered, so that the two overlap. */
+	commit_turn(d);
+	sync_start(d);
+	run_callbacks(a, n, 1);
+}
+
+/* Starts a sync of everything committed so far, unless one runs. */
+static void sync_start(struct wu_daemon *d)
+{
+	if (d->sync_running || d->nwaiting == 0)
+		return;
+	d->covered = d->waiting;
+	d->ncovered = d->nwaiting;
+	d->waiting = NULL;
+	d->nwaiting = d->cap_waiting = 0;
+	d->sync_running = 1;
+	d->sync_work.data = d;
+	if (uv_queue_work(d->loop, &d->sync_work, sync_work, sync_done) != 0) {
+		/* No thread pool: sync here. */
+		sync_work(&d->sync_work);
+		sync_done(&d->sync_work, 0);
+	}
+}
+
+int daemon_sync_init(struct wu_daemon *d)
+{
+	return store_defer_sync(d->store);
+}
+
+/* Saves the engine and commits; the turn's callbacks join the waiting
+ * list (or run at once with ok = 0 after a rollback). */
+static void commit_turn(struct wu_daemon *d)
 {
 	char *state;
 	int ok = 0;
@@ -128,9 +223,60 @@ void daemon_commit(struct wu_daemon *d)
 	struct daemon_after *after = d->after;
 	d->after = NULL;
 	d->nafter = d->cap_after = 0;
-	for (int i = 0; i < nafter; i++)
-		after[i].fn(after[i].arg, ok);
+	if (!ok) {
+		run_callbacks(after, nafter, 0);
+		return;
+	}
+	if (waiting_add(d, after, nafter) < 0) {
+		/* Out of memory for the list: make this turn durable here. */
+		if (store_sync_now(d->store) < 0)
+			sync_failed(errno);
+		run_callbacks(after, nafter, 1);
+		return;
+	}
 	free(after);
+}
+
+/* The end of a loop turn: commit once, and release what waited for the
+ * commit once a sync has made it durable.  While a sync runs, the
+ * transaction stays open and the next turns join it: it is committed when
+ * the sync ends (sync_done), so that a commit and its sync cover
+ * everything that arrived while the disk was busy. */
+void daemon_commit(struct wu_daemon *d)
+{
+	if (d->sync_running) {
+		/* Nothing to do until the sync ends: let the poll block. */
+		uv_idle_stop(&d->commit_soon);
+		return;
+	}
+	commit_turn(d);
+	sync_start(d);
+}
+
+void daemon_flush(struct wu_daemon *d)
+{
+	for (;;) {
+		struct daemon_after *a, *w;
+		int n, nw;
+
+		commit_turn(d);
+		a = d->covered;
+		n = d->ncovered;
+		w = d->waiting;
+		nw = d->nwaiting;
+		if (n == 0 && nw == 0)
+			return;
+		if (store_sync_now(d->store) < 0)
+			sync_failed(errno);
+		/* Everything committed is durable now, what a running sync covers
+		 * too: its completion finds nothing left to release. */
+		d->covered = NULL;
+		d->ncovered = 0;
+		d->waiting = NULL;
+		d->nwaiting = d->cap_waiting = 0;
+		run_callbacks(a, n, 1);
+		run_callbacks(w, nw, 1);
+	}
 }
 
 int daemon_listen(struct wu_daemon *d, daemon_event_cb fn, void *arg)
@@ -163,6 +309,7 @@ void daemon_drain_events(struct wu_daemon *d)
 		wu_date_format(ev.date, date, sizeof(date));
 		switch (ev.kind) {
 		case WU_EV_GATE_WARN:
+		case WU_EV_STEP_BACK:
 			wu_warn("%s: %s", date, ev.text);
 			break;
 		case WU_EV_GATE_HALT:

@@ -5,9 +5,10 @@
  * Everything runs on one libuv loop thread.  Work that changes the store
  * (accepted requests, routing decisions, send results) joins the transaction
  * of the current loop turn; a check handle commits it once at the end of the
- * turn -- one fsync for everything that turn did -- and only then runs what
- * had to wait for durability: 202 answers to clients, and handing counted
- * messages to the network (the cap rule).
+ * turn, and a worker thread makes it durable -- one fdatasync for every turn
+ * committed since the last one began -- and only then runs what had to wait
+ * for durability: 202 answers to clients, and handing counted messages to
+ * the network (the cap rule).
  */
 #ifndef WU_DAEMON_H
 #define WU_DAEMON_H
@@ -79,6 +80,16 @@ struct wu_daemon {
 	struct daemon_after *after;
 	int nafter, cap_after;
 
+	/* durability: committed turns wait for one fdatasync on a worker
+	 * thread; the turns committed while it runs share the next one */
+	uv_work_t sync_work;
+	int sync_running;             /* a store_sync() is under way */
+	int sync_errno;               /* its outcome */
+	struct daemon_after *covered; /* callbacks of the turns it covers */
+	int ncovered;
+	struct daemon_after *waiting; /* of turns committed since it began */
+	int nwaiting, cap_waiting;
+
 	struct daemon_listener listeners[DAEMON_LISTENERS];
 	int nlisteners;
 
@@ -95,7 +106,10 @@ int daemon_txn(struct wu_daemon *d);
 /* Marks the turn's transaction as failed: it will be rolled back. */
 void daemon_txn_fail(struct wu_daemon *d, const char *what);
 
-/* Runs fn(arg, ok) after the turn's commit (or rollback). */
+/* Runs fn(arg, ok) once the turn's commit is durable (ok = 1), or after
+ * its rollback (ok = 0).  Callbacks of committed turns run in the order of
+ * the turns, possibly a few turns later: the commit returns at once and
+ * the fdatasync that makes it durable runs on a worker thread. */
 int daemon_after_commit(struct wu_daemon *d, daemon_after_cb fn, void *arg);
 
 /* Adds a listener of engine events.  Returns 0, or -1 when there are
@@ -107,8 +121,16 @@ void daemon_unlisten(struct wu_daemon *d, daemon_event_cb fn, void *arg);
 /* Hands the engine's pending events to the log and to every listener. */
 void daemon_drain_events(struct wu_daemon *d);
 
-/* Saves the engine and commits the turn's transaction, then runs the
- * after-commit callbacks.  Called by the loop's check handle. */
+/* Saves the engine and commits the turn's transaction; its after-commit
+ * callbacks run when a sync has made it durable (at once after a
+ * rollback).  Called by the loop's check handle. */
 void daemon_commit(struct wu_daemon *d);
+
+/* Commits, then syncs on the loop's thread and runs every callback still
+ * waiting for durability: for a stop, which cannot wait for a later turn. */
+void daemon_flush(struct wu_daemon *d);
+
+/* Sets the store up for daemon_commit's pipelined syncs. Returns 0 or -1. */
+int daemon_sync_init(struct wu_daemon *d);
 
 #endif

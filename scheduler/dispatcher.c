@@ -36,8 +36,9 @@
 struct batch {
 	struct snd_batch sb;
 	struct dispatcher *disp;
-	int date;      /* the day its units were counted on */
-	int *attempts; /* per item */
+	enum wu_route route; /* the engine's route it goes by */
+	int date;            /* the day its units were counted on */
+	int *attempts;       /* per item */
 	char msgid[64];
 	struct batch *next;
 };
@@ -67,14 +68,13 @@ struct dispatcher {
 	struct wu_daemon *d;
 	uv_timer_t timer;
 	wu_time_t wait[WU_ISP_MAX];
-	struct batch *staged;                /* this turn's, waiting for the commit */
+	struct batch *staged;                /* this round's, until round_stage() */
 	struct batch *queue[WU_ROUTE_COUNT]; /* committed, waiting for a free request */
 	struct batch *queue_tail[WU_ROUTE_COUNT];
 	int64_t waiting[WU_ROUTE_COUNT]; /* units in staged and queued batches */
 	int pending[WU_ROUTE_COUNT];     /* staged and queued batches */
 	int64_t inflight;                /* units handed to routes */
 	struct result_set *unsaved;      /* results a failed commit did not take */
-	int commit_pending;
 	int draining; /* stopping: nothing new is decided or handed over */
 	int stopping;
 };
@@ -141,7 +141,7 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	}
 	/* SMTP routes send a message taken over SMTP as it came; the API
 	 * route sends its v3 form. */
-	if (d->conf.route[route].type == WU_ROUTE_SMTP) {
+	if (d->conf.route[route].type == SND_TYPE_SMTP) {
 		char *raw, *from;
 		size_t rlen;
 
@@ -158,7 +158,8 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	}
 	b->disp = dp;
 	b->date = date;
-	b->sb.route = route;
+	b->route = route;
+	b->sb.role = route == WU_ROUTE_OLD ? SND_ROLE_OLD : SND_ROLE_NEW;
 	b->sb.content_id = content_id;
 	b->sb.content = body;
 	b->sb.msgid = b->msgid;
@@ -193,35 +194,75 @@ static void flush(struct dispatcher *dp, enum wu_route route)
 	}
 }
 
-/* After the round's commit: send what was decided, or drop it if the commit
- * failed (the units are still queued on disk). */
-static void round_committed(void *arg, int ok)
+/* One round's batches, waiting for the durability of the turn that
+ * counted them.  Turns are committed in order but made durable later (the
+ * daemon syncs on a worker thread), so each round keeps its own list:
+ * nothing staged in a later turn rides an earlier turn's sync. */
+struct round {
+	struct dispatcher *dp;
+	struct batch *staged;
+};
+
+/* Drops a round's batches: their units are still queued on disk. */
+static void staged_drop(struct dispatcher *dp, struct batch *list)
 {
-	struct dispatcher *dp = arg;
 	struct batch *b, *next;
 
-	dp->commit_pending = 0;
-	for (b = dp->staged; b; b = next) {
-		enum wu_route route = b->sb.route;
+	for (b = list; b; b = next) {
+		next = b->next;
+		dp->waiting[b->route] -= b->sb.nitems;
+		dp->pending[b->route]--;
+		batch_free(b);
+	}
+}
+
+/* After the round's commit: send what was decided, or drop it if the commit
+ * failed. */
+static void round_committed(void *arg, int ok)
+{
+	struct round *rd = arg;
+	struct dispatcher *dp = rd->dp;
+	struct batch *b, *next;
+
+	if (!ok)
+		staged_drop(dp, rd->staged);
+	for (b = ok ? rd->staged : NULL; b; b = next) {
+		enum wu_route route = b->route;
 		next = b->next;
 		b->next = NULL;
-		if (!ok) {
-			dp->waiting[route] -= b->sb.nitems;
-			dp->pending[route]--;
-			batch_free(b);
-			continue;
-		}
 		if (dp->queue_tail[route])
 			dp->queue_tail[route]->next = b;
 		else
 			dp->queue[route] = b;
 		dp->queue_tail[route] = b;
 	}
-	dp->staged = NULL;
+	free(rd);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		flush(dp, (enum wu_route)r);
 	if (dp->draining)
 		give_back_queued(dp);
+}
+
+/* Hands this round's batches to the turn's commit. */
+static int round_stage(struct dispatcher *dp)
+{
+	struct round *rd;
+
+	if (!dp->staged)
+		return 0;
+	rd = malloc(sizeof *rd);
+	if (rd) {
+		rd->dp = dp;
+		rd->staged = dp->staged;
+		if (daemon_after_commit(dp->d, round_committed, rd) == 0) {
+			dp->staged = NULL;
+			return 0;
+		}
+		free(rd);
+	}
+	staged_drop(dp, dp->staged);
+	dp->staged = NULL;
+	return -1;
 }
 
 /* Requests a route can start now, beyond the batches already decided. */
@@ -249,23 +290,27 @@ static int room(struct dispatcher *dp, enum wu_route route)
 
 /* Units the routes can still take this round: a round reads no more rows
  * than it can stage, or an SMTP route with 8 connections would have 1000
- * rows read to use 8. */
+ * rows read to use 8.  A unit goes ahead only when every route the engine
+ * may answer with can take it (route_isp), so the room is the smallest of
+ * theirs: with overflow = old, the old route's too, the new one paused or
+ * not. */
 static int64_t free_room(struct dispatcher *dp)
 {
-	int64_t n = 0;
+	int64_t n = -1;
 
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		struct snd_route *sr = dp->d->route[r];
-		int64_t cap;
+		int64_t cap, room;
 
 		if (!sr || (r == WU_ROUTE_OLD && dp->d->conf.core.overflow != WU_OVERFLOW_OLD))
 			continue;
 		cap = (int64_t)(free_requests(dp, (enum wu_route)r) + dp->pending[r]) *
 		      snd_route_batch_max(sr);
-		if (cap > dp->waiting[r])
-			n += cap - dp->waiting[r];
+		room = cap > dp->waiting[r] ? cap - dp->waiting[r] : 0;
+		if (n < 0 || room < n)
+			n = room;
 	}
-	return n;
+	return n < 0 ? 0 : n;
 }
 
 /* Can a unit of this content be added for route without opening more
@@ -278,7 +323,7 @@ static int can_take(struct dispatcher *dp, enum wu_route route, int64_t content_
 	if (!r)
 		return 1; /* the route is missing: route_isp says so */
 	for (int i = nopen - 1; i >= 0; i--)
-		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		if (open[i]->route == route && open[i]->sb.content_id == content_id &&
 		    open[i]->sb.nitems < snd_route_batch_max(r))
 			return 1;
 	return free_requests(dp, route) > 0;
@@ -292,7 +337,7 @@ static struct batch *batch_for(struct dispatcher *dp, struct batch **open, int *
 	int max = snd_route_batch_max(r);
 
 	for (int i = *nopen - 1; i >= 0; i--)
-		if (open[i]->sb.route == route && open[i]->sb.content_id == content_id &&
+		if (open[i]->route == route && open[i]->sb.content_id == content_id &&
 		    open[i]->sb.nitems < max)
 			return open[i];
 	struct batch *b = batch_new(dp, route, content_id, max, date, step);
@@ -374,14 +419,14 @@ static int recheck(struct dispatcher *dp, struct store_unit *u, struct scope_cac
  * counted at once (1, *dec filled), or it is put back in the queue until
  * the engine's time (0), where it neither blocks the units behind it nor
  * is read again each round.  -1 on a store failure. */
-static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, wu_time_t now,
-                        struct wu_decision *dec)
+static int route_v3only(struct dispatcher *dp, const struct store_unit *u, int isp, int engaged,
+                        wu_time_t now, struct wu_decision *dec)
 {
 	struct wu_daemon *d = dp->d;
 	wu_time_t until = now + V3ONLY_RECHECK;
 
-	if (d->conf.route[WU_ROUTE_NEW].type == WU_ROUTE_SENDGRID && d->route[WU_ROUTE_NEW]) {
-		*dec = wu_engine_route_new(d->engine, now, isp);
+	if (d->conf.route[WU_ROUTE_NEW].type == SND_TYPE_SENDGRID && d->route[WU_ROUTE_NEW]) {
+		*dec = wu_engine_route_new_for(d->engine, now, isp, engaged);
 		if (dec->kind == WU_NEW)
 			return 1;
 		if (dec->until > now && dec->until < until)
@@ -399,23 +444,45 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 {
 	struct wu_daemon *d = dp->d;
 	struct store_unit *u = calloc((size_t)max, sizeof(*u));
+	int *order = calloc((size_t)max, sizeof(*order));
+	unsigned char *engaged = calloc((size_t)max, 1);
 	struct scope_cache cache = {0};
-	int n, done = 0, i;
+	int n, done = 0, i, k, ne = 0;
 
-	if (!u)
+	if (!u || !order || !engaged) {
+		free(u);
+		free(order);
+		free(engaged);
 		return -1;
+	}
 	n = store_ready(d->store, isp, now, u, max);
 	if (n < 0) {
 		free(u);
+		free(order);
+		free(engaged);
 		return -1;
 	}
+	/* Engaged units first, each kind in queue order: while engaged-first
+	 * holds the reserve, the others take only what the engaged ones of
+	 * this round leave (engaged.h). */
 	for (i = 0; i < n; i++) {
+		const struct store_unit *x = &u[i];
+		engaged[i] = (unsigned char)wu_engaged_is(
+		    &d->conf.core.engaged, x->engaged_at ? x->engaged_at : x->learned_at, now);
+		if (engaged[i])
+			order[ne++] = i;
+	}
+	for (i = 0, k = ne; i < n; i++)
+		if (!engaged[i])
+			order[k++] = i;
+	for (k = 0; k < n; k++) {
 		struct wu_decision dec = {WU_WAIT, WU_WHY_NONE, 0, 0};
 		enum wu_route route;
 		struct batch *b;
 		wu_time_t hold;
 		int g;
 
+		i = order[k];
 		/* A unit of "other" whose domain's MX names a group moves there
 		 * (the next round routes it); one whose first answer is due
 		 * waits for it, up to [dns] wait. */
@@ -448,7 +515,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 			continue;
 		}
 		if (u[i].v3only) {
-			int rc = route_v3only(dp, &u[i], isp, now, &dec);
+			int rc = route_v3only(dp, &u[i], isp, engaged[i], now, &dec);
 
 			if (rc < 0) {
 				done = -1;
@@ -457,7 +524,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 			if (rc == 0)
 				continue; /* it waits; the units behind it may go */
 		} else
-			dec = wu_engine_route(d->engine, now, isp);
+			dec = wu_engine_route_for(d->engine, now, isp, engaged[i]);
 		if (dec.kind == WU_WAIT) {
 			dp->wait[isp] = dec.until;
 			if (dec.until < *wake)
@@ -492,6 +559,8 @@ out:
 	for (int j = 0; j < n; j++)
 		store_unit_clear(&u[j]);
 	free(u);
+	free(order);
+	free(engaged);
 	return done;
 }
 
@@ -557,11 +626,8 @@ static void round_run(struct dispatcher *dp)
 		if (n == max || budget <= 0)
 			more = 1;
 	}
-	if (dp->staged && !dp->commit_pending) {
-		if (daemon_after_commit(d, round_committed, dp) < 0)
-			goto fail;
-		dp->commit_pending = 1;
-	}
+	if (round_stage(dp) < 0)
+		goto fail;
 	if (more)
 		wake = now;
 	sleep_until(dp, wake, now);
@@ -569,6 +635,9 @@ static void round_run(struct dispatcher *dp)
 fail:
 	wu_error("dispatcher: %s", store_errmsg(d->store));
 	daemon_txn_fail(d, "dispatcher");
+	/* The turn rolls back: what this round marked is queued again. */
+	staged_drop(dp, dp->staged);
+	dp->staged = NULL;
 retry:
 	sleep_until(dp, now + WU_USEC, now);
 }
@@ -694,7 +763,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 	}
 	rs->dp = dp;
 	rs->now = now;
-	rs->route = b->sb.route;
+	rs->route = b->route;
 	rs->n = b->sb.nitems;
 	/* One retry time for the whole batch, so that its units come back
 	 * together and go out again as one request. */
@@ -724,7 +793,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 			continue;
 		}
 		memset(&rep, 0, sizeof(rep));
-		rep.route = b->sb.route;
+		rep.route = b->route;
 		rep.isp = isp;
 		rep.result = result_of(st);
 		rep.scope = scope;
@@ -798,18 +867,18 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 	for (int i = 0; i < b->sb.nitems; i++)
 		gave_back |= res[i].status != SND_ACCEPTED;
 	dp->inflight -= b->sb.nitems;
-	d->extra.inflight[b->sb.route] -= b->sb.nitems;
+	d->extra.inflight[b->route] -= b->sb.nitems;
 	batch_settle(dp, b, res, now,
-	             d->conf.route[b->sb.route].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP
+	             d->conf.route[b->route].type == SND_TYPE_SMTP ? WU_SCOPE_ISP
 	                                                              : WU_SCOPE_API);
 	if (res[0].status != SND_ACCEPTED && res[0].status != SND_AUTHFAIL)
-		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->sb.route),
+		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->route),
 		        snd_status_name(res[0].status), res[0].error, b->sb.nitems,
 		        b->sb.nitems == 1 ? "" : "s");
 	daemon_drain_events(d);
 	if (gave_back)
 		dispatcher_forget_waits(dp);
-	route = b->sb.route;
+	route = b->route;
 	batch_free(b);
 	if (!dp->stopping && !dp->draining) {
 		flush(dp, route);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "core/calendar.h"
+#include "core/parse.h"
 #include "dispatcher.h"
 #include "log.h"
 #include "msgid.h"
@@ -26,6 +28,7 @@
 #include "sender/json_strict.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
+#include "ui.h"
 #include "webhook.h"
 
 /* One client connection, from libmicrohttpd's connection notifications: when
@@ -43,13 +46,14 @@ struct intake {
 	uv_timer_t timer;
 	uv_timer_t sweep; /* cuts connections whose headers are late */
 	struct client *clients;
+	struct ui *ui; /* the status page and who may look */
 	int closed_one; /* a connection closed during the last MHD_run */
 	int port;
 	int closing;
 	int nclosed;
 };
 
-enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_WEBHOOK, REQ_OTHER };
+enum req_kind { REQ_MAIL, REQ_STATUS, REQ_METRICS, REQ_CONTROL, REQ_WEBHOOK, REQ_UI, REQ_OTHER };
 
 struct req {
 	struct intake *in;
@@ -269,6 +273,23 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 	return 0;
 }
 
+wu_time_t intake_engaged_at(const char *mark, wu_time_t now)
+{
+	int y, m, day;
+
+	if (!mark)
+		return 0;
+	if (strcasecmp(mark, "true") == 0 || strcasecmp(mark, "yes") == 0 || strcmp(mark, "1") == 0)
+		return now;
+	if (strcasecmp(mark, "false") == 0 || strcasecmp(mark, "no") == 0 || strcmp(mark, "0") == 0)
+		return -1;
+	/* A last-engaged date counts from its start (UTC): a day early at
+	 * most, against an age of weeks. */
+	if (strlen(mark) == 10 && wu_parse_date(mark, &y, &m, &day, NULL, 0) == 0)
+		return (wu_time_t)wu_days_from_civil(y, m, day) * WU_DAY;
+	return 0;
+}
+
 int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, int64_t content_id,
                      int v3only, wu_time_t now)
 {
@@ -277,17 +298,21 @@ int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, in
 
 	cJSON_ArrayForEach(p, ps)
 	{
-		char domain[256], *json;
+		char domain[256], email[320], *json;
 		int64_t unit;
+		wu_time_t engaged;
 		int isp;
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
 			domain[0] = '\0';
+		if (v3mail_first_email(p, email, sizeof(email)) < 0)
+			email[0] = '\0';
+		engaged = intake_engaged_at(v3mail_engaged_mark(body, p), now);
 		isp = mx_classify(d->mx, domain, now, NULL);
 		json = cJSON_PrintUnformatted(p);
 		if (!json ||
-		    store_add_unit(d->store, content_id, json, strlen(json), isp, domain, now,
-		                   &unit) < 0 ||
+		    store_add_unit_marked(d->store, content_id, json, strlen(json), isp, domain,
+		                          engaged, email, now, &unit) < 0 ||
 		    intake_hold(d, body, p, unit, now) < 0 ||
 		    (v3only && store_set_v3only(d->store, unit) < 0)) {
 			free(json);
@@ -457,6 +482,8 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method,
 		r->kind = REQ_STATUS;
 	else if (strcmp(url, "/metrics") == 0 && is_get)
 		r->kind = REQ_METRICS;
+	else if (ui_match(url) && is_get)
+		r->kind = REQ_UI;
 	else if (control_match(url))
 		r->kind = REQ_CONTROL;
 	else
@@ -468,7 +495,13 @@ static enum MHD_Result begin(struct req *r, const char *url, const char *method,
 			                   "Use POST for /v3/mail/send.");
 		return reply_error(c, MHD_HTTP_NOT_FOUND, NULL, "Not found.");
 	}
-	if (!authorized(r->in, c)) {
+	if (r->kind == REQ_UI) {
+		/* The page asks for basic auth itself (ui.c). */
+		r->answered = 1;
+		return ui_handle(r->in->ui, c, url);
+	}
+	/* GET /v1/status is the page's data: the same viewers may read it. */
+	if (r->kind == REQ_STATUS ? !ui_may_view(r->in->ui, c) : !authorized(r->in, c)) {
 		r->answered = 1;
 		r->in->d->extra.intake_rejected++;
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, NULL,
@@ -779,6 +812,10 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 		return -1;
 	}
 	in->d = d;
+	if (ui_open(&in->ui, d, err, errlen) < 0) {
+		free(in);
+		return -1;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, d->conf.listen_host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
@@ -790,6 +827,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	} else {
 		snprintf(err, errlen, "[listen] address: '%s' is not an IP address",
 		         d->conf.listen_host);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -812,6 +850,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	if (!in->mhd) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
 		         d->conf.listen_host, d->conf.listen_port);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -821,6 +860,7 @@ int intake_start(struct intake **inp, struct wu_daemon *d, char *err, size_t err
 	if (!info || uv_poll_init(d->loop, &in->poll, info->epoll_fd) < 0) {
 		snprintf(err, errlen, "cannot watch the HTTP server's descriptor");
 		MHD_stop_daemon(in->mhd);
+		ui_close(in->ui);
 		free(in);
 		return -1;
 	}
@@ -850,8 +890,10 @@ static void on_closed(uv_handle_t *h)
 {
 	struct intake *in = h->data;
 
-	if (++in->nclosed == 3)
+	if (++in->nclosed == 3) {
+		ui_close(in->ui);
 		free(in);
+	}
 }
 
 void intake_stop(struct intake *in)

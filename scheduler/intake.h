@@ -38,6 +38,11 @@ int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors 
 int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
                 wu_time_t now);
 
+/* The application's engagement mark as a time: "true" (yes, 1) is now, a
+ * date YYYY-MM-DD its start, "false" (no, 0) -1; none or anything else 0
+ * (unknown: what the webhook learned decides). */
+wu_time_t intake_engaged_at(const char *mark, wu_time_t now);
+
 /* Both intakes: one unit per personalization of ps for the stored content,
  * classified by its first recipient's domain, held for its send_at, marked
  * for the v3 route alone with v3only; in the turn's transaction.  Returns

@@ -15,6 +15,14 @@ void wu_log_set_level(int level)
 	threshold = level;
 }
 
+int wu_log_level_of(int syslog_level)
+{
+	return syslog_level <= 3   ? WU_LOG_ERROR
+	       : syslog_level == 4 ? WU_LOG_WARN
+	       : syslog_level <= 6 ? WU_LOG_INFO
+	                           : WU_LOG_DEBUG;
+}
+
 int wu_log_enabled(int level)
 {
 	return level <= threshold;

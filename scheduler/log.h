@@ -12,6 +12,8 @@
 enum wu_log_level { WU_LOG_ERROR = 0, WU_LOG_WARN = 1, WU_LOG_INFO = 2, WU_LOG_DEBUG = 3 };
 
 void wu_log_set_level(int level);
+/* The level of a syslog-style number ([log] level: 3 error .. 7 debug). */
+int wu_log_level_of(int syslog_level);
 int wu_log_enabled(int level);
 void wu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -12,8 +12,10 @@
  * shown), the store's directory and the listen ports (check.c).  Exit 0
  * with one "ok" line, or 1 with all of them and a count.
  *
- * Runs in the foreground and logs to stderr.  SIGHUP reloads nothing and says
- * so: a configuration change takes a restart.  SIGTERM or SIGINT stop intake,
+ * Runs in the foreground and logs to stderr.  SIGHUP (or POST /v1/reload,
+ * `warmup reload`) reads the configuration file again and swaps it in
+ * when it passes in full, or keeps the running one and says why
+ * (reload.c).  SIGTERM or SIGINT stop intake,
  * let the sends under way finish (at most the route timeout), commit and
  * exit 0.  A bad config, an unreadable store or saved state that does not
  * fit the configuration exit 1 with a message naming the cause.
@@ -39,7 +41,9 @@
 #include "intake.h"
 #include "smtpd.h"
 #include "log.h"
+#include "zone.h"
 #include "mx.h"
+#include "reload.h"
 #include "webhook.h"
 
 #define VERSION "0.1.0"
@@ -66,16 +70,9 @@ static void usage(FILE *f)
 	           "  -s, --smtp-port-file FILE\n"
 	           "                        the same for the SMTP intake ([smtp] address)\n"
 	           "  -h, --help            this help\n"
-	           "  -V, --version         print the version\n");
-}
-
-/* Maps the config's syslog-style level to the logger's. */
-static int log_level(int syslog_level)
-{
-	return syslog_level <= 3   ? WU_LOG_ERROR
-	       : syslog_level == 4 ? WU_LOG_WARN
-	       : syslog_level <= 6 ? WU_LOG_INFO
-	                           : WU_LOG_DEBUG;
+	           "  -V, --version         print the version\n"
+	           "\n"
+	           "SIGHUP (or `warmup reload`) reads the configuration file again.\n");
 }
 
 static void on_check(uv_check_t *h)
@@ -91,7 +88,7 @@ static void on_closed(uv_handle_t *h)
 /* The last step of a stop: commit, close the loop's own handles. */
 static void finish(struct wu_daemon *d)
 {
-	daemon_commit(d);
+	daemon_flush(d);
 	cluster_stop(d->cluster);
 	d->cluster = NULL;
 	uv_check_stop(&d->commit);
@@ -151,12 +148,15 @@ static void on_engine_event(void *arg, const struct wu_event *ev)
 	alert_engine_event(arg, ev);
 }
 
-/* SIGHUP: nothing is reloaded behind the operator's back. */
+/* SIGHUP: the configuration file is read again (reload.c). */
 static void on_hup(uv_signal_t *s, int signum)
 {
-	(void)s;
+	struct wu_daemon *d = s->data;
+
 	(void)signum;
-	wu_warn("SIGHUP: the configuration is not reloaded; restart warmupd to apply changes");
+	wu_info("SIGHUP: reloading the configuration");
+	if (reload_soon(d, NULL, NULL) < 0)
+		wu_error("SIGHUP: the reload cannot start (stopping, or the store failed)");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -172,7 +172,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	dispatcher_drain(d->disp);
 	/* Requests waiting for this turn's commit get their answer first: the
 	 * HTTP server cannot stop with connections suspended. */
-	daemon_commit(d);
+	daemon_flush(d);
 	intake_stop(d->intake);
 	d->intake = NULL;
 	smtpd_stop(d->smtpd);
@@ -212,6 +212,11 @@ static int restore(struct wu_daemon *d, wu_time_t now)
 	}
 	if (store_open(&d->store, d->conf.store_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "warmupd: %s\n", err);
+		return -1;
+	}
+	/* Commits are made durable by a worker thread (daemon_commit). */
+	if (daemon_sync_init(d) < 0) {
+		fprintf(stderr, "warmupd: %s\n", store_errmsg(d->store));
 		return -1;
 	}
 	if ((n = store_recover(d->store)) < 0) {
@@ -312,6 +317,8 @@ static int check_config(const char *config)
 	int rc;
 
 	wu_conf_load_all(&c, config, WU_CONF_KEEP, &errs);
+	if (c.core.calendar.tz[0])
+		wu_zone_apply(c.core.calendar.tz);
 	if (c.dir[0]) { /* the file was read: its values are there to look at */
 		check_store(&c, &errs, 0);
 		check_ports(&c, &errs);
@@ -329,7 +336,7 @@ static int check_config(const char *config)
 		       config, c.schedule_path, c.core.schedule.ndays,
 		       wu_after_name(c.core.schedule.after),
 		       c.core.overflow == WU_OVERFLOW_OLD ? "old" : "defer",
-		       c.route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? "smtp" : "sendgrid",
+		       c.route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? "smtp" : "sendgrid",
 		       c.route[WU_ROUTE_OLD].type ? ", old route smtp" : "", c.store_path,
 		       c.listen_host, c.listen_port, c.smtpd.enabled ? " and SMTP" : "");
 	}
@@ -394,12 +401,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warmupd: %s\n", err);
 		return 1;
 	}
+	/* One zone for the process, set before any thread starts. */
+	if (wu_zone_apply(d.conf.core.calendar.tz) < 0) {
+		fprintf(stderr, "warmupd: cannot set the time zone %s\n", d.conf.core.calendar.tz);
+		return 1;
+	}
 	if (reset) {
 		d.loop = uv_default_loop();
 		rc = reset_state(&d, daemon_now(&d));
 		goto out;
 	}
-	wu_log_set_level(log_level(d.conf.log_level));
+	wu_log_set_level(wu_log_level_of(d.conf.log_level));
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "warmupd: libcurl cannot start\n");
@@ -433,7 +445,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		if (d.conf.route[r].type == WU_ROUTE_NONE)
+		if (d.conf.route[r].type == SND_TYPE_NONE)
 			continue;
 		if (snd_route_create(&d.route[r], &d.conf.route[r], d.cu, err, sizeof(err)) < 0) {
 			fprintf(stderr, "warmupd: %s: [route %s]: %s\n", config,
@@ -494,6 +506,8 @@ out:
 	wu_engine_free(d.engine);
 	store_close(d.store);
 	free(d.after);
+	free(d.waiting);
+	free(d.covered);
 	wu_conf_free(&d.conf);
 	if (d.loop)
 		uv_loop_close(d.loop);

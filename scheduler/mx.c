@@ -394,3 +394,9 @@ void mx_close(struct mx *m)
 	}
 	uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
+
+void mx_set_isps(struct mx *m, const struct wu_isp_table *isps)
+{
+	if (m)
+		m->isps = isps;
+}

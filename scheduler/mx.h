@@ -31,6 +31,10 @@ void mx_on_answer(struct mx *m, void (*fn)(void *arg), void *arg);
  * wait for the first answer (0: it need not wait). */
 int mx_classify(struct mx *m, const char *domain, wu_time_t now, wu_time_t *hold);
 
+/* The ISP table to classify with from now on (the engine's, after a
+ * reload gave it a new one). */
+void mx_set_isps(struct mx *m, const struct wu_isp_table *isps);
+
 /* Cancels queries and closes the loop handles; m is freed once they are
  * closed.  NULL is fine. */
 void mx_close(struct mx *m);

@@ -66,6 +66,7 @@ enum state {
 	ST_READY,     /* MAIL */
 	ST_RCPT,      /* RCPT, or DATA once there is a recipient */
 	ST_DATA,      /* message lines, up to "." */
+	ST_CONVERT,   /* the message's conversion on a worker thread */
 	ST_COMMIT,    /* the turn's commit, for the reply to DATA */
 	ST_AUTH,      /* an AUTH response line */
 	ST_CLOSING    /* nothing: the socket is being closed */
@@ -107,6 +108,9 @@ struct session {
 	size_t msg_len, msg_cap;
 	int too_big, bad_lf, bad_nul;
 	char msgid[32];
+	uv_work_t work;     /* ST_CONVERT: rawmail_parse() on a worker thread */
+	struct rawmail *rm; /* its result */
+	char cerr[256];     /* or why the message cannot be sent */
 	/* output, plain text, sent at the end of the processing of a read */
 	char *out;
 	size_t out_len, out_cap;
@@ -127,6 +131,13 @@ struct smtpd {
 
 static void session_process(struct session *s);
 static void session_close(struct session *s);
+
+/* Waiting for a worker thread or the commit: no input is read, the
+ * session is not closed under the callback that will answer. */
+static int waiting(const struct session *s)
+{
+	return s->st == ST_CONVERT || s->st == ST_COMMIT;
+}
 static void flush(struct session *s);
 static void start_reading(struct session *s);
 static void smtpd_free_if_done(struct smtpd *srv);
@@ -295,16 +306,15 @@ static void on_committed(void *arg, int ok)
 	session_process(s);
 }
 
-/* The end of DATA: refuse, or store and wait for the commit. */
+static void convert_work(uv_work_t *w);
+static void convert_done(uv_work_t *w, int status);
+
+/* The end of DATA: refuse at once, or convert on a worker thread (GMime
+ * is the costly part of a message), then store and wait for the commit. */
 static void msg_done(struct session *s)
 {
 	struct smtpd *srv = s->srv;
 	struct wu_daemon *d = srv->d;
-	char err[256], *v3 = NULL;
-	cJSON *body = NULL, *ps, *p;
-	struct v3mail_errors errs = {0};
-	int64_t cid;
-	wu_time_t now = daemon_now(d);
 
 	s->st = ST_READY;
 	if (s->too_big) {
@@ -325,17 +335,50 @@ static void msg_done(struct session *s)
 		txn_reset(s);
 		return;
 	}
-	/* The v3 form: what the API route sends, and the proof it can. */
-	if (rawmail_to_v3(s->msg ? s->msg : "", s->msg_len, &v3, err, sizeof(err)) < 0) {
+	s->work.data = s;
+	if (uv_queue_work(d->loop, &s->work, convert_work, convert_done) != 0) {
+		reply(s, "451 4.3.0 The message could not be taken now; try again later");
+		goto refused;
+	}
+	s->st = ST_CONVERT;
+	return;
+refused:
+	d->extra.smtp_rejected++;
+	txn_reset(s);
+}
+
+/* On a worker thread: the message parsed and converted, but for what only
+ * the loop thread may do (X-SMTPAPI's JSON). */
+static void convert_work(uv_work_t *w)
+{
+	struct session *s = w->data;
+
+	s->rm = rawmail_parse(s->msg ? s->msg : "", s->msg_len, s->cerr, sizeof(s->cerr));
+}
+
+/* Back on the loop: finish the v3 form (what the API route sends, and the
+ * proof it can), store, and wait for the commit. */
+static void store_msg(struct session *s)
+{
+	struct smtpd *srv = s->srv;
+	struct wu_daemon *d = srv->d;
+	char err[256], *v3 = NULL;
+	cJSON *body, *ps, *p;
+	struct v3mail_errors errs = {0};
+	int64_t cid;
+	wu_time_t now = daemon_now(d);
+
+	if (!s->rm) {
+		reply(s, "554 5.6.0 Message refused: %s", s->cerr);
+		goto refused;
+	}
+	if (rawmail_finish(s->rm, err, sizeof(err)) < 0) {
 		reply(s, "554 5.6.0 Message refused: %s", err);
 		goto refused;
 	}
-	body = cJSON_Parse(v3);
-	ps = cJSON_CreateArray();
-	if (!body || !ps) {
-		cJSON_Delete(ps);
+	body = rawmail_body(s->rm);
+	if (!(ps = cJSON_AddArrayToObject(body, "personalizations")))
 		goto fail;
-	}
 	for (int i = 0; i < s->nrcpt; i++) {
 		if (!s->rcpt[i])
 			continue; /* dropped: suppressed */
@@ -345,7 +388,6 @@ static void msg_done(struct session *s)
 		cJSON_AddItemToArray(to, a);
 		cJSON_AddItemToArray(ps, p);
 	}
-	cJSON_AddItemToObject(body, "personalizations", ps);
 	if (v3mail_validate(body, &errs) < 0) {
 		char *ej = v3mail_errors_json(&errs);
 		reply(s, "554 5.6.0 Message refused: its SendGrid form is invalid: %.300s",
@@ -357,6 +399,12 @@ static void msg_done(struct session *s)
 		reply(s, "554 5.6.0 Message refused: X-SMTPAPI send_at: %.200s", errs.e[0].message);
 		goto refused;
 	}
+	/* The stored body has no personalizations: each unit carries its own. */
+	cJSON_DetachItemViaPointer(body, ps);
+	v3 = cJSON_PrintUnformatted(body);
+	cJSON_AddItemToObject(body, "personalizations", ps);
+	if (!v3)
+		goto fail;
 	msgid_make(s->msgid);
 	if (daemon_txn(d) < 0 ||
 	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg ? s->msg : "",
@@ -366,8 +414,9 @@ static void msg_done(struct session *s)
 		goto fail;
 	if (daemon_after_commit(d, on_committed, s) < 0)
 		goto fail;
-	cJSON_Delete(body);
 	free(v3);
+	rawmail_free(s->rm);
+	s->rm = NULL;
 	s->st = ST_COMMIT;
 	return;
 fail:
@@ -376,9 +425,33 @@ fail:
 	reply(s, "451 4.3.0 The message could not be stored; try again later");
 refused:
 	d->extra.smtp_rejected++;
-	cJSON_Delete(body);
 	free(v3);
+	rawmail_free(s->rm);
+	s->rm = NULL;
 	txn_reset(s);
+}
+
+static void convert_done(uv_work_t *w, int status)
+{
+	struct session *s = w->data;
+
+	(void)status;
+	s->st = ST_READY;
+	if (s->srv->stopping) {
+		/* Not taken: the client keeps its copy and tries again. */
+		rawmail_free(s->rm);
+		s->rm = NULL;
+		txn_reset(s);
+		reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->hostname);
+		flush(s);
+		session_close(s);
+		return;
+	}
+	store_msg(s);
+	if (s->st == ST_COMMIT)
+		return; /* on_committed answers */
+	flush(s);
+	session_process(s);
 }
 
 /* One line of message text (CRLF removed, n octets). */
@@ -767,7 +840,7 @@ static void session_process(struct session *s)
 {
 	size_t pos = 0;
 
-	while (s->st != ST_COMMIT && s->st != ST_CLOSING && pos < s->in_len) {
+	while (!waiting(s) && s->st != ST_CLOSING && pos < s->in_len) {
 		char *line = s->in + pos, *lf = memchr(line, '\n', s->in_len - pos);
 		size_t n;
 
@@ -836,10 +909,10 @@ static void session_process(struct session *s)
 		s->in_len -= pos;
 	}
 	flush(s);
-	if (s->st == ST_COMMIT && s->reading) {
+	if (waiting(s) && s->reading) {
 		uv_read_stop((uv_stream_t *)&s->tcp);
 		s->reading = 0;
-	} else if (s->st != ST_COMMIT && !s->reading) {
+	} else if (!waiting(s) && s->st != ST_CLOSING && !s->reading) {
 		start_reading(s);
 	}
 }
@@ -873,8 +946,8 @@ static void on_timeout(uv_timer_t *t)
 {
 	struct session *s = t->data;
 
-	if (s->st == ST_COMMIT)
-		return; /* the commit answers */
+	if (waiting(s))
+		return; /* the conversion or the commit answers */
 	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->hostname);
 	flush(s);
 	session_close(s);
@@ -1125,8 +1198,8 @@ void smtpd_stop(struct smtpd *srv)
 		next = s->next;
 		if (s->st == ST_CLOSING)
 			continue;
-		if (s->st == ST_COMMIT)
-			continue; /* the commit callback answers; closed below by the loop's end */
+		if (waiting(s))
+			continue; /* the conversion or commit callback answers, and closes */
 		reply(s, "421 4.3.2 %s Service shutting down", srv->conf->hostname);
 		flush(s);
 		session_close(s);

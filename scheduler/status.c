@@ -58,6 +58,9 @@ struct snap {
 	int64_t v3only, v3only_oldest; /* queued units waiting for the v3 route, oldest created */
 	const char *store_error;
 	int64_t unsub[WU_ROUTE_COUNT][WU_ISP_MAX]; /* today's unsubscribes (store counters) */
+	int nhours;                                    /* of today: 23, 24 or 25 */
+	int have_hours;                                /* store_sent_hours answered */
+	int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX]; /* today's sent units by hour */
 };
 
 static const char *const state_names[4] = {"queued", "inflight", "sent", "failed"};
@@ -101,6 +104,29 @@ static void snap_take(struct snap *n, const struct wu_engine *e, struct store *s
 	n->have_depth = 1;
 	if (store_counters(s, n->t->date, unsub_row, n) < 0)
 		memset(n->unsub, 0, sizeof(n->unsub));
+	n->have_hours = status_hours(e, s, n->hours, &n->nhours) == 0;
+}
+
+int status_hours(const struct wu_engine *e, struct store *s,
+                 int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX], int *nhours)
+{
+	const wu_time_t hour = (wu_time_t)3600 * WU_USEC;
+	struct wu_day day;
+	int64_t flat[WU_ROUTE_COUNT * STATUS_HOURS_MAX];
+	int nh;
+
+	wu_calendar_date(&wu_engine_conf(e)->calendar, wu_engine_today(e)->date, &day);
+	nh = (int)((day.end - day.start + hour - 1) / hour);
+	if (nh < 1 || nh > STATUS_HOURS_MAX)
+		nh = 24;
+	*nhours = nh;
+	memset(hours, 0, sizeof(int64_t) * WU_ROUTE_COUNT * STATUS_HOURS_MAX);
+	if (!s || store_sent_hours(s, day.start, day.end, hour, WU_ROUTE_COUNT, nh, flat) < 0)
+		return -1;
+	for (int r = 0; r < WU_ROUTE_COUNT; r++)
+		for (int h = 0; h < nh; h++)
+			hours[r][h] = flat[r * nh + h];
+	return 0;
 }
 
 /* Sum of one result over every ISP of a route. */
@@ -187,9 +213,9 @@ static void iso_local(wu_time_t t, char *buf, size_t len)
 }
 
 /* The config's word for a route type. */
-static const char *route_type_name(enum wu_route_type t)
+static const char *route_type_name(enum snd_type t)
 {
-	return t == WU_ROUTE_SENDGRID ? "sendgrid" : t == WU_ROUTE_SMTP ? "smtp" : "none";
+	return t == SND_TYPE_SENDGRID ? "sendgrid" : t == SND_TYPE_SMTP ? "smtp" : "none";
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -256,7 +282,7 @@ static void json_routes(struct jb *b, cJSON *root, const struct snap *n)
 
 		j_bool(b, o, "paused", n->paused[r]);
 		if (n->conf) {
-			const struct wu_route_conf *rc = &n->conf->route[r];
+			const struct snd_route_conf *rc = &n->conf->route[r];
 
 			url_public(rc->url, url, sizeof(url));
 			j_str(b, o, "type", route_type_name(rc->type));
@@ -403,6 +429,25 @@ static void json_webhook(struct jb *b, cJSON *root, const struct snap *n,
 }
 
 /* GET /v1/status: see status.h and README.md (Status, metrics). */
+/* The last reload: null before the first; applied and refused counts. */
+static void json_reload(struct jb *b, cJSON *root, const struct status_extra *x)
+{
+	char buf[64];
+	cJSON *o;
+
+	if (!x->reload_at) {
+		j_null(b, root, "reload");
+		return;
+	}
+	o = j_obj(b, root, "reload");
+	iso_local(x->reload_at, buf, sizeof(buf));
+	j_str(b, o, "time", buf);
+	j_bool(b, o, "ok", x->reload_ok);
+	j_str(b, o, "message", x->reload_message);
+	j_num(b, o, "applied", (double)x->reloads);
+	j_num(b, o, "refused", (double)x->reloads_refused);
+}
+
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                   const struct status_extra *x, wu_time_t now)
 {
@@ -439,6 +484,26 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	iso_local(day.close, buf, sizeof(buf));
 	j_str(&b, o, "close", buf);
 
+	/* Engaged recipients first (engaged.h): the policy, whether it
+	 * applies today and holds the reserve now, and who went new today. */
+	o = j_obj(&b, root, "engaged");
+	j_str(&b, o, "first", wu_engaged_first_name(n.core->engaged.first));
+	j_num(&b, o, "age_days", (double)(n.core->engaged.age / WU_DAY));
+	j_bool(&b, o, "applies", n.t->engaged_first);
+	j_bool(&b, o, "active", wu_engine_engaged_first(e));
+	j_num(&b, o, "new", (double)n.t->engaged_new);
+	j_num(&b, o, "other_new",
+	      (double)(n.t->used > n.t->engaged_new ? n.t->used - n.t->engaged_new : 0));
+	if (x)
+		j_num(&b, o, "noted", (double)x->engaged_noted);
+	/* A gap steps the ramp back (gap.h). */
+	o = j_obj(&b, root, "gap");
+	j_num(&b, o, "days", n.core->gap.days);
+	j_num(&b, o, "fill", n.core->gap.fill);
+	j_num(&b, o, "back", n.core->gap.back);
+	j_num(&b, o, "quiet", wu_engine_quiet(e));
+	j_bool(&b, o, "stepped_back", n.t->stepped_back);
+
 	json_routes(&b, root, &n);
 	json_isps(&b, root, &n);
 
@@ -465,6 +530,32 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	j_num(&b, o, "bounce_rate", n.gate.bounce_rate);
 	j_num(&b, o, "complaint_rate", n.gate.complaint_rate);
 	j_str(&b, o, "reason", n.gate.reason);
+	j_num(&b, o, "bounce_warn", n.core->gate.bounce_warn);
+	j_num(&b, o, "bounce_halt", n.core->gate.bounce_halt);
+	j_num(&b, o, "complaint_warn", n.core->gate.complaint_warn);
+	j_num(&b, o, "complaint_halt", n.core->gate.complaint_halt);
+
+	/* Today's sends by local hour (from midnight; 23 or 25 hours across a
+	 * DST change), per route: units the route accepted, by answer time. */
+	o = j_obj(&b, root, "hours");
+	for (int r = 0; r < WU_ROUTE_COUNT && o; r++) {
+		cJSON *a;
+
+		if (!n.have_hours) {
+			j_null(&b, o, wu_route_name((enum wu_route)r));
+			continue;
+		}
+		if (!(a = cJSON_AddArrayToObject(o, wu_route_name((enum wu_route)r)))) {
+			b.bad = 1;
+			break;
+		}
+		for (int h = 0; h < n.nhours; h++) {
+			cJSON *v = cJSON_CreateNumber((double)n.hours[r][h]);
+
+			if (!v || !cJSON_AddItemToArray(a, v))
+				b.bad = 1;
+		}
+	}
 
 	o = j_obj(&b, root, "intake");
 	if (x) {
@@ -488,6 +579,7 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_num(&b, o, "moved", (double)x->dns_moved);
 		json_ops(&b, root, s, x);
 		json_webhook(&b, root, &n, x, now);
+		json_reload(&b, root, x);
 	} else {
 		j_null(&b, o, "accepted");
 		j_null(&b, o, "rejected");
@@ -642,6 +734,12 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 	sample_i(&b, "warmup_step", n.t->step);
 	family(&b, "warmup_held_days", "gauge", "Days the schedule did not advance.");
 	sample_i(&b, "warmup_held_days", wu_engine_held(e));
+	family(&b, "warmup_engaged_new", "gauge",
+	       "Engaged recipients the new route took today (engaged first).");
+	sample_i(&b, "warmup_engaged_new", n.t->engaged_new);
+	family(&b, "warmup_gap_quiet_days", "gauge",
+	       "Days in a row the new route sent under gap_fill of its cap.");
+	sample_i(&b, "warmup_gap_quiet_days", wu_engine_quiet(e));
 	family(&b, "warmup_gate_state", "gauge", "Health gate: 0 ok, 1 warn, 2 halt.");
 	sample_i(&b, "warmup_gate_state", (int64_t)n.gate.state);
 	family(&b, "warmup_bounce_rate", "gauge",
@@ -746,6 +844,15 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		labels_close_i(&b, x->alerts_failed);
 		labels_open(&b, "warmup_alerts_total", "outcome", "dropped");
 		labels_close_i(&b, x->alerts_dropped);
+		family(&b, "warmup_reloads_total", "counter",
+		       "Configuration reloads (SIGHUP, POST /v1/reload) by outcome.");
+		labels_open(&b, "warmup_reloads_total", "outcome", "applied");
+		labels_close_i(&b, x->reloads);
+		labels_open(&b, "warmup_reloads_total", "outcome", "refused");
+		labels_close_i(&b, x->reloads_refused);
+		metric_i(&b, "warmup_reload_ok", "gauge",
+		         "1 when the last reload was applied (or none was asked), 0 when refused.",
+		         x->reload_at && !x->reload_ok ? 0 : 1);
 		family(&b, "warmup_webhook_outcomes_total", "counter",
 		       "Event Webhook events by what became of them.");
 		{

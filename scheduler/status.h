@@ -55,6 +55,15 @@ struct status_extra {
 	/* MX lookups (mx.c): queries started, answers naming hosts, NXDOMAIN
 	 * or no MX, failures; units the dispatcher moved to their MX's group */
 	int64_t dns_queries, dns_found, dns_negative, dns_failed, dns_moved;
+	/* open and click events noted as an address's last engagement (webhook.c) */
+	int64_t engaged_noted;
+	/* the last reload (reload.c): when (0 = none yet), whether it was
+	 * applied, what changed or why it was refused; reloads applied and
+	 * refused since the start */
+	wu_time_t reload_at;
+	int reload_ok;
+	char reload_message[1024];
+	int64_t reloads, reloads_refused;
 	/* [cluster] (cluster.c): adds a "cluster" object to the status JSON
 	 * (root is a cJSON object) and appends its /metrics lines (malloc'd
 	 * text, NULL for none); both NULL without the section */
@@ -62,6 +71,15 @@ struct status_extra {
 	char *(*cluster_metrics)(void *arg);
 	void *cluster_arg;
 };
+
+/* Hours of a local day at most (25 across the end of DST). */
+#define STATUS_HOURS_MAX 25
+
+/* Today's units SENT by route and local hour since midnight, from the
+ * store: hours[route][h] for h < *nhours (23, 24 or 25).  Returns 0, or -1
+ * when the store could not be read (the counts are then 0). */
+int status_hours(const struct wu_engine *e, struct store *s,
+                 int64_t hours[WU_ROUTE_COUNT][STATUS_HOURS_MAX], int *nhours);
 
 /* JSON for GET /v1/status; malloc'd; NULL on failure. */
 char *status_json(const struct wu_engine *e, struct store *s, const struct wu_conf *c,

@@ -44,12 +44,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -148,6 +150,16 @@ static const char *const migrations[] = {
      * when" without a scan. */
     "ALTER TABLE units ADD COLUMN v3only INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX units_v3only ON units(state, created_at) WHERE state = 0 AND v3only = 1;",
+    /* 7: engaged recipients first.  The application's mark on a unit
+     * (engaged_at: the last engagement it gave, -1 for "not engaged", 0 for
+     * none) and the unit's first address; what open and click events
+     * taught, one row per address (its last engagement), probed by the
+     * primary key when the unit's turn comes. */
+    "ALTER TABLE units ADD COLUMN engaged_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE units ADD COLUMN email TEXT;"
+    "CREATE TABLE engagement ("
+    " email TEXT PRIMARY KEY,"
+    " at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -179,6 +191,7 @@ enum stmt {
 	S_DEPTH_QUEUED,
 	S_DEPTH_INFLIGHT,
 	S_DEPTH_DONE,
+	S_SENT_HOURS,
 	S_DEPTH_ISP,
 	S_ENGINE_SAVE,
 	S_ENGINE_LOAD,
@@ -204,6 +217,8 @@ enum stmt {
 	S_SET_V3ONLY,
 	S_V3ONLY_WAITING,
 	S_SET_ISP,
+	S_ENGAGED_NOTE,
+	S_ENGAGED_GET,
 	S_COUNT_STMTS
 };
 
@@ -218,11 +233,14 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_SP_ROLLBACK] = "ROLLBACK TO store",
     [S_ADD_CONTENT] = "INSERT INTO contents(msgid, created_at, body) VALUES (?1, ?2, ?3)",
     [S_ADD_UNIT] = "INSERT INTO units(content_id, state, isp, attempts, next_at, created_at,"
-                   " domain, personalization) VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5)",
+                   " domain, personalization, engaged_at, email)"
+                   " VALUES (?1, 0, ?2, 0, ?3, ?3, ?4, ?5, ?6, ?7)",
     [S_RECOVER] = "UPDATE units SET state = 0 WHERE state = 1",
-    [S_READY] = "SELECT id, content_id, isp, attempts, next_at, personalization, v3only,"
-                " domain FROM units"
-                " WHERE state = 0 AND isp = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
+    [S_READY] = "SELECT u.id, u.content_id, u.isp, u.attempts, u.next_at, u.personalization,"
+                " u.v3only, u.domain, u.engaged_at, coalesce(g.at, 0) FROM units u"
+                " LEFT JOIN engagement g ON g.email = u.email"
+                " WHERE u.state = 0 AND u.isp = ?1 AND u.next_at <= ?2"
+                " ORDER BY u.next_at, u.id LIMIT ?3",
     [S_HAS_READY] = "SELECT EXISTS (SELECT 1 FROM units"
                     " WHERE state = 0 AND isp = ?1 AND next_at <= ?2)",
     [S_COUNT_READY] = "SELECT count(*) FROM units WHERE state = 0 AND isp = ?1 AND next_at <= ?2",
@@ -247,6 +265,11 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_DEPTH_QUEUED] = "SELECT count(*) FROM units WHERE state = 0",
     [S_DEPTH_INFLIGHT] = "SELECT count(*) FROM units WHERE state = 1",
     [S_DEPTH_DONE] = "SELECT count(*) FROM units WHERE state >= 2 AND state = ?1",
+    /* "state >= 2" lets the partial index units_done answer: one range of
+     * today's finished units, not a scan of the table. */
+    [S_SENT_HOURS] = "SELECT route, (finished_at - ?1) / ?2, count(*) FROM units"
+                     " WHERE state >= 2 AND state = 2 AND finished_at >= ?1 AND finished_at < ?3"
+                     " GROUP BY 1, 2",
     [S_DEPTH_ISP] = "SELECT count(*) FROM units WHERE state = 0 AND isp = ?1",
     [S_ENGINE_SAVE] = "INSERT INTO engine(id, state) VALUES (1, ?1)"
                       " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
@@ -287,6 +310,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_UNIT_BY_PROVIDER] = "SELECT route, isp FROM units WHERE provider_id = ?1"
                            " ORDER BY domain = ?2 DESC, id LIMIT 1",
     [S_SET_ISP] = "UPDATE units SET isp = ?2 WHERE id = ?1 AND state = 0",
+    [S_ENGAGED_NOTE] = "INSERT INTO engagement(email, at) VALUES (?1, ?2)"
+                       " ON CONFLICT (email) DO UPDATE SET at = max(at, excluded.at)",
+    [S_ENGAGED_GET] = "SELECT at FROM engagement WHERE email = ?1",
 };
 
 struct store {
@@ -294,6 +320,10 @@ struct store {
 	sqlite3_stmt *stmt[S_COUNT_STMTS];
 	char *path;
 	int lockfd; /* PATH.lock, flock()ed for as long as the store is open */
+	/* store_defer_sync(): commits leave the WAL's fsync to store_sync(),
+	 * which only ever touches these two (and may run on another thread) */
+	char *wal_path;
+	int wal_fd;
 	char err[512];
 };
 
@@ -499,6 +529,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	s->lockfd = -1;
+	s->wal_fd = -1;
 	if (store_lock(s, path) < 0)
 		goto fail;
 	/* Queued mail is private: the file is created 0600 whatever the umask,
@@ -589,8 +620,109 @@ void store_close(struct store *s)
 	sqlite3_close_v2(s->db);
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* releases the lock; the file stays, on purpose */
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	free(s->wal_path);
 	free(s->path);
 	free(s);
+}
+
+/* From here on a commit writes the WAL but does not wait for the disk
+ * (synchronous = NORMAL, which still syncs around every checkpoint); the
+ * caller makes its commits durable with store_sync() before it acts on
+ * them.  Commits stay atomic and ordered: a crash before the sync loses
+ * the transactions not yet synced, whole, and nothing else. */
+int store_defer_sync(struct store *s)
+{
+	size_t n = strlen(s->path) + sizeof "-wal";
+
+	if (s->wal_path == NULL) {
+		if ((s->wal_path = malloc(n)) == NULL)
+			return fail(s, SQLITE_OK, "store_defer_sync: out of memory");
+		snprintf(s->wal_path, n, "%s-wal", s->path);
+	}
+	return exec(s, "PRAGMA synchronous = NORMAL");
+}
+
+/* fsync(2) of the directory holding path. */
+static int sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* fdatasync of the WAL through *fdp, opened (again) when SQLite has made a
+ * new one (its inode changed); without a WAL, of the database file. */
+static int sync_wal(const struct store *s, int *fdp)
+{
+	struct stat a, b;
+
+	if (*fdp >= 0 && (stat(s->wal_path, &a) < 0 || fstat(*fdp, &b) < 0 ||
+	                  a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+		close(*fdp);
+		*fdp = -1;
+	}
+	if (*fdp < 0) {
+		if ((*fdp = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0) {
+			int fd, rc;
+
+			/* No WAL (yet): whatever was committed is in the file. */
+			if (errno != ENOENT || (fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0)
+				return -1;
+			rc = fdatasync(fd);
+			close(fd);
+			return rc;
+		}
+		/* A WAL first seen: its name in the directory must last too. */
+		if (sync_dir(s->path) < 0)
+			return -1;
+	}
+	return fdatasync(*fdp);
+}
+
+/* Every commit made so far reaches the disk: one fdatasync of the WAL, the
+ * file all of them were appended to.  Touches no SQLite state, so it may
+ * run on a worker thread while the store's own thread goes on committing
+ * (one store_sync at a time).  Returns 0, or -1 with errno set. */
+int store_sync(struct store *s)
+{
+	if (s->wal_path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sync_wal(s, &s->wal_fd);
+}
+
+/* The same through a file descriptor of its own: safe beside a
+ * store_sync() running on another thread. */
+int store_sync_now(struct store *s)
+{
+	int fd = -1, rc;
+
+	if (s->wal_path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	rc = sync_wal(s, &fd);
+	if (fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return rc;
 }
 
 /* The last failure's message, for people. */
@@ -711,6 +843,14 @@ int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *r
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
                    int isp, const char *domain, int64_t now, int64_t *unit_id)
 {
+	return store_add_unit_marked(s, content_id, personalization, len, isp, domain, 0, NULL, now,
+	                             unit_id);
+}
+
+int store_add_unit_marked(struct store *s, int64_t content_id, const char *personalization,
+                          size_t len, int isp, const char *domain, int64_t engaged_at,
+                          const char *email, int64_t now, int64_t *unit_id)
+{
 	sqlite3_stmt *st = s->stmt[S_ADD_UNIT];
 
 	if (len > INT32_MAX)
@@ -722,6 +862,11 @@ int store_add_unit(struct store *s, int64_t content_id, const char *personalizat
 	bind_text(st, 4, domain);
 	sqlite3_bind_text(st, 5, personalization ? personalization : "",
 	                  personalization ? (int)len : 0, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, engaged_at);
+	if (email && *email)
+		bind_text(st, 7, email);
+	else
+		sqlite3_bind_null(st, 7);
 	if (run(s, S_ADD_UNIT, "store_add_unit") < 0)
 		return -1;
 	if (unit_id)
@@ -774,6 +919,8 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 			goto fail;
 		out[n].v3only = sqlite3_column_int(st, 6);
 		snprintf(out[n].domain, sizeof(out[n].domain), "%s", d ? d : "");
+		out[n].engaged_at = sqlite3_column_int64(st, 8);
+		out[n].learned_at = sqlite3_column_int64(st, 9);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1024,6 +1171,29 @@ int store_depth(struct store *s, int64_t depth[4])
 fail:
 	sp_abort(s);
 	return -1;
+}
+
+/* Sent units per route and hour of [from, to): finished_at, bucketed. */
+int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
+                     int nhours, int64_t *counts)
+{
+	sqlite3_stmt *st = s->stmt[S_SENT_HOURS];
+	int rc;
+
+	memset(counts, 0, (size_t)nroutes * (size_t)nhours * sizeof(*counts));
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, hour);
+	sqlite3_bind_int64(st, 3, to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int r = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
+		int64_t h = sqlite3_column_int64(st, 1);
+
+		if (r < 0 || r >= nroutes || h < 0)
+			continue;
+		counts[r * nhours + (h < nhours ? h : nhours - 1)] += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "store_sent_hours");
 }
 
 /* Counts QUEUED units per ISP, in one snapshot. */
@@ -1495,4 +1665,29 @@ int store_unit_by_provider(struct store *s, const char *provider_id, const char 
 	if (rc == SQLITE_DONE)
 		return 0;
 	return fail(s, rc, "store_unit_by_provider");
+}
+
+/* Engagement the provider reported (an open or a click): the address's
+ * last engagement moves up to at, never back. */
+int store_engaged_note(struct store *s, const char *email, int64_t at)
+{
+	sqlite3_stmt *st = s->stmt[S_ENGAGED_NOTE];
+
+	bind_text(st, 1, email);
+	sqlite3_bind_int64(st, 2, at);
+	return run(s, S_ENGAGED_NOTE, "store_engaged_note");
+}
+
+int store_engaged_get(struct store *s, const char *email, int64_t *at)
+{
+	sqlite3_stmt *st = s->stmt[S_ENGAGED_GET];
+	int rc;
+
+	*at = 0;
+	bind_text(st, 1, email);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*at = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, "store_engaged_get");
 }

@@ -15,6 +15,9 @@
  * once and cached.  Callers group work into short transactions with
  * store_begin()/store_commit(); one commit is one fsync (synchronous=FULL),
  * which is how intake gets group commit: many requests, one transaction.
+ * The daemon pipelines further (store_defer_sync): it commits every loop
+ * turn and syncs on a worker thread, so the turns committed while one sync
+ * runs share the next.
  *
  * Every function returns 0 (or a count) on success and -1 on failure, with
  * the reason in store_errmsg().  The message is sticky: it stays until the
@@ -50,6 +53,10 @@ struct store_unit {
 	int v3only;            /* store_ready: only the v3 API route may send it */
 	char *personalization; /* JSON text, owned by the unit */
 	char domain[256];      /* the recipient's (store_ready only) */
+	int64_t engaged_at;    /* store_ready: the application's mark (the last
+	                        * engagement it gave; -1 not engaged; 0 none) */
+	int64_t learned_at;    /* store_ready: the last open or click of the
+	                        * unit's first address the webhook reported; 0 none */
 };
 
 int store_open(struct store **s, const char *path, char *err, size_t errlen);
@@ -60,11 +67,32 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 
+/* Deferred durability, for a caller that pipelines its commits: after
+ * store_defer_sync() a commit no longer waits for the disk, and
+ * store_sync() makes every commit made so far durable with one fdatasync
+ * of the WAL.  store_sync() touches no SQLite state: it may run on a worker
+ * thread while the store's thread goes on committing, one call at a time.
+ * Both return 0, or -1 (store_sync with errno set). */
+int store_defer_sync(struct store *s);
+int store_sync(struct store *s);
+/* The same, safe beside a store_sync() running on another thread. */
+int store_sync_now(struct store *s);
+
 /* Intake: one content, then its units (inside one transaction). */
 int store_add_content(struct store *s, const char *msgid, const char *body, size_t len, int64_t now,
                       int64_t *content_id);
 int store_add_unit(struct store *s, int64_t content_id, const char *personalization, size_t len,
                    int isp, const char *domain, int64_t now, int64_t *unit_id);
+/* The same with the application's engagement mark (engaged_at as in
+ * struct store_unit) and the first address (lowercase), which the
+ * dispatcher looks up in what the webhook learned. */
+int store_add_unit_marked(struct store *s, int64_t content_id, const char *personalization,
+                          size_t len, int isp, const char *domain, int64_t engaged_at,
+                          const char *email, int64_t now, int64_t *unit_id);
+/* What open and click events teach: email's last engagement (moves up
+ * only), and read back.  One small row per address that ever engaged. */
+int store_engaged_note(struct store *s, const char *email, int64_t at);
+int store_engaged_get(struct store *s, const char *email, int64_t *at);
 /* SMTP intake: the message's v3 form (body, for the API route), the message
  * byte for byte as received (for SMTP routes) and its envelope sender. */
 int store_add_raw_content(struct store *s, const char *msgid, const char *body, size_t len,
@@ -116,6 +144,12 @@ int store_counters(struct store *s, int date,
 int store_depth(struct store *s, int64_t depth[4]);
 /* QUEUED units per ISP (depth[0..nisp-1]). */
 int store_depth_isps(struct store *s, int nisp, int64_t *depth);
+
+/* Units SENT in [from, to) by route and hour: counts[route * nhours + h]
+ * for finished_at in [from + h * hour, from + (h + 1) * hour); the last
+ * hour takes what lies past it.  Units without a route are left out. */
+int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
+                     int nhours, int64_t *counts);
 
 /* The engine's saved state. *text is malloc'd; NULL when none was saved.
  * Saving NULL forgets the saved state. */

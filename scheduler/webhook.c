@@ -343,6 +343,34 @@ static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 	return rc < 0 ? -1 : 0;
 }
 
+/* An open or a click: the address's last engagement, whoever sent the
+ * mail it opened (an address that opens the team's mail engages).  At the
+ * event's time, never ahead of the clock.  No sg_event_id is kept: noting
+ * the same engagement twice changes nothing.  The batch's answer counts it
+ * as ignored, as before: it moves no counter and no gate (status shows
+ * engaged.noted). */
+static int engaged_note(struct wu_daemon *d, const struct webhook_event *e, wu_time_t now,
+                        struct webhook_reply *rep)
+{
+	char email[320];
+	size_t n = strlen(e->email);
+	wu_time_t at = now;
+
+	if (n == 0 || n >= sizeof(email) || !strchr(e->email, '@')) {
+		rep->malformed++;
+		return 0;
+	}
+	for (size_t i = 0; i <= n; i++)
+		email[i] = (char)tolower((unsigned char)e->email[i]);
+	if (e->timestamp > 0 && e->timestamp * 1e6 < (double)now)
+		at = (wu_time_t)(e->timestamp * 1e6);
+	if (store_engaged_note(d->store, email, at) < 0)
+		return -1;
+	d->extra.engaged_noted++;
+	rep->ignored++;
+	return 0;
+}
+
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
 static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fresh,
                        struct webhook_reply *rep)
@@ -360,6 +388,8 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fr
 		rep->ignored++;
 		return 0;
 	}
+	if (e.act == WEBHOOK_ENGAGED)
+		return engaged_note(d, &e, now, rep);
 	if ((rc = attribute(w, &e, &route, &isp)) <= 0) {
 		if (rc < 0)
 			return rc;

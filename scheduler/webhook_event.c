@@ -70,6 +70,14 @@ static enum webhook_act classify(const char *event, const cJSON *ev, enum wu_res
 		*res = WU_COMPLAINT;
 	else if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "group_unsubscribe") == 0)
 		return WEBHOOK_UNSUBSCRIBE;
+	else if (strcmp(event, "click") == 0)
+		return WEBHOOK_ENGAGED;
+	else if (strcmp(event, "open") == 0)
+		/* Apple's Mail Privacy Protection opens everything; SendGrid
+		 * marks those opens, and they say nothing of the person. */
+		return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "sg_machine_open"))
+		           ? WEBHOOK_IGNORE
+		           : WEBHOOK_ENGAGED;
 	else
 		return WEBHOOK_IGNORE;
 	return WEBHOOK_OUTCOME;
@@ -95,6 +103,7 @@ void webhook_event_parse(const cJSON *ev, struct webhook_event *out)
 	    !out->email || !cJSON_IsNumber(ts))
 		return;
 	out->act = classify(out->event, ev, &out->res);
+	out->timestamp = ts->valuedouble;
 	at = strrchr(out->email, '@');
 	out->domain = at ? at + 1 : NULL;
 	sgid = str_of(ev, "sg_message_id");

@@ -17,7 +17,8 @@
 /* What an event does. */
 enum webhook_act {
 	WEBHOOK_MALFORMED,  /* not an object, or event, sg_event_id, email or timestamp missing */
-	WEBHOOK_IGNORE,     /* processed, open, click, group_resubscribe, unknown */
+	WEBHOOK_IGNORE,     /* processed, group_resubscribe, a machine open, unknown */
+	WEBHOOK_ENGAGED,    /* open (not a machine's) or click: the address engages */
 	WEBHOOK_OUTCOME,    /* an engine outcome: res */
 	WEBHOOK_UNSUBSCRIBE /* unsubscribe or group_unsubscribe */
 };
@@ -34,6 +35,7 @@ struct webhook_event {
 	int route;          /* the warmup_route custom arg: WU_ROUTE_NEW or OLD; -1 none */
 	const char *detail; /* reason, else response: kept with a suppression */
 	long long group;    /* asm_group_id (group_unsubscribe), or -1 */
+	double timestamp;   /* seconds since the epoch, as the event says */
 };
 
 /* The batch as a JSON array (body[len] must be '\0').  NULL when it is not

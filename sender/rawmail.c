@@ -101,6 +101,7 @@ struct rm_ctx {
 	cJSON *attachments;
 	GPtrArray *b64; /* base64 texts the tree references, freed last */
 	int nparts;     /* for the names of parts that have none */
+	GPtrArray *smtpapi; /* the X-SMTPAPI headers' texts, unfolded, in order */
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -813,26 +814,19 @@ static int smtpapi_apply(struct rm_ctx *c, const char *text)
 	return rc ? -1 : 0;
 }
 
-/* Every X-SMTPAPI header, in order (Postfix's prepended one comes first). */
-static int add_smtpapi(struct rm_ctx *c, GMimeHeaderList *hl)
+/* Every X-SMTPAPI header, in order (Postfix's prepended one comes first),
+ * kept for rawmail_finish: its JSON is parsed there. */
+static void keep_smtpapi(struct rm_ctx *c, GMimeHeaderList *hl)
 {
 	int n = g_mime_header_list_get_count(hl);
 
 	for (int i = 0; i < n; i++) {
 		GMimeHeader *hd = g_mime_header_list_get_header_at(hl, i);
 		const char *raw = g_mime_header_get_raw_value(hd);
-		char *text;
-		int rc;
 
-		if (g_ascii_strcasecmp(g_mime_header_get_name(hd), "X-SMTPAPI") != 0)
-			continue;
-		text = g_mime_utils_header_unfold(raw ? raw : "");
-		rc = smtpapi_apply(c, text);
-		g_free(text);
-		if (rc < 0)
-			return -1;
+		if (g_ascii_strcasecmp(g_mime_header_get_name(hd), "X-SMTPAPI") == 0)
+			g_ptr_array_add(c->smtpapi, g_mime_utils_header_unfold(raw ? raw : ""));
 	}
-	return 0;
 }
 
 /* content[]: text/plain then text/html, as SendGrid orders them. */
@@ -901,7 +895,7 @@ static int validate(struct rm_ctx *c)
 	return 0;
 }
 
-/* The conversion of a parsed message into c->root. */
+/* The conversion of a parsed message into c->root, but for X-SMTPAPI. */
 static int convert(struct rm_ctx *c, GMimeMessage *msg)
 {
 	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
@@ -919,50 +913,112 @@ static int convert(struct rm_ctx *c, GMimeMessage *msg)
 		cJSON_Delete(c->attachments);
 	c->attachments = NULL;
 	add_headers(c, hl);
-	if (add_smtpapi(c, hl) < 0)
-		return -1;
-	return validate(c);
+	keep_smtpapi(c, hl);
+	return 0;
 }
 
-/* Converts a raw SMTP message into a v3 body without personalizations. */
-int rawmail_to_v3(const char *raw, size_t len, char **json, char *err, size_t errlen)
+struct rawmail {
+	struct rm_ctx c;
+};
+
+void rawmail_free(struct rawmail *rm)
 {
-	struct rm_ctx c = {.err = err, .errlen = errlen};
+	if (!rm)
+		return;
+	cJSON_Delete(rm->c.root);
+	cJSON_Delete(rm->c.attachments);
+	if (rm->c.b64)
+		g_ptr_array_free(rm->c.b64, TRUE);
+	if (rm->c.smtpapi)
+		g_ptr_array_free(rm->c.smtpapi, TRUE);
+	g_free(rm->c.plain);
+	g_free(rm->c.html);
+	free(rm);
+}
+
+/* Step one: GMime parses the message and the v3 body is built, all but
+ * what the X-SMTPAPI headers add. */
+struct rawmail *rawmail_parse(const char *raw, size_t len, char *err, size_t errlen)
+{
+	struct rawmail *rm;
 	GMimeStream *stream;
 	GMimeParser *parser;
 	GMimeMessage *msg;
-	int rc = -1;
+	int rc;
 
-	*json = NULL;
 	if (errlen)
 		err[0] = '\0';
 	pthread_once(&rm_once, rm_init);
-	if (!raw || len == 0)
-		return fail(&c, "empty message");
-
+	if (!raw || len == 0) {
+		snprintf(err, errlen, "empty message");
+		return NULL;
+	}
+	if ((rm = calloc(1, sizeof(*rm))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rm->c.err = err;
+	rm->c.errlen = errlen;
 	stream = g_mime_stream_mem_new_with_buffer(raw, len);
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	msg = g_mime_parser_construct_message(parser, rm_options);
 	g_object_unref(parser);
 	g_object_unref(stream);
-	if (!msg)
-		return fail(&c, "not an Internet message (no header block)");
+	if (!msg) {
+		fail(&rm->c, "not an Internet message (no header block)");
+		rawmail_free(rm);
+		return NULL;
+	}
+	rm->c.root = cJSON_CreateObject();
+	rm->c.attachments = cJSON_CreateArray();
+	rm->c.b64 = g_ptr_array_new_with_free_func(free);
+	rm->c.smtpapi = g_ptr_array_new_with_free_func(g_free);
+	rc = rm->c.root && rm->c.attachments ? convert(&rm->c, msg)
+	                                     : fail(&rm->c, "out of memory");
+	g_object_unref(msg);
+	if (rc < 0) {
+		rawmail_free(rm);
+		return NULL;
+	}
+	rm->c.err = NULL;
+	rm->c.errlen = 0;
+	return rm;
+}
 
-	c.root = cJSON_CreateObject();
-	c.attachments = cJSON_CreateArray();
-	c.b64 = g_ptr_array_new_with_free_func(free);
-	if (convert(&c, msg) == 0) {
-		if ((*json = cJSON_PrintUnformatted(c.root)))
+/* Step two: X-SMTPAPI applied, and the body judged as the v3 API will. */
+int rawmail_finish(struct rawmail *rm, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	rm->c.err = err;
+	rm->c.errlen = errlen;
+	for (guint i = 0; i < rm->c.smtpapi->len; i++)
+		if (smtpapi_apply(&rm->c, g_ptr_array_index(rm->c.smtpapi, i)) < 0)
+			return -1;
+	return validate(&rm->c);
+}
+
+cJSON *rawmail_body(struct rawmail *rm)
+{
+	return rm->c.root;
+}
+
+/* Both steps, and the body as JSON text. */
+int rawmail_to_v3(const char *raw, size_t len, char **json, char *err, size_t errlen)
+{
+	struct rawmail *rm = rawmail_parse(raw, len, err, errlen);
+	int rc = -1;
+
+	*json = NULL;
+	if (!rm)
+		return -1;
+	if (rawmail_finish(rm, err, errlen) == 0) {
+		if ((*json = cJSON_PrintUnformatted(rm->c.root)))
 			rc = 0;
 		else
-			fail(&c, "out of memory");
+			snprintf(err, errlen, "out of memory");
 	}
-	cJSON_Delete(c.root);
-	cJSON_Delete(c.attachments);
-	g_ptr_array_free(c.b64, TRUE);
-	g_free(c.plain);
-	g_free(c.html);
-	g_object_unref(msg);
+	rawmail_free(rm);
 	return rc;
 }

@@ -24,15 +24,15 @@ struct snd_route {
 
 /* Route types by conf->type. */
 static const struct snd_backend *const snd_backends[] = {
-    [WU_ROUTE_NONE] = NULL,
-    [WU_ROUTE_SENDGRID] = &snd_sendgrid_backend,
-    [WU_ROUTE_SMTP] = &snd_smtp_backend,
+    [SND_TYPE_NONE] = NULL,
+    [SND_TYPE_SENDGRID] = &snd_sendgrid_backend,
+    [SND_TYPE_SMTP] = &snd_smtp_backend,
 };
 
 #define SND_NTYPES (sizeof(snd_backends) / sizeof(snd_backends[0]))
 
 /* Picks the backend for conf->type and lets it build its state. */
-int snd_route_create(struct snd_route **rp, const struct wu_route_conf *conf, struct curluv *cu,
+int snd_route_create(struct snd_route **rp, const struct snd_route_conf *conf, struct curluv *cu,
                      char *err, size_t errlen)
 {
 	const struct snd_backend *be;
@@ -40,7 +40,7 @@ int snd_route_create(struct snd_route **rp, const struct wu_route_conf *conf, st
 	unsigned t = (unsigned)conf->type;
 
 	*rp = NULL;
-	if (t >= SND_NTYPES || t == WU_ROUTE_NONE) {
+	if (t >= SND_NTYPES || t == SND_TYPE_NONE) {
 		snprintf(err, errlen, "route type %u is not a route type", t);
 		return -1;
 	}

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "curluv.h"
-#include "scheduler/config.h"
+#include "route.h"
 
 struct snd_item {
 	int64_t unit_id;
@@ -22,7 +22,7 @@ struct snd_item {
 };
 
 struct snd_batch {
-	enum wu_route route;   /* which role the route plays: new or old */
+	enum snd_role role;    /* mail for the new route, or overflow for the old */
 	int64_t content_id;
 	const char *content;   /* v3 body JSON without "personalizations" */
 	const char *raw;       /* the message as taken over SMTP, byte for byte, or NULL */
@@ -57,7 +57,7 @@ struct snd_route;
 typedef void (*snd_done_cb)(struct snd_batch *b, const struct snd_result *results, void *arg);
 
 /* Creates a route of conf->type.  Returns 0, or -1 with a message. */
-int snd_route_create(struct snd_route **r, const struct wu_route_conf *conf, struct curluv *cu,
+int snd_route_create(struct snd_route **r, const struct snd_route_conf *conf, struct curluv *cu,
 		     char *err, size_t errlen);
 
 /* Starts sending a batch. Returns 0, or -1 when the route cannot take it now

@@ -13,7 +13,7 @@
 
 struct snd_backend {
 	const char *name; /* as written in the config: "sendgrid", "smtp" */
-	int (*create)(void **impl, const struct wu_route_conf *conf, struct curluv *cu, char *err,
+	int (*create)(void **impl, const struct snd_route_conf *conf, struct curluv *cu, char *err,
 	              size_t errlen);
 	int (*send)(void *impl, struct snd_batch *b, snd_done_cb done, void *arg);
 	int (*inflight)(const void *impl);

@@ -46,11 +46,12 @@
 #include <strings.h>
 #include <time.h>
 
+#define SG_USEC        1000000LL /* microseconds in a second */
 #define SG_BATCH_MAX   1000
 #define SG_BODY_MAX    8192 /* enough for SendGrid's error bodies; the rest is dropped */
 #define SG_USER_AGENT  "warmup/0.1"
 #define SG_PATH        "/v3/mail/send"
-#define SG_RETRY_LIMIT (86400 * WU_USEC) /* a wilder hint than a day is a broken header */
+#define SG_RETRY_LIMIT (86400 * SG_USEC) /* a wilder hint than a day is a broken header */
 
 struct sg_route;
 
@@ -78,7 +79,7 @@ struct sg_req {
 
 struct sg_route {
 	struct curluv *cu;
-	char url[sizeof(((struct wu_route_conf *)0)->url) + sizeof(SG_PATH)];
+	char url[sizeof(((struct snd_route_conf *)0)->url) + sizeof(SG_PATH)];
 	char *secret; /* kept only to scrub error texts */
 	struct curl_slist *headers;
 	long timeout_ms;
@@ -255,9 +256,9 @@ static int64_t sg_retry_after(const struct sg_req *q, int use_reset)
 	/* A reset already past still meant "not now": wait the least sensible time. */
 	if (s < 1)
 		s = 1;
-	if (s > SG_RETRY_LIMIT / WU_USEC)
+	if (s > SG_RETRY_LIMIT / SG_USEC)
 		return SG_RETRY_LIMIT;
-	return (int64_t)s * WU_USEC;
+	return (int64_t)s * SG_USEC;
 }
 
 /* Writes "HTTP <code>: <SendGrid's first error message>" into res->error. */
@@ -443,7 +444,7 @@ int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsi
 	if ((ca = sg_object(body, "custom_args")) == NULL ||
 	    sg_set(ca, "warmup_day", cJSON_CreateString(day)) == NULL ||
 	    sg_set(ca, "warmup_route",
-	           cJSON_CreateString(b->route == WU_ROUTE_OLD ? "old" : "new")) == NULL)
+	           cJSON_CreateString(b->role == SND_ROLE_OLD ? "old" : "new")) == NULL)
 		goto nomem;
 
 	/* The route's tracking is the default for mail that does not say;
@@ -645,7 +646,7 @@ static int sg_header(struct curl_slist **h, const char *fmt, const char *v)
 }
 
 /* Checks the route's config and builds what every request shares. */
-static int sg_create(void **impl, const struct wu_route_conf *conf, struct curluv *cu, char *err,
+static int sg_create(void **impl, const struct snd_route_conf *conf, struct curluv *cu, char *err,
                      size_t errlen)
 {
 	struct sg_route *r;

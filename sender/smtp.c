@@ -157,9 +157,9 @@ struct sm_worker {
 
 struct sm_route {
 	/* Settings: written before the threads start, then only read. */
-	char url[sizeof(((struct wu_route_conf *)0)->url)];
-	char username[sizeof(((struct wu_route_conf *)0)->username)];
-	char ca_file[sizeof(((struct wu_route_conf *)0)->ca_file)];
+	char url[sizeof(((struct snd_route_conf *)0)->url)];
+	char username[sizeof(((struct snd_route_conf *)0)->username)];
+	char ca_file[sizeof(((struct snd_route_conf *)0)->ca_file)];
 	char *secret;
 	long use_ssl;
 	long timeout_ms;
@@ -765,7 +765,7 @@ static int sm_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 	j->o.msgid = j->msgid;
 	j->o.x_smtpapi = r->x_smtpapi;
 	j->o.warmup_day = b->warmup_day;
-	j->o.route_name = b->route == WU_ROUTE_OLD ? "old" : "new";
+	j->o.route_name = b->role == SND_ROLE_OLD ? "old" : "new";
 	j->o.click = r->click;
 	j->o.open = r->open;
 	j->o.sub = r->sub;
@@ -910,7 +910,7 @@ static int sm_start_workers(struct sm_route *r, char *err, size_t errlen)
 
 /* Checks the route's config, keeps what every message needs and starts
  * one worker per connection. */
-static int sm_create(void **impl, const struct wu_route_conf *conf, struct curluv *cu, char *err,
+static int sm_create(void **impl, const struct snd_route_conf *conf, struct curluv *cu, char *err,
                      size_t errlen)
 {
 	struct sm_route *r;
@@ -928,7 +928,7 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 		         conf->url);
 		return -1;
 	}
-	if (smtps && conf->tls == WU_TLS_NONE) {
+	if (smtps && conf->tls == SND_TLS_NONE) {
 		snprintf(err, errlen,
 		         "route smtp: tls = none contradicts the smtps:// url (TLS from the "
 		         "first byte)");
@@ -959,8 +959,8 @@ static int sm_create(void **impl, const struct wu_route_conf *conf, struct curlu
 	snprintf(r->url, sizeof(r->url), "%s", conf->url);
 	snprintf(r->username, sizeof(r->username), "%s", conf->username);
 	snprintf(r->ca_file, sizeof(r->ca_file), "%s", conf->ca_file);
-	r->use_ssl = conf->tls == WU_TLS_NONE       ? (long)CURLUSESSL_NONE
-	             : conf->tls == WU_TLS_OPTIONAL ? (long)CURLUSESSL_TRY
+	r->use_ssl = conf->tls == SND_TLS_NONE       ? (long)CURLUSESSL_NONE
+	             : conf->tls == SND_TLS_OPTIONAL ? (long)CURLUSESSL_TRY
 	                                            : (long)CURLUSESSL_ALL;
 	r->timeout_ms = conf->timeout > 0 ? (long)((conf->timeout + 999) / 1000) : 30000L;
 	r->max_conn = conf->max_connections > 0 ? conf->max_connections : 8;

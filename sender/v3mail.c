@@ -1055,6 +1055,55 @@ int v3mail_first_domain(const cJSON *p, char *buf, size_t len)
 	return 0;
 }
 
+int v3mail_first_email(const cJSON *p, char *buf, size_t len)
+{
+	const cJSON *to = cJSON_GetObjectItemCaseSensitive(p, "to");
+	const cJSON *e;
+	size_t n;
+
+	if (!buf || len == 0 || !cJSON_IsArray(to) || !to->child)
+		return -1;
+	e = cJSON_GetObjectItemCaseSensitive(to->child, "email");
+	if (!cJSON_IsString(e) || (n = strlen(e->valuestring)) == 0 || n >= len)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)tolower((unsigned char)e->valuestring[i]);
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The string value of key in the object o, NULL when none; with nocase
+ * the key is compared without case (header names). */
+static const char *string_of(const cJSON *o, const char *key, int nocase)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsObject(o))
+		return NULL;
+	cJSON_ArrayForEach(it, o)
+	{
+		if (it->string && cJSON_IsString(it) &&
+		    (nocase ? strcasecmp(it->string, key) : strcmp(it->string, key)) == 0)
+			return it->valuestring;
+	}
+	return NULL;
+}
+
+const char *v3mail_engaged_mark(const cJSON *body, const cJSON *p)
+{
+	const char *v;
+
+	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(p, "custom_args"), "warmup_engaged",
+	                   0)))
+		return v;
+	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(p, "headers"), "X-Warmup-Engaged", 1)))
+		return v;
+	if ((v = string_of(cJSON_GetObjectItemCaseSensitive(body, "custom_args"), "warmup_engaged",
+	                   0)))
+		return v;
+	return string_of(cJSON_GetObjectItemCaseSensitive(body, "headers"), "X-Warmup-Engaged", 1);
+}
+
 int v3mail_setting(const cJSON *body, const char *group, const char *name)
 {
 	const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, group);

@@ -65,6 +65,12 @@ char *v3mail_errors_json(const struct v3mail_errors *errs);
 
 /* The domain of the first "to" address of personalization p (lower case),
  * into buf.  Returns 0, or -1 when there is none. */
+/* The first "to" address of personalization p, lowercase; 0 or -1. */
+int v3mail_first_email(const cJSON *p, char *buf, size_t len);
+/* The application's engagement mark of personalization p: its custom_args
+ * warmup_engaged, else its header X-Warmup-Engaged, else the same of the
+ * message; NULL when none. */
+const char *v3mail_engaged_mark(const cJSON *body, const cJSON *p);
 int v3mail_first_domain(const cJSON *p, char *buf, size_t len);
 
 /* The enable member of body.<group>.<name> ("mail_settings",

@@ -1,6 +1,6 @@
 /*
  * cli_http.h -- what the commands that talk to warmupd (`warmup send`,
- * `status`, `pause`, `resume`, `suppress`) share: their common options,
+ * `status`, `pause`, `resume`, `reload`, `suppress`) share: their common options,
  * where warmupd listens, the bearer token, one HTTP request with libcurl's
  * easy interface, and how a refusal is reported.
  *

@@ -58,7 +58,8 @@
 #include "scheduler/core/pacing.h"
 #include "scheduler/core/parse.h"
 #include "scheduler/config.h"
-#include "svg.h"
+#include "scheduler/svg.h"
+#include "scheduler/zone.h"
 
 #define PROG         "warmup simulate"
 #define MAX_DAYS     3660
@@ -89,6 +90,7 @@ struct options {
 	const char *deferral;
 	const char *outcomes;
 	const char *mx_map;
+	const char *engaged;
 	const char *format, *svg;
 	int svg_scale; /* enum wu_svg_scale */
 	int quiet, help;
@@ -96,7 +98,8 @@ struct options {
 
 /* One simulated day, as the engine reported it at midnight. */
 struct day {
-	int date, step, held;
+	int date, step, held, stepped_back;
+	int64_t engaged_new; /* --engaged: engaged units the new route took */
 	enum wu_gate_state gate;
 	int64_t cap, offered, new_route, old_route, backlog;
 	int64_t delivered, bounces, complaints, deferred;
@@ -149,6 +152,9 @@ struct sim {
 	uint64_t b_thr, c_thr; /* today's outcome rates, out of 2^53 */
 	uint64_t b_acc, c_acc; /* --outcomes even: error accumulators, out of 2^53 */
 	int64_t backlog[WU_ISP_MAX];
+	int64_t eng_backlog[WU_ISP_MAX]; /* the engaged part of backlog */
+	uint64_t eng_thr, eng_acc;       /* --engaged: share out of 2^53, accumulator */
+	int eng_on;                      /* --engaged was given: show its columns */
 	wu_time_t wake[WU_ISP_MAX];
 	uint32_t waiting; /* ISPs with a backlog, waiting for wake[] */
 	int64_t routed;   /* messages that got NEW or OLD */
@@ -197,6 +203,9 @@ void wu_simulate_usage(FILE *f)
 	      "                         --mx-map\n"
 	      "  --mx-map FILE          CSV domain,mx: the MX DNS would give each domain\n"
 	      "  --profile even|business  arrival times over the day (default even)\n"
+	      "  --engaged SHARE        share of recipients that are engaged, e.g. 30%: they\n"
+	      "                         go first on the new route while engaged_first\n"
+	      "                         applies; adds the engaged and other columns\n"
 	      "Policy (override the config):\n"
 	      "  --overflow old|defer   what the new route cannot take now\n"
 	      "  --burst 1h|30min|day   pacing burst\n"
@@ -298,6 +307,7 @@ static const struct optdef optdefs[] = {
     OPT("deferral-rate", deferral),
     OPT("outcomes", outcomes),
     OPT("mx-map", mx_map),
+    OPT("engaged", engaged),
     OPT("seed", seed),
     OPT("seeds", seeds),
     OPT("format", format),
@@ -774,15 +784,19 @@ static inline void feed_new(struct sim *s, wu_time_t t, int isp, int date)
 static void drain(struct sim *s, int isp, wu_time_t t)
 {
 	while (s->backlog[isp] > 0) {
-		struct wu_decision d = wu_engine_route(s->e, t, isp);
+		/* Engaged units first, as the daemon's dispatcher takes them. */
+		int engaged = s->eng_backlog[isp] > 0;
+		struct wu_decision d = wu_engine_route_for(s->e, t, isp, engaged);
 
 		s->calls++;
 		if (d.kind == WU_NEW) {
 			s->backlog[isp]--;
+			s->eng_backlog[isp] -= engaged;
 			s->routed++;
 			feed_new(s, t, isp, d.date);
 		} else if (d.kind == WU_OLD) {
 			s->backlog[isp]--;
+			s->eng_backlog[isp] -= engaged;
 			s->routed++;
 			report(s, t, WU_ROUTE_OLD, isp, WU_ACCEPTED, WU_SCOPE_ISP, d.date);
 		} else {
@@ -828,6 +842,12 @@ static inline void arrive(struct sim *s, wu_time_t t)
 		int bits;
 		wu_time_t asked;
 		isp = wu_mxcache_group(s->mx, s->isps, s->mix_dom[k], t, &bits, &asked);
+	}
+	/* --engaged: exactly the share, spread evenly, drawing no random
+	 * number (the ISPs stay what they were without it). */
+	if (s->eng_thr && (s->eng_acc += s->eng_thr) >= ONE53) {
+		s->eng_acc -= ONE53;
+		s->eng_backlog[isp]++;
 	}
 	if (s->backlog[isp]++ == 0)
 		drain(s, isp, t);
@@ -901,6 +921,8 @@ static void record_day(struct sim *s, struct day *rec, int64_t offered)
 	rec->date = y->date;
 	rec->step = y->step;
 	rec->held = y->held;
+	rec->stepped_back = y->stepped_back;
+	rec->engaged_new = y->engaged_new;
 	rec->gate = y->gate;
 	rec->cap = y->cap;
 	rec->offered = offered;
@@ -1002,15 +1024,15 @@ static double pct(int64_t hits, int64_t n)
 	return n > 0 ? 100.0 * (double)hits / (double)n : 0;
 }
 
-#define COLS 12
+#define COLS 14
 
 /* Prints rows of cells, numbers right-aligned and text left-aligned. */
-static void print_table(char (*cells)[COLS][32], int nrows, const int *right)
+static void print_table(char (*cells)[COLS][32], int nrows, const int *right, int ncols)
 {
 	int width[COLS] = {0};
 
 	for (int r = 0; r < nrows; r++)
-		for (int c = 0; c < COLS; c++) {
+		for (int c = 0; c < ncols; c++) {
 			int w = (int)strlen(cells[r][c]);
 			if (w > width[c])
 				width[c] = w;
@@ -1018,7 +1040,7 @@ static void print_table(char (*cells)[COLS][32], int nrows, const int *right)
 	for (int r = 0; r < nrows; r++) {
 		char line[COLS * 40];
 		int off = 0;
-		for (int c = 0; c < COLS; c++)
+		for (int c = 0; c < ncols; c++)
 			off +=
 			    snprintf(line + off, sizeof(line) - (size_t)off, "%s%*s", c ? "  " : "",
 			             right[c] ? width[c] : -width[c], cells[r][c]);
@@ -1031,12 +1053,13 @@ static void print_table(char (*cells)[COLS][32], int nrows, const int *right)
 /* The human table, a totals line and the engine's events. */
 static void output_table(const struct sim *s)
 {
-	static const char *head[COLS] = {"day",     "date",      "step", "cap",
-	                                 "offered", "new",       "old",  "backlog",
-	                                 "bounce",  "complaint", "gate", "note"};
-	static const int right[COLS] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+	static const char *head[COLS] = {"day",  "date", "step",    "cap",    "offered",
+	                                 "new",  "old",  "backlog", "bounce", "complaint",
+	                                 "gate", "note", "engaged", "other"};
+	static const int right[COLS] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1};
 	char(*cells)[COLS][32] = calloc((size_t)s->ndays + 2, sizeof(*cells));
-	int64_t off = 0, nw = 0, old = 0, del = 0, bo = 0, co = 0;
+	int64_t off = 0, nw = 0, old = 0, del = 0, bo = 0, co = 0, en = 0;
+	int ncols = s->eng_on ? COLS : COLS - 2;
 
 	if (!cells)
 		return;
@@ -1059,11 +1082,17 @@ static void output_table(const struct sim *s)
 		snprintf(row[8], 32, "%.2f%%", pct(r->bounces, r->delivered + r->bounces));
 		snprintf(row[9], 32, "%.3f%%", pct(r->complaints, r->delivered));
 		snprintf(row[10], 32, "%s", wu_gate_state_name(r->gate));
-		if (r->deferred)
-			snprintf(row[11], 32, "%sdeferred %" PRId64, r->held ? "held, " : "",
-			         r->deferred);
-		else
-			snprintf(row[11], 32, "%s", r->held ? "held" : "");
+		{
+			const char *st = r->stepped_back ? "stepped back" : r->held ? "held" : "";
+			if (r->deferred)
+				snprintf(row[11], 32, "%s%sdeferred %" PRId64, st, *st ? ", " : "",
+				         r->deferred);
+			else
+				snprintf(row[11], 32, "%s", st);
+		}
+		fmt_count(r->engaged_new, row[12], 32);
+		fmt_count(r->new_route - r->engaged_new, row[13], 32);
+		en += r->engaged_new;
 		off += r->offered;
 		nw += r->new_route;
 		old += r->old_route;
@@ -1080,8 +1109,10 @@ static void output_table(const struct sim *s)
 		fmt_count(s->ndays ? s->days[s->ndays - 1].backlog : 0, row[7], 32);
 		snprintf(row[8], 32, "%.2f%%", pct(bo, del + bo));
 		snprintf(row[9], 32, "%.3f%%", pct(co, del));
+		fmt_count(en, row[12], 32);
+		fmt_count(nw - en, row[13], 32);
 	}
-	print_table(cells, s->ndays + 2, right);
+	print_table(cells, s->ndays + 2, right, ncols);
 	free(cells);
 	if (s->nevents)
 		putchar('\n');
@@ -1092,7 +1123,11 @@ static void output_table(const struct sim *s)
 /* CSV with the fixed header the tests and spreadsheets rely on. */
 static void output_csv(const struct sim *s)
 {
-	puts("day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate");
+	/* --engaged adds its columns at the end, so readers of the fixed
+	 * columns are not moved. */
+	puts(s->eng_on ? "day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate,"
+	                 "engaged_new,other_new"
+	               : "day,date,cap,offered,new,old,backlog,bounce_rate,complaint_rate,gate");
 	for (int d = 0; d < s->ndays; d++) {
 		const struct day *r = &s->days[d];
 		char date[16], cap[32];
@@ -1101,10 +1136,14 @@ static void output_csv(const struct sim *s)
 			snprintf(cap, sizeof(cap), "unlimited");
 		else
 			snprintf(cap, sizeof(cap), "%" PRId64, r->cap);
-		printf("%d,%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.2f,%.2f,%s\n",
+		printf("%d,%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.2f,%.2f,%s",
 		       d + 1, date, cap, r->offered, r->new_route, r->old_route, r->backlog,
 		       pct(r->bounces, r->delivered + r->bounces), pct(r->complaints, r->delivered),
 		       wu_gate_state_name(r->gate));
+		if (s->eng_on)
+			printf(",%" PRId64 ",%" PRId64, r->engaged_new,
+			       r->new_route - r->engaged_new);
+		putchar('\n');
 	}
 }
 
@@ -1170,6 +1209,12 @@ static int output_json(const struct sim *s)
 		            r->bounces, r->complaints);
 		cJSON_AddStringToObject(o, "gate", wu_gate_state_name(r->gate));
 		cJSON_AddBoolToObject(o, "held", r->held);
+		cJSON_AddBoolToObject(o, "stepped_back", r->stepped_back);
+		if (s->eng_on) {
+			cJSON_AddNumberToObject(o, "engaged_new", (double)r->engaged_new);
+			cJSON_AddNumberToObject(o, "other_new",
+			                        (double)(r->new_route - r->engaged_new));
+		}
 		isps = cJSON_AddObjectToObject(o, "isps");
 		if (!isps)
 			goto nomem;
@@ -1287,7 +1332,7 @@ static int output_svg(const struct sim *s, const char *path, const char *schedul
                       const struct wu_calendar *cal, enum wu_svg_scale scale)
 {
 	struct wu_svg_day *v = calloc((size_t)s->ndays + 1, sizeof(*v));
-	struct wu_svg_chart c;
+	struct wu_svg_chart c = {0};
 	char title[1100], sub[256], xlabel[96], date[16];
 	const char *base = schedule ? strrchr(schedule, '/') : NULL;
 	FILE *f;
@@ -1391,6 +1436,8 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 	if (wu_calendar_init(&c->calendar, tz, y, m, d, c->calendar.open_min, c->calendar.close_min,
 	                     err, sizeof(err)) < 0)
 		return bad("%s", err);
+	if (wu_zone_apply(tz) < 0)
+		return bad("cannot set the time zone %s", tz);
 	return 0;
 }
 
@@ -1451,9 +1498,19 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		return rc;
 	if (o->deferral && (rc = parse_deferrals(s, o->deferral)))
 		return rc;
+	if (o->engaged) {
+		double f;
+		if (wu_parse_percent(o->engaged, &f, NULL, 0) < 0 || f < 0 || f > 1)
+			return bad(
+			    "--engaged: expected a share from 0%% to 100%%, such as 30%%, got "
+			    "'%s'",
+			    o->engaged);
+		s->eng_thr = (uint64_t)llround(f * (double)ONE53);
+		s->eng_on = 1;
+	}
 	/* Whose answer a new-route send gets, as in the daemon's dispatcher:
 	 * an SMTP route's reply speaks for the ISP, SendGrid's API does not. */
-	s->new_scope = conf->route[WU_ROUTE_NEW].type == WU_ROUTE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
+	s->new_scope = conf->route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)
@@ -1481,6 +1538,8 @@ static void sim_reset(struct sim *s)
 	wu_engine_free(s->e);
 	s->e = NULL;
 	memset(s->backlog, 0, sizeof(s->backlog));
+	memset(s->eng_backlog, 0, sizeof(s->eng_backlog));
+	s->eng_acc = 0;
 	memset(s->wake, 0, sizeof(s->wake));
 	memset(s->d_acc, 0, sizeof(s->d_acc));
 	s->waiting = 0;

@@ -27,6 +27,7 @@ int cmd_send(int argc, char **argv);     /* warmup_send.c */
 int cmd_status(int argc, char **argv);   /* warmup_status.c */
 int cmd_suppress(int argc, char **argv); /* warmup_suppress.c */
 int cmd_pause(int argc, char **argv);    /* warmup_pause.c: pause and resume */
+int cmd_reload(int argc, char **argv);   /* warmup_reload.c */
 
 #ifndef WU_VERSION
 #define WU_VERSION "0.1.0"
@@ -46,6 +47,7 @@ static const struct command commands[] = {
     {"suppress", cmd_suppress, "list, add, remove or import warmupd's suppressed addresses"},
     {"pause", cmd_pause, "stop a route of warmupd by hand (default: the new route)"},
     {"resume", cmd_pause, "restart a paused or gate-halted route of warmupd"},
+    {"reload", cmd_reload, "have warmupd read its configuration file again"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

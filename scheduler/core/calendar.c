@@ -58,8 +58,6 @@ int wu_calendar_init(struct wu_calendar *c, const char *tz, int y, int m, int d,
 	c->start = wu_days_from_civil(y, m, d);
 	c->open_min = open_min;
 	c->close_min = close_min;
-	setenv("TZ", tz, 1);
-	tzset();
 	return 0;
 }
 

@@ -5,8 +5,9 @@
  *
  * Day boundaries are local midnight, found with the C library's zone rules,
  * so a day is 23 or 25 hours long across a DST change.  The zone is the
- * process's: wu_calendar_init() sets TZ, so one process runs one zone (the
- * daemon and the simulator each have exactly one).
+ * process's (TZ): one process runs one zone, which the program sets once,
+ * before it starts threads (scheduler/zone.h); wu_calendar_init() only
+ * records its name and never touches the environment.
  */
 #ifndef WU_CALENDAR_H
 #define WU_CALENDAR_H
@@ -29,8 +30,9 @@ struct wu_day {
 	wu_time_t close;
 };
 
-/* Sets up the calendar and the process's zone.  tz is an IANA name
- * ("Asia/Tokyo"); the caller checks that the zone exists. Returns 0 or -1. */
+/* Sets up the calendar.  tz is an IANA name ("Asia/Tokyo"), which must be
+ * the process's zone when the calendar is used; the caller checks that
+ * the zone exists.  Returns 0 or -1. */
 int wu_calendar_init(struct wu_calendar *c, const char *tz, int y, int m, int d, int open_min,
                      int close_min, char *err, size_t errlen);
 

@@ -42,6 +42,8 @@ struct wu_engine {
 	struct wu_bucket pacing;
 	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
+	struct wu_gap gap; /* quiet days in a row (gap.h) */
+	int64_t prev_asks; /* engaged asks of the day before (engaged.h) */
 	struct wu_event events[EVENTS_MAX];
 	int ev_head, ev_count;
 	struct wu_ledger *ledger; /* where new-route units come from (ledger.h) */
@@ -68,6 +70,8 @@ int wu_core_conf_init(struct wu_core_conf *c)
 			wu_throttle_conf_default(&c->throttle[r][i]);
 	wu_backoff_conf_default(&c->backoff);
 	wu_gate_conf_default(&c->gate);
+	wu_engaged_conf_default(&c->engaged);
+	wu_gap_conf_default(&c->gap);
 	return wu_isp_table_init(&c->isps);
 }
 
@@ -107,6 +111,21 @@ static void emit(struct wu_engine *e, enum wu_event_kind kind, wu_time_t at, enu
 	va_end(ap);
 }
 
+/* Whether engaged-first applies to today, judged by yesterday when it is
+ * the day just before. */
+static void engaged_setup(struct wu_engine *e)
+{
+	const struct wu_day_stats *y = &e->yesterday;
+	int known = y->date == e->today.date - 1 && y->step >= 1 && !y->closed;
+	int64_t traffic = 0;
+
+	for (int i = 0; i < e->conf.isps.n; i++)
+		traffic += y->sent[WU_ROUTE_NEW][i] + y->sent[WU_ROUTE_OLD][i];
+	e->today.engaged_first = wu_engaged_applies(&e->conf.engaged, e->today.step, e->today.cap,
+	                                            known, traffic, y->turned > 0);
+	e->prev_asks = known ? y->engaged_asks : 0;
+}
+
 /* Sets up caps, pacing and shares for e->day at the given step. */
 static void setup_day(struct wu_engine *e, int step, wu_time_t now)
 {
@@ -130,6 +149,7 @@ static void setup_day(struct wu_engine *e, int step, wu_time_t now)
 		    wu_throttle_share_limit(&e->conf.throttle[WU_ROUTE_NEW][i], e->today.cap);
 	memset(&e->gate, 0, sizeof(e->gate));
 	e->gate_state = WU_GATE_OK;
+	engaged_setup(e);
 }
 
 /* The step the schedule is on for day nd, coming from the current day. */
@@ -175,6 +195,11 @@ static void revisit(struct wu_engine *e, const struct wu_day *nd, wu_time_t now)
 		e->today.used = kept.used;
 		e->today.held = kept.held;
 		e->today.gate = kept.gate;
+		e->today.engaged_first = kept.engaged_first;
+		e->today.engaged_new = kept.engaged_new;
+		e->today.engaged_asks = kept.engaged_asks;
+		e->today.turned = kept.turned;
+		e->today.stepped_back = kept.stepped_back;
 		if (kept.closed) {
 			e->today.cap = 0;
 			e->today.closed = 1;
@@ -197,7 +222,7 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 {
 	struct wu_day nd;
 	const struct wu_day_stats *latest;
-	int step, before;
+	int step, before, back, from = 0;
 
 	if (now < e->day.end && now >= e->day.start)
 		return 0;
@@ -221,17 +246,33 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	else
 		wu_gate_past_push(&e->gate_past, &e->gate, nd.date - e->today.date);
 	step = next_step(e, &nd);
+	back =
+	    wu_gap_close(&e->gap, &e->conf.gap, e->today.step, e->today.closed ? 0 : e->today.cap,
+	                 e->today.used, e->today.step >= 1 ? nd.date - e->today.date - 1 : 0);
+	if (back && nd.index >= 1 && back < step) {
+		from = step;
+		if (e->conf.advance == WU_ADVANCE_CALENDAR)
+			e->held = nd.index - back;
+		step = back;
+	}
 	e->yesterday = e->today;
 	if (e->halted && e->conf.gate.resume == WU_RESUME_NEXT_DAY)
 		e->halted = 0;
 	e->day = nd;
 	setup_day(e, step, now);
 	e->today.held = step >= 1 && step == before;
+	e->today.stepped_back = from > 0;
+	if (from)
+		emit(e, WU_EV_STEP_BACK, now, WU_ROUTE_NEW,
+		     "gap: %d quiet days in a row (the new route sent under %g%% of its cap); the "
+		     "schedule steps back from day %d to day %d, cap %" PRId64,
+		     e->conf.gap.days, e->conf.gap.fill * 100, from, step, e->today.cap);
 	emit(e, WU_EV_DAY, now, WU_ROUTE_NEW, "day %d of the schedule, cap %" PRId64 "%s", step,
 	     e->today.cap,
-	     e->halted       ? " (halted)"
-	     : e->today.held ? " (held)"
-	                     : "");
+	     e->halted               ? " (halted)"
+	     : e->today.stepped_back ? " (stepped back)"
+	     : e->today.held         ? " (held)"
+	                             : "");
 	return 1;
 }
 
@@ -274,6 +315,11 @@ void wu_engine_set_ledger(struct wu_engine *e, struct wu_ledger *l)
 	e->ledger = l ? l : &wu_ledger_local;
 }
 
+struct wu_ledger *wu_engine_ledger(const struct wu_engine *e)
+{
+	return e->ledger;
+}
+
 void wu_engine_free(struct wu_engine *e)
 {
 	if (!e)
@@ -282,9 +328,46 @@ void wu_engine_free(struct wu_engine *e)
 	free(e);
 }
 
+int wu_engine_engaged_first(const struct wu_engine *e)
+{
+	return e->today.engaged_first && (e->today.engaged_asks > 0 || e->prev_asks > 0);
+}
+
+/* 1 when the pacing bucket (just refilled) holds the engaged reserve and
+ * the rest of today's cap exceeds it; else 0 and *until = when both will.
+ * The cap counts too: the bucket starts the day full, so late in the day
+ * the cap, not pacing, may be what runs out first. */
+static int reserve_left(struct wu_engine *e, wu_time_t now, wu_time_t *until)
+{
+	const struct wu_bucket *b = &e->pacing;
+	double left = (double)(e->day.close - now) / 1e6, r, need, t = (double)now, rest;
+
+	if (b->rate <= 0)
+		return 1;
+	r = wu_engaged_reserve(b->burst, b->rate, left);
+	need = r - b->tokens;
+	rest = (double)(e->today.cap - e->today.used);
+	if (need <= 1e-9 && rest > r)
+		return 1;
+	if (need > 1e-9)
+		t = (double)b->last + ceil(need * 1e6 / b->rate);
+	/* The reserve shrinks with the window's rest: it is below the cap's
+	 * rest once the rest of the window releases less. */
+	if (rest <= r) {
+		double tc = (double)e->day.close - ceil(rest * 1e6 / b->rate) + 1;
+		if (tc > t)
+			t = tc;
+	}
+	if (t <= (double)now)
+		t = (double)now + 1;
+	*until = t >= (double)e->day.close ? e->day.end : (wu_time_t)t;
+	return 0;
+}
+
 /* Why the new route cannot take a message for isp at now (WU_WHY_NONE when
  * it can), and when to ask again. */
-static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, wu_time_t *until)
+static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, int engaged,
+                               wu_time_t *until)
 {
 	struct wu_throttle *th = &e->th[WU_ROUTE_NEW][isp];
 
@@ -314,10 +397,12 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, wu_t
 		return *until = th->suspended_until, WU_WHY_SUSPENDED;
 	if (!wu_throttle_ready(th, &e->conf.throttle[WU_ROUTE_NEW][isp], now))
 		return *until = wu_throttle_next(th, now), WU_WHY_ISP_RATE;
+	if (!engaged && wu_engine_engaged_first(e) && !reserve_left(e, now, until))
+		return WU_WHY_ENGAGED;
 	return WU_WHY_NONE;
 }
 
-struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp)
+struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, int isp, int engaged)
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
 	enum wu_ledger_short short_why = WU_LEDGER_DONE;
@@ -327,7 +412,8 @@ struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int i
 	if (isp < 0 || isp >= e->conf.isps.n)
 		isp = WU_ISP_OTHER;
 	d.date = e->today.date;
-	d.why = new_blocked(e, now, isp, &until);
+	e->today.engaged_asks += engaged != 0;
+	d.why = new_blocked(e, now, isp, engaged, &until);
 	if (d.why == WU_WHY_NONE && wu_ledger_take(e->ledger, e->today.date, e->today.cap,
 	                                           e->today.used, 1, &short_why) < 1) {
 		/* Everything else would let it go: only the ledger holds it back. */
@@ -341,16 +427,28 @@ struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int i
 		wu_throttle_take(&e->th[WU_ROUTE_NEW][isp]);
 		e->today.used++;
 		e->today.sent[WU_ROUTE_NEW][isp]++;
+		e->today.engaged_new += engaged != 0;
 		d.kind = WU_NEW;
 		return d;
 	}
+	e->today.turned += d.why == WU_WHY_CAP || d.why == WU_WHY_PACING;
 	d.until = until < now ? now : until;
 	return d;
 }
 
+struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp)
+{
+	return wu_engine_route_new_for(e, now, isp, 0);
+}
+
 struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp)
 {
-	struct wu_decision d = wu_engine_route_new(e, now, isp);
+	return wu_engine_route_for(e, now, isp, 0);
+}
+
+struct wu_decision wu_engine_route_for(struct wu_engine *e, wu_time_t now, int isp, int engaged)
+{
+	struct wu_decision d = wu_engine_route_new_for(e, now, isp, engaged);
 	struct wu_throttle *old;
 	wu_time_t until;
 
@@ -680,6 +778,11 @@ int wu_engine_held(const struct wu_engine *e)
 	return e->held;
 }
 
+int wu_engine_quiet(const struct wu_engine *e)
+{
+	return e->gap.quiet;
+}
+
 const struct wu_core_conf *wu_engine_conf(const struct wu_engine *e)
 {
 	return &e->conf;
@@ -739,6 +842,11 @@ static size_t save_text(const struct wu_engine *e, char *buf, size_t len)
 		    e->gate_past.day[i].complaints);
 	if (t->closed)
 		put(buf, len, &off, "closed 1\n");
+	put(buf, len, &off, "engaged %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+	    t->engaged_first, t->engaged_new, t->engaged_asks, t->turned, e->prev_asks);
+	if (e->gap.quiet || e->gap.last_step || t->stepped_back)
+		put(buf, len, &off, "gap %d %d %d\n", e->gap.quiet, e->gap.last_step,
+		    t->stepped_back);
 	if (e->days.latest > t->date)
 		put(buf, len, &off, "latest %d\n", e->days.latest);
 	/* The other dates it has been on, for a clock that goes back to one:
@@ -925,6 +1033,8 @@ static int ld_pair(struct loader *l, int i, int *r, int *isp, char *name, size_t
 /* What one load has read so far. */
 struct loaded {
 	int date, step, held, tday_held, halted, tgate, gstate, ended, closed, latest;
+	int engaged, efirst, stepped_back; /* engaged: an 'engaged' line was read */
+	int64_t enew, easks, turned, prev_asks;
 	int64_t used;
 	struct wu_gate_counts gc;
 	double tokens, burst;
@@ -992,6 +1102,27 @@ static int ld_line(struct loader *l, struct wu_engine *tmp, struct loaded *v, ch
 	if (strcmp(key, "closed") == 0) {
 		WANT(1);
 		return ld_int32(l, 1, "closed", 0, 1, &v->closed);
+	}
+	if (strcmp(key, "engaged") == 0) {
+		WANT(5);
+		v->engaged = 1;
+		return ld_int32(l, 1, "engaged: applies", 0, 1, &v->efirst) < 0 ||
+		               ld_int(l, 2, "engaged: sent new", 0, COUNT_MAX, &v->enew) < 0 ||
+		               ld_int(l, 3, "engaged: asks", 0, COUNT_MAX, &v->easks) < 0 ||
+		               ld_int(l, 4, "engaged: turned away", 0, COUNT_MAX, &v->turned) < 0 ||
+		               ld_int(l, 5, "engaged: asks the day before", 0, COUNT_MAX,
+		                      &v->prev_asks) < 0
+		           ? -1
+		           : 0;
+	}
+	if (strcmp(key, "gap") == 0) {
+		WANT(3);
+		return ld_int32(l, 1, "gap: quiet days", 0, DATE_MAX, &tmp->gap.quiet) < 0 ||
+		               ld_int32(l, 2, "gap: last step", 0, DATE_MAX, &tmp->gap.last_step) <
+		                   0 ||
+		               ld_int32(l, 3, "gap: stepped back", 0, 1, &v->stepped_back) < 0
+		           ? -1
+		           : 0;
 	}
 	if (strcmp(key, "latest") == 0) {
 		WANT(1);
@@ -1124,6 +1255,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memset(tmp->paused_by, 0, sizeof(tmp->paused_by));
 	memset(&tmp->today, 0, sizeof(tmp->today));
 	memset(&tmp->days, 0, sizeof(tmp->days));
+	memset(&tmp->gap, 0, sizeof(tmp->gap));
 	wu_gate_past_clear(&tmp->gate_past);
 	while (*p && !v.ended) {
 		size_t n = strcspn(p, "\n");
@@ -1201,6 +1333,22 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memcpy(tmp->today.result, saved.result, sizeof(saved.result));
 	tmp->today.used = v.used;
 	tmp->today.held = v.tday_held;
+	tmp->today.stepped_back = v.stepped_back;
+	if (v.engaged) {
+		/* The saved verdict stands for until_cap_exceeds_traffic (it was
+		 * judged on a day before the text does not hold); a policy of a
+		 * number of days, or off, is judged again, so a reload that
+		 * changes it takes effect today. */
+		tmp->today.engaged_first =
+		    tmp->conf.engaged.first == WU_ENGAGED_FIRST_UNTIL_CAP
+		        ? v.efirst
+		        : wu_engaged_applies(&tmp->conf.engaged, tmp->today.step, tmp->today.cap, 1,
+		                             0, 0);
+		tmp->today.engaged_new = v.enew > v.used ? v.used : v.enew;
+		tmp->today.engaged_asks = v.easks;
+		tmp->today.turned = v.turned;
+		tmp->prev_asks = v.prev_asks;
+	}
 	if (v.closed) {
 		tmp->today.cap = 0;
 		tmp->today.closed = 1;
@@ -1237,6 +1385,14 @@ int wu_engine_close_today(struct wu_engine *e, wu_time_t now)
 	return 1;
 }
 
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src)
+{
+	int n = dst->conf.isps.n < src->conf.isps.n ? dst->conf.isps.n : src->conf.isps.n;
+
+	dst->yesterday = src->yesterday;
+	memcpy(dst->cut, src->cut, (size_t)n * sizeof(dst->cut[0]));
+}
+
 const char *wu_kind_name(enum wu_kind k)
 {
 	return k == WU_NEW ? "new" : k == WU_OLD ? "old" : "wait";
@@ -1245,8 +1401,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-	    "none",     "not_started", "window", "cap",    "pacing", "share",
-	    "isp_rate", "suspended",   "halted", "paused", "lease",  "cluster",
+	    "none",      "not_started", "window", "cap",           "pacing", "share",   "isp_rate",
+	    "suspended", "halted",      "paused", "engaged_first", "lease",  "cluster",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }
@@ -1262,8 +1418,8 @@ const char *wu_result_name(enum wu_result r)
 
 const char *wu_event_name(enum wu_event_kind k)
 {
-	static const char *names[WU_EV_COUNT] = {"day", "gate_warn", "gate_halt", "resume",
-	                                         "pause"};
+	static const char *names[WU_EV_COUNT] = {"day",    "gate_warn", "gate_halt",
+	                                         "resume", "pause",     "step_back"};
 	return (unsigned)k < WU_EV_COUNT ? names[k] : "?";
 }
 

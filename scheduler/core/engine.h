@@ -20,6 +20,8 @@
 
 #include "calendar.h"
 #include "deferral.h"
+#include "engaged.h"
+#include "gap.h"
 #include "gate.h"
 #include "isp.h"
 #include "schedule.h"
@@ -48,6 +50,8 @@ struct wu_core_conf {
 	struct wu_throttle_conf throttle[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_backoff_conf backoff;
 	struct wu_gate_conf gate;
+	struct wu_engaged_conf engaged; /* engaged recipients first (engaged.h) */
+	struct wu_gap_conf gap;         /* a gap steps the ramp back (gap.h) */
 	/* deferral rules in force: [defer_rule NAME] sections, else the
 	 * built-in ones (deferral.h); the daemon and the simulator alike */
 	struct wu_defer_rule rules[WU_DEFER_RULES_MAX];
@@ -74,6 +78,7 @@ enum wu_why {
 	WU_WHY_SUSPENDED,   /* the ISP suspended the new route after tempfails */
 	WU_WHY_HALTED,      /* the health gate halted the ramp */
 	WU_WHY_PAUSED,      /* paused by hand or by an auth failure */
+	WU_WHY_ENGAGED,     /* the reserve engaged recipients keep (engaged.h) */
 	WU_WHY_LEASE,       /* the shared ledger's next lease is on its way: wait */
 	WU_WHY_CLUSTER,     /* the shared ledger cannot be reached: no new units */
 	WU_WHY_COUNT
@@ -114,14 +119,21 @@ struct wu_day_stats {
 	int64_t result[WU_ROUTE_COUNT][WU_ISP_MAX][WU_RESULT_COUNT];
 	int64_t used; /* new-route sends counted against cap */
 	int closed;   /* a date before one already granted, never granted itself: cap 0 */
+	/* engaged recipients first (engaged.h) */
+	int engaged_first;    /* the policy applies to this day */
+	int64_t engaged_new;  /* engaged units the new route took (decisions) */
+	int64_t engaged_asks; /* route calls for engaged units */
+	int64_t turned;       /* route calls the cap or pacing kept off the new route */
+	int stepped_back;     /* this day's step came from a gap (gap.h) */
 };
 
 enum wu_event_kind {
 	WU_EV_DAY, /* a new local day began */
 	WU_EV_GATE_WARN,
 	WU_EV_GATE_HALT,
-	WU_EV_RESUME, /* the new route runs again after a halt or pause */
-	WU_EV_PAUSE,  /* paused by hand or by an auth failure */
+	WU_EV_RESUME,    /* the new route runs again after a halt or pause */
+	WU_EV_PAUSE,     /* paused by hand or by an auth failure */
+	WU_EV_STEP_BACK, /* quiet days in a row stepped the schedule back (gap.h) */
 	WU_EV_COUNT
 };
 
@@ -152,6 +164,7 @@ void wu_engine_free(struct wu_engine *e);
 /* The ledger new-route units are taken from (ledger.h); NULL: the local
  * one, the default.  The ledger outlives the engine. */
 void wu_engine_set_ledger(struct wu_engine *e, struct wu_ledger *l);
+struct wu_ledger *wu_engine_ledger(const struct wu_engine *e);
 
 /* Where a message for a recipient of this ISP goes at now.  NEW and OLD are
  * counted at once. */
@@ -160,6 +173,18 @@ struct wu_decision wu_engine_route(struct wu_engine *e, wu_time_t now, int isp);
  * render): NEW, counted at once, or WAIT -- never OLD, whatever the
  * overflow policy. */
 struct wu_decision wu_engine_route_new(struct wu_engine *e, wu_time_t now, int isp);
+/* The same two for a unit known engaged (engaged 1) or not (0): while
+ * engaged-first applies, a unit that is not engaged takes the new route
+ * only above the reserve (engaged.h), else why is WU_WHY_ENGAGED.
+ * wu_engine_route() and wu_engine_route_new() are these with engaged 0. */
+struct wu_decision wu_engine_route_for(struct wu_engine *e, wu_time_t now, int isp, int engaged);
+struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, int isp,
+                                           int engaged);
+/* 1 when engaged-first holds the reserve at this moment: the policy
+ * applies today and an engaged unit asked today or the day before. */
+int wu_engine_engaged_first(const struct wu_engine *e);
+/* Quiet days in a row so far (gap.h). */
+int wu_engine_quiet(const struct wu_engine *e);
 
 /*
  * One door for what happened.  Everything that comes back -- a send's answer,
@@ -295,6 +320,11 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
  * what was sent today is unknown, and the cap must not be granted twice.
  * Returns 1 when it closed the day, 0 when it was closed or has no cap. */
 int wu_engine_close_today(struct wu_engine *e, wu_time_t now);
+
+/* Copies what the saved state does not hold from src into dst, an engine
+ * just loaded with src's state (a reload): yesterday's figures and the
+ * deferral cuts status shows, for the ISP groups both have. */
+void wu_engine_carry(struct wu_engine *dst, const struct wu_engine *src);
 
 const char *wu_kind_name(enum wu_kind k);
 const char *wu_why_name(enum wu_why w);

@@ -36,6 +36,60 @@
 #include <stdio.h>
 #include <string.h>
 
+/*
+ * Inverse of the standard normal distribution (P. J. Acklam's rational
+ * approximation, relative error below 1.2e-9): any confidence level maps to
+ * its two-sided z, and the usual ones give their textbook values.
+ */
+static double inverse_normal(double p)
+{
+	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+	                           -2.759285104469687e+02, 1.383577518672690e+02,
+	                           -3.066479806614716e+01, 2.506628277459239e+00};
+	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+	                           -1.556989798598866e+02, 6.680131188771972e+01,
+	                           -1.328068155288572e+01};
+	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+	                           -2.400758277161838e+00, -2.549732539343734e+00,
+	                           4.374664141464968e+00,  2.938163982698783e+00};
+	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+	                           2.445134137142996e+00, 3.754408661907416e+00};
+	double q, r;
+
+	if (p < 0.02425) {
+		q = sqrt(-2 * log(p));
+		return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	if (p > 1 - 0.02425) {
+		q = sqrt(-2 * log(1 - p));
+		return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+		       ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	q = p - 0.5;
+	r = q * q;
+	return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+	       (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+/* A confidence level (0.5 <= p < 1) as the gate's two-sided z. */
+int wu_gate_confidence(struct wu_gate_conf *c, double p)
+{
+	static const struct {
+		double p, z;
+	} usual[] = {{0.90, 1.645}, {0.95, 1.96}, {0.99, 2.576}};
+
+	if (!(p >= 0.5 && p < 1))
+		return -1;
+	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++)
+		if (fabs(p - usual[i].p) < 1e-9) {
+			c->z = usual[i].z;
+			return 0;
+		}
+	c->z = inverse_normal(1 - (1 - p) / 2);
+	return 0;
+}
+
 void wu_gate_conf_default(struct wu_gate_conf *c)
 {
 	c->bounce_warn = 0.03;

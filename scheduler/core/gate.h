@@ -41,6 +41,11 @@ struct wu_gate_conf {
 	enum wu_gate_resume resume;
 };
 
+/* Sets c->z for a confidence level p (0.95 = 95%): the usual levels give
+ * their textbook values, any other its two-sided z.  Returns 0, or -1 for
+ * p outside [0.5, 1). */
+int wu_gate_confidence(struct wu_gate_conf *c, double p);
+
 struct wu_gate_counts {
 	int64_t delivered;
 	int64_t bounces;

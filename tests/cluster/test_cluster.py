@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -308,6 +309,29 @@ timeout = 1s
         m = self.nodes[1].metrics()
         self.assertIn("warmup_cluster_connected 1", m)
         self.assertIn("warmup_cluster_leases_total", m)
+
+    def test_reload_keeps_the_shared_cap(self):
+        self.start_nodes(k=2)
+        accepted = self.post(300, tag="h")
+        self.nodes[0].proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (self.nodes[0].status().get("reload") or {}).get("applied") == 1,
+                 "the reload applied")
+        # a [cluster] change is refused: the Redis connection was set up at the start
+        cfg = self.nodes[1].config
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("node = n2", "node = renamed"))
+        self.nodes[1].proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (self.nodes[1].status().get("reload") or {}).get("refused") == 1,
+                 "the reload refused")
+        self.assertIn("[cluster] node: cannot change on reload",
+                      self.nodes[1].status()["reload"]["message"])
+        accepted += self.post(900, start=300, tag="h")
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertEqual(len(set(new)), self.CAP, "the reloaded engine still takes leases")
+        self.assertEqual(set(new) | set(old), set(accepted))
 
     def test_kill9_and_restart_stays_under_cap(self):
         self.start_nodes()

@@ -224,8 +224,8 @@ static void test_full_file(void **state)
 	snprintf(want, sizeof(want), "%s/state/warmup.db", c->dir);
 	assert_string_equal(c->store_path, want);
 
-	struct wu_route_conf *n = &c->route[WU_ROUTE_NEW], *o = &c->route[WU_ROUTE_OLD];
-	assert_int_equal(n->type, WU_ROUTE_SENDGRID);
+	struct snd_route_conf *n = &c->route[WU_ROUTE_NEW], *o = &c->route[WU_ROUTE_OLD];
+	assert_int_equal(n->type, SND_TYPE_SENDGRID);
 	assert_string_equal(n->url, "https://api.sendgrid.com");
 	assert_string_equal(n->secret, SECRET_KEY);
 	assert_string_equal(n->secret_source, "env WU_TEST_KEY");
@@ -237,9 +237,9 @@ static void test_full_file(void **state)
 	assert_true(n->timeout == 20 * WU_USEC);
 	assert_int_equal(n->batch, 500);
 
-	assert_int_equal(o->type, WU_ROUTE_SMTP);
+	assert_int_equal(o->type, SND_TYPE_SMTP);
 	assert_string_equal(o->url, "smtp://relay.example.net:587");
-	assert_int_equal(o->tls, WU_TLS_OPTIONAL);
+	assert_int_equal(o->tls, SND_TLS_OPTIONAL);
 	assert_string_equal(o->username, "relayuser");
 	assert_string_equal(o->secret, SECRET_PASS);
 	snprintf(want, sizeof(want), "file %s/relay.pass", c->dir);
@@ -306,8 +306,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c->route[WU_ROUTE_NEW].batch, 1000);
 	assert_int_equal(c->route[WU_ROUTE_NEW].click_tracking, 0);
 	assert_string_equal(c->route[WU_ROUTE_NEW].ip_pool, "");
-	assert_int_equal(c->route[WU_ROUTE_OLD].type, WU_ROUTE_NONE);
-	assert_int_equal(c->route[WU_ROUTE_OLD].tls, WU_TLS_REQUIRED);
+	assert_int_equal(c->route[WU_ROUTE_OLD].type, SND_TYPE_NONE);
+	assert_int_equal(c->route[WU_ROUTE_OLD].tls, SND_TLS_REQUIRED);
 	assert_near(c->core.gate.bounce_halt, 0.05);
 	assert_near(c->core.gate.z, 0);
 	assert_true(c->core.gate.min_sample == 120);
@@ -724,7 +724,7 @@ static void test_values(void **state)
 	         0) < 0)
 		fail_msg("%s", f->err);
 	assert_string_equal(f->c.route[WU_ROUTE_NEW].url, "http://127.0.0.1:3030");
-	assert_int_equal(f->c.route[WU_ROUTE_OLD].tls, WU_TLS_NONE);
+	assert_int_equal(f->c.route[WU_ROUTE_OLD].tls, SND_TLS_NONE);
 	assert_int_equal(f->c.route[WU_ROUTE_OLD].x_smtpapi, 1);
 	wu_conf_free(&f->c);
 
@@ -785,7 +785,7 @@ static void test_example_file(void **state)
 	if (wu_conf_load(&f->c, path, WU_CONF_NO_SECRETS, f->err, sizeof(f->err)) < 0)
 		fail_msg("%s", f->err);
 	assert_true(f->c.core.schedule.ndays > 0);
-	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
+	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, SND_TYPE_SENDGRID);
 	/* The example's [gate] is the method README.md describes and measures:
 	 * the built-in pools and the observed rate. */
 	struct wu_gate_conf g;
@@ -841,7 +841,7 @@ static void test_every_error(void **state)
 	assert_int_equal(wu_conf_load(&f->c, f->conf, 0, f->err, sizeof(f->err)), -1);
 	assert_err_has(f, want[0]);
 	assert_int_equal(wu_conf_load_all(&f->c, f->conf, WU_CONF_KEEP, &errs), -1);
-	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, WU_ROUTE_SENDGRID);
+	assert_int_equal(f->c.route[WU_ROUTE_NEW].type, SND_TYPE_SENDGRID);
 	assert_int_equal(f->c.listen_line, 0);
 	wu_conf_free(&f->c);
 	wu_conf_errors_free(&errs);

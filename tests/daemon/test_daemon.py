@@ -549,7 +549,11 @@ level = {log_level}
         self.assertEqual(st, 401)
         st, _, b = d.request("POST", "/v3/mail/send", good, token="Bearer " + TOKEN + "x")
         self.assertEqual(st, 401)
-        st, _, b = d.request("GET", "/v1/status", token=None)
+        # [status] open_to lets loopback read the status without a token,
+        # but a wrong one is refused even there.
+        st, _, b = d.request("GET", "/v1/status", token="Bearer " + TOKEN + "x")
+        self.assertEqual(st, 401)
+        st, _, b = d.request("GET", "/metrics", token=None)
         self.assertEqual(st, 401)
         st, _, b = d.request("GET", "/metrics", token="Bearer nope")
         self.assertEqual(st, 401)

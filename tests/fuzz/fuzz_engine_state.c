@@ -7,6 +7,7 @@
  * a crash, and the new route must never pass the cap of a day it started
  * within the cap.
  */
+#include "tests/unit/cal_zone.h"
 #include "fuzz.h"
 
 #include "engine.h"
@@ -27,7 +28,7 @@ static void conf_once(void)
 	if (wu_core_conf_init(&conf) < 0 ||
 	    wu_schedule_parse(&conf.schedule, sched, sizeof(sched) - 1, "fuzz.csv", err,
 	                      sizeof(err)) < 0 ||
-	    wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 20 * 60, err,
+	    cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 20 * 60, err,
 	                     sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
@@ -36,6 +37,7 @@ static void conf_once(void)
 	conf.throttle[WU_ROUTE_NEW][1].rate = 2;
 	conf.throttle[WU_ROUTE_NEW][2].share = 0.5;
 	conf.gate.min_sample = 10;
+	conf.gap.days = 2; /* a gap may step back across the loaded dates */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -57,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct wu_day_stats *t = wu_engine_today(e);
 		int64_t before = t->used;
 		int date = t->date, isp = (int)(data[i % size] % 4);
-		struct wu_decision d = wu_engine_route(e, now, isp);
+		/* engaged or not: the reserve may keep the other units off */
+		struct wu_decision d = wu_engine_route_for(e, now, isp, data[i % size] & 0x10);
 
 		t = wu_engine_today(e);
 		if (d.kind == WU_NEW && t->date == date)

@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 
-	struct snd_batch b = {.route = WU_ROUTE_NEW,
+	struct snd_batch b = {.role = SND_ROLE_NEW,
 	                      .content_id = 1,
 	                      .content = content,
 	                      .msgid = "fuzz.msgid",

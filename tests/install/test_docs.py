@@ -30,7 +30,8 @@ SECTIONS = {
     "S_SMTP": "[smtp]", "S_ROUTE": "[route new] and [route old]", "S_ISP": "[isp NAME]",
     "S_GATE": "[gate]", "S_BACKOFF": "[backoff]", "S_LOG": "[log]",
     "S_SUPPRESS": "[suppress]", "S_ALERT": "[alert]", "S_WEBHOOK": "[webhook]",
-    "S_DEFER": "[defer_rule NAME]", "S_DNS": "[dns]", "S_CLUSTER": "[cluster]",
+    "S_DEFER": "[defer_rule NAME]", "S_DNS": "[dns]", "S_STATUS": "[status]",
+    "S_CLUSTER": "[cluster]",
 }
 
 

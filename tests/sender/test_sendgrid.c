@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scheduler/core/wu.h"
 #include "sender/sender.h"
 #include "sender/sendgrid.h"
 
@@ -61,7 +62,7 @@ struct fx {
 	int expired;
 	struct curluv *cu;
 	struct snd_route *r;
-	struct wu_route_conf conf;
+	struct snd_route_conf conf;
 	int ndone;
 	int nresults;
 	struct snd_result res[8];
@@ -256,10 +257,10 @@ static void on_done(struct snd_batch *b, const struct snd_result *results, void 
 }
 
 /* A route conf for the scripted, as the config module would fill it. */
-static void conf_for(struct wu_route_conf *c, int port)
+static void conf_for(struct snd_route_conf *c, int port)
 {
 	memset(c, 0, sizeof(*c));
-	c->type = WU_ROUTE_SENDGRID;
+	c->type = SND_TYPE_SENDGRID;
 	snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/", port);
 	c->secret = KEY;
 	snprintf(c->secret_source, sizeof(c->secret_source), "env SENDGRID_API_KEY");
@@ -325,7 +326,7 @@ static struct snd_item items3[] = {
 static struct snd_batch batch3(void)
 {
 	struct snd_batch b = {
-	    .route = WU_ROUTE_NEW,
+	    .role = SND_ROLE_NEW,
 	    .content_id = 42,
 	    .content = content,
 	    .msgid = "intake-1",
@@ -432,7 +433,7 @@ static void test_tracking_app_wins_unless_forced(void **state)
 	    "\"tracking_settings\":{\"click_tracking\":{\"enable\":true,"
 	    "\"enable_text\":false},\"ganalytics\":{\"enable\":true}}}";
 	struct snd_item it = {.unit_id = 1, .personalization = "{\"to\":[{\"email\":\"b@x.org\"}]}"};
-	struct snd_batch b = {.route = WU_ROUTE_NEW, .content = app, .nitems = 1, .items = &it};
+	struct snd_batch b = {.role = SND_ROLE_NEW, .content = app, .nitems = 1, .items = &it};
 	unsigned char skip[1] = {0};
 	char err[128];
 
@@ -470,7 +471,7 @@ static void test_tracking_on_route_old(void **state)
 
 	f->conf.click_tracking = 1;
 	f->conf.open_tracking = 1;
-	b.route = WU_ROUTE_OLD;
+	b.role = SND_ROLE_OLD;
 	b.warmup_day = 12;
 	route(f);
 	send_and_wait(f, &b);
@@ -921,11 +922,11 @@ static void test_concurrent_batches(void **state)
 static void test_create_errors(void **state)
 {
 	struct fx *f = *state;
-	struct wu_route_conf c;
+	struct snd_route_conf c;
 	char err[256];
 
 	c = f->conf;
-	c.type = WU_ROUTE_SMTP;
+	c.type = SND_TYPE_SMTP;
 	/* An SMTP route refuses the v3 route's http:// url, saying what it wants. */
 	assert_int_equal(snd_route_create(&f->r, &c, f->cu, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "smtp://HOST:PORT"));

@@ -181,7 +181,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
 	static struct run run;
-	struct wu_route_conf conf = {.type = WU_ROUTE_SMTP, .tls = WU_TLS_REQUIRED};
+	struct snd_route_conf conf = {.type = SND_TYPE_SMTP, .tls = SND_TLS_REQUIRED};
 	const char *content_path = NULL, *pers_path[MAX_UNITS], *msgid = "";
 	char *content, *pers[MAX_UNITS], err[256];
 	int npers = 0, repeat = 1, day = 1, old = 0, i, rc = 0;
@@ -211,9 +211,9 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--pers") == 0 && npers < MAX_UNITS)
 			pers_path[npers++] = v;
 		else if (strcmp(a, "--tls") == 0)
-			conf.tls = strcmp(v, "none") == 0       ? WU_TLS_NONE
-			           : strcmp(v, "optional") == 0 ? WU_TLS_OPTIONAL
-			                                        : WU_TLS_REQUIRED;
+			conf.tls = strcmp(v, "none") == 0       ? SND_TLS_NONE
+			           : strcmp(v, "optional") == 0 ? SND_TLS_OPTIONAL
+			                                        : SND_TLS_REQUIRED;
 		else if (strcmp(a, "--user") == 0)
 			snprintf(conf.username, sizeof(conf.username), "%s", v);
 		else if (strcmp(a, "--ca") == 0)
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
 	    npers * repeat > MAX_UNITS)
 		goto usage;
 	conf.secret = getenv("SMTP_PASSWORD");
-	conf.timeout = (wu_time_t)timeout_ms * 1000;
+	conf.timeout = (int64_t)timeout_ms * 1000;
 	if ((content = slurp(content_path)) == NULL) {
 		fprintf(stderr, "smtp_send: cannot read %s\n", content_path);
 		return 1;
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < run.n; i++) {
 		run.it[i].unit_id = i + 1;
 		run.it[i].personalization = pers[i % npers];
-		run.b[i].route = old ? WU_ROUTE_OLD : WU_ROUTE_NEW;
+		run.b[i].role = old ? SND_ROLE_OLD : SND_ROLE_NEW;
 		run.b[i].content_id = 1;
 		run.b[i].content = content;
 		run.b[i].msgid = msgid;

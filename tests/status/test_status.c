@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/cal_zone.h"
 #include "scheduler/config.h"
 #include "scheduler/core/pacing.h"
 #include "scheduler/status.h"
@@ -55,7 +56,7 @@ static void conf_make(struct fixture *f, void (*isps_hook)(struct wu_isp_table *
 	if (wu_schedule_parse(&core->schedule, SCHEDULE, strlen(SCHEDULE), "test.csv", err,
 	                      sizeof err) < 0)
 		fail_msg("schedule: %s", err);
-	if (wu_calendar_init(&core->calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err) <
+	if (cal_init(&core->calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err) <
 	    0)
 		fail_msg("calendar: %s", err);
 	core->burst = WU_BURST_DAY; /* the whole cap at once: no pacing in the way */
@@ -64,11 +65,11 @@ static void conf_make(struct fixture *f, void (*isps_hook)(struct wu_isp_table *
 		isps_hook(&core->isps);
 
 	f->conf.token = strdup("tok-SECRET-aaaa");
-	f->conf.route[WU_ROUTE_NEW].type = WU_ROUTE_SENDGRID;
+	f->conf.route[WU_ROUTE_NEW].type = SND_TYPE_SENDGRID;
 	snprintf(f->conf.route[WU_ROUTE_NEW].url, sizeof f->conf.route[WU_ROUTE_NEW].url,
 	         "https://api.sendgrid.com");
 	f->conf.route[WU_ROUTE_NEW].secret = strdup("SG.SECRET-bbbb");
-	f->conf.route[WU_ROUTE_OLD].type = WU_ROUTE_SMTP;
+	f->conf.route[WU_ROUTE_OLD].type = SND_TYPE_SMTP;
 	snprintf(f->conf.route[WU_ROUTE_OLD].url, sizeof f->conf.route[WU_ROUTE_OLD].url,
 	         "smtp://relay:pa55-SECRET-cccc@127.0.0.1:2525/?k=SECRET-dddd#SECRET-eeee");
 	f->conf.route[WU_ROUTE_OLD].secret = strdup("SECRET-ffff");

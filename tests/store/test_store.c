@@ -8,7 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,6 +668,58 @@ static void test_crash_kill9(void **state)
 	crash_and_check(*state, 1);
 }
 
+/* A worker thread syncing over and over while the test commits. */
+struct syncer {
+	struct store *s;
+	atomic_int stop;
+	int calls, failures;
+};
+
+static void *sync_loop(void *arg)
+{
+	struct syncer *y = arg;
+
+	while (!y->stop) {
+		if (store_sync(y->s) < 0)
+			y->failures++;
+		y->calls++;
+	}
+	return NULL;
+}
+
+/* Deferred durability: commits go on while another thread syncs, every
+ * commit is there after a reopen, and a store not set up for it refuses
+ * store_sync rather than pretend. */
+static void test_deferred_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct syncer y = {.s = f->s};
+	int64_t depth[4];
+	pthread_t t;
+
+	errno = 0;
+	assert_int_equal(store_sync(f->s), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(store_defer_sync(f->s), 0);
+	assert_int_equal(store_sync(f->s), 0);
+	assert_int_equal(pthread_create(&t, NULL, sync_loop, &y), 0);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(store_begin(f->s), 0);
+		add(f->s, 5, 1, 1000 + i, NULL);
+		assert_int_equal(store_commit(f->s), 0);
+		if (i % 50 == 0)
+			assert_int_equal(store_sync_now(f->s), 0);
+	}
+	y.stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(y.calls > 0);
+	assert_int_equal(y.failures, 0);
+	assert_int_equal(store_sync(f->s), 0);
+	reopen(f);
+	assert_int_equal(store_depth(f->s, depth), 0);
+	assert_int_equal(depth[STORE_QUEUED], 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -686,6 +741,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_exit, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_kill9, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_sync, setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -178,7 +178,9 @@ static void test_migrates_version_1(void **state)
 	assert_int_equal(sqlite3_exec(db,
 	                              "ALTER TABLE contents DROP COLUMN raw;"
 	                              "ALTER TABLE contents DROP COLUMN mail_from;"
-	                              "ALTER TABLE units DROP COLUMN v3only;",
+	                              "ALTER TABLE units DROP COLUMN v3only;"
+	                              "ALTER TABLE units DROP COLUMN engaged_at;"
+	                              "ALTER TABLE units DROP COLUMN email;",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);

@@ -2,6 +2,7 @@
  * test_calendar.c -- local days: midnights in Asia/Tokyo (no DST) and across
  * DST changes, sending windows, the day index, and the civil-date arithmetic.
  */
+#include "tests/unit/cal_zone.h"
 #include "test_util.h"
 
 #include "calendar.h"
@@ -67,7 +68,7 @@ static void test_tokyo_day(void **state)
 	struct wu_day d;
 	char err[WU_ERR_MAX] = "";
 
-	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
+	assert_int_equal(cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
 	                 0);
 	assert_int_equal(c.start, D_20261201);
 
@@ -126,7 +127,7 @@ static void test_tokyo_window(void **state)
 	char err[WU_ERR_MAX] = "";
 
 	assert_int_equal(
-	    wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 22 * 60, err, sizeof err), 0);
+	    cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 8 * 60, 22 * 60, err, sizeof err), 0);
 	wu_calendar_day(&c, T_TOKYO_20261201 + 3 * WU_HOUR, &d);
 	assert_i64_eq(d.open, T_TOKYO_20261201 + 8 * WU_HOUR);
 	assert_i64_eq(d.close, T_TOKYO_20261201 + 22 * WU_HOUR);
@@ -135,7 +136,7 @@ static void test_tokyo_window(void **state)
 
 	/* A window closing at 24:00 closes at the next midnight. */
 	assert_int_equal(
-	    wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 9 * 60 + 30, 1440, err, sizeof err), 0);
+	    cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 9 * 60 + 30, 1440, err, sizeof err), 0);
 	wu_calendar_day(&c, T_TOKYO_20261201 + 3 * WU_HOUR, &d);
 	assert_i64_eq(d.open, T_TOKYO_20261201 + 9 * WU_HOUR + 30 * WU_MINUTE);
 	assert_i64_eq(d.close, d.end);
@@ -148,14 +149,14 @@ static void test_init_errors(void **state)
 	char err[WU_ERR_MAX] = "";
 
 	/* An empty or reversed window is refused with a message. */
-	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 600, 600, err, sizeof err),
+	assert_int_equal(cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 600, 600, err, sizeof err),
 	                 -1);
 	assert_true(err[0] != '\0');
-	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 900, 300, err, sizeof err),
+	assert_int_equal(cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 900, 300, err, sizeof err),
 	                 -1);
-	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 0, 1441, err, sizeof err),
+	assert_int_equal(cal_init(&c, "Asia/Tokyo", 2026, 12, 1, 0, 1441, err, sizeof err),
 	                 -1);
-	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, -1, 600, err, sizeof err),
+	assert_int_equal(cal_init(&c, "Asia/Tokyo", 2026, 12, 1, -1, 600, err, sizeof err),
 	                 -1);
 }
 
@@ -167,7 +168,7 @@ static void test_new_york_spring_forward(void **state)
 	char err[WU_ERR_MAX] = "";
 
 	assert_int_equal(
-	    wu_calendar_init(&c, "America/New_York", 2026, 3, 7, 0, 1440, err, sizeof err), 0);
+	    cal_init(&c, "America/New_York", 2026, 3, 7, 0, 1440, err, sizeof err), 0);
 
 	/* 2026-03-08: 05:00Z (EST midnight) to 04:00Z next day (EDT midnight). */
 	wu_calendar_day(&c, S(1772946000) + 6 * WU_HOUR, &d);
@@ -202,7 +203,7 @@ static void test_new_york_fall_back(void **state)
 	char err[WU_ERR_MAX] = "";
 
 	assert_int_equal(
-	    wu_calendar_init(&c, "America/New_York", 2026, 10, 30, 0, 1440, err, sizeof err), 0);
+	    cal_init(&c, "America/New_York", 2026, 10, 30, 0, 1440, err, sizeof err), 0);
 
 	/* 2026-11-01: 04:00Z (EDT midnight) to 05:00Z next day (EST). */
 	wu_calendar_day(&c, S(1793505600), &d);
@@ -230,7 +231,7 @@ static void test_new_york_window_on_dst_days(void **state)
 
 	/* Window edges are wall-clock times: 08:00 and 22:00 local. */
 	assert_int_equal(
-	    wu_calendar_init(&c, "America/New_York", 2026, 3, 1, 480, 1320, err, sizeof err), 0);
+	    cal_init(&c, "America/New_York", 2026, 3, 1, 480, 1320, err, sizeof err), 0);
 	wu_calendar_date(&c, 20520, &d);
 	assert_i64_eq(d.open, S(1772971200));  /* 2026-03-08T12:00Z = 08:00 EDT */
 	assert_i64_eq(d.close, S(1773021600)); /* 2026-03-09T02:00Z = 22:00 EDT */
@@ -251,7 +252,7 @@ static void test_santiago_midnight_transitions(void **state)
 	 * not exist (the day starts at 01:00 -03, 04:00Z) and is 23 hours long;
 	 * 2026-04-04 ends at the second 24:00 and is 25 hours long. */
 	assert_int_equal(
-	    wu_calendar_init(&c, "America/Santiago", 2026, 4, 1, 0, 1440, err, sizeof err), 0);
+	    cal_init(&c, "America/Santiago", 2026, 4, 1, 0, 1440, err, sizeof err), 0);
 	int sep6 = wu_days_from_civil(2026, 9, 6), apr4 = wu_days_from_civil(2026, 4, 4);
 
 	wu_calendar_date(&c, sep6, &d);
@@ -278,7 +279,7 @@ static void test_days_tile_the_timeline(void **state)
 	/* A year in New York: each day ends where the next starts, and every
 	 * instant tested lies inside the day that wu_calendar_day returns. */
 	assert_int_equal(
-	    wu_calendar_init(&c, "America/New_York", 2026, 1, 1, 0, 1440, err, sizeof err), 0);
+	    cal_init(&c, "America/New_York", 2026, 1, 1, 0, 1440, err, sizeof err), 0);
 	int first = wu_days_from_civil(2026, 1, 1);
 	int n23 = 0, n25 = 0;
 	for (int date = first; date < first + 365; date++) {
@@ -302,10 +303,27 @@ static void test_days_tile_the_timeline(void **state)
 	assert_int_equal(n25, 1);
 }
 
+/* The calendar records its zone and leaves the process's alone: TZ is
+ * the program's to set, once, before threads (scheduler/zone.h). */
+static void test_init_leaves_tz(void **state)
+{
+	struct wu_calendar c;
+	char err[128];
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	assert_int_equal(wu_calendar_init(&c, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
+	                 0);
+	assert_string_equal(c.tz, "Asia/Tokyo");
+	assert_string_equal(getenv("TZ"), "UTC");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_civil_known),
+	    cmocka_unit_test(test_init_leaves_tz),
 	    cmocka_unit_test(test_civil_round_trip),
 	    cmocka_unit_test(test_date_format),
 	    cmocka_unit_test(test_tokyo_day),

@@ -4,6 +4,7 @@
  * suspension, the health gate and held days, gated advance, restarts through
  * save/load, give-backs, pauses, and days across a DST change.
  */
+#include "tests/unit/cal_zone.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -38,7 +39,7 @@ static void conf_make(const char *sched, int open_min, int close_min, wu_time_t 
 	s.after = WU_AFTER_HOLD;
 	wu_schedule_free(&conf.schedule);
 	conf.schedule = s;
-	if (wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, open_min, close_min, err,
+	if (cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, open_min, close_min, err,
 	                     sizeof err) != 0) {
 		print_error("calendar: %s\n", err);
 		fail();
@@ -1276,7 +1277,7 @@ static void test_new_york_dst_days(void **state)
 	const wu_time_t d2 = INT64_C(1772946000) * WU_USEC, d3 = INT64_C(1773028800) * WU_USEC;
 
 	conf_make(SEED, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_DEFER);
-	assert_int_equal(wu_calendar_init(&conf.calendar, "America/New_York", 2026, 3, 7, 0, 1440,
+	assert_int_equal(cal_init(&conf.calendar, "America/New_York", 2026, 3, 7, 0, 1440,
 	                                  err, sizeof err),
 	                 0);
 	engine_make(d2 - WU_HOUR);
@@ -1301,7 +1302,7 @@ static void test_new_york_dst_pacing(void **state)
 
 	/* 2300 over a 23-hour day: all of it, 100 an hour, by the end. */
 	conf_make("day,cap\n1,2300\n2,2300\n3,2300\n", 0, 1440, WU_HOUR, WU_OVERFLOW_DEFER);
-	assert_int_equal(wu_calendar_init(&conf.calendar, "America/New_York", 2026, 3, 7, 0, 1440,
+	assert_int_equal(cal_init(&conf.calendar, "America/New_York", 2026, 3, 7, 0, 1440,
 	                                  err, sizeof err),
 	                 0);
 	engine_make(d2);

@@ -9,6 +9,7 @@
  * integer overflow in bucket.c, calendar.c or engine.c) or let the new
  * route send past the cap.
  */
+#include "tests/unit/cal_zone.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -40,7 +41,7 @@ static int setup(void **state)
 	s.after = WU_AFTER_HOLD;
 	wu_schedule_free(&conf.schedule);
 	conf.schedule = s;
-	if (wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err))
+	if (cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err))
 		return -1;
 	conf.burst = WU_BURST_DAY;
 	google = wu_isp_find(&conf.isps, "google");

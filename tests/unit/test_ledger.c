@@ -5,6 +5,7 @@
  * sends them the overflow way, give-backs reach the ledger.
  */
 #include "test_util.h"
+#include "tests/unit/cal_zone.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,7 @@ static struct wu_engine *make(enum wu_overflow ov)
 	    wu_schedule_parse(&conf.schedule, sched, strlen(sched), "t.csv", err, sizeof err), 0);
 	conf.schedule.after = WU_AFTER_HOLD;
 	assert_int_equal(
-	    wu_calendar_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err),
-	    0);
+	    cal_init(&conf.calendar, "Asia/Tokyo", 2026, 12, 1, 0, 1440, err, sizeof err), 0);
 	conf.burst = WU_BURST_DAY;
 	conf.overflow = ov;
 	assert_int_equal(wu_engine_create(&e, &conf, T0 + WU_HOUR, err, sizeof err), 0);

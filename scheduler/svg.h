@@ -4,7 +4,9 @@
  * dashed line when there is one, and the gate's verdict over the bar.
  *
  * The output is a plain SVG 1.1 document with no scripts and no external
- * references; the same input always gives the same bytes.
+ * references; the same input always gives the same bytes.  `warmup
+ * simulate --svg` draws a simulated migration with it, and warmupd's status
+ * page (ui.c) the plan against what was sent and today's hours.
  */
 #ifndef WU_SVG_H
 #define WU_SVG_H
@@ -25,6 +27,9 @@ struct wu_svg_chart {
 	const char *title;
 	const char *subtitle;
 	const char *xlabel;
+	const char *ylabel; /* NULL = "messages per day" */
+	int from_zero;      /* number the bars 0, 1, ... (hours) instead of 1, 2, ... */
+	int fragment;       /* no XML declaration: for inline use in HTML */
 	int ndays;
 	const struct wu_svg_day *days;
 	enum wu_svg_scale scale;
@@ -32,5 +37,9 @@ struct wu_svg_chart {
 
 /* Writes the chart to f.  Returns 0, or -1 when writing failed. */
 int wu_svg_write(FILE *f, const struct wu_svg_chart *c);
+
+/* The chart as a malloc'd string (*len bytes, NUL-terminated); NULL when
+ * memory runs out. */
+char *wu_svg_string(const struct wu_svg_chart *c, size_t *len);
 
 #endif

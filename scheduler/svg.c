@@ -1,5 +1,5 @@
 /*
- * svg.c -- the chart of `warmup simulate --svg`.
+ * svg.c -- the bar charts of `warmup simulate --svg` and of warmupd's status page.
  *
  * NAME
  *	wu_svg_write - draw a simulated migration as an SVG bar chart
@@ -21,6 +21,7 @@
 #include "svg.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define W      960.0
@@ -178,7 +179,7 @@ static void draw_axes(FILE *f, const struct axis *a, const struct wu_svg_chart *
 		if ((i + 1) % every && i)
 			continue;
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
-		        LEFT + slot * (i + 0.5), H - BOTTOM + 16, i + 1);
+		        LEFT + slot * (i + 0.5), H - BOTTOM + 16, i + !c->from_zero);
 	}
 	fprintf(f,
 	        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
@@ -189,8 +190,10 @@ static void draw_axes(FILE *f, const struct axis *a, const struct wu_svg_chart *
 	put_text(f, c->xlabel ? c->xlabel : "day");
 	fprintf(f,
 	        "</text>\n<text transform=\"translate(16 %.1f) rotate(-90)\" "
-	        "text-anchor=\"middle\" font-size=\"12\">messages per day%s</text>\n</g>\n",
-	        TOP + (H - TOP - BOTTOM) / 2, a->log ? " (log scale)" : "");
+	        "text-anchor=\"middle\" font-size=\"12\">",
+	        TOP + (H - TOP - BOTTOM) / 2);
+	put_text(f, c->ylabel ? c->ylabel : "messages per day");
+	fprintf(f, "%s</text>\n</g>\n", a->log ? " (log scale)" : "");
 }
 
 /* The stacked bars and the gate marks above them. */
@@ -264,7 +267,7 @@ static void draw_line(FILE *f, const struct axis *a, const struct wu_svg_chart *
 }
 
 /* The legend, top right: a swatch and a name per series shown. */
-static void draw_legend(FILE *f, int with_backlog)
+static void draw_legend(FILE *f, int with_cap, int with_backlog)
 {
 	static const struct {
 		const char *name, *color;
@@ -275,11 +278,13 @@ static void draw_legend(FILE *f, int with_backlog)
 	    {"cap", COLOR_CAP, 1, 0},
 	    {"backlog", COLOR_BACKLOG, 1, 1},
 	};
-	int n = with_backlog ? 4 : 3;
+	int n = (with_backlog ? 4 : 3) - !with_cap;
 	double x = W - RIGHT - 100.0 * n, y = TOP - 22;
 
 	fputs("<g font-family=\"sans-serif\" font-size=\"11\" fill=\"#333\">\n", f);
-	for (int i = 0; i < n; i++, x += 100) {
+	for (int i = 0; i < 4; i++) {
+		if ((i == 2 && !with_cap) || (i == 3 && !with_backlog))
+			continue;
 		if (items[i].line)
 			fprintf(
 			    f,
@@ -293,6 +298,7 @@ static void draw_legend(FILE *f, int with_backlog)
 			        "fill=\"%s\"/>\n",
 			        x, y - 9, items[i].color);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x + 24, y, items[i].name);
+		x += 100;
 	}
 	fputs("</g>\n", f);
 }
@@ -300,14 +306,17 @@ static void draw_legend(FILE *f, int with_backlog)
 int wu_svg_write(FILE *f, const struct wu_svg_chart *c)
 {
 	struct axis a;
-	int with_backlog = 0;
+	int with_backlog = 0, with_cap = 0;
 
 	memset(&a, 0, sizeof(a));
 	pick_axis(&a, c);
-	for (int i = 0; i < c->ndays; i++)
+	for (int i = 0; i < c->ndays; i++) {
 		with_backlog |= c->days[i].backlog > 0;
+		with_cap |= c->days[i].cap >= 0;
+	}
+	if (!c->fragment)
+		fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
 	fprintf(f,
-	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	        "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
 	        "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
 	        "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
@@ -330,7 +339,26 @@ int wu_svg_write(FILE *f, const struct wu_svg_chart *c)
 		if (with_backlog)
 			draw_line(f, &a, c, 1);
 	}
-	draw_legend(f, with_backlog);
+	draw_legend(f, with_cap || c->ndays == 0, with_backlog);
 	fputs("</svg>\n", f);
 	return ferror(f) ? -1 : 0;
+}
+
+char *wu_svg_string(const struct wu_svg_chart *c, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	int rc;
+
+	if (!f)
+		return NULL;
+	rc = wu_svg_write(f, c);
+	if (fclose(f) != 0 || rc < 0) {
+		free(buf);
+		return NULL;
+	}
+	if (len)
+		*len = n;
+	return buf;
 }
