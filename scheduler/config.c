@@ -33,6 +33,8 @@
  *	never repeated (it may be a password written in the wrong place).
  */
 #include "config.h"
+#include "zone.h"
+#include "sender/b64.h"
 
 #include <ini.h>
 
@@ -61,7 +63,6 @@
 #define SCHEDULE_MAX     (16 * MB)
 #define DEFAULT_STORE    "/var/lib/warmup/warmup.db"
 #define DEFAULT_SENDGRID "https://api.sendgrid.com"
-#define DEFAULT_ZONEINFO "/usr/share/zoneinfo"
 #define LINE_MAX_CHARS   197 /* libinih's fixed 200-byte line buffer, less CR, LF, NUL */
 
 enum sect {
@@ -420,31 +421,11 @@ static int k_start(struct load *ld, const struct key *k, const struct sect_ref *
 }
 
 /* A zone name is a path under the zone directory: it must stay inside. */
-static int tz_check(const char *v, char *why, size_t n)
-{
-	const char *dir = getenv("TZDIR");
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (!dir || !*dir)
-		dir = DEFAULT_ZONEINFO;
-	if (!*v || v[0] == '/' || strstr(v, "..") || strlen(v) >= 64 ||
-	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
-	        strlen(v))
-		return say(why, n, "expected a time zone name such as Asia/Tokyo, got '%s'", v);
-	snprintf(path, sizeof(path), "%s/%s", dir, v);
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return say(why, n,
-		           "expected a time zone name such as Asia/Tokyo (a file in %s), got '%s'",
-		           dir, v);
-	return 0;
-}
-
 static int k_timezone(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                       char *why, size_t n)
 {
 	(void)k, (void)s;
-	if (tz_check(v, why, n) < 0)
+	if (wu_zone_check(v, why, n) < 0)
 		return -1;
 	strcpy(ld->tz, v);
 	return 0;
@@ -985,68 +966,27 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
  * the rules by which its deferral and block texts cut an ISP's rate.
  */
 
-/* Standard base64 (blanks and line ends skipped, padding optional) into a
- * malloc'd buffer; -1 on a bad character. */
-static int base64_decode(const char *s, unsigned char **out, size_t *outlen)
-{
-	size_t n = strlen(s), len = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	unsigned char *b = malloc(n / 4 * 3 + 3);
-
-	if (!b)
-		return -1;
-	for (; *s; s++) {
-		const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-		const char *p;
-
-		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-			continue;
-		if (*s == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || !(p = strchr(a, *s)))
-			goto bad;
-		acc = (acc << 6) | (unsigned)(p - a);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			b[len++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (len == 0 || pad > 2 || bits >= 6)
-		goto bad;
-	*out = b;
-	*outlen = len;
-	return 0;
-bad:
-	free(b);
-	return -1;
-}
-
 /* Keeps a decoded public key, refusing a second one. */
 static int webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
 {
 	struct wu_webhook_conf *w = &ld->c->webhook;
 	unsigned char *der;
-	size_t len;
+	long len;
 
 	if (w->public_key)
 		return say(why, n, "the public key is already given on line %d; give it once",
 		           ld->webhook_key_line);
 	/* A DER SubjectPublicKeyInfo starts with a SEQUENCE; anything else is
 	 * not the key SendGrid shows.  OpenSSL checks the rest at start-up. */
-	der = NULL;
-	len = 0;
-	if (base64_decode(b64, &der, &len) < 0 || len < 24 || der[0] != 0x30) {
+	if ((len = b64_decode_alloc(b64, strlen(b64), &der, B64_PAD_OPTIONAL)) < 24 ||
+	    der[0] != 0x30) {
 		free(der);
 		return say(why, n,
 		           "expected the base64 public key SendGrid shows for the signed webhook "
 		           "(MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...)");
 	}
 	w->public_key = der;
-	w->public_key_len = len;
+	w->public_key_len = (size_t)len;
 	return 0;
 }
 
@@ -2033,7 +1973,7 @@ static int finish(struct load *ld)
 	} else {
 		wu_civil_from_days(c->core.calendar.start, &y, &m, &d);
 	}
-	if (!seen_line(ld, "warmup", "timezone") && tz_check(ld->tz, why, sizeof(why)) < 0) {
+	if (!seen_line(ld, "warmup", "timezone") && wu_zone_check(ld->tz, why, sizeof(why)) < 0) {
 		lfail(ld, 0, "[warmup] timezone: the default zone is missing: %s", why);
 	}
 	if (wu_calendar_init(&c->core.calendar, ld->tz, y, m, d, ld->open_min, ld->close_min, why,

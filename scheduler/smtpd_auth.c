@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sender/b64.h"
+
 struct user {
 	char *name, *hash;
 };
@@ -147,29 +149,23 @@ int smtpd_users_check(const struct smtpd_users *u, const char *name, const char 
 int smtpd_b64_decode(const char *in, unsigned char *out, size_t outlen)
 {
 	size_t n = strlen(in);
-	int len, pad = 0;
+	long len;
 
 	if (n == 0) {
 		out[0] = '\0';
 		return 0;
 	}
-	if (n % 4 || n / 4 * 3 >= outlen)
+	/* RFC 4954: one unbroken base64 text, padded. */
+	if (strpbrk(in, " \t\r\n") || B64_DECODED_MAX(n) + 1 > outlen ||
+	    (len = b64_decode(in, n, out, outlen - 1, 0)) < 0)
 		return -1;
-	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (in[n - 1] == '=')
-		pad++;
-	if (in[n - 2] == '=')
-		pad++;
-	len -= pad;
 	out[len] = '\0';
-	return len;
+	return (int)len;
 }
 
 void smtpd_b64_encode(const unsigned char *in, size_t len, char *out)
 {
-	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	b64_encode(in, len, out);
 }
 
 int smtpd_plain_split(unsigned char *buf, int len, const char **name, const char **password)

@@ -55,6 +55,7 @@
 #include "log.h"
 #include "suppress.h"
 #include "webhook_event.h"
+#include "sender/b64.h"
 
 #define SIG_HEADER  "X-Twilio-Email-Event-Webhook-Signature"
 #define TS_HEADER   "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -73,23 +74,14 @@ struct webhook {
 	wu_time_t pruned;
 };
 
-/* Decodes standard base64 with EVP_DecodeBlock, which counts padding as
- * data: the padding is taken off again.  Returns the length or -1. */
-static int b64_decode(const char *in, unsigned char *out, size_t outlen)
+/* Standard base64 into out; the length, or -1. */
+static int b64_text(const char *in, unsigned char *out, size_t outlen)
 {
 	size_t n = strlen(in);
-	int len;
 
-	if (n == 0 || n % 4 || n / 4 * 3 > outlen)
+	if (n == 0 || B64_DECODED_MAX(n) > outlen)
 		return -1;
-	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (in[n - 1] == '=')
-		len--;
-	if (in[n - 2] == '=')
-		len--;
-	return len;
+	return (int)b64_decode(in, n, out, outlen, 0);
 }
 
 /* Equal strings, in time that depends only on the length of want. */
@@ -204,7 +196,7 @@ static int basic_ok(struct webhook *w, struct MHD_Connection *c)
 	h += 6;
 	while (*h == ' ')
 		h++;
-	if ((n = b64_decode(h, buf, sizeof(buf) - 1)) < 0)
+	if ((n = b64_text(h, buf, sizeof(buf) - 1)) < 0)
 		return 0;
 	buf[n] = '\0';
 	if (memchr(buf, '\0', (size_t)n))
@@ -259,7 +251,7 @@ static const char *signature_check(struct webhook *w, struct MHD_Connection *c, 
 		return "bad timestamp header";
 	if (llabs(t - (long long)(now / WU_USEC)) > (long long)(w->conf->max_skew / WU_USEC))
 		return "timestamp outside [webhook] max_skew of now (replayed or clock skew)";
-	if ((n = b64_decode(sig, der, sizeof(der))) <= 0)
+	if ((n = b64_text(sig, der, sizeof(der))) <= 0)
 		return "signature is not base64";
 	if (!(md = EVP_MD_CTX_new()))
 		return "out of memory";

@@ -9,8 +9,37 @@
  */
 #include "zone.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+#define DEFAULT_ZONEINFO "/usr/share/zoneinfo"
+
+int wu_zone_check(const char *tz, char *why, size_t n)
+{
+	const char *dir = getenv("TZDIR");
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!dir || !*dir)
+		dir = DEFAULT_ZONEINFO;
+	if (!*tz || tz[0] == '/' || strstr(tz, "..") || strlen(tz) >= 64 ||
+	    strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
+	        strlen(tz)) {
+		snprintf(why, n, "expected a time zone name such as Asia/Tokyo, got '%s'", tz);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, tz);
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, n, "expected a time zone name such as Asia/Tokyo (a file in %s), got '%s'",
+		         dir, tz);
+		return -1;
+	}
+	return 0;
+}
 
 int wu_zone_apply(const char *tz)
 {

@@ -32,6 +32,7 @@
  *	naming the field: "attachments.0.content: not base64".
  */
 #include "mime.h"
+#include "b64.h"
 #include "v3mail.h"
 
 #include <ctype.h>
@@ -88,74 +89,17 @@ static char *mb_take(struct mbuf *b)
 	return b->p;
 }
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* Appends n bytes of s in base64, no line breaks. */
 static void mb_base64(struct mbuf *b, const unsigned char *s, size_t n)
 {
-	char q[4];
-	size_t i;
+	char *q = malloc(B64_ENCODED_LEN(n));
 
-	for (i = 0; i + 2 < n; i += 3) {
-		q[0] = b64chars[s[i] >> 2];
-		q[1] = b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		q[2] = b64chars[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-		q[3] = b64chars[s[i + 2] & 63];
-		mb_add(b, q, 4);
+	if (!q) {
+		b->oom = 1;
+		return;
 	}
-	if (n - i == 1) {
-		q[0] = b64chars[s[i] >> 2];
-		q[1] = b64chars[(s[i] & 3) << 4];
-		q[2] = q[3] = '=';
-		mb_add(b, q, 4);
-	} else if (n - i == 2) {
-		q[0] = b64chars[s[i] >> 2];
-		q[1] = b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		q[2] = b64chars[(s[i + 1] & 15) << 2];
-		q[3] = '=';
-		mb_add(b, q, 4);
-	}
-}
-
-/* Decodes base64, blanks and line breaks ignored.  Returns the byte count,
- * or -1 when s is not base64; *out is malloc'd (NULL on no memory). */
-static long b64_decode(const char *s, unsigned char **out)
-{
-	size_t n = strlen(s), len = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	unsigned char *o;
-
-	if ((o = malloc(n / 4 * 3 + 3)) == NULL) {
-		*out = NULL;
-		return 0;
-	}
-	for (; *s; s++) {
-		const char *c;
-
-		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-			continue;
-		if (*s == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || (c = strchr(b64chars, *s)) == NULL || *s == '\0')
-			goto bad;
-		acc = (acc << 6) | (unsigned)(c - b64chars);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			o[len++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		goto bad;
-	*out = o;
-	return (long)len;
-bad:
-	free(o);
-	*out = NULL;
-	return -1;
+	mb_add(b, q, b64_encode(s, n, q));
+	free(q);
 }
 
 /* Length of the UTF-8 sequence starting at s (1 for a byte that starts none). */
@@ -1020,10 +964,10 @@ static int add_attachments(struct mb_ctx *c)
 			           "%s: filename, type, disposition or content_id cannot be "
 			           "written in a header",
 			           where);
-		if ((n = b64_decode(data, &bytes)) < 0)
-			return bad(c, "%s.content: not base64", where);
-		if (bytes == NULL)
+		if ((n = b64_decode_alloc(data, strlen(data), &bytes, B64_PAD_OPTIONAL)) == -2)
 			return oom(c);
+		if (n < 0)
+			return bad(c, "%s.content: not base64", where);
 		if ((part = curl_mime_addpart(c->m->mime)) == NULL ||
 		    curl_mime_data(part, (const char *)bytes, (size_t)n) != CURLE_OK ||
 		    curl_mime_type(part, type ? type : "application/octet-stream") != CURLE_OK ||

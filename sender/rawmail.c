@@ -59,11 +59,11 @@
  *	with its message ("From: Does not contain a valid address.").
  */
 #include "sender/rawmail.h"
+#include "sender/b64.h"
 
 #include "sender/v3mail.h"
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -290,9 +290,9 @@ static int add_attachment(struct rm_ctx *c, GMimeObject *o, const guint8 *data, 
 		return 0;
 	if (len > (size_t)INT_MAX / 4 * 3)
 		return fail(c, "attachment %d: too large", c->nparts);
-	if (!(b64 = malloc(4 * ((len + 2) / 3) + 1)))
+	if (!(b64 = malloc(B64_ENCODED_LEN(len))))
 		return fail(c, "out of memory");
-	EVP_EncodeBlock((unsigned char *)b64, data, (int)len);
+	b64_encode(data, len, b64);
 	g_ptr_array_add(c->b64, b64);
 
 	name = filename && *filename ? clean_dup(filename, true) : made_filename(c, ct);

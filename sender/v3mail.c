@@ -26,6 +26,7 @@
  *	instead of stopping at the first one.
  */
 #include "sender/v3mail.h"
+#include "sender/b64.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -661,24 +662,15 @@ static void check_content(const cJSON *body, bool have_template, struct v3mail_e
 		    "text/html, followed by any other content.");
 }
 
-/* True for standard base64 text (line breaks allowed, as MIME writers add them). */
+/* True for standard base64 text, padded (line breaks allowed, as MIME
+ * writers add them; no blanks). */
 static bool base64_ok(const char *s)
 {
-	size_t n = 0, pad = 0;
+	unsigned char *bytes;
+	long n = b64_decode_alloc(s, strlen(s), &bytes, B64_BREAKS_ONLY);
 
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '\r' || c == '\n')
-			continue;
-		if (c == '=') {
-			pad++;
-		} else if (pad || !(isalnum(c) || c == '+' || c == '/')) {
-			return false;
-		}
-		n++;
-	}
-	return n > 0 && n % 4 == 0 && pad <= 2;
+	free(bytes);
+	return n > 0;
 }
 
 /* Checks attachments[]: content (base64) and filename required. */

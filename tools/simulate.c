@@ -75,7 +75,7 @@
 #define ONE53             (UINT64_C(1) << 53)
 
 enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
-enum profile { PROF_EVEN, PROF_BUSINESS };
+enum profile { PROF_EVEN, PROF_BUSINESS, PROF_BLAST };
 
 /* The business profile: share of a day's arrivals in each local hour, in
  * percent (72% between 09:00 and 18:00).  README.md shows it. */
@@ -130,9 +130,11 @@ struct sim {
 	/* traffic and outcome model, per simulated day */
 	int ndays;
 	int64_t *offered;
+	int64_t (*hourly)[24]; /* --traffic with an hour column: offered per local hour */
 	uint64_t *bounce_thr, *complaint_thr; /* probability scaled to 2^53 */
 	double *bounce, *complaint;
 	enum profile profile;
+	int blast_min; /* PROF_BLAST: the minute after local midnight it all arrives */
 	/* ISP mix: cumulative thresholds out of 2^64; an entry is a group, or
 	 * a domain (mix_dom) classified per message by name or --mx-map */
 	int nmix;
@@ -191,7 +193,8 @@ void wu_simulate_usage(FILE *f)
 	      "  --schedule FILE        warmup table, CSV day,cap (or day,hourly_cap)\n"
 	      "  --config FILE          the daemon's INI file (ISP rules, throttles, gate, ...)\n"
 	      "  --daily-volume N       N messages offered every day\n"
-	      "  --traffic FILE         CSV day,offered: the volume of each day\n"
+	      "  --traffic FILE         CSV day,offered: the volume of each day; with an hour\n"
+	      "                         column (day,hour,offered), of each local hour\n"
 	      "  --days N               days to simulate (default: the schedule's length, or\n"
 	      "                         the traffic file's rows)\n"
 	      "  --start YYYY-MM-DD     day 1 (default: the config's, or " DEFAULT_DATE ")\n"
@@ -202,7 +205,9 @@ void wu_simulate_usage(FILE *f)
 	      "                         a DOMAIN=SHARE entry is grouped per message by name or\n"
 	      "                         --mx-map\n"
 	      "  --mx-map FILE          CSV domain,mx: the MX DNS would give each domain\n"
-	      "  --profile even|business  arrival times over the day (default even)\n"
+	      "  --profile even|business|blast@HH:MM\n"
+	      "                         arrival times over the day (default even; blast: all\n"
+	      "                         of a day's mail at one local time)\n"
 	      "  --engaged SHARE        share of recipients that are engaged, e.g. 30%: they\n"
 	      "                         go first on the new route while engaged_first\n"
 	      "                         applies; adds the engaged and other columns\n"
@@ -637,12 +642,14 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* Reads a traffic file: CSV with a header naming "day" and "offered", days
- * 1, 2, 3...  Sets s->offered and s->ndays.  Errors are FILE:LINE. */
+ * 1, 2, 3...; with an "hour" column too, one row per day and local hour
+ * (0-23, each once; hours not given offer nothing).  Sets s->offered (and
+ * s->hourly) and s->ndays.  Errors are FILE:LINE. */
 static int read_traffic(struct sim *s, const char *path)
 {
 	size_t len;
 	char *text = slurp(path, &len), *p, *next;
-	int lineno = 0, col_day = -1, col_off = -1, ncols = 0, rc = EXIT_BAD;
+	int lineno = 0, col_day = -1, col_off = -1, col_hour = -1, ncols = 0, rc = EXIT_BAD;
 
 	if (!text)
 		return bad("--traffic: %s: %s", path, strerror(errno));
@@ -682,6 +689,8 @@ static int read_traffic(struct sim *s, const char *path)
 					col_day = i;
 				else if (strcmp(f[i], "offered") == 0)
 					col_off = i;
+				else if (strcmp(f[i], "hour") == 0)
+					col_hour = i;
 			}
 			if (col_day < 0 || col_off < 0) {
 				bad("%s:%d: expected a header naming the columns day and offered, "
@@ -691,12 +700,57 @@ static int read_traffic(struct sim *s, const char *path)
 				goto out;
 			}
 			ncols = nf;
+			if (col_hour >= 0 &&
+			    (s->hourly = calloc(MAX_DAYS, sizeof(*s->hourly))) == NULL) {
+				bad("out of memory");
+				goto out;
+			}
 			continue;
 		}
 		if (nf != ncols) {
 			bad("%s:%d: expected %d fields like the header, got %d", path, lineno,
 			    ncols, nf);
 			goto out;
+		}
+		if (col_hour >= 0) {
+			int64_t hour;
+
+			/* Hour rows: the day goes on, or the next one begins. */
+			if (wu_parse_count(f[col_day], &day, NULL, 0) < 0 ||
+			    (day != s->ndays && day != s->ndays + 1) || day < 1) {
+				bad("%s:%d: day: expected %d or %d, got '%s'", path, lineno,
+				    s->ndays ? s->ndays : 1, s->ndays + 1, f[col_day]);
+				goto out;
+			}
+			if (wu_parse_count(f[col_hour], &hour, NULL, 0) < 0 || hour > 23) {
+				bad("%s:%d: hour: expected a local hour from 0 to 23, got '%s'", path,
+				    lineno, f[col_hour]);
+				goto out;
+			}
+			if (day == s->ndays + 1) {
+				if (s->ndays >= MAX_DAYS) {
+					bad("%s:%d: more than %d days", path, lineno, MAX_DAYS);
+					goto out;
+				}
+				s->ndays++;
+				for (int h = 0; h < 24; h++)
+					s->hourly[s->ndays - 1][h] = -1;
+			}
+			if (s->hourly[s->ndays - 1][hour] >= 0) {
+				bad("%s:%d: hour: day %" PRId64 " hour %" PRId64 " is given twice",
+				    path, lineno, day, hour);
+				goto out;
+			}
+			if (wu_parse_count(f[col_off], &v, NULL, 0) < 0 || v > MAX_VOLUME ||
+			    s->offered[s->ndays - 1] + v > MAX_VOLUME) {
+				bad("%s:%d: offered: expected a whole number from 0 to %" PRId64
+				    " a day, got '%s'",
+				    path, lineno, MAX_VOLUME, f[col_off]);
+				goto out;
+			}
+			s->hourly[s->ndays - 1][hour] = v;
+			s->offered[s->ndays - 1] += v;
+			continue;
 		}
 		if (wu_parse_count(f[col_day], &day, NULL, 0) < 0 || day != s->ndays + 1) {
 			bad("%s:%d: day: expected %d, got '%s'", path, lineno, s->ndays + 1,
@@ -715,6 +769,11 @@ static int read_traffic(struct sim *s, const char *path)
 		}
 		s->offered[s->ndays++] = v;
 	}
+	/* Hours not given offer nothing. */
+	for (int d = 0; s->hourly && d < s->ndays; d++)
+		for (int h = 0; h < 24; h++)
+			if (s->hourly[d][h] < 0)
+				s->hourly[d][h] = 0;
 	if (col_day < 0)
 		bad("%s:%d: no header (expected day,offered)", path, lineno ? lineno : 1);
 	else if (s->ndays == 0)
@@ -874,14 +933,10 @@ static void arrive_evenly(struct sim *s, wu_time_t from, wu_time_t to, int64_t n
 	}
 }
 
-/* A day's n arrivals by the business profile: apportioned to local hours by
- * largest remainder, even within each hour.  An hour that does not exist
- * (the gap of a DST change) gets none. */
-static void arrive_business(struct sim *s, const struct wu_day *day, int64_t n)
+/* The local hours of a day: edge[h] to edge[h + 1]; an hour that does not
+ * exist (the gap of a DST change) is empty. */
+static void hour_edges(const struct wu_day *day, wu_time_t edge[25])
 {
-	wu_time_t edge[25];
-	int64_t count[24], rem[24], wsum = 0, given = 0;
-
 	edge[0] = day->start;
 	edge[24] = day->end;
 	for (int h = 1; h < 24; h++) {
@@ -891,6 +946,48 @@ static void arrive_business(struct sim *s, const struct wu_day *day, int64_t n)
 		if (edge[h] > day->end)
 			edge[h] = day->end;
 	}
+}
+
+/* A traffic file's hours: each hour's arrivals even within it (an hour a
+ * DST change skips gives its mail to the next that exists). */
+static void arrive_hours(struct sim *s, const struct wu_day *day, const int64_t count[24])
+{
+	wu_time_t edge[25];
+	int64_t carry = 0;
+
+	hour_edges(day, edge);
+	for (int h = 0; h < 24; h++) {
+		carry += count[h];
+		if (edge[h + 1] > edge[h]) {
+			arrive_evenly(s, edge[h], edge[h + 1], carry);
+			carry = 0;
+		}
+	}
+}
+
+/* A daily blast: all of a day's n arrivals at one local time (the first
+ * instant after it, when a DST gap skips it). */
+static void arrive_blast(struct sim *s, const struct wu_day *day, int64_t n)
+{
+	wu_time_t t = wu_calendar_local(day->date, s->blast_min);
+
+	if (t < day->start)
+		t = day->start;
+	if (t >= day->end)
+		t = day->end - 1;
+	for (int64_t i = 0; i < n; i++)
+		arrive(s, t);
+}
+
+/* A day's n arrivals by the business profile: apportioned to local hours by
+ * largest remainder, even within each hour.  An hour that does not exist
+ * (the gap of a DST change) gets none. */
+static void arrive_business(struct sim *s, const struct wu_day *day, int64_t n)
+{
+	wu_time_t edge[25];
+	int64_t count[24], rem[24], wsum = 0, given = 0;
+
+	hour_edges(day, edge);
 	for (int h = 0; h < 24; h++)
 		wsum += edge[h + 1] > edge[h] ? business_weights[h] : 0;
 	for (int h = 0; h < 24; h++) {
@@ -982,8 +1079,12 @@ static int run(struct sim *s, const struct wu_calendar *cal)
 		/* Each day starts the even model at a seeded phase in [0, 1). */
 		s->b_acc = rng_next(s->rng_out) >> 11;
 		s->c_acc = rng_next(s->rng_out) >> 11;
-		if (s->profile == PROF_BUSINESS)
+		if (s->hourly)
+			arrive_hours(s, &day, s->hourly[d]);
+		else if (s->profile == PROF_BUSINESS)
 			arrive_business(s, &day, s->offered[d]);
+		else if (s->profile == PROF_BLAST)
+			arrive_blast(s, &day, s->offered[d]);
 		else
 			arrive_evenly(s, day.start, day.end, s->offered[d]);
 		run_wakeups(s, day.end - 1);
@@ -1378,17 +1479,6 @@ static int output_svg(const struct sim *s, const char *path, const char *schedul
  */
 
 /* Checks that an IANA zone name names a file under /usr/share/zoneinfo. */
-static int zone_exists(const char *tz)
-{
-	char path[512];
-	struct stat st;
-
-	if (!*tz || tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 200)
-		return 0;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Fills in the configuration from the config file, the schedule and the
  * policy options.  Returns 0 or EXIT_BAD after a message. */
 static int setup_conf(struct wu_conf *conf, const struct options *o)
@@ -1422,9 +1512,8 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 	                             : DEFAULT_TZ);
 	if (o->tz && strlen(o->tz) >= sizeof(tz))
 		return bad("--timezone: name too long: '%s'", o->tz);
-	if (!zone_exists(tz))
-		return bad("%s: unknown time zone '%s' (no /usr/share/zoneinfo/%s)",
-		           o->tz ? "--timezone" : o->config, tz, tz);
+	if (wu_zone_check(tz, err, sizeof(err)) < 0)
+		return bad("%s: %s", o->tz ? "--timezone" : o->config, err);
 	if (o->start) {
 		if (wu_parse_date(o->start, &y, &m, &d, err, sizeof(err)) < 0)
 			return bad("--start: %s", err);
@@ -1515,8 +1604,22 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)
 		s->profile = PROF_BUSINESS;
-	else
-		return bad("--profile: expected even or business, got '%s'", o->profile);
+	else if (strncmp(o->profile, "blast@", 6) == 0) {
+		int h, m;
+		char end;
+
+		if (sscanf(o->profile + 6, "%2d:%2d%c", &h, &m, &end) != 2 || h < 0 || h > 23 ||
+		    m < 0 || m > 59 || strlen(o->profile + 6) != 5)
+			return bad("--profile: blast@HH:MM needs a local time such as blast@09:00, "
+			           "got '%s'",
+			           o->profile);
+		s->profile = PROF_BLAST;
+		s->blast_min = h * 60 + m;
+	} else
+		return bad("--profile: expected even, business or blast@HH:MM, got '%s'",
+		           o->profile);
+	if (s->hourly && o->profile)
+		return bad("--profile: the traffic file gives the hours already (its hour column)");
 	if (!o->outcomes)
 		s->random_outcomes = o->seeds != NULL; /* many seeds of even outcomes say little */
 	else if (strcmp(o->outcomes, "even") == 0)
@@ -1552,6 +1655,7 @@ static void sim_free(struct sim *s)
 	wu_engine_free(s->e);
 	wu_mxcache_free(s->mx);
 	free(s->offered);
+	free(s->hourly);
 	free(s->bounce);
 	free(s->complaint);
 	free(s->bounce_thr);

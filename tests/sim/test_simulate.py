@@ -269,6 +269,58 @@ class Traffic(Tmp):
             self.assertEqual(d["new"] + d["old"], 20800)
 
 
+    def test_hour_column_places_arrivals(self):
+        # All of day 1 at 09:00 is a blast: the paced new route takes only
+        # what an hour's burst holds (the daemon does the same); the same
+        # volume spread over the day's 24 hours fills the cap.
+        blast = self.write("b.csv", "day,hour,offered\n1,9,300\n2,9,300\n")
+        spread = self.write("s.csv", "day,hour,offered\n" + "".join(
+            "%d,%d,%d\n" % (d, h, 300 // 24 + (h < 300 % 24)) for d in (1, 2) for h in range(24)))
+        b = sim_json("simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic", blast,
+                     "-q")["days"]
+        e = sim_json("simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic", spread,
+                     "-q")["days"]
+        self.assertEqual([d["offered"] for d in b], [300, 300])
+        self.assertEqual([d["offered"] for d in e], [300, 300])
+        self.assertEqual([d["new"] for d in e], [63, 83])
+        for d, cap in zip(b, SEED_CAPS):
+            self.assertLess(d["new"], cap // 4, d)
+            self.assertGreater(d["new"], 0, d)
+            self.assertEqual(d["new"] + d["old"], 300)
+
+    def test_blast_profile_is_the_hour_column_at_one_time(self):
+        path = self.write("b.csv", "day,hour,offered\n1,9,300\n2,9,300\n3,9,300\n")
+        a = sim_json("simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic", path,
+                     "-q")["days"]
+        b = sim_json(*seed_args("--daily-volume", "300", "--days", "3",
+                                "--profile", "blast@09:00"))["days"]
+        # blast@09:00 puts all at 09:00:00; the hour column spreads over
+        # 09:00-10:00: both leave the new route far below its cap.
+        for x, y, cap in zip(a, b, SEED_CAPS):
+            self.assertEqual(x["new"] + x["old"], y["new"] + y["old"])
+            self.assertLess(y["new"], cap // 4)
+
+    def test_hour_column_errors_name_the_line(self):
+        cases = [("day,hour,offered\n1,24,5\n", "t.csv:2: hour: expected a local hour"),
+                 ("day,hour,offered\n1,9,5\n1,9,5\n", "t.csv:3: hour: day 1 hour 9 is given twice"),
+                 ("day,hour,offered\n1,9,5\n3,9,5\n", "t.csv:3: day: expected 1 or 2"),
+                 ("day,hour,offered\n1,9,x\n", "t.csv:2: offered: expected a whole number")]
+        for text, want in cases:
+            path = self.write("t.csv", text)
+            rc, _, err = run("simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic",
+                             path, "-q", check=False)
+            self.assertEqual(rc, 2, text)
+            self.assertIn(want, err.decode(), text)
+        path = self.write("t.csv", "day,hour,offered\n1,9,5\n")
+        rc, _, err = run("simulate", "--schedule", schedule("seed-rollout.csv"), "--traffic",
+                         path, "--profile", "business", "-q", check=False)
+        self.assertEqual(rc, 2)
+        self.assertIn("hour column", err.decode())
+        rc, _, err = run(*seed_args("--profile", "blast@25:00"), check=False)
+        self.assertEqual(rc, 2)
+        self.assertIn("blast@HH:MM", err.decode())
+
+
 class Config(Tmp):
     def test_config_is_read(self):
         path = self.write("w.ini", "[warmup]\nschedule = %s\nstart = 2027-01-04\n"
