@@ -80,7 +80,8 @@ enum sect {
 	S_DEFER,
 	S_SMTP,
 	S_DNS,
-	S_STATUS
+	S_STATUS,
+	S_CLUSTER
 };
 
 /* A section as written, resolved: "route old" is S_ROUTE with index 1. */
@@ -128,6 +129,7 @@ struct load {
 	int url_set[WU_ROUTE_COUNT];
 	struct secret_ref alert_url;        /* [alert] webhook_url_env/_file */
 	struct secret_ref webhook_password; /* [webhook] password_env/_file */
+	struct secret_ref cluster_password; /* [cluster] password_env/_file */
 	char webhook_key_file[1024];        /* [webhook] public_key_file, read last */
 	int webhook_key_line, webhook_line;
 };
@@ -313,7 +315,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	} plain[] = {{"warmup", S_WARMUP},     {"listen", S_LISTEN},   {"store", S_STORE},
 	             {"gate", S_GATE},         {"backoff", S_BACKOFF}, {"log", S_LOG},
 	             {"suppress", S_SUPPRESS}, {"alert", S_ALERT},     {"webhook", S_WEBHOOK},
-	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"status", S_STATUS}};
+	             {"smtp", S_SMTP},         {"dns", S_DNS},         {"status", S_STATUS},
+	             {"cluster", S_CLUSTER}};
 	char buf[256], *word, *arg;
 	size_t len;
 
@@ -334,6 +337,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 				snprintf(out->name, sizeof(out->name), "%s", word);
 				if (out->kind == S_SMTP)
 					ld->c->smtpd.enabled = 1;
+				if (out->kind == S_CLUSTER)
+					ld->c->cluster.enabled = 1;
 				if (out->kind == S_WEBHOOK && !ld->webhook_line) {
 					ld->webhook_line = ld->line;
 					ld->c->webhook.enabled = 1;
@@ -399,7 +404,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	return say(why, n,
 	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
 	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress], [alert], "
-	           "[webhook] or [defer_rule NAME])",
+	           "[webhook], [defer_rule NAME], [smtp], [dns], [status] or [cluster])",
 	           raw);
 }
 
@@ -557,6 +562,29 @@ bad:
 	           s->kind == S_SMTP ? 2525 : 8025, v);
 }
 
+/* [cluster] redis: the Redis server's URL (cluster_conf.c). */
+static int k_cluster_redis(struct load *ld, const struct key *k, const struct sect_ref *s,
+                           const char *v, char *why, size_t n)
+{
+	(void)k;
+	(void)s;
+	return wu_cluster_url_parse(&ld->c->cluster, v, why, n);
+}
+
+/* [cluster] name and node: names that go into Redis keys. */
+static int k_cluster_name(struct load *ld, const struct key *k, const struct sect_ref *s,
+                          const char *v, char *why, size_t n)
+{
+	struct wu_cluster_conf *c = &ld->c->cluster;
+
+	(void)s;
+	if (!wu_cluster_name_ok(v))
+		return say(why, n,
+		           "expected 1 to 63 letters, digits, '.', '-' or '_', got '%.100s'", v);
+	strcpy(strcmp(k->name, "name") == 0 ? c->name : c->node, v);
+	return 0;
+}
+
 /* [dns] servers: "IP[:port]" or "[IPv6]:port", comma-separated, kept as
  * c-ares's CSV form. */
 static int k_dns_servers(struct load *ld, const struct key *k, const struct sect_ref *s,
@@ -706,6 +734,7 @@ static int k_secret(struct load *ld, const struct key *k, const struct sect_ref 
 {
 	struct secret_ref *r = s->kind == S_LISTEN    ? &ld->token
 	                       : s->kind == S_WEBHOOK ? &ld->webhook_password
+	                       : s->kind == S_CLUSTER ? &ld->cluster_password
 	                                              : &ld->route_secret[s->index];
 	int env = strstr(k->name, "_env") != NULL;
 
@@ -1233,6 +1262,14 @@ static const struct key keys[] = {
 
     FN(S_SUPPRESS, "mode", k_suppress_mode),
 
+    FN(S_CLUSTER, "redis", k_cluster_redis),
+    FN(S_CLUSTER, "name", k_cluster_name),
+    FN(S_CLUSTER, "node", k_cluster_name),
+    FN(S_CLUSTER, "password_env", k_secret),
+    FN(S_CLUSTER, "password_file", k_secret),
+    {S_CLUSTER, "timeout", V_DURATION, C(cluster.timeout), 0, 0, 0, NULL, 0},
+    {S_CLUSTER, "lease_max", V_INT64, C(cluster.lease_max), 0, 1, 1e9, NULL, 0},
+
     FN(S_ALERT, "webhook_url", k_alert_url),
     FN(S_ALERT, "webhook_url_env", k_alert_url),
     FN(S_ALERT, "webhook_url_file", k_alert_url),
@@ -1753,6 +1790,32 @@ static int webhook_key_read(struct load *ld)
 	return 0;
 }
 
+/* The [cluster] checks that need the whole section: an address, a node name. */
+static void cluster_finish(struct load *ld)
+{
+	struct wu_cluster_conf *c = &ld->c->cluster;
+	char host[256] = "";
+
+	if (!c->enabled)
+		return;
+	if (!c->host[0])
+		lfail(ld, 0,
+		      "[cluster] redis: required: the Redis server, such as "
+		      "redis://127.0.0.1:6379/0");
+	if (!c->node[0]) {
+		if (gethostname(host, sizeof(host) - 1) == 0 && wu_cluster_name_ok(host))
+			strcpy(c->node, host);
+		else
+			lfail(ld, 0,
+			      "[cluster] node: required: the host name '%.60s' cannot name "
+			      "this node in Redis keys; give node = NAME",
+			      host);
+	}
+	if (c->timeout < 100 * 1000 || c->timeout > 60 * WU_USEC)
+		lfail(ld, seen_line(ld, "cluster", "timeout"),
+		      "[cluster] timeout: expected 100ms to 60s");
+}
+
 /* The [webhook] checks that need the whole file, then its secrets. */
 static int webhook_finish(struct load *ld, int daemon)
 {
@@ -1949,6 +2012,7 @@ static int finish(struct load *ld)
 	}
 
 	webhook_finish(ld, daemon);
+	cluster_finish(ld);
 	if (!daemon)
 		return ld->failed ? -1 : 0;
 	/* Every secret is looked for, so that one run names all that are missing. */
@@ -1963,6 +2027,12 @@ static int finish(struct load *ld)
 		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
 		            rc->type == SND_TYPE_SENDGRID ? "api_key" : "password", &rc->secret,
 		            rc->secret_source, sizeof(rc->secret_source));
+	}
+	if (c->cluster.enabled && ld->cluster_password.key) {
+		char source[160];
+
+		secret_read(ld, &ld->cluster_password, "cluster", "password", &c->cluster.password,
+		            source, sizeof(source));
 	}
 	if (ld->alert_url.key) {
 		char source[160];
@@ -2026,6 +2096,9 @@ int wu_conf_defaults(struct wu_conf *c)
 	c->dns.wait = 2 * WU_USEC;
 	c->dns.timeout = WU_USEC;
 	c->dns.cache = 100000;
+	strcpy(c->cluster.name, "warmup");
+	c->cluster.timeout = 2 * WU_USEC;
+	c->cluster.lease_max = 4000;
 	return 0;
 }
 
@@ -2202,6 +2275,11 @@ void wu_conf_errors_free(struct wu_conf_errors *e)
 
 void wu_conf_free(struct wu_conf *c)
 {
+	if (c->cluster.password) {
+		explicit_bzero(c->cluster.password, strlen(c->cluster.password));
+		free(c->cluster.password);
+		c->cluster.password = NULL;
+	}
 	if (c->token) {
 		explicit_bzero(c->token, strlen(c->token));
 		free(c->token);

@@ -3,7 +3,8 @@
  * `warmup simulate` read the same file.
  *
  * Sections: [warmup] [listen] [store] [route new] [route old] [isp NAME]
- * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME].
+ * [gate] [backoff] [log] [suppress] [alert] [webhook] [defer_rule NAME]
+ * [smtp] [dns] [cluster].
  * Every key is documented in README.md ("Configuration file").  Unknown sections and keys,
  * and bad values, are errors that name the file, the line and the key:
  * "warmup.conf:12: [isp google] new_rate: expected a rate such as 10/s,
@@ -18,6 +19,7 @@
 #include "core/deferral.h"
 #include "core/engine.h"
 #include "cidr.h"
+#include "cluster_conf.h"
 #include "sender/route.h"
 
 /* [defer_rule NAME] sections fill struct wu_defer_rule (core/deferral.h). */
@@ -123,6 +125,9 @@ struct wu_conf {
 
 	/* [webhook] and [defer_rule NAME] */
 	struct wu_webhook_conf webhook;
+
+	/* [cluster]: nodes sharing one migration through Redis (cluster_conf.h) */
+	struct wu_cluster_conf cluster;
 
 	/* [smtp]: the SMTP intake, off without the section */
 	struct wu_smtpd_conf smtpd;

@@ -27,6 +27,7 @@ struct dispatcher;
 struct alert;
 struct prune;
 struct mx;
+struct cluster;
 
 /* Runs after the turn's commit; ok is 0 when the commit failed and
  * everything of the turn was rolled back. */
@@ -63,6 +64,7 @@ struct wu_daemon {
 	struct alert *alert; /* push alerts; NULL without [alert] webhook_url */
 	struct prune *prune; /* the store's pruning timer; NULL with keep = 0 */
 	struct mx *mx;       /* ISP groups by MX (scheduler/mx.c) */
+	struct cluster *cluster; /* the shared ledger (cluster.c); NULL without [cluster] */
 	struct status_extra extra;
 
 	/* one clock: wall time read once per loop turn */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "cluster.h"
 #include "check.h"
 #include "prune.h"
 #include "daemon.h"
@@ -88,6 +89,8 @@ static void on_closed(uv_handle_t *h)
 static void finish(struct wu_daemon *d)
 {
 	daemon_flush(d);
+	cluster_stop(d->cluster);
+	d->cluster = NULL;
 	uv_check_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, on_closed);
 	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
@@ -426,6 +429,10 @@ int main(int argc, char **argv)
 	/* the events table and push alerts hear every engine event */
 	if (daemon_listen(&d, on_engine_event, &d) < 0 || alert_start(&d) < 0) {
 		fprintf(stderr, "warmupd: out of memory\n");
+		goto out;
+	}
+	if (cluster_start(&d.cluster, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "warmupd: %s: [cluster]: %s\n", config, err);
 		goto out;
 	}
 	if (mx_create(&d.mx, &d) < 0) {

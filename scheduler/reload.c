@@ -213,6 +213,9 @@ static void swap_in(struct wu_daemon *d, struct wu_conf *nc, struct wu_engine *n
 	c->webhook.nrules = nc->webhook.nrules;
 	memcpy(c->webhook.rules, nc->webhook.rules, sizeof(c->webhook.rules));
 
+	/* The new engine takes its units where the old one did (the cluster's
+	 * lease, or its own cap). */
+	wu_engine_set_ledger(ne, wu_engine_ledger(d->engine));
 	wu_engine_free(d->engine);
 	d->engine = ne;
 	mx_set_isps(d->mx, &wu_engine_conf(ne)->isps);

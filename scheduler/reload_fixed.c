@@ -11,9 +11,10 @@
  *	Each of these was used once at the start: a socket bound, the store
  *	opened, a route's libcurl setup or secret taken, the SMTP intake's
  *	TLS context and users read, the resolver's channel opened, the time
- *	zone set for the process.  Changing one takes a restart, and a reload
- *	that tries is refused as a whole with every such key named, so the
- *	running configuration never becomes half old and half new.
+ *	zone set for the process, the cluster's Redis connection.  Changing
+ *	one takes a restart, and a reload that tries is refused as a whole
+ *	with every such key named, so the running configuration never becomes
+ *	half old and half new.
  *
  * DIAGNOSTICS
  *	Addresses and paths are shown old -> new; secrets and route URLs
@@ -188,6 +189,26 @@ static void cmp_status(struct cmp *c, const struct wu_status_conf *a,
 	SAME_STR(c, "status", "viewers_file", a->viewers_file, b->viewers_file);
 }
 
+/* [cluster]: the Redis connection and the node's name were set up at the
+ * start, and a cluster's name is where its counts live. */
+static void cmp_cluster(struct cmp *c, const struct wu_cluster_conf *a,
+                        const struct wu_cluster_conf *b)
+{
+	if (a->enabled != b->enabled) {
+		differs(c, 0, "cluster", "(the section)", NULL, NULL);
+		return;
+	}
+	if (!a->enabled)
+		return;
+	SAME_STR(c, "cluster", "redis", a->where, b->where);
+	SAME_STR(c, "cluster", "redis", a->user, b->user);
+	SAME_STR(c, "cluster", "name", a->name, b->name);
+	SAME_STR(c, "cluster", "node", a->node, b->node);
+	SAME_STR(c, "cluster", "password", a->password, b->password);
+	SAME_NUM(c, "cluster", "timeout", a->timeout, b->timeout);
+	SAME_NUM(c, "cluster", "lease_max", a->lease_max, b->lease_max);
+}
+
 int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw, struct wu_conf_errors *e)
 {
 	struct cmp c = {nw, e, 0};
@@ -203,5 +224,6 @@ int reload_fixed_diff(const struct wu_conf *old, const struct wu_conf *nw, struc
 	cmp_dns(&c, &old->dns, &nw->dns);
 	cmp_webhook(&c, &old->webhook, &nw->webhook);
 	cmp_status(&c, &old->status, &nw->status);
+	cmp_cluster(&c, &old->cluster, &nw->cluster);
 	return c.n;
 }

@@ -591,6 +591,8 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 		j_null(&b, root, "uptime_s");
 	}
 
+	if (x && x->cluster_json)
+		x->cluster_json(x->cluster_arg, root);
 	if (!b.bad)
 		out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
@@ -883,6 +885,13 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		}
 	}
 
+	if (x && x->cluster_metrics) {
+		char *more = x->cluster_metrics(x->cluster_arg);
+
+		if (more)
+			bprintf(&b, "%s", more);
+		free(more);
+	}
 	if (b.bad) {
 		free(b.p);
 		return NULL;

@@ -64,6 +64,12 @@ struct status_extra {
 	int reload_ok;
 	char reload_message[1024];
 	int64_t reloads, reloads_refused;
+	/* [cluster] (cluster.c): adds a "cluster" object to the status JSON
+	 * (root is a cJSON object) and appends its /metrics lines (malloc'd
+	 * text, NULL for none); both NULL without the section */
+	void (*cluster_json)(void *arg, void *root);
+	char *(*cluster_metrics)(void *arg);
+	void *cluster_arg;
 };
 
 /* Hours of a local day at most (25 across the end of DST). */

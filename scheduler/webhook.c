@@ -50,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "log.h"
 #include "suppress.h"
@@ -312,10 +313,14 @@ static void cut_log(struct webhook *w, int isp, int cuts, enum wu_result res, wu
 static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 {
 	const char *reason;
+	int rc;
 
 	if (e->act == WEBHOOK_UNSUBSCRIBE && strcmp(e->event, "group_unsubscribe") == 0 &&
-	    e->group >= 0)
-		return suppress_group_event(d, e->email, e->group, e->detail) < 0 ? -1 : 0;
+	    e->group >= 0) {
+		if ((rc = suppress_group_event(d, e->email, e->group, e->detail)) > 0)
+			cluster_share_suppress(d->cluster, e->email, NULL, e->group, e->detail);
+		return rc < 0 ? -1 : 0;
+	}
 	if (e->act == WEBHOOK_UNSUBSCRIBE)
 		reason = e->event; /* a group_unsubscribe without its group: all mail */
 	else if (e->act == WEBHOOK_OUTCOME && e->res == WU_BOUNCE)
@@ -324,7 +329,10 @@ static int event_suppress(struct wu_daemon *d, const struct webhook_event *e)
 		reason = "spamreport";
 	else
 		return 0;
-	return suppress_event(d, e->email, reason, e->detail) < 0 ? -1 : 0;
+	/* A new entry goes to every node of a cluster (cluster_bus.c). */
+	if ((rc = suppress_event(d, e->email, reason, e->detail)) > 0)
+		cluster_share_suppress(d->cluster, e->email, reason, -1, e->detail);
+	return rc < 0 ? -1 : 0;
 }
 
 /* An open or a click: the address's last engagement, whoever sent the
@@ -356,7 +364,8 @@ static int engaged_note(struct wu_daemon *d, const struct webhook_event *e, wu_t
 }
 
 /* One event of a batch.  Returns 0, or -1 when the store failed. */
-static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct webhook_reply *rep)
+static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fresh,
+                       struct webhook_reply *rep)
 {
 	struct wu_daemon *d = w->d;
 	struct webhook_event e;
@@ -381,6 +390,10 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		rep->unattributed++;
 		return event_suppress(d, &e);
 	}
+	if (!fresh) {
+		rep->duplicate++; /* another node, or an earlier batch, has it */
+		return 0;
+	}
 	if ((rc = store_webhook_seen(d->store, e.id, now)) <= 0) {
 		if (rc == 0)
 			rep->duplicate++;
@@ -403,6 +416,14 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 		                1) < 0)
 			return -1;
 		cut_log(w, isp, v.cuts, e.res, now);
+		if (v.cuts > 0 && d->cluster) {
+			struct wu_cut cut;
+
+			if (wu_engine_cut_state(d->engine, isp, &cut) && cut.effective)
+				cluster_share_cut(d->cluster,
+				                  wu_engine_conf(d->engine)->isps.names[isp],
+				                  cut.factor, cut.until);
+		}
 	} else {
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,
@@ -415,6 +436,53 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, struct
 	return 0;
 }
 
+/* With [cluster]: which events of the batch no node has applied yet, one
+ * flag per element (1 for an element without an id: the parse refuses it
+ * later).  NULL: every event counts as fresh here (no cluster, or Redis
+ * cannot answer now; the store's own dedup still applies). */
+static unsigned char *cluster_fresh(struct wu_daemon *d, const cJSON *root)
+{
+	int n = cJSON_GetArraySize(root), k = 0, i = 0;
+	const char **ids;
+	unsigned char *fresh, *got;
+	const cJSON *ev;
+
+	if (!d->cluster || n <= 0)
+		return NULL;
+	ids = calloc((size_t)n, sizeof(*ids));
+	fresh = calloc((size_t)n, 1);
+	got = calloc((size_t)n, 1);
+	if (!ids || !fresh || !got)
+		goto none;
+	cJSON_ArrayForEach(ev, root)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "sg_event_id");
+
+		if (cJSON_IsString(id) && id->valuestring[0] && strlen(id->valuestring) <= 255)
+			ids[k++] = id->valuestring;
+	}
+	if (cluster_dedup(d->cluster, ids, k, got) < 0)
+		goto none;
+	k = 0;
+	cJSON_ArrayForEach(ev, root)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "sg_event_id");
+
+		fresh[i++] =
+		    cJSON_IsString(id) && id->valuestring[0] && strlen(id->valuestring) <= 255
+		        ? got[k++]
+		        : 1;
+	}
+	free(ids);
+	free(got);
+	return fresh;
+none:
+	free(ids);
+	free(fresh);
+	free(got);
+	return NULL;
+}
+
 void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body, size_t len,
                   int too_big, struct webhook_reply *rep)
 {
@@ -423,6 +491,8 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 	const char *why;
 	char msg[224];
 	cJSON *root, *ev;
+	unsigned char *fresh;
+	int i;
 
 	if (too_big) {
 		d->extra.wh_bad_batches++;
@@ -445,16 +515,19 @@ void webhook_post(struct webhook *w, struct MHD_Connection *c, const char *body,
 		       "The store is not available; try again.");
 		return;
 	}
+	fresh = cluster_fresh(d, root);
+	i = 0;
 	cJSON_ArrayForEach(ev, root)
 	{
 		rep->received++;
-		if (event_apply(w, ev, now, rep) < 0) {
+		if (event_apply(w, ev, now, fresh ? fresh[i++] : 1, rep) < 0) {
 			wu_error("webhook: cannot record an event: %s", store_errmsg(d->store));
 			daemon_txn_fail(d, "webhook");
 			break;
 		}
 	}
 	cJSON_Delete(root);
+	free(fresh);
 	if (now - w->pruned >= PRUNE_EVERY) {
 		if (store_webhook_prune(d->store, now - SEEN_KEEP) < 0)
 			daemon_txn_fail(d, "webhook: pruning event ids");

@@ -200,6 +200,21 @@ static void print_summary(const cJSON *st, const char *base)
 		       num(it, "queued", "-", g, sizeof(g)));
 	}
 
+	if (cJSON_IsObject(get(st, "cluster"))) {
+		const cJSON *cl = get(st, "cluster");
+
+		printf("\ncluster    %s on %s, node %s: %s; sum %s sent + %s leased of cap %s, %s "
+		       "left\n",
+		       str(cl, "name", "-"), str(cl, "redis", "-"), str(cl, "node", "-"),
+		       cJSON_IsTrue(get(cl, "connected")) ? "connected" : "REDIS UNREACHABLE",
+		       num(cl, "sent", "-", a, sizeof(a)), num(cl, "leased", "-", b, sizeof(b)),
+		       num(cl, "cap", "-", c, sizeof(c)), num(cl, "left", "-", d, sizeof(d)));
+		printf("%-12s %8s %8s  %s\n", "NODE", "LEASE", "SENT", "TODAY");
+		cJSON_ArrayForEach(it, get(cl, "nodes"))
+		    printf("%-12.63s %8s %8s  %s\n", str(it, "node", "-"),
+		           num(it, "lease", "-", a, sizeof(a)), num(it, "sent", "-", b, sizeof(b)),
+		           cJSON_IsTrue(get(it, "today")) ? "yes" : "no");
+	}
 	if (cJSON_IsObject(get(st, "suppressions")))
 		printf("\nsuppressed %s on the list; intake dropped %s recipient(s), refused %s "
 		       "request(s)\n",

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "days.h"
+#include "ledger.h"
 #include "pacing.h"
 
 #define EVENTS_MAX 64
@@ -47,6 +48,7 @@ struct wu_engine {
 	int64_t prev_asks; /* engaged asks of the day before (engaged.h) */
 	struct wu_event events[EVENTS_MAX];
 	int ev_head, ev_count;
+	struct wu_ledger *ledger; /* where new-route units come from (ledger.h) */
 };
 
 const char *wu_route_name(enum wu_route r)
@@ -297,6 +299,7 @@ int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		for (int i = 0; i < WU_ISP_MAX; i++)
 			wu_throttle_init(&e->th[r][i], &e->conf.throttle[r][i], now);
+	e->ledger = &wu_ledger_local;
 	wu_calendar_day(&e->conf.calendar, now, &e->day);
 	setup_day(e,
 	          e->day.index < 1                         ? 0
@@ -311,6 +314,16 @@ nomem:
 	if (err && errlen)
 		snprintf(err, errlen, "out of memory");
 	return -1;
+}
+
+void wu_engine_set_ledger(struct wu_engine *e, struct wu_ledger *l)
+{
+	e->ledger = l ? l : &wu_ledger_local;
+}
+
+struct wu_ledger *wu_engine_ledger(const struct wu_engine *e)
+{
+	return e->ledger;
 }
 
 void wu_engine_free(struct wu_engine *e)
@@ -398,6 +411,7 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, int 
 struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, int isp, int engaged)
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
+	enum wu_ledger_short short_why = WU_LEDGER_DONE;
 	wu_time_t until;
 
 	wu_engine_tick(e, now);
@@ -406,6 +420,14 @@ struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, i
 	d.date = e->today.date;
 	e->today.engaged_asks += engaged != 0;
 	d.why = new_blocked(e, now, isp, engaged, &until);
+	if (d.why == WU_WHY_NONE && wu_ledger_take(e->ledger, e->today.date, e->today.cap,
+	                                           e->today.used, 1, &short_why) < 1) {
+		/* Everything else would let it go: only the ledger holds it back. */
+		d.why = short_why == WU_LEDGER_PENDING ? WU_WHY_LEASE
+		        : short_why == WU_LEDGER_DOWN  ? WU_WHY_CLUSTER
+		                                       : WU_WHY_CAP;
+		until = short_why == WU_LEDGER_DONE ? e->day.end : now + WU_LEASE_WAIT;
+	}
 	if (d.why == WU_WHY_NONE) {
 		wu_bucket_take(&e->pacing);
 		wu_throttle_take(&e->th[WU_ROUTE_NEW][isp]);
@@ -436,7 +458,8 @@ struct wu_decision wu_engine_route_for(struct wu_engine *e, wu_time_t now, int i
 	struct wu_throttle *old;
 	wu_time_t until;
 
-	if (d.kind == WU_NEW)
+	/* A lease on its way is a moment's wait, not a reason to overflow. */
+	if (d.kind == WU_NEW || d.why == WU_WHY_LEASE)
 		return d;
 	if (isp < 0 || isp >= e->conf.isps.n)
 		isp = WU_ISP_OTHER;
@@ -486,6 +509,7 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t
 		if (route == WU_ROUTE_NEW && e->today.used > 0) {
 			e->today.used--;
 			wu_bucket_give(&e->pacing);
+			wu_ledger_give_back(e->ledger, e->today.date, 1);
 		}
 	}
 	*sent = *sent > n ? *sent - n : 0;
@@ -1464,8 +1488,8 @@ const char *wu_kind_name(enum wu_kind k)
 const char *wu_why_name(enum wu_why w)
 {
 	static const char *names[WU_WHY_COUNT] = {
-	    "none",     "not_started", "window", "cap",    "pacing",        "share",
-	    "isp_rate", "suspended",   "halted", "paused", "engaged_first",
+	    "none",      "not_started", "window", "cap",           "pacing", "share",   "isp_rate",
+	    "suspended", "halted",      "paused", "engaged_first", "lease",  "cluster",
 	};
 	return (unsigned)w < WU_WHY_COUNT ? names[w] : "?";
 }

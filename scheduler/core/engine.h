@@ -83,6 +83,8 @@ enum wu_why {
 	WU_WHY_HALTED,      /* the health gate halted the ramp */
 	WU_WHY_PAUSED,      /* paused by hand or by an auth failure */
 	WU_WHY_ENGAGED,     /* the reserve engaged recipients keep (engaged.h) */
+	WU_WHY_LEASE,       /* the shared ledger's next lease is on its way: wait */
+	WU_WHY_CLUSTER,     /* the shared ledger cannot be reached: no new units */
 	WU_WHY_COUNT
 };
 
@@ -159,12 +161,22 @@ struct wu_event {
 };
 
 struct wu_engine;
+struct wu_ledger;
+
+/* How long a unit waiting for a lease sleeps at most (the ledger's owner
+ * wakes the caller as soon as the lease is there). */
+#define WU_LEASE_WAIT WU_USEC
 
 /* Creates an engine at now from a configuration (copied). Returns 0, or -1
  * with a message. */
 int wu_engine_create(struct wu_engine **e, const struct wu_core_conf *conf, wu_time_t now,
                      char *err, size_t errlen);
 void wu_engine_free(struct wu_engine *e);
+
+/* The ledger new-route units are taken from (ledger.h); NULL: the local
+ * one, the default.  The ledger outlives the engine. */
+void wu_engine_set_ledger(struct wu_engine *e, struct wu_ledger *l);
+struct wu_ledger *wu_engine_ledger(const struct wu_engine *e);
 
 /* Where a message for a recipient of this ISP goes at now.  NEW and OLD are
  * counted at once. */

@@ -31,6 +31,7 @@ SECTIONS = {
     "S_GATE": "[gate]", "S_BACKOFF": "[backoff]", "S_LOG": "[log]",
     "S_SUPPRESS": "[suppress]", "S_ALERT": "[alert]", "S_WEBHOOK": "[webhook]",
     "S_DEFER": "[defer_rule NAME]", "S_DNS": "[dns]", "S_STATUS": "[status]",
+    "S_CLUSTER": "[cluster]",
 }
 
 

@@ -1,0 +1,115 @@
+/*
+ * cluster_lua.h -- the Lua scripts the shared ledger runs in Redis.
+ *
+ * Each runs atomically in the server, so no two nodes ever see the same
+ * remaining cap.  Keys of one migration share the hash tag {name}.
+ *
+ * A day's hash (KEYS[1] = warmup:{name}:day:DATE) holds cap (the smallest
+ * cap any node stated), granted (units leased out, used or not) and one
+ * field n:NODE per node (what that node holds or used).  A node states its
+ * own claim (what it used today plus the lease it holds) with every call:
+ * the field only ever grows to it, so a Redis that lost its data learns
+ * every live node's units back before it grants anything new (the hold,
+ * a few seconds after the day's hash is found missing while a node still
+ * claims units).  A node that crashed never returns its lease: waste, not
+ * excess.
+ */
+#ifndef WU_CLUSTER_LUA_H
+#define WU_CLUSTER_LUA_H
+
+/* The claim part shared by LEASE and SYNC.  ARGV: cap node claim grace. */
+#define CLUSTER_LUA_CLAIM                                                                          \
+	"local K = KEYS[1]\n"                                                                      \
+	"local cap = tonumber(ARGV[1])\n"                                                          \
+	"local me = 'n:' .. ARGV[2]\n"                                                             \
+	"local claim = tonumber(ARGV[3])\n"                                                        \
+	"local now = tonumber(redis.call('TIME')[1])\n"                                            \
+	"if redis.call('EXISTS', K) == 0 and claim > 0 then\n"                                     \
+	"  redis.call('HSET', K, 'hold', now + tonumber(ARGV[4]))\n"                               \
+	"end\n"                                                                                    \
+	"local c = tonumber(redis.call('HGET', K, 'cap'))\n"                                       \
+	"if not c or cap < c then c = cap; redis.call('HSET', K, 'cap', c) end\n"                  \
+	"local mine = tonumber(redis.call('HGET', K, me) or '0')\n"                                \
+	"if claim > mine then\n"                                                                   \
+	"  redis.call('HINCRBY', K, 'granted', claim - mine)\n"                                    \
+	"  redis.call('HSET', K, me, claim)\n"                                                     \
+	"end\n"                                                                                    \
+	"local granted = tonumber(redis.call('HGET', K, 'granted') or '0')\n"                      \
+	"local left = c - granted\n"                                                               \
+	"if left < 0 then left = 0 end\n"                                                          \
+	"local hold = tonumber(redis.call('HGET', K, 'hold') or '0')\n"                            \
+	"local held = 0\n"                                                                         \
+	"if now < hold then held = 1 end\n"                                                        \
+	"redis.call('EXPIRE', K, 259200)\n"
+
+/* A lease.  ARGV: cap node claim grace want.  Returns {granted, left,
+ * held}: at most want, at most half of what is left (rounded up) so the
+ * last units spread over the nodes that still send. */
+#define CLUSTER_LUA_LEASE                                                                          \
+	CLUSTER_LUA_CLAIM                                                                          \
+	"local want = tonumber(ARGV[5])\n"                                                         \
+	"local n = 0\n"                                                                            \
+	"if held == 0 and want > 0 and left > 0 then\n"                                            \
+	"  n = want\n"                                                                             \
+	"  local half = math.ceil(left / 2)\n"                                                     \
+	"  if n > half then n = half end\n"                                                        \
+	"  redis.call('HINCRBY', K, 'granted', n)\n"                                               \
+	"  redis.call('HINCRBY', K, me, n)\n"                                                      \
+	"  left = left - n\n"                                                                      \
+	"end\n"                                                                                    \
+	"return {n, left, held}\n"
+
+/* A lease given back.  KEYS[1] the day.  ARGV: node n.  Returns what went
+ * back (never more than the node holds). */
+#define CLUSTER_LUA_RETURN                                                                         \
+	"local K = KEYS[1]\n"                                                                      \
+	"local me = 'n:' .. ARGV[1]\n"                                                             \
+	"local n = tonumber(ARGV[2])\n"                                                            \
+	"if redis.call('EXISTS', K) == 0 then return 0 end\n"                                      \
+	"local mine = tonumber(redis.call('HGET', K, me) or '0')\n"                                \
+	"if n > mine then n = mine end\n"                                                          \
+	"if n > 0 then\n"                                                                          \
+	"  redis.call('HINCRBY', K, me, -n)\n"                                                     \
+	"  redis.call('HINCRBY', K, 'granted', -n)\n"                                              \
+	"end\n"                                                                                    \
+	"return n\n"
+
+/* The periodic call: the claim, this node's numbers for the cluster view,
+ * the shared pause, and every live node's numbers back.
+ * KEYS: day, this node's hash, the node set, the pause hash, the node
+ * hash prefix.  ARGV: cap node claim grace date lease sent ttl.
+ * Returns {left, granted, cap, held, pause_seq, paused, pause_kind,
+ * pause_date, pause_by, then node, date, lease, sent, at per node}. */
+#define CLUSTER_LUA_SYNC                                                                           \
+	CLUSTER_LUA_CLAIM                                                                          \
+	"local ttl = tonumber(ARGV[8])\n"                                                          \
+	"redis.call('HSET', KEYS[2], 'date', ARGV[5], 'lease', ARGV[6], 'sent', ARGV[7],"          \
+	" 'at', now)\n"                                                                            \
+	"redis.call('EXPIRE', KEYS[2], ttl)\n"                                                     \
+	"redis.call('ZADD', KEYS[3], now, ARGV[2])\n"                                              \
+	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)\n"                             \
+	"local p = redis.call('HMGET', KEYS[4], 'seq', 'paused', 'kind', 'date', 'by')\n"          \
+	"local out = {left, granted, c, held, tonumber(p[1] or '0'), tonumber(p[2] or '0'),"       \
+	" p[3] or '', tonumber(p[4] or '0'), p[5] or ''}\n"                                        \
+	"for _, node in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"                         \
+	"  local h = redis.call('HMGET', KEYS[5] .. node, 'date', 'lease', 'sent', 'at')\n"        \
+	"  if h[1] then\n"                                                                         \
+	"    table.insert(out, node)\n"                                                            \
+	"    table.insert(out, tonumber(h[1]))\n"                                                  \
+	"    table.insert(out, tonumber(h[2]))\n"                                                  \
+	"    table.insert(out, tonumber(h[3]))\n"                                                  \
+	"    table.insert(out, tonumber(h[4]))\n"                                                  \
+	"  end\n"                                                                                  \
+	"end\n"                                                                                    \
+	"return out\n"
+
+/* A pause, a resume or a gate halt for every node.  KEYS[1] the pause
+ * hash.  ARGV: paused kind date by.  Returns the new sequence number. */
+#define CLUSTER_LUA_PAUSE                                                                          \
+	"local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"                                   \
+	"redis.call('HSET', KEYS[1], 'paused', ARGV[1], 'kind', ARGV[2], 'date', ARGV[3],"         \
+	" 'by', ARGV[4])\n"                                                                        \
+	"redis.call('EXPIRE', KEYS[1], 2592000)\n"                                                 \
+	"return seq\n"
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * cluster_priv.h -- the inside of the shared ledger: what cluster.c (the
+ * connection and the leases), cluster_view.c (the shared pause, status and
+ * metrics) and cluster_dedup.c (the webhook's dedup) share, and no other
+ * file.
+ */
+#ifndef WU_CLUSTER_PRIV_H
+#define WU_CLUSTER_PRIV_H
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cluster_conf.h"
+#include "core/engine.h"
+#include "core/ledger.h"
+
+#define VIEW_MAX 64  /* nodes the view keeps */
+#define RING     256 /* requests timed for the timeout */
+
+enum { SC_LEASE, SC_RETURN, SC_SYNC, SC_PAUSE, SC_COUNT };
+
+struct redisContext;
+
+/* The webhook dedup's own blocking connection (cluster_dedup.c). */
+struct cluster_dedup {
+	struct redisContext *rc;
+	char prefix[200]; /* warmup:{name}:ev: */
+};
+
+struct node_view {
+	char node[64];
+	int date;
+	int64_t lease, sent, at;
+};
+
+struct script_slot {
+	struct cluster *c;
+	int i;
+};
+
+struct cluster {
+	struct wu_daemon *d;
+	const struct wu_cluster_conf *conf;
+	struct wu_ledger ledger;
+	redisAsyncContext *ac;
+	int ready;    /* connected, authenticated, scripts loaded */
+	int ever_up;  /* ready once at least */
+	int down;     /* an outage is under way (alerted) */
+	int failures; /* connection attempts failed in a row */
+	int stopping;
+	int loaded; /* scripts loaded on this connection */
+	char sha[SC_COUNT][41];
+	struct script_slot slot[SC_COUNT];
+	uv_timer_t tick, retry, stop;
+	int nclosed, stop_closed;
+	uint64_t backoff;
+
+	/* the lease */
+	int date;         /* the day the lease is of; 0 before any */
+	int64_t cap;      /* that day's cap as the engine gave it */
+	int64_t used;     /* what the engine had counted at its last take */
+	int64_t lease;    /* units held, not yet used */
+	int64_t last_n;   /* the last lease's size */
+	uint64_t last_ms; /* when it came */
+	uint64_t take_ms; /* the last unit taken */
+	int asking;       /* a lease request is under way */
+	int asked_date;
+	int exhausted;   /* the cluster said none is left today */
+	int held;        /* Redis lost the day: wait for every node's claim */
+	int64_t left;    /* the cluster's remaining cap, at the last answer */
+	int64_t bins[6]; /* units taken per 10 s, for the rate */
+	uint64_t bin_epoch[6];
+
+	/* requests under way, oldest first, for the timeout */
+	uint64_t sent_ms[RING];
+	int rhead, rn;
+
+	/* the shared pause */
+	int64_t pause_seq;
+	int pause_effective;
+
+	/* the last view */
+	struct node_view view[VIEW_MAX];
+	int nview;
+	int64_t v_granted, v_cap;
+
+	struct cluster_dedup dedup; /* the webhook's (cluster_dedup.c) */
+
+	/* the sync's pace: every tick while anything moves, slower when idle */
+	int sync_every, idle_ticks;
+	uint64_t synced_ms;
+
+	/* the shared events (cluster_bus.c) */
+	char k_bus[200];
+	char bus_last[64]; /* the last entry read; "" before any */
+	int bus_reading;
+
+	/* figures for /metrics */
+	int64_t round_trips, leases, lease_units, returned, disconnects;
+
+	char k_day_prefix[200], k_node[200], k_nodes[200], k_pause[200], k_node_prefix[200];
+};
+/* 1 while the shared connection is up
+ (no wait is tried otherwise). */
+int cluster_reachable(const struct cluster *c);
+const struct wu_cluster_conf *cluster_conf(const struct cluster *c);
+struct cluster_dedup *cluster_dedup_state(struct cluster *c);
+void cluster_count_round_trip(struct cluster *c);
+
+/* cluster.c: the dispatcher looks again now; a command sent and its
+ * answer (for the timeout); a reply that is an error or missing (logged);
+ * an array reply's element as a number or a string ("" when not one). */
+void cluster_kick(struct cluster *c);
+void cluster_sent(struct cluster *c);
+void cluster_answered(struct cluster *c);
+int cluster_bad_reply(struct cluster *c, const redisReply *r, const char *what);
+int64_t cluster_int_at(const redisReply *r, size_t i);
+const char *cluster_str_at(const redisReply *r, size_t i);
+
+/* cluster_view.c: a listener of engine events that shares an operator's
+ * pause or resume and a gate halt; the shared pause as a sync read it;
+ * the "cluster" object of the status JSON and the /metrics lines. */
+void cluster_on_event(void *arg, const struct wu_event *ev);
+void cluster_pause_apply(struct cluster *c, int64_t seq, int paused, const char *kind, int date,
+                         const char *by);
+void cluster_status_json(void *arg, void *root);
+char *cluster_metrics(void *arg);
+
+/* cluster_bus.c: reads the other nodes' shared events (with the sync). */
+void cluster_bus_read(struct cluster *c);
+
+/* Closes the dedup's connection (at a stop). */
+void cluster_dedup_close(struct cluster_dedup *dd);
+
+#endif

@@ -1,0 +1,486 @@
+#!/usr/bin/env python3
+"""Several warmupd nodes sharing one cap through a real Redis server.
+
+usage: test_cluster.py WARMUPD FAKE_SENDGRID WARMUP [unittest args]
+
+Each test starts its own redis-server on a free loopback port (no
+persistence: --save '' --appendonly no), one fake SendGrid that every node
+sends to, one recording SMTP relay as the old route, and three warmupd
+nodes with their own stores and [cluster] on that Redis.  What is asserted
+is counted where it lands: recipients at the fake and at the relay.
+"""
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import TZ, today, wait_for, mail  # noqa: E402
+
+WARMUPD = None
+FAKE = None
+WARMUP = None
+TOKEN = "tok-Cluster-5e1a7c93b2d04f68a1e7"
+API_KEY = "SG.Cluster-8b2d41f0c6e37a95d1c4.pQ7w"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis:
+    """redis-server on 127.0.0.1:port, no persistence."""
+
+    def __init__(self, dir, port=None):
+        self.dir = dir
+        self.port = port or warmuptest.free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.command("PING") == "+PONG", "redis-server answers PING")
+
+    def command(self, *args):
+        """One command in the inline protocol; its first reply line, or None."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall((" ".join(args) + "\r\n").encode())
+                return s.makefile("rb").readline().decode().strip()
+        except OSError:
+            return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc:
+            self.log.close()
+            self.proc = None
+
+
+class RelayHandler(warmuptest.SmtpHandler):
+    """An SMTP relay that records the recipients of every message it took."""
+
+    def handle(self):
+        try:
+            self.session()
+        except (ConnectionError, OSError):
+            pass  # a node killed mid-session: its message was not taken
+
+    def session(self):
+        self.server.conns.append(self.connection)
+        self.reply("220 relay ready")
+        rcpts = []
+        for line in self.rfile:
+            cmd = line.strip()
+            up = cmd.upper()
+            if up == b"DATA":
+                self.reply("354 go on")
+                for body in self.rfile:
+                    if body == b".\r\n":
+                        break
+                with self.server.lock:
+                    self.server.rcpts.extend(rcpts)
+                rcpts = []
+                self.reply("250 2.0.0 Ok: queued")
+            elif up.startswith(b"RCPT TO:"):
+                rcpts.append(cmd[8:].strip(b"<> ").decode())
+                self.reply("250 ok")
+            elif up == b"QUIT":
+                self.reply("221 bye")
+                return
+            elif up.startswith(b"EHLO") or up.startswith(b"HELO"):
+                self.reply("250 relay")
+            else:
+                self.reply("250 ok")
+
+
+class Relay(warmuptest.SmtpServer):
+    def __init__(self):
+        super().__init__(RelayHandler)
+        self.rcpts = []
+        self.serve()
+
+    def recipients(self):
+        with self.lock:
+            return list(self.rcpts)
+
+
+class AlertSink(http.server.ThreadingHTTPServer):
+    """Collects the push alerts warmupd POSTs."""
+
+    def __init__(self):
+        sink = self
+        self.alerts = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(n))
+                sink.alerts.append(body)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def events(self):
+        return [a.get("event") for a in list(self.alerts)]
+
+
+class Node(warmuptest.Warmupd):
+    def __init__(self, dir, config, env):
+        super().__init__(WARMUPD, dir, config, env, TOKEN)
+
+
+class ClusterTest(unittest.TestCase):
+    CAP = 500
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="warmupd-cluster-")
+        self.dir = self._tmp.name
+        self.procs = []
+        self.redis = Redis(self.dir)
+        self.fake = warmuptest.Fake(FAKE, self.dir, API_KEY)
+        self.procs.append(self.fake)
+        self.relay = Relay()
+        self.alerts = AlertSink()
+        self.nodes = []
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.stop()
+        for p in self.procs:
+            p.stop()
+        self.relay.stop()
+        self.alerts.shutdown()
+        self.alerts.server_close()
+        if warmuptest.has_failed(self):
+            warmuptest.dump_logs(self.nodes + self.procs)
+            try:
+                with open(os.path.join(self.dir, "redis.log")) as f:
+                    sys.stderr.write(f.read()[-2000:])
+            except OSError:
+                pass
+        self.redis.stop()
+        self._tmp.cleanup()
+
+    def config(self, i, overflow="old", extra=""):
+        d = os.path.join(self.dir, "n%d" % i)
+        os.makedirs(d, exist_ok=True)
+        warmuptest.write_file(d, "schedule.csv",
+                              "# test schedule\nday,cap\n1,%d\n2,%d\n" % (self.CAP, self.CAP))
+        text = f"""; cluster node {i}
+[warmup]
+schedule = schedule.csv
+start = {today().isoformat()}
+timezone = {TZ}
+burst = day
+overflow = {overflow}
+after = hold
+
+[listen]
+address = 127.0.0.1:0
+token_env = WARMUP_TEST_TOKEN
+
+[store]
+path = store.db
+
+[route new]
+type = sendgrid
+url = http://127.0.0.1:{self.fake.port}
+api_key_env = WARMUP_TEST_KEY
+timeout = 5s
+
+[route old]
+type = smtp
+url = smtp://127.0.0.1:{self.relay.port}
+tls = none
+timeout = 5s
+
+[webhook]
+auth = none
+
+[alert]
+webhook_url_env = WARMUP_TEST_ALERT
+
+[backoff]
+retry_min = 1s
+retry_max = 2s
+
+[cluster]
+redis = redis://127.0.0.1:{self.redis.port}/0
+name = test-migration
+node = n{i}
+timeout = 1s
+{extra}
+"""
+        return warmuptest.write_file(d, "warmupd.conf", text)
+
+    def start_node(self, i, **kw):
+        d = os.path.join(self.dir, "n%d" % i)
+        env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY,
+                   WARMUP_TEST_ALERT="http://127.0.0.1:%d/hook" % self.alerts.server_port)
+        n = Node(d, self.config(i, **kw), env)
+        return n
+
+    def start_nodes(self, k=3, **kw):
+        self.nodes = [self.start_node(i + 1, **kw) for i in range(k)]
+        wait_for(lambda: all(n.status()["cluster"]["connected"] for n in self.nodes),
+                 "every node connected to Redis")
+
+    def post(self, count, start=0, nodes=None, tag="m"):
+        """count one-recipient messages, round-robin over nodes, from one
+        thread per node; returns the recipients accepted (202)."""
+        nodes = nodes or self.nodes
+        accepted = []
+        lock = threading.Lock()
+
+        def run(k):
+            mine = []
+            for j in range(start + k, start + count, len(nodes)):
+                r = "%s%d@example.com" % (tag, j)
+                st, _, b = nodes[k].send(mail([r], subject="Cluster %d" % j))
+                self.assertEqual(st, 202, b)
+                mine.append(r)
+            with lock:
+                accepted.extend(mine)
+
+        ts = [threading.Thread(target=run, args=(k,)) for k in range(len(nodes))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return accepted
+
+    def landed(self):
+        return self.fake.sent_recipients(), self.relay.recipients()
+
+    def wait_all(self, accepted):
+        want = set(accepted)
+
+        def done():
+            new, old = self.landed()
+            return want <= set(new) | set(old)
+        wait_for(done, "every accepted message at the fake or at the relay", timeout=120)
+
+    # ---- the cap in sum ----------------------------------------------------
+
+    def test_three_nodes_share_one_cap(self):
+        self.start_nodes()
+        accepted = self.post(3000)
+        self.assertEqual(len(accepted), 3000)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertEqual(len(new), self.CAP, "exactly the cap through the new route in sum")
+        self.assertEqual(len(set(new)), self.CAP)
+        self.assertEqual(len(set(new) & set(old)), 0, "no message went both ways")
+        self.assertEqual(set(new) | set(old), set(accepted), "nothing lost")
+        per_node = [n.status()["routes"]["new"]["sent"] for n in self.nodes]
+        self.assertEqual(sum(per_node), self.CAP, per_node)
+
+        def view_ok():
+            c = self.nodes[0].status()["cluster"]
+            return (len(c["nodes"]) == 3 and c["sent"] == self.CAP and
+                    c["cap"] == self.CAP)
+        wait_for(view_ok, "the cluster view: three nodes, the cap used in sum")
+        r = subprocess.run([WARMUP, "status", "--url", "http://127.0.0.1:%d" % self.nodes[2].port,
+                            "--token-env", "WARMUP_TEST_TOKEN"], capture_output=True, text=True,
+                           env=dict(os.environ, WARMUP_TEST_TOKEN=TOKEN))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("cluster    test-migration on redis://127.0.0.1:%d/0, node n3: connected; "
+                      "sum 500 sent" % self.redis.port, r.stdout)
+        for i in (1, 2, 3):
+            self.assertRegex(r.stdout, r"\nn%d +\d+ +\d+  yes\n" % i)
+        m = self.nodes[1].metrics()
+        self.assertIn("warmup_cluster_connected 1", m)
+        self.assertIn("warmup_cluster_leases_total", m)
+
+    def test_reload_keeps_the_shared_cap(self):
+        self.start_nodes(k=2)
+        accepted = self.post(300, tag="h")
+        self.nodes[0].proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (self.nodes[0].status().get("reload") or {}).get("applied") == 1,
+                 "the reload applied")
+        # a [cluster] change is refused: the Redis connection was set up at the start
+        cfg = self.nodes[1].config
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("node = n2", "node = renamed"))
+        self.nodes[1].proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (self.nodes[1].status().get("reload") or {}).get("refused") == 1,
+                 "the reload refused")
+        self.assertIn("[cluster] node: cannot change on reload",
+                      self.nodes[1].status()["reload"]["message"])
+        accepted += self.post(900, start=300, tag="h")
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertEqual(len(set(new)), self.CAP, "the reloaded engine still takes leases")
+        self.assertEqual(set(new) | set(old), set(accepted))
+
+    def test_kill9_and_restart_stays_under_cap(self):
+        self.start_nodes()
+        accepted = self.post(900, tag="a")
+        self.nodes[1].kill9()
+        accepted += self.post(600, start=900, nodes=[self.nodes[0], self.nodes[2]], tag="a")
+        self.nodes[1] = self.start_node(2)
+        wait_for(lambda: self.nodes[1].status()["cluster"]["connected"], "node 2 back")
+        accepted += self.post(1500, start=1500, tag="a")
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertLessEqual(len(set(new)), self.CAP, "at most the cap in sum")
+        self.assertGreaterEqual(len(set(new)), self.CAP - 200,
+                                "only the killed node's lease may be wasted")
+        self.assertEqual(set(accepted) - (set(new) | set(old)), set(), "nothing lost")
+
+    def test_redis_outage(self):
+        self.start_nodes()
+        accepted = self.post(150, tag="r")
+        self.wait_all(accepted)
+        before = len(self.landed()[0])
+        self.assertGreater(before, 0)
+        self.redis.stop()
+        wait_for(lambda: not any(n.status()["cluster"]["connected"] for n in self.nodes),
+                 "every node sees Redis gone")
+        wait_for(lambda: "cluster_down" in self.alerts.events(), "the outage alerted")
+        accepted += self.post(600, start=150, tag="r")
+        self.wait_all(accepted)
+        during = len(set(self.landed()[0]))
+        self.assertLessEqual(during, self.CAP)
+        # what went new during the outage is only what was already leased
+        leased = sum(n.status()["cluster"]["lease"] for n in self.nodes)
+        self.assertEqual(leased, 0, "the leases were used up, no new ones taken")
+        self.redis.start()
+        wait_for(lambda: all(n.status()["cluster"]["connected"] for n in self.nodes),
+                 "every node reconnected")
+        wait_for(lambda: "cluster_up" in self.alerts.events(), "the recovery alerted")
+
+        # Redis came back empty: every live node states its units again, and
+        # no lease is granted until the hold for that is over.
+        def relearned():
+            cs = [n.status()["cluster"] for n in self.nodes]
+            return all(not c["held"] and c["granted"] >= during for c in cs)
+        wait_for(relearned, "the cluster relearned what the nodes used")
+        accepted += self.post(1500, start=750, tag="r")
+        self.wait_all(accepted)
+        new = set(self.landed()[0])
+        self.assertGreater(len(new), during, "the new route resumed")
+        self.assertLessEqual(len(new), self.CAP, "never more than the cap")
+        self.assertEqual(set(accepted) - (new | set(self.landed()[1])), set(), "nothing lost")
+
+    def test_gate_halt_reaches_every_node(self):
+        self.start_nodes()
+        accepted = self.post(30, tag="g")
+        self.wait_all(accepted)
+        ts = int(time.time())
+        batch = [{"email": "d%d@example.com" % i, "timestamp": ts, "event": "delivered",
+                  "sg_event_id": "gate-d-%d" % i, "warmup_route": "new"} for i in range(102)]
+        batch += [{"email": "b%d@example.com" % i, "timestamp": ts, "event": "bounce",
+                   "type": "bounce", "sg_event_id": "gate-b-%d" % i, "warmup_route": "new"}
+                  for i in range(18)]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", batch, token=None)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(self.nodes[0].status()["gate"]["state"], "halt")
+        wait_for(lambda: all(n.status()["routes"]["new"]["paused"] for n in self.nodes),
+                 "the new route halted on all three nodes")
+        sent_before = len(self.landed()[0])
+        more = self.post(30, start=30, tag="g")
+        self.wait_all(more)
+        self.assertEqual(len(self.landed()[0]), sent_before, "nothing more went new")
+        # a resume on another node resumes all of them
+        st, _, b = self.nodes[2].request("POST", "/v1/resume", {"route": "new", "who": "t"})
+        self.assertEqual(st, 200, b)
+        wait_for(lambda: not any(n.status()["routes"]["new"]["paused"] for n in self.nodes),
+                 "the resume reached every node")
+
+    def test_same_event_id_counts_once(self):
+        self.start_nodes()
+        ts = int(time.time())
+        ev = [{"email": "x@example.com", "timestamp": ts, "event": "delivered",
+               "sg_event_id": "dup-1", "warmup_route": "new"},
+              {"email": "y@example.com", "timestamp": ts, "event": "delivered",
+               "sg_event_id": "only-on-2-%d" % ts, "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev[:1], token=None)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(json.loads(b)["applied"], 1, b)
+        st, _, b = self.nodes[1].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+        got = json.loads(b)
+        self.assertEqual((got["applied"], got["duplicate"]), (1, 1), got)
+        delivered = [n.status()["routes"]["new"]["delivered"] for n in self.nodes]
+        self.assertEqual(delivered, [1, 1, 0], "each event counted on one node only")
+
+    def test_webhook_suppression_reaches_every_node(self):
+        self.start_nodes(k=2)
+        ts = int(time.time())
+        ev = [{"email": "gone@example.com", "timestamp": ts, "event": "bounce", "type": "bounce",
+               "reason": "550 5.1.1 no such user", "sg_event_id": "supp-1",
+               "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+
+        def listed(n):
+            st, _, b = n.request("GET", "/v1/suppressions")
+            self.assertEqual(st, 200, b)
+            return [s["email"] for s in json.loads(b)["suppressions"]]
+        wait_for(lambda: "gone@example.com" in listed(self.nodes[1]),
+                 "the other node suppressed the address")
+        # mail to it on the other node is dropped at intake, not sent
+        st, _, b = self.nodes[1].send(mail(["gone@example.com", "here@example.com"]))
+        self.assertEqual(st, 202, b)
+        self.wait_all(["here@example.com"])
+        self.assertNotIn("gone@example.com", self.landed()[0] + self.landed()[1])
+        # a node that starts later learns it from the stream
+        self.nodes.append(self.start_node(3))
+        wait_for(lambda: "gone@example.com" in listed(self.nodes[2]),
+                 "a node started later suppressed the address too")
+
+    def test_deferral_cut_reaches_every_node(self):
+        self.start_nodes(k=2, extra="[isp google]\nnew_rate = 10/s\n")
+        ev = [{"email": "someone@gmail.com", "timestamp": int(time.time()), "event": "deferred",
+               "response": "421-4.7.28 Our system has detected an unusual rate",
+               "sg_event_id": "cut-1", "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+        self.assertIn("warmup_isp_cut{isp=\"google\"} 0.5", self.nodes[0].metrics())
+        wait_for(lambda: "google cut to 50% for" in self.nodes[1].logtext() and
+                 "shared by node n1" in self.nodes[1].logtext(),
+                 "the other node cut google's rate too")
+
+    def test_config_refuses_tls_and_password_in_url(self):
+        cfg = self.config(1)
+        with open(cfg) as f:
+            text = f.read()
+        for url, want in [("rediss://127.0.0.1:6379/0", "rediss:// (TLS) is not available"),
+                          ("redis://:pw@127.0.0.1/0", "password in the URL")]:
+            with open(cfg, "w") as f:
+                f.write(text.replace("redis://127.0.0.1:%d/0" % self.redis.port, url))
+            r = subprocess.run([WARMUPD, "--check", "--config", cfg], capture_output=True,
+                               text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("[cluster] redis", r.stdout + r.stderr)
+            self.assertIn(want, r.stdout + r.stderr)
+            self.assertNotIn("pw@", r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    WARMUPD, FAKE, WARMUP = sys.argv[1], sys.argv[2], sys.argv[3]
+    if not os.path.exists(REDIS_SERVER):
+        print("redis-server is not installed (tools/setup installs it)")
+        sys.exit(77)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)
