@@ -1,13 +1,15 @@
 /*
  * NAME
  *	check.c -- what `warmupd --check` looks at beyond the file itself: the
- *	store's directory and the listen ports.
+ *	store's directory, the files a start reads (users, certificate) and the
+ *	listen ports.
  *
  * SYNOPSIS
  *	struct wu_conf_errors errs = {0};
  *
  *	wu_conf_load_all(&conf, path, WU_CONF_KEEP, &errs);
  *	check_store(&conf, &errs, 0);
+ *	check_files(&conf, &errs);
  *	check_ports(&conf, &errs);
  *
  * DESCRIPTION
@@ -28,6 +30,9 @@
  *	ports: --check against a live daemon reports them as in use.
  */
 #include "check.h"
+
+#include "smtpd_auth.h"
+#include "smtpd_tls.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -141,5 +146,46 @@ int check_ports(const struct wu_conf *c, struct wu_conf_errors *e)
 		close(http);
 	if (smtp >= 0)
 		close(smtp);
+	return rc;
+}
+
+/* One users file ("name:crypt(3) hash" lines), loaded as a start would. */
+static int check_users(const struct wu_conf *c, struct wu_conf_errors *e, int line,
+                       const char *key, const char *path)
+{
+	struct smtpd_users *u = NULL;
+	char why[512];
+
+	if (!path[0] || wu_conf_errors_on(e, line))
+		return 0;
+	if (smtpd_users_load(&u, path, why, sizeof(why)) < 0)
+		return KEYFAIL(c, e, line, "%s: %s", key, why);
+	smtpd_users_free(u);
+	return 0;
+}
+
+int check_files(const struct wu_conf *c, struct wu_conf_errors *e)
+{
+	int rc = 0;
+
+	if (c->smtpd.enabled) {
+		if (check_users(c, e, c->smtpd.users_line, "[smtp] users_file",
+		                c->smtpd.users_file) < 0)
+			rc = -1;
+		if (c->smtpd.tls_cert_file[0] && c->smtpd.tls_key_file[0] &&
+		    !wu_conf_errors_on(e, c->smtpd.tls_cert_line)) {
+			struct smtpd_tls_ctx *ctx = NULL;
+			char why[512];
+
+			if (smtpd_tls_ctx_new(&ctx, c->smtpd.tls_cert_file, c->smtpd.tls_key_file, why,
+			                      sizeof(why)) < 0)
+				rc = KEYFAIL(c, e, c->smtpd.tls_cert_line, "%s",
+				             why);
+			smtpd_tls_ctx_free(ctx);
+		}
+	}
+	if (check_users(c, e, c->status.viewers_line, "[status] viewers_file",
+	                c->status.viewers_file) < 0)
+		rc = -1;
 	return rc;
 }

@@ -16,4 +16,9 @@ int check_store(const struct wu_conf *c, struct wu_conf_errors *e, int create);
 /* [listen] address and [smtp] address bind (and are closed again). */
 int check_ports(const struct wu_conf *c, struct wu_conf_errors *e);
 
+/* The files a start reads beyond the configuration: [smtp] users_file,
+ * its certificate and key, [status] viewers_file.  Each one that would
+ * stop a start is a message naming its key.  Returns 0 or -1. */
+int check_files(const struct wu_conf *c, struct wu_conf_errors *e);
+
 #endif

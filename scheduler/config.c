@@ -2217,6 +2217,9 @@ int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_c
 	c->store_line = seen_line(&ld, "store", "path");
 	c->listen_line = seen_line(&ld, "listen", "address");
 	c->smtpd.address_line = seen_line(&ld, "smtp", "address");
+	c->smtpd.users_line = seen_line(&ld, "smtp", "users_file");
+	c->smtpd.tls_cert_line = seen_line(&ld, "smtp", "tls_cert_file");
+	c->status.viewers_line = seen_line(&ld, "status", "viewers_file");
 	for (int i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].section), free(ld.seen[i].key);
 	free(ld.seen);

@@ -59,6 +59,7 @@ struct wu_smtpd_conf {
 	int tls_set;                          /* tls written in the file */
 	char hostname[256];                   /* in the greeting and EHLO reply */
 	int address_line;                     /* of address in the file; 0 = not there */
+	int users_line, tls_cert_line;        /* of users_file and tls_cert_file; 0 = none */
 };
 
 /* [dns] (scheduler/mx.c) */
@@ -75,6 +76,7 @@ struct wu_status_conf {
 	struct wu_cidr open_to[WU_CIDR_MAX]; /* no credentials needed; default loopback */
 	int nopen_to;
 	char viewers_file[1024]; /* HTTP basic auth: "name:crypt(3) hash" lines; "" = none */
+	int viewers_line;        /* of viewers_file in the file; 0 = not there */
 };
 
 struct wu_conf {

@@ -321,6 +321,7 @@ static int check_config(const char *config)
 		wu_zone_apply(c.core.calendar.tz);
 	if (c.dir[0]) { /* the file was read: its values are there to look at */
 		check_store(&c, &errs, 0);
+		check_files(&c, &errs);
 		check_ports(&c, &errs);
 	}
 	for (int i = 0; i < errs.n; i++)

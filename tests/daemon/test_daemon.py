@@ -784,6 +784,31 @@ level = {log_level}
             self.assertEqual(rc, 1, out)
             self.assertIn("is not writable", out)
 
+    def test_g_check_files(self):
+        """--check loads what a start reads besides the file: the SMTP users,
+        its certificate and key, the status page's viewers; each bad one is
+        named by its key and line, and no password is printed."""
+        users = os.path.join(self.dir, "users")
+        with open(users, "w") as f:
+            f.write("app:plain-secret-password\n")
+        cert = os.path.join(self.dir, "cert.pem")
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        conf = self.config(12345, cap=100, name="files.conf",
+                           extra="[smtp]\naddress = 127.0.0.1:0\nusers_file = %s\n"
+                                 "tls_cert_file = %s\ntls_key_file = %s\n"
+                                 "[status]\nviewers_file = %s/missing-viewers"
+                                 % (users, cert, cert, self.dir))
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("files.conf:%d: [smtp] users_file: " % self.line_of(conf, "users_file"), out)
+        self.assertIn("files.conf:%d: [smtp] tls_cert_file: " % self.line_of(conf, "tls_cert_file"),
+                      out)
+        self.assertIn("files.conf:%d: [status] viewers_file: " % self.line_of(conf, "viewers_file"),
+                      out)
+        self.assertIn("files.conf: 3 errors", out)
+        self.assertNotIn("plain-secret-password", out)
+
     def run_warmupd(self, *args):
         e = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
         p = subprocess.run([WARMUPD] + list(args), env=e, capture_output=True, timeout=30)
