@@ -56,27 +56,32 @@ static void on_timer(uv_timer_t *t)
 	struct prune *p = t->data;
 	struct wu_daemon *d = p->d;
 	wu_time_t before = daemon_now(d) - d->conf.store_keep;
-	int n, ne;
+	int n, ne, ng = 0;
+	wu_time_t age = wu_engine_conf(d->engine)->engaged.age;
 
 	if (d->stopping)
 		return;
 	if (daemon_txn(d) < 0)
 		return;
+	/* An engagement older than the engagement age counts for nothing. */
 	if ((n = store_prune_some(d->store, before, PRUNE_STEP)) < 0 ||
-	    (ne = store_events_prune(d->store, before, PRUNE_STEP)) < 0) {
+	    (ne = store_events_prune(d->store, before, PRUNE_STEP)) < 0 ||
+	    (age > 0 && (ng = store_engaged_prune(d->store, daemon_now(d) - age, PRUNE_STEP)) < 0)) {
 		wu_warn("prune: %s", store_errmsg(d->store));
 		daemon_txn_fail(d, "prune");
 		return;
 	}
-	if (n == 0 && ne == 0)
+	if (n == 0 && ne == 0 && ng == 0)
 		return;
 	p->total += n;
-	wu_debug("prune: %d unit%s and %d event%s older than keep removed (%lld in all)", n,
-	         n == 1 ? "" : "s", ne, ne == 1 ? "" : "s", (long long)p->total);
+	wu_debug("prune: %d unit%s and %d event%s older than keep removed (%lld in all), %d "
+	         "engagement%s older than engaged_age",
+	         n, n == 1 ? "" : "s", ne, ne == 1 ? "" : "s", (long long)p->total, ng,
+	         ng == 1 ? "" : "s");
 	if (daemon_after_commit(d, step_committed, p) < 0)
 		return;
 	/* A full step: more is waiting; go on at the next loop turn. */
-	if (n == PRUNE_STEP || ne == PRUNE_STEP)
+	if (n == PRUNE_STEP || ne == PRUNE_STEP || ng == PRUNE_STEP)
 		uv_timer_start(&p->timer, on_timer, 0, (uint64_t)(d->conf.store_prune_every / 1000));
 }
 

@@ -160,6 +160,9 @@ static const char *const migrations[] = {
     "CREATE TABLE engagement ("
     " email TEXT PRIMARY KEY,"
     " at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 8: engagements older than [warmup] engaged_age count for nothing and
+     * are pruned, oldest first. */
+    "CREATE INDEX engagement_at ON engagement(at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -219,6 +222,7 @@ enum stmt {
 	S_SET_ISP,
 	S_ENGAGED_NOTE,
 	S_ENGAGED_GET,
+	S_ENGAGED_PRUNE,
 	S_COUNT_STMTS
 };
 
@@ -313,6 +317,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_ENGAGED_NOTE] = "INSERT INTO engagement(email, at) VALUES (?1, ?2)"
                        " ON CONFLICT (email) DO UPDATE SET at = max(at, excluded.at)",
     [S_ENGAGED_GET] = "SELECT at FROM engagement WHERE email = ?1",
+    [S_ENGAGED_PRUNE] = "DELETE FROM engagement WHERE email IN"
+                        " (SELECT email FROM engagement WHERE at < ?1 ORDER BY at LIMIT ?2)",
 };
 
 struct store {
@@ -1676,6 +1682,18 @@ int store_engaged_note(struct store *s, const char *email, int64_t at)
 	bind_text(st, 1, email);
 	sqlite3_bind_int64(st, 2, at);
 	return run(s, S_ENGAGED_NOTE, "store_engaged_note");
+}
+
+/* Forgets up to limit engagements older than before.  Returns how many. */
+int store_engaged_prune(struct store *s, int64_t before, int limit)
+{
+	sqlite3_stmt *st = s->stmt[S_ENGAGED_PRUNE];
+
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
+	if (run(s, S_ENGAGED_PRUNE, "store_engaged_prune") < 0)
+		return -1;
+	return sqlite3_changes(s->db);
 }
 
 int store_engaged_get(struct store *s, const char *email, int64_t *at)

@@ -93,6 +93,9 @@ int store_add_unit_marked(struct store *s, int64_t content_id, const char *perso
  * only), and read back.  One small row per address that ever engaged. */
 int store_engaged_note(struct store *s, const char *email, int64_t at);
 int store_engaged_get(struct store *s, const char *email, int64_t *at);
+/* Forgets up to limit engagements older than before (the pruning timer, with
+ * before = now - [warmup] engaged_age).  Returns how many, or -1. */
+int store_engaged_prune(struct store *s, int64_t before, int limit);
 /* SMTP intake: the message's v3 form (body, for the API route), the message
  * byte for byte as received (for SMTP routes) and its envelope sender. */
 int store_add_raw_content(struct store *s, const char *msgid, const char *body, size_t len,

@@ -720,6 +720,33 @@ static void test_deferred_sync(void **state)
 	assert_int_equal(depth[STORE_QUEUED], 1000);
 }
 
+/* Engagements older than the cut are forgotten, oldest first, a step at a
+ * time; a newer note of the same address keeps it. */
+static void test_engaged_prune(void **state)
+{
+	struct fixture *f = *state;
+	int64_t at;
+
+	assert_int_equal(store_engaged_note(f->s, "old@example.com", 100), 0);
+	assert_int_equal(store_engaged_note(f->s, "older@example.com", 50), 0);
+	assert_int_equal(store_engaged_note(f->s, "new@example.com", 1000), 0);
+	assert_int_equal(store_engaged_note(f->s, "back@example.com", 10), 0);
+	assert_int_equal(store_engaged_note(f->s, "back@example.com", 900), 0);
+	assert_int_equal(store_engaged_prune(f->s, 500, 1), 1);
+	assert_int_equal(store_engaged_get(f->s, "older@example.com", &at), 0);
+	assert_int_equal(at, 0); /* the oldest went first */
+	assert_int_equal(store_engaged_get(f->s, "old@example.com", &at), 0);
+	assert_int_equal(at, 100);
+	assert_int_equal(store_engaged_prune(f->s, 500, 10), 1);
+	assert_int_equal(store_engaged_prune(f->s, 500, 10), 0);
+	assert_int_equal(store_engaged_get(f->s, "old@example.com", &at), 0);
+	assert_int_equal(at, 0);
+	assert_int_equal(store_engaged_get(f->s, "back@example.com", &at), 0);
+	assert_int_equal(at, 900);
+	assert_int_equal(store_engaged_get(f->s, "new@example.com", &at), 0);
+	assert_int_equal(at, 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +769,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_crash_exit, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_kill9, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_sync, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_engaged_prune, setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
