@@ -40,7 +40,7 @@
  *	message, in a sticky error string (store_errmsg()) that stays until the
  *	next failure.
  */
-#include "scheduler/store.h"
+#include "scheduler/store_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,64 +167,6 @@ static const char *const migrations[] = {
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-/* The cached statements, prepared once by store_open(). */
-enum stmt {
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
-	S_SP_BEGIN,
-	S_SP_RELEASE,
-	S_SP_ROLLBACK,
-	S_ADD_CONTENT,
-	S_ADD_UNIT,
-	S_RECOVER,
-	S_READY,
-	S_HAS_READY,
-	S_COUNT_READY,
-	S_EARLIEST,
-	S_INFLIGHT,
-	S_SENT,
-	S_REQUEUE,
-	S_FAILED,
-	S_CONTENT,
-	S_CONTENT_RAW,
-	S_ADD_RAW_CONTENT,
-	S_COUNT,
-	S_COUNTERS,
-	S_DEPTH_QUEUED,
-	S_DEPTH_INFLIGHT,
-	S_DEPTH_DONE,
-	S_SENT_HOURS,
-	S_DEPTH_ISP,
-	S_ENGINE_SAVE,
-	S_ENGINE_LOAD,
-	S_ENGINE_DELETE,
-	S_PRUNE_UNITS,
-	S_PRUNE_CONTENT,
-	S_PRUNE_EVENTS,
-	S_UNIT_GET,
-	S_SUPP_ADD,
-	S_SUPP_REMOVE,
-	S_SUPP_CHECK,
-	S_SUPP_LIST,
-	S_SUPP_LIST_REASON,
-	S_SUPP_COUNT,
-	S_SUPP_COUNT_REASON,
-	S_EVENT_ADD,
-	S_EVENTS_RECENT,
-	S_WEBHOOK_SEEN,
-	S_WEBHOOK_PRUNE,
-	S_UNIT_BY_PROVIDER,
-	S_GROUP_ADD,
-	S_GROUP_CHECK,
-	S_SET_V3ONLY,
-	S_V3ONLY_WAITING,
-	S_SET_ISP,
-	S_ENGAGED_NOTE,
-	S_ENGAGED_GET,
-	S_ENGAGED_PRUNE,
-	S_COUNT_STMTS
-};
 
 /* Every query states "state = 0" (or 1, or >= 2) as a literal so that SQLite
  * can pick the matching partial index. */
@@ -321,21 +263,10 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                         " (SELECT email FROM engagement WHERE at < ?1 ORDER BY at LIMIT ?2)",
 };
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT_STMTS];
-	char *path;
-	int lockfd; /* PATH.lock, flock()ed for as long as the store is open */
-	/* store_defer_sync(): commits leave the WAL's fsync to store_sync(),
-	 * which only ever touches these two (and may run on another thread) */
-	char *wal_path;
-	int wal_fd;
-	char err[512];
-};
 
 /* Records a failure of `what`, with SQLite's message when rc is an SQLite
- * error, and returns -1 so callers can `return fail(...)`. */
-static int fail(struct store *s, int rc, const char *fmt, ...)
+ * error, and returns -1 so callers can `return st_fail(...)`. */
+int st_fail(struct store *s, int rc, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -352,7 +283,7 @@ static int fail(struct store *s, int rc, const char *fmt, ...)
 }
 
 /* Steps a statement that returns no rows and resets it. */
-static int run(struct store *s, enum stmt k, const char *what)
+int st_run(struct store *s, enum stmt k, const char *what)
 {
 	sqlite3_stmt *st = s->stmt[k];
 	int rc = sqlite3_step(st);
@@ -360,12 +291,12 @@ static int run(struct store *s, enum stmt k, const char *what)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return fail(s, rc, "%s", what);
+		return st_fail(s, rc, "%s", what);
 	return 0;
 }
 
 /* Steps a statement returning one integer (count(*), EXISTS) into *v. */
-static int run_int(struct store *s, enum stmt k, const char *what, int64_t *v)
+int st_run_int(struct store *s, enum stmt k, const char *what, int64_t *v)
 {
 	sqlite3_stmt *st = s->stmt[k];
 	int rc = sqlite3_step(st);
@@ -375,12 +306,12 @@ static int run_int(struct store *s, enum stmt k, const char *what, int64_t *v)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW)
-		return fail(s, rc, "%s", what);
+		return st_fail(s, rc, "%s", what);
 	return 0;
 }
 
 /* Binds a string that may be NULL. */
-static int bind_text(sqlite3_stmt *st, int i, const char *text)
+int st_bind_text(sqlite3_stmt *st, int i, const char *text)
 {
 	if (!text)
 		return sqlite3_bind_null(st, i);
@@ -392,19 +323,19 @@ static int bind_text(sqlite3_stmt *st, int i, const char *text)
  * snapshot) both on its own and inside the caller's store_begin(): it nests
  * instead of opening a second transaction.
  */
-static int sp_begin(struct store *s, const char *what)
+int st_sp_begin(struct store *s, const char *what)
 {
-	return run(s, S_SP_BEGIN, what);
+	return st_run(s, S_SP_BEGIN, what);
 }
 
 /* Ends the savepoint, keeping its work. */
-static int sp_release(struct store *s, const char *what)
+int st_sp_release(struct store *s, const char *what)
 {
-	return run(s, S_SP_RELEASE, what);
+	return st_run(s, S_SP_RELEASE, what);
 }
 
 /* Ends the savepoint, undoing its work; the error string already says why. */
-static void sp_abort(struct store *s)
+void st_sp_abort(struct store *s)
 {
 	char keep[sizeof s->err];
 
@@ -412,19 +343,19 @@ static void sp_abort(struct store *s)
 	/* Some errors (I/O, full disk) already rolled the whole transaction
 	 * back; then there is no savepoint left to undo. */
 	if (!sqlite3_get_autocommit(s->db)) {
-		run(s, S_SP_ROLLBACK, "rollback to savepoint");
-		run(s, S_SP_RELEASE, "release savepoint");
+		st_run(s, S_SP_ROLLBACK, "rollback to savepoint");
+		st_run(s, S_SP_RELEASE, "release savepoint");
 	}
 	memcpy(s->err, keep, sizeof keep);
 }
 
 /* Runs a PRAGMA or other one-off statement at open time. */
-static int exec(struct store *s, const char *sql)
+int st_exec(struct store *s, const char *sql)
 {
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
 	if (rc != SQLITE_OK)
-		return fail(s, rc, "store_open: %s", sql);
+		return st_fail(s, rc, "store_open: %s", sql);
 	return 0;
 }
 
@@ -435,13 +366,13 @@ static int schema_version(struct store *s, int *v)
 	int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
-		return fail(s, rc, "store_open: reading user_version");
+		return st_fail(s, rc, "store_open: reading user_version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
-		return fail(s, rc, "store_open: reading user_version");
+		return st_fail(s, rc, "store_open: reading user_version");
 	return 0;
 }
 
@@ -455,26 +386,26 @@ static int migrate(struct store *s)
 	while (v < SCHEMA_VERSION) {
 		char sql[64];
 
-		if (exec(s, "BEGIN IMMEDIATE") < 0)
+		if (st_exec(s, "BEGIN IMMEDIATE") < 0)
 			return -1;
 		/* Another process may have migrated while we waited for the lock. */
 		if (schema_version(s, &v) < 0)
 			goto rollback;
 		if (v >= SCHEMA_VERSION) {
-			exec(s, "COMMIT");
+			st_exec(s, "COMMIT");
 			break;
 		}
 		if (v < 0) {
-			fail(s, SQLITE_OK, "store_open: %s: bad schema version %d", s->path, v);
+			st_fail(s, SQLITE_OK, "store_open: %s: bad schema version %d", s->path, v);
 			goto rollback;
 		}
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
-		if (exec(s, migrations[v]) < 0 || exec(s, sql) < 0 || exec(s, "COMMIT") < 0)
+		if (st_exec(s, migrations[v]) < 0 || st_exec(s, sql) < 0 || st_exec(s, "COMMIT") < 0)
 			goto rollback;
 		v++;
 	}
 	if (v > SCHEMA_VERSION)
-		return fail(s, SQLITE_OK,
+		return st_fail(s, SQLITE_OK,
 		            "store_open: %s: schema version %d is newer than this program's %d",
 		            s->path, v, SCHEMA_VERSION);
 	return 0;
@@ -492,10 +423,10 @@ static int store_lock(struct store *s, const char *path)
 	int fd;
 
 	if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp)
-		return fail(s, SQLITE_OK, "store_open: %s: path too long", path);
+		return st_fail(s, SQLITE_OK, "store_open: %s: path too long", path);
 	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fail(s, SQLITE_OK, "store_open: %s: unable to open the lock file %s: %s",
+		return st_fail(s, SQLITE_OK, "store_open: %s: unable to open the lock file %s: %s",
 		            path, lp, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
@@ -505,11 +436,11 @@ static int store_lock(struct store *s, const char *path)
 		owner[strcspn(owner, "\n")] = '\0';
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return fail(s, SQLITE_OK,
+			return st_fail(s, SQLITE_OK,
 			            "store_open: %s is in use by another process (pid %s, lock %s); "
 			            "two daemons on one store would send twice the cap",
 			            path, owner[0] ? owner : "unknown", lp);
-		return fail(s, SQLITE_OK, "store_open: %s: cannot lock %s: %s", path, lp,
+		return st_fail(s, SQLITE_OK, "store_open: %s: cannot lock %s: %s", path, lp,
 		            strerror(e));
 	}
 	n = snprintf(owner, sizeof owner, "%ld\n", (long)getpid());
@@ -542,7 +473,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 	 * and SQLite creates -wal and -shm with the database file's mode. */
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		fail(s, SQLITE_OK, "store_open: %s: unable to open database file: %s", path,
+		st_fail(s, SQLITE_OK, "store_open: %s: unable to open database file: %s", path,
 		     strerror(errno));
 		goto fail;
 	}
@@ -551,7 +482,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 	rc = sqlite3_open_v2(
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		fail(s, SQLITE_OK, "store_open: %s: %s", path,
+		st_fail(s, SQLITE_OK, "store_open: %s: %s", path,
 		     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -560,7 +491,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 	/* A new store gives pages freed by pruning back to the file system
 	 * (store_vacuum_step); on an existing one without it this does
 	 * nothing, and freed pages are only reused. */
-	if (exec(s, "PRAGMA auto_vacuum = INCREMENTAL") < 0)
+	if (st_exec(s, "PRAGMA auto_vacuum = INCREMENTAL") < 0)
 		goto fail;
 	/* journal_mode answers with the mode it got; anything but "wal" (e.g.
 	 * a file system without shared memory) must not pass silently. */
@@ -570,7 +501,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 
 		rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
 		if (rc != SQLITE_OK) {
-			fail(s, rc, "store_open: %s: journal_mode", path);
+			st_fail(s, rc, "store_open: %s: journal_mode", path);
 			goto fail;
 		}
 		rc = sqlite3_step(st);
@@ -578,22 +509,22 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 			wal = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
 		sqlite3_finalize(st);
 		if (rc != SQLITE_ROW) {
-			fail(s, rc, "store_open: %s: journal_mode", path);
+			st_fail(s, rc, "store_open: %s: journal_mode", path);
 			goto fail;
 		}
 		if (!wal) {
-			fail(s, SQLITE_OK, "store_open: %s: cannot switch to WAL mode", path);
+			st_fail(s, SQLITE_OK, "store_open: %s: cannot switch to WAL mode", path);
 			goto fail;
 		}
 	}
 	/* FULL: the WAL is fsynced on every commit, which is what makes a 202
 	 * mean "on disk".  Never lower it; batch commits instead. */
-	if (exec(s, "PRAGMA synchronous = FULL") < 0 || exec(s, "PRAGMA foreign_keys = ON") < 0 ||
-	    exec(s, "PRAGMA temp_store = MEMORY") < 0 ||
+	if (st_exec(s, "PRAGMA synchronous = FULL") < 0 || st_exec(s, "PRAGMA foreign_keys = ON") < 0 ||
+	    st_exec(s, "PRAGMA temp_store = MEMORY") < 0 ||
 	    /* Keeps the WAL file from staying huge after a burst. */
-	    exec(s, "PRAGMA journal_size_limit = 67108864") < 0 ||
+	    st_exec(s, "PRAGMA journal_size_limit = 67108864") < 0 ||
 	    /* 16 MB keeps the ready index hot with a million queued units. */
-	    exec(s, "PRAGMA cache_size = -16384") < 0)
+	    st_exec(s, "PRAGMA cache_size = -16384") < 0)
 		goto fail;
 	if (migrate(s) < 0)
 		goto fail;
@@ -601,7 +532,7 @@ int store_open(struct store **sp, const char *path, char *err, size_t errlen)
 		rc = sqlite3_prepare_v3(s->db, stmt_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &s->stmt[k], NULL);
 		if (rc != SQLITE_OK) {
-			fail(s, rc, "store_open: preparing \"%s\"", stmt_sql[k]);
+			st_fail(s, rc, "store_open: preparing \"%s\"", stmt_sql[k]);
 			goto fail;
 		}
 	}
@@ -633,104 +564,6 @@ void store_close(struct store *s)
 	free(s);
 }
 
-/* From here on a commit writes the WAL but does not wait for the disk
- * (synchronous = NORMAL, which still syncs around every checkpoint); the
- * caller makes its commits durable with store_sync() before it acts on
- * them.  Commits stay atomic and ordered: a crash before the sync loses
- * the transactions not yet synced, whole, and nothing else. */
-int store_defer_sync(struct store *s)
-{
-	size_t n = strlen(s->path) + sizeof "-wal";
-
-	if (s->wal_path == NULL) {
-		if ((s->wal_path = malloc(n)) == NULL)
-			return fail(s, SQLITE_OK, "store_defer_sync: out of memory");
-		snprintf(s->wal_path, n, "%s-wal", s->path);
-	}
-	return exec(s, "PRAGMA synchronous = NORMAL");
-}
-
-/* fsync(2) of the directory holding path. */
-static int sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	int fd, rc;
-
-	if (slash == NULL)
-		snprintf(dir, sizeof dir, ".");
-	else if (slash == path)
-		snprintf(dir, sizeof dir, "/");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/* fdatasync of the WAL through *fdp, opened (again) when SQLite has made a
- * new one (its inode changed); without a WAL, of the database file. */
-static int sync_wal(const struct store *s, int *fdp)
-{
-	struct stat a, b;
-
-	if (*fdp >= 0 && (stat(s->wal_path, &a) < 0 || fstat(*fdp, &b) < 0 ||
-	                  a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
-		close(*fdp);
-		*fdp = -1;
-	}
-	if (*fdp < 0) {
-		if ((*fdp = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0) {
-			int fd, rc;
-
-			/* No WAL (yet): whatever was committed is in the file. */
-			if (errno != ENOENT || (fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0)
-				return -1;
-			rc = fdatasync(fd);
-			close(fd);
-			return rc;
-		}
-		/* A WAL first seen: its name in the directory must last too. */
-		if (sync_dir(s->path) < 0)
-			return -1;
-	}
-	return fdatasync(*fdp);
-}
-
-/* Every commit made so far reaches the disk: one fdatasync of the WAL, the
- * file all of them were appended to.  Touches no SQLite state, so it may
- * run on a worker thread while the store's own thread goes on committing
- * (one store_sync at a time).  Returns 0, or -1 with errno set. */
-int store_sync(struct store *s)
-{
-	if (s->wal_path == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	return sync_wal(s, &s->wal_fd);
-}
-
-/* The same through a file descriptor of its own: safe beside a
- * store_sync() running on another thread. */
-int store_sync_now(struct store *s)
-{
-	int fd = -1, rc;
-
-	if (s->wal_path == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	rc = sync_wal(s, &fd);
-	if (fd >= 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return rc;
-}
-
 /* The last failure's message, for people. */
 const char *store_errmsg(const struct store *s)
 {
@@ -743,14 +576,14 @@ const char *store_errmsg(const struct store *s)
  * first write (which could fail with BUSY halfway through a batch). */
 int store_begin(struct store *s)
 {
-	return run(s, S_BEGIN, "store_begin");
+	return st_run(s, S_BEGIN, "store_begin");
 }
 
 /* Commits: one fsync of the WAL.  On failure the transaction may still be
  * open; call store_rollback(). */
 int store_commit(struct store *s)
 {
-	return run(s, S_COMMIT, "store_commit");
+	return st_run(s, S_COMMIT, "store_commit");
 }
 
 /* Discards the open transaction; harmless when SQLite already rolled back. */
@@ -758,7 +591,7 @@ int store_rollback(struct store *s)
 {
 	if (sqlite3_get_autocommit(s->db))
 		return 0;
-	return run(s, S_ROLLBACK, "store_rollback");
+	return st_run(s, S_ROLLBACK, "store_rollback");
 }
 
 /* Stores one request's shared body. */
@@ -768,12 +601,12 @@ int store_add_content(struct store *s, const char *msgid, const char *body, size
 	sqlite3_stmt *st = s->stmt[S_ADD_CONTENT];
 
 	if (len > INT32_MAX)
-		return fail(s, SQLITE_OK, "store_add_content: body of %zu bytes is too large", len);
-	bind_text(st, 1, msgid);
+		return st_fail(s, SQLITE_OK, "store_add_content: body of %zu bytes is too large", len);
+	st_bind_text(st, 1, msgid);
 	sqlite3_bind_int64(st, 2, now);
 	/* STATIC: the statement is reset before we return. */
 	sqlite3_bind_blob(st, 3, body ? body : "", body ? (int)len : 0, SQLITE_STATIC);
-	if (run(s, S_ADD_CONTENT, "store_add_content") < 0)
+	if (st_run(s, S_ADD_CONTENT, "store_add_content") < 0)
 		return -1;
 	if (content_id)
 		*content_id = sqlite3_last_insert_rowid(s->db);
@@ -789,13 +622,13 @@ int store_add_raw_content(struct store *s, const char *msgid, const char *body, 
 	sqlite3_stmt *st = s->stmt[S_ADD_RAW_CONTENT];
 
 	if (len > INT32_MAX || raw_len > INT32_MAX)
-		return fail(s, SQLITE_OK, "store_add_raw_content: message too large");
-	bind_text(st, 1, msgid);
+		return st_fail(s, SQLITE_OK, "store_add_raw_content: message too large");
+	st_bind_text(st, 1, msgid);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_blob(st, 3, body ? body : "", body ? (int)len : 0, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, raw ? raw : "", raw ? (int)raw_len : 0, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, mail_from ? mail_from : "", -1, SQLITE_STATIC);
-	if (run(s, S_ADD_RAW_CONTENT, "store_add_raw_content") < 0)
+	if (st_run(s, S_ADD_RAW_CONTENT, "store_add_raw_content") < 0)
 		return -1;
 	if (content_id)
 		*content_id = sqlite3_last_insert_rowid(s->db);
@@ -818,9 +651,9 @@ int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *r
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		if (rc == SQLITE_DONE)
-			return fail(s, SQLITE_OK, "store_content_raw: content %lld not found",
+			return st_fail(s, SQLITE_OK, "store_content_raw: content %lld not found",
 			            (long long)content_id);
-		return fail(s, rc, "store_content_raw");
+		return st_fail(s, rc, "store_content_raw");
 	}
 	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
 		sqlite3_reset(st);
@@ -835,7 +668,7 @@ int store_content_raw(struct store *s, int64_t content_id, char **raw, size_t *r
 		free(*mail_from);
 		*raw = *mail_from = NULL;
 		sqlite3_reset(st);
-		return fail(s, SQLITE_OK, "store_content_raw: %s", strerror(ENOMEM));
+		return st_fail(s, SQLITE_OK, "store_content_raw: %s", strerror(ENOMEM));
 	}
 	if (n)
 		memcpy(*raw, sqlite3_column_blob(st, 0), (size_t)n);
@@ -860,20 +693,20 @@ int store_add_unit_marked(struct store *s, int64_t content_id, const char *perso
 	sqlite3_stmt *st = s->stmt[S_ADD_UNIT];
 
 	if (len > INT32_MAX)
-		return fail(s, SQLITE_OK,
+		return st_fail(s, SQLITE_OK,
 		            "store_add_unit: personalization of %zu bytes is too large", len);
 	sqlite3_bind_int64(st, 1, content_id);
 	sqlite3_bind_int(st, 2, isp);
 	sqlite3_bind_int64(st, 3, now);
-	bind_text(st, 4, domain);
+	st_bind_text(st, 4, domain);
 	sqlite3_bind_text(st, 5, personalization ? personalization : "",
 	                  personalization ? (int)len : 0, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, engaged_at);
 	if (email && *email)
-		bind_text(st, 7, email);
+		st_bind_text(st, 7, email);
 	else
 		sqlite3_bind_null(st, 7);
-	if (run(s, S_ADD_UNIT, "store_add_unit") < 0)
+	if (st_run(s, S_ADD_UNIT, "store_add_unit") < 0)
 		return -1;
 	if (unit_id)
 		*unit_id = sqlite3_last_insert_rowid(s->db);
@@ -883,7 +716,7 @@ int store_add_unit_marked(struct store *s, int64_t content_id, const char *perso
 /* Returns units a crash left INFLIGHT to the queue. */
 int store_recover(struct store *s)
 {
-	if (run(s, S_RECOVER, "store_recover") < 0)
+	if (st_run(s, S_RECOVER, "store_recover") < 0)
 		return -1;
 	return sqlite3_changes(s->db);
 }
@@ -901,7 +734,7 @@ static int unit_read(struct store *s, sqlite3_stmt *st, struct store_unit *u, co
 	u->next_at = sqlite3_column_int64(st, 4);
 	u->personalization = malloc((size_t)n + 1);
 	if (!u->personalization)
-		return fail(s, SQLITE_OK, "%s: %s", what, strerror(ENOMEM));
+		return st_fail(s, SQLITE_OK, "%s: %s", what, strerror(ENOMEM));
 	if (n)
 		memcpy(u->personalization, p, (size_t)n);
 	u->personalization[n] = '\0';
@@ -930,7 +763,7 @@ int store_ready(struct store *s, int isp, int64_t now, struct store_unit *out, i
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
-		fail(s, rc, "store_ready");
+		st_fail(s, rc, "store_ready");
 		goto fail;
 	}
 	sqlite3_reset(st);
@@ -958,7 +791,7 @@ int store_ready_isps(struct store *s, int64_t now, int nisp, int64_t *ready, int
 {
 	int64_t first = INT64_MAX;
 
-	if (sp_begin(s, "store_ready_isps") < 0)
+	if (st_sp_begin(s, "store_ready_isps") < 0)
 		return -1;
 	for (int isp = 0; isp < nisp; isp++) {
 		enum stmt k = exact ? S_COUNT_READY : S_HAS_READY;
@@ -967,7 +800,7 @@ int store_ready_isps(struct store *s, int64_t now, int nisp, int64_t *ready, int
 
 		sqlite3_bind_int(s->stmt[k], 1, isp);
 		sqlite3_bind_int64(s->stmt[k], 2, now);
-		if (run_int(s, k, "store_ready_isps", &ready[isp]) < 0)
+		if (st_run_int(s, k, "store_ready_isps", &ready[isp]) < 0)
 			goto fail;
 		st = s->stmt[S_EARLIEST];
 		sqlite3_bind_int(st, 1, isp);
@@ -977,17 +810,17 @@ int store_ready_isps(struct store *s, int64_t now, int nisp, int64_t *ready, int
 			first = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			fail(s, rc, "store_ready_isps");
+			st_fail(s, rc, "store_ready_isps");
 			goto fail;
 		}
 	}
-	if (sp_release(s, "store_ready_isps") < 0)
+	if (st_sp_release(s, "store_ready_isps") < 0)
 		goto fail;
 	if (earliest)
 		*earliest = first;
 	return 0;
 fail:
-	sp_abort(s);
+	st_sp_abort(s);
 	return -1;
 }
 
@@ -995,10 +828,10 @@ fail:
  * is unknown or not in a state that allows the change. */
 static int change(struct store *s, enum stmt k, int64_t unit_id, const char *what, const char *need)
 {
-	if (run(s, k, what) < 0)
+	if (st_run(s, k, what) < 0)
 		return -1;
 	if (sqlite3_changes(s->db) != 1)
-		return fail(s, SQLITE_OK, "%s: unit %lld not found or not %s", what,
+		return st_fail(s, SQLITE_OK, "%s: unit %lld not found or not %s", what,
 		            (long long)unit_id, need);
 	return 0;
 }
@@ -1029,7 +862,7 @@ int store_mark_sent(struct store *s, int64_t unit_id, const char *provider_id, i
 	sqlite3_stmt *st = s->stmt[S_SENT];
 
 	sqlite3_bind_int64(st, 1, unit_id);
-	bind_text(st, 2, provider_id);
+	st_bind_text(st, 2, provider_id);
 	sqlite3_bind_int64(st, 3, now);
 	return change(s, S_SENT, unit_id, "store_mark_sent", "queued or in flight");
 }
@@ -1041,7 +874,7 @@ int store_requeue(struct store *s, int64_t unit_id, int64_t next_at, const char 
 
 	sqlite3_bind_int64(st, 1, unit_id);
 	sqlite3_bind_int64(st, 2, next_at);
-	bind_text(st, 3, error);
+	st_bind_text(st, 3, error);
 	return change(s, S_REQUEUE, unit_id, "store_requeue", "queued or in flight");
 }
 
@@ -1051,7 +884,7 @@ int store_mark_failed(struct store *s, int64_t unit_id, const char *error, int64
 	sqlite3_stmt *st = s->stmt[S_FAILED];
 
 	sqlite3_bind_int64(st, 1, unit_id);
-	bind_text(st, 2, error);
+	st_bind_text(st, 2, error);
 	sqlite3_bind_int64(st, 3, now);
 	return change(s, S_FAILED, unit_id, "store_mark_failed", "queued or in flight");
 }
@@ -1072,16 +905,16 @@ int store_content(struct store *s, int64_t content_id, char **body, size_t *len,
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		if (rc == SQLITE_DONE)
-			return fail(s, SQLITE_OK, "store_content: content %lld not found",
+			return st_fail(s, SQLITE_OK, "store_content: content %lld not found",
 			            (long long)content_id);
-		return fail(s, rc, "store_content");
+		return st_fail(s, rc, "store_content");
 	}
 	id = (const char *)sqlite3_column_text(st, 0);
 	if (msgid && msgid_len) {
 		if (snprintf(msgid, msgid_len, "%s", id ? id : "") >= (int)msgid_len) {
 			sqlite3_reset(st);
 			/* A cut message id would silently name another message. */
-			return fail(s, SQLITE_OK,
+			return st_fail(s, SQLITE_OK,
 			            "store_content: content %lld: msgid buffer too small",
 			            (long long)content_id);
 		}
@@ -1090,7 +923,7 @@ int store_content(struct store *s, int64_t content_id, char **body, size_t *len,
 	*body = malloc((size_t)n + 1);
 	if (!*body) {
 		sqlite3_reset(st);
-		return fail(s, SQLITE_OK, "store_content: %s", strerror(ENOMEM));
+		return st_fail(s, SQLITE_OK, "store_content: %s", strerror(ENOMEM));
 	}
 	if (n)
 		memcpy(*body, sqlite3_column_blob(st, 1), (size_t)n);
@@ -1098,156 +931,6 @@ int store_content(struct store *s, int64_t content_id, char **body, size_t *len,
 	if (len)
 		*len = (size_t)n;
 	sqlite3_reset(st);
-	return 0;
-}
-
-/* Adds n to one counter, creating it at n. */
-int store_count(struct store *s, int date, int route, int isp, int result, int64_t n)
-{
-	sqlite3_stmt *st = s->stmt[S_COUNT];
-
-	sqlite3_bind_int(st, 1, date);
-	sqlite3_bind_int(st, 2, route);
-	sqlite3_bind_int(st, 3, isp);
-	sqlite3_bind_int(st, 4, result);
-	sqlite3_bind_int64(st, 5, n);
-	return run(s, S_COUNT, "store_count");
-}
-
-struct counter_row {
-	int route, isp, result;
-	int64_t n;
-};
-
-/* Reports one date's counters.  The rows are read first and fn is called
- * after the statement is reset, so fn may use the store. */
-int store_counters(struct store *s, int date,
-                   void (*fn)(void *arg, int route, int isp, int result, int64_t n), void *arg)
-{
-	sqlite3_stmt *st = s->stmt[S_COUNTERS];
-	struct counter_row *rows = NULL;
-	size_t nrows = 0, cap = 0;
-	int rc;
-
-	sqlite3_bind_int(st, 1, date);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (nrows == cap) {
-			size_t ncap = cap ? 2 * cap : 64;
-			struct counter_row *r = realloc(rows, ncap * sizeof *r);
-
-			if (!r) {
-				sqlite3_reset(st);
-				free(rows);
-				return fail(s, SQLITE_OK, "store_counters: %s", strerror(ENOMEM));
-			}
-			rows = r;
-			cap = ncap;
-		}
-		rows[nrows++] =
-		    (struct counter_row){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
-		                         sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3)};
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(rows);
-		return fail(s, rc, "store_counters");
-	}
-	for (size_t i = 0; i < nrows; i++)
-		fn(arg, rows[i].route, rows[i].isp, rows[i].result, rows[i].n);
-	free(rows);
-	return 0;
-}
-
-/* Counts units by state, in one snapshot. */
-int store_depth(struct store *s, int64_t depth[4])
-{
-	if (sp_begin(s, "store_depth") < 0)
-		return -1;
-	if (run_int(s, S_DEPTH_QUEUED, "store_depth", &depth[STORE_QUEUED]) < 0 ||
-	    run_int(s, S_DEPTH_INFLIGHT, "store_depth", &depth[STORE_INFLIGHT]) < 0)
-		goto fail;
-	for (int state = STORE_SENT; state <= STORE_FAILED; state++) {
-		sqlite3_bind_int(s->stmt[S_DEPTH_DONE], 1, state);
-		if (run_int(s, S_DEPTH_DONE, "store_depth", &depth[state]) < 0)
-			goto fail;
-	}
-	if (sp_release(s, "store_depth") < 0)
-		goto fail;
-	return 0;
-fail:
-	sp_abort(s);
-	return -1;
-}
-
-/* Sent units per route and hour of [from, to): finished_at, bucketed. */
-int store_sent_hours(struct store *s, int64_t from, int64_t to, int64_t hour, int nroutes,
-                     int nhours, int64_t *counts)
-{
-	sqlite3_stmt *st = s->stmt[S_SENT_HOURS];
-	int rc;
-
-	memset(counts, 0, (size_t)nroutes * (size_t)nhours * sizeof(*counts));
-	sqlite3_bind_int64(st, 1, from);
-	sqlite3_bind_int64(st, 2, hour);
-	sqlite3_bind_int64(st, 3, to);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int r = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
-		int64_t h = sqlite3_column_int64(st, 1);
-
-		if (r < 0 || r >= nroutes || h < 0)
-			continue;
-		counts[r * nhours + (h < nhours ? h : nhours - 1)] += sqlite3_column_int64(st, 2);
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : fail(s, rc, "store_sent_hours");
-}
-
-/* Counts QUEUED units per ISP, in one snapshot. */
-int store_depth_isps(struct store *s, int nisp, int64_t *depth)
-{
-	if (sp_begin(s, "store_depth_isps") < 0)
-		return -1;
-	for (int isp = 0; isp < nisp; isp++) {
-		sqlite3_bind_int(s->stmt[S_DEPTH_ISP], 1, isp);
-		if (run_int(s, S_DEPTH_ISP, "store_depth_isps", &depth[isp]) < 0)
-			goto fail;
-	}
-	if (sp_release(s, "store_depth_isps") < 0)
-		goto fail;
-	return 0;
-fail:
-	sp_abort(s);
-	return -1;
-}
-
-/* Replaces the engine's saved state; NULL forgets it. */
-int store_engine_save(struct store *s, const char *text)
-{
-	if (!text)
-		return run(s, S_ENGINE_DELETE, "store_engine_save");
-	sqlite3_bind_text(s->stmt[S_ENGINE_SAVE], 1, text, -1, SQLITE_STATIC);
-	return run(s, S_ENGINE_SAVE, "store_engine_save");
-}
-
-/* Reads the engine's saved state; *text is NULL when none was saved. */
-int store_engine_load(struct store *s, char **text)
-{
-	sqlite3_stmt *st = s->stmt[S_ENGINE_LOAD];
-	int rc = sqlite3_step(st);
-
-	*text = NULL;
-	if (rc == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-
-		*text = strdup(t ? t : "");
-		sqlite3_reset(st);
-		if (!*text)
-			return fail(s, SQLITE_OK, "store_engine_load: %s", strerror(ENOMEM));
-		return 0;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return fail(s, rc, "store_engine_load");
 	return 0;
 }
 
@@ -1269,16 +952,6 @@ int store_prune(struct store *s, int64_t before)
 	return store_prune_some(s, before, -1);
 }
 
-/* Removes old events, at most limit. */
-int store_events_prune(struct store *s, int64_t before, int limit)
-{
-	sqlite3_bind_int64(s->stmt[S_PRUNE_EVENTS], 1, before);
-	sqlite3_bind_int(s->stmt[S_PRUNE_EVENTS], 2, limit);
-	if (run(s, S_PRUNE_EVENTS, "store_events_prune") < 0)
-		return -1;
-	return sqlite3_changes(s->db);
-}
-
 /* Gives up to pages free pages back to the file system. */
 int store_vacuum_step(struct store *s, int pages)
 {
@@ -1286,7 +959,7 @@ int store_vacuum_step(struct store *s, int pages)
 
 	/* A pragma takes no bound parameter. */
 	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", pages > 0 ? pages : 1);
-	return exec(s, sql);
+	return st_exec(s, sql);
 }
 
 /* Removes up to limit finished units, and the contents they leave unused. */
@@ -1297,7 +970,7 @@ int store_prune_some(struct store *s, int64_t before, int limit)
 	size_t n = 0, cap = 0;
 	int rc;
 
-	if (sp_begin(s, "store_prune") < 0)
+	if (st_sp_begin(s, "store_prune") < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, before);
 	sqlite3_bind_int(st, 2, limit);
@@ -1308,7 +981,7 @@ int store_prune_some(struct store *s, int64_t before, int limit)
 
 			if (!p) {
 				sqlite3_reset(st);
-				fail(s, SQLITE_OK, "store_prune: %s", strerror(ENOMEM));
+				st_fail(s, SQLITE_OK, "store_prune: %s", strerror(ENOMEM));
 				goto fail;
 			}
 			ids = p;
@@ -1318,7 +991,7 @@ int store_prune_some(struct store *s, int64_t before, int limit)
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		fail(s, rc, "store_prune");
+		st_fail(s, rc, "store_prune");
 		goto fail;
 	}
 	if (n > 1)
@@ -1327,16 +1000,16 @@ int store_prune_some(struct store *s, int64_t before, int limit)
 		if (i > 0 && ids[i] == ids[i - 1])
 			continue;
 		sqlite3_bind_int64(s->stmt[S_PRUNE_CONTENT], 1, ids[i]);
-		if (run(s, S_PRUNE_CONTENT, "store_prune: contents") < 0)
+		if (st_run(s, S_PRUNE_CONTENT, "store_prune: contents") < 0)
 			goto fail;
 	}
-	if (sp_release(s, "store_prune") < 0)
+	if (st_sp_release(s, "store_prune") < 0)
 		goto fail;
 	free(ids);
 	return (int)(n > INT32_MAX ? INT32_MAX : n);
 fail:
 	free(ids);
-	sp_abort(s);
+	st_sp_abort(s);
 	return -1;
 }
 
@@ -1356,7 +1029,7 @@ int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int
 	}
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return fail(s, rc, "store_unit_get");
+		return st_fail(s, rc, "store_unit_get");
 	}
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL && provider_id)
 		pid = strdup((const char *)sqlite3_column_text(st, 7));
@@ -1367,7 +1040,7 @@ int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int
 		free(pid);
 		free(e);
 		sqlite3_reset(st);
-		return fail(s, SQLITE_OK, "store_unit_get: %s", strerror(ENOMEM));
+		return st_fail(s, SQLITE_OK, "store_unit_get: %s", strerror(ENOMEM));
 	}
 	if (out && unit_read(s, st, out, "store_unit_get") < 0) {
 		free(pid);
@@ -1383,105 +1056,6 @@ int store_unit_get(struct store *s, int64_t unit_id, struct store_unit *out, int
 		*error = e;
 	sqlite3_reset(st);
 	return 1;
-}
-
-/* ---- suppressions ------------------------------------------------------- */
-
-/* Longest address kept: RFC 5321's path limit. */
-#define ADDRESS_MAX 254
-
-/* Lower-cases an address into out (ASCII only: the domain is
- * case-insensitive, and mailbox providers treat local parts so too). */
-static int address_key(struct store *s, const char *email, char *out, const char *what)
-{
-	size_t n = email ? strlen(email) : 0;
-
-	if (n == 0 || n > ADDRESS_MAX)
-		return fail(s, SQLITE_OK, "%s: address %s", what, n ? "too long" : "empty");
-	for (size_t i = 0; i <= n; i++) {
-		char c = email[i];
-		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-	}
-	return 0;
-}
-
-/* Adds one address; keeps the first reason of one already there. */
-int store_suppress_add(struct store *s, const char *email, const char *reason, const char *detail,
-                       int64_t now)
-{
-	sqlite3_stmt *st = s->stmt[S_SUPP_ADD];
-	char key[ADDRESS_MAX + 1];
-
-	if (address_key(s, email, key, "store_suppress_add") < 0)
-		return -1;
-	bind_text(st, 1, key);
-	bind_text(st, 2, reason ? reason : "manual");
-	sqlite3_bind_int64(st, 3, now);
-	bind_text(st, 4, detail);
-	if (run(s, S_SUPP_ADD, "store_suppress_add") < 0)
-		return -1;
-	return sqlite3_changes(s->db) > 0;
-}
-
-/* Adds many addresses in one savepoint: all or none. */
-int store_suppress_add_bulk(struct store *s, const char *const *emails, int n, const char *reason,
-                            const char *detail, int64_t now)
-{
-	int added = 0, rc;
-
-	if (sp_begin(s, "store_suppress_add_bulk") < 0)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		if ((rc = store_suppress_add(s, emails[i], reason, detail, now)) < 0)
-			goto fail;
-		added += rc;
-	}
-	if (sp_release(s, "store_suppress_add_bulk") < 0)
-		goto fail;
-	return added;
-fail:
-	sp_abort(s);
-	return -1;
-}
-
-/* Removes one address. */
-int store_suppress_remove(struct store *s, const char *email)
-{
-	char key[ADDRESS_MAX + 1];
-
-	if (address_key(s, email, key, "store_suppress_remove") < 0)
-		return -1;
-	bind_text(s->stmt[S_SUPP_REMOVE], 1, key);
-	if (run(s, S_SUPP_REMOVE, "store_suppress_remove") < 0)
-		return -1;
-	return sqlite3_changes(s->db) > 0;
-}
-
-/* One primary-key probe: is this address suppressed, and why. */
-int store_suppress_check(struct store *s, const char *email, char *reason, size_t reason_len)
-{
-	sqlite3_stmt *st = s->stmt[S_SUPP_CHECK];
-	char key[ADDRESS_MAX + 1];
-	int rc;
-
-	/* Too long to have been stored: not suppressed, and not an error. */
-	if (email && strlen(email) > ADDRESS_MAX)
-		return 0;
-	if (address_key(s, email, key, "store_suppress_check") < 0)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && reason && reason_len) {
-		const char *r = (const char *)sqlite3_column_text(st, 0);
-		snprintf(reason, reason_len, "%s", r ? r : "");
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc != SQLITE_DONE)
-		return fail(s, rc, "store_suppress_check");
-	return 0;
 }
 
 /* Marks a fresh unit as one only the v3 API route may send. */
@@ -1505,149 +1079,8 @@ int store_v3only_waiting(struct store *s, int64_t *n, int64_t *oldest)
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
-		return fail(s, rc, "store_v3only_waiting");
+		return st_fail(s, rc, "store_v3only_waiting");
 	return 0;
-}
-
-/* Adds (address, group). */
-int store_suppress_group_add(struct store *s, const char *email, int64_t group,
-                             const char *detail, int64_t now)
-{
-	sqlite3_stmt *st = s->stmt[S_GROUP_ADD];
-	char key[ADDRESS_MAX + 1];
-
-	if (address_key(s, email, key, "store_suppress_group_add") < 0)
-		return -1;
-	bind_text(st, 1, key);
-	sqlite3_bind_int64(st, 2, group);
-	sqlite3_bind_int64(st, 3, now);
-	bind_text(st, 4, detail);
-	if (run(s, S_GROUP_ADD, "store_suppress_group_add") < 0)
-		return -1;
-	return sqlite3_changes(s->db) > 0;
-}
-
-/* One probe of (address, group). */
-int store_suppress_group_check(struct store *s, const char *email, int64_t group)
-{
-	sqlite3_stmt *st = s->stmt[S_GROUP_CHECK];
-	char key[ADDRESS_MAX + 1];
-	int rc;
-
-	if (email && strlen(email) > ADDRESS_MAX)
-		return 0;
-	if (address_key(s, email, key, "store_suppress_group_check") < 0)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, group);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc != SQLITE_DONE)
-		return fail(s, rc, "store_suppress_group_check");
-	return 0;
-}
-
-/* Lists a page of entries in address order. */
-int store_suppress_list(struct store *s, const char *reason, const char *after, int limit,
-                        void (*fn)(void *arg, const struct store_suppression *e), void *arg)
-{
-	enum stmt k = reason ? S_SUPP_LIST_REASON : S_SUPP_LIST;
-	sqlite3_stmt *st = s->stmt[k];
-	int n = 0, rc;
-
-	bind_text(st, 1, after ? after : "");
-	sqlite3_bind_int(st, 2, limit);
-	if (reason)
-		bind_text(st, 3, reason);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_suppression e = {
-		    .email = (const char *)sqlite3_column_text(st, 0),
-		    .reason = (const char *)sqlite3_column_text(st, 1),
-		    .created = sqlite3_column_int64(st, 2),
-		    .detail = (const char *)sqlite3_column_text(st, 3),
-		};
-		fn(arg, &e);
-		n++;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return fail(s, rc, "store_suppress_list");
-	return n;
-}
-
-/* Counts entries, of one reason or all. */
-int store_suppress_count(struct store *s, const char *reason, int64_t *n)
-{
-	if (!reason)
-		return run_int(s, S_SUPP_COUNT, "store_suppress_count", n);
-	bind_text(s->stmt[S_SUPP_COUNT_REASON], 1, reason);
-	return run_int(s, S_SUPP_COUNT_REASON, "store_suppress_count", n);
-}
-
-/* ---- events ------------------------------------------------------------- */
-
-/* Appends one event. */
-int store_event_add(struct store *s, int64_t at, const char *kind, const char *route,
-                    const char *text)
-{
-	sqlite3_stmt *st = s->stmt[S_EVENT_ADD];
-
-	sqlite3_bind_int64(st, 1, at);
-	bind_text(st, 2, kind ? kind : "");
-	bind_text(st, 3, route);
-	bind_text(st, 4, text ? text : "");
-	return run(s, S_EVENT_ADD, "store_event_add");
-}
-
-/* Reports the last n events, newest first. */
-int store_events_recent(struct store *s, int n, void (*fn)(void *arg, const struct store_event *e),
-                        void *arg)
-{
-	sqlite3_stmt *st = s->stmt[S_EVENTS_RECENT];
-	int count = 0, rc;
-
-	sqlite3_bind_int(st, 1, n);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_event e = {
-		    .id = sqlite3_column_int64(st, 0),
-		    .at = sqlite3_column_int64(st, 1),
-		    .kind = (const char *)sqlite3_column_text(st, 2),
-		    .route = (const char *)sqlite3_column_text(st, 3),
-		    .text = (const char *)sqlite3_column_text(st, 4),
-		};
-		fn(arg, &e);
-		count++;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return fail(s, rc, "store_events_recent");
-	return count;
-}
-
-/* Records an Event Webhook event id; 1 when new, 0 when already seen. */
-int store_webhook_seen(struct store *s, const char *event_id, int64_t now)
-{
-	sqlite3_stmt *st = s->stmt[S_WEBHOOK_SEEN];
-
-	bind_text(st, 1, event_id);
-	sqlite3_bind_int64(st, 2, now);
-	if (run(s, S_WEBHOOK_SEEN, "store_webhook_seen") < 0)
-		return -1;
-	return sqlite3_changes(s->db) == 1;
-}
-
-/* Forgets event ids recorded before `before`; returns how many. */
-int store_webhook_prune(struct store *s, int64_t before)
-{
-	sqlite3_bind_int64(s->stmt[S_WEBHOOK_PRUNE], 1, before);
-	if (run(s, S_WEBHOOK_PRUNE, "store_webhook_prune") < 0)
-		return -1;
-	return sqlite3_changes(s->db);
 }
 
 /* Finds the route and ISP of a sent unit by its provider message id. */
@@ -1657,8 +1090,8 @@ int store_unit_by_provider(struct store *s, const char *provider_id, const char 
 	sqlite3_stmt *st = s->stmt[S_UNIT_BY_PROVIDER];
 	int rc;
 
-	bind_text(st, 1, provider_id);
-	bind_text(st, 2, domain ? domain : "");
+	st_bind_text(st, 1, provider_id);
+	st_bind_text(st, 2, domain ? domain : "");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*route = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 0);
@@ -1670,42 +1103,5 @@ int store_unit_by_provider(struct store *s, const char *provider_id, const char 
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	return fail(s, rc, "store_unit_by_provider");
-}
-
-/* Engagement the provider reported (an open or a click): the address's
- * last engagement moves up to at, never back. */
-int store_engaged_note(struct store *s, const char *email, int64_t at)
-{
-	sqlite3_stmt *st = s->stmt[S_ENGAGED_NOTE];
-
-	bind_text(st, 1, email);
-	sqlite3_bind_int64(st, 2, at);
-	return run(s, S_ENGAGED_NOTE, "store_engaged_note");
-}
-
-/* Forgets up to limit engagements older than before.  Returns how many. */
-int store_engaged_prune(struct store *s, int64_t before, int limit)
-{
-	sqlite3_stmt *st = s->stmt[S_ENGAGED_PRUNE];
-
-	sqlite3_bind_int64(st, 1, before);
-	sqlite3_bind_int(st, 2, limit);
-	if (run(s, S_ENGAGED_PRUNE, "store_engaged_prune") < 0)
-		return -1;
-	return sqlite3_changes(s->db);
-}
-
-int store_engaged_get(struct store *s, const char *email, int64_t *at)
-{
-	sqlite3_stmt *st = s->stmt[S_ENGAGED_GET];
-	int rc;
-
-	*at = 0;
-	bind_text(st, 1, email);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*at = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, "store_engaged_get");
+	return st_fail(s, rc, "store_unit_by_provider");
 }
