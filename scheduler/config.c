@@ -41,120 +41,19 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "core/pacing.h"
 #include "core/parse.h"
 
-#define MB               ((size_t)1024 * 1024)
-#define MAX_BODY_LIMIT   (30 * MB)
-#define SECRET_MAX       4096
-#define SCHEDULE_MAX     (16 * MB)
-#define DEFAULT_STORE    "/var/lib/warmup/warmup.db"
-#define DEFAULT_SENDGRID "https://api.sendgrid.com"
-#define LINE_MAX_CHARS   197 /* libinih's fixed 200-byte line buffer, less CR, LF, NUL */
+#include "config_priv.h"
 
-enum sect {
-	S_WARMUP,
-	S_LISTEN,
-	S_STORE,
-	S_ROUTE,
-	S_ISP,
-	S_GATE,
-	S_BACKOFF,
-	S_LOG,
-	S_SUPPRESS,
-	S_ALERT,
-	S_WEBHOOK,
-	S_DEFER,
-	S_SMTP,
-	S_DNS,
-	S_STATUS,
-	S_CLUSTER
-};
-
-/* A section as written, resolved: "route old" is S_ROUTE with index 1. */
-struct sect_ref {
-	enum sect kind;
-	int index;     /* route or ISP group */
-	char name[64]; /* canonical: "route old", "isp google" */
-};
-
-/* Where a secret comes from; read only after the whole file checked out. */
-struct secret_ref {
-	char env[128];
-	char file[1024];
-	const char *key; /* the key that named it, for messages */
-	int line;
-};
-
-/* One key seen in the file, for duplicates and for checks at the end. */
-struct seen {
-	char *section;
-	char *key;
-	int line;
-};
-
-struct load {
-	struct wu_conf *c;
-	int flags;
-	FILE *f;
-	int line;
-	int failed;
-	int bad_section; /* the current [section] header was reported: skip its keys */
-	struct wu_conf_errors *errs;
-
-	struct seen *seen;
-	int nseen, capseen;
-
-	int start_set, y, m, d;
-	int open_min, close_min;
-	char tz[64];
-	struct secret_ref token;
-	struct secret_ref route_secret[WU_ROUTE_COUNT];
-	int route_line[WU_ROUTE_COUNT]; /* header line, 0 = section absent */
-	int domains_after_add[WU_ISP_MAX];
-	char url[WU_ROUTE_COUNT][512];
-	int url_set[WU_ROUTE_COUNT];
-	struct secret_ref alert_url;        /* [alert] webhook_url_env/_file */
-	struct secret_ref webhook_password; /* [webhook] password_env/_file */
-	struct secret_ref cluster_password; /* [cluster] password_env/_file */
-	char webhook_key_file[1024];        /* [webhook] public_key_file, read last */
-	int webhook_key_line, webhook_line;
-};
-
-enum vtype { V_RATE, V_PERCENT, V_DURATION, V_INT, V_INT64, V_BOOL, V_STR, V_PATH, V_SIZE, V_FN };
-
-/* Route keys that belong to one type only. */
-#define FOR_ANY      0
-#define FOR_SENDGRID 1
-#define FOR_SMTP     2
-
-struct key;
-typedef int (*key_fn)(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
-                      char *why, size_t n);
-
-struct key {
-	enum sect sect;
-	const char *name;
-	enum vtype type;
-	size_t off;  /* in struct wu_conf, or struct snd_route_conf for S_ROUTE */
-	size_t size; /* V_STR, V_PATH: room in the target */
-	double min, max;
-	key_fn fn;
-	int only; /* S_ROUTE: FOR_SENDGRID or FOR_SMTP */
-};
 
 /* Formats a message into the caller's buffer; returns -1 for tail calls. */
 static int say(char *err, size_t errlen, const char *fmt, ...)
@@ -205,7 +104,7 @@ static void errors_vadd(struct wu_conf_errors *e, const char *path, int line, co
 }
 
 /* Records one error of a load and goes on: --check reports them all. */
-static void lfail(struct load *ld, int line, const char *fmt, ...)
+void cf_lfail(struct load *ld, int line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -227,7 +126,7 @@ static int copy(char *dst, size_t size, const char *s)
 }
 
 /* Printable ASCII and UTF-8 only: values end up in HTTP headers and logs. */
-static int has_control(const char *s)
+int cf_has_control(const char *s)
 {
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
@@ -247,7 +146,7 @@ static int resolve(const struct wu_conf *c, const char *v, char *out, size_t siz
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static int loopback(const char *host)
+int cf_loopback(const char *host)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -749,7 +648,7 @@ static int k_secret(struct load *ld, const struct key *k, const struct sect_ref 
 			    "expected the name of an environment variable such as "
 			    "SENDGRID_API_KEY (letters, digits and _; the value is not shown)");
 		strcpy(r->env, v);
-	} else if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+	} else if (!*v || cf_has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
 		r->file[0] = '\0';
 		return say(why, n, "expected the path of a file holding the secret, got '%s'", v);
 	}
@@ -776,7 +675,7 @@ static int k_url(struct load *ld, const struct key *k, const struct sect_ref *s,
                  char *why, size_t n)
 {
 	(void)k;
-	if (!*v || has_control(v) || strchr(v, ' ') ||
+	if (!*v || cf_has_control(v) || strchr(v, ' ') ||
 	    copy(ld->url[s->index], sizeof(ld->url[s->index]), v) < 0)
 		return say(why, n, "expected a URL such as https://api.sendgrid.com, got '%s'", v);
 	ld->url_set[s->index] = ld->line;
@@ -948,7 +847,7 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
 		           r->key ? r->key : "webhook_url", r->line);
 	if (strcmp(k->name, "webhook_url") == 0) {
 		if ((strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) ||
-		    has_control(v) || strchr(v, ' '))
+		    cf_has_control(v) || strchr(v, ' '))
 			return say(why, n,
 			           "expected an http:// or https:// URL (the value is not "
 			           "shown)");
@@ -964,7 +863,7 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
 			    "expected the name of an environment variable such as "
 			    "WARMUP_ALERT_URL (letters, digits and _; the value is not shown)");
 		strcpy(r->env, v);
-	} else if (!*v || has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+	} else if (!*v || cf_has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
 		r->file[0] = '\0';
 		return say(why, n, "expected the path of a file holding the URL, got '%s'", v);
 	}
@@ -979,7 +878,7 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
  */
 
 /* Keeps a decoded public key, refusing a second one. */
-static int webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
+int cf_webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
 {
 	struct wu_webhook_conf *w = &ld->c->webhook;
 	unsigned char *der;
@@ -1026,14 +925,14 @@ static int k_webhook_key(struct load *ld, const struct key *k, const struct sect
 			           "the public key is already given by public_key_file "
 			           "on line %d; give it once",
 			           ld->webhook_key_line);
-		if (webhook_key_set(ld, v, why, n) < 0)
+		if (cf_webhook_key_set(ld, v, why, n) < 0)
 			return -1;
 	} else {
 		if (ld->c->webhook.public_key)
 			return say(why, n,
 			           "the public key is already given on line %d; give it once",
 			           ld->webhook_key_line);
-		if (!*v || has_control(v) ||
+		if (!*v || cf_has_control(v) ||
 		    resolve(ld->c, v, ld->webhook_key_file, sizeof(ld->webhook_key_file)) < 0) {
 			ld->webhook_key_file[0] = '\0';
 			return say(why, n,
@@ -1065,7 +964,7 @@ static int k_defer_match(struct load *ld, const struct key *k, const struct sect
 	size_t len = 0;
 
 	(void)k;
-	if (has_control(v) || copy(buf, sizeof(buf), v) < 0)
+	if (cf_has_control(v) || copy(buf, sizeof(buf), v) < 0)
 		goto bad;
 	/* Alternatives are trimmed and lowered once, so matching is plain. */
 	for (alt = strtok_r(buf, "|", &save); alt; alt = strtok_r(NULL, "|", &save)) {
@@ -1303,7 +1202,7 @@ static const struct key keys[] = {
     FN(S_DEFER, "hold", k_defer_hold),
 };
 
-static const struct key *key_find(enum sect s, const char *name)
+const struct key *cf_key_find(enum sect s, const char *name)
 {
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i].sect == s && strcmp(keys[i].name, name) == 0)
@@ -1356,12 +1255,12 @@ static int set_value(struct load *ld, const struct key *k, void *base, const cha
 		return 0;
 	}
 	case V_STR:
-		if (has_control(v) || copy(p, k->size, v) < 0)
+		if (cf_has_control(v) || copy(p, k->size, v) < 0)
 			return say(why, n, "expected text of at most %zu characters, got '%s'",
 			           k->size - 1, v);
 		return 0;
 	case V_PATH:
-		if (!*v || has_control(v) || resolve(ld->c, v, p, k->size) < 0)
+		if (!*v || cf_has_control(v) || resolve(ld->c, v, p, k->size) < 0)
 			return say(why, n,
 			           "expected a file path of at most %zu characters, got '%s'",
 			           k->size - 1, v);
@@ -1403,7 +1302,7 @@ static int seen_add(struct load *ld, const char *section, const char *key, int *
 }
 
 /* The line a key was set on, or 0. */
-static int seen_line(const struct load *ld, const char *section, const char *key)
+int cf_seen_line(const struct load *ld, const char *section, const char *key)
 {
 	for (int i = 0; i < ld->nseen; i++)
 		if (strcmp(ld->seen[i].section, section) == 0 && strcmp(ld->seen[i].key, key) == 0)
@@ -1425,16 +1324,16 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	if (ld->bad_section)
 		return 1;
 	if (!*section) {
-		lfail(ld, ld->line, "%s: every key belongs to a section such as [warmup]", name);
+		cf_lfail(ld, ld->line, "%s: every key belongs to a section such as [warmup]", name);
 		return 1;
 	}
 	if (section_parse(ld, section, &s, why, sizeof(why)) < 0) {
-		lfail(ld, ld->line, "%s", why);
+		cf_lfail(ld, ld->line, "%s", why);
 		return 1;
 	}
-	if (!(k = key_find(s.kind, name))) {
+	if (!(k = cf_key_find(s.kind, name))) {
 		/* The value is left out on purpose: it may be a secret. */
-		lfail(ld, ld->line, "[%s] %s: unknown key%s", s.name, name,
+		cf_lfail(ld, ld->line, "[%s] %s: unknown key%s", s.name, name,
 		      s.kind == S_ROUTE && (strstr(name, "key") || strstr(name, "pass"))
 		          ? " (secrets go in api_key_env, api_key_file, password_env or "
 		            "password_file)"
@@ -1445,14 +1344,14 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	}
 	if (strcmp(name, "add_domains") != 0 && seen_add(ld, s.name, name, &first) < 0) {
 		if (first)
-			lfail(ld, ld->line, "[%s] %s: already set on line %d", s.name, name, first);
+			cf_lfail(ld, ld->line, "[%s] %s: already set on line %d", s.name, name, first);
 		else
-			lfail(ld, ld->line, "out of memory");
+			cf_lfail(ld, ld->line, "out of memory");
 		return 1;
 	}
-	if (strcmp(name, "add_domains") == 0 && !seen_line(ld, s.name, name) &&
+	if (strcmp(name, "add_domains") == 0 && !cf_seen_line(ld, s.name, name) &&
 	    seen_add(ld, s.name, name, &first) < 0) {
-		lfail(ld, ld->line, "out of memory");
+		cf_lfail(ld, ld->line, "out of memory");
 		return 1;
 	}
 	if (s.kind == S_ROUTE && !ld->route_line[s.index])
@@ -1461,7 +1360,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	why[0] = '\0';
 	if ((k->type == V_FN ? k->fn(ld, k, &s, value, why, sizeof(why))
 	                     : set_value(ld, k, base, value, why, sizeof(why))) < 0) {
-		lfail(ld, ld->line, "[%s] %s: %s", s.name, name, why[0] ? why : "bad value");
+		cf_lfail(ld, ld->line, "[%s] %s: %s", s.name, name, why[0] ? why : "bad value");
 		return 1;
 	}
 	return 1;
@@ -1485,7 +1384,7 @@ static char *read_line(char *buf, int size, void *user)
 	if (len && buf[len - 1] != '\n' && !feof(ld->f)) {
 		int ch;
 
-		lfail(ld, ld->line, "line longer than %d characters", LINE_MAX_CHARS);
+		cf_lfail(ld, ld->line, "line longer than %d characters", LINE_MAX_CHARS);
 		while ((ch = fgetc(ld->f)) != EOF && ch != '\n')
 			;
 		return strcpy(buf, "\n"); /* the rest of the file is still read */
@@ -1501,13 +1400,13 @@ static char *read_line(char *buf, int size, void *user)
 		len = (size_t)(close - p - 1);
 		ld->bad_section = 1;
 		if (len >= sizeof(name)) {
-			lfail(ld, ld->line, "section name too long");
+			cf_lfail(ld, ld->line, "section name too long");
 			return buf;
 		}
 		memcpy(name, p + 1, len);
 		name[len] = '\0';
 		if (section_parse(ld, name, &s, why, sizeof(why)) < 0) {
-			lfail(ld, ld->line, "%s", why);
+			cf_lfail(ld, ld->line, "%s", why);
 			return buf; /* libinih still opens it; on_pair skips its keys */
 		}
 		ld->bad_section = 0;
@@ -1516,537 +1415,10 @@ static char *read_line(char *buf, int size, void *user)
 	} else if (*p && *p != ';' && *p != '#' && *p != '\r' && *p != '\n' &&
 	           (*p == '[' || !strpbrk(p, "=:"))) {
 		/* libinih would stop here; a blank line in its place lets it read on. */
-		lfail(ld, ld->line, "expected [section], key = value or a comment");
+		cf_lfail(ld, ld->line, "expected [section], key = value or a comment");
 		return strcpy(buf, "\n");
 	}
 	return buf;
-}
-
-/* ---- after the last line ------------------------------------------------ */
-
-/* Reads a secret from the environment or a file into *out (malloc'ed). */
-static int secret_read(struct load *ld, const struct secret_ref *r, const char *section,
-                       const char *what, char **out, char *source, size_t source_len)
-{
-	char buf[SECRET_MAX + 2];
-	const char *v;
-	size_t len = 0;
-	int fd;
-
-	if (r->env[0]) {
-		snprintf(source, source_len, "env %.150s", r->env);
-		if (!(v = getenv(r->env))) {
-			lfail(ld, r->line, "[%s] %s_env: environment variable %s is not set",
-			      section, what, r->env);
-			return -1;
-		}
-		len = strlen(v);
-		if (len > SECRET_MAX) {
-			lfail(ld, r->line, "[%s] %s_env: %s holds more than %d bytes", section,
-			      what, r->env, SECRET_MAX);
-			return -1;
-		}
-		memcpy(buf, v, len);
-	} else {
-		struct stat st;
-		ssize_t got;
-
-		snprintf(source, source_len, "file %.150s", r->file);
-		if ((fd = open(r->file, O_RDONLY | O_CLOEXEC)) < 0) {
-			lfail(ld, r->line, "[%s] %s_file: cannot read %s: %s", section, what,
-			      r->file, strerror(errno));
-			return -1;
-		}
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			close(fd);
-			lfail(ld, r->line, "[%s] %s_file: %s is not a regular file", section, what,
-			      r->file);
-			return -1;
-		}
-		if (st.st_mode & S_IROTH) {
-			close(fd);
-			lfail(ld, r->line,
-			      "[%s] %s_file: %s is readable by every user; refusing to use it "
-			      "(chmod o-r %s)",
-			      section, what, r->file, r->file);
-			return -1;
-		}
-		while (len < sizeof(buf) - 1 &&
-		       (got = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
-			if (got < 0) {
-				if (errno == EINTR)
-					continue;
-				explicit_bzero(buf, sizeof(buf));
-				close(fd);
-				lfail(ld, r->line, "[%s] %s_file: cannot read %s: %s", section,
-				      what, r->file, strerror(errno));
-				return -1;
-			}
-			len += (size_t)got;
-		}
-		close(fd);
-		/* Editors end files with a newline; the secret does not include it. */
-		if (len && buf[len - 1] == '\n')
-			len--;
-		if (len && buf[len - 1] == '\r')
-			len--;
-		if (len > SECRET_MAX) {
-			explicit_bzero(buf, sizeof(buf));
-			lfail(ld, r->line, "[%s] %s_file: %s holds more than %d bytes", section,
-			      what, r->file, SECRET_MAX);
-			return -1;
-		}
-	}
-	buf[len] = '\0';
-	if (len == 0 || has_control(buf) || strlen(buf) != len) {
-		explicit_bzero(buf, sizeof(buf));
-		lfail(ld, r->line, "[%s] %s_%s: the secret from %s is %s", section, what,
-		      r->env[0] ? "env" : "file", source,
-		      len == 0 ? "empty" : "more than one line or holds control characters");
-		return -1;
-	}
-	*out = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	if (!*out) {
-		lfail(ld, r->line, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-/* Checks a route once its whole section is known. */
-static int route_check(struct load *ld, int r)
-{
-	struct snd_route_conf *rc = &ld->c->route[r];
-	const char *name = r == WU_ROUTE_NEW ? "route new" : "route old";
-	const struct secret_ref *sec = &ld->route_secret[r];
-	int have_secret = sec->env[0] || sec->file[0];
-	const char *url;
-
-	if (rc->type == SND_TYPE_NONE) {
-		if (!seen_line(ld, name, "type"))
-			lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
-		return -1;
-	}
-	/* Keys of the other type would be ignored: better to say so. */
-	for (int i = 0; i < ld->nseen; i++) {
-		const struct key *k;
-
-		if (strcmp(ld->seen[i].section, name) != 0)
-			continue;
-		k = key_find(S_ROUTE, ld->seen[i].key);
-		if (k && k->only &&
-		    k->only != (rc->type == SND_TYPE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
-			lfail(ld, ld->seen[i].line,
-			      "[%s] %s: only for type = %s (this route is %s)", name, k->name,
-			      k->only == FOR_SENDGRID ? "sendgrid" : "smtp",
-			      rc->type == SND_TYPE_SENDGRID ? "sendgrid" : "smtp");
-			return -1;
-		}
-	}
-	if (rc->type == SND_TYPE_SENDGRID && !ld->url_set[r])
-		strcpy(ld->url[r], DEFAULT_SENDGRID);
-	url = ld->url[r];
-	if (rc->type == SND_TYPE_SENDGRID) {
-		char host[256];
-		const char *h = url + 7, *e;
-		size_t hl;
-
-		if (strncmp(url, "https://", 8) == 0 && url[8]) {
-			/* fine */
-		} else if (strncmp(url, "http://", 7) == 0) {
-			/* Plain HTTP would carry the API key in the clear: loopback only
-			 * (the fake SendGrid server of the tests and demos). */
-			if (*h == '[') {
-				h++;
-				e = strchr(h, ']');
-			} else {
-				e = h + strcspn(h, ":/");
-			}
-			hl = e ? (size_t)(e - h) : 0;
-			if (hl == 0 || hl >= sizeof(host)) {
-				lfail(ld, ld->url_set[r],
-				      "[%s] url: expected https://HOST, got '%s'", name, url);
-				return -1;
-			}
-			memcpy(host, h, hl);
-			host[hl] = '\0';
-			if (!loopback(host)) {
-				lfail(ld, ld->url_set[r],
-				      "[%s] url: http:// would send the API key unencrypted; use "
-				      "https:// (plain http only to a loopback address), got '%s'",
-				      name, url);
-				return -1;
-			}
-		} else {
-			lfail(
-			    ld, ld->url_set[r],
-			    "[%s] url: expected https://HOST such as https://api.sendgrid.com, got "
-			    "'%s'",
-			    name, url);
-			return -1;
-		}
-		if (!have_secret && !(ld->flags & WU_CONF_NO_SECRETS) &&
-		    !seen_line(ld, name, "api_key_env") && !seen_line(ld, name, "api_key_file")) {
-			lfail(ld, ld->route_line[r],
-			      "[%s] api_key_env: required: the SendGrid API key, from "
-			      "api_key_env = VARIABLE or api_key_file = PATH",
-			      name);
-			return -1;
-		}
-	} else {
-		int smtps = strncmp(url, "smtps://", 8) == 0;
-
-		if (!ld->url_set[r]) {
-			lfail(ld, ld->route_line[r],
-			      "[%s] url: required for smtp: smtp://HOST:PORT (STARTTLS) or "
-			      "smtps://HOST:PORT",
-			      name);
-			return -1;
-		}
-		if ((!smtps && strncmp(url, "smtp://", 7) != 0) || !url[smtps ? 8 : 7]) {
-			lfail(ld, ld->url_set[r],
-			      "[%s] url: expected smtp://HOST:PORT or smtps://HOST:PORT, got '%s'",
-			      name, url);
-			return -1;
-		}
-		if (smtps && rc->tls == SND_TLS_NONE) {
-			lfail(
-			    ld, seen_line(ld, name, "tls"),
-			    "[%s] tls: none contradicts the smtps:// URL (TLS from the first byte)",
-			    name);
-			return -1;
-		}
-		if (rc->username[0] && !have_secret) {
-			lfail(ld, seen_line(ld, name, "username"),
-			      "[%s] username: needs a password from password_env or password_file",
-			      name);
-			return -1;
-		}
-		if (have_secret && !rc->username[0]) {
-			lfail(ld, sec->line, "[%s] %s: a password needs a username", name,
-			      sec->key);
-			return -1;
-		}
-		/* On SMTP these travel in the X-SMTPAPI header, or nowhere. */
-		if (!rc->x_smtpapi) {
-			static const char *const hdr[] = {"ip_pool", "click_tracking",
-			                                  "open_tracking", "subscription_tracking"};
-			for (size_t i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
-				int line = seen_line(ld, name, hdr[i]);
-				if (line && (i == 0 ? rc->ip_pool[0] != '\0'
-				                    : (i == 1   ? rc->click_tracking
-				                       : i == 2 ? rc->open_tracking
-				                                : rc->subscription_tracking))) {
-					lfail(ld, line,
-					      "[%s] %s: on an smtp route this is sent in the "
-					      "X-SMTPAPI "
-					      "header; set x_smtpapi = on",
-					      name, hdr[i]);
-					return -1;
-				}
-			}
-		}
-		if (rc->ca_file[0] && !(ld->flags & WU_CONF_NO_SECRETS) &&
-		    access(rc->ca_file, R_OK) < 0) {
-			lfail(ld, seen_line(ld, name, "ca_file"),
-			      "[%s] ca_file: cannot read %s: %s", name, rc->ca_file,
-			      strerror(errno));
-			return -1;
-		}
-	}
-	strcpy(rc->url, url);
-	return 0;
-}
-
-/* Reads public_key_file: SendGrid's base64 line, or a PEM public key. */
-static int webhook_key_read(struct load *ld)
-{
-	char text[8192], b64[8192], why[WU_ERR_MAX], *line, *save = NULL;
-	size_t len, blen = 0;
-	FILE *f = fopen(ld->webhook_key_file, "r");
-
-	if (!f) {
-		lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: cannot read %s: %s",
-		      ld->webhook_key_file, strerror(errno));
-		return -1;
-	}
-	len = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[len] = '\0';
-	b64[0] = '\0';
-	for (line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		if (strncmp(line, "-----", 5) == 0)
-			continue; /* PEM armour */
-		blen += (size_t)snprintf(b64 + blen, sizeof(b64) - blen, "%s", wu_trim(line));
-		if (blen >= sizeof(b64))
-			break;
-	}
-	if (webhook_key_set(ld, b64, why, sizeof(why)) < 0) {
-		lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: %s: %s",
-		      ld->webhook_key_file, why);
-		return -1;
-	}
-	return 0;
-}
-
-/* The [cluster] checks that need the whole section: an address, a node name. */
-static void cluster_finish(struct load *ld)
-{
-	struct wu_cluster_conf *c = &ld->c->cluster;
-	char host[256] = "";
-
-	if (!c->enabled)
-		return;
-	if (!c->host[0])
-		lfail(ld, 0,
-		      "[cluster] redis: required: the Redis server, such as "
-		      "redis://127.0.0.1:6379/0");
-	if (!c->node[0]) {
-		if (gethostname(host, sizeof(host) - 1) == 0 && wu_cluster_name_ok(host))
-			strcpy(c->node, host);
-		else
-			lfail(ld, 0,
-			      "[cluster] node: required: the host name '%.60s' cannot name "
-			      "this node in Redis keys; give node = NAME",
-			      host);
-	}
-	if (c->timeout < 100 * 1000 || c->timeout > 60 * WU_USEC)
-		lfail(ld, seen_line(ld, "cluster", "timeout"),
-		      "[cluster] timeout: expected 100ms to 60s");
-}
-
-/* The [webhook] checks that need the whole file, then its secrets. */
-static int webhook_finish(struct load *ld, int daemon)
-{
-	struct wu_webhook_conf *w = &ld->c->webhook;
-	int basic = w->username[0] || ld->webhook_password.key;
-	int line = seen_line(ld, "webhook", "auth");
-	char why[WU_ERR_MAX];
-
-	for (int i = 0; i < w->nrules; i++) {
-		struct wu_defer_rule *r = &w->rules[i];
-
-		if (r->isp < 0) {
-			lfail(ld, r->line,
-			      "[defer_rule %s] isp: required: the ISP group it watches", r->name);
-		}
-		if (!r->match[0]) {
-			lfail(ld, r->line,
-			      "[defer_rule %s] match: required: the texts to look for, such as "
-			      "4.7.28",
-			      r->name);
-		}
-	}
-	/* The rules in force, for the engine: the daemon's and the simulator's
-	 * alike (the webhook feeds them events, the simulator draws them). */
-	if (w->nrules > 0) {
-		memcpy(ld->c->core.rules, w->rules, sizeof(w->rules[0]) * (size_t)w->nrules);
-		ld->c->core.nrules = w->nrules;
-	} else {
-		ld->c->core.nrules =
-		    w->default_rules ? wu_deferral_defaults(&ld->c->core.isps, ld->c->core.rules,
-		                                            WU_DEFER_RULES_MAX)
-		                     : 0;
-	}
-	if (!w->enabled)
-		return 0;
-	if (w->auth_none && (basic || w->public_key || ld->webhook_key_file[0])) {
-		lfail(ld, line,
-		      "[webhook] auth: none contradicts public_key and username/password; keep "
-		      "one");
-	}
-	if (w->auth_none && !loopback(ld->c->listen_host)) {
-		lfail(ld, line,
-		      "[webhook] auth: none is only allowed on a loopback address (the daemon "
-		      "listens on %s)",
-		      ld->c->listen_host);
-	}
-	if (w->username[0] && !ld->webhook_password.key) {
-		lfail(ld, seen_line(ld, "webhook", "username"),
-		      "[webhook] username: needs a password from password_env or password_file");
-	}
-	if (ld->webhook_password.key && !w->username[0]) {
-		lfail(ld, ld->webhook_password.line, "[webhook] %s: a password needs a username",
-		      ld->webhook_password.key);
-	}
-	/* A forged batch could halt the ramp or cut an ISP: no silent default. */
-	if (daemon && !w->auth_none && !basic && !w->public_key && !ld->webhook_key_file[0]) {
-		lfail(ld, ld->webhook_line,
-		      "[webhook]: the event webhook needs authentication: set public_key (or "
-		      "public_key_file) for signed events, or username with password_env or "
-		      "password_file, or write auth = none to accept unauthenticated events");
-	}
-	if (!daemon)
-		return 0;
-	if (ld->webhook_key_file[0])
-		webhook_key_read(ld);
-	if (ld->webhook_password.key)
-		secret_read(ld, &ld->webhook_password, "webhook", "password", &w->password, why,
-		            sizeof(why));
-	return 0;
-}
-
-/* The checks that need the whole file, then the schedule and the secrets. */
-static int finish(struct load *ld)
-{
-	struct wu_conf *c = ld->c;
-	int daemon = !(ld->flags & WU_CONF_NO_SECRETS);
-	int line, y, m, d;
-	char why[WU_ERR_MAX];
-
-	/* A route stops at its first problem: the next would follow from it. */
-	for (int r = 0; r < WU_ROUTE_COUNT; r++)
-		if (ld->route_line[r])
-			route_check(ld, r);
-	if (daemon && !ld->route_line[WU_ROUTE_NEW]) {
-		lfail(ld, 0,
-		      "[route new]: required: the route being warmed up (type = sendgrid or "
-		      "smtp)");
-	}
-	if (daemon && c->core.overflow == WU_OVERFLOW_OLD && !ld->route_line[WU_ROUTE_OLD]) {
-		lfail(ld, seen_line(ld, "warmup", "overflow"),
-		      "[warmup] overflow: 'old'%s sends what the new route cannot take to the old "
-		      "relay, but there is no [route old]; add one, or set overflow = defer",
-		      seen_line(ld, "warmup", "overflow") ? "" : " (the default)");
-	}
-
-	line = seen_line(ld, "listen", "auth");
-	if (c->auth_none && (ld->token.env[0] || ld->token.file[0])) {
-		lfail(ld, line, "[listen] auth: none contradicts token_env/token_file; keep one");
-	}
-	if (c->auth_none && !loopback(c->listen_host)) {
-		lfail(ld, line,
-		      "[listen] auth: none is only allowed on a loopback address (the intake "
-		      "listens on %s)",
-		      c->listen_host);
-	}
-	if (daemon && !c->auth_none && !ld->token.env[0] && !ld->token.file[0] &&
-	    !seen_line(ld, "listen", "token_env") && !seen_line(ld, "listen", "token_file")) {
-		lfail(ld, 0,
-		      "[listen]: the intake needs a bearer token: set token_env = VARIABLE or "
-		      "token_file = PATH, or write auth = none to run without one");
-	}
-
-	if (!seen_line(ld, "status", "open_to")) {
-		char why[128];
-		c->status.nopen_to = wu_cidr_parse_list("127.0.0.0/8, ::1", c->status.open_to,
-		                                        WU_CIDR_MAX, why, sizeof(why));
-	}
-
-	if (c->smtpd.enabled) {
-		struct wu_smtpd_conf *sm = &c->smtpd;
-
-		if (!seen_line(ld, "smtp", "address")) {
-			lfail(ld, 0, "[smtp] address: required, such as 127.0.0.1:2525");
-		}
-		if (!seen_line(ld, "smtp", "networks")) {
-			char why[128];
-			sm->nnetworks = wu_cidr_parse_list("127.0.0.0/8, ::1", sm->networks,
-			                                   WU_CIDR_MAX, why, sizeof(why));
-		}
-		if (!sm->tls_cert_file[0] != !sm->tls_key_file[0]) {
-			lfail(ld, seen_line(ld, "smtp", sm->tls_cert_file[0] ? "tls_cert_file"
-			                                                    : "tls_key_file"),
-			      "[smtp] %s: STARTTLS needs both tls_cert_file and tls_key_file",
-			      sm->tls_cert_file[0] ? "tls_cert_file" : "tls_key_file");
-		}
-		if (!sm->tls_set)
-			sm->tls = sm->tls_cert_file[0] ? WU_SMTPD_TLS_OPTIONAL : WU_SMTPD_TLS_OFF;
-		if (sm->tls != WU_SMTPD_TLS_OFF && !sm->tls_cert_file[0]) {
-			lfail(ld, seen_line(ld, "smtp", "tls"),
-			      "[smtp] tls: %s needs tls_cert_file and tls_key_file",
-			      sm->tls == WU_SMTPD_TLS_REQUIRED ? "required" : "optional");
-		}
-		if (!sm->nnetworks && !sm->users_file[0]) {
-			lfail(ld, seen_line(ld, "smtp", "networks"),
-			      "[smtp] networks: empty, and no users_file: no client could send");
-		}
-		if (!sm->hostname[0] && gethostname(sm->hostname, sizeof(sm->hostname) - 1) < 0)
-			snprintf(sm->hostname, sizeof(sm->hostname), "warmupd");
-	}
-
-	if (c->max_connections_per_ip < 0)
-		c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
-
-	if (c->core.gate.bounce_warn > c->core.gate.bounce_halt) {
-		lfail(ld, seen_line(ld, "gate", "bounce_warn"),
-		      "[gate] bounce_warn: must not be above bounce_halt");
-	}
-	if (c->core.gate.complaint_warn > c->core.gate.complaint_halt) {
-		lfail(ld, seen_line(ld, "gate", "complaint_warn"),
-		      "[gate] complaint_warn: must not be above complaint_halt");
-	}
-	if (c->core.backoff.retry_min > c->core.backoff.retry_max) {
-		lfail(ld, seen_line(ld, "backoff", "retry_min"),
-		      "[backoff] retry_min: must not be above retry_max");
-	}
-
-	if (daemon && !ld->start_set && !seen_line(ld, "warmup", "start")) {
-		lfail(ld, 0,
-		      "[warmup] start: required: the local date of day 1, such as 2026-12-01");
-	}
-	if (ld->start_set) {
-		y = ld->y, m = ld->m, d = ld->d;
-	} else {
-		wu_civil_from_days(c->core.calendar.start, &y, &m, &d);
-	}
-	if (!seen_line(ld, "warmup", "timezone") && wu_zone_check(ld->tz, why, sizeof(why)) < 0) {
-		lfail(ld, 0, "[warmup] timezone: the default zone is missing: %s", why);
-	}
-	if (wu_calendar_init(&c->core.calendar, ld->tz, y, m, d, ld->open_min, ld->close_min, why,
-	                     sizeof(why)) < 0) {
-		lfail(ld, seen_line(ld, "warmup", "timezone"), "[warmup] timezone: %s", why);
-	}
-
-	if (c->schedule_path[0]) {
-		char path[sizeof(c->schedule_path)];
-
-		strcpy(path, c->schedule_path);
-		if (wu_conf_read_schedule(c, path, why, sizeof(why)) < 0) {
-			lfail(ld, seen_line(ld, "warmup", "schedule"), "[warmup] schedule: %s",
-			      why);
-		}
-	} else if (daemon && !seen_line(ld, "warmup", "schedule")) {
-		lfail(ld, 0, "[warmup] schedule: required: a CSV file of day,cap rows");
-	}
-
-	webhook_finish(ld, daemon);
-	cluster_finish(ld);
-	if (!daemon)
-		return ld->failed ? -1 : 0;
-	/* Every secret is looked for, so that one run names all that are missing. */
-	if (!c->auth_none && (ld->token.env[0] || ld->token.file[0]))
-		secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
-	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		struct snd_route_conf *rc = &c->route[r];
-		const struct secret_ref *sec = &ld->route_secret[r];
-
-		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
-			continue;
-		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
-		            rc->type == SND_TYPE_SENDGRID ? "api_key" : "password", &rc->secret,
-		            rc->secret_source, sizeof(rc->secret_source));
-	}
-	if (c->cluster.enabled && ld->cluster_password.key) {
-		char source[160];
-
-		secret_read(ld, &ld->cluster_password, "cluster", "password", &c->cluster.password,
-		            source, sizeof(source));
-	}
-	if (ld->alert_url.key) {
-		char source[160];
-
-		if (secret_read(ld, &ld->alert_url, "alert", "webhook_url", &c->alert_url, source,
-		                sizeof(source)) == 0 &&
-		    strncmp(c->alert_url, "https://", 8) != 0 &&
-		    strncmp(c->alert_url, "http://", 7) != 0) {
-			lfail(ld, ld->alert_url.line,
-			      "[alert] %s: the URL from %s does not start with https:// or http://",
-			      ld->alert_url.key, source);
-		}
-	}
-	return ld->failed ? -1 : 0;
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -2206,20 +1578,20 @@ int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_c
 
 	rc = ini_parse_stream(read_line, &ld, on_pair, &ld);
 	if (ferror(ld.f))
-		lfail(&ld, 0, "read error");
+		cf_lfail(&ld, 0, "read error");
 	if (rc > 0)
-		lfail(&ld, rc, "expected [section], key = value or a comment");
+		cf_lfail(&ld, rc, "expected [section], key = value or a comment");
 	else if (rc < 0)
-		lfail(&ld, 0, "cannot parse (error %d)", rc);
-	finish(&ld);
+		cf_lfail(&ld, 0, "cannot parse (error %d)", rc);
+	cf_finish(&ld);
 	fclose(ld.f);
 	ld.f = NULL;
-	c->store_line = seen_line(&ld, "store", "path");
-	c->listen_line = seen_line(&ld, "listen", "address");
-	c->smtpd.address_line = seen_line(&ld, "smtp", "address");
-	c->smtpd.users_line = seen_line(&ld, "smtp", "users_file");
-	c->smtpd.tls_cert_line = seen_line(&ld, "smtp", "tls_cert_file");
-	c->status.viewers_line = seen_line(&ld, "status", "viewers_file");
+	c->store_line = cf_seen_line(&ld, "store", "path");
+	c->listen_line = cf_seen_line(&ld, "listen", "address");
+	c->smtpd.address_line = cf_seen_line(&ld, "smtp", "address");
+	c->smtpd.users_line = cf_seen_line(&ld, "smtp", "users_file");
+	c->smtpd.tls_cert_line = cf_seen_line(&ld, "smtp", "tls_cert_file");
+	c->status.viewers_line = cf_seen_line(&ld, "status", "viewers_file");
 	for (int i = 0; i < ld.nseen; i++)
 		free(ld.seen[i].section), free(ld.seen[i].key);
 	free(ld.seen);
