@@ -565,6 +565,8 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	struct cluster *c = priv;
 	redisReply *r = reply;
 	int was_held = c->held, was_exhausted = c->exhausted;
+	struct wu_gate_counts peer = {0, 0, 0};
+	struct wu_gate_past peer_past = {0};
 
 	(void)ac;
 	cluster_answered(c);
@@ -581,7 +583,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	if (c->left > 0)
 		c->exhausted = 0;
 	c->nview = 0;
-	for (size_t i = 9; i + 4 < r->elements && c->nview < VIEW_MAX; i += 5) {
+	for (size_t i = 9; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
 		struct node_view *v = &c->view[c->nview++];
 
 		snprintf(v->node, sizeof(v->node), "%s", cluster_str_at(r, i));
@@ -589,7 +591,13 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 		v->lease = cluster_int_at(r, i + 2);
 		v->sent = cluster_int_at(r, i + 3);
 		v->at = cluster_int_at(r, i + 4);
+		/* the others' gate counts of today join this node's */
+		if (v->date == c->date && strcmp(v->node, c->conf->node) != 0 &&
+		    cluster_gate_add(cluster_str_at(r, i + 5), &peer, &peer_past) < 0)
+			wu_warn("cluster: node %s published gate counts that do not parse", v->node);
 	}
+	wu_engine_gate_peers(c->d->engine, daemon_now(c->d), c->date, &peer, &peer_past);
+	daemon_drain_events(c->d);
 	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5),
 	                    cluster_str_at(r, 6), (int)cluster_int_at(r, 7), cluster_str_at(r, 8));
 	if ((was_held && !c->held) || (was_exhausted && !c->exhausted))
@@ -600,7 +608,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
 	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
-	char key[256];
+	char key[256], gate[GATE_TEXT_MAX];
 
 	/* an answer later than the timeout: the server is as good as gone */
 	if (c->ac && c->rn > 0 &&
@@ -633,11 +641,12 @@ static void on_tick(uv_timer_t *t)
 		c->lease = 0;
 	}
 	day_key(c, c->date, key, sizeof(key));
+	cluster_gate_text(c->d->engine, gate, sizeof(gate));
 	redisAsyncCommand(c->ac, on_sync, c,
-	                  "EVALSHA %s 5 %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d",
+	                  "EVALSHA %s 5 %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d %s",
 	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause, c->k_node_prefix,
 	                  cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
-	                  (long long)c->lease, (long long)today->used, NODE_TTL_S);
+	                  (long long)c->lease, (long long)today->used, NODE_TTL_S, gate);
 	cluster_sent(c);
 	cluster_bus_read(c);
 }

@@ -77,14 +77,15 @@
 /* The periodic call: the claim, this node's numbers for the cluster view,
  * the shared pause, and every live node's numbers back.
  * KEYS: day, this node's hash, the node set, the pause hash, the node
- * hash prefix.  ARGV: cap node claim grace date lease sent ttl.
+ * hash prefix.  ARGV: cap node claim grace date lease sent ttl gate.
  * Returns {left, granted, cap, held, pause_seq, paused, pause_kind,
- * pause_date, pause_by, then node, date, lease, sent, at per node}. */
+ * pause_date, pause_by, then node, date, lease, sent, at, gate per node}
+ * (gate: the node's own gate counts, cluster_gate.c). */
 #define CLUSTER_LUA_SYNC                                                                           \
 	CLUSTER_LUA_CLAIM                                                                          \
 	"local ttl = tonumber(ARGV[8])\n"                                                          \
 	"redis.call('HSET', KEYS[2], 'date', ARGV[5], 'lease', ARGV[6], 'sent', ARGV[7],"          \
-	" 'at', now)\n"                                                                            \
+	" 'at', now, 'gate', ARGV[9])\n"                                                           \
 	"redis.call('EXPIRE', KEYS[2], ttl)\n"                                                     \
 	"redis.call('ZADD', KEYS[3], now, ARGV[2])\n"                                              \
 	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)\n"                             \
@@ -92,13 +93,14 @@
 	"local out = {left, granted, c, held, tonumber(p[1] or '0'), tonumber(p[2] or '0'),"       \
 	" p[3] or '', tonumber(p[4] or '0'), p[5] or ''}\n"                                        \
 	"for _, node in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"                         \
-	"  local h = redis.call('HMGET', KEYS[5] .. node, 'date', 'lease', 'sent', 'at')\n"        \
+	"  local h = redis.call('HMGET', KEYS[5] .. node, 'date', 'lease', 'sent', 'at', 'gate')\n" \
 	"  if h[1] then\n"                                                                         \
 	"    table.insert(out, node)\n"                                                            \
 	"    table.insert(out, tonumber(h[1]))\n"                                                  \
 	"    table.insert(out, tonumber(h[2]))\n"                                                  \
 	"    table.insert(out, tonumber(h[3]))\n"                                                  \
 	"    table.insert(out, tonumber(h[4]))\n"                                                  \
+	"    table.insert(out, h[5] or '')\n"                                                      \
 	"  end\n"                                                                                  \
 	"end\n"                                                                                    \
 	"return out\n"

@@ -116,6 +116,13 @@ void cluster_kick(struct cluster *c);
 void cluster_sent(struct cluster *c);
 void cluster_answered(struct cluster *c);
 int cluster_bad_reply(struct cluster *c, const redisReply *r, const char *what);
+/* cluster_gate.c: this node's gate counts as its node hash keeps them, and
+ * the sum of the others' (a text that does not parse is -1 and adds
+ * nothing). */
+#define GATE_TEXT_MAX 512
+void cluster_gate_text(const struct wu_engine *e, char *buf, size_t len);
+int cluster_gate_add(const char *text, struct wu_gate_counts *today, struct wu_gate_past *past);
+
 int64_t cluster_int_at(const redisReply *r, size_t i);
 const char *cluster_str_at(const redisReply *r, size_t i);
 

@@ -40,6 +40,11 @@ struct wu_engine {
 	char paused_by[WU_ROUTE_COUNT][WHO_MAX];
 	struct wu_gate_counts gate;    /* new-route outcomes since the day began or a resume */
 	struct wu_gate_past gate_past; /* the days before, which the gate pools with today */
+	/* the other nodes' own counts, of peer_date (wu_engine_gate_peers);
+	 * the gate judges them with this node's */
+	struct wu_gate_counts peer;
+	struct wu_gate_past peer_past;
+	int peer_date;
 	enum wu_gate_state gate_state; /* verdict on gate */
 	struct wu_bucket pacing;
 	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
@@ -479,12 +484,37 @@ struct wu_decision wu_engine_route_for(struct wu_engine *e, wu_time_t now, int i
 	return d;
 }
 
+/* What the gate judges: this node's counts, and the other nodes' of today
+ * when a cluster shares them (day by day: the n-th day before today of
+ * each node is summed). */
+static void gate_view(const struct wu_engine *e, struct wu_gate_counts *today,
+                      struct wu_gate_past *past)
+{
+	*today = e->gate;
+	*past = e->gate_past;
+	if (e->peer_date == 0 || e->peer_date != e->today.date)
+		return;
+	today->delivered += e->peer.delivered;
+	today->bounces += e->peer.bounces;
+	today->complaints += e->peer.complaints;
+	for (int i = 0; i < e->peer_past.n; i++) {
+		if (i >= past->n)
+			past->day[past->n++] = (struct wu_gate_counts){0, 0, 0};
+		past->day[i].delivered += e->peer_past.day[i].delivered;
+		past->day[i].bounces += e->peer_past.day[i].bounces;
+		past->day[i].complaints += e->peer_past.day[i].complaints;
+	}
+}
+
 /* Re-judges today's new-route health and acts on a change. */
 static void judge(struct wu_engine *e, wu_time_t now)
 {
 	struct wu_gate_verdict v;
+	struct wu_gate_counts today;
+	struct wu_gate_past past;
 
-	wu_gate_eval(&e->conf.gate, &e->gate, &e->gate_past, &v);
+	gate_view(e, &today, &past);
+	wu_gate_eval(&e->conf.gate, &today, &past, &v);
 	if (v.state <= e->gate_state)
 		return;
 	e->gate_state = v.state;
@@ -524,8 +554,10 @@ static void gate_hear(struct wu_engine *e, wu_time_t now, enum wu_result result,
 	e->gate.bounces += result == WU_BOUNCE ? n : 0;
 	e->gate.complaints += result == WU_COMPLAINT ? n : 0;
 	/* A delivery only lowers the rates, so it changes the verdict only
-	 * where it changes the pool (gate.c, wu_gate_due). */
-	if (result != WU_DELIVERED || wu_gate_due(&e->conf.gate, &e->gate_past, &before, &e->gate))
+	 * where it changes the pool (gate.c, wu_gate_due); with other nodes'
+	 * counts in the pool, every report is judged. */
+	if (result != WU_DELIVERED || e->peer_date == e->today.date ||
+	    wu_gate_due(&e->conf.gate, &e->gate_past, &before, &e->gate))
 		judge(e, now);
 }
 
@@ -853,7 +885,30 @@ const struct wu_day_stats *wu_engine_yesterday(const struct wu_engine *e)
 
 void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v)
 {
-	wu_gate_eval(&e->conf.gate, &e->gate, &e->gate_past, v);
+	struct wu_gate_counts today;
+	struct wu_gate_past past;
+
+	gate_view(e, &today, &past);
+	wu_gate_eval(&e->conf.gate, &today, &past, v);
+}
+
+void wu_engine_gate_own(const struct wu_engine *e, struct wu_gate_counts *today,
+                        struct wu_gate_past *past)
+{
+	*today = e->gate;
+	*past = e->gate_past;
+}
+
+void wu_engine_gate_peers(struct wu_engine *e, wu_time_t now, int date,
+                          const struct wu_gate_counts *today, const struct wu_gate_past *past)
+{
+	e->peer_date = date;
+	e->peer = *today;
+	e->peer_past = *past;
+	if (e->peer_past.n > WU_GATE_DAYS)
+		e->peer_past.n = WU_GATE_DAYS;
+	if (date == e->today.date)
+		judge(e, now);
 }
 
 int wu_engine_held(const struct wu_engine *e)

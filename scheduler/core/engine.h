@@ -307,6 +307,17 @@ const struct wu_day_stats *wu_engine_yesterday(const struct wu_engine *e);
 /* Current gate verdict of today's new-route outcomes. */
 void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v);
 
+/* This node's own gate counts (today since the gate last started afresh,
+ * and the days before): what a cluster publishes to the other nodes. */
+void wu_engine_gate_own(const struct wu_engine *e, struct wu_gate_counts *today,
+                        struct wu_gate_past *past);
+
+/* The other nodes' own counts, summed, of local date `date`: the gate
+ * judges them with this node's from now on (an earlier date's are
+ * ignored), and judges at once.  A halt is an event as any other. */
+void wu_engine_gate_peers(struct wu_engine *e, wu_time_t now, int date,
+                          const struct wu_gate_counts *today, const struct wu_gate_past *past);
+
 /* Held days so far (days the schedule did not advance). */
 int wu_engine_held(const struct wu_engine *e);
 const struct wu_core_conf *wu_engine_conf(const struct wu_engine *e);

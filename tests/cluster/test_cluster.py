@@ -408,6 +408,31 @@ timeout = 1s
         wait_for(lambda: not any(n.status()["routes"]["new"]["paused"] for n in self.nodes),
                  "the resume reached every node")
 
+    def test_gate_counts_are_pooled_over_the_nodes(self):
+        """The webhook's events land on any node: 60 reports on one node
+        and 60 on another, one in five a bounce, are each below the gate's
+        minimum sample of 120, and halt the ramp together."""
+        self.start_nodes()
+        accepted = self.post(30, tag="p")
+        self.wait_all(accepted)
+        ts = int(time.time())
+        for k, node in enumerate(self.nodes[:2]):
+            batch = [{"email": "p%d-%d@example.com" % (k, i), "timestamp": ts,
+                      "event": "bounce" if i % 5 == 4 else "delivered", "type": "bounce",
+                      "sg_event_id": "pool-%d-%d" % (k, i), "warmup_route": "new"}
+                     for i in range(60)]
+            st, _, b = node.request("POST", "/v1/events/sendgrid", batch, token=None)
+            self.assertEqual(st, 200, b)
+            self.assertEqual(json.loads(b)["applied"], 60, b)
+            if k == 0:
+                # 60 reports in the whole cluster so far: not enough to judge
+                self.assertNotEqual(node.status()["gate"]["state"], "halt")
+                self.assertFalse(node.status()["routes"]["new"]["paused"])
+        wait_for(lambda: all(n.status()["routes"]["new"]["paused"] for n in self.nodes),
+                 "the pooled counts halted the new route on all three nodes")
+        halted = [n.status()["gate"] for n in self.nodes[:2]]
+        self.assertTrue(any(g["state"] == "halt" for g in halted), halted)
+
     def test_same_event_id_counts_once(self):
         self.start_nodes()
         ts = int(time.time())

@@ -837,6 +837,41 @@ static void report(wu_time_t now, int isp, int n, int k)
 		outcome(now, WU_ROUTE_NEW, isp, i % k == k - 1 ? WU_BOUNCE : WU_DELIVERED);
 }
 
+/* A cluster's other nodes: their own counts join this node's in the gate.
+ * 60 reports here and 60 from the others, one in five a bounce: neither
+ * half alone reaches the gate's minimum sample of 120, the two together
+ * halt the ramp; another date's counts count for nothing. */
+static void test_gate_peers(void **state)
+{
+	(void)state;
+	struct wu_gate_counts own, peer = {.delivered = 48, .bounces = 12};
+	struct wu_gate_past own_past, none = {0};
+	struct wu_gate_verdict v;
+	int date;
+
+	conf_make(BIG, 0, 1440, WU_BURST_DAY, WU_OVERFLOW_OLD);
+	engine_make(T0);
+	assert_int_equal(take_new(T0 + WU_HOUR, WU_ISP_OTHER, 60), 60);
+	events(WU_EV_DAY, NULL);
+	report(T0 + 2 * WU_HOUR, WU_ISP_OTHER, 60, 5);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_OK);
+	date = wu_engine_today(eng)->date;
+	wu_engine_gate_peers(eng, T0 + 2 * WU_HOUR, date - 1, &peer, &none);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_OK);
+	assert_int_equal(events(WU_EV_GATE_HALT, NULL), 0);
+	wu_engine_gate_peers(eng, T0 + 2 * WU_HOUR, date, &peer, &none);
+	assert_int_equal(events(WU_EV_GATE_HALT, NULL), 1);
+	wu_engine_gate(eng, &v);
+	assert_int_equal(v.state, WU_GATE_HALT);
+	assert_int_equal(v.bounce_n, 120);
+	/* what a node publishes stays its own */
+	wu_engine_gate_own(eng, &own, &own_past);
+	assert_i64_eq(own.delivered + own.bounces, 60);
+	assert_i64_eq(own.bounces, 12);
+}
+
 static void test_gate_halt_holds_day(void **state)
 {
 	(void)state;
@@ -1418,6 +1453,7 @@ int main(void)
 	    T_(test_gate_defer_halted_waits),
 	    T_(test_gate_manual_resume),
 	    T_(test_gate_small_sample),
+	    T_(test_gate_peers),
 	    T_(test_gate_warn_event),
 	    T_(test_old_route_bounces_do_not_halt),
 	    T_(test_gated_advance),
