@@ -71,6 +71,8 @@ static const char *const scripts[SC_COUNT] = {CLUSTER_LUA_LEASE, CLUSTER_LUA_RET
                                               CLUSTER_LUA_SYNC, CLUSTER_LUA_PAUSE};
 
 static void connect_now(struct cluster *c);
+static void sync_soon(struct cluster *c);
+static void on_tick(uv_timer_t *t);
 static void lease_ask(struct cluster *c);
 static void lost(struct cluster *c, const char *why);
 
@@ -209,6 +211,7 @@ static void lost(struct cluster *c, const char *why)
 	c->ac = NULL;
 	c->ready = 0;
 	c->asking = 0;
+	c->syncing = 0;
 	c->bus_reading = 0;
 	c->rn = 0;
 	c->disconnects++;
@@ -232,6 +235,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL; /* hiredis frees it */
 	c->ready = 0;
 	c->asking = 0;
+	c->syncing = 0;
 	c->bus_reading = 0;
 	c->rn = 0;
 	if (c->stopping) {
@@ -502,6 +506,30 @@ static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 	c->cap = cap;
 	c->used = used;
 	g = n < c->lease ? n : c->lease;
+	/* With pacing, a unit needs a token of the cluster's bucket too. */
+	if (c->prate > 0) {
+		c->pace_demand += n;
+		if (g > c->ptok) {
+			g = c->ptok;
+			if (g < n && c->lease > g) {
+				/* Tokens, not units, are short: wait for the next sync
+				 * unless the bucket is known to be empty, then the
+				 * overflow policy decides as for local pacing. */
+				c->ptok -= g;
+				c->lease -= g;
+				c->used = used + g;
+				if (g > 0)
+					note_taken(c, g);
+				*why = c->pace_empty && !c->stopping ? WU_LEDGER_PACED
+				       : c->stopping                 ? WU_LEDGER_DOWN
+				                                     : WU_LEDGER_PENDING;
+				if (!c->pace_empty)
+					sync_soon(c);
+				return g;
+			}
+		}
+		c->ptok -= g;
+	}
 	c->lease -= g;
 	c->used = used + g; /* the engine counts them now: the claim stays whole */
 	if (g > 0)
@@ -529,6 +557,8 @@ static void shared_give_back(struct wu_ledger *l, int date, int64_t n)
 	if (date == c->date) {
 		c->lease += n;
 		c->used = c->used > n ? c->used - n : 0;
+		if (c->prate > 0)
+			c->ptok += n;
 	}
 }
 
@@ -560,6 +590,30 @@ static struct wu_ledger closed_ledger = {&closed_ops, NULL};
 
 /* ---- the periodic sync --------------------------------------------------- */
 
+/* Today's pacing from the engine.  A bucket that holds the whole cap
+ * (burst = day) limits nothing the cap does not: no tokens then. */
+static void pace_params(struct cluster *c)
+{
+	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
+
+	wu_engine_pacing(c->d->engine, &c->prate, &c->pburst);
+	if (today->cap == WU_UNLIMITED || c->pburst >= (double)today->cap)
+		c->prate = 0;
+}
+
+/* A sync as soon as may be (a unit waits for a pacing token), at most one
+ * under way and one every 50 ms. */
+static void sync_soon(struct cluster *c)
+{
+	uint64_t since = mono_ms(c) - c->synced_ms;
+
+	if (c->syncing || !c->ready || !c->ac || c->stopping)
+		return;
+	c->sync_every = 1;
+	c->idle_ticks = 0;
+	uv_timer_start(&c->tick, on_tick, since >= 50 ? 0 : 50 - since, SYNC_EVERY_MS);
+}
+
 static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *c = priv;
@@ -570,9 +624,13 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 
 	(void)ac;
 	cluster_answered(c);
-	if (cluster_bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY || r->elements < 9 ||
+	c->syncing = 0;
+	if (cluster_bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY || r->elements < 11 ||
 	    c->stopping)
 		return;
+	/* the tokens handed out (the ones sent back were returned first) */
+	c->ptok += cluster_int_at(r, 9);
+	c->pace_empty = c->prate > 0 && cluster_int_at(r, 10) < 1;
 	if (cluster_int_at(r, 0) != c->left || cluster_int_at(r, 1) != c->v_granted ||
 	    cluster_int_at(r, 4) != c->pause_seq)
 		c->sync_every = 1; /* the others are busy: keep up with them */
@@ -583,7 +641,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	if (c->left > 0)
 		c->exhausted = 0;
 	c->nview = 0;
-	for (size_t i = 9; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
+	for (size_t i = 11; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
 		struct node_view *v = &c->view[c->nview++];
 
 		snprintf(v->node, sizeof(v->node), "%s", cluster_str_at(r, i));
@@ -600,7 +658,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	daemon_drain_events(c->d);
 	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5),
 	                    cluster_str_at(r, 6), (int)cluster_int_at(r, 7), cluster_str_at(r, 8));
-	if ((was_held && !c->held) || (was_exhausted && !c->exhausted))
+	if ((was_held && !c->held) || (was_exhausted && !c->exhausted) || c->ptok > 0)
 		cluster_kick(c);
 }
 
@@ -608,7 +666,8 @@ static void on_tick(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
 	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
-	char key[256], gate[GATE_TEXT_MAX];
+	char key[256], gate[GATE_TEXT_MAX], pkey[256];
+	int64_t back, want;
 
 	/* an answer later than the timeout: the server is as good as gone */
 	if (c->ac && c->rn > 0 &&
@@ -621,8 +680,11 @@ static void on_tick(uv_timer_t *t)
 	/* A node that routed nothing and heard nothing new since the last sync
 	 * syncs less often, down to every SYNC_IDLE_MAX ticks: an idle day then
 	 * costs about 11,000 round trips instead of 86,400. */
-	if (c->take_ms > c->synced_ms || c->held || c->exhausted || c->lease > 0)
+	if (c->take_ms > c->synced_ms || c->held || c->exhausted || c->lease > 0 ||
+	    c->pace_demand > 0)
 		c->sync_every = 1;
+	if (c->syncing)
+		return; /* the one under way answers first */
 	if (++c->idle_ticks < c->sync_every)
 		return;
 	c->idle_ticks = 0;
@@ -641,12 +703,23 @@ static void on_tick(uv_timer_t *t)
 		c->lease = 0;
 	}
 	day_key(c, c->date, key, sizeof(key));
+	snprintf(pkey, sizeof(pkey), "%s%d", c->k_pace_prefix, c->date);
 	cluster_gate_text(c->d->engine, gate, sizeof(gate));
+	pace_params(c);
+	/* Tokens held go back; as many come as were used and wanted since
+	 * the last sync, twice over while they are asked for. */
+	back = c->ptok;
+	want = c->prate > 0 ? 2 * c->pace_demand : 0;
+	c->ptok = 0;
+	c->pace_demand = 0;
 	redisAsyncCommand(c->ac, on_sync, c,
-	                  "EVALSHA %s 5 %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d %s",
+	                  "EVALSHA %s 6 %s %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d %s %.9g %.9g "
+	                  "%lld %lld",
 	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause, c->k_node_prefix,
-	                  cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
-	                  (long long)c->lease, (long long)today->used, NODE_TTL_S, gate);
+	                  pkey, cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
+	                  (long long)c->lease, (long long)today->used, NODE_TTL_S, gate, c->prate,
+	                  c->pburst, (long long)back, (long long)want);
+	c->syncing = 1;
 	cluster_sent(c);
 	cluster_bus_read(c);
 }
@@ -694,6 +767,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	c->ledger.ctx = c;
 	n = conf->name;
 	snprintf(c->k_day_prefix, sizeof(c->k_day_prefix), "warmup:{%s}:day:", n);
+	snprintf(c->k_pace_prefix, sizeof(c->k_pace_prefix), "warmup:{%s}:pace:", n);
 	snprintf(c->k_node, sizeof(c->k_node), "warmup:{%s}:node:%s", n, conf->node);
 	snprintf(c->k_node_prefix, sizeof(c->k_node_prefix), "warmup:{%s}:node:", n);
 	snprintf(c->k_nodes, sizeof(c->k_nodes), "warmup:{%s}:nodes", n);
@@ -716,6 +790,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	c->sync_every = 1;
 	uv_timer_start(&c->tick, on_tick, SYNC_EVERY_MS, SYNC_EVERY_MS);
 	wu_engine_set_ledger(d->engine, &c->ledger);
+	pace_params(c); /* no unit goes before the first tokens come */
 	d->extra.cluster_json = cluster_status_json;
 	d->extra.cluster_metrics = cluster_metrics;
 	d->extra.cluster_arg = c;

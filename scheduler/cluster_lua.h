@@ -77,10 +77,15 @@
 /* The periodic call: the claim, this node's numbers for the cluster view,
  * the shared pause, and every live node's numbers back.
  * KEYS: day, this node's hash, the node set, the pause hash, the node
- * hash prefix.  ARGV: cap node claim grace date lease sent ttl gate.
+ * hash prefix, the day's pacing bucket.  ARGV: cap node claim grace date
+ * lease sent ttl gate rate burst back want.
  * Returns {left, granted, cap, held, pause_seq, paused, pause_kind,
- * pause_date, pause_by, then node, date, lease, sent, at, gate per node}
- * (gate: the node's own gate counts, cluster_gate.c). */
+ * pause_date, pause_by, tokens, tokens_left, then node, date, lease, sent,
+ * at, gate per node} (gate: the node's own gate counts, cluster_gate.c).
+ *
+ * The pacing bucket (rate 0: none) fills at rate tokens a second up to
+ * burst, from full at its first use of the day, by the server's clock; the
+ * node's unused tokens (back) go in first, then it gets up to want. */
 #define CLUSTER_LUA_SYNC                                                                           \
 	CLUSTER_LUA_CLAIM                                                                          \
 	"local ttl = tonumber(ARGV[8])\n"                                                          \
@@ -90,8 +95,27 @@
 	"redis.call('ZADD', KEYS[3], now, ARGV[2])\n"                                              \
 	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)\n"                             \
 	"local p = redis.call('HMGET', KEYS[4], 'seq', 'paused', 'kind', 'date', 'by')\n"          \
+	"local tg, tleft = 0, 0\n"                                                                 \
+	"local rate = tonumber(ARGV[10])\n"                                                        \
+	"if rate > 0 then\n"                                                                       \
+	"  local burst = tonumber(ARGV[11])\n"                                                     \
+	"  local tm = redis.call('TIME')\n"                                                        \
+	"  local tnow = tonumber(tm[1]) + tonumber(tm[2]) / 1000000\n"                             \
+	"  local tok = tonumber(redis.call('HGET', KEYS[6], 'tokens') or '-1')\n"                  \
+	"  local last = tonumber(redis.call('HGET', KEYS[6], 't') or '0')\n"                       \
+	"  if tok < 0 then tok = burst; last = tnow end\n"                                         \
+	"  if tnow > last then tok = tok + (tnow - last) * rate end\n"                             \
+	"  tok = tok + tonumber(ARGV[12])\n"                                                       \
+	"  if tok > burst then tok = burst end\n"                                                  \
+	"  tg = math.floor(math.min(tonumber(ARGV[13]), tok))\n"                                   \
+	"  if tg < 0 then tg = 0 end\n"                                                            \
+	"  tok = tok - tg\n"                                                                       \
+	"  tleft = math.floor(tok)\n"                                                              \
+	"  redis.call('HSET', KEYS[6], 'tokens', tostring(tok), 't', tostring(tnow))\n"            \
+	"  redis.call('EXPIRE', KEYS[6], 259200)\n"                                                \
+	"end\n"                                                                                    \
 	"local out = {left, granted, c, held, tonumber(p[1] or '0'), tonumber(p[2] or '0'),"       \
-	" p[3] or '', tonumber(p[4] or '0'), p[5] or ''}\n"                                        \
+	" p[3] or '', tonumber(p[4] or '0'), p[5] or '', tg, tleft}\n"                             \
 	"for _, node in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"                         \
 	"  local h = redis.call('HMGET', KEYS[5] .. node, 'date', 'lease', 'sent', 'at', 'gate')\n" \
 	"  if h[1] then\n"                                                                         \

@@ -91,6 +91,14 @@ struct cluster {
 	/* the sync's pace: every tick while anything moves, slower when idle */
 	int sync_every, idle_ticks;
 	uint64_t synced_ms;
+	int syncing; /* a sync is under way */
+
+	/* the shared pacing: tokens of the cluster's bucket, handed out with
+	 * each sync (what a node did not use goes back with the next) */
+	double prate, pburst; /* the engine's pacing today; prate 0 = none */
+	int64_t ptok;         /* tokens held */
+	int64_t pace_demand;  /* tokens used and wanted since the last sync */
+	int pace_empty;       /* the last sync found the bucket empty */
 
 	/* the shared events (cluster_bus.c) */
 	char k_bus[200];
@@ -100,7 +108,7 @@ struct cluster {
 	/* figures for /metrics */
 	int64_t round_trips, leases, lease_units, returned, disconnects;
 
-	char k_day_prefix[200], k_node[200], k_nodes[200], k_pause[200], k_node_prefix[200];
+	char k_day_prefix[200], k_pace_prefix[200], k_node[200], k_nodes[200], k_pause[200], k_node_prefix[200];
 };
 /* 1 while the shared connection is up
  (no wait is tried otherwise). */

@@ -430,8 +430,11 @@ struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, i
 		/* Everything else would let it go: only the ledger holds it back. */
 		d.why = short_why == WU_LEDGER_PENDING ? WU_WHY_LEASE
 		        : short_why == WU_LEDGER_DOWN  ? WU_WHY_CLUSTER
+		        : short_why == WU_LEDGER_PACED ? WU_WHY_PACING
 		                                       : WU_WHY_CAP;
-		until = short_why == WU_LEDGER_DONE ? e->day.end : now + WU_LEASE_WAIT;
+		until = short_why == WU_LEDGER_DONE    ? e->day.end
+		        : short_why == WU_LEDGER_PACED ? now + WU_USEC
+		                                       : now + WU_LEASE_WAIT;
 	}
 	if (d.why == WU_WHY_NONE) {
 		wu_bucket_take(&e->pacing);
@@ -919,6 +922,12 @@ int wu_engine_held(const struct wu_engine *e)
 int wu_engine_quiet(const struct wu_engine *e)
 {
 	return e->gap.quiet;
+}
+
+void wu_engine_pacing(const struct wu_engine *e, double *rate, double *burst)
+{
+	*rate = e->pacing.rate;
+	*burst = e->pacing.burst;
 }
 
 const struct wu_core_conf *wu_engine_conf(const struct wu_engine *e)

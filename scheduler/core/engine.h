@@ -307,6 +307,11 @@ const struct wu_day_stats *wu_engine_yesterday(const struct wu_engine *e);
 /* Current gate verdict of today's new-route outcomes. */
 void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v);
 
+/* Today's pacing of the new route: tokens per second (0: none, the cap
+ * alone limits) and the most the bucket holds.  A cluster paces the sum
+ * of its nodes with these. */
+void wu_engine_pacing(const struct wu_engine *e, double *rate, double *burst);
+
 /* This node's own gate counts (today since the gate last started afresh,
  * and the days before): what a cluster publishes to the other nodes. */
 void wu_engine_gate_own(const struct wu_engine *e, struct wu_gate_counts *today,

@@ -23,7 +23,8 @@
 enum wu_ledger_short {
 	WU_LEDGER_DONE,    /* no more units today (the cap is used up) */
 	WU_LEDGER_PENDING, /* more units are on their way: ask again shortly */
-	WU_LEDGER_DOWN     /* the shared count cannot be reached: none for now */
+	WU_LEDGER_DOWN,    /* the shared count cannot be reached: none for now */
+	WU_LEDGER_PACED    /* the cap has units, the shared pacing no token now */
 };
 
 struct wu_ledger;

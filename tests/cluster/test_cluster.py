@@ -179,17 +179,18 @@ class ClusterTest(unittest.TestCase):
         self.redis.stop()
         self._tmp.cleanup()
 
-    def config(self, i, overflow="old", extra=""):
+    def config(self, i, overflow="old", extra="", burst="day", cap=None):
         d = os.path.join(self.dir, "n%d" % i)
         os.makedirs(d, exist_ok=True)
         warmuptest.write_file(d, "schedule.csv",
-                              "# test schedule\nday,cap\n1,%d\n2,%d\n" % (self.CAP, self.CAP))
+                              "# test schedule\nday,cap\n1,%d\n2,%d\n" % (cap or self.CAP,
+                                                                          cap or self.CAP))
         text = f"""; cluster node {i}
 [warmup]
 schedule = schedule.csv
 start = {today().isoformat()}
 timezone = {TZ}
-burst = day
+burst = {burst}
 overflow = {overflow}
 after = hold
 
@@ -279,6 +280,21 @@ timeout = 1s
         wait_for(done, "every accepted message at the fake or at the relay", timeout=120)
 
     # ---- the cap in sum ----------------------------------------------------
+
+    def test_pacing_tokens_are_shared(self):
+        """A cap of 240 paced over the day with burst = 1h: the bucket holds
+        10.  Alone, each of three nodes would send its own bucket's 10 at
+        once (30); sharing the cluster's bucket, the three send at most 10
+        together, and the rest goes old."""
+        self.start_nodes(burst="1h", cap=240)
+        accepted = self.post(60, tag="pace")
+        self.assertEqual(len(accepted), 60)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertLessEqual(len(set(new)), 10, "the cluster's bucket holds 10")
+        self.assertGreaterEqual(len(set(new)), 1, "the tokens reach the nodes")
+        self.assertEqual(set(new) | set(old), set(accepted), "nothing lost")
+        self.assertEqual(len(set(new) & set(old)), 0)
 
     def test_three_nodes_share_one_cap(self):
         self.start_nodes()
