@@ -253,6 +253,16 @@ static void routes_rows(FILE *f, const cJSON *routes)
 	}
 }
 
+/* The ISPs table's columns: a member of the ISP's "new" or "old" object
+ * (or of the ISP itself), and what stands for null. */
+static const struct {
+	const char *route, *key, *none;
+} isp_cols[] = {
+    {"new", "sent", ""},       {"old", "sent", ""},       {"new", "accepted", ""},
+    {"new", "tempfail", ""},   {"new", "permfail", ""},   {"new", "share_limit", "none"},
+    {NULL, "queued", "?"},
+};
+
 /* The ISPs table's body. */
 static void isps_rows(FILE *f, const cJSON *isps)
 {
@@ -260,26 +270,18 @@ static void isps_rows(FILE *f, const cJSON *isps)
 
 	cJSON_ArrayForEach(i, isps)
 	{
-		const cJSON *nw = cJSON_GetObjectItemCaseSensitive(i, "new");
-		const cJSON *od = cJSON_GetObjectItemCaseSensitive(i, "old");
-
 		fputs("<tr><td>", f);
 		wu_svg_escape(f, i->string);
-		fputs("</td><td>", f);
-		val(f, nw, "sent", "");
-		fputs("</td><td>", f);
-		val(f, od, "sent", "");
-		fputs("</td><td>", f);
-		val(f, nw, "accepted", "");
-		fputs("</td><td>", f);
-		val(f, nw, "tempfail", "");
-		fputs("</td><td>", f);
-		val(f, nw, "permfail", "");
-		fputs("</td><td>", f);
-		val(f, nw, "share_limit", "none");
-		fputs("</td><td>", f);
-		val(f, i, "queued", "?");
-		fputs("</td></tr>\n", f);
+		fputs("</td>", f);
+		for (size_t k = 0; k < sizeof(isp_cols) / sizeof(isp_cols[0]); k++) {
+			const cJSON *o = isp_cols[k].route
+			                     ? cJSON_GetObjectItemCaseSensitive(i, isp_cols[k].route)
+			                     : i;
+			fputs("<td>", f);
+			val(f, o, isp_cols[k].key, isp_cols[k].none);
+			fputs("</td>", f);
+		}
+		fputs("</tr>\n", f);
 	}
 }
 

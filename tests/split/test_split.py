@@ -816,27 +816,8 @@ biff = no
         last = ""
         for _ in range(5):
             port = free_port()
-            master_cf = f"""127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+            master_cf = (f"127.0.0.1:{port} inet n - n - - smtpd\n" +
+                         warmuptest.Postfix.MASTER_CF)
             with open(os.path.join(cdir, "master.cf"), "w") as f:
                 f.write(master_cf)
             chk = subprocess.run([POSTFIX, "-c", cdir, "check"], capture_output=True,
