@@ -31,6 +31,17 @@ def today(tz=TZ):
     return datetime.datetime.now(zoneinfo.ZoneInfo(tz)).date()
 
 
+def midday_tz():
+    """A fixed-offset zone (Etc/GMT-N) where it is now about noon: for tests
+    whose pacing figures assume the local day has hours left, whatever the
+    hour at which they run."""
+    off = (12 - datetime.datetime.now(datetime.timezone.utc).hour + 24) % 24
+    if off > 12:
+        off -= 24
+    # Etc/ names count the other way: Etc/GMT-9 is UTC+9.
+    return "Etc/GMT%+d" % -off if off else "Etc/UTC"
+
+
 def wait_for(cond, what, timeout=DEADLINE, interval=0.02, retry_on=RETRY_ON):
     """Polls cond() until it returns a true value; fails after timeout."""
     end = time.monotonic() + timeout
