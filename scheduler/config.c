@@ -344,6 +344,13 @@ static int k_burst(struct load *ld, const struct key *k, const struct sect_ref *
 	return wu_burst_parse(v, &ld->c->core.burst, why, n);
 }
 
+static int k_pace(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                  char *why, size_t n)
+{
+	(void)k, (void)s;
+	return wu_pace_parse(v, &ld->c->core.pace, why, n);
+}
+
 static int k_overflow(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                       char *why, size_t n)
 {
@@ -1055,6 +1062,7 @@ static const struct key keys[] = {
     FN(S_WARMUP, "timezone", k_timezone),
     FN(S_WARMUP, "window", k_window),
     FN(S_WARMUP, "burst", k_burst),
+    FN(S_WARMUP, "pace", k_pace),
     FN(S_WARMUP, "overflow", k_overflow),
     FN(S_WARMUP, "advance", k_advance),
     FN(S_WARMUP, "after", k_after),

@@ -300,7 +300,7 @@ int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, in
 	{
 		char domain[256], email[320], *json;
 		int64_t unit;
-		wu_time_t engaged;
+		wu_time_t engaged, due;
 		int isp;
 
 		if (v3mail_first_domain(p, domain, sizeof(domain)) < 0)
@@ -313,12 +313,15 @@ int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, in
 		if (!json ||
 		    store_add_unit_marked(d->store, content_id, json, strlen(json), isp, domain,
 		                          engaged, email, now, &unit) < 0 ||
-		    intake_hold(d, body, p, unit, now) < 0 ||
+		    intake_hold(d, body, p, unit, now, &due) < 0 ||
 		    (v3only && store_set_v3only(d->store, unit) < 0)) {
 			free(json);
 			return -1;
 		}
 		free(json);
+		/* The hour it can go in (its send_at, when ahead) shapes the
+		 * pacing of the days after. */
+		wu_engine_arrive(d->engine, due, 1);
 		n++;
 	}
 	return n;
@@ -326,13 +329,16 @@ int intake_add_units(struct wu_daemon *d, const cJSON *body, const cJSON *ps, in
 
 /* A unit whose send_at is ahead waits in the queue until then: it is
  * routed, and counted against a cap, on the day it goes out. */
-int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit, wu_time_t now)
+int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit, wu_time_t now,
+                wu_time_t *due)
 {
 	long long t;
 
+	*due = now;
 	if (!v3mail_send_at(body, p, &t) || (wu_time_t)t * WU_USEC <= now)
 		return 0;
-	return store_requeue(d->store, unit, (wu_time_t)t * WU_USEC, NULL);
+	*due = (wu_time_t)t * WU_USEC;
+	return store_requeue(d->store, unit, *due, NULL);
 }
 
 /* Checks and stores one mail/send body.  Returns the status to answer now,

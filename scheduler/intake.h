@@ -33,10 +33,11 @@ void intake_stop(struct intake *in);
 /* send_at, for both intakes: refused more than 72 hours ahead, as SendGrid
  * does (-1, the error in *errs), else 0.  intake_hold puts a stored unit of
  * personalization p back in the queue until its send_at, in the turn's
- * transaction (0, or -1 when the store failed). */
+ * transaction (0, or -1 when the store failed); *due is when it may go (its
+ * send_at, or now). */
 int intake_send_at_check(const cJSON *body, wu_time_t now, struct v3mail_errors *errs);
 int intake_hold(struct wu_daemon *d, const cJSON *body, const cJSON *p, int64_t unit,
-                wu_time_t now);
+                wu_time_t now, wu_time_t *due);
 
 /* The application's engagement mark as a time: "true" (yes, 1) is now, a
  * date YYYY-MM-DD its start, "false" (no, 0) -1; none or anything else 0

@@ -484,6 +484,28 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 	iso_local(day.close, buf, sizeof(buf));
 	j_str(&b, o, "close", buf);
 
+	/* How the cap is released (pacing.h): along the recent arrivals or
+	 * evenly, the bucket now, and the share each hour of the day gets. */
+	{
+		double rate, burst, share[WU_PROFILE_HOURS];
+		int shaped = wu_engine_pace_profile(e, share);
+		cJSON *hours;
+
+		wu_engine_pacing(e, &rate, &burst);
+		o = j_obj(&b, root, "pacing");
+		j_str(&b, o, "pace", n.core->pace == WU_PACE_EVEN ? "even" : "arrivals");
+		j_bool(&b, o, "shaped", shaped);
+		j_num(&b, o, "rate_per_hour", rate * 3600);
+		j_num(&b, o, "burst", burst);
+		if (o && shaped) {
+			if (!(hours = cJSON_AddArrayToObject(o, "hours")))
+				b.bad = 1;
+			for (int h = 0; hours && h < WU_PROFILE_HOURS; h++)
+				if (!cJSON_AddItemToArray(hours, cJSON_CreateNumber(share[h])))
+					b.bad = 1;
+		}
+	}
+
 	/* Engaged recipients first (engaged.h): the policy, whether it
 	 * applies today and holds the reserve now, and who went new today. */
 	o = j_obj(&b, root, "engaged");

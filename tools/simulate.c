@@ -85,7 +85,7 @@ static const int business_weights[24] = {1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 8, 8,
 /* The command line, as given. */
 struct options {
 	const char *schedule, *config, *traffic, *daily, *days, *start, *tz, *mix;
-	const char *profile, *overflow, *burst, *after, *advance, *bounce, *complaint, *seed,
+	const char *profile, *overflow, *burst, *pace, *after, *advance, *bounce, *complaint, *seed,
 	    *seeds;
 	const char *deferral;
 	const char *outcomes;
@@ -214,6 +214,8 @@ void wu_simulate_usage(FILE *f)
 	      "Policy (override the config):\n"
 	      "  --overflow old|defer   what the new route cannot take now\n"
 	      "  --burst 1h|30min|day   pacing burst\n"
+	      "  --pace arrivals|even   release the cap along the recent days' arrivals\n"
+	      "                         (default) or evenly over the window\n"
 	      "  --after unlimited|hold|double  past the schedule's last day\n"
 	      "  --advance calendar|gated\n"
 	      "Outcomes:\n"
@@ -305,6 +307,7 @@ static const struct optdef optdefs[] = {
     OPT("profile", profile),
     OPT("overflow", overflow),
     OPT("burst", burst),
+    OPT("pace", pace),
     OPT("after", after),
     OPT("advance", advance),
     OPT("bounce-rate", bounce),
@@ -908,6 +911,7 @@ static inline void arrive(struct sim *s, wu_time_t t)
 		s->eng_acc -= ONE53;
 		s->eng_backlog[isp]++;
 	}
+	wu_engine_arrive(s->e, t, 1);
 	if (s->backlog[isp]++ == 0)
 		drain(s, isp, t);
 }
@@ -1505,6 +1509,8 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 		return bad("--overflow: %s", err);
 	if (o->burst && wu_burst_parse(o->burst, &c->burst, err, sizeof(err)) < 0)
 		return bad("--burst: %s", err);
+	if (o->pace && wu_pace_parse(o->pace, &c->pace, err, sizeof(err)) < 0)
+		return bad("--pace: %s", err);
 	if (o->after && wu_after_parse(o->after, &c->schedule.after, err, sizeof(err)) < 0)
 		return bad("--after: %s", err);
 	if (o->advance && wu_advance_parse(o->advance, &c->advance, err, sizeof(err)) < 0)

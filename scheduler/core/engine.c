@@ -47,6 +47,9 @@ struct wu_engine {
 	int peer_date;
 	enum wu_gate_state gate_state; /* verdict on gate */
 	struct wu_bucket pacing;
+	struct wu_pace pace;      /* today's release of the cap (pacing.h) */
+	wu_time_t pace_next;      /* when the release's rate or burst changes next */
+	struct wu_profile arrivals; /* when the recent days' mail came (profile.h) */
 	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_gap gap; /* quiet days in a row (gap.h) */
@@ -69,6 +72,7 @@ int wu_core_conf_init(struct wu_core_conf *c)
 	c->calendar.open_min = 0;
 	c->calendar.close_min = 1440;
 	c->burst = WU_HOUR;
+	c->pace = WU_PACE_ARRIVALS;
 	c->overflow = WU_OVERFLOW_OLD;
 	c->advance = WU_ADVANCE_CALENDAR;
 	c->min_fill = 0.8;
@@ -137,11 +141,25 @@ static void engaged_setup(struct wu_engine *e)
 	e->prev_asks = known ? y->engaged_asks : 0;
 }
 
+/* Moves the pacing bucket to the release in force at now: each change of
+ * rate or burst since the last one is applied at its own time. */
+static void pace_advance(struct wu_engine *e, wu_time_t now)
+{
+	while (e->pace_next <= now) {
+		wu_time_t at = e->pace_next > e->pacing.last ? e->pace_next : e->pacing.last;
+		double rate, burst;
+
+		wu_pace_at(&e->pace, e->pace_next, &rate, &burst, &e->pace_next);
+		wu_bucket_set(&e->pacing, rate, burst, at);
+	}
+}
+
 /* Sets up caps, pacing and shares for e->day at the given step. */
 static void setup_day(struct wu_engine *e, int step, wu_time_t now)
 {
 	struct wu_schedule_day sd = wu_schedule_get(&e->conf.schedule, step);
 	wu_time_t window = e->day.close - e->day.open;
+	int64_t recent[WU_PROFILE_HOURS], learned;
 	double rate, burst;
 
 	memset(&e->today, 0, sizeof(e->today));
@@ -149,9 +167,14 @@ static void setup_day(struct wu_engine *e, int step, wu_time_t now)
 	e->today.step = step;
 	e->today.cap = step >= 1 ? wu_pacing_daily_cap(sd.cap, sd.hourly_cap, window) : 0;
 	e->today.hourly_cap = sd.hourly_cap;
-	wu_pacing_params(e->today.cap, sd.hourly_cap, window, e->conf.burst, &rate, &burst);
+	learned = wu_profile_recent(&e->arrivals, e->day.date, recent);
+	wu_pace_plan(&e->pace, e->conf.pace, e->today.cap, sd.hourly_cap, e->day.start,
+	             e->day.open, e->day.close, e->conf.burst, recent, learned);
+	wu_pace_at(&e->pace, e->day.open, &rate, &burst, &e->pace_next);
 	wu_bucket_init(&e->pacing, rate, burst, e->day.open);
-	/* An ISP without a rate of its own backs off from today's pacing rate. */
+	rate = e->pace.rate;
+	/* An ISP without a rate of its own backs off from today's mean pacing
+	 * rate. */
 	for (int i = 0; i < e->conf.isps.n; i++)
 		wu_throttle_set_base(&e->th[WU_ROUTE_NEW][i], &e->conf.throttle[WU_ROUTE_NEW][i],
 		                     rate, now);
@@ -355,7 +378,7 @@ static int reserve_left(struct wu_engine *e, wu_time_t now, wu_time_t *until)
 
 	if (b->rate <= 0)
 		return 1;
-	r = wu_engaged_reserve(b->burst, b->rate, left);
+	r = wu_engaged_reserve(b->burst, wu_pace_low_rate(&e->pace, now), left);
 	need = r - b->tokens;
 	rest = (double)(e->today.cap - e->today.used);
 	if (need <= 1e-9 && rest > r)
@@ -398,8 +421,11 @@ static enum wu_why new_blocked(struct wu_engine *e, wu_time_t now, int isp, int 
 		return *until = e->day.end, WU_WHY_CAP;
 	if (e->today.sent[WU_ROUTE_NEW][isp] >= e->share[isp])
 		return *until = e->day.end, WU_WHY_SHARE;
+	pace_advance(e, now);
 	if (!wu_bucket_ready(&e->pacing, now)) {
 		*until = wu_bucket_next(&e->pacing, now);
+		if (*until > e->pace_next)
+			*until = e->pace_next;
 		if (*until > e->day.close)
 			*until = e->day.end;
 		return WU_WHY_PACING;
@@ -818,8 +844,11 @@ wu_time_t wu_engine_next_wakeup(struct wu_engine *e, wu_time_t now)
 	t = e->day.end;
 	earliest(&t, e->day.open, now);
 	earliest(&t, e->day.close, now);
-	if (e->today.used < e->today.cap)
+	if (e->today.used < e->today.cap) {
+		pace_advance(e, now);
 		earliest(&t, wu_bucket_next(&e->pacing, now), now);
+		earliest(&t, e->pace_next, now);
+	}
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		for (int i = 0; i < e->conf.isps.n; i++) {
 			earliest(&t, e->th[r][i].suspended_until, now);
@@ -924,6 +953,35 @@ int wu_engine_quiet(const struct wu_engine *e)
 	return e->gap.quiet;
 }
 
+void wu_engine_arrive(struct wu_engine *e, wu_time_t at, int64_t n)
+{
+	struct wu_day day = e->day;
+
+	/* at may be ahead (a send_at) or behind the engine's day: it counts on
+	 * its own date, and the engine's clock does not move. */
+	if (n <= 0)
+		return;
+	if (at < day.start || at >= day.end)
+		wu_calendar_day(&e->conf.calendar, at, &day);
+	wu_profile_add(&e->arrivals, day.date, (int)((at - day.start) / WU_HOUR), n);
+}
+
+int wu_engine_pace_profile(const struct wu_engine *e, double share[WU_PROFILE_HOURS])
+{
+	const struct wu_pace *p = &e->pace;
+	double total = 0;
+
+	for (int h = 0; h < WU_PROFILE_HOURS; h++) {
+		wu_time_t a = p->start + h * WU_HOUR, b = a + WU_HOUR;
+		wu_time_t x = a > p->open ? a : p->open, y = b < p->close ? b : p->close;
+		share[h] = p->shaped && y > x ? p->dens[h] * (double)(y - x) / 1e6 : 0;
+		total += share[h];
+	}
+	for (int h = 0; h < WU_PROFILE_HOURS && total > 0; h++)
+		share[h] /= total;
+	return p->shaped;
+}
+
 void wu_engine_pacing(const struct wu_engine *e, double *rate, double *burst)
 {
 	*rate = e->pacing.rate;
@@ -989,6 +1047,11 @@ static size_t save_text(const struct wu_engine *e, char *buf, size_t len)
 		    e->gate_past.day[i].complaints);
 	if (t->closed)
 		put(buf, len, &off, "closed 1\n");
+	for (int i = 0; i < WU_PROFILE_DAYS; i++)
+		for (int h = 0; h < WU_PROFILE_HOURS; h++)
+			if (e->arrivals.date[i] && e->arrivals.n[i][h])
+				put(buf, len, &off, "arrivals %d %d %" PRId64 "\n",
+				    e->arrivals.date[i], h, e->arrivals.n[i][h]);
 	put(buf, len, &off, "engaged %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
 	    t->engaged_first, t->engaged_new, t->engaged_asks, t->turned, e->prev_asks);
 	if (e->gap.quiet || e->gap.last_step || t->stepped_back)
@@ -1338,6 +1401,16 @@ static int ld_line(struct loader *l, struct wu_engine *tmp, struct loaded *v, ch
 		           ? -1
 		           : 0;
 	}
+	if (strcmp(key, "arrivals") == 0) {
+		int64_t date, hour, count;
+		WANT(3);
+		if (ld_int(l, 1, "arrivals: date", 1, DATE_MAX, &date) < 0 ||
+		    ld_int(l, 2, "arrivals: hour", 0, WU_PROFILE_HOURS - 1, &hour) < 0 ||
+		    ld_int(l, 3, "arrivals: count", 0, COUNT_MAX, &count) < 0)
+			return -1;
+		wu_profile_add(&tmp->arrivals, (int)date, (int)hour, count);
+		return 0;
+	}
 	if (strcmp(key, "sent") == 0) {
 		WANT(3);
 		if (ld_pair(l, 1, &r, &i, pair, sizeof(pair)) < 0)
@@ -1404,6 +1477,7 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	memset(&tmp->days, 0, sizeof(tmp->days));
 	memset(&tmp->gap, 0, sizeof(tmp->gap));
 	wu_gate_past_clear(&tmp->gate_past);
+	memset(&tmp->arrivals, 0, sizeof(tmp->arrivals));
 	while (*p && !v.ended) {
 		size_t n = strcspn(p, "\n");
 
@@ -1505,6 +1579,9 @@ int wu_engine_load(struct wu_engine *e, const char *buf, wu_time_t now, char *er
 	tmp->today.gate = (enum wu_gate_state)v.tgate;
 	tmp->gate = v.gc;
 	tmp->gate_state = (enum wu_gate_state)v.gstate;
+	/* The release in force when the bucket was last filled. */
+	wu_pace_at(&tmp->pace, v.last > tmp->day.open ? v.last : tmp->day.open, &tmp->pacing.rate,
+	           &tmp->pacing.burst, &tmp->pace_next);
 	/* A cap changed in the configuration moves the burst: what was left of
 	 * the old one carries over, the difference is added (or taken). */
 	if (v.burst >= 0)

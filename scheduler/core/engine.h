@@ -25,6 +25,7 @@
 #include "failrate.h"
 #include "gate.h"
 #include "isp.h"
+#include "pacing.h"
 #include "schedule.h"
 #include "throttle.h"
 
@@ -44,6 +45,7 @@ struct wu_core_conf {
 	struct wu_schedule schedule;
 	struct wu_calendar calendar;
 	wu_time_t burst; /* pacing burst as a share of the window, or WU_BURST_DAY */
+	enum wu_pace_mode pace; /* release along the recent arrivals, or even */
 	enum wu_overflow overflow;
 	enum wu_advance advance;
 	double min_fill; /* gated advance: share of the cap a day must use */
@@ -311,6 +313,16 @@ void wu_engine_gate(const struct wu_engine *e, struct wu_gate_verdict *v);
  * alone limits) and the most the bucket holds.  A cluster paces the sum
  * of its nodes with these. */
 void wu_engine_pacing(const struct wu_engine *e, double *rate, double *burst);
+
+/* Counts n units that can go from at on (taken by an intake, at now or at
+ * their send_at; offered by the simulator): the hour of the local day they
+ * came in shapes the pacing of the days after (pacing.h, profile.h). */
+void wu_engine_arrive(struct wu_engine *e, wu_time_t at, int64_t n);
+
+/* The share of the cap the pacing releases in each hour of today (hours
+ * from the local midnight), for status; all 0 when it is the even drip.
+ * Returns 1 when shaped. */
+int wu_engine_pace_profile(const struct wu_engine *e, double share[WU_PROFILE_HOURS]);
 
 /* This node's own gate counts (today since the gate last started afresh,
  * and the days before): what a cluster publishes to the other nodes. */
