@@ -46,6 +46,7 @@
 
 #include "alert_body.h"
 #include "alert_watch.h"
+#include "core/alertkind.h"
 #include "core/repeat.h"
 #include "daemon.h"
 #include "log.h"
@@ -418,10 +419,7 @@ void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 		m.kind = "paused";
 		cJSON_AddStringToObject(det, "who", ev->who);
 		cJSON_AddStringToObject(det, "by", by_provider(ev->who) ? "provider" : "operator");
-		/* The provider refused the route itself: nothing goes until
-		 * someone fixes the key. */
-		if (by_provider(ev->who))
-			m.severity = "critical";
+		m.severity = wu_alert_severity(m.kind, by_provider(ev->who));
 		break;
 	case WU_EV_RESUME:
 		m.kind = "resumed";
@@ -449,7 +447,6 @@ void alert_engine_event(struct wu_daemon *d, const struct wu_event *ev)
 		break;
 	case WU_EV_STEP_BACK:
 		m.kind = "step_back";
-		m.severity = "warning";
 		break;
 	default:
 		m.kind = name;

@@ -20,44 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alertkind.h"
 #include "daemon.h"
-
-/* What each kind is: the firing kind it resolves (its dedup group), its
- * severity, and whether it fires or resolves.  A kind not listed (one
- * raised by alert_notice) fires, as a warning, in a group of its own. */
-static const struct kind_info {
-	const char *kind, *group, *severity;
-	unsigned state;
-} kinds[] = {
-    {"gate_warn", "gate_warn", "warning", WU_REPEAT_FIRING},
-    {"gate_halt", "gate_halt", "critical", WU_REPEAT_FIRING},
-    {"paused", "paused", "warning", WU_REPEAT_FIRING},
-    {"resumed", "paused", "info", WU_REPEAT_RESOLVED},
-    {"isp_cut", "isp_cut", "warning", WU_REPEAT_FIRING},
-    {"isp_recovered", "isp_cut", "info", WU_REPEAT_RESOLVED},
-    {"permfail_rate", "permfail_rate", "critical", WU_REPEAT_FIRING},
-    {"permfail_ok", "permfail_rate", "info", WU_REPEAT_RESOLVED},
-    {"backlog", "backlog", "warning", WU_REPEAT_FIRING},
-    {"backlog_ok", "backlog", "info", WU_REPEAT_RESOLVED},
-    {"template_wait", "template_wait", "warning", WU_REPEAT_FIRING},
-    {"template_wait_ok", "template_wait", "info", WU_REPEAT_RESOLVED},
-    {"disk_low", "disk_low", "critical", WU_REPEAT_FIRING},
-    {"disk_ok", "disk_low", "info", WU_REPEAT_RESOLVED},
-    {"disk_unknown", "disk_unknown", "warning", WU_REPEAT_FIRING},
-    {"reload_refused", "reload_refused", "warning", WU_REPEAT_FIRING},
-};
-
-static const struct kind_info *kind_find(const char *kind)
-{
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kinds[i].kind, kind) == 0)
-			return &kinds[i];
-	return NULL;
-}
 
 unsigned alert_kind_state(const char *kind)
 {
-	const struct kind_info *ki = kind_find(kind);
+	const struct wu_alert_kind *ki = wu_alert_kind_find(kind);
 
 	return ki ? ki->state : WU_REPEAT_FIRING;
 }
@@ -105,7 +73,7 @@ static void add_num_or_null(cJSON *o, const char *k, int64_t v, int none)
 cJSON *alert_body(struct wu_daemon *d, const char *source, const char *host,
                   const struct alert_msg *m, const char *event)
 {
-	const struct kind_info *ki = kind_find(m->kind);
+	const struct wu_alert_kind *ki = wu_alert_kind_find(m->kind);
 	const struct wu_day_stats *day = wu_engine_today(d->engine);
 	const char *group = m->group ? m->group : ki ? ki->group : m->kind;
 	const char *severity = m->severity ? m->severity : ki ? ki->severity : "warning";

@@ -674,6 +674,9 @@ static int k_route_type(struct load *ld, const struct key *k, const struct sect_
 		ld->c->route[s->index].type = SND_TYPE_SMTP;
 	else
 		return say(why, n, "expected sendgrid or smtp, got '%s'", v);
+	/* An SMTP relay passes on what the recipient's ISP said; SendGrid's
+	 * API answers only for itself (engine.h, wu_scope). */
+	ld->c->core.answers_for_isp[s->index] = ld->c->route[s->index].type == SND_TYPE_SMTP;
 	return 0;
 }
 

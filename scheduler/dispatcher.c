@@ -741,8 +741,8 @@ static void results_reapply(struct dispatcher *dp)
  * per ISP and status, however many units it covered (a 429 on a request of
  * 1000 is one 429) -- and the engine's verdicts into the units' new states
  * in the store (through a result set that survives a failed commit).
- * scope: whose answer it is (an SMTP reply speaks for the ISP, SendGrid's
- * API only for itself). */
+ * scope: whose answer it is: the route's (the engine knows whether its
+ * replies speak for the ISP), or nobody's (a send not made). */
 static void batch_settle(struct dispatcher *dp, struct batch *b, const struct snd_result *res,
                          wu_time_t now, enum wu_scope scope)
 {
@@ -868,9 +868,7 @@ static void on_sent(struct snd_batch *sb, const struct snd_result *res, void *ar
 		gave_back |= res[i].status != SND_ACCEPTED;
 	dp->inflight -= b->sb.nitems;
 	d->extra.inflight[b->route] -= b->sb.nitems;
-	batch_settle(dp, b, res, now,
-	             d->conf.route[b->route].type == SND_TYPE_SMTP ? WU_SCOPE_ISP
-	                                                              : WU_SCOPE_API);
+	batch_settle(dp, b, res, now, WU_SCOPE_ROUTE);
 	if (res[0].status != SND_ACCEPTED && res[0].status != SND_AUTHFAIL)
 		wu_warn("%s route: %s: %s (%d unit%s)", wu_route_name(b->route),
 		        snd_status_name(res[0].status), res[0].error, b->sb.nitems,

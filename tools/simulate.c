@@ -148,7 +148,6 @@ struct sim {
 	uint64_t rng_isp[4], rng_out[4];
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
-	enum wu_scope new_scope; /* whose answer a new-route send gets */
 	/* the loop */
 	int random_outcomes;   /* --outcomes random: a draw per message */
 	uint64_t b_thr, c_thr; /* today's outcome rates, out of 2^53 */
@@ -830,7 +829,7 @@ static inline void report(struct sim *s, wu_time_t t, enum wu_route route, int i
  * delivered one possibly a complaint. */
 static inline void feed_new(struct sim *s, wu_time_t t, int isp, int date)
 {
-	report(s, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, s->new_scope, date);
+	report(s, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, WU_SCOPE_ROUTE, date);
 	if (s->d_thr[isp] && hit(s, s->d_thr[isp], &s->d_acc[isp]))
 		report(s, t, WU_ROUTE_NEW, isp, WU_DEFERRED, WU_SCOPE_ISP, -1);
 	if (hit(s, s->b_thr, &s->b_acc)) {
@@ -860,7 +859,7 @@ static void drain(struct sim *s, int isp, wu_time_t t)
 			s->backlog[isp]--;
 			s->eng_backlog[isp] -= engaged;
 			s->routed++;
-			report(s, t, WU_ROUTE_OLD, isp, WU_ACCEPTED, WU_SCOPE_ISP, d.date);
+			report(s, t, WU_ROUTE_OLD, isp, WU_ACCEPTED, WU_SCOPE_ROUTE, d.date);
 		} else {
 			/* A hint that does not move forward would spin forever. */
 			s->wake[isp] = d.until > t ? d.until : t + 1;
@@ -1609,7 +1608,6 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	}
 	/* Whose answer a new-route send gets, as in the daemon's dispatcher:
 	 * an SMTP route's reply speaks for the ISP, SendGrid's API does not. */
-	s->new_scope = conf->route[WU_ROUTE_NEW].type == SND_TYPE_SMTP ? WU_SCOPE_ISP : WU_SCOPE_API;
 	if (!o->profile || strcmp(o->profile, "even") == 0)
 		s->profile = PROF_EVEN;
 	else if (strcmp(o->profile, "business") == 0)

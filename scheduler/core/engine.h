@@ -46,6 +46,11 @@ struct wu_core_conf {
 	struct wu_calendar calendar;
 	wu_time_t burst; /* pacing burst as a share of the window, or WU_BURST_DAY */
 	enum wu_pace_mode pace; /* release along the recent arrivals, or even */
+	/* whether a route's answer to a send speaks for the recipient's ISP
+	 * (an SMTP relay passes on what the ISP said) or only for the
+	 * provider's API (SendGrid's v3); by default the new route is v3 and
+	 * the old one a relay */
+	int answers_for_isp[WU_ROUTE_COUNT];
 	enum wu_overflow overflow;
 	enum wu_advance advance;
 	double min_fill; /* gated advance: share of the cap a day must use */
@@ -213,8 +218,10 @@ int wu_engine_quiet(const struct wu_engine *e);
  * SMTP reply to the message, a webhook event): its throttle hears it, a
  * success helping a cut ISP recover step by step, a deferral backing it off.
  * WU_SCOPE_API: only the provider's API spoke (SendGrid's 202, 429 or 500, a
- * timeout): the throttles are left alone. */
-enum wu_scope { WU_SCOPE_ISP, WU_SCOPE_API };
+ * timeout), or nobody did (a send not made): the throttles are left alone.
+ * WU_SCOPE_ROUTE: a send attempt's answer, whose scope the route's kind
+ * decides (wu_core_conf.answers_for_isp). */
+enum wu_scope { WU_SCOPE_ISP, WU_SCOPE_API, WU_SCOPE_ROUTE };
 
 struct wu_report {
 	enum wu_route route;
