@@ -1597,8 +1597,6 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 
 	s->isps = &conf->core.isps;
 	s->nisp = conf->core.isps.n;
-	if (s->rp && (rc = replay_excludes(o)))
-		return rc;
 	if (o->daily && o->traffic)
 		return bad("give --daily-volume or --traffic, not both");
 	if (!o->daily && !o->traffic && !s->rp)
@@ -1781,6 +1779,8 @@ int wu_simulate_main(int argc, char **argv)
 	if (o.from_store) {
 		char rerr[WU_ERR_MAX + 4096];
 
+		if ((rc = replay_excludes(&o)))
+			goto out;
 		if (sim_replay_load(&s.rp, o.from_store, &conf.core.calendar, &conf.core.isps, rerr,
 		                    sizeof(rerr)) < 0) {
 			rc = bad("--from-store: %s", rerr);
