@@ -19,7 +19,9 @@
  *	journal mode -- each of which a reader must not do.  This one is
  *	opened with SQLITE_OPEN_READONLY and reads the units and the counters
  *	inside one read transaction, so both come from the same snapshot of
- *	the WAL while the daemon goes on writing.
+ *	the WAL while the daemon goes on writing.  A store no process has open
+ *	is read as immutable, so that SQLite leaves no -wal and -shm beside it
+ *	(store_replay_read() says how a daemon starting meanwhile is caught).
  *
  *	The units are read in the order they were accepted (created_at, then
  *	id): the arrival times are the daemon's own, to the microsecond.
@@ -254,11 +256,16 @@ static double rp_ratio(int64_t num, int64_t den)
 	return v > 1 ? 1 : v;
 }
 
-/* The three rates of c; -1 for those without figures. */
+/* The three rates of c; -1 for all when the new route sent nothing (the
+ * events of a day without sends belong to an earlier day's mail). */
 static void rp_rates(const struct store_replay_counts *c, double *b, double *co, double *d)
 {
 	int64_t sent_b = c->delivered + c->bounces, sent_c = c->accepted - c->bounces;
 
+	if (c->accepted <= 0) {
+		*b = *co = *d = -1;
+		return;
+	}
 	*b = rp_ratio(c->bounces, c->accepted > sent_b ? c->accepted : sent_b);
 	*co = rp_ratio(c->complaints, c->delivered > sent_c ? c->delivered : sent_c);
 	*d = rp_ratio(c->deferred, c->accepted);
@@ -300,57 +307,118 @@ static void rp_fill_rates(struct store_replay *r, const struct store_replay_coun
 	}
 }
 
-/* Reads the store at path: its arrivals by day, its rates by day and ISP. */
+/* "file:PATH?immutable=1", the path escaped as SQLite's URIs want
+ * (https://sqlite.org/uri.html: '%', '?' and '#' as %HH). */
+static int rp_uri(struct reader *rd, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t j = 0;
+
+	j += (size_t)snprintf(buf, len, "file:");
+	for (const unsigned char *p = (const unsigned char *)rd->path; *p; p++) {
+		if (j + 4 >= len)
+			return rp_fail(rd, "path too long");
+		if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20) {
+			buf[j++] = '%';
+			buf[j++] = hex[*p >> 4];
+			buf[j++] = hex[*p & 15];
+		} else
+			buf[j++] = (char)*p;
+	}
+	if (j + sizeof "?immutable=1" > len)
+		return rp_fail(rd, "path too long");
+	memcpy(buf + j, "?immutable=1", sizeof "?immutable=1");
+	return 0;
+}
+
+/* One read of the store, read-only; immutable: as a file no one writes. */
+static int rp_read(struct reader *rd, struct store_replay *r, const struct wu_calendar *cal,
+                   int immutable)
+{
+	struct store_replay_counts all = {0}, none = {0};
+	struct wu_day day;
+	char uri[4200];
+	int rc, last = 0, ret = -1;
+
+	if (immutable && rp_uri(rd, uri, sizeof uri) < 0)
+		return -1;
+	rc = sqlite3_open_v2(immutable ? uri : rd->path, &rd->db,
+	                     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+	                         (immutable ? SQLITE_OPEN_URI : 0),
+	                     NULL);
+	if (rc != SQLITE_OK) {
+		rp_sqlfail(rd, rc, "opening it read-only");
+		sqlite3_close(rd->db);
+		rd->db = NULL;
+		return -1;
+	}
+	sqlite3_extended_result_codes(rd->db, 1);
+	sqlite3_busy_timeout(rd->db, REPLAY_BUSY_MS);
+	/* One snapshot for the units and the counters alike. */
+	if ((rc = sqlite3_exec(rd->db, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) {
+		rp_sqlfail(rd, rc, "starting the read");
+		goto out;
+	}
+	if (rp_check(rd, r) < 0 || rp_arrivals(rd, r) < 0)
+		goto out;
+	/* Counters may reach past the last arrival (events of the day after):
+	 * a first pass finds how far, the second fills the days. */
+	wu_calendar_day(cal, r->arrivals[0].at, &day);
+	if (rp_counters(rd, r, day.date, &none, &last) < 0 || rp_days(rd, r, cal, last) < 0 ||
+	    rp_counters(rd, r, day.date, &all, &last) < 0)
+		goto out;
+	rp_fill_rates(r, &all);
+	ret = 0;
+out:
+	sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(rd->db);
+	rd->db = NULL;
+	if (ret < 0)
+		store_replay_free(r);
+	return ret;
+}
+
+/* 1 when PATH-suffix exists. */
+static int rp_beside(const char *path, const char *suffix)
+{
+	char p[4200];
+	struct stat sb;
+
+	snprintf(p, sizeof p, "%s%s", path, suffix);
+	return stat(p, &sb) == 0;
+}
+
+/*
+ * A read-only connection to a WAL database creates its -wal and -shm files
+ * when they are not there, and leaves them behind: the store of a stopped
+ * daemon would gain two files.  Without them no connection has the store
+ * open and everything is in the database file, so it is read as immutable
+ * (no locks, no -shm); if the file or the -wal changed meanwhile (a daemon
+ * started), that read is thrown away and the store read again the ordinary
+ * way, beside the daemon.
+ */
 int store_replay_read(struct store_replay *r, const char *path, const struct wu_calendar *cal,
                       char *err, size_t errlen)
 {
 	struct reader rd = {.path = path, .err = err, .errlen = errlen};
-	struct store_replay_counts all = {0};
-	struct wu_day day;
-	struct stat sb;
-	int rc, last = 0, ret = -1;
+	struct stat sb, after;
 
 	memset(r, 0, sizeof *r);
 	if (stat(path, &sb) < 0)
 		return rp_fail(&rd, "%s", strerror(errno));
 	if (!S_ISREG(sb.st_mode))
 		return rp_fail(&rd, "not a warmup store (not a regular file)");
-	rc = sqlite3_open_v2(path, &rd.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rp_sqlfail(&rd, rc, "opening it read-only");
-		sqlite3_close(rd.db);
-		return -1;
-	}
-	sqlite3_extended_result_codes(rd.db, 1);
-	sqlite3_busy_timeout(rd.db, REPLAY_BUSY_MS);
-	/* One snapshot for the units and the counters alike. */
-	if ((rc = sqlite3_exec(rd.db, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) {
-		rp_sqlfail(&rd, rc, "starting the read");
-		goto out;
-	}
-	if (rp_check(&rd, r) < 0 || rp_arrivals(&rd, r) < 0)
-		goto out;
-	/* Counters may reach past the last arrival (events of the day after);
-	 * a first pass finds how far, the second fills the days. */
-	wu_calendar_day(cal, r->arrivals[0].at, &day);
-	{
-		struct store_replay_counts none = {0};
+	if (!rp_beside(path, "-wal") && !rp_beside(path, "-shm")) {
+		int rc = rp_read(&rd, r, cal, 1);
 
-		if (rp_counters(&rd, r, day.date, &none, &last) < 0)
-			goto out;
-	}
-	if (rp_days(&rd, r, cal, last) < 0 || rp_counters(&rd, r, day.date, &all, &last) < 0)
-		goto out;
-	rp_fill_rates(r, &all);
-	ret = 0;
-out:
-	sqlite3_exec(rd.db, "COMMIT", NULL, NULL, NULL);
-	sqlite3_close(rd.db);
-	if (ret < 0)
+		if (stat(path, &after) == 0 && after.st_ino == sb.st_ino &&
+		    after.st_size == sb.st_size && after.st_mtim.tv_sec == sb.st_mtim.tv_sec &&
+		    after.st_mtim.tv_nsec == sb.st_mtim.tv_nsec && !rp_beside(path, "-wal"))
+			return rc;
 		store_replay_free(r);
-	return ret;
+	}
+	return rp_read(&rd, r, cal, 0);
 }
-
 void store_replay_free(struct store_replay *r)
 {
 	free(r->days);

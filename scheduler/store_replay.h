@@ -17,9 +17,9 @@
  * "accepted" are the sends the provider took on that day, the others are
  * the Event Webhook's events counted on the day they came.  The larger
  * denominator keeps a rate right both when the webhook reports every
- * delivery and when it reports only the failures.  An ISP with no
- * new-route figures on a day takes the day's rate over all ISPs; a day
- * with none takes the whole store's.
+ * delivery and when it reports only the failures.  An ISP to which the
+ * new route sent nothing on a day takes the day's rates over all ISPs; a
+ * day without new-route sends takes the whole store's (0 when it has none).
  */
 #ifndef WU_STORE_REPLAY_H
 #define WU_STORE_REPLAY_H

@@ -157,8 +157,11 @@ auth = none
         self.assertEqual(d.terminate(), 0)
 
         before = file_state(self.store)
+        files = sorted(os.listdir(self.dir))
         out = self.replay("--schedule", "bigger.csv", "--overflow", "old")
         self.assertEqual(file_state(self.store), before, "the store file changed")
+        # Nothing beside it either (no -wal or -shm left by the reader).
+        self.assertEqual(sorted(os.listdir(self.dir)), files)
 
         # What the daemon accepted, day by day (one day here).
         db = sqlite3.connect("file:%s?mode=ro" % self.store, uri=True)
