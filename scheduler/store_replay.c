@@ -99,8 +99,9 @@ static int rp_check(struct reader *rd, struct store_replay *r)
 	if (rp_int(rd, "PRAGMA user_version", &v) < 0)
 		return -1;
 	if (v > st_schema_latest())
-		return rp_fail(rd, "schema version %lld is newer than this program's %d (a newer "
-		                   "warmup wrote it)",
+		return rp_fail(rd,
+		               "schema version %lld is newer than this program's %d (a newer "
+		               "warmup wrote it)",
 		               (long long)v, st_schema_latest());
 	if (rp_int(rd,
 	           "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -118,8 +119,9 @@ static int rp_arrivals(struct reader *rd, struct store_replay *r)
 {
 	sqlite3_stmt *st;
 	size_t cap = 0;
-	int rc = sqlite3_prepare_v2(rd->db, "SELECT created_at, isp, id FROM units"
-	                                    " ORDER BY created_at, id",
+	int rc = sqlite3_prepare_v2(rd->db,
+	                            "SELECT created_at, isp, id FROM units"
+	                            " ORDER BY created_at, id",
 	                            -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
@@ -221,8 +223,8 @@ static int rp_counters(struct reader *rd, struct store_replay *r, int first_date
                        struct store_replay_counts *all, int *last)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(rd->db, "SELECT date, route, isp, result, n FROM counters",
-	                            -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(rd->db, "SELECT date, route, isp, result, n FROM counters", -1,
+	                            &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return rp_sqlfail(rd, rc, "reading the counters");
@@ -342,10 +344,9 @@ static int rp_read(struct reader *rd, struct store_replay *r, const struct wu_ca
 
 	if (immutable && rp_uri(rd, uri, sizeof uri) < 0)
 		return -1;
-	rc = sqlite3_open_v2(immutable ? uri : rd->path, &rd->db,
-	                     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
-	                         (immutable ? SQLITE_OPEN_URI : 0),
-	                     NULL);
+	rc = sqlite3_open_v2(
+	    immutable ? uri : rd->path, &rd->db,
+	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (immutable ? SQLITE_OPEN_URI : 0), NULL);
 	if (rc != SQLITE_OK) {
 		rp_sqlfail(rd, rc, "opening it read-only");
 		sqlite3_close(rd->db);

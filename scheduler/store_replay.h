@@ -41,17 +41,17 @@ struct store_replay_counts {
 };
 
 struct store_replay_day {
-	int date;                               /* local days since 1970-01-01 */
-	size_t first, n;                        /* its arrivals: arrivals[first..first+n) */
-	int64_t offered[WU_ISP_MAX];            /* its arrivals per ISP */
+	int date;                    /* local days since 1970-01-01 */
+	size_t first, n;             /* its arrivals: arrivals[first..first+n) */
+	int64_t offered[WU_ISP_MAX]; /* its arrivals per ISP */
 	struct store_replay_counts counts[WU_ISP_MAX];
 	double bounce[WU_ISP_MAX], complaint[WU_ISP_MAX], deferral[WU_ISP_MAX];
 };
 
 struct store_replay {
-	int schema;                   /* the store's schema version */
-	int nisp;                     /* 1 + the highest ISP group a unit or counter has */
-	int ndays;                    /* days[]: consecutive dates, the first with an arrival */
+	int schema; /* the store's schema version */
+	int nisp;   /* 1 + the highest ISP group a unit or counter has */
+	int ndays;  /* days[]: consecutive dates, the first with an arrival */
 	struct store_replay_day *days;
 	size_t narrivals;
 	struct store_replay_arrival *arrivals; /* in the order they were accepted */

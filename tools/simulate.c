@@ -139,7 +139,7 @@ struct sim {
 	int64_t *offered;
 	int64_t (*hourly)[24]; /* --traffic with an hour column: offered per local hour */
 	uint64_t *bounce_thr, *complaint_thr; /* probability scaled to 2^53 */
-	struct sim_replay *rp; /* --from-store: arrivals and rates from a store */
+	struct sim_replay *rp;                /* --from-store: arrivals and rates from a store */
 	double *bounce, *complaint;
 	enum profile profile;
 	int blast_min; /* PROF_BLAST: the minute after local midnight it all arrives */
@@ -158,7 +158,7 @@ struct sim {
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
 	enum wu_scope new_scope; /* whose answer a new-route send gets */
 	/* the loop */
-	int random_outcomes;   /* --outcomes random: a draw per message */
+	int random_outcomes;                           /* --outcomes random: a draw per message */
 	uint64_t b_thr[WU_ISP_MAX], c_thr[WU_ISP_MAX]; /* today's outcome rates, out of 2^53 */
 	uint64_t b_acc, c_acc; /* --outcomes even: error accumulators, out of 2^53 */
 	int64_t backlog[WU_ISP_MAX];
@@ -1600,9 +1600,10 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	if (o->daily && o->traffic)
 		return bad("give --daily-volume or --traffic, not both");
 	if (!o->daily && !o->traffic && !s->rp)
-		return bad("no traffic: give --daily-volume N, --traffic FILE or --from-store PATH");
-	if (s->rp && !(s->offered = sim_replay_offered(s->rp, conf->core.calendar.start,
-	                                                &s->ndays))) {
+		return bad(
+		    "no traffic: give --daily-volume N, --traffic FILE or --from-store PATH");
+	if (s->rp &&
+	    !(s->offered = sim_replay_offered(s->rp, conf->core.calendar.start, &s->ndays))) {
 		if (s->ndays < 0)
 			return bad("out of memory");
 		return bad("--start: %s has no mail on or after that day", o->from_store);
