@@ -167,6 +167,12 @@ static const char *const migrations[] = {
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
+/* The schema version this program writes (readers refuse newer ones). */
+int st_schema_latest(void)
+{
+	return SCHEMA_VERSION;
+}
+
 
 /* Every query states "state = 0" (or 1, or >= 2) as a literal so that SQLite
  * can pick the matching partial index. */

@@ -8,6 +8,7 @@
  *	store_stats.c     counters, depths, per-hour sends, the engine's state
  *	store_suppress.c  suppressions and group unsubscribes
  *	store_events.c    the events log, webhook dedup, engagements
+ *	store_replay.c    a read-only view of what a daemon recorded (simulate)
  */
 #ifndef WU_STORE_PRIV_H
 #define WU_STORE_PRIV_H
@@ -89,6 +90,8 @@ struct store {
 	char err[512];
 };
 
+/* The schema version store_open() migrates to. */
+int st_schema_latest(void);
 /* Records a failure of the formatted `what` (with SQLite's message when rc
  * is an SQLite error) and returns -1. */
 int st_fail(struct store *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

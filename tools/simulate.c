@@ -7,6 +7,7 @@
  * SYNOPSIS
  *	warmup simulate --schedule FILE (--daily-volume N | --traffic FILE)
  *	                [--config FILE] [--mx-map FILE] [OPTIONS]
+ *	warmup simulate --schedule FILE --from-store PATH [--config FILE] [OPTIONS]
  *
  * DESCRIPTION
  *	Every simulated message goes through wu_engine_route(), the router
@@ -34,6 +35,10 @@
  *	on the rate and not on luck; --outcomes random draws each message.
  *	The same arguments give the same bytes on stdout and in the SVG file.
  *
+ *	--from-store replays a daemon's store instead (sim_replay.c): each
+ *	arrival at its recorded time for its recorded ISP, the outcome rates
+ *	per day and ISP from the daemon's counters.
+ *
  * DIAGNOSTICS
  *	Bad options, config, schedule and traffic files: one line on stderr
  *	naming the option, or the file, line and key; exit status 2.  Run-time
@@ -41,6 +46,7 @@
  *	a last line on stderr gives the speed of the run.
  */
 #include "simulate.h"
+#include "sim_replay.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -91,6 +97,7 @@ struct options {
 	const char *outcomes;
 	const char *mx_map;
 	const char *engaged;
+	const char *from_store;
 	const char *format, *svg;
 	int svg_scale; /* enum wu_svg_scale */
 	int quiet, help;
@@ -132,6 +139,7 @@ struct sim {
 	int64_t *offered;
 	int64_t (*hourly)[24]; /* --traffic with an hour column: offered per local hour */
 	uint64_t *bounce_thr, *complaint_thr; /* probability scaled to 2^53 */
+	struct sim_replay *rp;                /* --from-store: arrivals and rates from a store */
 	double *bounce, *complaint;
 	enum profile profile;
 	int blast_min; /* PROF_BLAST: the minute after local midnight it all arrives */
@@ -149,8 +157,8 @@ struct sim {
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
 	/* the loop */
-	int random_outcomes;   /* --outcomes random: a draw per message */
-	uint64_t b_thr, c_thr; /* today's outcome rates, out of 2^53 */
+	int random_outcomes;                           /* --outcomes random: a draw per message */
+	uint64_t b_thr[WU_ISP_MAX], c_thr[WU_ISP_MAX]; /* today's outcome rates, out of 2^53 */
 	uint64_t b_acc, c_acc; /* --outcomes even: error accumulators, out of 2^53 */
 	int64_t backlog[WU_ISP_MAX];
 	int64_t eng_backlog[WU_ISP_MAX]; /* the engaged part of backlog */
@@ -183,8 +191,8 @@ static int bad(const char *fmt, ...)
 
 void wu_simulate_usage(FILE *f)
 {
-	fputs("usage: warmup simulate --schedule FILE (--daily-volume N | --traffic FILE) "
-	      "[OPTIONS]\n"
+	fputs("usage: warmup simulate --schedule FILE (--daily-volume N | --traffic FILE |\n"
+	      "                        --from-store PATH) [OPTIONS]\n"
 	      "\n"
 	      "Rehearses a migration on a virtual clock with the router warmupd uses.\n"
 	      "\n"
@@ -194,9 +202,14 @@ void wu_simulate_usage(FILE *f)
 	      "  --daily-volume N       N messages offered every day\n"
 	      "  --traffic FILE         CSV day,offered: the volume of each day; with an hour\n"
 	      "                         column (day,hour,offered), of each local hour\n"
-	      "  --days N               days to simulate (default: the schedule's length, or\n"
-	      "                         the traffic file's rows)\n"
-	      "  --start YYYY-MM-DD     day 1 (default: the config's, or " DEFAULT_DATE ")\n"
+	      "  --from-store PATH      replay a daemon's store (read-only, a running daemon's\n"
+	      "                         too): each arrival at its time for its ISP, and the\n"
+	      "                         bounce, complaint and deferral rates per day and ISP;\n"
+	      "                         give the daemon's --config (its ISP groups)\n"
+	      "  --days N               days to simulate (default: the schedule's length, the\n"
+	      "                         traffic file's rows, or the store's days)\n"
+	      "  --start YYYY-MM-DD     day 1 (default: the store's first day, the config's,\n"
+	      "                         or " DEFAULT_DATE ")\n"
 	      "  --timezone ZONE        IANA zone (default: the config's, or " DEFAULT_TZ ")\n"
 	      "  --mix LIST             ISP shares, e.g. google=45%,yahoo=20%; the rest goes\n"
 	      "                         to other (default: google 40%, yahoo 15%, microsoft\n"
@@ -315,6 +328,7 @@ static const struct optdef optdefs[] = {
     OPT("outcomes", outcomes),
     OPT("mx-map", mx_map),
     OPT("engaged", engaged),
+    OPT("from-store", from_store),
     OPT("seed", seed),
     OPT("seeds", seeds),
     OPT("format", format),
@@ -832,12 +846,12 @@ static inline void feed_new(struct sim *s, wu_time_t t, int isp, int date)
 	report(s, t, WU_ROUTE_NEW, isp, WU_ACCEPTED, WU_SCOPE_ROUTE, date);
 	if (s->d_thr[isp] && hit(s, s->d_thr[isp], &s->d_acc[isp]))
 		report(s, t, WU_ROUTE_NEW, isp, WU_DEFERRED, WU_SCOPE_ISP, -1);
-	if (hit(s, s->b_thr, &s->b_acc)) {
+	if (hit(s, s->b_thr[isp], &s->b_acc)) {
 		report(s, t, WU_ROUTE_NEW, isp, WU_BOUNCE, WU_SCOPE_ISP, date);
 		return;
 	}
 	report(s, t, WU_ROUTE_NEW, isp, WU_DELIVERED, WU_SCOPE_ISP, date);
-	if (s->c_thr && hit(s, s->c_thr, &s->c_acc))
+	if (s->c_thr[isp] && hit(s, s->c_thr[isp], &s->c_acc))
 		report(s, t, WU_ROUTE_NEW, isp, WU_COMPLAINT, WU_SCOPE_ISP, date);
 }
 
@@ -887,9 +901,23 @@ static void run_wakeups(struct sim *s, wu_time_t limit)
 	}
 }
 
-/* One arrival at t: a message for an ISP drawn from the mix joins the back
- * of that ISP's queue.  A queue that is already waiting keeps waiting: a
- * newer message never overtakes an older one of the same ISP. */
+/* One arrival at t for isp joins the back of that ISP's queue (the
+ * wake-ups due by t have run).  A queue that is already waiting keeps
+ * waiting: a newer message never overtakes an older one of the same ISP. */
+static inline void arrive_isp(struct sim *s, wu_time_t t, int isp)
+{
+	/* --engaged: exactly the share, spread evenly, drawing no random
+	 * number (the ISPs stay what they were without it). */
+	if (s->eng_thr && (s->eng_acc += s->eng_thr) >= ONE53) {
+		s->eng_acc -= ONE53;
+		s->eng_backlog[isp]++;
+	}
+	wu_engine_arrive(s->e, t, 1);
+	if (s->backlog[isp]++ == 0)
+		drain(s, isp, t);
+}
+
+/* One arrival at t: a message for an ISP drawn from the mix. */
 static inline void arrive(struct sim *s, wu_time_t t)
 {
 	uint64_t r = rng_next(s->rng_isp);
@@ -904,15 +932,16 @@ static inline void arrive(struct sim *s, wu_time_t t)
 		wu_time_t asked;
 		isp = wu_mxcache_group(s->mx, s->isps, s->mix_dom[k], t, &bits, &asked);
 	}
-	/* --engaged: exactly the share, spread evenly, drawing no random
-	 * number (the ISPs stay what they were without it). */
-	if (s->eng_thr && (s->eng_acc += s->eng_thr) >= ONE53) {
-		s->eng_acc -= ONE53;
-		s->eng_backlog[isp]++;
-	}
-	wu_engine_arrive(s->e, t, 1);
-	if (s->backlog[isp]++ == 0)
-		drain(s, isp, t);
+	arrive_isp(s, t, isp);
+}
+
+/* --from-store: one arrival the daemon recorded, at its time, for its ISP. */
+static void arrive_recorded(void *arg, wu_time_t t, int isp)
+{
+	struct sim *s = arg;
+
+	run_wakeups(s, t);
+	arrive_isp(s, t, isp);
 }
 
 /* n arrivals evenly spaced over [from, to): the first at from. */
@@ -1081,12 +1110,18 @@ static int run(struct sim *s, const struct wu_calendar *cal)
 		struct wu_day day;
 
 		wu_calendar_date(cal, cal->start + d, &day);
-		s->b_thr = s->bounce_thr[d];
-		s->c_thr = s->complaint_thr[d];
+		for (int i = 0; i < s->nisp; i++) {
+			s->b_thr[i] = s->bounce_thr[d];
+			s->c_thr[i] = s->complaint_thr[d];
+		}
+		if (s->rp)
+			sim_replay_rates(s->rp, day.date, s->nisp, s->b_thr, s->c_thr, s->d_thr);
 		/* Each day starts the even model at a seeded phase in [0, 1). */
 		s->b_acc = rng_next(s->rng_out) >> 11;
 		s->c_acc = rng_next(s->rng_out) >> 11;
-		if (s->hourly)
+		if (s->rp)
+			sim_replay_arrivals(s->rp, day.date, arrive_recorded, s);
+		else if (s->hourly)
 			arrive_hours(s, &day, s->hourly[d]);
 		else if (s->profile == PROF_BUSINESS)
 			arrive_business(s, &day, s->offered[d]);
@@ -1539,6 +1574,25 @@ static int setup_conf(struct wu_conf *conf, const struct options *o)
 	return 0;
 }
 
+/* --from-store gives the traffic and the outcomes: the options that would
+ * give them too are refused.  Returns 0 or EXIT_BAD after a message. */
+static int replay_excludes(const struct options *o)
+{
+	const char *given = o->daily       ? "--daily-volume"
+	                    : o->traffic   ? "--traffic"
+	                    : o->profile   ? "--profile"
+	                    : o->mix       ? "--mix"
+	                    : o->bounce    ? "--bounce-rate"
+	                    : o->complaint ? "--complaint-rate"
+	                    : o->deferral  ? "--deferral-rate"
+	                                   : NULL;
+
+	if (given)
+		return bad("--from-store gives the arrivals, ISPs and outcome rates: drop %s",
+		           given);
+	return 0;
+}
+
 /* Sets up traffic, mix and outcome model from the options.  Returns 0 or
  * EXIT_BAD after a message. */
 static int setup_sim(struct sim *s, const struct options *o, const struct wu_conf *conf)
@@ -1550,8 +1604,15 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	s->nisp = conf->core.isps.n;
 	if (o->daily && o->traffic)
 		return bad("give --daily-volume or --traffic, not both");
-	if (!o->daily && !o->traffic)
-		return bad("no traffic: give --daily-volume N or --traffic FILE");
+	if (!o->daily && !o->traffic && !s->rp)
+		return bad(
+		    "no traffic: give --daily-volume N, --traffic FILE or --from-store PATH");
+	if (s->rp &&
+	    !(s->offered = sim_replay_offered(s->rp, conf->core.calendar.start, &s->ndays))) {
+		if (s->ndays < 0)
+			return bad("out of memory");
+		return bad("--start: %s has no mail on or after that day", o->from_store);
+	}
 	if (o->daily && (rc = parse_count_opt("daily-volume", o->daily, 0, MAX_VOLUME, &daily)))
 		return rc;
 	if (o->traffic && (rc = read_traffic(s, o->traffic)))
@@ -1559,11 +1620,11 @@ static int setup_sim(struct sim *s, const struct options *o, const struct wu_con
 	if (o->days) {
 		if ((rc = parse_count_opt("days", o->days, 1, MAX_DAYS, &v)))
 			return rc;
-		if (o->traffic && v > s->ndays)
+		if ((o->traffic || s->rp) && v > s->ndays)
 			return bad("--days: %" PRId64 " is more than the %d days of %s", v,
-			           s->ndays, o->traffic);
+			           s->ndays, o->traffic ? o->traffic : o->from_store);
 		s->ndays = (int)v;
-	} else if (!o->traffic) {
+	} else if (!o->traffic && !s->rp) {
 		s->ndays = conf->core.schedule.ndays;
 	}
 	if (daily >= 0) {
@@ -1662,6 +1723,7 @@ static void sim_free(struct sim *s)
 {
 	wu_engine_free(s->e);
 	wu_mxcache_free(s->mx);
+	sim_replay_free(s->rp);
 	free(s->offered);
 	free(s->hourly);
 	free(s->bounce);
@@ -1717,7 +1779,22 @@ int wu_simulate_main(int argc, char **argv)
 		return bad("--svg draws one run; give --seed, not --seeds");
 	if (o.seeds && (rc = parse_count_opt("seeds", o.seeds, 1, 1000000, &runs)))
 		return rc;
-	if ((rc = setup_conf(&conf, &o)) || (rc = setup_sim(&s, &o, &conf)))
+	if ((rc = setup_conf(&conf, &o)))
+		goto out;
+	if (o.from_store) {
+		char rerr[WU_ERR_MAX + 4096];
+
+		if ((rc = replay_excludes(&o)))
+			goto out;
+		if (sim_replay_load(&s.rp, o.from_store, &conf.core.calendar, &conf.core.isps, rerr,
+		                    sizeof(rerr)) < 0) {
+			rc = bad("--from-store: %s", rerr);
+			goto out;
+		}
+		if (!o.start) /* day 1 is the store's first day */
+			conf.core.calendar.start = sim_replay_first_date(s.rp);
+	}
+	if ((rc = setup_sim(&s, &o, &conf)))
 		goto out;
 	if (o.seeds && !(oc = calloc((size_t)s.ndays, sizeof(*oc)))) {
 		rc = bad("out of memory"), rc = 1;
