@@ -540,7 +540,7 @@ static int route_isp(struct dispatcher *dp, int isp, wu_time_t now, int max, str
 		b = batch_for(dp, open, nopen, route, u[i].content_id, dec.date,
 		              wu_engine_today(d->engine)->step);
 		if (!b || store_mark_inflight(d->store, u[i].id, route) < 0 ||
-		    store_count(d->store, dec.date, route, isp, DISP_COUNT_ROUTED, 1) < 0) {
+		    store_count(d->store, dec.date, route, isp, WU_COUNT_ROUTED, 1) < 0) {
 			wu_engine_undo(d->engine, now, route, isp, dec.date);
 			done = -1;
 			break;
@@ -783,7 +783,6 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 		u->unit_id = b->sb.items[i].unit_id;
 		snprintf(u->provider_id, sizeof(u->provider_id), "%s", res[i].provider_id);
 		snprintf(u->error, sizeof(u->error), "%s", res[i].error);
-		rs->count[isp][result_of(st)]++;
 		first = first_of[isp][st];
 		if (first < 0)
 			first_of[isp][st] = i;
@@ -810,12 +809,18 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 					rep.retry_after = res[j].retry_after;
 			}
 		v = wu_engine_report(d->engine, now, &rep);
+		/* The store keeps what the engine counted, where it counted it. */
+		if (v.count_n > 0 && v.count < WU_RESULT_COUNT) {
+			rs->count[isp][v.count] += v.count_n;
+			rs->count_date = v.count_date;
+		}
 		u->status = v.action == WU_ACT_SENT   ? SND_ACCEPTED
 		            : v.action == WU_ACT_FAIL ? SND_PERMFAIL
 		                                      : SND_TEMPFAIL; /* queued again */
 		u->next_at = v.retry_at;
 	}
-	rs->count_date = wu_engine_today(d->engine)->date;
+	if (!rs->count_date)
+		rs->count_date = wu_engine_today(d->engine)->date;
 	if (daemon_txn(d) < 0) {
 		rs->next = dp->unsaved;
 		dp->unsaved = rs;

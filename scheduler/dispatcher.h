@@ -14,10 +14,6 @@
 
 #include "daemon.h"
 
-/* The counter "result" under which routing decisions are counted in the
- * store, beside the wu_result values. */
-#define DISP_COUNT_ROUTED WU_RESULT_COUNT
-
 int dispatcher_start(struct dispatcher **disp, struct wu_daemon *d);
 
 /* Runs a round soon (new units arrived, a route was resumed, ...). */

@@ -71,7 +71,7 @@ static void unsub_row(void *arg, int route, int isp, int result, int64_t v)
 {
 	struct snap *n = arg;
 
-	if (result == WEBHOOK_COUNT_UNSUBSCRIBE && route >= 0 && route < WU_ROUTE_COUNT &&
+	if (result == WU_COUNT_UNSUBSCRIBE && route >= 0 && route < WU_ROUTE_COUNT &&
 	    isp >= 0 && isp < WU_ISP_MAX)
 		n->unsub[route][isp] += v;
 }

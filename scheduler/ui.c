@@ -318,7 +318,7 @@ static void routed_row(void *arg, int route, int isp, int result, int64_t n)
 	struct wu_svg_day *d = arg;
 
 	(void)isp;
-	if (result != DISP_COUNT_ROUTED)
+	if (result != WU_COUNT_ROUTED)
 		return;
 	if (route == WU_ROUTE_NEW)
 		d->new_route += n;

@@ -412,8 +412,8 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fr
 		                      .text = webhook_event_text(ev, text, sizeof(text)) ? text : ""};
 		struct wu_verdict v = wu_engine_report(d->engine, now, &r);
 
-		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp, (int)e.res,
-		                1) < 0)
+		if (v.count_n > 0 &&
+		    store_count(d->store, v.count_date, route, isp, v.count, v.count_n) < 0)
 			return -1;
 		cut_log(w, isp, v.cuts, e.res, now);
 		if (v.cuts > 0 && d->cluster) {
@@ -427,7 +427,7 @@ static int event_apply(struct webhook *w, const cJSON *ev, wu_time_t now, int fr
 	} else {
 		wu_engine_tick(d->engine, now);
 		if (store_count(d->store, wu_engine_today(d->engine)->date, route, isp,
-		                WEBHOOK_COUNT_UNSUBSCRIBE, 1) < 0)
+		                WU_COUNT_UNSUBSCRIBE, 1) < 0)
 			return -1;
 	}
 	if (event_suppress(d, &e) < 0)

@@ -30,10 +30,6 @@ struct webhook;
 
 #define WEBHOOK_PATH "/v1/events/sendgrid"
 
-/* Counter results in the store beside enum wu_result (and the dispatcher's
- * DISP_COUNT_ROUTED = WU_RESULT_COUNT): unsubscribes are no engine outcome. */
-#define WEBHOOK_COUNT_UNSUBSCRIBE (WU_RESULT_COUNT + 1)
-
 /* One request's answer: the HTTP status and a small JSON body. */
 struct webhook_reply {
 	unsigned status;

@@ -118,6 +118,16 @@ enum wu_result {
 	WU_RESULT_COUNT
 };
 
+/* The counters of a day, route and ISP the daemon keeps for the days
+ * after (the store's counts, which status, the UI and a replay read):
+ * every wu_result, and beside them the routing decisions and the
+ * unsubscribes, which are no outcome to the engine. */
+enum wu_count {
+	WU_COUNT_ROUTED = WU_RESULT_COUNT, /* a NEW or OLD decision, on its date */
+	WU_COUNT_UNSUBSCRIBE,              /* a provider's unsubscribe event */
+	WU_COUNT_KINDS
+};
+
 /* One local day's numbers. */
 struct wu_day_stats {
 	int date;    /* local days since 1970-01-01 */
@@ -252,6 +262,10 @@ struct wu_verdict {
 	wu_time_t retry_at;
 	int paused; /* this report paused its route */
 	int cuts;   /* deferral rules that cut the ISP's rate */
+	/* the counter the report adds to, for the caller to keep: count_n of
+	 * count on count_date (the engine's day it was heard on); 0 = none */
+	int count_date, count;
+	int64_t count_n;
 };
 
 /* The verdict on a report.  A send that was refused (tempfail, permfail,

@@ -191,7 +191,7 @@ static void permfail_hear(struct wu_engine *e, wu_time_t now, enum wu_route rout
 
 struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const struct wu_report *r)
 {
-	struct wu_verdict v = {WU_ACT_NONE, 0, 0, 0};
+	struct wu_verdict v = {.action = WU_ACT_NONE};
 	struct wu_report rep = *r;
 	const struct wu_throttle_conf *tc;
 	struct wu_throttle *th;
@@ -210,6 +210,9 @@ struct wu_verdict wu_engine_report(struct wu_engine *e, wu_time_t now, const str
 	th = &e->th[rep.route][rep.isp];
 	tc = &e->conf.throttle[rep.route][rep.isp];
 	e->today.result[rep.route][rep.isp][rep.result] += rep.n;
+	v.count_date = e->today.date;
+	v.count = (int)rep.result;
+	v.count_n = rep.n;
 	wait = wu_backoff_retry(&e->conf.backoff, rep.attempts > 0 ? rep.attempts : 1, rep.jitter);
 	if (rep.retry_after > wait)
 		wait = rep.retry_after;
