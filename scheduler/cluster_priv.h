@@ -1,8 +1,9 @@
 /*
  * cluster_priv.h -- the inside of the shared ledger: what cluster.c (the
- * connection and the leases), cluster_view.c (the shared pause, status and
- * metrics) and cluster_dedup.c (the webhook's dedup) share, and no other
- * file.
+ * connection), cluster_lease.c (the leases and the ledger), cluster_sync.c
+ * (the periodic sync), cluster_view.c (the shared pause, status and
+ * metrics), cluster_dedup.c (the webhook's dedup) and cluster_bus.c (the
+ * shared events) share, and no other file.
  */
 #ifndef WU_CLUSTER_PRIV_H
 #define WU_CLUSTER_PRIV_H
@@ -18,6 +19,10 @@
 
 #define VIEW_MAX 64  /* nodes the view keeps */
 #define RING     256 /* requests timed for the timeout */
+
+#define SYNC_EVERY_MS 1000
+#define HOLD_S        3 /* grace after Redis lost a day: every live node re-claims */
+#define COUNT_MAX     9007199254740992LL /* 2^53: Lua's exact integers */
 
 enum { SC_LEASE, SC_RETURN, SC_SYNC, SC_PAUSE, SC_COUNT };
 
@@ -108,7 +113,8 @@ struct cluster {
 	/* figures for /metrics */
 	int64_t round_trips, leases, lease_units, returned, disconnects;
 
-	char k_day_prefix[200], k_pace_prefix[200], k_node[200], k_nodes[200], k_pause[200], k_node_prefix[200];
+	char k_day_prefix[200], k_pace_prefix[200], k_node[200], k_nodes[200], k_pause[200],
+	    k_node_prefix[200];
 };
 /* 1 while the shared connection is up
  (no wait is tried otherwise). */
@@ -117,13 +123,35 @@ const struct wu_cluster_conf *cluster_conf(const struct cluster *c);
 struct cluster_dedup *cluster_dedup_state(struct cluster *c);
 void cluster_count_round_trip(struct cluster *c);
 
-/* cluster.c: the dispatcher looks again now; a command sent and its
- * answer (for the timeout); a reply that is an error or missing (logged);
- * an array reply's element as a number or a string ("" when not one). */
+/* cluster.c: the loop's clock in ms; the dispatcher looks again now; the
+ * connection is gone or unusable (reconnect later); a day's key; a
+ * command sent and its answer (for the timeout); a reply that is an error
+ * or missing (logged); an array reply's element as a number or a string
+ * ("" when not one). */
+uint64_t cluster_ms(struct cluster *c);
 void cluster_kick(struct cluster *c);
+void cluster_lost(struct cluster *c, const char *why);
+void cluster_day_key(struct cluster *c, int date, char *buf, size_t len);
 void cluster_sent(struct cluster *c);
 void cluster_answered(struct cluster *c);
 int cluster_bad_reply(struct cluster *c, const redisReply *r, const char *what);
+/* cluster_lease.c: the ledger the engine asks (set into c->ledger), the
+ * one it has after a stop; n units of date back to the cluster; a new
+ * day (the old lease goes back); the claim the scripts are told; a cap
+ * as a Lua number. */
+void cluster_lease_init(struct cluster *c);
+struct wu_ledger *cluster_closed_ledger(void);
+void cluster_give_to(struct cluster *c, int date, int64_t n);
+void cluster_day_switch(struct cluster *c, int date);
+long long cluster_claim(struct cluster *c);
+long long cluster_cap_arg(int64_t cap);
+
+/* cluster_sync.c: today's pacing from the engine; a sync as soon as may
+ * be; the tick timer's callback. */
+void cluster_pace_params(struct cluster *c);
+void cluster_sync_soon(struct cluster *c);
+void cluster_on_tick(uv_timer_t *t);
+
 /* cluster_gate.c: this node's gate counts as its node hash keeps them, and
  * the sum of the others' (a text that does not parse is -1 and adds
  * nothing). */
