@@ -386,6 +386,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	n = conf->name;
 	snprintf(c->k_day_prefix, sizeof(c->k_day_prefix), "warmup:{%s}:day:", n);
 	snprintf(c->k_pace_prefix, sizeof(c->k_pace_prefix), "warmup:{%s}:pace:", n);
+	snprintf(c->k_isp_prefix, sizeof(c->k_isp_prefix), "warmup:{%s}:isp:", n);
 	snprintf(c->k_node, sizeof(c->k_node), "warmup:{%s}:node:%s", n, conf->node);
 	snprintf(c->k_node_prefix, sizeof(c->k_node_prefix), "warmup:{%s}:node:", n);
 	snprintf(c->k_nodes, sizeof(c->k_nodes), "warmup:{%s}:nodes", n);

@@ -108,6 +108,7 @@ void cluster_day_switch(struct cluster *c, int date)
 	c->exhausted = 0;
 	c->held = 0;
 	c->last_n = 0;
+	cluster_isp_day(c);
 }
 
 static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
@@ -160,11 +161,16 @@ static void lease_ask(struct cluster *c)
 	c->asked_date = c->date;
 }
 
+/* What holds a unit back when the ledger grants fewer than asked. */
+enum shortage { SHORT_NONE, SHORT_LEASE, SHORT_PACE, SHORT_ISP };
+
 static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
-                           enum wu_ledger_short *why)
+                           const struct wu_ledger_isp *lim, enum wu_ledger_short *why)
 {
 	struct cluster *c = l->ctx;
-	int64_t g;
+	struct cluster_isp *is;
+	enum shortage s = SHORT_NONE;
+	int64_t g = n;
 
 	if (cap == WU_UNLIMITED)
 		return n; /* the warmup is over: nothing left to share */
@@ -172,47 +178,54 @@ static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 		cluster_day_switch(c, date);
 	c->cap = cap;
 	c->used = used;
-	g = n < c->lease ? n : c->lease;
-	/* With pacing, a unit needs a token of the cluster's bucket too. */
+	if (c->lease < g) {
+		g = c->lease;
+		s = SHORT_LEASE;
+	}
+	/* With pacing, a unit needs a token of the cluster's bucket too; for
+	 * an ISP with limits of its own, one of the ISP's as well. */
 	if (c->prate > 0) {
 		c->pace_demand += n;
-		if (g > c->ptok) {
+		if (c->ptok < g) {
 			g = c->ptok;
-			if (g < n && c->lease > g) {
-				/* Tokens, not units, are short: wait for the next sync
-				 * unless the bucket is known to be empty, then the
-				 * overflow policy decides as for local pacing. */
-				c->ptok -= g;
-				c->lease -= g;
-				c->used = used + g;
-				if (g > 0)
-					note_taken(c, g);
-				*why = c->pace_empty && !c->stopping ? WU_LEDGER_PACED
-				       : c->stopping                 ? WU_LEDGER_DOWN
-				                                     : WU_LEDGER_PENDING;
-				if (!c->pace_empty)
-					cluster_sync_soon(c);
-				return g;
-			}
+			s = SHORT_PACE;
 		}
-		c->ptok -= g;
 	}
+	if ((is = cluster_isp_of(c, lim))) {
+		is->demand += n;
+		if (is->tok < g) {
+			g = is->tok;
+			s = SHORT_ISP;
+		}
+		is->tok -= g;
+	}
+	if (c->prate > 0)
+		c->ptok -= g;
 	c->lease -= g;
 	c->used = used + g; /* the engine counts them now: the claim stays whole */
 	if (g > 0)
 		note_taken(c, g);
 	if (c->lease <= c->last_n / 4)
 		lease_ask(c);
-	if (g < n) {
-		if (c->stopping)
-			*why = WU_LEDGER_DOWN;
-		else if (c->exhausted)
-			*why = WU_LEDGER_DONE;
-		else if (c->asking || (!c->ever_up && c->ac && !c->failures))
-			*why =
-			    WU_LEDGER_PENDING; /* the lease, or the first connection, is coming */
-		else
-			*why = WU_LEDGER_DOWN;
+	if (g >= n)
+		return g;
+	if (c->stopping) {
+		*why = WU_LEDGER_DOWN;
+	} else if (s == SHORT_PACE) {
+		/* Tokens, not units, are short: wait for the next sync unless
+		 * the bucket is known to be empty, then the overflow policy
+		 * decides as for local pacing. */
+		*why = c->pace_empty ? WU_LEDGER_PACED : WU_LEDGER_PENDING;
+		if (!c->pace_empty)
+			cluster_sync_soon(c);
+	} else if (s == SHORT_ISP) {
+		*why = cluster_isp_short(c, is);
+	} else if (c->exhausted) {
+		*why = WU_LEDGER_DONE;
+	} else if (c->asking || (!c->ever_up && c->ac && !c->failures)) {
+		*why = WU_LEDGER_PENDING; /* the lease, or the first connection, is coming */
+	} else {
+		*why = WU_LEDGER_DOWN;
 	}
 	return g;
 }
@@ -239,9 +252,10 @@ void cluster_lease_init(struct cluster *c)
 
 /* What the engine has after a stop: nothing. */
 static int64_t closed_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
-                           enum wu_ledger_short *why)
+                           const struct wu_ledger_isp *isp, enum wu_ledger_short *why)
 {
 	(void)l;
+	(void)isp;
 	(void)date;
 	(void)used;
 	if (cap == WU_UNLIMITED)

@@ -34,6 +34,20 @@ struct cluster_dedup {
 	char prefix[200]; /* warmup:{name}:ev: */
 };
 
+/* One ISP's shared limits as this node holds them (cluster_isp.c). */
+struct cluster_isp {
+	double rate, burst; /* the limits in force, as the engine last gave them */
+	int64_t share;      /* today's share of the cap; WU_UNLIMITED: none */
+	int64_t tok;        /* tokens held (each a unit of the share too) */
+	int64_t demand;     /* tokens used and wanted since the last sync */
+	int active;         /* the ISP has limits: its units need tokens */
+	int empty;          /* the last sync found its bucket empty */
+	int done;           /* the last sync found its share used up in sum */
+	int in_sync;        /* named in the sync under way */
+};
+
+#define CLUSTER_ARG_MAX 96 /* one argument of a script, as text */
+
 struct node_view {
 	char node[64];
 	int date;
@@ -104,6 +118,10 @@ struct cluster {
 	int64_t ptok;         /* tokens held */
 	int64_t pace_demand;  /* tokens used and wanted since the last sync */
 	int pace_empty;       /* the last sync found the bucket empty */
+	int sync_date;        /* the date the sync under way is of */
+
+	/* each ISP's shared limits (cluster_isp.c) */
+	struct cluster_isp isp[WU_ISP_MAX];
 
 	/* the shared events (cluster_bus.c) */
 	char k_bus[200];
@@ -113,8 +131,8 @@ struct cluster {
 	/* figures for /metrics */
 	int64_t round_trips, leases, lease_units, returned, disconnects;
 
-	char k_day_prefix[200], k_pace_prefix[200], k_node[200], k_nodes[200], k_pause[200],
-	    k_node_prefix[200];
+	char k_day_prefix[200], k_pace_prefix[200], k_isp_prefix[200], k_node[200], k_nodes[200],
+	    k_pause[200], k_node_prefix[200];
 };
 /* 1 while the shared connection is up
  (no wait is tried otherwise). */
@@ -151,6 +169,17 @@ long long cluster_cap_arg(int64_t cap);
 void cluster_pace_params(struct cluster *c);
 void cluster_sync_soon(struct cluster *c);
 void cluster_on_tick(uv_timer_t *t);
+
+/* cluster_isp.c: the ISP of a unit when its units need the cluster's
+ * tokens (else NULL); why one gets none now; a new day; whether anything
+ * of an ISP moves; the ISPs' part of a sync, its arguments (the count
+ * first) and its answer (1 when tokens came). */
+struct cluster_isp *cluster_isp_of(struct cluster *c, const struct wu_ledger_isp *lim);
+enum wu_ledger_short cluster_isp_short(struct cluster *c, const struct cluster_isp *is);
+void cluster_isp_day(struct cluster *c);
+int cluster_isp_busy(const struct cluster *c);
+int cluster_isp_args(struct cluster *c, char (*arg)[CLUSTER_ARG_MAX], const char **argv);
+int cluster_isp_answer(struct cluster *c, const redisReply *r);
 
 /* cluster_gate.c: this node's gate counts as its node hash keeps them, and
  * the sum of the others' (a text that does not parse is -1 and adds

@@ -56,7 +56,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *c = priv;
 	redisReply *r = reply;
-	int was_held = c->held, was_exhausted = c->exhausted;
+	int was_held = c->held, was_exhausted = c->exhausted, isp_came = 0;
 	struct wu_gate_counts peer = {0, 0, 0};
 	struct wu_gate_past peer_past = {0};
 
@@ -64,10 +64,18 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	cluster_answered(c);
 	c->syncing = 0;
 	if (cluster_bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY ||
-	    r->elements < 11 || c->stopping)
+	    r->elements < 12 || c->stopping) {
+		cluster_isp_answer(c, NULL);
 		return;
-	/* the tokens handed out (the ones sent back were returned first) */
-	c->ptok += cluster_int_at(r, 9);
+	}
+	/* the tokens handed out (the ones sent back were returned first); a
+	 * day's tokens are of no use on the next */
+	if (c->sync_date == c->date) {
+		c->ptok += cluster_int_at(r, 9);
+		isp_came = cluster_isp_answer(c, r->element[11]);
+	} else {
+		cluster_isp_answer(c, NULL);
+	}
 	c->pace_empty = c->prate > 0 && cluster_int_at(r, 10) < 1;
 	if (cluster_int_at(r, 0) != c->left || cluster_int_at(r, 1) != c->v_granted ||
 	    cluster_int_at(r, 4) != c->pause_seq)
@@ -79,7 +87,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	if (c->left > 0)
 		c->exhausted = 0;
 	c->nview = 0;
-	for (size_t i = 11; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
+	for (size_t i = 12; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
 		struct node_view *v = &c->view[c->nview++];
 
 		snprintf(v->node, sizeof(v->node), "%s", cluster_str_at(r, i));
@@ -97,7 +105,7 @@ static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
 	daemon_drain_events(c->d);
 	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5),
 	                    cluster_str_at(r, 6), (int)cluster_int_at(r, 7), cluster_str_at(r, 8));
-	if ((was_held && !c->held) || (was_exhausted && !c->exhausted) || c->ptok > 0)
+	if ((was_held && !c->held) || (was_exhausted && !c->exhausted) || c->ptok > 0 || isp_came)
 		cluster_kick(c);
 }
 
@@ -105,7 +113,10 @@ void cluster_on_tick(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
 	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
-	char key[256], gate[GATE_TEXT_MAX], pkey[256];
+	/* the sync's arguments as text: the loop runs one tick at a time */
+	static char num[11][CLUSTER_ARG_MAX], iarg[1 + 7 * WU_ISP_MAX][CLUSTER_ARG_MAX];
+	static const char *argv[23 + 1 + 7 * WU_ISP_MAX];
+	char key[256], gate[GATE_TEXT_MAX], pkey[256], ikey[256];
 	int64_t back, want;
 
 	/* an answer later than the timeout: the server is as good as gone */
@@ -120,7 +131,7 @@ void cluster_on_tick(uv_timer_t *t)
 	 * syncs less often, down to every SYNC_IDLE_MAX ticks: an idle day then
 	 * costs about 11,000 round trips instead of 86,400. */
 	if (c->take_ms > c->synced_ms || c->held || c->exhausted || c->lease > 0 ||
-	    c->pace_demand > 0)
+	    c->pace_demand > 0 || cluster_isp_busy(c))
 		c->sync_every = 1;
 	if (c->syncing)
 		return; /* the one under way answers first */
@@ -143,6 +154,7 @@ void cluster_on_tick(uv_timer_t *t)
 	}
 	cluster_day_key(c, c->date, key, sizeof(key));
 	snprintf(pkey, sizeof(pkey), "%s%d", c->k_pace_prefix, c->date);
+	snprintf(ikey, sizeof(ikey), "%s%d", c->k_isp_prefix, c->date);
 	cluster_gate_text(c->d->engine, gate, sizeof(gate));
 	cluster_pace_params(c);
 	/* Tokens held go back; as many come as were used and wanted since
@@ -151,14 +163,30 @@ void cluster_on_tick(uv_timer_t *t)
 	want = c->prate > 0 ? 2 * c->pace_demand : 0;
 	c->ptok = 0;
 	c->pace_demand = 0;
-	redisAsyncCommand(
-	    c->ac, on_sync, c,
-	    "EVALSHA %s 6 %s %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d %s %.9g %.9g "
-	    "%lld %lld",
-	    c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause, c->k_node_prefix, pkey,
-	    cluster_cap_arg(c->cap), c->conf->node, cluster_claim(c), HOLD_S, c->date,
-	    (long long)c->lease, (long long)today->used, NODE_TTL_S, gate, c->prate, c->pburst,
-	    (long long)back, (long long)want);
+	snprintf(num[0], CLUSTER_ARG_MAX, "%lld", cluster_cap_arg(c->cap));
+	snprintf(num[1], CLUSTER_ARG_MAX, "%lld", cluster_claim(c));
+	snprintf(num[2], CLUSTER_ARG_MAX, "%d", HOLD_S);
+	snprintf(num[3], CLUSTER_ARG_MAX, "%d", c->date);
+	snprintf(num[4], CLUSTER_ARG_MAX, "%lld", (long long)c->lease);
+	snprintf(num[5], CLUSTER_ARG_MAX, "%lld", (long long)today->used);
+	snprintf(num[6], CLUSTER_ARG_MAX, "%d", NODE_TTL_S);
+	snprintf(num[7], CLUSTER_ARG_MAX, "%.9g", c->prate);
+	snprintf(num[8], CLUSTER_ARG_MAX, "%.9g", c->pburst);
+	snprintf(num[9], CLUSTER_ARG_MAX, "%lld", (long long)back);
+	snprintf(num[10], CLUSTER_ARG_MAX, "%lld", (long long)want);
+	{
+		const char *fixed[] = {
+		    "EVALSHA",  c->sha[SC_SYNC],  "7",    key,    c->k_node, c->k_nodes,
+		    c->k_pause, c->k_node_prefix, pkey,   ikey,   num[0],    c->conf->node,
+		    num[1],     num[2],           num[3], num[4], num[5],    num[6],
+		    gate,       num[7],           num[8], num[9], num[10]};
+		int n = (int)(sizeof(fixed) / sizeof(fixed[0]));
+
+		memcpy(argv, fixed, sizeof(fixed));
+		n += cluster_isp_args(c, iarg, argv + n);
+		redisAsyncCommandArgv(c->ac, on_sync, c, n, argv, NULL);
+	}
+	c->sync_date = c->date;
 	c->syncing = 1;
 	cluster_sent(c);
 	cluster_bus_read(c);
