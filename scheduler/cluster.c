@@ -8,25 +8,15 @@
  *	cluster_stop(d->cluster);                          (after the dispatcher)
  *
  * DESCRIPTION
- *	The engine asks the ledger (core/ledger.h) for each new-route unit; the
- *	ledger answers from the lease it holds, never waiting.  When the lease
- *	falls to a quarter of its size the next one is asked for (EVALSHA of
- *	CLUSTER_LUA_LEASE), so a node that sends steadily never waits for one;
- *	a node whose lease is empty and whose next one is on its way makes the
- *	unit wait (WU_WHY_LEASE) and is kicked when it comes.  The lease's size
- *	follows the node's rate: ten seconds of what it sent in the last
- *	minute, doubled while leases go in under ten seconds, from LEASE_MIN
- *	to [cluster] lease_max; the script gives at most half of what is left,
- *	so the last units of a day spread over the nodes still sending.
- *
- *	Once a second (every 8 s while nothing moves) the node runs
- *	CLUSTER_LUA_SYNC: it states its claim (used today + lease held),
- *	publishes its numbers for the cluster view, and reads the shared pause
- *	and every node's numbers back (what it does with them is in
- *	cluster_view.c; the webhook's dedup in cluster_dedup.c, the shared
- *	suppressions and cuts in cluster_bus.c).  A lease unused for
- *	IDLE_RETURN, a lease of a day that ended, and the lease at a stop go
- *	back (CLUSTER_LUA_RETURN).
+ *	The connection to Redis on the loop and the node's life around it:
+ *	connecting (AUTH, SELECT and the scripts of cluster_lua.h queued in
+ *	one write), noticing an outage, reconnecting, starting and stopping.
+ *	What goes over the connection is elsewhere: the leases and the ledger
+ *	the engine asks in cluster_lease.c, the periodic sync in
+ *	cluster_sync.c, each ISP's shared limits in cluster_isp.c, the shared
+ *	pause and the view in cluster_view.c, the webhook's dedup in
+ *	cluster_dedup.c, the shared suppressions and cuts in cluster_bus.c.
+ *	At a stop the lease still held goes back before the connection closes.
  *
  *	Redis unreachable (a refused connection, a closed one, an answer
  *	later than [cluster] timeout): the units already leased go on, then
@@ -52,31 +42,19 @@
 #include "alert.h"
 #include "cluster_lua.h"
 #include "cluster_priv.h"
-#include "core/ledger.h"
 #include "daemon.h"
 #include "dispatcher.h"
 #include "log.h"
 
-#define LEASE_MIN      8
-#define SYNC_EVERY_MS  1000
-#define SYNC_IDLE_MAX  8     /* an idle node syncs every 8 s at most (ticks of SYNC_EVERY_MS) */
-#define NODE_TTL_S     30    /* a node silent this long leaves the view */
-#define HOLD_S         3     /* grace after Redis lost a day: every live node re-claims */
-#define IDLE_RETURN_MS 30000 /* an unused lease goes back after this */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
-#define COUNT_MAX      9007199254740992LL /* 2^53: Lua's exact integers */
 
 static const char *const scripts[SC_COUNT] = {CLUSTER_LUA_LEASE, CLUSTER_LUA_RETURN,
                                               CLUSTER_LUA_SYNC, CLUSTER_LUA_PAUSE};
 
 static void connect_now(struct cluster *c);
-static void sync_soon(struct cluster *c);
-static void on_tick(uv_timer_t *t);
-static void lease_ask(struct cluster *c);
-static void lost(struct cluster *c, const char *why);
 
-static uint64_t mono_ms(struct cluster *c)
+uint64_t cluster_ms(struct cluster *c)
 {
 	return uv_now(c->d->loop);
 }
@@ -90,7 +68,7 @@ void cluster_kick(struct cluster *c)
 	}
 }
 
-static void day_key(struct cluster *c, int date, char *buf, size_t len)
+void cluster_day_key(struct cluster *c, int date, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%d", c->k_day_prefix, date);
 }
@@ -100,7 +78,7 @@ void cluster_sent(struct cluster *c)
 {
 	c->round_trips++;
 	if (c->rn < RING)
-		c->sent_ms[(c->rhead + c->rn++) % RING] = mono_ms(c);
+		c->sent_ms[(c->rhead + c->rn++) % RING] = cluster_ms(c);
 }
 
 void cluster_answered(struct cluster *c)
@@ -115,11 +93,12 @@ void cluster_answered(struct cluster *c)
 int cluster_bad_reply(struct cluster *c, const redisReply *r, const char *what)
 {
 	if (!r)
-		return 1; /* the connection went: lost() says it */
+		return 1; /* the connection went: cluster_lost() says it */
 	if (r->type == REDIS_REPLY_ERROR) {
 		wu_error("cluster: %s: Redis answered: %.200s", what, r->str);
 		if (strncmp(r->str, "NOSCRIPT", 8) == 0 && c->ac)
-			lost(c, "the scripts are gone (Redis restarted under the connection)");
+			cluster_lost(c,
+			             "the scripts are gone (Redis restarted under the connection)");
 		return 1;
 	}
 	return 0;
@@ -204,7 +183,7 @@ static void maybe_free(struct cluster *c)
 }
 
 /* The connection is gone or unusable: forget it and reconnect later. */
-static void lost(struct cluster *c, const char *why)
+void cluster_lost(struct cluster *c, const char *why)
 {
 	redisAsyncContext *ac = c->ac;
 
@@ -292,7 +271,7 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
 		cluster_bad_reply(c, r, "loading a script");
 		/* an AUTH or SELECT that failed fails these too: start again */
 		if (c->ac)
-			lost(c, "the server refused the connection's set-up");
+			cluster_lost(c, "the server refused the connection's set-up");
 		return;
 	}
 	memcpy(c->sha[s->i], r->str, 40);
@@ -364,366 +343,6 @@ static void connect_now(struct cluster *c)
 	}
 }
 
-/* ---- leases -------------------------------------------------------------- */
-
-/* Units taken in the last minute (six bins of ten seconds). */
-static int64_t last_minute(struct cluster *c)
-{
-	uint64_t epoch = mono_ms(c) / 10000;
-	int64_t n = 0;
-
-	for (int i = 0; i < 6; i++)
-		if (c->bin_epoch[i] + 6 > epoch)
-			n += c->bins[i];
-	return n;
-}
-
-static void note_taken(struct cluster *c, int64_t n)
-{
-	uint64_t epoch = mono_ms(c) / 10000;
-	int i = (int)(epoch % 6);
-
-	if (c->bin_epoch[i] != epoch) {
-		c->bin_epoch[i] = epoch;
-		c->bins[i] = 0;
-	}
-	c->bins[i] += n;
-	c->take_ms = mono_ms(c);
-}
-
-static int64_t lease_want(struct cluster *c)
-{
-	int64_t want = last_minute(c) / 6;
-
-	if (c->last_n > 0 && mono_ms(c) - c->last_ms < 10000 && want < c->last_n * 2)
-		want = c->last_n * 2;
-	if (want < LEASE_MIN)
-		want = LEASE_MIN;
-	if (want > c->conf->lease_max)
-		want = c->conf->lease_max;
-	return want;
-}
-
-static long long claim_of(struct cluster *c)
-{
-	int64_t claim = c->used + c->lease;
-
-	return claim > COUNT_MAX ? COUNT_MAX : claim;
-}
-
-static long long cap_arg(int64_t cap)
-{
-	return cap > COUNT_MAX ? COUNT_MAX : cap;
-}
-
-/* Gives n units of date back to the cluster. */
-static void give_to_cluster(struct cluster *c, int date, int64_t n)
-{
-	char key[256];
-
-	if (n <= 0 || !c->ready || !c->ac)
-		return; /* unreachable: the units are lost (waste, never excess) */
-	day_key(c, date, key, sizeof(key));
-	redisAsyncCommand(c->ac, NULL, NULL, "EVALSHA %s 1 %s %s %lld", c->sha[SC_RETURN], key,
-	                  c->conf->node, (long long)n);
-	c->round_trips++; /* no answer awaited: not in the timeout ring */
-	c->returned += n;
-}
-
-/* A new day: what is left of the old lease goes back. */
-static void day_switch(struct cluster *c, int date)
-{
-	if (c->date && c->lease > 0)
-		give_to_cluster(c, c->date, c->lease);
-	c->date = date;
-	c->lease = 0;
-	c->used = 0;
-	c->exhausted = 0;
-	c->held = 0;
-	c->last_n = 0;
-}
-
-static void on_lease(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct cluster *c = priv;
-	redisReply *r = reply;
-	int64_t n;
-
-	(void)ac;
-	cluster_answered(c);
-	c->asking = 0;
-	if (cluster_bad_reply(c, r, "taking a lease") || r->type != REDIS_REPLY_ARRAY ||
-	    r->elements < 3)
-		return;
-	n = cluster_int_at(r, 0);
-	c->left = cluster_int_at(r, 1);
-	c->held = cluster_int_at(r, 2) != 0;
-	if (c->stopping || c->asked_date != c->date) {
-		give_to_cluster(c, c->asked_date, n);
-		return;
-	}
-	wu_debug("cluster: lease of %lld for %d (%lld left in the cluster%s)", (long long)n,
-	         c->asked_date, (long long)c->left, c->held ? ", held" : "");
-	if (n > 0) {
-		c->lease += n;
-		c->leases++;
-		c->lease_units += n;
-		c->last_n = n;
-		c->last_ms = c->take_ms = mono_ms(c);
-	} else if (!c->held) {
-		c->exhausted = 1;
-	}
-	cluster_kick(c);
-}
-
-static void lease_ask(struct cluster *c)
-{
-	char key[256];
-	long long want;
-
-	if (!c->ready || !c->ac || c->asking || c->exhausted || c->held || c->stopping)
-		return;
-	want = lease_want(c);
-	day_key(c, c->date, key, sizeof(key));
-	redisAsyncCommand(c->ac, on_lease, c, "EVALSHA %s 1 %s %lld %s %lld %d %lld",
-	                  c->sha[SC_LEASE], key, cap_arg(c->cap), c->conf->node, claim_of(c),
-	                  HOLD_S, want);
-	cluster_sent(c);
-	c->asking = 1;
-	c->asked_date = c->date;
-}
-
-static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
-                           enum wu_ledger_short *why)
-{
-	struct cluster *c = l->ctx;
-	int64_t g;
-
-	if (cap == WU_UNLIMITED)
-		return n; /* the warmup is over: nothing left to share */
-	if (date != c->date)
-		day_switch(c, date);
-	c->cap = cap;
-	c->used = used;
-	g = n < c->lease ? n : c->lease;
-	/* With pacing, a unit needs a token of the cluster's bucket too. */
-	if (c->prate > 0) {
-		c->pace_demand += n;
-		if (g > c->ptok) {
-			g = c->ptok;
-			if (g < n && c->lease > g) {
-				/* Tokens, not units, are short: wait for the next sync
-				 * unless the bucket is known to be empty, then the
-				 * overflow policy decides as for local pacing. */
-				c->ptok -= g;
-				c->lease -= g;
-				c->used = used + g;
-				if (g > 0)
-					note_taken(c, g);
-				*why = c->pace_empty && !c->stopping ? WU_LEDGER_PACED
-				       : c->stopping                 ? WU_LEDGER_DOWN
-				                                     : WU_LEDGER_PENDING;
-				if (!c->pace_empty)
-					sync_soon(c);
-				return g;
-			}
-		}
-		c->ptok -= g;
-	}
-	c->lease -= g;
-	c->used = used + g; /* the engine counts them now: the claim stays whole */
-	if (g > 0)
-		note_taken(c, g);
-	if (c->lease <= c->last_n / 4)
-		lease_ask(c);
-	if (g < n) {
-		if (c->stopping)
-			*why = WU_LEDGER_DOWN;
-		else if (c->exhausted)
-			*why = WU_LEDGER_DONE;
-		else if (c->asking || (!c->ever_up && c->ac && !c->failures))
-			*why =
-			    WU_LEDGER_PENDING; /* the lease, or the first connection, is coming */
-		else
-			*why = WU_LEDGER_DOWN;
-	}
-	return g;
-}
-
-static void shared_give_back(struct wu_ledger *l, int date, int64_t n)
-{
-	struct cluster *c = l->ctx;
-
-	if (date == c->date) {
-		c->lease += n;
-		c->used = c->used > n ? c->used - n : 0;
-		if (c->prate > 0)
-			c->ptok += n;
-	}
-}
-
-static const struct wu_ledger_ops shared_ops = {shared_take, shared_give_back};
-
-/* What the engine has after a stop: nothing. */
-static int64_t closed_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
-                           enum wu_ledger_short *why)
-{
-	(void)l;
-	(void)date;
-	(void)used;
-	if (cap == WU_UNLIMITED)
-		return n;
-	(void)n;
-	*why = WU_LEDGER_DOWN;
-	return 0;
-}
-
-static void closed_give_back(struct wu_ledger *l, int date, int64_t n)
-{
-	(void)l;
-	(void)date;
-	(void)n;
-}
-
-static const struct wu_ledger_ops closed_ops = {closed_take, closed_give_back};
-static struct wu_ledger closed_ledger = {&closed_ops, NULL};
-
-/* ---- the periodic sync --------------------------------------------------- */
-
-/* Today's pacing from the engine.  A bucket that holds the whole cap
- * (burst = day) limits nothing the cap does not: no tokens then. */
-static void pace_params(struct cluster *c)
-{
-	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
-
-	wu_engine_pacing(c->d->engine, &c->prate, &c->pburst);
-	if (today->cap == WU_UNLIMITED || c->pburst >= (double)today->cap)
-		c->prate = 0;
-}
-
-/* A sync as soon as may be (a unit waits for a pacing token), at most one
- * under way and one every 50 ms. */
-static void sync_soon(struct cluster *c)
-{
-	uint64_t since = mono_ms(c) - c->synced_ms;
-
-	if (c->syncing || !c->ready || !c->ac || c->stopping)
-		return;
-	c->sync_every = 1;
-	c->idle_ticks = 0;
-	uv_timer_start(&c->tick, on_tick, since >= 50 ? 0 : 50 - since, SYNC_EVERY_MS);
-}
-
-static void on_sync(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct cluster *c = priv;
-	redisReply *r = reply;
-	int was_held = c->held, was_exhausted = c->exhausted;
-	struct wu_gate_counts peer = {0, 0, 0};
-	struct wu_gate_past peer_past = {0};
-
-	(void)ac;
-	cluster_answered(c);
-	c->syncing = 0;
-	if (cluster_bad_reply(c, r, "syncing") || r->type != REDIS_REPLY_ARRAY || r->elements < 11 ||
-	    c->stopping)
-		return;
-	/* the tokens handed out (the ones sent back were returned first) */
-	c->ptok += cluster_int_at(r, 9);
-	c->pace_empty = c->prate > 0 && cluster_int_at(r, 10) < 1;
-	if (cluster_int_at(r, 0) != c->left || cluster_int_at(r, 1) != c->v_granted ||
-	    cluster_int_at(r, 4) != c->pause_seq)
-		c->sync_every = 1; /* the others are busy: keep up with them */
-	c->left = cluster_int_at(r, 0);
-	c->v_granted = cluster_int_at(r, 1);
-	c->v_cap = cluster_int_at(r, 2);
-	c->held = cluster_int_at(r, 3) != 0;
-	if (c->left > 0)
-		c->exhausted = 0;
-	c->nview = 0;
-	for (size_t i = 11; i + 5 < r->elements && c->nview < VIEW_MAX; i += 6) {
-		struct node_view *v = &c->view[c->nview++];
-
-		snprintf(v->node, sizeof(v->node), "%s", cluster_str_at(r, i));
-		v->date = (int)cluster_int_at(r, i + 1);
-		v->lease = cluster_int_at(r, i + 2);
-		v->sent = cluster_int_at(r, i + 3);
-		v->at = cluster_int_at(r, i + 4);
-		/* the others' gate counts of today join this node's */
-		if (v->date == c->date && strcmp(v->node, c->conf->node) != 0 &&
-		    cluster_gate_add(cluster_str_at(r, i + 5), &peer, &peer_past) < 0)
-			wu_warn("cluster: node %s published gate counts that do not parse", v->node);
-	}
-	wu_engine_gate_peers(c->d->engine, daemon_now(c->d), c->date, &peer, &peer_past);
-	daemon_drain_events(c->d);
-	cluster_pause_apply(c, cluster_int_at(r, 4), (int)cluster_int_at(r, 5),
-	                    cluster_str_at(r, 6), (int)cluster_int_at(r, 7), cluster_str_at(r, 8));
-	if ((was_held && !c->held) || (was_exhausted && !c->exhausted) || c->ptok > 0)
-		cluster_kick(c);
-}
-
-static void on_tick(uv_timer_t *t)
-{
-	struct cluster *c = t->data;
-	const struct wu_day_stats *today = wu_engine_today(c->d->engine);
-	char key[256], gate[GATE_TEXT_MAX], pkey[256];
-	int64_t back, want;
-
-	/* an answer later than the timeout: the server is as good as gone */
-	if (c->ac && c->rn > 0 &&
-	    mono_ms(c) - c->sent_ms[c->rhead] > (uint64_t)(c->conf->timeout / 1000)) {
-		lost(c, "no answer within [cluster] timeout");
-		return;
-	}
-	if (!c->ready || !c->ac)
-		return;
-	/* A node that routed nothing and heard nothing new since the last sync
-	 * syncs less often, down to every SYNC_IDLE_MAX ticks: an idle day then
-	 * costs about 11,000 round trips instead of 86,400. */
-	if (c->take_ms > c->synced_ms || c->held || c->exhausted || c->lease > 0 ||
-	    c->pace_demand > 0)
-		c->sync_every = 1;
-	if (c->syncing)
-		return; /* the one under way answers first */
-	if (++c->idle_ticks < c->sync_every)
-		return;
-	c->idle_ticks = 0;
-	if (c->sync_every < SYNC_IDLE_MAX)
-		c->sync_every *= 2;
-	c->synced_ms = mono_ms(c);
-	if (today->date != c->date) {
-		day_switch(c, today->date);
-		c->cap = today->cap;
-		c->used = today->used;
-	} else {
-		c->used = today->used;
-	}
-	if (c->lease > 0 && mono_ms(c) - c->take_ms > IDLE_RETURN_MS) {
-		give_to_cluster(c, c->date, c->lease);
-		c->lease = 0;
-	}
-	day_key(c, c->date, key, sizeof(key));
-	snprintf(pkey, sizeof(pkey), "%s%d", c->k_pace_prefix, c->date);
-	cluster_gate_text(c->d->engine, gate, sizeof(gate));
-	pace_params(c);
-	/* Tokens held go back; as many come as were used and wanted since
-	 * the last sync, twice over while they are asked for. */
-	back = c->ptok;
-	want = c->prate > 0 ? 2 * c->pace_demand : 0;
-	c->ptok = 0;
-	c->pace_demand = 0;
-	redisAsyncCommand(c->ac, on_sync, c,
-	                  "EVALSHA %s 6 %s %s %s %s %s %s %lld %s %lld %d %d %lld %lld %d %s %.9g %.9g "
-	                  "%lld %lld",
-	                  c->sha[SC_SYNC], key, c->k_node, c->k_nodes, c->k_pause, c->k_node_prefix,
-	                  pkey, cap_arg(c->cap), c->conf->node, claim_of(c), HOLD_S, c->date,
-	                  (long long)c->lease, (long long)today->used, NODE_TTL_S, gate, c->prate,
-	                  c->pburst, (long long)back, (long long)want);
-	c->syncing = 1;
-	cluster_sent(c);
-	cluster_bus_read(c);
-}
-
 /* ---- for cluster_dedup.c ------------------------------------------------- */
 
 int cluster_reachable(const struct cluster *c)
@@ -763,11 +382,11 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	}
 	c->d = d;
 	c->conf = conf;
-	c->ledger.ops = &shared_ops;
-	c->ledger.ctx = c;
+	cluster_lease_init(c);
 	n = conf->name;
 	snprintf(c->k_day_prefix, sizeof(c->k_day_prefix), "warmup:{%s}:day:", n);
 	snprintf(c->k_pace_prefix, sizeof(c->k_pace_prefix), "warmup:{%s}:pace:", n);
+	snprintf(c->k_isp_prefix, sizeof(c->k_isp_prefix), "warmup:{%s}:isp:", n);
 	snprintf(c->k_node, sizeof(c->k_node), "warmup:{%s}:node:%s", n, conf->node);
 	snprintf(c->k_node_prefix, sizeof(c->k_node_prefix), "warmup:{%s}:node:", n);
 	snprintf(c->k_nodes, sizeof(c->k_nodes), "warmup:{%s}:nodes", n);
@@ -788,9 +407,9 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	uv_timer_init(d->loop, &c->stop);
 	c->tick.data = c->retry.data = c->stop.data = c;
 	c->sync_every = 1;
-	uv_timer_start(&c->tick, on_tick, SYNC_EVERY_MS, SYNC_EVERY_MS);
+	uv_timer_start(&c->tick, cluster_on_tick, SYNC_EVERY_MS, SYNC_EVERY_MS);
 	wu_engine_set_ledger(d->engine, &c->ledger);
-	pace_params(c); /* no unit goes before the first tokens come */
+	cluster_pace_params(c); /* no unit goes before the first tokens come */
 	d->extra.cluster_json = cluster_status_json;
 	d->extra.cluster_metrics = cluster_metrics;
 	d->extra.cluster_arg = c;
@@ -821,7 +440,7 @@ void cluster_stop(struct cluster *c)
 	d = c->d;
 	c->stopping = 1;
 	cluster_dedup_close(&c->dedup);
-	wu_engine_set_ledger(d->engine, &closed_ledger);
+	wu_engine_set_ledger(d->engine, cluster_closed_ledger());
 	daemon_unlisten(d, cluster_on_event, c);
 	d->extra.cluster_json = NULL;
 	d->extra.cluster_metrics = NULL;
@@ -832,7 +451,7 @@ void cluster_stop(struct cluster *c)
 	if (c->ac && c->ready) {
 		/* The lease goes back; the connection closes once Redis answered. */
 		if (c->lease > 0)
-			give_to_cluster(c, c->date, c->lease);
+			cluster_give_to(c, c->date, c->lease);
 		c->lease = 0;
 		redisAsyncDisconnect(c->ac);
 		uv_timer_start(&c->stop, on_stop_timeout, (uint64_t)(c->conf->timeout / 1000), 0);

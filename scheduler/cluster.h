@@ -14,10 +14,13 @@
  * already leased go on, then the new route stops (the overflow policy
  * applies), an alert goes out, and the node reconnects with a backoff.
  *
- * Shared besides the cap: a pause or resume by an operator and a halt of
- * the health gate on any node reach every node (the pause hash); the
- * Event Webhook's dedup by sg_event_id (cluster_dedup.c), and the
- * suppressions and deferral cuts it made (cluster_bus.c).  The
+ * Shared besides the cap: the pacing bucket and each ISP's new-route
+ * limits (its rate as one bucket, its share counted in sum,
+ * cluster_isp.c), both as tokens that come with the sync; a pause or
+ * resume by an operator and a halt of the health gate on any node reach
+ * every node (the pause hash); the Event Webhook's dedup by sg_event_id
+ * (cluster_dedup.c), and the suppressions and deferral cuts it made
+ * (cluster_bus.c).  The
  * status JSON gets a "cluster" object (every node's lease and sends, the
  * sum against the cap), /metrics the node's own figures.
  */

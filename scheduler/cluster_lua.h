@@ -77,15 +77,22 @@
 /* The periodic call: the claim, this node's numbers for the cluster view,
  * the shared pause, and every live node's numbers back.
  * KEYS: day, this node's hash, the node set, the pause hash, the node
- * hash prefix, the day's pacing bucket.  ARGV: cap node claim grace date
- * lease sent ttl gate rate burst back want.
+ * hash prefix, the day's pacing bucket, the day's ISP hash.  ARGV: cap
+ * node claim grace date lease sent ttl gate rate burst back want, then
+ * the number of ISPs and for each: name rate burst share back want claim.
  * Returns {left, granted, cap, held, pause_seq, paused, pause_kind,
- * pause_date, pause_by, tokens, tokens_left, then node, date, lease, sent,
- * at, gate per node} (gate: the node's own gate counts, cluster_gate.c).
+ * pause_date, pause_by, tokens, tokens_left, {{tokens, tokens_left,
+ * share_left} per ISP}, then node, date, lease, sent, at, gate per node}
+ * (gate: the node's own gate counts, cluster_gate.c).
  *
  * The pacing bucket (rate 0: none) fills at rate tokens a second up to
  * burst, from full at its first use of the day, by the server's clock; the
- * node's unused tokens (back) go in first, then it gets up to want. */
+ * node's unused tokens (back) go in first, then it gets up to want.  An
+ * ISP's bucket is the same (its rate 0: none, tokens_left -1; field
+ * NAME:rate the rate it last filled at, a cut's factor applied); its tokens
+ * are also units of its share (-1: none, share_left -1), counted in sum as
+ * the cap is: field NAME:got the sum, NAME:n:NODE a node's part, which
+ * only grows to the node's claim (sent today + tokens held). */
 #define CLUSTER_LUA_SYNC                                                                           \
 	CLUSTER_LUA_CLAIM                                                                          \
 	"local ttl = tonumber(ARGV[8])\n"                                                          \
@@ -114,8 +121,57 @@
 	"  redis.call('HSET', KEYS[6], 'tokens', tostring(tok), 't', tostring(tnow))\n"            \
 	"  redis.call('EXPIRE', KEYS[6], 259200)\n"                                                \
 	"end\n"                                                                                    \
+	"local isps = {}\n"                                                                        \
+	"local m = tonumber(ARGV[14] or '0')\n"                                                    \
+	"if m > 0 then\n"                                                                          \
+	"  local tm = redis.call('TIME')\n"                                                        \
+	"  local tnow = tonumber(tm[1]) + tonumber(tm[2]) / 1000000\n"                             \
+	"  local IK = KEYS[7]\n"                                                                   \
+	"  for j = 0, m - 1 do\n"                                                                  \
+	"    local b = 15 + j * 7\n"                                                               \
+	"    local name = ARGV[b]\n"                                                               \
+	"    local rate, burst = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])\n"                   \
+	"    local share, back = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])\n"                   \
+	"    local g, claim = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])\n"                      \
+	"    local tl, sl = -1, -1\n"                                                              \
+	"    local tok\n"                                                                          \
+	"    if rate > 0 then\n"                                                                   \
+	"      tok = tonumber(redis.call('HGET', IK, name .. ':tok') or '-1')\n"                   \
+	"      local last = tonumber(redis.call('HGET', IK, name .. ':t') or '0')\n"               \
+	"      if tok < 0 then tok = burst; last = tnow end\n"                                     \
+	"      if tnow > last then tok = tok + (tnow - last) * rate end\n"                         \
+	"      tok = tok + back\n"                                                                 \
+	"      if tok > burst then tok = burst end\n"                                              \
+	"      if g > tok then g = math.floor(tok) end\n"                                          \
+	"    end\n"                                                                                \
+	"    if share >= 0 then\n"                                                                 \
+	"      local mk = name .. ':n:' .. ARGV[2]\n"                                              \
+	"      local got = tonumber(redis.call('HGET', IK, name .. ':got') or '0')\n"              \
+	"      local mine = tonumber(redis.call('HGET', IK, mk) or '0')\n"                         \
+	"      if claim > mine then got = got + claim - mine; mine = claim end\n"                  \
+	"      if back > mine then back = mine end\n"                                              \
+	"      got = got - back; mine = mine - back\n"                                             \
+	"      local room = share - got\n"                                                         \
+	"      if room < 0 then room = 0 end\n"                                                    \
+	"      if g > room then g = room end\n"                                                    \
+	"      if g < 0 then g = 0 end\n"                                                          \
+	"      got = got + g; mine = mine + g\n"                                                   \
+	"      sl = room - g\n"                                                                    \
+	"      redis.call('HSET', IK, name .. ':got', got, mk, mine)\n"                            \
+	"    end\n"                                                                                \
+	"    if g < 0 then g = 0 end\n"                                                            \
+	"    if rate > 0 then\n"                                                                   \
+	"      tok = tok - g\n"                                                                    \
+	"      tl = math.floor(tok)\n"                                                             \
+	"      redis.call('HSET', IK, name .. ':tok', tostring(tok), name .. ':t', tostring(tnow),"   \
+	"                 name .. ':rate', ARGV[b + 1])\n"                                         \
+	"    end\n"                                                                                \
+	"    table.insert(isps, {g, tl, sl})\n"                                                    \
+	"  end\n"                                                                                  \
+	"  redis.call('EXPIRE', IK, 259200)\n"                                                     \
+	"end\n"                                                                                    \
 	"local out = {left, granted, c, held, tonumber(p[1] or '0'), tonumber(p[2] or '0'),"       \
-	" p[3] or '', tonumber(p[4] or '0'), p[5] or '', tg, tleft}\n"                             \
+	" p[3] or '', tonumber(p[4] or '0'), p[5] or '', tg, tleft, isps}\n"                       \
 	"for _, node in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"                         \
 	"  local h = redis.call('HMGET', KEYS[5] .. node, 'date', 'lease', 'sent', 'at', 'gate')\n" \
 	"  if h[1] then\n"                                                                         \

@@ -400,6 +400,7 @@ struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, i
 {
 	struct wu_decision d = {WU_WAIT, WU_WHY_NONE, 0, 0};
 	enum wu_ledger_short short_why = WU_LEDGER_DONE;
+	struct wu_ledger_isp lim;
 	wu_time_t until;
 
 	wu_engine_tick(e, now);
@@ -408,16 +409,25 @@ struct wu_decision wu_engine_route_new_for(struct wu_engine *e, wu_time_t now, i
 	d.date = e->today.date;
 	e->today.engaged_asks += engaged != 0;
 	d.why = new_blocked(e, now, isp, engaged, &until);
+	/* The ledger hears the ISP's limits in force: a shared one counts
+	 * them over every node. */
+	lim.isp = isp;
+	lim.rate = e->th[WU_ROUTE_NEW][isp].bucket.rate;
+	lim.burst = e->th[WU_ROUTE_NEW][isp].bucket.burst;
+	lim.share = e->share[isp];
 	if (d.why == WU_WHY_NONE && wu_ledger_take(e->ledger, e->today.date, e->today.cap,
-	                                           e->today.used, 1, &short_why) < 1) {
+	                                           e->today.used, 1, &lim, &short_why) < 1) {
 		/* Everything else would let it go: only the ledger holds it back. */
 		d.why = short_why == WU_LEDGER_PENDING ? WU_WHY_LEASE
 		        : short_why == WU_LEDGER_DOWN  ? WU_WHY_CLUSTER
 		        : short_why == WU_LEDGER_PACED ? WU_WHY_PACING
+		        : short_why == WU_LEDGER_ISP   ? WU_WHY_ISP_RATE
+		        : short_why == WU_LEDGER_SHARE ? WU_WHY_SHARE
 		                                       : WU_WHY_CAP;
-		until = short_why == WU_LEDGER_DONE    ? e->day.end
-		        : short_why == WU_LEDGER_PACED ? now + WU_USEC
-		                                       : now + WU_LEASE_WAIT;
+		until = short_why == WU_LEDGER_DONE || short_why == WU_LEDGER_SHARE ? e->day.end
+		        : short_why == WU_LEDGER_PACED || short_why == WU_LEDGER_ISP
+		            ? now + WU_USEC
+		            : now + WU_LEASE_WAIT;
 	}
 	if (d.why == WU_WHY_NONE) {
 		wu_bucket_take(&e->pacing);

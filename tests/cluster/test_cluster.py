@@ -9,6 +9,7 @@ sends to, one recording SMTP relay as the old route, and three warmupd
 nodes with their own stores and [cluster] on that Redis.  What is asserted
 is counted where it lands: recipients at the fake and at the relay.
 """
+import datetime
 import http.server
 import json
 import os
@@ -32,6 +33,10 @@ WARMUP = None
 TOKEN = "tok-Cluster-5e1a7c93b2d04f68a1e7"
 API_KEY = "SG.Cluster-8b2d41f0c6e37a95d1c4.pQ7w"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                 "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"]
+KEY = "warmup:{test-migration}"  # the keys of the tests' migration
 
 
 class Redis:
@@ -59,6 +64,12 @@ class Redis:
                 return s.makefile("rb").readline().decode().strip()
         except OSError:
             return None
+
+    def cli(self, *args):
+        """One command through redis-cli; its raw reply as text."""
+        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), "--raw", *args],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -232,10 +243,11 @@ timeout = 1s
 """
         return warmuptest.write_file(d, "warmupd.conf", text)
 
-    def start_node(self, i, **kw):
+    def start_node(self, i, env_extra=None, **kw):
         d = os.path.join(self.dir, "n%d" % i)
         env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY,
-                   WARMUP_TEST_ALERT="http://127.0.0.1:%d/hook" % self.alerts.server_port)
+                   WARMUP_TEST_ALERT="http://127.0.0.1:%d/hook" % self.alerts.server_port,
+                   **(env_extra or {}))
         n = Node(d, self.config(i, **kw), env)
         return n
 
@@ -244,7 +256,7 @@ timeout = 1s
         wait_for(lambda: all(n.status()["cluster"]["connected"] for n in self.nodes),
                  "every node connected to Redis")
 
-    def post(self, count, start=0, nodes=None, tag="m"):
+    def post(self, count, start=0, nodes=None, tag="m", domain="example.com"):
         """count one-recipient messages, round-robin over nodes, from one
         thread per node; returns the recipients accepted (202)."""
         nodes = nodes or self.nodes
@@ -254,7 +266,7 @@ timeout = 1s
         def run(k):
             mine = []
             for j in range(start + k, start + count, len(nodes)):
-                r = "%s%d@example.com" % (tag, j)
+                r = "%s%d@%s" % (tag, j, domain)
                 st, _, b = nodes[k].send(mail([r], subject="Cluster %d" % j))
                 self.assertEqual(st, 202, b)
                 mine.append(r)
@@ -295,6 +307,135 @@ timeout = 1s
         self.assertGreaterEqual(len(set(new)), 1, "the tokens reach the nodes")
         self.assertEqual(set(new) | set(old), set(accepted), "nothing lost")
         self.assertEqual(len(set(new) & set(old)), 0)
+
+    # ---- each ISP's limits in sum ------------------------------------------
+
+    def test_isp_share_is_counted_in_sum(self):
+        """Gmail may have 20% of a cap of 500: 100.  Alone, each of three
+        nodes would give Gmail its own 100 (300 in all, within the cap);
+        counting the share in sum, the three send at most 100 to Gmail
+        together, the rest goes old, and other ISPs still get the cap's
+        rest."""
+        self.start_nodes(extra="[isp google]\nnew_share = 20%\n")
+        accepted = self.post(450, tag="share", domain="gmail.com")
+        accepted += self.post(60, start=450, tag="other")
+        self.assertEqual(len(accepted), 510)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        gmail = [r for r in set(new) if r.startswith("share")]
+        others = [r for r in set(new) if r.startswith("other")]
+        self.assertLessEqual(len(gmail), 100, "Gmail's share of 500, in sum")
+        self.assertGreaterEqual(len(gmail), 50, "the share's units reach the nodes")
+        self.assertEqual(len(others), 60, "other ISPs are not held by Gmail's share")
+        self.assertEqual(set(new) | set(old), set(accepted), "nothing lost")
+        self.assertEqual(len(set(new) & set(old)), 0)
+        per_node = [n.status()["isps"]["google"]["new"]["sent"] for n in self.nodes]
+        self.assertEqual(sum(per_node), len(gmail), per_node)
+        date = (today() - datetime.date(1970, 1, 1)).days
+        got = int(self.redis.cli("HGET", "%s:isp:%d" % (KEY, date), "google:got") or "0")
+        self.assertLessEqual(got, 100, "the share counted in Redis")
+        self.assertGreaterEqual(got, len(gmail))
+
+    def test_isp_rate_tokens_are_shared(self):
+        """Gmail at 6/h with a burst of 5: its bucket holds 5.  Alone, each
+        of three nodes would send its own bucket's 5 at once (15); sharing
+        the cluster's bucket for Gmail, the three send at most 5 together,
+        the rest goes old; other ISPs are not held by it."""
+        self.start_nodes(extra="[isp google]\nnew_rate = 6/h\nnew_burst = 5\n")
+        accepted = self.post(60, tag="rate", domain="gmail.com")
+        accepted += self.post(30, start=60, tag="other")
+        self.assertEqual(len(accepted), 90)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        gmail = [r for r in set(new) if r.startswith("rate")]
+        self.assertLessEqual(len(gmail), 5, "the cluster's Gmail bucket holds 5")
+        self.assertGreaterEqual(len(gmail), 1, "the tokens reach the nodes")
+        self.assertEqual(len([r for r in set(new) if r.startswith("other")]), 30)
+        self.assertEqual(set(new) | set(old), set(accepted), "nothing lost")
+        self.assertEqual(len(set(new) & set(old)), 0)
+
+    def test_isp_cut_applies_to_the_shared_rate(self):
+        """A deferral rule cuts Gmail's 10/s to half on node 1; node 2 hears
+        of it through the shared events, and the cluster's Gmail bucket
+        fills at the cut rate, 5/s, whichever node refills it."""
+        self.start_nodes(k=2, extra="[isp google]\nnew_rate = 600/min\nnew_burst = 2\n")
+        date = (today() - datetime.date(1970, 1, 1)).days
+        rate = lambda: float(self.redis.cli("HGET", "%s:isp:%d" % (KEY, date),  # noqa: E731
+                                            "google:rate") or "0")
+        accepted = self.post(4, nodes=[self.nodes[1]], tag="full", domain="gmail.com")
+        self.wait_all(accepted)
+        wait_for(lambda: rate() == 10, "the bucket at Gmail's full rate")
+        ev = [{"email": "someone@gmail.com", "timestamp": int(time.time()), "event": "deferred",
+               "response": "421-4.7.28 Our system has detected an unusual rate",
+               "sg_event_id": "cut-s-1", "warmup_route": "new"}]
+        st, _, b = self.nodes[0].request("POST", "/v1/events/sendgrid", ev, token=None)
+        self.assertEqual(st, 200, b)
+        wait_for(lambda: "shared by node n1" in self.nodes[1].logtext(),
+                 "the other node cut google's rate too")
+        accepted += self.post(20, start=4, nodes=[self.nodes[1]], tag="cut", domain="gmail.com")
+        self.wait_all(accepted)
+        wait_for(lambda: rate() == 5, "the bucket at the cut rate, refilled by node 2")
+        self.assertEqual(set(accepted) - set(self.landed()[0]) - set(self.landed()[1]), set())
+
+    # ---- leases going back -------------------------------------------------
+
+    def test_lease_goes_back_at_stop(self):
+        """Node 1 sends one message of a cap of 20 and holds the rest of its
+        lease; it stops: the lease goes back, and node 2 can send all the 19
+        left (without the return it could send only 20 minus the lease)."""
+        self.start_nodes(k=2, cap=20)
+        accepted = self.post(1, nodes=[self.nodes[0]], tag="s")
+        self.wait_all(accepted)
+        lease = self.nodes[0].status()["cluster"]["lease"]
+        self.assertGreater(lease, 0, "node 1 holds the rest of its lease")
+        self.assertEqual(self.nodes[0].terminate(), 0)
+        wait_for(lambda: self.nodes[1].status()["cluster"]["granted"] == 1,
+                 "the cluster counts only what node 1 used")
+        accepted += self.post(40, start=1, nodes=[self.nodes[1]], tag="s")
+        self.wait_all(accepted)
+        new = set(self.landed()[0])
+        self.assertEqual(len(new), 20, "node 2 used the returned lease: the cap in sum")
+        self.assertEqual(self.nodes[1].status()["routes"]["new"]["sent"], 19)
+
+    def test_lease_not_carried_over_midnight(self):
+        """A node holds a lease of today's cap of 20 when its clock crosses
+        midnight (libfaketime): the lease goes back to the old date (its
+        count is what was used), and the new date grants its own cap of 20,
+        not 20 plus the old leftover."""
+        lib = next((l for l in FAKETIME_LIBS if os.path.exists(l)), None)
+        if not lib:
+            self.skipTest("libfaketime not installed (Debian package faketime)")
+        tsfile = warmuptest.write_file(self.dir, "faketime", "+0\n")
+        env = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": tsfile, "FAKETIME_NO_CACHE": "1",
+               "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+               "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+        self.nodes = [self.start_node(1, cap=20, env_extra=env)]
+        wait_for(lambda: self.nodes[0].status()["cluster"]["connected"], "connected")
+        accepted = self.post(3, tag="d1")
+        self.wait_all(accepted)
+        st = self.nodes[0].status()
+        self.assertGreater(st["cluster"]["lease"], 0, "a lease held at midnight")
+        day1 = (today() - datetime.date(1970, 1, 1)).days
+        self.assertEqual(self.redis.cli("HGET", "%s:day:%d" % (KEY, day1), "granted"),
+                         str(3 + st["cluster"]["lease"]))
+        secs = 86400 + 600
+        with open(tsfile + ".tmp", "w") as f:
+            f.write("%+d\n" % secs)
+        os.replace(tsfile + ".tmp", tsfile)
+        day2 = ((datetime.datetime.now(warmuptest.zoneinfo.ZoneInfo(TZ)) +
+                 datetime.timedelta(seconds=secs)).date() - datetime.date(1970, 1, 1)).days
+        wait_for(lambda: self.nodes[0].status()["date"] ==
+                 (datetime.date(1970, 1, 1) + datetime.timedelta(days=day2)).isoformat(),
+                 "the node's clock on the next date")
+        accepted += self.post(40, start=3, tag="d2")
+        self.wait_all(accepted)
+        wait_for(lambda: self.redis.cli("HGET", "%s:day:%d" % (KEY, day1), "granted") == "3",
+                 "the old date's leftover lease went back")
+        new = set(self.landed()[0])
+        self.assertEqual(len([r for r in new if r.startswith("d2")]), 20,
+                         "the new date's own cap, nothing carried")
+        self.assertEqual(self.redis.cli("HGET", "%s:day:%d" % (KEY, day2), "granted"), "20")
+        self.assertEqual(set(accepted) - (new | set(self.landed()[1])), set(), "nothing lost")
 
     def test_three_nodes_share_one_cap(self):
         self.start_nodes()

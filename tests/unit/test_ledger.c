@@ -2,7 +2,9 @@
  * test_ledger.c -- the engine asks a ledger for new-route units: a ledger
  * that grants fewer than the cap holds the new route there, a lease on its
  * way makes units wait (never overflow), a ledger that cannot be reached
- * sends them the overflow way, give-backs reach the ledger.
+ * sends them the overflow way, give-backs reach the ledger, the ledger
+ * hears each unit's ISP with its limits in force and may hold it back by
+ * them.
  */
 #include "test_util.h"
 #include "tests/unit/cal_zone.h"
@@ -21,16 +23,21 @@ struct fake {
 	int64_t left, taken, given;
 	enum wu_ledger_short out;
 	int date;
+	struct wu_ledger_isp lim; /* the last take's ISP */
+	int asks;
 };
 
 static int64_t fake_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
-                         enum wu_ledger_short *why)
+                         const struct wu_ledger_isp *isp, enum wu_ledger_short *why)
 {
 	struct fake *f = l->ctx;
 	int64_t g = n < f->left ? n : f->left;
 
 	(void)cap;
 	(void)used;
+	assert_non_null(isp);
+	f->lim = *isp;
+	f->asks++;
 	f->date = date;
 	f->left -= g;
 	f->taken += g;
@@ -170,12 +177,65 @@ static void test_give_back_reaches_ledger(void **state)
 static void test_local_is_cap(void **state)
 {
 	enum wu_ledger_short why = WU_LEDGER_PENDING;
+	struct wu_ledger_isp lim = {1, 0.5, 1, 0}; /* the engine judged the ISP already */
 
 	(void)state;
-	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, 100, 99, 1, &why), 1);
-	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, 100, 100, 1, &why), 0);
+	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, 100, 99, 1, NULL, &why), 1);
+	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, 100, 100, 1, NULL, &why), 0);
 	assert_int_equal(why, WU_LEDGER_DONE);
-	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, WU_UNLIMITED, 5, 3, &why), 3);
+	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, WU_UNLIMITED, 5, 3, NULL, &why), 3);
+	assert_int_equal(wu_ledger_take(&wu_ledger_local, 1, 100, 10, 2, &lim, &why), 2);
+}
+
+/* Each take names the unit's ISP with its rate in force (a cut's factor
+ * applied), its burst and today's share of the cap; the ledger's answer
+ * by them holds the unit as the engine's own limits would. */
+static void test_isp_limits_reach_ledger(void **state)
+{
+	struct fake f = {.left = 100, .out = WU_LEDGER_ISP};
+	struct wu_ledger l = {&fake_ops, &f};
+	struct wu_engine *e;
+	wu_time_t now = T0 + WU_HOUR;
+	struct wu_decision d;
+	char err[WU_ERR_MAX] = "";
+	int google;
+
+	(void)state;
+	e = make(WU_OVERFLOW_OLD);
+	wu_engine_free(e);
+	google = wu_isp_find(&conf.isps, "google");
+	assert_true(google > 0);
+	conf.throttle[WU_ROUTE_NEW][google].rate = 4;
+	conf.throttle[WU_ROUTE_NEW][google].burst = 6;
+	conf.throttle[WU_ROUTE_NEW][google].share = 0.2;
+	assert_int_equal(wu_engine_create(&e, &conf, now, err, sizeof err), 0);
+	wu_engine_set_ledger(e, &l);
+	d = wu_engine_route(e, now, google);
+	assert_int_equal(d.kind, WU_NEW);
+	assert_int_equal(f.lim.isp, google);
+	assert_true(f.lim.rate == 4);
+	assert_true(f.lim.burst == 6);
+	assert_int_equal(f.lim.share, 20); /* 20% of 100 */
+	/* an ISP without limits: no rate, no share */
+	d = wu_engine_route(e, now, WU_ISP_OTHER);
+	assert_int_equal(f.lim.isp, WU_ISP_OTHER);
+	assert_true(f.lim.rate == 0);
+	assert_int_equal(f.lim.share, WU_UNLIMITED);
+	/* a deferral cut to a quarter: the ledger hears the rate in force */
+	wu_engine_cut(e, now, WU_ROUTE_NEW, google, 0.25, WU_HOUR);
+	d = wu_engine_route(e, now + WU_MINUTE, google);
+	assert_true(f.lim.rate == 1);
+	/* the ledger's answers by the ISP's limits */
+	f.left = 0;
+	d = wu_engine_route(e, now + 2 * WU_MINUTE, google);
+	assert_int_equal(d.kind, WU_OLD);
+	assert_int_equal(d.why, WU_WHY_ISP_RATE);
+	f.out = WU_LEDGER_SHARE;
+	d = wu_engine_route_new(e, now + 3 * WU_MINUTE, google);
+	assert_int_equal(d.kind, WU_WAIT);
+	assert_int_equal(d.why, WU_WHY_SHARE);
+	wu_engine_free(e);
+	wu_core_conf_free(&conf);
 }
 
 int main(void)
@@ -186,6 +246,7 @@ int main(void)
 	    cmocka_unit_test(test_down_overflows),
 	    cmocka_unit_test(test_give_back_reaches_ledger),
 	    cmocka_unit_test(test_local_is_cap),
+	    cmocka_unit_test(test_isp_limits_reach_ledger),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
