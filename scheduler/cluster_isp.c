@@ -22,7 +22,9 @@
  *	The share is counted as the cap is: a node states its claim for the
  *	ISP (what it sent today plus the tokens it holds) and the count only
  *	grows to it, so a Redis that lost its data learns the units back.  A
- *	unit refused after it was sent keeps its token (waste, never excess).
+ *	send the route refused gives its token back with its unit (the
+ *	engine's count of the ISP is one lower, the tokens one higher: the
+ *	claim stays whole); a timeout keeps it, as it keeps its unit.
  *	At a new day the tokens held go with the old date (they are of no use
  *	to the new one, whose bucket starts full).
  *

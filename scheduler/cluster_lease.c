@@ -230,7 +230,7 @@ static int64_t shared_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 	return g;
 }
 
-static void shared_give_back(struct wu_ledger *l, int date, int64_t n)
+static void shared_give_back(struct wu_ledger *l, int date, int64_t n, int isp)
 {
 	struct cluster *c = l->ctx;
 
@@ -239,6 +239,10 @@ static void shared_give_back(struct wu_ledger *l, int date, int64_t n)
 		c->used = c->used > n ? c->used - n : 0;
 		if (c->prate > 0)
 			c->ptok += n;
+		/* The ISP's token comes back too: with the engine's count of the
+		 * ISP one lower, the node's claim on its share stays whole. */
+		if (isp >= 0 && isp < WU_ISP_MAX && c->isp[isp].active)
+			c->isp[isp].tok += n;
 	}
 }
 
@@ -265,11 +269,12 @@ static int64_t closed_take(struct wu_ledger *l, int date, int64_t cap, int64_t u
 	return 0;
 }
 
-static void closed_give_back(struct wu_ledger *l, int date, int64_t n)
+static void closed_give_back(struct wu_ledger *l, int date, int64_t n, int isp)
 {
 	(void)l;
 	(void)date;
 	(void)n;
+	(void)isp;
 }
 
 static const struct wu_ledger_ops closed_ops = {closed_take, closed_give_back};

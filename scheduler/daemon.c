@@ -20,7 +20,11 @@
 /* Compares the wall clock's advance with the monotonic clock's since the
  * last reading.  Nothing is corrected: the day follows the wall clock, and
  * the engine grants a date's cap once (it never goes back to an earlier
- * date, and its pacing earns nothing for time that ran backwards). */
+ * date, and its pacing earns nothing for time that ran backwards).  The
+ * engine moves to the wall clock's day at once: the loop's timers run on
+ * the monotonic clock, so a wake-up planned for midnight before a jump
+ * would come late, and the day's change (a WU_EV_DAY to the listeners,
+ * which replan) would wait for it. */
 static void clock_check(struct wu_daemon *d, wu_time_t wall, uint64_t mono)
 {
 	wu_time_t expected, jump;
@@ -31,6 +35,8 @@ static void clock_check(struct wu_daemon *d, wu_time_t wall, uint64_t mono)
 	jump = wall - expected;
 	if (jump < CLOCK_JUMP && jump > -CLOCK_JUMP)
 		return;
+	if (d->engine)
+		wu_engine_tick(d->engine, wall);
 	d->extra.clock_jumps++;
 	d->extra.clock_last_jump = jump;
 	wu_warn("clock: the wall clock jumped %s by %" PRId64 " s; the day follows the wall "

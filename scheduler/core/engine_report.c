@@ -67,7 +67,7 @@ static void give_back(struct wu_engine *e, enum wu_route route, int isp, int64_t
 		if (route == WU_ROUTE_NEW && e->today.used > 0) {
 			e->today.used--;
 			wu_bucket_give(&e->pacing);
-			wu_ledger_give_back(e->ledger, e->today.date, 1);
+			wu_ledger_give_back(e->ledger, e->today.date, 1, isp);
 		}
 	}
 	*sent = *sent > n ? *sent - n : 0;

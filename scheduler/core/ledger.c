@@ -20,12 +20,13 @@ static int64_t local_take(struct wu_ledger *l, int date, int64_t cap, int64_t us
 	return left;
 }
 
-static void local_give_back(struct wu_ledger *l, int date, int64_t n)
+static void local_give_back(struct wu_ledger *l, int date, int64_t n, int isp)
 {
 	/* The engine's own count is the whole ledger: nothing kept here. */
 	(void)l;
 	(void)date;
 	(void)n;
+	(void)isp;
 }
 
 static const struct wu_ledger_ops local_ops = {local_take, local_give_back};
@@ -40,8 +41,8 @@ int64_t wu_ledger_take(struct wu_ledger *l, int date, int64_t cap, int64_t used,
 	return l->ops->take(l, date, cap, used, n, isp, why ? why : &dummy);
 }
 
-void wu_ledger_give_back(struct wu_ledger *l, int date, int64_t n)
+void wu_ledger_give_back(struct wu_ledger *l, int date, int64_t n, int isp)
 {
 	if (n > 0)
-		l->ops->give_back(l, date, n);
+		l->ops->give_back(l, date, n, isp);
 }

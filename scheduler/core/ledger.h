@@ -53,8 +53,9 @@ struct wu_ledger_ops {
 	 * why. */
 	int64_t (*take)(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
 	                const struct wu_ledger_isp *isp, enum wu_ledger_short *why);
-	/* n units of date taken but not sent (a refused send) come back. */
-	void (*give_back)(struct wu_ledger *l, int date, int64_t n);
+	/* n units of date taken for the ISP isp but not sent (a refused
+	 * send) come back, with the ISP's tokens. */
+	void (*give_back)(struct wu_ledger *l, int date, int64_t n, int isp);
 };
 
 struct wu_ledger {
@@ -68,6 +69,6 @@ extern struct wu_ledger wu_ledger_local;
 /* The calls, through ops. */
 int64_t wu_ledger_take(struct wu_ledger *l, int date, int64_t cap, int64_t used, int64_t n,
                        const struct wu_ledger_isp *isp, enum wu_ledger_short *why);
-void wu_ledger_give_back(struct wu_ledger *l, int date, int64_t n);
+void wu_ledger_give_back(struct wu_ledger *l, int date, int64_t n, int isp);
 
 #endif

@@ -21,6 +21,7 @@
 /* A ledger with a lease of `left` units and a fixed answer when it is out. */
 struct fake {
 	int64_t left, taken, given;
+	int given_isp; /* the ISP of the last give-back */
 	enum wu_ledger_short out;
 	int date;
 	struct wu_ledger_isp lim; /* the last take's ISP */
@@ -46,13 +47,14 @@ static int64_t fake_take(struct wu_ledger *l, int date, int64_t cap, int64_t use
 	return g;
 }
 
-static void fake_give_back(struct wu_ledger *l, int date, int64_t n)
+static void fake_give_back(struct wu_ledger *l, int date, int64_t n, int isp)
 {
 	struct fake *f = l->ctx;
 
 	(void)date;
 	f->given += n;
 	f->left += n;
+	f->given_isp = isp;
 }
 
 static const struct wu_ledger_ops fake_ops = {fake_take, fake_give_back};
@@ -165,10 +167,18 @@ static void test_give_back_reaches_ledger(void **state)
 	wu_engine_outcome(e, now, WU_ROUTE_NEW, WU_ISP_OTHER, WU_TEMPFAIL, d.date);
 	assert_int_equal(f.given, 1);
 	assert_int_equal(f.left, 5);
+
 	/* a timeout keeps its unit: nothing goes back */
 	d = wu_engine_route(e, now, WU_ISP_OTHER);
 	wu_engine_outcome(e, now, WU_ROUTE_NEW, WU_ISP_OTHER, WU_TIMEOUT, d.date);
 	assert_int_equal(f.given, 1);
+	/* a refusal gives the unit back with its ISP (the ISP's token too) */
+	f.given_isp = -1;
+	d = wu_engine_route(e, now, 2);
+	assert_int_equal(d.kind, WU_NEW);
+	wu_engine_outcome(e, now, WU_ROUTE_NEW, 2, WU_PERMFAIL, d.date);
+	assert_int_equal(f.given, 2);
+	assert_int_equal(f.given_isp, 2);
 	wu_engine_free(e);
 	wu_core_conf_free(&conf);
 }
