@@ -38,7 +38,7 @@
  */
 #include "config.h"
 #include "zone.h"
-#include "sender/b64.h"
+#include "sender/strbuf.h"
 
 #include <ini.h>
 
@@ -1304,8 +1304,8 @@ fail:
 int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t errlen)
 {
 	struct wu_schedule s;
-	char *text = NULL;
-	size_t len = 0, cap = 0;
+	struct strbuf text = {0};
+	size_t cap = 0; /* read up to here, then twice as far */
 	FILE *f;
 	int rc;
 
@@ -1316,29 +1316,28 @@ int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t
 	for (;;) {
 		size_t got;
 
-		if (len == cap) {
-			char *t;
+		if (text.len == cap) {
 			if (cap >= SCHEDULE_MAX) {
-				free(text);
+				strbuf_free(&text);
 				fclose(f);
 				return cf_say(err, errlen, "%s: larger than %zu MB", path,
-				           SCHEDULE_MAX / MB);
+				              SCHEDULE_MAX / MB);
 			}
 			cap = cap ? cap * 2 : 4096;
-			if (!(t = realloc(text, cap))) {
-				free(text);
+			if (strbuf_reserve(&text, cap - text.len) < 0) {
+				strbuf_free(&text);
 				fclose(f);
 				return cf_say(err, errlen, "out of memory");
 			}
-			text = t;
 		}
-		got = fread(text + len, 1, cap - len, f);
-		len += got;
+		got = fread(text.p + text.len, 1, cap - text.len, f);
+		text.len += got;
+		text.p[text.len] = '\0';
 		if (got == 0)
 			break;
 	}
 	if (ferror(f)) {
-		free(text);
+		strbuf_free(&text);
 		fclose(f);
 		return cf_say(err, errlen, "cannot read %s", path);
 	}
@@ -1346,8 +1345,8 @@ int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t
 	/* Parse aside so that a bad file leaves the current schedule intact. */
 	memset(&s, 0, sizeof(s));
 	s.after = c->core.schedule.after;
-	rc = wu_schedule_parse(&s, text ? text : "", len, path, err, errlen);
-	free(text);
+	rc = wu_schedule_parse(&s, text.p ? text.p : "", text.len, path, err, errlen);
+	strbuf_free(&text);
 	if (rc < 0)
 		return -1;
 	wu_schedule_free(&c->core.schedule);

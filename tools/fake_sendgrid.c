@@ -49,6 +49,7 @@
  */
 #include "scheduler/core/rng.h"
 #include "sender/json_strict.h"
+#include "sender/strbuf.h"
 #include "sender/v3mail.h"
 
 #include <cjson/cJSON.h>
@@ -128,9 +129,7 @@ enum route { ROUTE_OTHER, ROUTE_MAIL, ROUTE_FAULTS, ROUTE_STATS };
 /* Per-connection request state, freed by request_done(). */
 struct req {
 	enum route route;
-	char *buf;
-	size_t len;
-	size_t cap;
+	struct strbuf body; /* the upload, below limit */
 	size_t seen;    /* upload bytes received, kept or not */
 	size_t limit;   /* bodies of this size or more are refused */
 	int status;     /* decided from the headers alone, or 0 */
@@ -725,7 +724,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 		return reply(c, MHD_HTTP_TOO_MANY_REQUESTS, error_body("too many requests"), hdrs);
 	}
 
-	if (json_strict_parse(r->buf, r->len, &body, &jerr) < 0)
+	if (json_strict_parse(r->body.p, r->body.len, &body, &jerr) < 0)
 		v3mail_error(&errs, jerr.field, "%s", jerr.message);
 	else
 		v3mail_validate(body, &errs);
@@ -829,7 +828,7 @@ static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c,
 	pthread_mutex_lock(&s->lock);
 	f = s->faults;
 	pthread_mutex_unlock(&s->lock);
-	json_strict_parse(r->buf, r->len, &o, &jerr);
+	json_strict_parse(r->body.p, r->body.len, &o, &jerr);
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		log_request("POST", "/fake/faults", 400, 0, NULL);
@@ -950,29 +949,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_NO;
 		if (r->status || r->route == ROUTE_OTHER || r->route == ROUTE_STATS)
 			return MHD_YES;
-		if (r->len + n >= r->limit) {
+		if (r->body.len + n >= r->limit) {
 			r->status = MHD_HTTP_CONTENT_TOO_LARGE;
-			free(r->buf);
-			r->buf = NULL;
-			r->len = r->cap = 0;
+			strbuf_free(&r->body);
 			return MHD_YES;
 		}
-		if (r->len + n + 1 > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
-			char *nb;
-
-			while (cap < r->len + n + 1)
-				cap *= 2;
-			if (cap > r->limit)
-				cap = r->limit;
-			if (!(nb = realloc(r->buf, cap)))
-				return MHD_NO;
-			r->buf = nb;
-			r->cap = cap;
-		}
-		memcpy(r->buf + r->len, upload, n);
-		r->len += n;
-		r->buf[r->len] = '\0';
+		if (strbuf_add(&r->body, upload, n) < 0)
+			return MHD_NO;
 		return MHD_YES;
 	}
 
@@ -1015,7 +998,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (r) {
-		free(r->buf);
+		strbuf_free(&r->body);
 		free(r);
 		*con_cls = NULL;
 	}
