@@ -11,8 +11,12 @@
  *
  * DESCRIPTION
  *	libinih splits the file into sections and "key = value" pairs; a
- *	table below says, for every key of every section, what its value is
- *	and where it goes, and the core's parsers read the values.  Checks that
+ *	table says, for every key of every section, what its value is, where
+ *	it goes and what it is when the file leaves it out, and the core's
+ *	parsers read the values.  The plain sections' table is below; the
+ *	route, webhook and defer_rule tables sit in config_route.c,
+ *	config_webhook.c and config_defer.c.  The engine's own settings keep
+ *	the core's defaults (wu_core_conf_init).  Checks that
  *	need the whole file (a route for overflow = old, a token for the
  *	intake, the schedule and the calendar) run after the last line, and
  *	secrets are read last, from the sources the file names (each one is
@@ -34,7 +38,7 @@
  */
 #include "config.h"
 #include "zone.h"
-#include "sender/b64.h"
+#include "sender/strbuf.h"
 
 #include <ini.h>
 
@@ -56,7 +60,7 @@
 
 
 /* Formats a message into the caller's buffer; returns -1 for tail calls. */
-static int say(char *err, size_t errlen, const char *fmt, ...)
+int cf_say(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -115,7 +119,7 @@ void cf_lfail(struct load *ld, int line, const char *fmt, ...)
 }
 
 /* Copies s into a fixed buffer; -1 when it does not fit. */
-static int copy(char *dst, size_t size, const char *s)
+int cf_copy(char *dst, size_t size, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -135,7 +139,7 @@ int cf_has_control(const char *s)
 }
 
 /* Turns a relative path into one under the config file's directory. */
-static int resolve(const struct wu_conf *c, const char *v, char *out, size_t size)
+int cf_resolve(const struct wu_conf *c, const char *v, char *out, size_t size)
 {
 	int n;
 
@@ -199,7 +203,7 @@ static int parse_size(const char *s, size_t *out, char *why, size_t n)
 		}
 	}
 bad:
-	return say(why, n, "expected a size such as 10MB, 512KB or 1048576, got '%s'", s);
+	return cf_say(why, n, "expected a size such as 10MB, 512KB or 1048576, got '%s'", s);
 }
 
 /* ---- sections ---------------------------------------------------------- */
@@ -219,8 +223,8 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	char buf[256], *word, *arg;
 	size_t len;
 
-	if (copy(buf, sizeof(buf), raw) < 0)
-		return say(why, n, "section name too long");
+	if (cf_copy(buf, sizeof(buf), raw) < 0)
+		return cf_say(why, n, "section name too long");
 	word = wu_trim(buf);
 	len = strcspn(word, " \t");
 	arg = word + len;
@@ -248,7 +252,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 	}
 	if (strcmp(word, "route") == 0) {
 		if (strcmp(arg, "new") != 0 && strcmp(arg, "old") != 0)
-			return say(why, n, "expected [route new] or [route old], got '[%s]'", raw);
+			return cf_say(why, n, "expected [route new] or [route old], got '[%s]'", raw);
 		out->kind = S_ROUTE;
 		out->index = strcmp(arg, "new") == 0 ? WU_ROUTE_NEW : WU_ROUTE_OLD;
 		snprintf(out->name, sizeof(out->name), "route %s", arg);
@@ -259,10 +263,10 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		int id;
 
 		if (!*arg)
-			return say(why, n, "expected [isp NAME], such as [isp google], got '[%s]'",
+			return cf_say(why, n, "expected [isp NAME], such as [isp google], got '[%s]'",
 			           raw);
 		if ((id = wu_isp_define(&ld->c->core.isps, arg, e, sizeof(e))) < 0)
-			return say(why, n, "[isp %s]: %s", arg, e);
+			return cf_say(why, n, "[isp %s]: %s", arg, e);
 		out->kind = S_ISP;
 		out->index = id;
 		snprintf(out->name, sizeof(out->name), "isp %s", arg);
@@ -276,7 +280,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		    strspn(arg,
 		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
 		        strlen(arg))
-			return say(why, n,
+			return cf_say(why, n,
 			           "expected [defer_rule NAME] (letters, digits, - and _), such as "
 			           "[defer_rule gmail-rate], got '[%s]'",
 			           raw);
@@ -284,15 +288,10 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 			;
 		if (i == w->nrules) {
 			if (i == WU_DEFER_RULES_MAX)
-				return say(why, n, "more than %d [defer_rule] sections",
+				return cf_say(why, n, "more than %d [defer_rule] sections",
 				           WU_DEFER_RULES_MAX);
-			memset(&w->rules[i], 0, sizeof(w->rules[i]));
-			strcpy(w->rules[i].name, arg);
-			w->rules[i].isp = -1;
-			w->rules[i].events = WU_DEFER_ON_DEFERRED | WU_DEFER_ON_BLOCKED;
-			w->rules[i].cut = 0.5;
-			w->rules[i].hold = WU_HOUR;
-			w->rules[i].line = ld->line;
+			if (cf_defer_open(ld, i, arg, why, n) < 0)
+				return -1;
 			w->nrules++;
 		}
 		out->kind = S_DEFER;
@@ -300,7 +299,7 @@ static int section_parse(struct load *ld, const char *raw, struct sect_ref *out,
 		snprintf(out->name, sizeof(out->name), "defer_rule %s", arg);
 		return 0;
 	}
-	return say(why, n,
+	return cf_say(why, n,
 	           "unknown section '[%s]' (expected [warmup], [listen], [store], [route new], "
 	           "[route old], [isp NAME], [gate], [backoff], [log], [suppress], [alert], "
 	           "[webhook], [defer_rule NAME], [smtp], [dns], [status] or [cluster])",
@@ -381,7 +380,7 @@ static int k_engaged_age(struct load *ld, const struct key *k, const struct sect
 	if (wu_parse_duration(v, &age, why, n) < 0)
 		return -1;
 	if (age < WU_DAY || age > 3660 * WU_DAY)
-		return say(why, n, "expected from 1d to 3660d, such as 90d, got '%s'", v);
+		return cf_say(why, n, "expected from 1d to 3660d, such as 90d, got '%s'", v);
 	ld->c->core.engaged.age = age;
 	return 0;
 }
@@ -398,7 +397,7 @@ static int k_gap(struct load *ld, const struct key *k, const struct sect_ref *s,
 		return 0;
 	}
 	if (wu_parse_duration(v, &t, NULL, 0) < 0 || t < WU_DAY || t % WU_DAY || t > 365 * WU_DAY)
-		return say(why, n,
+		return cf_say(why, n,
 		           "expected off or whole days from 1d to 365d, such as 3d, got '%s'", v);
 	ld->c->core.gap.days = (int)(t / WU_DAY);
 	return 0;
@@ -451,17 +450,17 @@ static int k_address(struct load *ld, const struct key *k, const struct sect_ref
 	if (wu_parse_count(port, &p, NULL, 0) < 0 || p > 65535)
 		goto bad;
 	if (s->kind == S_SMTP) {
-		if (copy(ld->c->smtpd.host, sizeof(ld->c->smtpd.host), host) < 0)
+		if (cf_copy(ld->c->smtpd.host, sizeof(ld->c->smtpd.host), host) < 0)
 			goto bad;
 		ld->c->smtpd.port = (int)p;
 		return 0;
 	}
-	if (copy(ld->c->listen_host, sizeof(ld->c->listen_host), host) < 0)
+	if (cf_copy(ld->c->listen_host, sizeof(ld->c->listen_host), host) < 0)
 		goto bad;
 	ld->c->listen_port = (int)p;
 	return 0;
 bad:
-	return say(why, n,
+	return cf_say(why, n,
 	           "expected an IP address and port such as %s or [::1]:%d "
 	           "(port 0 picks a free one), got '%s'",
 	           s->kind == S_SMTP ? "127.0.0.1:2525" : "127.0.0.1:8025",
@@ -485,7 +484,7 @@ static int k_cluster_name(struct load *ld, const struct key *k, const struct sec
 
 	(void)s;
 	if (!wu_cluster_name_ok(v))
-		return say(why, n,
+		return cf_say(why, n,
 		           "expected 1 to 63 letters, digits, '.', '-' or '_', got '%.100s'", v);
 	strcpy(strcmp(k->name, "name") == 0 ? c->name : c->node, v);
 	return 0;
@@ -544,7 +543,7 @@ static int k_dns_servers(struct load *ld, const struct key *k, const struct sect
 		    (port && (wu_parse_count(port, &pn, NULL, 0) < 0 || pn < 1 || pn > 65535)))
 			goto bad;
 		if (len + wl + 4 >= sizeof(ld->c->dns.servers))
-			return say(why, n, "too many servers");
+			return cf_say(why, n, "too many servers");
 		/* c-ares wants a bare IPv6 address in brackets only with a port. */
 		len += (size_t)snprintf(out + len, sizeof(ld->c->dns.servers) - len, "%s%s",
 		                        len ? "," : "", word);
@@ -554,7 +553,7 @@ static int k_dns_servers(struct load *ld, const struct key *k, const struct sect
 	return 0;
 bad:
 	out[0] = '\0';
-	return say(why, n,
+	return cf_say(why, n,
 	           "expected DNS server addresses such as 127.0.0.1:5353, 192.0.2.53 or "
 	           "[::1]:53, got '%s'",
 	           v);
@@ -613,7 +612,7 @@ static int k_smtp_tls(struct load *ld, const struct key *k, const struct sect_re
 	else if (strcmp(v, "required") == 0)
 		ld->c->smtpd.tls = WU_SMTPD_TLS_REQUIRED;
 	else
-		return say(why, n, "expected off, optional or required, got '%s'", v);
+		return cf_say(why, n, "expected off, optional or required, got '%s'", v);
 	ld->c->smtpd.tls_set = 1;
 	return 0;
 }
@@ -627,7 +626,7 @@ static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s
 	else if (strcmp(v, "token") == 0)
 		ld->c->auth_none = 0;
 	else
-		return say(why, n, "expected token or none, got '%s'", v);
+		return cf_say(why, n, "expected token or none, got '%s'", v);
 	return 0;
 }
 
@@ -635,7 +634,7 @@ static int k_auth(struct load *ld, const struct key *k, const struct sect_ref *s
  * token_env/_file, api_key_env/_file, password_env/_file: remembers where the
  * secret is.  One slot per section, so a secret can be named only once.
  */
-static int k_secret(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+int cf_key_secret(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                     char *why, size_t n)
 {
 	struct secret_ref *r = s->kind == S_LISTEN    ? &ld->token
@@ -645,67 +644,22 @@ static int k_secret(struct load *ld, const struct key *k, const struct sect_ref 
 	int env = strstr(k->name, "_env") != NULL;
 
 	if (r->key)
-		return say(why, n, "the secret is already given by %s on line %d; give it once",
+		return cf_say(why, n, "the secret is already given by %s on line %d; give it once",
 		           r->key, r->line);
 	if (env) {
 		/* Not echoed: a key pasted here instead of a name would end up in logs. */
 		if (!env_name(v) || strlen(v) >= sizeof(r->env))
-			return say(
+			return cf_say(
 			    why, n,
 			    "expected the name of an environment variable such as "
 			    "SENDGRID_API_KEY (letters, digits and _; the value is not shown)");
 		strcpy(r->env, v);
-	} else if (!*v || cf_has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+	} else if (!*v || cf_has_control(v) || cf_resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
 		r->file[0] = '\0';
-		return say(why, n, "expected the path of a file holding the secret, got '%s'", v);
+		return cf_say(why, n, "expected the path of a file holding the secret, got '%s'", v);
 	}
 	r->key = k->name;
 	r->line = ld->line;
-	return 0;
-}
-
-static int k_route_type(struct load *ld, const struct key *k, const struct sect_ref *s,
-                        const char *v, char *why, size_t n)
-{
-	(void)k;
-	if (strcmp(v, "sendgrid") == 0)
-		ld->c->route[s->index].type = SND_TYPE_SENDGRID;
-	else if (strcmp(v, "smtp") == 0)
-		ld->c->route[s->index].type = SND_TYPE_SMTP;
-	else
-		return say(why, n, "expected sendgrid or smtp, got '%s'", v);
-	/* An SMTP relay passes on what the recipient's ISP said; SendGrid's
-	 * API answers only for itself (engine.h, wu_scope). */
-	ld->c->core.answers_for_isp[s->index] = ld->c->route[s->index].type == SND_TYPE_SMTP;
-	return 0;
-}
-
-/* The URL is checked at the end, once the route's type is known. */
-static int k_url(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
-                 char *why, size_t n)
-{
-	(void)k;
-	if (!*v || cf_has_control(v) || strchr(v, ' ') ||
-	    copy(ld->url[s->index], sizeof(ld->url[s->index]), v) < 0)
-		return say(why, n, "expected a URL such as https://api.sendgrid.com, got '%s'", v);
-	ld->url_set[s->index] = ld->line;
-	return 0;
-}
-
-static int k_tls(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
-                 char *why, size_t n)
-{
-	enum snd_tls *t = &ld->c->route[s->index].tls;
-
-	(void)k;
-	if (strcmp(v, "required") == 0)
-		*t = SND_TLS_REQUIRED;
-	else if (strcmp(v, "optional") == 0)
-		*t = SND_TLS_OPTIONAL;
-	else if (strcmp(v, "none") == 0)
-		*t = SND_TLS_NONE;
-	else
-		return say(why, n, "expected required, optional or none, got '%s'", v);
 	return 0;
 }
 
@@ -717,7 +671,7 @@ static int k_domains(struct load *ld, const struct key *k, const struct sect_ref
 	if (strcmp(k->name, "domains") == 0) {
 		/* Replacing after adding would silently drop what was added. */
 		if (ld->domains_after_add[s->index])
-			return say(why, n,
+			return cf_say(why, n,
 			           "must come before add_domains in the group, since it replaces "
 			           "the group's domains");
 		wu_isp_clear(t, s->index);
@@ -725,7 +679,7 @@ static int k_domains(struct load *ld, const struct key *k, const struct sect_ref
 		ld->domains_after_add[s->index] = 1;
 	}
 	if (!*v)
-		return say(why, n, "expected a list of domains such as gmail.com, googlemail.com");
+		return cf_say(why, n, "expected a list of domains such as gmail.com, googlemail.com");
 	return wu_isp_add_domains(t, s->index, v, why, n);
 }
 
@@ -737,7 +691,7 @@ static int k_mx(struct load *ld, const struct key *k, const struct sect_ref *s, 
 	if (strcmp(k->name, "mx") == 0)
 		wu_isp_clear_mx(t, s->index);
 	if (!*v)
-		return say(why, n, "expected a list of MX hosts such as *.google.com, *.googlemail.com");
+		return cf_say(why, n, "expected a list of MX hosts such as *.google.com, *.googlemail.com");
 	return wu_isp_add_mx(t, s->index, v, why, n);
 }
 
@@ -756,7 +710,7 @@ static int k_isp_burst(struct load *ld, const struct key *k, const struct sect_r
 	int64_t b;
 
 	if (wu_parse_count(v, &b, NULL, 0) < 0 || b < 1 || b > 1000000)
-		return say(why, n, "expected a number of messages from 1 to 1000000, got '%s'", v);
+		return cf_say(why, n, "expected a number of messages from 1 to 1000000, got '%s'", v);
 	ld->c->core.throttle[r][s->index].burst = (double)b;
 	return 0;
 }
@@ -781,7 +735,7 @@ static int k_confidence(struct load *ld, const struct key *k, const struct sect_
 		return 0;
 	}
 	if (wu_parse_percent(v, &p, NULL, 0) < 0 || wu_gate_confidence(&ld->c->core.gate, p) < 0)
-		return say(why, n,
+		return cf_say(why, n,
 		           "expected a confidence level from 50%% to below 100%% such as 95%%, or "
 		           "none, got '%s'",
 		           v);
@@ -811,7 +765,7 @@ static int k_level(struct load *ld, const struct key *k, const struct sect_ref *
 			return 0;
 		}
 	}
-	return say(why, n, "expected error, warn, info or debug, got '%s'", v);
+	return cf_say(why, n, "expected error, warn, info or debug, got '%s'", v);
 }
 
 static int k_suppress_mode(struct load *ld, const struct key *k, const struct sect_ref *s,
@@ -823,7 +777,7 @@ static int k_suppress_mode(struct load *ld, const struct key *k, const struct se
 	else if (strcmp(v, "reject") == 0)
 		ld->c->suppress_reject = 1;
 	else
-		return say(why, n, "expected drop or reject, got '%s'", v);
+		return cf_say(why, n, "expected drop or reject, got '%s'", v);
 	return 0;
 }
 
@@ -852,215 +806,56 @@ static int k_alert_url(struct load *ld, const struct key *k, const struct sect_r
 
 	(void)s;
 	if (r->key || ld->c->alert_url)
-		return say(why, n,
+		return cf_say(why, n,
 		           "the webhook URL is already given by %s on line %d; give it once",
 		           r->key ? r->key : "webhook_url", r->line);
 	if (strcmp(k->name, "webhook_url") == 0) {
 		if ((strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) ||
 		    cf_has_control(v) || strchr(v, ' '))
-			return say(why, n,
+			return cf_say(why, n,
 			           "expected an http:// or https:// URL (the value is not "
 			           "shown)");
 		if (!(ld->c->alert_url = strdup(v)))
-			return say(why, n, "out of memory");
+			return cf_say(why, n, "out of memory");
 		r->line = ld->line;
 		return 0;
 	}
 	if (strcmp(k->name, "webhook_url_env") == 0) {
 		if (!env_name(v) || strlen(v) >= sizeof(r->env))
-			return say(
+			return cf_say(
 			    why, n,
 			    "expected the name of an environment variable such as "
 			    "WARMUP_ALERT_URL (letters, digits and _; the value is not shown)");
 		strcpy(r->env, v);
-	} else if (!*v || cf_has_control(v) || resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
+	} else if (!*v || cf_has_control(v) || cf_resolve(ld->c, v, r->file, sizeof(r->file)) < 0) {
 		r->file[0] = '\0';
-		return say(why, n, "expected the path of a file holding the URL, got '%s'", v);
+		return cf_say(why, n, "expected the path of a file holding the URL, got '%s'", v);
 	}
 	r->key = k->name;
 	r->line = ld->line;
 	return 0;
 }
 
-/*
- * [webhook] and [defer_rule NAME]: the SendGrid Event Webhook endpoint and
- * the rules by which its deferral and block texts cut an ISP's rate.
- */
 
-/* Keeps a decoded public key, refusing a second one. */
-int cf_webhook_key_set(struct load *ld, const char *b64, char *why, size_t n)
-{
-	struct wu_webhook_conf *w = &ld->c->webhook;
-	unsigned char *der;
-	long len;
 
-	if (w->public_key)
-		return say(why, n, "the public key is already given on line %d; give it once",
-		           ld->webhook_key_line);
-	/* A DER SubjectPublicKeyInfo starts with a SEQUENCE; anything else is
-	 * not the key SendGrid shows.  OpenSSL checks the rest at start-up. */
-	if ((len = b64_decode_alloc(b64, strlen(b64), &der, B64_PAD_OPTIONAL)) < 24 ||
-	    der[0] != 0x30) {
-		free(der);
-		return say(why, n,
-		           "expected the base64 public key SendGrid shows for the signed webhook "
-		           "(MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...)");
-	}
-	w->public_key = der;
-	w->public_key_len = (size_t)len;
-	return 0;
-}
 
-static int k_webhook_auth(struct load *ld, const struct key *k, const struct sect_ref *s,
-                          const char *v, char *why, size_t n)
-{
-	(void)k, (void)s;
-	if (strcmp(v, "none") == 0)
-		ld->c->webhook.auth_none = 1;
-	else if (strcmp(v, "required") == 0)
-		ld->c->webhook.auth_none = 0;
-	else
-		return say(why, n, "expected required or none, got '%s'", v);
-	return 0;
-}
 
-/* public_key = BASE64 now; public_key_file = PATH after the last line. */
-static int k_webhook_key(struct load *ld, const struct key *k, const struct sect_ref *s,
-                         const char *v, char *why, size_t n)
-{
-	(void)s;
-	if (strcmp(k->name, "public_key") == 0) {
-		if (ld->webhook_key_file[0])
-			return say(why, n,
-			           "the public key is already given by public_key_file "
-			           "on line %d; give it once",
-			           ld->webhook_key_line);
-		if (cf_webhook_key_set(ld, v, why, n) < 0)
-			return -1;
-	} else {
-		if (ld->c->webhook.public_key)
-			return say(why, n,
-			           "the public key is already given on line %d; give it once",
-			           ld->webhook_key_line);
-		if (!*v || cf_has_control(v) ||
-		    resolve(ld->c, v, ld->webhook_key_file, sizeof(ld->webhook_key_file)) < 0) {
-			ld->webhook_key_file[0] = '\0';
-			return say(why, n,
-			           "expected the path of a file holding the public key, got '%s'",
-			           v);
-		}
-	}
-	ld->webhook_key_line = ld->line;
-	return 0;
-}
 
-static int k_defer_isp(struct load *ld, const struct key *k, const struct sect_ref *s,
-                       const char *v, char *why, size_t n)
-{
-	int isp = wu_isp_find(&ld->c->core.isps, v);
 
-	(void)k;
-	if (isp < 0)
-		return say(why, n, "expected the name of an ISP group such as google, got '%s'", v);
-	ld->c->webhook.rules[s->index].isp = isp;
-	return 0;
-}
 
-static int k_defer_match(struct load *ld, const struct key *k, const struct sect_ref *s,
-                         const char *v, char *why, size_t n)
-{
-	struct wu_defer_rule *r = &ld->c->webhook.rules[s->index];
-	char buf[sizeof(r->match)], *p, *alt, *save = NULL;
-	size_t len = 0;
-
-	(void)k;
-	if (cf_has_control(v) || copy(buf, sizeof(buf), v) < 0)
-		goto bad;
-	/* Alternatives are trimmed and lowered once, so matching is plain. */
-	for (alt = strtok_r(buf, "|", &save); alt; alt = strtok_r(NULL, "|", &save)) {
-		p = wu_trim(alt);
-		if (!*p)
-			goto bad;
-		len += (size_t)snprintf(r->match + len, sizeof(r->match) - len, "%s%s",
-		                        len ? "|" : "", p);
-	}
-	if (len == 0)
-		goto bad;
-	for (p = r->match; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return 0;
-bad:
-	r->match[0] = '\0';
-	return say(why, n,
-	           "expected texts to look for, separated by |, such as 4.7.28 | unusual rate, "
-	           "got '%s'",
-	           v);
-}
-
-static int k_defer_events(struct load *ld, const struct key *k, const struct sect_ref *s,
-                          const char *v, char *why, size_t n)
-{
-	char buf[128], *w, *save = NULL;
-	unsigned ev = 0;
-
-	(void)k;
-	if (copy(buf, sizeof(buf), v) < 0)
-		goto bad;
-	for (w = strtok_r(buf, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
-		if (strcmp(w, "deferred") == 0)
-			ev |= WU_DEFER_ON_DEFERRED;
-		else if (strcmp(w, "blocked") == 0)
-			ev |= WU_DEFER_ON_BLOCKED;
-		else
-			goto bad;
-	}
-	if (!ev)
-		goto bad;
-	ld->c->webhook.rules[s->index].events = ev;
-	return 0;
-bad:
-	return say(why, n, "expected deferred, blocked or both (deferred, blocked), got '%s'", v);
-}
-
-static int k_defer_cut(struct load *ld, const struct key *k, const struct sect_ref *s,
-                       const char *v, char *why, size_t n)
-{
-	double f;
-
-	(void)k;
-	if (wu_parse_percent(v, &f, NULL, 0) < 0 || f < 0.01 || f >= 1)
-		return say(
-		    why, n,
-		    "expected the share of the rate to keep, from 1%% to below 100%%, such as "
-		    "50%%, got '%s'",
-		    v);
-	ld->c->webhook.rules[s->index].cut = f;
-	return 0;
-}
-
-static int k_defer_hold(struct load *ld, const struct key *k, const struct sect_ref *s,
-                        const char *v, char *why, size_t n)
-{
-	(void)k;
-	return wu_parse_duration(v, &ld->c->webhook.rules[s->index].hold, why, n);
-}
 
 /* ---- the table --------------------------------------------------------- */
 
-#define C(f)     offsetof(struct wu_conf, f)
-#define R(f)     offsetof(struct snd_route_conf, f)
-#define SZ(t, f) sizeof(((struct t *)0)->f)
-#define FN(sect, name, fn)                                                                         \
-	{                                                                                          \
-		sect, name, V_FN, 0, 0, 0, 0, fn, FOR_ANY                                          \
-	}
-#define RFN(name, fn, only)                                                                        \
-	{                                                                                          \
-		S_ROUTE, name, V_FN, 0, 0, 0, 0, fn, only                                          \
-	}
-
+/*
+ * Each row: section, key, kind, target, room (strings), min, max, parser,
+ * route type, then the default: a number in the target's unit, or the text
+ * a file would hold (config_priv.h).  The keys of [route NAME], [webhook]
+ * and [defer_rule NAME] are in config_route.c, config_webhook.c and
+ * config_defer.c.
+ */
 static const struct key keys[] = {
-    {S_WARMUP, "schedule", V_PATH, C(schedule_path), SZ(wu_conf, schedule_path), 0, 0, NULL, 0},
+    {S_WARMUP, "schedule", V_PATH, C(schedule_path), SZ(wu_conf, schedule_path), 0, 0, NULL, 0, 0,
+     NULL},
     FN(S_WARMUP, "start", k_start),
     FN(S_WARMUP, "timezone", k_timezone),
     FN(S_WARMUP, "window", k_window),
@@ -1069,66 +864,52 @@ static const struct key keys[] = {
     FN(S_WARMUP, "overflow", k_overflow),
     FN(S_WARMUP, "advance", k_advance),
     FN(S_WARMUP, "after", k_after),
-    {S_WARMUP, "min_fill", V_PERCENT, C(core.min_fill), 0, 0, 1, NULL, 0},
+    {S_WARMUP, "min_fill", V_PERCENT, C(core.min_fill), 0, 0, 1, NULL, 0, 0, NULL},
     FN(S_WARMUP, "engaged_first", k_engaged_first),
     FN(S_WARMUP, "engaged_age", k_engaged_age),
     FN(S_WARMUP, "gap", k_gap),
-    {S_WARMUP, "gap_fill", V_PERCENT, C(core.gap.fill), 0, 0.001, 1, NULL, 0},
-    {S_WARMUP, "gap_back", V_INT, C(core.gap.back), 0, 1, 1000, NULL, 0},
+    {S_WARMUP, "gap_fill", V_PERCENT, C(core.gap.fill), 0, 0.001, 1, NULL, 0, 0, NULL},
+    {S_WARMUP, "gap_back", V_INT, C(core.gap.back), 0, 1, 1000, NULL, 0, 0, NULL},
 
-    FN(S_LISTEN, "address", k_address),
+    FND(S_LISTEN, "address", k_address, "127.0.0.1:8025"),
     FN(S_LISTEN, "auth", k_auth),
-    FN(S_LISTEN, "token_env", k_secret),
-    FN(S_LISTEN, "token_file", k_secret),
-    {S_LISTEN, "max_body", V_SIZE, C(max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
-    {S_LISTEN, "max_connections", V_INT, C(max_connections), 0, 1, 100000, NULL, 0},
-    {S_LISTEN, "idle_timeout", V_DURATION, C(idle_timeout), 0, 0, 0, NULL, 0},
-    {S_LISTEN, "max_connections_per_ip", V_INT, C(max_connections_per_ip), 0, 0, 100000, NULL, 0},
-    {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0},
+    FN(S_LISTEN, "token_env", cf_key_secret),
+    FN(S_LISTEN, "token_file", cf_key_secret),
+    {S_LISTEN, "max_body", V_SIZE, C(max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0, 10 * MB,
+     NULL},
+    {S_LISTEN, "max_connections", V_INT, C(max_connections), 0, 1, 100000, NULL, 0, 256, NULL},
+    {S_LISTEN, "idle_timeout", V_DURATION, C(idle_timeout), 0, 0, 0, NULL, 0, 30 * WU_USEC, NULL},
+    /* -1: half of max_connections, once the file has set that (config_finish.c) */
+    {S_LISTEN, "max_connections_per_ip", V_INT, C(max_connections_per_ip), 0, 0, 100000, NULL, 0,
+     -1, NULL},
+    {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0, 10 * WU_USEC,
+     NULL},
 
-    {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0},
-    {S_STORE, "keep", V_DURATION, C(store_keep), 0, 0, 0, NULL, 0},
-    {S_STORE, "prune_every", V_DURATION, C(store_prune_every), 0, 0, 0, NULL, 0},
+    {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0, 0,
+     DEFAULT_STORE},
+    {S_STORE, "keep", V_DURATION, C(store_keep), 0, 0, 0, NULL, 0, 7 * WU_DAY, NULL},
+    {S_STORE, "prune_every", V_DURATION, C(store_prune_every), 0, 0, 0, NULL, 0, WU_MINUTE, NULL},
 
     FN(S_SMTP, "address", k_address),
-    {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
-    {S_SMTP, "max_recipients", V_INT, C(smtpd.max_recipients), 0, 1, 100000, NULL, 0},
-    {S_SMTP, "max_connections", V_INT, C(smtpd.max_connections), 0, 1, 100000, NULL, 0},
-    {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0},
-    {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0},
+    {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0, 30 * MB,
+     NULL},
+    {S_SMTP, "max_recipients", V_INT, C(smtpd.max_recipients), 0, 1, 100000, NULL, 0, 1000, NULL},
+    {S_SMTP, "max_connections", V_INT, C(smtpd.max_connections), 0, 1, 100000, NULL, 0, 100, NULL},
+    {S_SMTP, "max_errors", V_INT, C(smtpd.max_errors), 0, 1, 1000, NULL, 0, 10, NULL},
+    {S_SMTP, "timeout", V_DURATION, C(smtpd.timeout), 0, 0, 0, NULL, 0, 300 * WU_USEC, NULL},
     FN(S_SMTP, "networks", k_networks),
     FN(S_STATUS, "open_to", k_open_to),
     {S_STATUS, "viewers_file", V_PATH, C(status.viewers_file), SZ(wu_conf, status.viewers_file), 0,
-     0, NULL, 0},
+     0, NULL, 0, 0, NULL},
     {S_SMTP, "users_file", V_PATH, C(smtpd.users_file), SZ(wu_conf, smtpd.users_file), 0, 0, NULL,
-     0},
+     0, 0, NULL},
     {S_SMTP, "tls_cert_file", V_PATH, C(smtpd.tls_cert_file), SZ(wu_conf, smtpd.tls_cert_file), 0,
-     0, NULL, 0},
+     0, NULL, 0, 0, NULL},
     {S_SMTP, "tls_key_file", V_PATH, C(smtpd.tls_key_file), SZ(wu_conf, smtpd.tls_key_file), 0, 0,
-     NULL, 0},
+     NULL, 0, 0, NULL},
     FN(S_SMTP, "tls", k_smtp_tls),
-    {S_SMTP, "hostname", V_STR, C(smtpd.hostname), SZ(wu_conf, smtpd.hostname), 0, 0, NULL, 0},
-
-    RFN("type", k_route_type, FOR_ANY),
-    RFN("url", k_url, FOR_ANY),
-    RFN("api_key_env", k_secret, FOR_SENDGRID),
-    RFN("api_key_file", k_secret, FOR_SENDGRID),
-    {S_ROUTE, "ip_pool", V_STR, R(ip_pool), SZ(snd_route_conf, ip_pool), 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "on_behalf_of", V_STR, R(on_behalf_of), SZ(snd_route_conf, on_behalf_of), 0, 0, NULL,
-     FOR_SENDGRID},
-    {S_ROUTE, "click_tracking", V_BOOL, R(click_tracking), 0, 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "open_tracking", V_BOOL, R(open_tracking), 0, 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "subscription_tracking", V_BOOL, R(subscription_tracking), 0, 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "force_tracking", V_BOOL, R(force_tracking), 0, 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "max_connections", V_INT, R(max_connections), 0, 1, 1000, NULL, FOR_ANY},
-    {S_ROUTE, "timeout", V_DURATION, R(timeout), 0, 0, 0, NULL, FOR_ANY},
-    {S_ROUTE, "batch", V_INT, R(batch), 0, 1, 1000, NULL, FOR_SENDGRID},
-    RFN("tls", k_tls, FOR_SMTP),
-    {S_ROUTE, "username", V_STR, R(username), SZ(snd_route_conf, username), 0, 0, NULL, FOR_SMTP},
-    RFN("password_env", k_secret, FOR_SMTP),
-    RFN("password_file", k_secret, FOR_SMTP),
-    {S_ROUTE, "ca_file", V_PATH, R(ca_file), SZ(snd_route_conf, ca_file), 0, 0, NULL, FOR_SMTP},
-    {S_ROUTE, "x_smtpapi", V_BOOL, R(x_smtpapi), 0, 0, 0, NULL, FOR_SMTP},
+    {S_SMTP, "hostname", V_STR, C(smtpd.hostname), SZ(wu_conf, smtpd.hostname), 0, 0, NULL, 0, 0,
+     NULL},
 
     FN(S_ISP, "domains", k_domains),
     FN(S_ISP, "add_domains", k_domains),
@@ -1140,84 +921,81 @@ static const struct key keys[] = {
     FN(S_ISP, "old_rate", k_isp_rate),
     FN(S_ISP, "old_burst", k_isp_burst),
 
-    {S_GATE, "bounce_warn", V_PERCENT, C(core.gate.bounce_warn), 0, 0, 1, NULL, 0},
-    {S_GATE, "bounce_halt", V_PERCENT, C(core.gate.bounce_halt), 0, 0, 1, NULL, 0},
-    {S_GATE, "complaint_warn", V_PERCENT, C(core.gate.complaint_warn), 0, 0, 1, NULL, 0},
-    {S_GATE, "complaint_halt", V_PERCENT, C(core.gate.complaint_halt), 0, 0, 1, NULL, 0},
-    {S_GATE, "min_sample", V_INT64, C(core.gate.min_sample), 0, 0, 1e12, NULL, 0},
-    {S_GATE, "pool_sample", V_INT64, C(core.gate.pool_sample), 0, 0, 1e12, NULL, 0},
+    {S_GATE, "bounce_warn", V_PERCENT, C(core.gate.bounce_warn), 0, 0, 1, NULL, 0, 0, NULL},
+    {S_GATE, "bounce_halt", V_PERCENT, C(core.gate.bounce_halt), 0, 0, 1, NULL, 0, 0, NULL},
+    {S_GATE, "complaint_warn", V_PERCENT, C(core.gate.complaint_warn), 0, 0, 1, NULL, 0, 0, NULL},
+    {S_GATE, "complaint_halt", V_PERCENT, C(core.gate.complaint_halt), 0, 0, 1, NULL, 0, 0, NULL},
+    {S_GATE, "min_sample", V_INT64, C(core.gate.min_sample), 0, 0, 1e12, NULL, 0, 0, NULL},
+    {S_GATE, "pool_sample", V_INT64, C(core.gate.pool_sample), 0, 0, 1e12, NULL, 0, 0, NULL},
     {S_GATE, "complaint_min_sample", V_INT64, C(core.gate.complaint_min_sample), 0, 0, 1e12, NULL,
-     0},
+     0, 0, NULL},
     {S_GATE, "complaint_pool_sample", V_INT64, C(core.gate.complaint_pool_sample), 0, 0, 1e12, NULL,
-     0},
+     0, 0, NULL},
     FN(S_GATE, "confidence", k_confidence),
     FN(S_GATE, "resume", k_resume),
 
     /* A factor of 0 would stop a route for good: 1% is the least. */
-    {S_BACKOFF, "cut", V_PERCENT, C(core.backoff.cut), 0, 0.01, 1, NULL, 0},
-    {S_BACKOFF, "floor", V_PERCENT, C(core.backoff.floor), 0, 0.01, 1, NULL, 0},
-    {S_BACKOFF, "step", V_PERCENT, C(core.backoff.step), 0, 0.001, 1, NULL, 0},
-    {S_BACKOFF, "suspend_after", V_INT, C(core.backoff.suspend_after), 0, 0, 1000, NULL, 0},
-    {S_BACKOFF, "suspend", V_DURATION, C(core.backoff.suspend), 0, 0, 0, NULL, 0},
-    {S_BACKOFF, "retry_min", V_DURATION, C(core.backoff.retry_min), 0, 0, 0, NULL, 0},
-    {S_BACKOFF, "retry_max", V_DURATION, C(core.backoff.retry_max), 0, 0, 0, NULL, 0},
+    {S_BACKOFF, "cut", V_PERCENT, C(core.backoff.cut), 0, 0.01, 1, NULL, 0, 0, NULL},
+    {S_BACKOFF, "floor", V_PERCENT, C(core.backoff.floor), 0, 0.01, 1, NULL, 0, 0, NULL},
+    {S_BACKOFF, "step", V_PERCENT, C(core.backoff.step), 0, 0.001, 1, NULL, 0, 0, NULL},
+    {S_BACKOFF, "suspend_after", V_INT, C(core.backoff.suspend_after), 0, 0, 1000, NULL, 0, 0,
+     NULL},
+    {S_BACKOFF, "suspend", V_DURATION, C(core.backoff.suspend), 0, 0, 0, NULL, 0, 0, NULL},
+    {S_BACKOFF, "retry_min", V_DURATION, C(core.backoff.retry_min), 0, 0, 0, NULL, 0, 0, NULL},
+    {S_BACKOFF, "retry_max", V_DURATION, C(core.backoff.retry_max), 0, 0, 0, NULL, 0, 0, NULL},
 
-    FN(S_LOG, "level", k_level),
+    FND(S_LOG, "level", k_level, "info"),
 
-    {S_DNS, "mx", V_BOOL, C(dns.mx), 0, 0, 0, NULL, 0},
+    {S_DNS, "mx", V_BOOL, C(dns.mx), 0, 0, 0, NULL, 0, 1, NULL},
     FN(S_DNS, "servers", k_dns_servers),
-    FN(S_DNS, "wait", k_dns_wait),
-    {S_DNS, "timeout", V_DURATION, C(dns.timeout), 0, 0, 0, NULL, 0},
-    {S_DNS, "cache", V_INT, C(dns.cache), 0, 100, 10000000, NULL, 0},
+    FND(S_DNS, "wait", k_dns_wait, "2s"),
+    {S_DNS, "timeout", V_DURATION, C(dns.timeout), 0, 0, 0, NULL, 0, WU_USEC, NULL},
+    {S_DNS, "cache", V_INT, C(dns.cache), 0, 100, 10000000, NULL, 0, 100000, NULL},
 
     FN(S_SUPPRESS, "mode", k_suppress_mode),
 
     FN(S_CLUSTER, "redis", k_cluster_redis),
-    FN(S_CLUSTER, "name", k_cluster_name),
+    FND(S_CLUSTER, "name", k_cluster_name, "warmup"),
     FN(S_CLUSTER, "node", k_cluster_name),
-    FN(S_CLUSTER, "password_env", k_secret),
-    FN(S_CLUSTER, "password_file", k_secret),
-    {S_CLUSTER, "timeout", V_DURATION, C(cluster.timeout), 0, 0, 0, NULL, 0},
-    {S_CLUSTER, "lease_max", V_INT64, C(cluster.lease_max), 0, 1, 1e9, NULL, 0},
+    FN(S_CLUSTER, "password_env", cf_key_secret),
+    FN(S_CLUSTER, "password_file", cf_key_secret),
+    {S_CLUSTER, "timeout", V_DURATION, C(cluster.timeout), 0, 0, 0, NULL, 0, 2 * WU_USEC, NULL},
+    {S_CLUSTER, "lease_max", V_INT64, C(cluster.lease_max), 0, 1, 1e9, NULL, 0, 4000, NULL},
 
     FN(S_ALERT, "webhook_url", k_alert_url),
     FN(S_ALERT, "webhook_url_env", k_alert_url),
     FN(S_ALERT, "webhook_url_file", k_alert_url),
-    {S_ALERT, "backlog_threshold", V_INT64, C(alert_backlog), 0, 0, 1e12, NULL, 0},
-    {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0},
-    {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0},
-    {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0},
-    {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0},
-    FN(S_ALERT, "repeat_window", k_alert_repeat),
+    {S_ALERT, "backlog_threshold", V_INT64, C(alert_backlog), 0, 0, 1e12, NULL, 0, 10000, NULL},
+    {S_ALERT, "backlog_check", V_DURATION, C(alert_backlog_every), 0, 0, 0, NULL, 0, 60 * WU_USEC,
+     NULL},
+    {S_ALERT, "template_wait", V_DURATION, C(alert_v3_wait), 0, 0, 0, NULL, 0, WU_HOUR, NULL},
+    {S_ALERT, "timeout", V_DURATION, C(alert_timeout), 0, 0, 0, NULL, 0, 10 * WU_USEC, NULL},
+    {S_ALERT, "retries", V_INT, C(alert_retries), 0, 0, 100, NULL, 0, 5, NULL},
+    FND(S_ALERT, "repeat_window", k_alert_repeat, "10min"),
     {S_ALERT, "permfail_window", V_INT, C(core.permfail.window), 0, 0, WU_FAILRATE_WINDOW_MAX, NULL,
-     0},
-    {S_ALERT, "permfail_rate", V_PERCENT, C(core.permfail.rate), 0, 0, 1, NULL, 0},
-    {S_ALERT, "disk_min_free", V_PERCENT, C(alert_disk_free), 0, 0, 1, NULL, 0},
-    {S_ALERT, "source", V_STR, C(alert_source), SZ(wu_conf, alert_source), 0, 0, NULL, 0},
-
-    FN(S_WEBHOOK, "auth", k_webhook_auth),
-    FN(S_WEBHOOK, "public_key", k_webhook_key),
-    FN(S_WEBHOOK, "public_key_file", k_webhook_key),
-    {S_WEBHOOK, "username", V_STR, C(webhook.username), SZ(wu_conf, webhook.username), 0, 0, NULL,
-     0},
-    FN(S_WEBHOOK, "password_env", k_secret),
-    FN(S_WEBHOOK, "password_file", k_secret),
-    {S_WEBHOOK, "max_body", V_SIZE, C(webhook.max_body), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0},
-    {S_WEBHOOK, "max_skew", V_DURATION, C(webhook.max_skew), 0, 0, 0, NULL, 0},
-    {S_WEBHOOK, "default_rules", V_BOOL, C(webhook.default_rules), 0, 0, 0, NULL, 0},
-
-    FN(S_DEFER, "isp", k_defer_isp),
-    FN(S_DEFER, "match", k_defer_match),
-    FN(S_DEFER, "events", k_defer_events),
-    FN(S_DEFER, "cut", k_defer_cut),
-    FN(S_DEFER, "hold", k_defer_hold),
+     0, 0, NULL},
+    {S_ALERT, "permfail_rate", V_PERCENT, C(core.permfail.rate), 0, 0, 1, NULL, 0, 0, NULL},
+    {S_ALERT, "disk_min_free", V_PERCENT, C(alert_disk_free), 0, 0, 1, NULL, 0, 0.05, NULL},
+    {S_ALERT, "source", V_STR, C(alert_source), SZ(wu_conf, alert_source), 0, 0, NULL, 0, 0, NULL},
 };
+static const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+
+
+/* Every key table: this file's and those beside their modules. */
+static const struct {
+	const struct key *rows;
+	const size_t *n;
+} tables[] = {{keys, &nkeys},
+              {cf_route_keys, &cf_route_nkeys},
+              {cf_webhook_keys, &cf_webhook_nkeys},
+              {cf_defer_keys, &cf_defer_nkeys}};
 
 const struct key *cf_key_find(enum sect s, const char *name)
 {
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (keys[i].sect == s && strcmp(keys[i].name, name) == 0)
-			return &keys[i];
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (size_t i = 0; i < *tables[t].n; i++)
+			if (tables[t].rows[i].sect == s && strcmp(tables[t].rows[i].name, name) == 0)
+				return &tables[t].rows[i];
 	return NULL;
 }
 
@@ -1240,7 +1018,7 @@ static int set_value(struct load *ld, const struct key *k, void *base, const cha
 		if (wu_parse_percent(v, &f, why, n) < 0)
 			return -1;
 		if (f < k->min || f > k->max)
-			return say(why, n, "expected a percentage from %g%% to %g%%, got '%s'",
+			return cf_say(why, n, "expected a percentage from %g%% to %g%%, got '%s'",
 			           k->min * 100, k->max * 100, v);
 		*(double *)p = f;
 		return 0;
@@ -1248,7 +1026,7 @@ static int set_value(struct load *ld, const struct key *k, void *base, const cha
 	case V_INT:
 	case V_INT64:
 		if (wu_parse_count(v, &i, NULL, 0) < 0 || (double)i < k->min || (double)i > k->max)
-			return say(why, n, "expected a whole number from %.0f to %.0f, got '%s'",
+			return cf_say(why, n, "expected a whole number from %.0f to %.0f, got '%s'",
 			           k->min, k->max, v);
 		if (k->type == V_INT)
 			*(int *)p = (int)i;
@@ -1260,26 +1038,76 @@ static int set_value(struct load *ld, const struct key *k, void *base, const cha
 		if (parse_size(v, &sz, why, n) < 0)
 			return -1;
 		if ((double)sz < k->min || (double)sz > k->max)
-			return say(why, n, "expected a size from 1 byte to %.0fMB, got '%s'",
+			return cf_say(why, n, "expected a size from 1 byte to %.0fMB, got '%s'",
 			           k->max / (double)MB, v);
 		*(size_t *)p = sz;
 		return 0;
 	}
 	case V_STR:
-		if (cf_has_control(v) || copy(p, k->size, v) < 0)
-			return say(why, n, "expected text of at most %zu characters, got '%s'",
+		if (cf_has_control(v) || cf_copy(p, k->size, v) < 0)
+			return cf_say(why, n, "expected text of at most %zu characters, got '%s'",
 			           k->size - 1, v);
 		return 0;
 	case V_PATH:
-		if (!*v || cf_has_control(v) || resolve(ld->c, v, p, k->size) < 0)
-			return say(why, n,
+		if (!*v || cf_has_control(v) || cf_resolve(ld->c, v, p, k->size) < 0)
+			return cf_say(why, n,
 			           "expected a file path of at most %zu characters, got '%s'",
 			           k->size - 1, v);
 		return 0;
 	case V_FN:
 		break;
 	}
-	return say(why, n, "internal error: no parser");
+	return cf_say(why, n, "internal error: no parser");
+}
+
+/* Sets a row's numeric default, in the target's own unit. */
+static void default_set(const struct key *k, void *base)
+{
+	void *p = (char *)base + k->off;
+
+	switch (k->type) {
+	case V_RATE:
+	case V_PERCENT:
+		*(double *)p = k->def;
+		break;
+	case V_DURATION:
+		*(wu_time_t *)p = (wu_time_t)k->def;
+		break;
+	case V_INT:
+	case V_BOOL:
+		*(int *)p = (int)k->def;
+		break;
+	case V_INT64:
+		*(int64_t *)p = (int64_t)k->def;
+		break;
+	case V_SIZE:
+		*(size_t *)p = (size_t)k->def;
+		break;
+	case V_STR:
+	case V_PATH:
+	case V_FN:
+		break;
+	}
+}
+
+int cf_defaults_apply(struct load *ld, const struct key *tab, size_t n, const struct sect_ref *s,
+                      void *base, char *why, size_t whylen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct key *k = &tab[i];
+		int rc = 0;
+
+		if (k->sect != s->kind)
+			continue;
+		if (k->def_text)
+			rc = k->type == V_FN ? k->fn(ld, k, s, k->def_text, why, whylen)
+			                     : set_value(ld, k, base, k->def_text, why, whylen);
+		else if (k->def != 0)
+			default_set(k, base);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Remembers a key; -1 with its first line when it was already set. */
@@ -1436,102 +1264,89 @@ static char *read_line(char *buf, int size, void *user)
 
 int wu_conf_defaults(struct wu_conf *c)
 {
+	static const enum sect plain[] = {S_WARMUP, S_LISTEN,   S_STORE, S_GATE, S_BACKOFF,
+	                                  S_LOG,    S_SUPPRESS, S_ALERT, S_SMTP, S_DNS,
+	                                  S_STATUS, S_CLUSTER};
+	struct wu_conf_errors errs = {0};
+	struct load ld = {.c = c, .errs = &errs};
+	char why[WU_ERR_MAX + 64];
+	struct sect_ref s = {0};
+
 	memset(c, 0, sizeof(*c));
-	if (wu_core_conf_init(&c->core) < 0) {
-		memset(c, 0, sizeof(*c));
-		return -1;
+	/* The engine's own settings (schedule, pacing, throttles, gate,
+	 * backoff) keep the core's defaults: the simulator and the unit tests
+	 * run the core without a file. */
+	if (wu_core_conf_init(&c->core) < 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		s.kind = plain[i];
+		if (cf_defaults_apply(&ld, keys, nkeys, &s, c, why, sizeof(why)) < 0)
+			goto fail;
 	}
-	strcpy(c->listen_host, "127.0.0.1");
-	c->listen_port = 8025;
-	c->max_body = 10 * MB;
-	c->max_connections = 256;
-	c->idle_timeout = 30 * WU_USEC;
-	c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
-	c->header_timeout = 10 * WU_USEC;
-	c->smtpd.max_size = 30 * MB;
-	c->smtpd.max_recipients = 1000;
-	c->smtpd.max_connections = 100;
-	c->smtpd.max_errors = 10;
-	c->smtpd.timeout = 300 * WU_USEC;
-	strcpy(c->store_path, DEFAULT_STORE);
-	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
-		c->route[r].type = SND_TYPE_NONE;
-		c->route[r].max_connections = 8;
-		c->route[r].timeout = 30 * WU_USEC;
-		c->route[r].batch = 1000;
-		c->route[r].tls = SND_TLS_REQUIRED;
-	}
-	c->log_level = LOG_INFO;
-	c->webhook.max_body = MB;
-	c->webhook.max_skew = 10 * WU_MINUTE;
-	c->webhook.default_rules = 1;
+	s.kind = S_WEBHOOK;
+	if (cf_defaults_apply(&ld, cf_webhook_keys, cf_webhook_nkeys, &s, c, why, sizeof(why)) < 0)
+		goto fail;
+	/* Every route has its defaults; its type stays none until the file
+	 * names one (a route without a section is not used). */
+	s.kind = S_ROUTE;
+	for (s.index = 0; s.index < WU_ROUTE_COUNT; s.index++)
+		if (cf_defaults_apply(&ld, cf_route_keys, cf_route_nkeys, &s, &c->route[s.index], why,
+		                      sizeof(why)) < 0)
+			goto fail;
 	c->core.nrules = wu_deferral_defaults(&c->core.isps, c->core.rules, WU_DEFER_RULES_MAX);
-	c->alert_backlog = 10000;
-	c->alert_backlog_every = 60 * WU_USEC;
-	c->alert_v3_wait = WU_HOUR;
-	c->store_keep = 7 * 24 * WU_HOUR;
-	c->store_prune_every = WU_MINUTE;
-	c->alert_timeout = 10 * WU_USEC;
-	c->alert_retries = 5;
-	c->alert_repeat = 10 * WU_MINUTE;
-	c->alert_disk_free = 0.05;
-	c->dns.mx = 1;
-	c->dns.wait = 2 * WU_USEC;
-	c->dns.timeout = WU_USEC;
-	c->dns.cache = 100000;
-	strcpy(c->cluster.name, "warmup");
-	c->cluster.timeout = 2 * WU_USEC;
-	c->cluster.lease_max = 4000;
 	return 0;
+fail:
+	wu_core_conf_free(&c->core);
+	memset(c, 0, sizeof(*c));
+	return -1;
 }
 
 int wu_conf_read_schedule(struct wu_conf *c, const char *path, char *err, size_t errlen)
 {
 	struct wu_schedule s;
-	char *text = NULL;
-	size_t len = 0, cap = 0;
+	struct strbuf text = {0};
+	size_t cap = 0; /* read up to here, then twice as far */
 	FILE *f;
 	int rc;
 
 	if (strlen(path) >= sizeof(c->schedule_path))
-		return say(err, errlen, "schedule path too long: %s", path);
+		return cf_say(err, errlen, "schedule path too long: %s", path);
 	if (!(f = fopen(path, "r")))
-		return say(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return cf_say(err, errlen, "cannot read %s: %s", path, strerror(errno));
 	for (;;) {
 		size_t got;
 
-		if (len == cap) {
-			char *t;
+		if (text.len == cap) {
 			if (cap >= SCHEDULE_MAX) {
-				free(text);
+				strbuf_free(&text);
 				fclose(f);
-				return say(err, errlen, "%s: larger than %zu MB", path,
-				           SCHEDULE_MAX / MB);
+				return cf_say(err, errlen, "%s: larger than %zu MB", path,
+				              SCHEDULE_MAX / MB);
 			}
 			cap = cap ? cap * 2 : 4096;
-			if (!(t = realloc(text, cap))) {
-				free(text);
+			if (strbuf_reserve(&text, cap - text.len) < 0) {
+				strbuf_free(&text);
 				fclose(f);
-				return say(err, errlen, "out of memory");
+				return cf_say(err, errlen, "out of memory");
 			}
-			text = t;
 		}
-		got = fread(text + len, 1, cap - len, f);
-		len += got;
+		got = fread(text.p + text.len, 1, cap - text.len, f);
+		text.len += got;
+		text.p[text.len] = '\0';
 		if (got == 0)
 			break;
 	}
 	if (ferror(f)) {
-		free(text);
+		strbuf_free(&text);
 		fclose(f);
-		return say(err, errlen, "cannot read %s", path);
+		return cf_say(err, errlen, "cannot read %s", path);
 	}
 	fclose(f);
 	/* Parse aside so that a bad file leaves the current schedule intact. */
 	memset(&s, 0, sizeof(s));
 	s.after = c->core.schedule.after;
-	rc = wu_schedule_parse(&s, text ? text : "", len, path, err, errlen);
-	free(text);
+	rc = wu_schedule_parse(&s, text.p ? text.p : "", text.len, path, err, errlen);
+	strbuf_free(&text);
 	if (rc < 0)
 		return -1;
 	wu_schedule_free(&c->core.schedule);
@@ -1560,7 +1375,7 @@ int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_c
 	snprintf(ld.tz, sizeof(ld.tz), "%s",
 	         c->core.calendar.tz[0] ? c->core.calendar.tz : "Asia/Tokyo");
 
-	if (copy(c->path, sizeof(c->path), path) < 0) {
+	if (cf_copy(c->path, sizeof(c->path), path) < 0) {
 		wu_conf_errors_add(errs, NULL, 0, "config path too long: %.64s...", path);
 		goto fail;
 	}
@@ -1570,7 +1385,7 @@ int wu_conf_load_all(struct wu_conf *c, const char *path, int flags, struct wu_c
 	}
 	/* Absolute, so that relative paths survive a later chdir("/"). */
 	snprintf(dir, sizeof(dir), "%s", path);
-	if (!realpath(dirname(dir), real) || copy(c->dir, sizeof(c->dir), real) < 0) {
+	if (!realpath(dirname(dir), real) || cf_copy(c->dir, sizeof(c->dir), real) < 0) {
 		wu_conf_errors_add(errs, path, 0, "cannot resolve its directory: %s",
 		                   strerror(errno));
 		goto fail;
@@ -1628,7 +1443,7 @@ int wu_conf_load(struct wu_conf *c, const char *path, int flags, char *err, size
 	int rc = wu_conf_load_all(c, path, flags & ~WU_CONF_KEEP, &errs);
 
 	if (rc < 0)
-		say(err, errlen, "%s", errs.n ? errs.e[0].text : "out of memory");
+		cf_say(err, errlen, "%s", errs.n ? errs.e[0].text : "out of memory");
 	wu_conf_errors_free(&errs);
 	return rc;
 }

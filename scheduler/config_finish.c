@@ -19,7 +19,7 @@
 
 
 /* Reads a secret from the environment or a file into *out (malloc'ed). */
-static int secret_read(struct load *ld, const struct secret_ref *r, const char *section,
+int cf_secret_read(struct load *ld, const struct secret_ref *r, const char *section,
                        const char *what, char **out, char *source, size_t source_len)
 {
 	char buf[SECRET_MAX + 2];
@@ -108,181 +108,7 @@ static int secret_read(struct load *ld, const struct secret_ref *r, const char *
 	return 0;
 }
 
-/* Checks a route once its whole section is known. */
-static int route_check(struct load *ld, int r)
-{
-	struct snd_route_conf *rc = &ld->c->route[r];
-	const char *name = r == WU_ROUTE_NEW ? "route new" : "route old";
-	const struct secret_ref *sec = &ld->route_secret[r];
-	int have_secret = sec->env[0] || sec->file[0];
-	const char *url;
 
-	if (rc->type == SND_TYPE_NONE) {
-		if (!cf_seen_line(ld, name, "type"))
-			cf_lfail(ld, ld->route_line[r], "[%s] type: required: sendgrid or smtp", name);
-		return -1;
-	}
-	/* Keys of the other type would be ignored: better to say so. */
-	for (int i = 0; i < ld->nseen; i++) {
-		const struct key *k;
-
-		if (strcmp(ld->seen[i].section, name) != 0)
-			continue;
-		k = cf_key_find(S_ROUTE, ld->seen[i].key);
-		if (k && k->only &&
-		    k->only != (rc->type == SND_TYPE_SENDGRID ? FOR_SENDGRID : FOR_SMTP)) {
-			cf_lfail(ld, ld->seen[i].line,
-			      "[%s] %s: only for type = %s (this route is %s)", name, k->name,
-			      k->only == FOR_SENDGRID ? "sendgrid" : "smtp",
-			      rc->type == SND_TYPE_SENDGRID ? "sendgrid" : "smtp");
-			return -1;
-		}
-	}
-	if (rc->type == SND_TYPE_SENDGRID && !ld->url_set[r])
-		strcpy(ld->url[r], DEFAULT_SENDGRID);
-	url = ld->url[r];
-	if (rc->type == SND_TYPE_SENDGRID) {
-		char host[256];
-		const char *h = url + 7, *e;
-		size_t hl;
-
-		if (strncmp(url, "https://", 8) == 0 && url[8]) {
-			/* fine */
-		} else if (strncmp(url, "http://", 7) == 0) {
-			/* Plain HTTP would carry the API key in the clear: loopback only
-			 * (the fake SendGrid server of the tests and demos). */
-			if (*h == '[') {
-				h++;
-				e = strchr(h, ']');
-			} else {
-				e = h + strcspn(h, ":/");
-			}
-			hl = e ? (size_t)(e - h) : 0;
-			if (hl == 0 || hl >= sizeof(host)) {
-				cf_lfail(ld, ld->url_set[r],
-				      "[%s] url: expected https://HOST, got '%s'", name, url);
-				return -1;
-			}
-			memcpy(host, h, hl);
-			host[hl] = '\0';
-			if (!cf_loopback(host)) {
-				cf_lfail(ld, ld->url_set[r],
-				      "[%s] url: http:// would send the API key unencrypted; use "
-				      "https:// (plain http only to a loopback address), got '%s'",
-				      name, url);
-				return -1;
-			}
-		} else {
-			cf_lfail(
-			    ld, ld->url_set[r],
-			    "[%s] url: expected https://HOST such as https://api.sendgrid.com, got "
-			    "'%s'",
-			    name, url);
-			return -1;
-		}
-		if (!have_secret && !(ld->flags & WU_CONF_NO_SECRETS) &&
-		    !cf_seen_line(ld, name, "api_key_env") && !cf_seen_line(ld, name, "api_key_file")) {
-			cf_lfail(ld, ld->route_line[r],
-			      "[%s] api_key_env: required: the SendGrid API key, from "
-			      "api_key_env = VARIABLE or api_key_file = PATH",
-			      name);
-			return -1;
-		}
-	} else {
-		int smtps = strncmp(url, "smtps://", 8) == 0;
-
-		if (!ld->url_set[r]) {
-			cf_lfail(ld, ld->route_line[r],
-			      "[%s] url: required for smtp: smtp://HOST:PORT (STARTTLS) or "
-			      "smtps://HOST:PORT",
-			      name);
-			return -1;
-		}
-		if ((!smtps && strncmp(url, "smtp://", 7) != 0) || !url[smtps ? 8 : 7]) {
-			cf_lfail(ld, ld->url_set[r],
-			      "[%s] url: expected smtp://HOST:PORT or smtps://HOST:PORT, got '%s'",
-			      name, url);
-			return -1;
-		}
-		if (smtps && rc->tls == SND_TLS_NONE) {
-			cf_lfail(
-			    ld, cf_seen_line(ld, name, "tls"),
-			    "[%s] tls: none contradicts the smtps:// URL (TLS from the first byte)",
-			    name);
-			return -1;
-		}
-		if (rc->username[0] && !have_secret) {
-			cf_lfail(ld, cf_seen_line(ld, name, "username"),
-			      "[%s] username: needs a password from password_env or password_file",
-			      name);
-			return -1;
-		}
-		if (have_secret && !rc->username[0]) {
-			cf_lfail(ld, sec->line, "[%s] %s: a password needs a username", name,
-			      sec->key);
-			return -1;
-		}
-		/* On SMTP these travel in the X-SMTPAPI header, or nowhere. */
-		if (!rc->x_smtpapi) {
-			static const char *const hdr[] = {"ip_pool", "click_tracking",
-			                                  "open_tracking", "subscription_tracking"};
-			for (size_t i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
-				int line = cf_seen_line(ld, name, hdr[i]);
-				if (line && (i == 0 ? rc->ip_pool[0] != '\0'
-				                    : (i == 1   ? rc->click_tracking
-				                       : i == 2 ? rc->open_tracking
-				                                : rc->subscription_tracking))) {
-					cf_lfail(ld, line,
-					      "[%s] %s: on an smtp route this is sent in the "
-					      "X-SMTPAPI "
-					      "header; set x_smtpapi = on",
-					      name, hdr[i]);
-					return -1;
-				}
-			}
-		}
-		if (rc->ca_file[0] && !(ld->flags & WU_CONF_NO_SECRETS) &&
-		    access(rc->ca_file, R_OK) < 0) {
-			cf_lfail(ld, cf_seen_line(ld, name, "ca_file"),
-			      "[%s] ca_file: cannot read %s: %s", name, rc->ca_file,
-			      strerror(errno));
-			return -1;
-		}
-	}
-	strcpy(rc->url, url);
-	return 0;
-}
-
-/* Reads public_key_file: SendGrid's base64 line, or a PEM public key. */
-static int webhook_key_read(struct load *ld)
-{
-	char text[8192], b64[8192], why[WU_ERR_MAX], *line, *save = NULL;
-	size_t len, blen = 0;
-	FILE *f = fopen(ld->webhook_key_file, "r");
-
-	if (!f) {
-		cf_lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: cannot read %s: %s",
-		      ld->webhook_key_file, strerror(errno));
-		return -1;
-	}
-	len = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[len] = '\0';
-	b64[0] = '\0';
-	for (line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		if (strncmp(line, "-----", 5) == 0)
-			continue; /* PEM armour */
-		blen += (size_t)snprintf(b64 + blen, sizeof(b64) - blen, "%s", wu_trim(line));
-		if (blen >= sizeof(b64))
-			break;
-	}
-	if (cf_webhook_key_set(ld, b64, why, sizeof(why)) < 0) {
-		cf_lfail(ld, ld->webhook_key_line, "[webhook] public_key_file: %s: %s",
-		      ld->webhook_key_file, why);
-		return -1;
-	}
-	return 0;
-}
 
 /* The [cluster] checks that need the whole section: an address, a node name. */
 static void cluster_finish(struct load *ld)
@@ -310,76 +136,6 @@ static void cluster_finish(struct load *ld)
 		      "[cluster] timeout: expected 100ms to 60s");
 }
 
-/* The [webhook] checks that need the whole file, then its secrets. */
-static int webhook_finish(struct load *ld, int daemon)
-{
-	struct wu_webhook_conf *w = &ld->c->webhook;
-	int basic = w->username[0] || ld->webhook_password.key;
-	int line = cf_seen_line(ld, "webhook", "auth");
-	char why[WU_ERR_MAX];
-
-	for (int i = 0; i < w->nrules; i++) {
-		struct wu_defer_rule *r = &w->rules[i];
-
-		if (r->isp < 0) {
-			cf_lfail(ld, r->line,
-			      "[defer_rule %s] isp: required: the ISP group it watches", r->name);
-		}
-		if (!r->match[0]) {
-			cf_lfail(ld, r->line,
-			      "[defer_rule %s] match: required: the texts to look for, such as "
-			      "4.7.28",
-			      r->name);
-		}
-	}
-	/* The rules in force, for the engine: the daemon's and the simulator's
-	 * alike (the webhook feeds them events, the simulator draws them). */
-	if (w->nrules > 0) {
-		memcpy(ld->c->core.rules, w->rules, sizeof(w->rules[0]) * (size_t)w->nrules);
-		ld->c->core.nrules = w->nrules;
-	} else {
-		ld->c->core.nrules =
-		    w->default_rules ? wu_deferral_defaults(&ld->c->core.isps, ld->c->core.rules,
-		                                            WU_DEFER_RULES_MAX)
-		                     : 0;
-	}
-	if (!w->enabled)
-		return 0;
-	if (w->auth_none && (basic || w->public_key || ld->webhook_key_file[0])) {
-		cf_lfail(ld, line,
-		      "[webhook] auth: none contradicts public_key and username/password; keep "
-		      "one");
-	}
-	if (w->auth_none && !cf_loopback(ld->c->listen_host)) {
-		cf_lfail(ld, line,
-		      "[webhook] auth: none is only allowed on a loopback address (the daemon "
-		      "listens on %s)",
-		      ld->c->listen_host);
-	}
-	if (w->username[0] && !ld->webhook_password.key) {
-		cf_lfail(ld, cf_seen_line(ld, "webhook", "username"),
-		      "[webhook] username: needs a password from password_env or password_file");
-	}
-	if (ld->webhook_password.key && !w->username[0]) {
-		cf_lfail(ld, ld->webhook_password.line, "[webhook] %s: a password needs a username",
-		      ld->webhook_password.key);
-	}
-	/* A forged batch could halt the ramp or cut an ISP: no silent default. */
-	if (daemon && !w->auth_none && !basic && !w->public_key && !ld->webhook_key_file[0]) {
-		cf_lfail(ld, ld->webhook_line,
-		      "[webhook]: the event webhook needs authentication: set public_key (or "
-		      "public_key_file) for signed events, or username with password_env or "
-		      "password_file, or write auth = none to accept unauthenticated events");
-	}
-	if (!daemon)
-		return 0;
-	if (ld->webhook_key_file[0])
-		webhook_key_read(ld);
-	if (ld->webhook_password.key)
-		secret_read(ld, &ld->webhook_password, "webhook", "password", &w->password, why,
-		            sizeof(why));
-	return 0;
-}
 
 /* The checks that need the whole file, then the schedule and the secrets. */
 int cf_finish(struct load *ld)
@@ -392,7 +148,7 @@ int cf_finish(struct load *ld)
 	/* A route stops at its first problem: the next would follow from it. */
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		if (ld->route_line[r])
-			route_check(ld, r);
+			cf_route_check(ld, r);
 	if (daemon && !ld->route_line[WU_ROUTE_NEW]) {
 		cf_lfail(ld, 0,
 		      "[route new]: required: the route being warmed up (type = sendgrid or "
@@ -505,33 +261,33 @@ int cf_finish(struct load *ld)
 		cf_lfail(ld, 0, "[warmup] schedule: required: a CSV file of day,cap rows");
 	}
 
-	webhook_finish(ld, daemon);
+	cf_webhook_finish(ld, daemon);
 	cluster_finish(ld);
 	if (!daemon)
 		return ld->failed ? -1 : 0;
 	/* Every secret is looked for, so that one run names all that are missing. */
 	if (!c->auth_none && (ld->token.env[0] || ld->token.file[0]))
-		secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
+		cf_secret_read(ld, &ld->token, "listen", "token", &c->token, why, sizeof(why));
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		struct snd_route_conf *rc = &c->route[r];
 		const struct secret_ref *sec = &ld->route_secret[r];
 
 		if (!ld->route_line[r] || (!sec->env[0] && !sec->file[0]))
 			continue;
-		secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
+		cf_secret_read(ld, sec, r == WU_ROUTE_NEW ? "route new" : "route old",
 		            rc->type == SND_TYPE_SENDGRID ? "api_key" : "password", &rc->secret,
 		            rc->secret_source, sizeof(rc->secret_source));
 	}
 	if (c->cluster.enabled && ld->cluster_password.key) {
 		char source[160];
 
-		secret_read(ld, &ld->cluster_password, "cluster", "password", &c->cluster.password,
+		cf_secret_read(ld, &ld->cluster_password, "cluster", "password", &c->cluster.password,
 		            source, sizeof(source));
 	}
 	if (ld->alert_url.key) {
 		char source[160];
 
-		if (secret_read(ld, &ld->alert_url, "alert", "webhook_url", &c->alert_url, source,
+		if (cf_secret_read(ld, &ld->alert_url, "alert", "webhook_url", &c->alert_url, source,
 		                sizeof(source)) == 0 &&
 		    strncmp(c->alert_url, "https://", 8) != 0 &&
 		    strncmp(c->alert_url, "http://", 7) != 0) {

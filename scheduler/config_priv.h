@@ -1,8 +1,10 @@
 /*
- * config_priv.h -- what the two halves of the loader share: config.c reads
- * the file line by line (sections, keys, the key table), config_finish.c
- * runs the checks that need the whole file (across sections, the secrets,
- * the routes, the webhook, the cluster) once the last line is in.
+ * config_priv.h -- what the parts of the loader share: config.c reads the
+ * file line by line (sections, keys, the key table of the plain sections,
+ * the defaults); config_route.c, config_webhook.c and config_defer.c hold
+ * the keys, defaults and checks of [route NAME], [webhook] and
+ * [defer_rule NAME]; config_finish.c runs the checks across sections and
+ * reads the secrets once the last line is in.
  */
 #ifndef WU_CONFIG_PRIV_H
 #define WU_CONFIG_PRIV_H
@@ -100,6 +102,14 @@ struct key;
 typedef int (*key_fn)(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                       char *why, size_t n);
 
+/*
+ * One row of a key table: the key, its value's kind and target, and its
+ * default.  A default is either a number in the target's own unit (def:
+ * microseconds, bytes, a fraction; 0 means none, the target stays zero or
+ * keeps the core's own default) or the text a file would hold (def_text,
+ * for strings, paths and keys with a parser of their own, which reads it
+ * as it reads the file's).
+ */
 struct key {
 	enum sect sect;
 	const char *name;
@@ -109,8 +119,55 @@ struct key {
 	double min, max;
 	key_fn fn;
 	int only; /* S_ROUTE: FOR_SENDGRID or FOR_SMTP */
+	double def;
+	const char *def_text;
 };
 
+/* Rows: C and R name the target in struct wu_conf and struct
+ * snd_route_conf; FN and RFN are keys with a parser of their own, FND and
+ * RFND the same with a default. */
+#define C(f)     offsetof(struct wu_conf, f)
+#define R(f)     offsetof(struct snd_route_conf, f)
+#define SZ(t, f) sizeof(((struct t *)0)->f)
+#define FND(sect, name, fn, def)                                                                   \
+	{                                                                                          \
+		sect, name, V_FN, 0, 0, 0, 0, fn, FOR_ANY, 0, def                                  \
+	}
+#define RFND(name, fn, only, def)                                                                  \
+	{                                                                                          \
+		S_ROUTE, name, V_FN, 0, 0, 0, 0, fn, only, 0, def                                  \
+	}
+#define FN(sect, name, fn)        FND(sect, name, fn, NULL)
+#define RFN(name, fn, only)       RFND(name, fn, only, NULL)
+
+/* The key tables of config_route.c, config_webhook.c and config_defer.c. */
+extern const struct key cf_route_keys[];
+extern const size_t cf_route_nkeys;
+extern const struct key cf_webhook_keys[];
+extern const size_t cf_webhook_nkeys;
+extern const struct key cf_defer_keys[];
+extern const size_t cf_defer_nkeys;
+
+/* Formats a message into err; returns -1, for tail calls. */
+int cf_say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Copies s into a fixed buffer; -1 when it does not fit. */
+int cf_copy(char *dst, size_t size, const char *s);
+/* A path as written, made absolute under the config file's directory;
+ * -1 when it does not fit. */
+int cf_resolve(const struct wu_conf *c, const char *v, char *out, size_t size);
+/* token_env/_file, api_key_env/_file, password_env/_file: where a
+ * section's secret is (the key parser of every such row). */
+int cf_key_secret(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
+                  char *why, size_t n);
+/* Sets the defaults of the n rows of tab that belong to section s (base:
+ * the struct its offsets are in).  Returns 0, or -1 with a reason in why
+ * when a default does not parse. */
+int cf_defaults_apply(struct load *ld, const struct key *tab, size_t n, const struct sect_ref *s,
+                      void *base, char *why, size_t whylen);
+/* Reads a secret from the environment or a file into *out (malloc'ed);
+ * source says which, for status. */
+int cf_secret_read(struct load *ld, const struct secret_ref *r, const char *section,
+                   const char *what, char **out, char *source, size_t source_len);
 /* A message about line (0: the file) of the file being loaded. */
 void cf_lfail(struct load *ld, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The line where [section] key was seen, 0 if not. */
@@ -124,6 +181,16 @@ const struct key *cf_key_find(enum sect s, const char *name);
 /* Decodes and keeps [webhook]'s public key (base64 DER), refusing a second
  * one.  Returns 0, or -1 with a reason in why. */
 int cf_webhook_key_set(struct load *ld, const char *b64, char *why, size_t n);
+/* Checks route r once its whole section is known; -1 at its first problem. */
+int cf_route_check(struct load *ld, int r);
+/* The [webhook] checks that need the whole file (the defer rules' first),
+ * the rules the engine gets, then the webhook's secrets. */
+int cf_webhook_finish(struct load *ld, int daemon);
+/* Opens rule i of [defer_rule NAME] with the defaults of its key table;
+ * -1 with a reason in why when they do not parse. */
+int cf_defer_open(struct load *ld, int i, const char *name, char *why, size_t n);
+/* The [defer_rule] checks that need the whole section: an ISP, a match. */
+void cf_defer_check(struct load *ld);
 /* The checks after the last line: across sections, secrets, routes,
  * webhook, cluster.  Returns 0, or -1 when something failed. */
 int cf_finish(struct load *ld);

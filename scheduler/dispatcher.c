@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
+#include "core/rng.h"
 #include "log.h"
 #include "mx.h"
 #include "suppress.h"
@@ -77,6 +79,7 @@ struct dispatcher {
 	struct result_set *unsaved;      /* results a failed commit did not take */
 	int draining; /* stopping: nothing new is decided or handed over */
 	int stopping;
+	struct wu_rng rng; /* retry jitter; seeded from the kernel at start */
 };
 
 static void round_run(struct dispatcher *dp);
@@ -749,7 +752,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 	struct wu_daemon *d = dp->d;
 	struct result_set *rs = calloc(1, sizeof(*rs));
 	int first_of[WU_ISP_MAX][SND_AUTHFAIL + 1]; /* the first unit of each ISP and status */
-	unsigned rnd = 0;
+	double jitter;
 	int attempts = 0;
 
 	if (rs)
@@ -770,8 +773,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 	for (int i = 0; i < b->sb.nitems; i++)
 		if (b->attempts[i] > attempts)
 			attempts = b->attempts[i];
-	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		rnd = (unsigned)rand();
+	jitter = wu_rng_unit(&dp->rng);
 	memset(first_of, -1, sizeof(first_of));
 	for (int i = 0; i < b->sb.nitems; i++) {
 		struct settled *u = &rs->u[i];
@@ -798,7 +800,7 @@ static void batch_settle(struct dispatcher *dp, struct batch *b, const struct sn
 		rep.scope = scope;
 		rep.sent_date = b->date;
 		rep.attempts = attempts + 1;
-		rep.jitter = (double)rnd / 4294967296.0;
+		rep.jitter = jitter;
 		rep.auth = st == SND_AUTHFAIL;
 		rep.code = res[i].code;
 		rep.text = res[i].error;
@@ -903,12 +905,19 @@ static void on_event(void *arg, const struct wu_event *ev)
 int dispatcher_start(struct dispatcher **dpp, struct wu_daemon *d)
 {
 	struct dispatcher *dp = calloc(1, sizeof(*dp));
+	uint64_t seed;
 
 	if (!dp || daemon_listen(d, on_event, dp) < 0) {
 		free(dp);
 		return -1;
 	}
 	dp->d = d;
+	/* The jitter only spreads retries apart (between restarts and nodes
+	 * too); it needs no secrecy, so without the kernel's bytes the clock
+	 * and the pid do. */
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+	wu_rng_seed(&dp->rng, seed, 0);
 	uv_timer_init(d->loop, &dp->timer);
 	dp->timer.data = dp;
 	*dpp = dp;

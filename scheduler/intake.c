@@ -26,6 +26,7 @@
 #include "msgid.h"
 #include "mx.h"
 #include "sender/json_strict.h"
+#include "sender/strbuf.h"
 #include "sender/v3mail.h"
 #include "suppress.h"
 #include "ui.h"
@@ -59,8 +60,7 @@ struct req {
 	struct intake *in;
 	struct MHD_Connection *conn;
 	enum req_kind kind;
-	char *body;
-	size_t len, cap;
+	struct strbuf body; /* the request body as received */
 	int too_big;
 	int answered;  /* a response was queued early */
 	int suspended; /* waiting for the commit */
@@ -358,7 +358,7 @@ static enum MHD_Result handle_mail(struct req *r)
 	char why[400];
 	int n = 0, v3only;
 
-	if (json_strict_parse(r->body, r->len, &body, &jerr) < 0) {
+	if (json_strict_parse(r->body.p, r->body.len, &body, &jerr) < 0) {
 		d->extra.intake_rejected++;
 		return reply_error(r->conn, MHD_HTTP_BAD_REQUEST, jerr.field, jerr.message);
 	}
@@ -547,24 +547,11 @@ static int take_data(struct req *r, const char *data, size_t n)
 	size_t max =
 	    r->kind == REQ_WEBHOOK ? webhook_max_body(r->in->d->webhook) : r->in->d->conf.max_body;
 
-	if (r->too_big || r->len + n > max) {
+	if (r->too_big || r->body.len + n > max) {
 		r->too_big = 1;
 		return 0;
 	}
-	if (r->len + n + 1 > r->cap) {
-		size_t nc = r->cap ? r->cap : 16384;
-		while (nc < r->len + n + 1)
-			nc *= 2;
-		char *b = realloc(r->body, nc);
-		if (!b)
-			return -1;
-		r->body = b;
-		r->cap = nc;
-	}
-	memcpy(r->body + r->len, data, n);
-	r->len += n;
-	r->body[r->len] = '\0';
-	return 0;
+	return strbuf_add(&r->body, data, n) < 0 ? -1 : 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -611,7 +598,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (r->committed) {
 			webhook_committed(w, r->ok, &r->wh);
 		} else {
-			webhook_post(w, conn, r->body, r->len, r->too_big, &r->wh);
+			webhook_post(w, conn, r->body.p, r->body.len, r->too_big, &r->wh);
 			if (r->wh.after_commit &&
 			    daemon_after_commit(in->d, mail_committed, r) == 0) {
 				r->suspended = 1;
@@ -654,7 +641,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return ret;
 	}
 	if (r->kind == REQ_CONTROL && !r->too_big) {
-		control_handle(in->d, conn, method, url, r->body, r->len, &r->ctl);
+		control_handle(in->d, conn, method, url, r->body.p, r->body.len, &r->ctl);
 		if (r->ctl.after_commit && daemon_after_commit(in->d, mail_committed, r) == 0) {
 			r->suspended = 1;
 			MHD_suspend_connection(conn);
@@ -688,7 +675,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    (uint64_t)((in->d->conf.idle_timeout + in->d->conf.header_timeout) / 1000);
 	if (!r)
 		return;
-	free(r->body);
+	strbuf_free(&r->body);
 	control_reply_free(&r->ctl);
 	free(r);
 	*con_cls = NULL;

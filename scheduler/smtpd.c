@@ -52,6 +52,7 @@
 #include "msgid.h"
 #include "mx.h"
 #include "sender/rawmail.h"
+#include "sender/strbuf.h"
 #include "sender/v3mail.h"
 #include "smtpd_auth.h"
 #include "smtpd_parse.h"
@@ -88,8 +89,7 @@ struct session {
 	int esmtp;
 	int errors;
 	/* input, plain text */
-	char *in;
-	size_t in_len, in_cap;
+	struct strbuf in;
 	int discarding; /* a command line over the limit: skip to its end */
 	int midline;    /* DATA: the last piece taken did not end a line */
 	int restart;    /* STARTTLS threw the buffered input away */
@@ -104,16 +104,14 @@ struct session {
 	char from[SMTPD_PATH_MAX];
 	char **rcpt;
 	int nrcpt, ndropped;
-	char *msg;
-	size_t msg_len, msg_cap;
+	struct strbuf msg; /* DATA as received, up to max_size */
 	int too_big, bad_lf, bad_nul;
 	char msgid[32];
 	uv_work_t work;     /* ST_CONVERT: rawmail_parse() on a worker thread */
 	struct rawmail *rm; /* its result */
 	char cerr[256];     /* or why the message cannot be sent */
 	/* output, plain text, sent at the end of the processing of a read */
-	char *out;
-	size_t out_len, out_cap;
+	struct strbuf out;
 };
 
 struct smtpd {
@@ -186,18 +184,18 @@ static void tls_out(struct session *s)
 /* Sends the queued replies, through TLS when it is on. */
 static void flush(struct session *s)
 {
-	if (!s->out_len)
+	size_t n = s->out.len;
+
+	if (!n)
 		return;
 	if (s->tls) {
-		if (smtpd_tls_write(s->tls, s->out, s->out_len) < 0)
+		if (smtpd_tls_write(s->tls, s->out.p, n) < 0)
 			wu_warn("smtp: %s: TLS write failed", s->peer);
-		s->out_len = 0;
+		strbuf_reset(&s->out);
 		tls_out(s);
 		return;
 	}
-	wire(s, s->out, s->out_len);
-	s->out = NULL;
-	s->out_len = s->out_cap = 0;
+	wire(s, strbuf_take(&s->out), n); /* the write owns the bytes now */
 }
 
 /* Queues one reply line (or several, joined by \n in text).  A 5xx for a
@@ -217,18 +215,12 @@ static void reply(struct session *s, const char *fmt, ...)
 		n = (int)sizeof(line) - 3;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	if (s->out_cap - s->out_len < (size_t)n) {
-		size_t nc = s->out_cap ? s->out_cap * 2 : 4096;
-		while (nc - s->out_len < (size_t)n)
-			nc *= 2;
-		char *b = realloc(s->out, nc);
-		if (!b)
-			return;
-		s->out = b;
-		s->out_cap = nc;
+	if (strbuf_add(&s->out, line, (size_t)n) < 0) {
+		/* Only this line is lost (the buffer keeps the replies before
+		 * it); the next one may fit, so the failure is not kept. */
+		s->out.failed = 0;
+		return;
 	}
-	memcpy(s->out + s->out_len, line, (size_t)n);
-	s->out_len += (size_t)n;
 	if (line[0] == '5' && strncmp(line, "554", 3) != 0 && strncmp(line, "552", 3) != 0 &&
 	    strncmp(line, "550", 3) != 0 && strncmp(line, "535", 3) != 0)
 		s->errors++;
@@ -245,9 +237,7 @@ static void txn_reset(struct session *s)
 	s->rcpt = NULL;
 	s->nrcpt = s->ndropped = 0;
 	s->from[0] = '\0';
-	free(s->msg);
-	s->msg = NULL;
-	s->msg_len = s->msg_cap = 0;
+	strbuf_free(&s->msg);
 	s->too_big = s->bad_lf = s->bad_nul = 0;
 	if (s->st != ST_HELO)
 		s->st = ST_READY;
@@ -258,25 +248,12 @@ static void msg_add(struct session *s, const char *p, size_t n)
 {
 	size_t max = s->srv->conf->max_size;
 
-	if (s->too_big || s->msg_len + n > max) {
+	if (s->too_big || s->msg.len + n > max) {
 		s->too_big = 1;
 		return;
 	}
-	if (s->msg_cap - s->msg_len < n + 1) {
-		size_t nc = s->msg_cap ? s->msg_cap : 65536;
-		while (nc - s->msg_len < n + 1)
-			nc *= 2;
-		char *b = realloc(s->msg, nc);
-		if (!b) {
-			s->too_big = 1;
-			return;
-		}
-		s->msg = b;
-		s->msg_cap = nc;
-	}
-	memcpy(s->msg + s->msg_len, p, n);
-	s->msg_len += n;
-	s->msg[s->msg_len] = '\0';
+	if (strbuf_add(&s->msg, p, n) < 0)
+		s->too_big = 1; /* answered as too big: it cannot be kept */
 }
 
 /* After the commit: 250 or 451, and the session reads again. */
@@ -353,7 +330,7 @@ static void convert_work(uv_work_t *w)
 {
 	struct session *s = w->data;
 
-	s->rm = rawmail_parse(s->msg ? s->msg : "", s->msg_len, s->cerr, sizeof(s->cerr));
+	s->rm = rawmail_parse(s->msg.p ? s->msg.p : "", s->msg.len, s->cerr, sizeof(s->cerr));
 }
 
 /* Back on the loop: finish the v3 form (what the API route sends, and the
@@ -407,8 +384,8 @@ static void store_msg(struct session *s)
 		goto fail;
 	msgid_make(s->msgid);
 	if (daemon_txn(d) < 0 ||
-	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg ? s->msg : "",
-	                          s->msg_len, s->from, now, &cid) < 0)
+	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg.p ? s->msg.p : "",
+	                          s->msg.len, s->from, now, &cid) < 0)
 		goto fail;
 	if (intake_add_units(d, body, ps, cid, 0, now) < 0)
 		goto fail;
@@ -658,7 +635,7 @@ static void cmd_starttls(struct session *s, const char *arg)
 		flush(s);
 		s->tls = t;
 	}
-	s->in_len = 0;
+	strbuf_reset(&s->in);
 	s->restart = 1;
 	txn_reset(s);
 	s->st = ST_HELO;
@@ -840,16 +817,16 @@ static void session_process(struct session *s)
 {
 	size_t pos = 0;
 
-	while (!waiting(s) && s->st != ST_CLOSING && pos < s->in_len) {
-		char *line = s->in + pos, *lf = memchr(line, '\n', s->in_len - pos);
+	while (!waiting(s) && s->st != ST_CLOSING && pos < s->in.len) {
+		char *line = s->in.p + pos, *lf = memchr(line, '\n', s->in.len - pos);
 		size_t n;
 
 		if (!lf) {
 			/* No end yet: a command line too long is skipped to its end;
 			 * a message line is taken in pieces of any length. */
-			if (s->st != ST_DATA && s->in_len - pos >= SMTPD_LINE_MAX) {
+			if (s->st != ST_DATA && s->in.len - pos >= SMTPD_LINE_MAX) {
 				s->discarding = 1;
-				pos = s->in_len;
+				pos = s->in.len;
 			}
 			break;
 		}
@@ -894,20 +871,18 @@ static void session_process(struct session *s)
 		return;
 	/* A message line longer than the buffer is kept whole only up to
 	 * max_size; msg_add counts the rest. */
-	if (s->st == ST_DATA && pos == 0 && s->in_len >= READ_MAX) {
+	if (s->st == ST_DATA && pos == 0 && s->in.len >= READ_MAX) {
 		int cont = s->midline;
-		if (!cont && s->in[0] == '.') { /* dot-unstuffing of a long line */
-			msg_add(s, s->in + 1, s->in_len - 1);
+		if (!cont && s->in.p[0] == '.') { /* dot-unstuffing of a long line */
+			msg_add(s, s->in.p + 1, s->in.len - 1);
 		} else {
-			msg_add(s, s->in, s->in_len);
+			msg_add(s, s->in.p, s->in.len);
 		}
 		s->midline = 1;
-		pos = s->in_len;
+		pos = s->in.len;
 	}
-	if (pos) {
-		memmove(s->in, s->in + pos, s->in_len - pos);
-		s->in_len -= pos;
-	}
+	if (pos)
+		strbuf_consume(&s->in, pos);
 	flush(s);
 	if (waiting(s) && s->reading) {
 		uv_read_stop((uv_stream_t *)&s->tcp);
@@ -927,19 +902,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 /* Appends plain text to the input buffer. */
 static int in_add(struct session *s, const char *p, size_t n)
 {
-	if (s->in_cap - s->in_len < n) {
-		size_t nc = s->in_cap ? s->in_cap : 16384;
-		while (nc - s->in_len < n)
-			nc *= 2;
-		char *b = realloc(s->in, nc);
-		if (!b)
-			return -1;
-		s->in = b;
-		s->in_cap = nc;
-	}
-	memcpy(s->in + s->in_len, p, n);
-	s->in_len += n;
-	return 0;
+	return strbuf_add(&s->in, p, n) < 0 ? -1 : 0;
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -969,8 +932,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	uv_timer_again(&s->timer);
 	if (s->tls) {
-		int r = smtpd_tls_feed(s->tls, buf->base, (size_t)nread, &s->in, &s->in_len,
-		                       &s->in_cap, err, sizeof(err));
+		int r = smtpd_tls_feed(s->tls, buf->base, (size_t)nread, &s->in, err, sizeof(err));
 		tls_out(s);
 		if (r != 0) {
 			if (r < 0)
@@ -1006,8 +968,8 @@ static void on_session_closed(uv_handle_t *h)
 	srv->nsessions--;
 	txn_reset(s);
 	smtpd_tls_free(s->tls);
-	free(s->in);
-	free(s->out);
+	strbuf_free(&s->in);
+	strbuf_free(&s->out);
 	free(s);
 	smtpd_free_if_done(srv);
 }

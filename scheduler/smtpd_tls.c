@@ -105,8 +105,8 @@ void smtpd_tls_free(struct smtpd_tls *t)
 	}
 }
 
-int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, char **out, size_t *outlen,
-                   size_t *outcap, char *err, size_t errlen)
+int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, struct strbuf *out, char *err,
+                   size_t errlen)
 {
 	if (n && BIO_write(t->rbio, in, (int)n) != (int)n) {
 		snprintf(err, errlen, "TLS: out of memory");
@@ -115,19 +115,15 @@ int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, char **out, si
 	for (;;) {
 		int r, e;
 
-		if (*outcap - *outlen < 16384) {
-			size_t nc = *outcap ? *outcap * 2 : 32768;
-			char *b = realloc(*out, nc);
-			if (!b) {
-				snprintf(err, errlen, "TLS: out of memory");
-				return -1;
-			}
-			*out = b;
-			*outcap = nc;
+		/* SSL_read writes in place; a record is at most 16 KB. */
+		if (strbuf_reserve(out, 16384) < 0) {
+			snprintf(err, errlen, "TLS: out of memory");
+			return -1;
 		}
-		r = SSL_read(t->ssl, *out + *outlen, (int)(*outcap - *outlen));
+		r = SSL_read(t->ssl, out->p + out->len, (int)(out->cap - out->len - 1));
 		if (r > 0) {
-			*outlen += (size_t)r;
+			out->len += (size_t)r;
+			out->p[out->len] = '\0';
 			continue;
 		}
 		e = SSL_get_error(t->ssl, r);

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "sender/strbuf.h"
+
 struct smtpd_tls_ctx;
 struct smtpd_tls;
 
@@ -26,10 +28,10 @@ struct smtpd_tls *smtpd_tls_new(struct smtpd_tls_ctx *ctx);
 void smtpd_tls_free(struct smtpd_tls *t);
 
 /* Bytes from the wire.  The plain text they completed is appended to
- * *out (realloc'd; *outlen and *outcap updated).  Returns 0, 1 when the peer
- * closed TLS, or -1 on a TLS error (err says which). */
-int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, char **out, size_t *outlen,
-                   size_t *outcap, char *err, size_t errlen);
+ * out.  Returns 0, 1 when the peer closed TLS, or -1 on a TLS error or a
+ * failed allocation (err says which). */
+int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, struct strbuf *out, char *err,
+                   size_t errlen);
 
 /* Plain text to send.  Returns 0 or -1. */
 int smtpd_tls_write(struct smtpd_tls *t, const char *buf, size_t n);

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "core/engine.h"
+#include "sender/strbuf.h"
 #include "store.h"
 #include "suppress.h"
 #include "webhook.h"
@@ -623,131 +624,86 @@ char *status_json(const struct wu_engine *e, struct store *s, const struct wu_co
 
 /* ---- Prometheus ---------------------------------------------------------- */
 
-/* A growing text buffer that remembers a failed allocation. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	int bad;
-};
-
-/* Appends printf-style text, growing the buffer as needed. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void
-bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->bad)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->bad = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap =
-		    b->cap * 2 > b->len + (size_t)n + 1 ? b->cap * 2 : b->len + (size_t)n + 1;
-		char *p = realloc(b->p, cap);
-
-		if (!p) {
-			b->bad = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
 /* A label value as the exposition format wants it: \\, \" and \n escaped.
  * ISP names are [a-z0-9_-] today, but the format must not depend on that. */
-static void bput_label(struct buf *b, const char *v)
+static void bput_label(struct strbuf *b, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\')
-			bprintf(b, "\\\\");
+			strbuf_printf(b, "\\\\");
 		else if (*v == '"')
-			bprintf(b, "\\\"");
+			strbuf_printf(b, "\\\"");
 		else if (*v == '\n')
-			bprintf(b, "\\n");
+			strbuf_printf(b, "\\n");
 		else
-			bprintf(b, "%c", *v);
+			strbuf_printf(b, "%c", *v);
 	}
 }
 
 /* The # HELP and # TYPE lines of one metric family. */
-static void family(struct buf *b, const char *name, const char *type, const char *help)
+static void family(struct strbuf *b, const char *name, const char *type, const char *help)
 {
-	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A sample without labels. */
-static void sample_i(struct buf *b, const char *name, int64_t v)
+static void sample_i(struct strbuf *b, const char *name, int64_t v)
 {
-	bprintf(b, "%s %" PRId64 "\n", name, v);
+	strbuf_printf(b, "%s %" PRId64 "\n", name, v);
 }
 
 /* A family of one sample without labels. */
-static void metric_i(struct buf *b, const char *name, const char *type, const char *help, int64_t v)
+static void metric_i(struct strbuf *b, const char *name, const char *type, const char *help, int64_t v)
 {
 	family(b, name, type, help);
 	sample_i(b, name, v);
 }
 
 /* A sample of a rate: nine digits are plenty and stay readable. */
-static void sample_f(struct buf *b, const char *name, double v)
+static void sample_f(struct strbuf *b, const char *name, double v)
 {
-	bprintf(b, "%s %.9g\n", name, v);
+	strbuf_printf(b, "%s %.9g\n", name, v);
 }
 
 /* Opens a sample with its first label: name{label="value". */
-static void labels_open(struct buf *b, const char *name, const char *label, const char *value)
+static void labels_open(struct strbuf *b, const char *name, const char *label, const char *value)
 {
-	bprintf(b, "%s{%s=\"", name, label);
+	strbuf_printf(b, "%s{%s=\"", name, label);
 	bput_label(b, value);
-	bprintf(b, "\"");
+	strbuf_printf(b, "\"");
 }
 
 /* Adds another label to an open sample. */
-static void label_add(struct buf *b, const char *label, const char *value)
+static void label_add(struct strbuf *b, const char *label, const char *value)
 {
-	bprintf(b, ",%s=\"", label);
+	strbuf_printf(b, ",%s=\"", label);
 	bput_label(b, value);
-	bprintf(b, "\"");
+	strbuf_printf(b, "\"");
 }
 
 /* Closes the labels and writes the value. */
-static void labels_close_i(struct buf *b, int64_t v)
+static void labels_close_i(struct strbuf *b, int64_t v)
 {
-	bprintf(b, "} %" PRId64 "\n", v);
+	strbuf_printf(b, "} %" PRId64 "\n", v);
 }
 
 /* GET /metrics: see status.h and README.md (Status, metrics). */
 char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu_conf *c,
                      const struct status_extra *x, wu_time_t now)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	struct snap n;
 
 	if (!e)
 		return NULL;
 	snap_take(&n, e, s, c, x);
-	if (!(b.p = malloc(b.cap = 8192)))
+	if (strbuf_reserve(&b, 8192) < 0)
 		return NULL;
-	b.p[0] = '\0';
 
 	family(&b, "warmup_cap", "gauge",
 	       "Today's cap on the new route (+Inf once the warmup is over).");
 	if (n.t->cap == WU_UNLIMITED)
-		bprintf(&b, "warmup_cap +Inf\n");
+		strbuf_printf(&b, "warmup_cap +Inf\n");
 	else
 		sample_i(&b, "warmup_cap", n.t->cap);
 	family(&b, "warmup_used", "gauge", "New-route sends counted against today's cap.");
@@ -903,7 +859,7 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 			             (c.until > now || c.factor < 1);
 
 			labels_open(&b, "warmup_isp_cut", "isp", n.core->isps.names[i]);
-			bprintf(&b, "} %.9g\n", active ? c.factor : 1.0);
+			strbuf_printf(&b, "} %.9g\n", active ? c.factor : 1.0);
 		}
 	}
 
@@ -911,12 +867,8 @@ char *status_metrics(const struct wu_engine *e, struct store *s, const struct wu
 		char *more = x->cluster_metrics(x->cluster_arg);
 
 		if (more)
-			bprintf(&b, "%s", more);
+			strbuf_printf(&b, "%s", more);
 		free(more);
 	}
-	if (b.bad) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return strbuf_take(&b); /* NULL when an append failed */
 }

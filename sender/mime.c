@@ -33,6 +33,7 @@
  */
 #include "mime.h"
 #include "b64.h"
+#include "strbuf.h"
 #include "v3mail.h"
 
 #include <ctype.h>
@@ -43,63 +44,12 @@
 #include <strings.h>
 #include <sys/random.h>
 
-/* A growing string; a failed append makes it sticky-failed. */
-struct mbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-/* Appends n bytes. */
-static void mb_add(struct mbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Appends a C string. */
-static void mb_str(struct mbuf *b, const char *s)
-{
-	mb_add(b, s, strlen(s));
-}
-
-/* Hands the text over (NULL when an append failed). */
-static char *mb_take(struct mbuf *b)
-{
-	if (b->oom || b->p == NULL) {
-		free(b->p);
-		return b->oom ? NULL : strdup("");
-	}
-	return b->p;
-}
-
 /* Appends n bytes of s in base64, no line breaks. */
-static void mb_base64(struct mbuf *b, const unsigned char *s, size_t n)
+static void mb_base64(struct strbuf *b, const unsigned char *s, size_t n)
 {
-	char *q = malloc(B64_ENCODED_LEN(n));
-
-	if (!q) {
-		b->oom = 1;
-		return;
-	}
-	mb_add(b, q, b64_encode(s, n, q));
-	free(q);
+	/* Encoded in place; b64_encode writes the NUL. */
+	if (strbuf_reserve(b, B64_ENCODED_LEN(n)) == 0)
+		b->len += b64_encode(s, n, b->p + b->len);
 }
 
 /* Length of the UTF-8 sequence starting at s (1 for a byte that starts none). */
@@ -161,7 +111,7 @@ char *mime_encode_words(const char *text)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	size_t n = strlen(text), i = 0;
-	struct mbuf b = {0};
+	struct strbuf b = {0};
 
 	while (i < n) {
 		size_t j = i, k;
@@ -173,21 +123,21 @@ char *mime_encode_words(const char *text)
 		if (j == i)
 			j = i + 1;
 		if (b.len)
-			mb_str(&b, " ");
-		mb_str(&b, "=?UTF-8?B?");
+			strbuf_str(&b, " ");
+		strbuf_str(&b, "=?UTF-8?B?");
 		mb_base64(&b, s + i, j - i);
-		mb_str(&b, "?=");
+		strbuf_str(&b, "?=");
 		i = j;
 	}
-	return mb_take(&b);
+	return strbuf_take(&b);
 }
 
 /* Appends one output line segment and checks the hard limit. */
-static int fold_emit(struct mbuf *b, const char *s, size_t n, int first)
+static int fold_emit(struct strbuf *b, const char *s, size_t n, int first)
 {
 	if (!first)
-		mb_str(b, "\r\n");
-	mb_add(b, s, n);
+		strbuf_str(b, "\r\n");
+	strbuf_add(b, s, n);
 	return n <= MIME_LINE_HARD ? 0 : -1;
 }
 
@@ -195,15 +145,15 @@ static int fold_emit(struct mbuf *b, const char *s, size_t n, int first)
  * for any line, or -2 when memory ran out. */
 static int fold(const char *name, const char *value, char **res)
 {
-	struct mbuf line = {0}, out = {0};
+	struct strbuf line = {0}, out = {0};
 	size_t start = 0, last = 0, i, min;
 	int first = 1, toolong = 0;
 
-	mb_str(&line, name);
-	mb_str(&line, ": ");
-	mb_str(&line, value);
+	strbuf_str(&line, name);
+	strbuf_str(&line, ": ");
+	strbuf_str(&line, value);
 	*res = NULL;
-	if (line.oom)
+	if (line.failed)
 		return -2;
 	/* Never fold between the name and the first word of the value. */
 	min = strlen(name) + 2;
@@ -228,9 +178,9 @@ static int fold(const char *name, const char *value, char **res)
 	}
 	toolong |= fold_emit(&out, line.p + start, line.len - start, first);
 	free(line.p);
-	if (toolong || out.oom) {
+	if (toolong || out.failed) {
 		free(out.p);
-		return out.oom ? -2 : -1;
+		return out.failed ? -2 : -1;
 	}
 	*res = out.p;
 	return 0;
@@ -284,26 +234,26 @@ static size_t longest_word(const char *s)
 
 char *mime_mailbox(const char *name, const char *addr)
 {
-	struct mbuf b = {0};
+	struct strbuf b = {0};
 	const char *s;
 
 	if (name == NULL || name[0] == '\0') {
-		mb_str(&b, addr);
-		return mb_take(&b);
+		strbuf_str(&b, addr);
+		return strbuf_take(&b);
 	}
 	if (plain_ascii(name) && phrase_atoms(name) && name[0] != ' ' &&
 	    strstr(name, "  ") == NULL) {
-		mb_str(&b, name);
+		strbuf_str(&b, name);
 	} else if (plain_ascii(name)) {
-		mb_str(&b, "\"");
+		strbuf_str(&b, "\"");
 		for (s = name; *s; s++) {
 			if (*s == '"' || *s == '\\')
-				mb_str(&b, "\\");
-			mb_add(&b, s, 1);
+				strbuf_str(&b, "\\");
+			strbuf_add(&b, s, 1);
 		}
-		mb_str(&b, "\"");
+		strbuf_str(&b, "\"");
 	}
-	if (b.oom) {
+	if (b.failed) {
 		free(b.p);
 		return NULL;
 	}
@@ -315,20 +265,20 @@ char *mime_mailbox(const char *name, const char *addr)
 			return NULL;
 		}
 		b.len = 0;
-		mb_str(&b, w);
+		strbuf_str(&b, w);
 		free(w);
 	}
-	mb_str(&b, " <");
-	mb_str(&b, addr);
-	mb_str(&b, ">");
-	return mb_take(&b);
+	strbuf_str(&b, " <");
+	strbuf_str(&b, addr);
+	strbuf_str(&b, ">");
+	return strbuf_take(&b);
 }
 
 char *mime_json_ascii(const char *json)
 {
 	const unsigned char *s = (const unsigned char *)json;
 	size_t n = strlen(json), i = 0;
-	struct mbuf b = {0};
+	struct strbuf b = {0};
 	char u[16];
 
 	while (i < n) {
@@ -336,7 +286,7 @@ char *mime_json_ascii(const char *json)
 		size_t k;
 
 		if (s[i] < 0x80) {
-			mb_add(&b, (const char *)s + i, 1);
+			strbuf_add(&b, (const char *)s + i, 1);
 			i++;
 			continue;
 		}
@@ -347,20 +297,20 @@ char *mime_json_ascii(const char *json)
 			         0xdc00 + (cp & 0x3ff));
 		} else
 			snprintf(u, sizeof(u), "\\u%04x", cp);
-		mb_str(&b, u);
+		strbuf_str(&b, u);
 		i += k;
 	}
-	return mb_take(&b);
+	return strbuf_take(&b);
 }
 
 char *mime_fold_json(const char *name, const char *json)
 {
-	struct mbuf out = {0};
+	struct strbuf out = {0};
 	size_t n = strlen(json), i, start = 0, last = 0, col;
 	int instr = 0, esc = 0;
 
-	mb_str(&out, name);
-	mb_str(&out, ": ");
+	strbuf_str(&out, name);
+	strbuf_str(&out, ": ");
 	col = out.len;
 	/* col counts the current output line; last is a place in json after
 	 * which a CRLF + space may go (after , : { [ outside strings). */
@@ -377,16 +327,16 @@ char *mime_fold_json(const char *name, const char *json)
 		} else if (c == '"')
 			instr = 1;
 		if (col + (i + 1 - start) > MIME_LINE_SOFT && last > start) {
-			mb_add(&out, json + start, last - start);
-			mb_str(&out, "\r\n ");
+			strbuf_add(&out, json + start, last - start);
+			strbuf_str(&out, "\r\n ");
 			col = 1;
 			start = last;
 		}
 		if (!instr && (c == ',' || c == ':' || c == '{' || c == '['))
 			last = i + 1;
 	}
-	mb_add(&out, json + start, n - start);
-	if (out.oom) {
+	strbuf_add(&out, json + start, n - start);
+	if (out.failed) {
 		free(out.p);
 		return NULL;
 	}
@@ -403,7 +353,7 @@ char *mime_fold_json(const char *name, const char *json)
 
 char *mime_substitute(const char *text, const cJSON *subs)
 {
-	struct mbuf b = {0};
+	struct strbuf b = {0};
 	const char *s = text;
 
 	if (!cJSON_IsObject(subs) || subs->child == NULL)
@@ -422,14 +372,14 @@ char *mime_substitute(const char *text, const cJSON *subs)
 			}
 		}
 		if (best != NULL) {
-			mb_str(&b, best->valuestring);
+			strbuf_str(&b, best->valuestring);
 			s += bestlen;
 		} else {
-			mb_add(&b, s, 1);
+			strbuf_add(&b, s, 1);
 			s++;
 		}
 	}
-	return mb_take(&b);
+	return strbuf_take(&b);
 }
 
 cJSON *mime_headers_merge(const cJSON *global, const cJSON *pers)
@@ -611,20 +561,20 @@ done:
 
 char *mime_crlf(const char *text)
 {
-	struct mbuf b = {0};
+	struct strbuf b = {0};
 	const char *s;
 
 	for (s = text; *s; s++) {
 		if (*s == '\r') {
-			mb_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 			if (s[1] == '\n')
 				s++;
 		} else if (*s == '\n')
-			mb_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 		else
-			mb_add(&b, s, 1);
+			strbuf_add(&b, s, 1);
 	}
-	return mb_take(&b);
+	return strbuf_take(&b);
 }
 
 /* --- building one message --- */
@@ -749,7 +699,7 @@ static int add_rcpt(struct mb_ctx *c, const char *email)
 static int add_list(struct mb_ctx *c, const char *name, const cJSON *arr, const char *field,
                     int header, int rcpt)
 {
-	struct mbuf v = {0};
+	struct strbuf v = {0};
 	const cJSON *a;
 	char where[96];
 	int i = 0;
@@ -766,13 +716,13 @@ static int add_list(struct mb_ctx *c, const char *name, const cJSON *arr, const 
 		if ((mb = mailbox_of(c, a, where)) == NULL)
 			break;
 		if (v.len)
-			mb_str(&v, ", ");
-		mb_str(&v, mb);
+			strbuf_str(&v, ", ");
+		strbuf_str(&v, mb);
 		free(mb);
 		if (rcpt && add_rcpt(c, jstr(a, "email")) < 0)
 			break;
 	}
-	if (c->rc == 0 && v.oom)
+	if (c->rc == 0 && v.failed)
 		oom(c);
 	if (c->rc == 0 && header && v.len)
 		add_folded(c, &c->m->headers, name, v.p);
@@ -949,7 +899,7 @@ static int add_attachments(struct mb_ctx *c)
 		const char *type = jstr(a, "type"), *disp = jstr(a, "disposition");
 		const char *cid = jstr(a, "content_id");
 		struct curl_slist *h = NULL;
-		struct mbuf v = {0};
+		struct strbuf v = {0};
 		unsigned char *bytes;
 		curl_mimepart *part;
 		long n;
@@ -977,27 +927,27 @@ static int add_attachments(struct mb_ctx *c)
 		}
 		free(bytes);
 		/* An inline part is one the html refers to by its Content-ID. */
-		mb_str(&v, disp ? disp : cid ? "inline" : "attachment");
+		strbuf_str(&v, disp ? disp : cid ? "inline" : "attachment");
 		if (quotable(fn)) {
-			mb_str(&v, "; filename=\"");
-			mb_str(&v, fn);
-			mb_str(&v, "\"");
+			strbuf_str(&v, "; filename=\"");
+			strbuf_str(&v, fn);
+			strbuf_str(&v, "\"");
 		} else {
 			/* RFC 2231: filename*=UTF-8''percent-encoded */
 			const unsigned char *s;
 			char pct[4];
 
-			mb_str(&v, "; filename*=UTF-8''");
+			strbuf_str(&v, "; filename*=UTF-8''");
 			for (s = (const unsigned char *)fn; *s; s++) {
 				if (isalnum(*s) || strchr("!#$&+-.^_`|~", *s))
-					mb_add(&v, (const char *)s, 1);
+					strbuf_add(&v, (const char *)s, 1);
 				else {
 					snprintf(pct, sizeof(pct), "%%%02X", *s);
-					mb_str(&v, pct);
+					strbuf_str(&v, pct);
 				}
 			}
 		}
-		if (v.oom) {
+		if (v.failed) {
 			free(v.p);
 			return oom(c);
 		}

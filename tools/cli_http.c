@@ -42,6 +42,7 @@
 #include <strings.h>
 
 #include "scheduler/config.h"
+#include "sender/strbuf.h"
 
 #define TOKEN_MAX 4096
 
@@ -230,20 +231,12 @@ void cli_http_token_free(char *token)
 	free(token);
 }
 
-/* Collects the answer body. */
+/* Collects the answer body (a short count makes curl fail the request). */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct cli_http_resp *r = arg;
 	size_t n = size * nmemb;
-	char *p = realloc(r->body, r->len + n + 1);
 
-	if (!p)
-		return 0;
-	memcpy(p + r->len, data, n);
-	r->len += n;
-	p[r->len] = '\0';
-	r->body = p;
-	return n;
+	return strbuf_add(arg, data, n) < 0 ? 0 : n;
 }
 
 /* Keeps X-Message-Id from the answer headers. */
@@ -279,6 +272,7 @@ int cli_http_request_method(const char *method, const char *url, const char *tok
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL, *h2;
+	struct strbuf got = {0}; /* the answer's body */
 	char *auth = NULL;
 	CURL *c;
 	CURLcode rc;
@@ -324,7 +318,7 @@ int cli_http_request_method(const char *method, const char *url, const char *tok
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	rc = curl_easy_perform(c);
@@ -334,13 +328,15 @@ int cli_http_request_method(const char *method, const char *url, const char *tok
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	if (!r->body && !(r->body = calloc(1, 1)))
+	r->len = got.len;
+	if (!(r->body = strbuf_take(&got)))
 		goto nomem;
 	ret = 0;
 	goto out;
 nomem:
 	snprintf(err, errlen, "out of memory");
 out:
+	strbuf_free(&got);
 	curl_slist_free_all(h);
 	if (auth) {
 		explicit_bzero(auth, strlen(auth));

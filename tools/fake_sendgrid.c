@@ -47,7 +47,9 @@
  *	number of personalizations.  The key is never printed.  Exit status
  *	is 0 after SIGTERM or SIGINT, 1 on a startup error, 2 on bad usage.
  */
+#include "scheduler/core/rng.h"
 #include "sender/json_strict.h"
+#include "sender/strbuf.h"
 #include "sender/v3mail.h"
 
 #include <cjson/cJSON.h>
@@ -114,9 +116,9 @@ struct server {
 	pthread_mutex_t lock; /* guards faults, stats, rng and record */
 	struct faults faults;
 	struct stats stats;
-	uint64_t rng;
-	uint64_t rng_accept_drop; /* its own stream: the others stay repeatable */
-	uint64_t rng_400;         /* likewise */
+	struct wu_rng rng;
+	struct wu_rng rng_accept_drop; /* its own stream: the others stay repeatable */
+	struct wu_rng rng_400;         /* likewise */
 	char *key;
 	size_t key_len;
 	FILE *record;
@@ -127,9 +129,7 @@ enum route { ROUTE_OTHER, ROUTE_MAIL, ROUTE_FAULTS, ROUTE_STATS };
 /* Per-connection request state, freed by request_done(). */
 struct req {
 	enum route route;
-	char *buf;
-	size_t len;
-	size_t cap;
+	struct strbuf body; /* the upload, below limit */
 	size_t seen;    /* upload bytes received, kept or not */
 	size_t limit;   /* bodies of this size or more are refused */
 	int status;     /* decided from the headers alone, or 0 */
@@ -137,31 +137,6 @@ struct req {
 };
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* splitmix64: turns any seed, 0 included, into a good xorshift state. */
-static uint64_t rng_seed(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x ? x : 1;
-}
-
-/* xorshift64*: small, fast and repeatable; not for secrets. */
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dull;
-}
-
-/* A uniform draw in [0, 1). */
-static double rng_unit(uint64_t *s)
-{
-	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
 
 /* Parses a probability: "0.25" or "25%". */
 static int parse_rate(const char *s, double *out)
@@ -239,7 +214,7 @@ struct events {
 	char **q; /* event objects as JSON text, oldest first */
 	size_t n, cap;
 	bool stop;
-	uint64_t rng;
+	struct wu_rng rng;
 	unsigned long seq;
 	unsigned long queued, posted, failed;
 	/* fixed after start */
@@ -307,7 +282,7 @@ static cJSON *events_one(const char *kind, const char *email, const char *msgid,
 	if (!o)
 		return NULL;
 	for (int i = 0; i < 22; i++)
-		id[i] = b64url[rng_next(&ev.rng) & 63];
+		id[i] = b64url[wu_rng_next(&ev.rng) & 63];
 	snprintf(id + 22, sizeof(id) - 22, "%lu", ++ev.seq);
 	snprintf(sgid, sizeof(sgid), "%s.filterdrecv-fake-%d.%d.0", msgid, getpid() % 1000, pi);
 	cJSON_AddStringToObject(o, "email", email);
@@ -336,7 +311,7 @@ static void events_queue(const cJSON *body, const char *msgid)
 		cJSON_ArrayForEach(to, cJSON_GetObjectItemCaseSensitive(p, "to"))
 		{
 			const cJSON *em = cJSON_GetObjectItemCaseSensitive(to, "email");
-			double d = rng_unit(&ev.rng);
+			double d = wu_rng_unit(&ev.rng);
 			cJSON *o;
 
 			if (!cJSON_IsString(em))
@@ -696,14 +671,14 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 	s->stats.requests++;
 	/* Always the same draws per request, whatever the rates, so that a
 	 * seeded run stays repeatable when faults change mid-run. */
-	d_drop = rng_unit(&s->rng);
-	d_500 = rng_unit(&s->rng);
-	d_429 = rng_unit(&s->rng);
-	d_slow = rng_unit(&s->rng);
-	bits[0] = rng_next(&s->rng);
-	bits[1] = rng_next(&s->rng);
-	d_adrop = rng_unit(&s->rng_accept_drop);
-	d_400 = rng_unit(&s->rng_400);
+	d_drop = wu_rng_unit(&s->rng);
+	d_500 = wu_rng_unit(&s->rng);
+	d_429 = wu_rng_unit(&s->rng);
+	d_slow = wu_rng_unit(&s->rng);
+	bits[0] = wu_rng_next(&s->rng);
+	bits[1] = wu_rng_next(&s->rng);
+	d_adrop = wu_rng_unit(&s->rng_accept_drop);
+	d_400 = wu_rng_unit(&s->rng_400);
 	f = s->faults;
 	if (!r->status && d_slow < f.slow_rate && f.slow_ms > 0) {
 		slow = f.slow_ms;
@@ -749,7 +724,7 @@ static enum MHD_Result finish_mail(struct server *s, struct MHD_Connection *c, s
 		return reply(c, MHD_HTTP_TOO_MANY_REQUESTS, error_body("too many requests"), hdrs);
 	}
 
-	if (json_strict_parse(r->buf, r->len, &body, &jerr) < 0)
+	if (json_strict_parse(r->body.p, r->body.len, &body, &jerr) < 0)
 		v3mail_error(&errs, jerr.field, "%s", jerr.message);
 	else
 		v3mail_validate(body, &errs);
@@ -853,7 +828,7 @@ static enum MHD_Result finish_faults(struct server *s, struct MHD_Connection *c,
 	pthread_mutex_lock(&s->lock);
 	f = s->faults;
 	pthread_mutex_unlock(&s->lock);
-	json_strict_parse(r->buf, r->len, &o, &jerr);
+	json_strict_parse(r->body.p, r->body.len, &o, &jerr);
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		log_request("POST", "/fake/faults", 400, 0, NULL);
@@ -974,29 +949,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_NO;
 		if (r->status || r->route == ROUTE_OTHER || r->route == ROUTE_STATS)
 			return MHD_YES;
-		if (r->len + n >= r->limit) {
+		if (r->body.len + n >= r->limit) {
 			r->status = MHD_HTTP_CONTENT_TOO_LARGE;
-			free(r->buf);
-			r->buf = NULL;
-			r->len = r->cap = 0;
+			strbuf_free(&r->body);
 			return MHD_YES;
 		}
-		if (r->len + n + 1 > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
-			char *nb;
-
-			while (cap < r->len + n + 1)
-				cap *= 2;
-			if (cap > r->limit)
-				cap = r->limit;
-			if (!(nb = realloc(r->buf, cap)))
-				return MHD_NO;
-			r->buf = nb;
-			r->cap = cap;
-		}
-		memcpy(r->buf + r->len, upload, n);
-		r->len += n;
-		r->buf[r->len] = '\0';
+		if (strbuf_add(&r->body, upload, n) < 0)
+			return MHD_NO;
 		return MHD_YES;
 	}
 
@@ -1039,7 +998,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (r) {
-		free(r->buf);
+		strbuf_free(&r->body);
 		free(r);
 		*con_cls = NULL;
 	}
@@ -1373,9 +1332,9 @@ int main(int argc, char **argv)
 	}
 	if (!seeded && getrandom(&seed, sizeof seed, 0) != sizeof seed)
 		seed = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
-	srv.rng = rng_seed(seed);
-	srv.rng_accept_drop = rng_seed(seed ^ 0x61636370746472ull); /* "acceptdr" */
-	srv.rng_400 = rng_seed(seed ^ 0x7065726d343030ull);         /* "perm400" */
+	wu_rng_seed(&srv.rng, seed, 0);
+	wu_rng_seed(&srv.rng_accept_drop, seed, 0x61636370746472ull); /* "acceptdr" */
+	wu_rng_seed(&srv.rng_400, seed, 0x7065726d343030ull);         /* "perm400" */
 	if (record_path && !(srv.record = fopen(record_path, "a"))) {
 		fprintf(stderr, "fake-sendgrid: cannot open %s: %s\n", record_path,
 		        strerror(errno));
@@ -1390,7 +1349,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (ev.url || ev.port_file) {
-		ev.rng = rng_seed(seed ^ 0x6576656e7473ull); /* its own stream: "events" */
+		wu_rng_seed(&ev.rng, seed, 0x6576656e7473ull); /* its own stream: "events" */
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 		    pthread_create(&ev.thread, NULL, events_main, NULL) != 0) {
 			fprintf(stderr, "fake-sendgrid: cannot start the events worker\n");

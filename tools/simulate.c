@@ -63,6 +63,7 @@
 #include "scheduler/core/mxcache.h"
 #include "scheduler/core/pacing.h"
 #include "scheduler/core/parse.h"
+#include "scheduler/core/rng.h"
 #include "scheduler/config.h"
 #include "scheduler/svg.h"
 #include "scheduler/zone.h"
@@ -153,7 +154,7 @@ struct sim {
 	struct wu_mxcache *mx; /* --mx-map: domain -> its MX's group */
 	char mix_names[MIX_MAX - WU_ISP_MAX][256];
 	uint64_t seed;
-	uint64_t rng_isp[4], rng_out[4];
+	struct wu_rng rng_isp, rng_out;
 	/* deferrals per ISP (--deferral-rate) and the rules that answer them */
 	uint64_t d_thr[WU_ISP_MAX], d_acc[WU_ISP_MAX];
 	/* the loop */
@@ -250,48 +251,6 @@ void wu_simulate_usage(FILE *f)
 	      "  --quiet                no speed line on stderr\n"
 	      "  --help                 this text\n",
 	      f);
-}
-
-/*
- * Random numbers: xoshiro256** (Blackman and Vigna), seeded by splitmix64.
- */
-
-/* One splitmix64 step: spreads a seed over 64 bits. */
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-/* Seeds one stream; stream keeps the ISP and outcome draws independent. */
-static void rng_seed(uint64_t s[4], uint64_t seed, uint64_t stream)
-{
-	uint64_t x = seed ^ (stream * UINT64_C(0xd1b54a32d192ed03));
-
-	for (int i = 0; i < 4; i++)
-		s[i] = splitmix64(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* The next 64 random bits. */
-static inline uint64_t rng_next(uint64_t s[4])
-{
-	uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
 }
 
 /*
@@ -813,7 +772,7 @@ out:
 static inline int hit(struct sim *s, uint64_t thr, uint64_t *acc)
 {
 	if (s->random_outcomes)
-		return (rng_next(s->rng_out) >> 11) < thr;
+		return (wu_rng_next(&s->rng_out) >> 11) < thr;
 	*acc += thr;
 	if (*acc < ONE53)
 		return 0;
@@ -920,7 +879,7 @@ static inline void arrive_isp(struct sim *s, wu_time_t t, int isp)
 /* One arrival at t: a message for an ISP drawn from the mix. */
 static inline void arrive(struct sim *s, wu_time_t t)
 {
-	uint64_t r = rng_next(s->rng_isp);
+	uint64_t r = wu_rng_next(&s->rng_isp);
 	int k = 0, isp;
 
 	run_wakeups(s, t);
@@ -1104,8 +1063,8 @@ static int take_events(struct sim *s, int start_date)
 /* Runs every day.  Returns 0 or -1 (no memory). */
 static int run(struct sim *s, const struct wu_calendar *cal)
 {
-	rng_seed(s->rng_isp, s->seed, 1);
-	rng_seed(s->rng_out, s->seed, 2);
+	wu_rng_seed(&s->rng_isp, s->seed, 1);
+	wu_rng_seed(&s->rng_out, s->seed, 2);
 	for (int d = 0; d < s->ndays; d++) {
 		struct wu_day day;
 
@@ -1117,8 +1076,8 @@ static int run(struct sim *s, const struct wu_calendar *cal)
 		if (s->rp)
 			sim_replay_rates(s->rp, day.date, s->nisp, s->b_thr, s->c_thr, s->d_thr);
 		/* Each day starts the even model at a seeded phase in [0, 1). */
-		s->b_acc = rng_next(s->rng_out) >> 11;
-		s->c_acc = rng_next(s->rng_out) >> 11;
+		s->b_acc = wu_rng_next(&s->rng_out) >> 11;
+		s->c_acc = wu_rng_next(&s->rng_out) >> 11;
 		if (s->rp)
 			sim_replay_arrivals(s->rp, day.date, arrive_recorded, s);
 		else if (s->hourly)

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "cli_http.h"
+#include "sender/strbuf.h"
 
 #define BODY_MAX (32u * 1024 * 1024) /* above warmupd's largest max_body: it says no */
 
@@ -54,25 +55,25 @@ static const char send_usage[] =
 static int read_all(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
-	char *buf = NULL, *p;
+	struct strbuf b = {0};
+	size_t cap = 65536; /* read up to here, then twice as far */
 
 	if (!f) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 	for (;;) {
-		if (!(p = realloc(buf, cap + 1))) {
+		if (strbuf_reserve(&b, cap - b.len) < 0) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		buf = p;
-		n += fread(buf + n, 1, cap - n, f);
+		b.len += fread(b.p + b.len, 1, cap - b.len, f);
+		b.p[b.len] = '\0';
 		if (ferror(f)) {
 			snprintf(err, errlen, "%s", strerror(errno));
 			goto fail;
 		}
-		if (n < cap)
+		if (b.len < cap)
 			break;
 		if (cap >= BODY_MAX) {
 			snprintf(err, errlen, "larger than %u MB", BODY_MAX / (1024 * 1024));
@@ -80,16 +81,15 @@ static int read_all(const char *path, char **out, size_t *len, char *err, size_t
 		}
 		cap *= 2;
 	}
-	buf[n] = '\0';
 	if (f != stdin)
 		fclose(f);
-	*out = buf;
-	*len = n;
+	*len = b.len;
+	*out = strbuf_take(&b);
 	return 0;
 fail:
 	if (f != stdin)
 		fclose(f);
-	free(buf);
+	strbuf_free(&b);
 	return -1;
 }
 

@@ -333,6 +333,81 @@ static void test_defaults_without_file(void **state)
 	assert_int_equal(f->c.core.overflow, WU_OVERFLOW_OLD);
 }
 
+/* Every default the key tables give, value for value: what a file that
+ * leaves a key out gets. */
+static void test_defaults_every_key(void **state)
+{
+	struct fx *f = *state;
+	struct wu_conf *c = &f->c;
+
+	assert_int_equal(wu_conf_defaults(c), 0);
+	assert_string_equal(c->listen_host, "127.0.0.1");
+	assert_int_equal(c->listen_port, 8025);
+	assert_true(c->max_body == (size_t)10 * 1024 * 1024);
+	assert_int_equal(c->max_connections, 256);
+	assert_true(c->idle_timeout == 30 * WU_USEC);
+	assert_int_equal(c->max_connections_per_ip, -1);
+	assert_true(c->header_timeout == 10 * WU_USEC);
+	assert_true(c->smtpd.max_size == (size_t)30 * 1024 * 1024);
+	assert_int_equal(c->smtpd.max_recipients, 1000);
+	assert_int_equal(c->smtpd.max_connections, 100);
+	assert_int_equal(c->smtpd.max_errors, 10);
+	assert_true(c->smtpd.timeout == 300 * WU_USEC);
+	assert_string_equal(c->store_path, "/var/lib/warmup/warmup.db");
+	assert_true(c->store_keep == 7 * 24 * WU_HOUR);
+	assert_true(c->store_prune_every == WU_MINUTE);
+	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
+		assert_int_equal(c->route[r].type, SND_TYPE_NONE);
+		assert_int_equal(c->route[r].max_connections, 8);
+		assert_true(c->route[r].timeout == 30 * WU_USEC);
+		assert_int_equal(c->route[r].batch, 1000);
+		assert_int_equal(c->route[r].tls, SND_TLS_REQUIRED);
+	}
+	assert_int_equal(c->log_level, LOG_INFO);
+	assert_true(c->webhook.max_body == (size_t)1024 * 1024);
+	assert_true(c->webhook.max_skew == 10 * WU_MINUTE);
+	assert_int_equal(c->webhook.default_rules, 1);
+	assert_true(c->core.nrules > 0);
+	assert_true(c->alert_backlog == 10000);
+	assert_true(c->alert_backlog_every == 60 * WU_USEC);
+	assert_true(c->alert_v3_wait == WU_HOUR);
+	assert_true(c->alert_timeout == 10 * WU_USEC);
+	assert_int_equal(c->alert_retries, 5);
+	assert_true(c->alert_repeat == 10 * WU_MINUTE);
+	assert_true(c->alert_disk_free == 0.05);
+	assert_int_equal(c->dns.mx, 1);
+	assert_true(c->dns.wait == 2 * WU_USEC);
+	assert_true(c->dns.timeout == WU_USEC);
+	assert_int_equal(c->dns.cache, 100000);
+	assert_string_equal(c->cluster.name, "warmup");
+	assert_true(c->cluster.timeout == 2 * WU_USEC);
+	assert_true(c->cluster.lease_max == 4000);
+	/* The engine's own: the core's defaults. */
+	assert_int_equal(c->core.overflow, WU_OVERFLOW_OLD);
+	assert_true(c->core.burst == WU_HOUR);
+	assert_near(c->core.min_fill, 0.8);
+}
+
+/* A [defer_rule] that names only its ISP and texts gets the table's
+ * defaults for the rest. */
+static void test_defer_rule_defaults(void **state)
+{
+	struct fx *f = *state;
+	const struct wu_defer_rule *r;
+
+	if (load(f, BASE "[defer_rule slow]\nisp = google\nmatch = 4.7.28\n", 0) < 0)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->c.webhook.nrules, 1);
+	r = &f->c.webhook.rules[0];
+	assert_string_equal(r->name, "slow");
+	assert_int_equal(r->isp, wu_isp_find(&f->c.core.isps, "google"));
+	assert_int_equal(r->events, WU_DEFER_ON_DEFERRED | WU_DEFER_ON_BLOCKED);
+	assert_true(r->cut == 0.5);
+	assert_true(r->hold == WU_HOUR);
+	assert_int_equal(r->line, 10);
+	wu_conf_free(&f->c);
+}
+
 /* The simulator: no secrets read, no routes or token required. */
 static void test_simulator(void **state)
 {
@@ -853,6 +928,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_defaults_without_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_defaults_every_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_defer_rule_defaults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_simulator, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),

@@ -3,8 +3,9 @@
 
 usage: test_docs.py [BUILT_PAGE...] [unittest arguments]
 
-- every key of the configuration table in scheduler/config.c (struct key
-  keys[]) appears in its section of doc/warmupd.conf.5.scd and of the
+- every key of the configuration tables (struct key keys[] in
+  scheduler/config.c, and the route, webhook and defer_rule tables in
+  config_route.c, config_webhook.c and config_defer.c) appears in its section of doc/warmupd.conf.5.scd and of the
   README's "Configuration file";
 - every command of tools/warmup.c (struct command commands[]) has its
   subsection in doc/warmup.1.scd and its line in the SYNOPSIS;
@@ -40,20 +41,27 @@ def read(*path):
         return f.read()
 
 
+# The files that hold a key table, and the name of its array.
+KEY_TABLES = [("config.c", "keys"), ("config_route.c", "cf_route_keys"),
+              ("config_webhook.c", "cf_webhook_keys"), ("config_defer.c", "cf_defer_keys")]
+
+
 def config_keys():
-    """(enum sect, key) for every row of keys[] in scheduler/config.c."""
-    src = read("scheduler", "config.c")
-    table = re.search(r"static const struct key keys\[\] = \{(.*?)\n\};", src, re.S).group(1)
-    table = re.sub(r"/\*.*?\*/", "", table, flags=re.S)
+    """(enum sect, key) for every row of every key table under scheduler/."""
     keys = []
-    for m in re.finditer(r'(?:\{\s*(S_\w+)\s*,\s*"(\w+)"|FN\(\s*(S_\w+)\s*,\s*"(\w+)"'
-                         r'|RFN\(\s*"(\w+)")', table):
-        if m.group(1):
-            keys.append((m.group(1), m.group(2)))
-        elif m.group(3):
-            keys.append((m.group(3), m.group(4)))
-        else:
-            keys.append(("S_ROUTE", m.group(5)))
+    for path, name in KEY_TABLES:
+        src = read("scheduler", path)
+        table = re.search(r"(?:static )?const struct key %s\[\] = \{(.*?)\n\};" % name, src,
+                          re.S).group(1)
+        table = re.sub(r"/\*.*?\*/", "", table, flags=re.S)
+        for m in re.finditer(r'(?:\{\s*(S_\w+)\s*,\s*"(\w+)"|(?<!R)FND?\(\s*(S_\w+)\s*,\s*"(\w+)"'
+                             r'|RFND?\(\s*"(\w+)")', table):
+            if m.group(1):
+                keys.append((m.group(1), m.group(2)))
+            elif m.group(3):
+                keys.append((m.group(3), m.group(4)))
+            else:
+                keys.append(("S_ROUTE", m.group(5)))
     return keys
 
 
