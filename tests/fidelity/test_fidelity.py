@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""The fidelity suite: `warmup simulate` predicts warmupd to the message.
+
+usage: test_fidelity.py WARMUPD FAKE_SENDGRID WARMUP [CASE...]
+
+CASE is `clock`, `even`, `business` or `blast` (or a unittest name); none
+runs them all.  Exit status 77 when every case that ran was skipped (no
+libfaketime), with the reason printed.
+
+Each traffic case runs two warmupd under one accelerated clock
+(libfaketime, Debian package faketime: a keeper process creates the clock,
+and every faked process joins it through FAKETIME_SHARED, so their clocks
+agree to the microsecond) for three schedule days of 5, 8 and 12 messages:
+one with `overflow = old` (the old route to an SMTP sink on loopback), one
+with `overflow = defer`, each new route to its own fake SendGrid.  A
+generator on the same clock (traffic_gen.py) posts every message at the
+instant `warmup simulate` places it, from the same traffic file and
+profile.  Afterwards `warmup simulate` runs with the same schedule, the same
+warmupd.conf and the same traffic, and per local day its new, old and
+backlog must equal the daemon's: its counters in the store (by the date of
+the decision), its /v1/status read at 23:40 each day (used, old sent,
+queued), and in total what the fake SendGrid and the sink received.  No
+tolerance: one message off is a failure.
+
+Jitter.  The daemon sees each message a little after the instant simulate
+gives it (the generator's post and the daemon's turn: milliseconds of real
+time, minutes of fake time at the default speed).  The outcome cannot
+depend on that, because the traffic keeps every decision far from a
+boundary: with a cap of c a day, burst one hour and overflow old, a message
+gets a token exactly when it arrives at least 24h/c after the previous
+token was taken (the bucket starts each day with one), so the daily volumes
+are chosen for each day's spacing S = 24h/offered to put the next token
+between two arrivals (offered/c has a fractional part of 0.4-0.5, the token
+at least 24 fake minutes away from any arrival); with defer the queue is
+never empty once the cap is reached, so tokens are taken the moment they
+come; the last decision of each day comes an hour or more before midnight
+(and before the 23:40 sample); the blast at 10:00 is hours away from any
+token.  The generator measures how late each 202 came, and the test
+asserts that every post was within LATE_MAX (10 fake minutes) of its
+instant: a slower machine fails that precondition by name rather than
+disagree in a count.  WARMUP_FIDELITY_SPEED sets the speed-up (default
+4320: a day in 20 s; lower it for a slow build such as ASan).
+"""
+import datetime
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+import zoneinfo
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import warmuptest  # noqa: E402
+from warmuptest import wait_for  # noqa: E402
+
+WARMUPD = FAKE = WARMUP = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERATOR = os.path.join(HERE, "traffic_gen.py")
+
+TOKEN = "tok-Fidelity-5c1e8a02d7f4b396"
+API_KEY = "SG.Fidelity-0b7d2e91c4a6f358.qW3e"
+FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                 "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"]
+SPEED = int(os.environ.get("WARMUP_FIDELITY_SPEED", "4320"))
+TZ = "Asia/Tokyo"
+START = "2026-12-01"
+CAPS = [5, 8, 12]
+DOMAIN = "gmail.com"      # grouped as google by name: no DNS
+LEAD_H = 3                # the fake clock starts this many hours before day 1
+LATE_MAX = 10 * 60 * 10**6  # fake µs a post may come after its instant
+SAMPLE = "23:40"
+ROUTED = 10               # counters.result of a routing decision (DISP_COUNT_ROUTED)
+USEC = 10**6
+
+
+def log(msg):
+    sys.stderr.write("  [fidelity] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def faketime_lib():
+    return next((l for l in FAKETIME_LIBS if os.path.exists(l)), None)
+
+
+class Sink(warmuptest.SmtpServer):
+    """An SMTP server on loopback that takes every message and counts its
+    recipients."""
+
+    def __init__(self):
+        super().__init__(SinkHandler)
+        self.rcpts = []
+        self.serve()
+
+    def count(self):
+        with self.lock:
+            return len(self.rcpts)
+
+
+class SinkHandler(warmuptest.SmtpHandler):
+    def handle(self):
+        with self.server.lock:
+            self.server.conns.append(self.request)
+        try:
+            self.session()
+        except OSError:
+            pass
+
+    def session(self):
+        self.reply("220 sink ESMTP")
+        rcpts = []
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            verb = line.decode("latin-1").split(" ", 1)[0].strip().upper()
+            if verb in ("EHLO", "HELO"):
+                self.reply("250-sink")
+                self.reply("250 8BITMIME")
+            elif verb == "MAIL":
+                rcpts = []
+                self.reply("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                rcpts.append(line.decode("latin-1")[8:].strip())
+                self.reply("250 2.1.5 Ok")
+            elif verb == "DATA":
+                self.reply("354 go ahead")
+                while self.rfile.readline() not in (b".\r\n", b""):
+                    pass
+                with self.server.lock:
+                    self.server.rcpts.extend(rcpts)
+                self.reply("250 2.0.0 Ok queued")
+            elif verb == "QUIT":
+                self.reply("221 2.0.0 Bye")
+                return
+            else:
+                self.reply("250 Ok")
+
+
+class Clock:
+    """One accelerated fake clock: a keeper process under libfaketime made it
+    (its start and speed live in shared memory); env() is the environment
+    of a process that joins it."""
+
+    def __init__(self, lib, start_utc, speed):
+        self.base = dict(os.environ, LD_PRELOAD=lib, TZ="UTC", FAKETIME_DONT_RESET="1",
+                         FAKETIME="@%s x%d" % (start_utc.strftime("%Y-%m-%d %H:%M:%S"), speed),
+                         ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                         ":verify_asan_link_order=0")
+        self.base.pop("FAKETIME_DONT_FAKE_MONOTONIC", None)
+        self.base.pop("FAKETIME_NO_CACHE", None)
+        self.keeper = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, sys; print(os.environ['FAKETIME_SHARED'], flush=True); sys.stdin.read()"],
+            env=self.base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        shared = self.keeper.stdout.readline().strip()
+        if not shared:
+            raise AssertionError("libfaketime made no shared clock (FAKETIME_SHARED unset)")
+        self.base["FAKETIME_SHARED"] = shared
+
+    def env(self, **extra):
+        return dict(self.base, **extra)
+
+    def stop(self):
+        if self.keeper.poll() is None:
+            self.keeper.stdin.close()
+            try:
+                self.keeper.wait(10)
+            except subprocess.TimeoutExpired:
+                self.keeper.kill()
+                self.keeper.wait()
+
+
+class FidelityTest(warmuptest.ProcTestCase):
+    prefix = "warmup-fidelity-"
+
+    def setUp(self):
+        super().setUp()
+        self.lib = faketime_lib()
+        if not self.lib:
+            self.skipTest("libfaketime not installed (Debian package faketime)")
+        self.sinks = []
+        self.clock = None
+
+    def tearDown(self):
+        super().tearDown()  # the daemons first: they are the clock's users
+        for s in self.sinks:
+            s.stop()
+        if self.clock:
+            self.clock.stop()
+
+    # --- pieces ------------------------------------------------------------
+
+    def day1_utc(self):
+        return datetime.datetime.fromisoformat(START).replace(
+            tzinfo=zoneinfo.ZoneInfo(TZ)).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+    def start_clock(self):
+        self.clock = Clock(self.lib, self.day1_utc() - datetime.timedelta(hours=LEAD_H), SPEED)
+
+    def config(self, name, overflow, fake, sink=None):
+        """A warmupd.conf for the daemon `name`; the test and simulate read it."""
+        old = ""
+        if sink is not None:
+            old = ("[route old]\ntype = smtp\nurl = smtp://127.0.0.1:%d\ntls = none\n"
+                   "timeout = 1d\nmax_connections = 2\n" % sink.port)
+        text = f"""; fidelity test: {name}
+[warmup]
+schedule = schedule.csv
+start = {START}
+timezone = {TZ}
+overflow = {overflow}
+after = hold
+
+[listen]
+address = 127.0.0.1:0
+token_env = WARMUP_TEST_TOKEN
+; the clock runs thousands of times faster than the generator's requests
+idle_timeout = 1d
+header_timeout = 1d
+
+[store]
+path = {name}.db
+
+[route new]
+type = sendgrid
+url = http://127.0.0.1:{fake.port}
+api_key_env = WARMUP_TEST_KEY
+timeout = 1d
+max_connections = 2
+
+{old}
+[log]
+level = info
+"""
+        return self.write(name + ".conf", text)
+
+    def daemon(self, name, conf):
+        env = self.clock.env(WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+        d = warmuptest.Warmupd(WARMUPD, self.dir, conf, env, TOKEN)
+        # Each daemon its own log and port file.
+        self.procs.append(d)
+        return d
+
+    def fake(self, name):
+        sub = os.path.join(self.dir, name)
+        os.makedirs(sub)
+        f = warmuptest.Fake(FAKE, sub, API_KEY)
+        self.procs.append(f)
+        return f
+
+    def simulate(self, conf, traffic, profile):
+        out = subprocess.run(
+            [WARMUP, "simulate", "--config", conf, "--traffic", traffic, "--profile", profile,
+             "--mix", "google=100%", "--bounce-rate", "0", "--complaint-rate", "0",
+             "--format", "json", "--quiet"],
+            cwd=self.dir, capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)["days"]
+
+    def counters(self, db):
+        """{date: (new, old)} of the daemon's routing decisions."""
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, db), uri=True)
+        try:
+            rows = con.execute("SELECT date, route, SUM(n) FROM counters WHERE result = ? "
+                               "GROUP BY date, route", (ROUTED,)).fetchall()
+        finally:
+            con.close()
+        out = {}
+        for date, route, n in rows:
+            iso = (datetime.date(1970, 1, 1) + datetime.timedelta(days=date)).isoformat()
+            new, old = out.get(iso, (0, 0))
+            out[iso] = (new + n, old) if route == 0 else (new, old + n)
+        return out
+
+    # --- the cases -----------------------------------------------------------
+
+    def test_clock(self):
+        """libfaketime speeds up what the daemon's decisions hang on: its wall
+        clock, its monotonic clock (uptime, libuv's loop time) and libuv's
+        timers (a message that pacing holds for two fake hours goes out
+        within seconds)."""
+        self.start_clock()
+        fake = self.fake("fake")
+        self.write("schedule.csv", "# fidelity\nday,cap\n1,12\n")
+        conf = self.config("clock", "defer", fake)
+        # Day 1 from the start: the clock starts 3 h before it.
+        d = self.daemon("clock", conf)
+        t0, s0 = time.monotonic(), d.status()
+        time.sleep(0.5)
+        t1, s1 = time.monotonic(), d.status()
+        wall = (datetime.datetime.fromisoformat(s1["time"]) -
+                datetime.datetime.fromisoformat(s0["time"])).total_seconds()
+        mono = s1["uptime_s"] - s0["uptime_s"]
+        real = t1 - t0
+        log("in %.3f s: the daemon's wall clock moved %.0f s, its uptime %d s (speed %d)"
+            % (real, wall, mono, SPEED))
+        self.assertGreater(wall, real * SPEED / 2, "the wall clock is not sped up")
+        self.assertLess(wall, real * SPEED * 2)
+        self.assertGreater(mono, real * SPEED / 2,
+                           "the monotonic clock is not sped up (FAKETIME_DONT_FAKE_MONOTONIC?)")
+        # Wait for day 1 (the daemon's own answer), then two messages: the
+        # bucket holds one; the second waits 2 fake hours for its token.
+        wait_for(lambda: d.status()["date"] == START, "day 1 on the fake clock", timeout=30)
+        t0 = time.monotonic()
+        for i in range(2):
+            st, _, b = d.send(warmuptest.mail(["clock%d@%s" % (i, DOMAIN)]))
+            self.assertEqual(st, 202, b)
+        wait_for(lambda: fake.stats()["personalizations"] == 1, "the first sent")
+        self.assertEqual(d.status()["queue"]["queued"], 1, "the second should wait for pacing")
+        wait_for(lambda: fake.stats()["personalizations"] == 2,
+                 "the paced second message (a libuv timer of 2 fake hours)",
+                 timeout=7200 / SPEED * 4 + 5)
+        took = time.monotonic() - t0
+        log("the paced message went out after %.2f s real (2 fake hours = %.2f s)"
+            % (took, 7200 / SPEED))
+        self.assertGreater(took, 7200 / SPEED / 2, "pacing did not hold the second message")
+
+    def run_shape(self, profile, offered):
+        """Both daemons under the generator's traffic for three days; then
+        per day: simulate == the daemon, to the message."""
+        self.write("schedule.csv", "# fidelity: a small ramp\nday,cap\n" +
+                   "".join("%d,%d\n" % (i + 1, c) for i, c in enumerate(CAPS)))
+        traffic = self.write("traffic.csv", "day,offered\n" +
+                             "".join("%d,%d\n" % (i + 1, n) for i, n in enumerate(offered)))
+        sink = Sink()
+        self.sinks.append(sink)
+        fakes = {"old": self.fake("fake-old"), "defer": self.fake("fake-defer")}
+        confs = {"old": self.config("old", "old", fakes["old"], sink),
+                 "defer": self.config("defer", "defer", fakes["defer"])}
+        self.start_clock()
+        daemons = {}
+        for name in ("old", "defer"):
+            # A Warmupd's port file and log are per directory: one each.
+            sub = os.path.join(self.dir, "run-" + name)
+            os.makedirs(sub)
+            env = self.clock.env(WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
+            d = warmuptest.Warmupd(WARMUPD, sub, confs[name], env, TOKEN, args=())
+            self.procs.append(d)
+            daemons[name] = d
+        plan = {"traffic": traffic, "profile": profile, "start": START, "timezone": TZ,
+                "domain": DOMAIN, "sample": SAMPLE, "lead_us": 30 * 60 * USEC,
+                "daemons": [{"name": n, "port": d.port, "token": TOKEN}
+                            for n, d in daemons.items()],
+                "fakes": [{"name": n, "port": f.port} for n, f in fakes.items()]}
+        plan_path = self.write("plan.json", json.dumps(plan))
+        result_path = os.path.join(self.dir, "result.json")
+        days_real = (len(offered) * 86400 + LEAD_H * 3600) / SPEED
+        t0 = time.monotonic()
+        gen = subprocess.run([sys.executable, GENERATOR, plan_path, result_path],
+                             env=self.clock.env(), capture_output=True, text=True,
+                             timeout=days_real * 3 + 60)
+        self.assertEqual(gen.returncode, 0, gen.stderr)
+        log("%s: %d days in %.1f s real (speed %d)" % (profile, len(offered),
+                                                        time.monotonic() - t0, SPEED))
+        with open(result_path) as f:
+            res = json.load(f)
+        for d in daemons.values():
+            d.stop()
+        # The precondition of the design: every message reached the daemon
+        # well within the margin the traffic leaves around each decision.
+        worst = max((l for p in res["posts"] for l in p["late_us"].values()), default=0)
+        log("%s: %d posts, the latest 202 came %.1f fake s after its instant"
+            % (profile, len(res["posts"]), worst / USEC))
+        self.assertEqual(sum(p["n"] for p in res["posts"]), sum(offered))
+        self.assertLess(worst, LATE_MAX, "a post came too late for the traffic's margins")
+        self.assertEqual(len(res["samples"]), len(offered))
+        for s in res["samples"]:
+            self.assertLess(s["late_us"], LATE_MAX, "the day %d sample was late" % s["day"])
+
+        for name, conf in confs.items():
+            sim = self.simulate(conf, traffic, profile)
+            cnt = self.counters(name + ".db")
+            rows, cum = [], 0
+            for i, sd in enumerate(sim):
+                new, old = cnt.get(sd["date"], (0, 0))
+                cum += offered[i] - new - old
+                st = res["samples"][i]["status"][name]
+                rows.append({"day": i + 1, "date": sd["date"],
+                             "sim": (sd["new"], sd["old"], sd["backlog"]),
+                             "daemon": (new, old, cum),
+                             "status": (st["used"], st["routes"]["old"]["sent"],
+                                        st["queue"]["queued"]),
+                             "status_date": st["date"],
+                             "failures": sum(st["routes"][r][k] for r in ("new", "old")
+                                             for k in ("tempfail", "timeout", "permfail"))})
+            for r in rows:
+                log("%s/%s day %d %s: simulate new/old/backlog %s, daemon %s, status at %s %s"
+                    % (profile, name, r["day"], r["date"], r["sim"], r["daemon"], SAMPLE,
+                       r["status"]))
+            for r in rows:
+                what = "%s, overflow %s, day %d" % (profile, name, r["day"])
+                self.assertEqual(r["status_date"], r["date"], what)
+                self.assertEqual(r["failures"], 0, what + ": a send failed (retries would "
+                                 "move decisions)")
+                self.assertEqual(r["daemon"], r["sim"], what + ": the daemon's counters")
+                self.assertEqual(r["status"], r["sim"], what + ": the daemon's status at " +
+                                 SAMPLE)
+            last = res["samples"][-1]["fake"]["fake-" + name]
+            self.assertEqual(last["personalizations"], sum(r["sim"][0] for r in rows),
+                             name + ": the fake SendGrid's count by the last day's " + SAMPLE)
+            if name == "old":
+                self.assertEqual(sink.count(), sum(r["sim"][1] for r in rows),
+                                 "the sink's count of old-route messages")
+
+    def test_even(self):
+        """The even profile: 12, 20 and 30 a day (a token every 4.8, 3 and 2
+        hours against an arrival every 2 h, 72 min and 48 min)."""
+        self.run_shape("even", [12, 20, 30])
+
+    def test_business(self):
+        """The business profile: most of the mail from 09:00 to 18:00."""
+        self.run_shape("business", [25, 40, 60])
+
+    def test_blast(self):
+        """A daily blast at 10:00: one token's worth new, the rest old at once
+        (overflow old) or paced out through the day and the next (defer)."""
+        self.run_shape("blast@10:00", [30, 30, 30])
+
+
+def main():
+    global WARMUPD, FAKE, WARMUP
+    if len(sys.argv) < 4:
+        sys.exit("usage: test_fidelity.py WARMUPD FAKE_SENDGRID WARMUP [CASE...]")
+    WARMUPD, FAKE, WARMUP = (os.path.abspath(a) for a in sys.argv[1:4])
+    names = []
+    for a in sys.argv[4:]:
+        names.append(a if "." in a or a.startswith("test_") else "FidelityTest.test_" + a)
+    loader = unittest.TestLoader()
+    suite = (loader.loadTestsFromNames(names, sys.modules[__name__]) if names
+             else loader.loadTestsFromTestCase(FidelityTest))
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    if result.wasSuccessful() and result.testsRun and len(result.skipped) == result.testsRun:
+        for t, why in result.skipped:
+            print("SKIP %s: %s" % (t.id(), why))
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
+if __name__ == "__main__":
+    main()
