@@ -19,7 +19,7 @@ came, and the samples.
 
 PLAN.json: {"traffic": FILE, "profile": P, "start": "YYYY-MM-DD",
 "timezone": ZONE, "domain": D, "sample": "HH:MM", "lead_us": N,
-"daemons": [{"name", "port", "token"}], "fakes": [{"name", "port"}]}.
+"timeout_s": N, "daemons": [{"name", "port", "token"}], "fakes": [{"name", "port"}]}.
 Exit status 0, or 1 with one line on stderr (a daemon refused a message,
 or the generator started less than lead_us before the first arrival).
 """
@@ -112,11 +112,16 @@ def arrivals(plan):
     return out, len(rows)
 
 
+# A socket timeout is counted on the fake clock too: the plan's
+# timeout_s is a minute of real time in fake seconds.
+TIMEOUT = 60
+
+
 def request(port, method, path, token=None, body=None):
     h = {"Content-Type": "application/json"}
     if token:
         h["Authorization"] = "Bearer " + token
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
         c.request(method, path, body=json.dumps(body).encode() if body is not None else None,
                   headers=h)
@@ -136,8 +141,10 @@ def sleep_until(t):
 
 
 def main():
+    global TIMEOUT
     with open(sys.argv[1]) as f:
         plan = json.load(f)
+    TIMEOUT = plan["timeout_s"]
     arr, ndays = arrivals(plan)
     zone = zoneinfo.ZoneInfo(plan["timezone"])
     start = datetime.date.fromisoformat(plan["start"])
