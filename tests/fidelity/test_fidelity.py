@@ -3,7 +3,7 @@
 
 usage: test_fidelity.py WARMUPD FAKE_SENDGRID WARMUP [CASE...]
 
-CASE is `clock`, `even`, `business` or `blast` (or a unittest name); none
+CASE is `margins`, `clock`, `even`, `business` or `blast` (or a unittest name); none
 runs them all.  Exit status 77 when every case that ran was skipped (no
 libfaketime), with the reason printed.
 
@@ -23,23 +23,27 @@ queued), and in total what the fake SendGrid and the sink received.  No
 tolerance: one message off is a failure.
 
 Jitter.  The daemon sees each message a little after the instant simulate
-gives it (the generator's post and the daemon's turn: milliseconds of real
-time, minutes of fake time at the default speed).  The outcome cannot
-depend on that, because the traffic keeps every decision far from a
-boundary: with a cap of c a day, burst one hour and overflow old, a message
-gets a token exactly when it arrives at least 24h/c after the previous
-token was taken (the bucket starts each day with one), so the daily volumes
-are chosen for each day's spacing S = 24h/offered to put the next token
-between two arrivals (offered/c has a fractional part of 0.4-0.5, the token
-at least 24 fake minutes away from any arrival); with defer the queue is
-never empty once the cap is reached, so tokens are taken the moment they
-come; the last decision of each day comes an hour or more before midnight
-(and before the 23:40 sample); the blast at 10:00 is hours away from any
-token.  The generator measures how late each 202 came, and the test
-asserts that every post was within LATE_MAX (10 fake minutes) of its
-instant: a slower machine fails that precondition by name rather than
-disagree in a count.  WARMUP_FIDELITY_SPEED sets the speed-up (default
-4320: a day in 20 s; lower it for a slow build such as ASan).
+gives it (the generator's post and the daemon's group commit: tens of
+milliseconds of real time, a few fake minutes at the default speed).  The
+outcome cannot depend on that, because the traffic keeps every decision far
+from a boundary.  With a cap of c a day and the default burst, the bucket
+holds one token, full at midnight, and the next one comes 24h/c after a
+token is taken: with overflow old a message goes new exactly when it
+arrives that long after the last new one, with defer a queued one goes the
+moment the token comes.  The caps (7, 9, 10: a token every 3h26, 2h40 and
+2h24) are not whole hours, since the business profile puts arrivals on the
+hour (with a cap of 8, the token of 03:00 met the arrival of 03:00, and
+the daemon, a moment late on the first, sent 7 where simulate sent 8), and
+the volumes are chosen so that every token a message could take is at
+least MARGIN_MIN fake minutes away from any arrival, and the last decision
+of each day comes before the 23:40 sample and over an hour before
+midnight.  test_margins checks those margins on the traffic itself (a
+model of the one-token bucket, not of the engine); the generator measures
+how late each 202 came, and every post must be within LATE_MAX (10 fake
+minutes, half the smallest margin) of its instant: a slower machine fails
+that precondition by name rather than disagree in a count.
+WARMUP_FIDELITY_SPEED sets the speed-up (default 4320: a day in 20 s; the
+sanitizer build uses 1440).
 """
 import datetime
 import json
@@ -70,9 +74,16 @@ CAPS = [7, 9, 10]
 DOMAIN = "gmail.com"      # grouped as google by name: no DNS
 LEAD_H = 3                # the fake clock starts this many hours before day 1
 LATE_MAX = 10 * 60 * 10**6  # fake µs a post may come after its instant
+MARGIN_MIN = 20            # fake minutes between any token and any arrival
 SAMPLE = "23:40"
 ROUTED = 10               # counters.result of a routing decision (DISP_COUNT_ROUTED)
 USEC = 10**6
+
+
+# The traffic of each shape: profile and offered per day.
+SHAPES = {"even": ("even", [11, 13, 15]),
+          "business": ("business", [16, 16, 16]),
+          "blast": ("blast@10:30", [30, 30, 30])}
 
 
 def log(msg):
@@ -82,6 +93,49 @@ def log(msg):
 
 def faketime_lib():
     return next((l for l in FAKETIME_LIBS if os.path.exists(l)), None)
+
+
+def bucket_margins(arrivals, overflow):
+    """The margins of a traffic under CAPS with a one-token bucket full at
+    each midnight (the default burst for caps under 24): (the least distance
+    between a token's time and an arrival that could take it, the least
+    time from a day's last decision to its midnight), in µs.  A model of
+    the traffic's timing only: the counts the test compares come from
+    simulate and the daemon."""
+    zone = zoneinfo.ZoneInfo(TZ)
+    near = last_gap = None
+    backlog = 0
+    for d, cap in enumerate(CAPS):
+        day = datetime.date.fromisoformat(START) + datetime.timedelta(days=d)
+        lo = int(datetime.datetime.combine(day, datetime.time(), zone).timestamp()) * USEC
+        hi = lo + 86400 * USEC
+        period = 86400 * USEC / cap
+        ready, used, last, queue = lo, 0, None, backlog
+        todo = [(t, n) for dd, t, n in arrivals if dd == d + 1]
+        i = 0
+        while True:
+            nxt = todo[i][0] if i < len(todo) else None
+            if overflow == "defer" and queue and used < cap and ready < hi and (
+                    nxt is None or ready <= nxt):
+                used, queue, last, ready = used + 1, queue - 1, ready, ready + period
+                continue
+            if nxt is None:
+                break
+            n = todo[i][1]
+            i += 1
+            last = nxt if overflow == "old" else last
+            for _ in range(n):
+                if used < cap and (overflow == "old" or not queue):
+                    if ready > lo:  # the midnight token is there before any arrival
+                        near = min(near, abs(nxt - ready)) if near is not None else abs(nxt - ready)
+                    if nxt >= ready:
+                        used, last, ready = used + 1, nxt, nxt + period
+                        continue
+                queue += overflow == "defer"
+        backlog = queue
+        if last is not None:
+            last_gap = min(last_gap, hi - last) if last_gap is not None else hi - last
+    return near, last_gap
 
 
 class Sink(warmuptest.SmtpServer):
@@ -276,6 +330,29 @@ level = info
 
     # --- the cases -----------------------------------------------------------
 
+    def test_margins(self):
+        """Every shape's traffic keeps its decisions at least MARGIN_MIN fake
+        minutes from a token and from the 23:40 sample, an hour from
+        midnight, with both overflows (see the module's docstring)."""
+        for shape, (profile, offered) in SHAPES.items():
+            for overflow in ("old", "defer"):
+                near, last = bucket_margins(self.arrivals(profile, offered), overflow)
+                log("%s, overflow %s: tokens at least %.1f min from an arrival, the last "
+                    "decision of a day %.1f min before midnight"
+                    % (shape, overflow, near / 60e6, last / 60e6))
+                self.assertGreaterEqual(near, MARGIN_MIN * 60 * USEC, (shape, overflow))
+                self.assertGreaterEqual(last, 60 * 60 * USEC, (shape, overflow))
+
+    def arrivals(self, profile, offered):
+        """The generator's arrivals for this traffic: [(day, instant, n)]."""
+        sys.path.insert(0, HERE)
+        import traffic_gen
+        path = self.write("margins.csv", "day,offered\n" +
+                          "".join("%d,%d\n" % (i + 1, n) for i, n in enumerate(offered)))
+        arr, _ = traffic_gen.arrivals({"traffic": path, "profile": profile, "start": START,
+                                       "timezone": TZ})
+        return arr
+
     def test_clock(self):
         """libfaketime speeds up what the daemon's decisions hang on: its wall
         clock, its monotonic clock (uptime, libuv's loop time) and libuv's
@@ -407,16 +484,16 @@ level = info
     def test_even(self):
         """The even profile: 11, 13 and 15 a day (a token every 3.4, 2.7 and
         2.4 hours against an arrival every 131, 111 and 96 minutes)."""
-        self.run_shape("even", [11, 13, 15])
+        self.run_shape(*SHAPES["even"])
 
     def test_business(self):
         """The business profile: most of the mail from 09:00 to 18:00."""
-        self.run_shape("business", [16, 16, 16])
+        self.run_shape(*SHAPES["business"])
 
     def test_blast(self):
         """A daily blast at 10:30: one token's worth new, the rest old at once
         (overflow old), or paced out over the day and the next (defer)."""
-        self.run_shape("blast@10:30", [30, 30, 30])
+        self.run_shape(*SHAPES["blast"])
 
 
 def main():
