@@ -3,14 +3,14 @@
 
 usage: test_fidelity.py WARMUPD FAKE_SENDGRID WARMUP [CASE...]
 
-CASE is `margins`, `clock`, `even`, `business` or `blast` (or a unittest name); none
-runs them all.  Exit status 77 when every case that ran was skipped (no
+CASE is `margins`, `clock`, `even`, `business` or `blast` (or a unittest
+name); none runs them all.  Exit status 77 when every case that ran was skipped (no
 libfaketime), with the reason printed.
 
 Each traffic case runs two warmupd under one accelerated clock
 (libfaketime, Debian package faketime: a keeper process creates the clock,
 and every faked process joins it through FAKETIME_SHARED, so their clocks
-agree to the microsecond) for three schedule days of 5, 8 and 12 messages:
+agree to the microsecond) for three schedule days with caps of 7, 9 and 10:
 one with `overflow = old` (the old route to an SMTP sink on loopback), one
 with `overflow = defer`, each new route to its own fake SendGrid.  A
 generator on the same clock (traffic_gen.py) posts every message at the
@@ -32,8 +32,8 @@ token is taken: with overflow old a message goes new exactly when it
 arrives that long after the last new one, with defer a queued one goes the
 moment the token comes.  The caps (7, 9, 10: a token every 3h26, 2h40 and
 2h24) are not whole hours, since the business profile puts arrivals on the
-hour (with a cap of 8, the token of 03:00 met the arrival of 03:00, and
-the daemon, a moment late on the first, sent 7 where simulate sent 8), and
+hour (with a cap of 8 the token of 03:00 meets the arrival of 03:00, and
+a daemon a moment late on the first takes 7 where simulate takes 8), and
 the volumes are chosen so that every token a message could take is at
 least MARGIN_MIN fake minutes away from any arrival, and the last decision
 of each day comes before the 23:40 sample and over an hour before
@@ -291,9 +291,12 @@ level = info
         return self.write(name + ".conf", text)
 
     def daemon(self, name, conf):
+        """warmupd on the fake clock; its port file and log in run-NAME/
+        (a Warmupd names them after the program, so one directory each)."""
+        sub = os.path.join(self.dir, "run-" + name)
+        os.makedirs(sub)
         env = self.clock.env(WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
-        d = warmuptest.Warmupd(WARMUPD, self.dir, conf, env, TOKEN)
-        # Each daemon its own log and port file.
+        d = warmuptest.Warmupd(WARMUPD, sub, conf, env, TOKEN)
         self.procs.append(d)
         return d
 
@@ -409,15 +412,10 @@ level = info
         self.start_clock()
         daemons = {}
         for name in ("old", "defer"):
-            # A Warmupd's port file and log are per directory: one each.
-            sub = os.path.join(self.dir, "run-" + name)
-            os.makedirs(sub)
-            env = self.clock.env(WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY)
-            d = warmuptest.Warmupd(WARMUPD, sub, confs[name], env, TOKEN, args=())
-            self.procs.append(d)
-            daemons[name] = d
+            daemons[name] = self.daemon(name, confs[name])
         plan = {"traffic": traffic, "profile": profile, "start": START, "timezone": TZ,
-                "domain": DOMAIN, "sample": SAMPLE, "lead_us": 30 * 60 * USEC, "timeout_s": 60 * SPEED,
+                "domain": DOMAIN, "sample": SAMPLE, "lead_us": 30 * 60 * USEC,
+                "timeout_s": 60 * SPEED,
                 "daemons": [{"name": n, "port": d.port, "token": TOKEN}
                             for n, d in daemons.items()],
                 "fakes": [{"name": n, "port": f.port} for n, f in fakes.items()]}

@@ -66,7 +66,7 @@ def evenly(frm, to, n):
     return out
 
 
-def business(start, edges, n):
+def business(edges, n):
     """A day's n arrivals apportioned to its hours by largest remainder."""
     w = [BUSINESS[h] if edges[h + 1] > edges[h] else 0 for h in range(24)]
     wsum = sum(w)
@@ -102,7 +102,7 @@ def arrivals(plan):
         elif prof == "business":
             edges = [lo] + [min(max(local_us(day, h * 60, zone), lo), hi)
                             for h in range(1, 24)] + [hi]
-            out += [(i + 1, t, 1) for t in business(lo, edges, n)]
+            out += [(i + 1, t, 1) for t in business(edges, n)]
         elif prof.startswith("blast@"):
             hh, mm = prof[6:].split(":")
             t = min(max(local_us(day, int(hh) * 60 + int(mm), zone), lo), hi - 1)
@@ -155,7 +155,9 @@ def main():
     if arr and now_us() > arr[0][1] - plan["lead_us"]:
         sys.exit("traffic_gen: started %.0f fake s before the first arrival, less than the "
                  "lead of %.0f s" % ((arr[0][1] - now_us()) / USEC, plan["lead_us"] / USEC))
-    events = sorted([(t, 0, day, n) for day, t, n in arr] + [(t, 1, day, 0) for day, t in samples_at])
+    # At one instant the posts go before the sample.
+    events = sorted([(t, 0, day, n) for day, t, n in arr] +
+                    [(t, 1, day, 0) for day, t in samples_at])
     posts, samples, seq = [], [], 0
     for t, kind, day, n in events:
         sleep_until(t)
