@@ -555,6 +555,9 @@ static int sg_send(void *impl, struct snd_batch *b, snd_done_cb done, void *arg)
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, SG_USER_AGENT);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+	/* The whole request, connection included: curl's own connect limit
+	 * (300 s) would cut a longer timeout short. */
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, sg_on_header);

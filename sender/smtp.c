@@ -463,6 +463,9 @@ static CURL *sm_easy(struct sm_worker *w)
 		curl_easy_setopt(e, CURLOPT_PASSWORD, r->secret ? r->secret : "");
 	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+	/* The route's timeout covers the connection and the greeting too:
+	 * curl's own connect limit (300 s) would cut a longer one short. */
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
 	/* Bounds the wait for the reply to QUIT when the worker ends, which
 	 * CURLOPT_TIMEOUT does not cover (curl's default is 120 s). */
 	curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, (r->timeout_ms + 999) / 1000);
