@@ -32,7 +32,8 @@
 #include "check.h"
 
 #include "smtpd_auth.h"
-#include "smtpd_tls.h"
+#include "cluster_tls.h"
+#include "tlsmem.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -174,18 +175,24 @@ int check_files(const struct wu_conf *c, struct wu_conf_errors *e)
 			rc = -1;
 		if (c->smtpd.tls_cert_file[0] && c->smtpd.tls_key_file[0] &&
 		    !wu_conf_errors_on(e, c->smtpd.tls_cert_line)) {
-			struct smtpd_tls_ctx *ctx = NULL;
+			struct tlsmem_ctx *ctx = NULL;
 			char why[512];
 
-			if (smtpd_tls_ctx_new(&ctx, c->smtpd.tls_cert_file, c->smtpd.tls_key_file, why,
+			if (tlsmem_ctx_new(&ctx, c->smtpd.tls_cert_file, c->smtpd.tls_key_file, why,
 			                      sizeof(why)) < 0)
 				rc = KEYFAIL(c, e, c->smtpd.tls_cert_line, "%s",
 				             why);
-			smtpd_tls_ctx_free(ctx);
+			tlsmem_ctx_free(ctx);
 		}
 	}
 	if (check_users(c, e, c->status.viewers_line, "[status] viewers_file",
 	                c->status.viewers_file) < 0)
 		rc = -1;
+	if (c->cluster.enabled && c->cluster.tls) {
+		char why[1400];
+
+		if (cluster_tls_check(&c->cluster, why, sizeof(why)) < 0)
+			rc = KEYFAIL(c, e, c->cluster.tls_line, "%s", why);
+	}
 	return rc;
 }

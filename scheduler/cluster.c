@@ -42,6 +42,7 @@
 #include "alert.h"
 #include "cluster_lua.h"
 #include "cluster_priv.h"
+#include "cluster_tls.h"
 #include "daemon.h"
 #include "dispatcher.h"
 #include "log.h"
@@ -179,6 +180,10 @@ static void maybe_free(struct cluster *c)
 	if (!c->stopping || c->ac || c->stop_closed)
 		return;
 	c->stop_closed = 1;
+	/* The connection is over (the lease given back first): the TLS hop
+	 * may go. */
+	cluster_tls_stop(c->tls);
+	c->tls = NULL;
 	uv_close((uv_handle_t *)&c->stop, on_timer_closed);
 }
 
@@ -302,7 +307,9 @@ static void connect_now(struct cluster *c)
 
 	if (c->stopping || c->ac)
 		return;
-	ac = redisAsyncConnect(c->conf->host, c->conf->port);
+	/* rediss://: hiredis talks to the TLS hop's private socket. */
+	ac = c->tls ? redisAsyncConnectUnix(cluster_tls_path(c->tls))
+	            : redisAsyncConnect(c->conf->host, c->conf->port);
 	if (!ac || ac->err) {
 		c->failures++;
 		went_down(c, ac ? ac->errstr : "out of memory");
@@ -382,6 +389,10 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 	}
 	c->d = d;
 	c->conf = conf;
+	if (conf->tls && cluster_tls_start(&c->tls, d->loop, conf, err, errlen) < 0) {
+		free(c);
+		return -1;
+	}
 	cluster_lease_init(c);
 	n = conf->name;
 	snprintf(c->k_day_prefix, sizeof(c->k_day_prefix), "warmup:{%s}:day:", n);
@@ -398,6 +409,7 @@ int cluster_start(struct cluster **cp, struct wu_daemon *d, char *err, size_t er
 		c->slot[i].i = i;
 	}
 	if (daemon_listen(d, cluster_on_event, c) < 0) {
+		cluster_tls_stop(c->tls);
 		free(c);
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -53,15 +53,13 @@ int wu_cluster_url_parse(struct wu_cluster_conf *c, const char *url, char *why, 
 {
 	const char *p, *at, *hend, *colon, *slash;
 
-	if (strncmp(url, "rediss://", 9) == 0)
+	c->tls = strncmp(url, "rediss://", 9) == 0;
+	if (!c->tls && strncmp(url, "redis://", 8) != 0)
 		return say(why, n,
-		           "rediss:// (TLS) is not available: this build's hiredis has no SSL "
-		           "support; reach the Redis server through a TLS tunnel on loopback "
-		           "(stunnel, spiped) and give its redis:// address");
-	if (strncmp(url, "redis://", 8) != 0)
-		return say(why, n, "expected a URL such as redis://127.0.0.1:6379/0, got '%.200s'",
+		           "expected a URL such as redis://127.0.0.1:6379/0 (or rediss:// for TLS), "
+		           "got '%.200s'",
 		           url);
-	p = url + 8;
+	p = url + (c->tls ? 9 : 8);
 	slash = p + strcspn(p, "/?#");
 	at = memchr(p, '@', (size_t)(slash - p));
 	c->user[0] = '\0';
@@ -108,7 +106,7 @@ int wu_cluster_url_parse(struct wu_cluster_conf *c, const char *url, char *why, 
 	} else if (*slash && !(*slash == '/' && !slash[1])) {
 		return say(why, n, "the URL must not have a query or fragment");
 	}
-	snprintf(c->where, sizeof(c->where), "redis://%s%s%s:%d/%d",
+	snprintf(c->where, sizeof(c->where), "%s://%s%s%s:%d/%d", c->tls ? "rediss" : "redis",
 	         strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "", c->port,
 	         c->db);
 	return 0;

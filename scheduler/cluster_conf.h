@@ -28,6 +28,11 @@ struct wu_cluster_conf {
 	char *password;    /* AUTH; never logged */
 	wu_time_t timeout; /* a Redis answer longer than this: unreachable; 2s */
 	int64_t lease_max; /* most units one lease takes; 4000 */
+	int tls;           /* rediss://: TLS to the server (cluster_tls.h) */
+	char tls_ca_file[1024];   /* the server certificate's issuers; "" = the system's */
+	char tls_cert_file[1024]; /* this node's certificate, for a server that asks */
+	char tls_key_file[1024];
+	int tls_line;             /* of the first tls_* key; 0 = none */
 };
 
 /* Parses a redis:// URL into c (host, port, db, user, where).  Returns 0,

@@ -64,6 +64,7 @@ struct cluster {
 	const struct wu_cluster_conf *conf;
 	struct wu_ledger ledger;
 	redisAsyncContext *ac;
+	struct cluster_tls *tls; /* rediss://: the TLS hop hiredis connects through */
 	int ready;    /* connected, authenticated, scripts loaded */
 	int ever_up;  /* ready once at least */
 	int down;     /* an outage is under way (alerted) */

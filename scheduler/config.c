@@ -961,6 +961,12 @@ static const struct key keys[] = {
     FN(S_CLUSTER, "password_file", cf_key_secret),
     {S_CLUSTER, "timeout", V_DURATION, C(cluster.timeout), 0, 0, 0, NULL, 0, 2 * WU_USEC, NULL},
     {S_CLUSTER, "lease_max", V_INT64, C(cluster.lease_max), 0, 1, 1e9, NULL, 0, 4000, NULL},
+    {S_CLUSTER, "tls_ca_file", V_PATH, C(cluster.tls_ca_file), SZ(wu_conf, cluster.tls_ca_file), 0,
+     0, NULL, 0, 0, NULL},
+    {S_CLUSTER, "tls_cert_file", V_PATH, C(cluster.tls_cert_file),
+     SZ(wu_conf, cluster.tls_cert_file), 0, 0, NULL, 0, 0, NULL},
+    {S_CLUSTER, "tls_key_file", V_PATH, C(cluster.tls_key_file), SZ(wu_conf, cluster.tls_key_file),
+     0, 0, NULL, 0, 0, NULL},
 
     FN(S_ALERT, "webhook_url", k_alert_url),
     FN(S_ALERT, "webhook_url_env", k_alert_url),

@@ -134,6 +134,24 @@ static void cluster_finish(struct load *ld)
 	if (c->timeout < 100 * 1000 || c->timeout > 60 * WU_USEC)
 		cf_lfail(ld, cf_seen_line(ld, "cluster", "timeout"),
 		      "[cluster] timeout: expected 100ms to 60s");
+	/* TLS keys only with rediss://; a certificate needs its key. */
+	for (int i = 0; i < 3; i++) {
+		static const char *keys[] = {"tls_ca_file", "tls_cert_file", "tls_key_file"};
+		int line = cf_seen_line(ld, "cluster", keys[i]);
+		if (line && !c->tls_line)
+			c->tls_line = line;
+		if (line && !c->tls && c->host[0])
+			cf_lfail(ld, line,
+			      "[cluster] %s: only for a rediss:// server (TLS); redis = gives %s",
+			      keys[i], c->where);
+	}
+	if (!c->tls_line)
+		c->tls_line = cf_seen_line(ld, "cluster", "redis");
+	if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+		cf_lfail(ld, cf_seen_line(ld, "cluster",
+		                          c->tls_cert_file[0] ? "tls_cert_file" : "tls_key_file"),
+		      "[cluster] %s: a client certificate needs both tls_cert_file and tls_key_file",
+		      c->tls_cert_file[0] ? "tls_cert_file" : "tls_key_file");
 }
 
 

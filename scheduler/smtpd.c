@@ -56,7 +56,7 @@
 #include "sender/v3mail.h"
 #include "smtpd_auth.h"
 #include "smtpd_parse.h"
-#include "smtpd_tls.h"
+#include "tlsmem.h"
 #include "suppress.h"
 
 #define READ_MAX (256 * 1024) /* plain text buffered before a session stops reading */
@@ -95,7 +95,7 @@ struct session {
 	int restart;    /* STARTTLS threw the buffered input away */
 	int reading;
 	/* TLS */
-	struct smtpd_tls *tls;
+	struct tlsmem *tls;
 	/* AUTH */
 	enum auth_step auth_step;
 	char auth_user[256];
@@ -121,7 +121,7 @@ struct smtpd {
 	int port;
 	int nsessions;
 	struct session *sessions;
-	struct smtpd_tls_ctx *tls;
+	struct tlsmem_ctx *tls;
 	struct smtpd_users *users;
 	int stopping;
 	int listener_closed;
@@ -177,7 +177,7 @@ static void tls_out(struct session *s)
 	char *buf;
 	size_t n;
 
-	if (s->tls && (n = smtpd_tls_pending(s->tls, &buf)) > 0)
+	if (s->tls && (n = tlsmem_pending(s->tls, &buf)) > 0)
 		wire(s, buf, n);
 }
 
@@ -189,7 +189,7 @@ static void flush(struct session *s)
 	if (!n)
 		return;
 	if (s->tls) {
-		if (smtpd_tls_write(s->tls, s->out.p, n) < 0)
+		if (tlsmem_write(s->tls, s->out.p, n) < 0)
 			wu_warn("smtp: %s: TLS write failed", s->peer);
 		strbuf_reset(&s->out);
 		tls_out(s);
@@ -622,14 +622,14 @@ static void cmd_starttls(struct session *s, const char *arg)
 		reply(s, "501 5.5.4 Syntax: STARTTLS");
 		return;
 	}
-	if (!(s->tls = smtpd_tls_new(s->srv->tls))) {
+	if (!(s->tls = tlsmem_new(s->srv->tls))) {
 		reply(s, "454 4.7.0 TLS not available now");
 		return;
 	}
 	/* The reply goes out in clear; nothing the client pipelined after the
 	 * command is read (RFC 3207 6), and the session starts over. */
 	{
-		struct smtpd_tls *t = s->tls;
+		struct tlsmem *t = s->tls;
 		s->tls = NULL;
 		reply(s, "220 2.0.0 Ready to start TLS");
 		flush(s);
@@ -932,7 +932,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	uv_timer_again(&s->timer);
 	if (s->tls) {
-		int r = smtpd_tls_feed(s->tls, buf->base, (size_t)nread, &s->in, err, sizeof(err));
+		int r = tlsmem_feed(s->tls, buf->base, (size_t)nread, &s->in, err, sizeof(err));
 		tls_out(s);
 		if (r != 0) {
 			if (r < 0)
@@ -967,7 +967,7 @@ static void on_session_closed(uv_handle_t *h)
 		s->next->prev = s->prev;
 	srv->nsessions--;
 	txn_reset(s);
-	smtpd_tls_free(s->tls);
+	tlsmem_free(s->tls);
 	strbuf_free(&s->in);
 	strbuf_free(&s->out);
 	free(s);
@@ -1102,7 +1102,7 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 	srv->d = d;
 	srv->conf = c;
 	if (c->tls_cert_file[0] &&
-	    smtpd_tls_ctx_new(&srv->tls, c->tls_cert_file, c->tls_key_file, err, errlen) < 0)
+	    tlsmem_ctx_new(&srv->tls, c->tls_cert_file, c->tls_key_file, err, errlen) < 0)
 		goto fail;
 	if (c->users_file[0] && smtpd_users_load(&srv->users, c->users_file, err, errlen) < 0)
 		goto fail;
@@ -1122,7 +1122,7 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 	*sp = srv;
 	return 0;
 fail:
-	smtpd_tls_ctx_free(srv->tls);
+	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
 	free(srv);
 	return -1;
@@ -1138,7 +1138,7 @@ static void smtpd_free_if_done(struct smtpd *srv)
 {
 	if (!srv->listener_closed || srv->nsessions > 0)
 		return;
-	smtpd_tls_ctx_free(srv->tls);
+	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
 	free(srv);
 }

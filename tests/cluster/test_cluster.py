@@ -158,7 +158,7 @@ class Node(warmuptest.Warmupd):
         super().__init__(WARMUPD, dir, config, env, TOKEN)
 
 
-class ClusterTest(unittest.TestCase):
+class ClusterBase(unittest.TestCase):
     CAP = 500
 
     def setUp(self):
@@ -235,13 +235,16 @@ retry_min = 1s
 retry_max = 2s
 
 [cluster]
-redis = redis://127.0.0.1:{self.redis.port}/0
+redis = {self.redis_url()}
 name = test-migration
 node = n{i}
 timeout = 1s
 {extra}
 """
         return warmuptest.write_file(d, "warmupd.conf", text)
+
+    def redis_url(self):
+        return "redis://127.0.0.1:%d/0" % self.redis.port
 
     def start_node(self, i, env_extra=None, **kw):
         d = os.path.join(self.dir, "n%d" % i)
@@ -291,6 +294,8 @@ timeout = 1s
             return want <= set(new) | set(old)
         wait_for(done, "every accepted message at the fake or at the relay", timeout=120)
 
+
+class ClusterTest(ClusterBase):
     # ---- the cap in sum ----------------------------------------------------
 
     def test_pacing_tokens_are_shared(self):
@@ -658,6 +663,124 @@ timeout = 1s
             self.assertIn("[cluster] redis", r.stdout + r.stderr)
             self.assertIn(want, r.stdout + r.stderr)
             self.assertNotIn("pw@", r.stdout + r.stderr)
+
+
+class TlsRedis(Redis):
+    """redis-server with a plain port (the tests' own look) and a TLS port
+    with the private CA's certificate for 127.0.0.1."""
+
+    def __init__(self, dir, pki, auth_clients):
+        self.pki = pki
+        self.auth_clients = auth_clients
+        self.tls_port = warmuptest.free_port()
+        super().__init__(dir)
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+             "--tls-port", str(self.tls_port), "--tls-cert-file", p("mx.pem"),
+             "--tls-key-file", p("mx.key"), "--tls-ca-cert-file", p("ca.pem"),
+             "--tls-auth-clients", "yes" if self.auth_clients else "no"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.command("PING") == "+PONG", "redis-server answers PING")
+
+
+class TlsSetup:
+    """Redis on TLS only for the nodes ([cluster] redis = rediss://), the
+    server's certificate from the test's private CA."""
+    AUTH_CLIENTS = False
+
+    def setUp(self):
+        super().setUp()
+        self.redis.stop()
+        self.pki = warmuptest.make_pki(os.path.join(self.dir, "pki"))
+        self.redis = TlsRedis(self.dir, self.pki, self.AUTH_CLIENTS)
+
+    def redis_url(self):
+        return "rediss://127.0.0.1:%d/0" % self.redis.tls_port
+
+    def tls_keys(self, ca=None, cert=False):
+        text = "tls_ca_file = %s\n" % (ca or os.path.join(self.pki, "ca.pem"))
+        if cert:
+            text += "tls_cert_file = %s\ntls_key_file = %s\n" % (
+                os.path.join(self.pki, "mx.pem"), os.path.join(self.pki, "mx.key"))
+        return text
+
+    def check(self, conf):
+        """warmupd --check on conf: its exit status and stderr."""
+        env = dict(os.environ, WARMUP_TEST_TOKEN=TOKEN, WARMUP_TEST_KEY=API_KEY,
+                   WARMUP_TEST_ALERT="http://127.0.0.1:1/hook")
+        r = subprocess.run([WARMUPD, "--config", conf, "--check"], capture_output=True,
+                           text=True, timeout=30, cwd=os.path.dirname(conf), env=env)
+        return r.returncode, r.stderr
+
+
+class ClusterTlsTest(TlsSetup, ClusterBase):
+    """[cluster] redis = rediss://: the link to Redis is TLS, the server's
+    certificate checked against tls_ca_file and the URL's host."""
+
+    def test_cap_is_shared_over_tls(self):
+        self.nodes = [self.start_node(i + 1, cap=20, extra=self.tls_keys()) for i in range(2)]
+        wait_for(lambda: all(n.status()["cluster"]["connected"] for n in self.nodes),
+                 "both nodes connected to Redis over TLS")
+        accepted = self.post(60)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertEqual(len(new), 20, "the cap in sum, counted in the TLS Redis")
+        self.assertEqual(len(new) + len(old), 60)
+        day = (today() - datetime.date(1970, 1, 1)).days
+        self.assertEqual(self.redis.cli("HGET", "%s:day:%d" % (KEY, day), "granted"), "20")
+        self.assertTrue(self.nodes[0].status()["cluster"]["redis"].startswith("rediss://"))
+
+    def test_a_server_the_ca_does_not_vouch_for_is_refused(self):
+        other = warmuptest.make_pki(os.path.join(self.dir, "other-ca"))
+        self.nodes = [self.start_node(1, cap=20,
+                                      extra=self.tls_keys(ca=os.path.join(other, "ca.pem")))]
+        wait_for(lambda: "certificate verify failed" in self.nodes[0].logtext(),
+                 "the node refused the server's certificate")
+        self.assertFalse(self.nodes[0].status()["cluster"]["connected"])
+        # No private cap: the new route takes nothing, the old one all.
+        accepted = self.post(5)
+        self.wait_all(accepted)
+        new, old = self.landed()
+        self.assertEqual((len(new), len(old)), (0, 5))
+
+    def test_tls_keys_are_checked(self):
+        pem = os.path.join(self.pki, "mx.pem")
+        rc, err = self.check(self.config(1, extra="tls_cert_file = %s\n" % pem))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[cluster] tls_cert_file: a client certificate needs both", err)
+        missing = os.path.join(self.dir, "missing.pem")
+        rc, err = self.check(self.config(1, extra=self.tls_keys(ca=missing)))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[cluster] tls_ca_file: %s" % missing, err)
+        rc, err = self.check(self.config(1, extra=self.tls_keys()))
+        self.assertEqual(rc, 0, err)
+        self.redis_url = lambda: "redis://127.0.0.1:%d/0" % self.redis.port
+        rc, err = self.check(self.config(1, extra=self.tls_keys()))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[cluster] tls_ca_file: only for a rediss:// server", err)
+
+
+class ClusterTlsClientCertTest(TlsSetup, ClusterBase):
+    """Redis with tls-auth-clients yes asks for the node's certificate."""
+    AUTH_CLIENTS = True
+
+    def test_client_certificate(self):
+        self.nodes = [self.start_node(1, cap=5, extra=self.tls_keys())]
+        wait_for(lambda: "cluster: TLS to 127.0.0.1:%d" % self.redis.tls_port
+                 in self.nodes[0].logtext(), "without a certificate the server refuses the node")
+        self.assertFalse(self.nodes[0].status()["cluster"]["connected"])
+        self.nodes[0].stop()
+        self.nodes = [self.start_node(2, cap=5, extra=self.tls_keys(cert=True))]
+        wait_for(lambda: self.nodes[0].status()["cluster"]["connected"],
+                 "with its certificate the node connects")
+        accepted = self.post(8)
+        self.wait_all(accepted)
+        self.assertEqual(len(self.landed()[0]), 5)
 
 
 if __name__ == "__main__":

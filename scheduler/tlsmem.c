@@ -1,22 +1,24 @@
 /*
- * smtpd_tls.c -- STARTTLS for the SMTP intake on OpenSSL memory BIOs.
+ * tlsmem.c -- TLS on OpenSSL memory BIOs, server and client side.
  *
  * Memory BIOs rather than SSL_set_fd(): the socket stays libuv's, reads and
  * writes stay on the loop, and a slow client never blocks a TLS call.
  */
-#include "smtpd_tls.h"
+#include "tlsmem.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct smtpd_tls_ctx {
+struct tlsmem_ctx {
 	SSL_CTX *ctx;
 };
 
-struct smtpd_tls {
+struct tlsmem {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
 };
@@ -32,10 +34,10 @@ static void ssl_reason(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-int smtpd_tls_ctx_new(struct smtpd_tls_ctx **cp, const char *cert_file, const char *key_file,
+int tlsmem_ctx_new(struct tlsmem_ctx **cp, const char *cert_file, const char *key_file,
                       char *err, size_t errlen)
 {
-	struct smtpd_tls_ctx *c = calloc(1, sizeof(*c));
+	struct tlsmem_ctx *c = calloc(1, sizeof(*c));
 	char what[1200];
 
 	*cp = NULL;
@@ -68,7 +70,54 @@ fail:
 	return -1;
 }
 
-void smtpd_tls_ctx_free(struct smtpd_tls_ctx *c)
+int tlsmem_client_ctx_new(struct tlsmem_ctx **cp, const char *ca_file, const char *cert_file,
+                          const char *key_file, const char *section, char *err, size_t errlen)
+{
+	struct tlsmem_ctx *c = calloc(1, sizeof(*c));
+	char what[1200];
+
+	*cp = NULL;
+	if (!c || !(c->ctx = SSL_CTX_new(TLS_client_method()))) {
+		snprintf(err, errlen, "%s TLS: cannot create a context", section);
+		free(c);
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file && ca_file[0]) {
+		if (SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL) != 1) {
+			snprintf(what, sizeof(what), "%s tls_ca_file: %s", section, ca_file);
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+		snprintf(what, sizeof(what), "%s TLS: the system's trusted certificates", section);
+		goto fail;
+	}
+	if (cert_file && cert_file[0]) {
+		if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1) {
+			snprintf(what, sizeof(what), "%s tls_cert_file: %s", section, cert_file);
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+			snprintf(what, sizeof(what), "%s tls_key_file: %s", section, key_file);
+			goto fail;
+		}
+		if (SSL_CTX_check_private_key(c->ctx) != 1) {
+			snprintf(what, sizeof(what), "%s tls_key_file: %s does not match %s", section,
+			         key_file, cert_file);
+			goto fail;
+		}
+	}
+	*cp = c;
+	return 0;
+fail:
+	ssl_reason(err, errlen, what);
+	SSL_CTX_free(c->ctx);
+	free(c);
+	return -1;
+}
+
+void tlsmem_ctx_free(struct tlsmem_ctx *c)
 {
 	if (c) {
 		SSL_CTX_free(c->ctx);
@@ -76,9 +125,9 @@ void smtpd_tls_ctx_free(struct smtpd_tls_ctx *c)
 	}
 }
 
-struct smtpd_tls *smtpd_tls_new(struct smtpd_tls_ctx *c)
+struct tlsmem *tlsmem_new(struct tlsmem_ctx *c)
 {
-	struct smtpd_tls *t = calloc(1, sizeof(*t));
+	struct tlsmem *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
@@ -97,7 +146,40 @@ struct smtpd_tls *smtpd_tls_new(struct smtpd_tls_ctx *c)
 	return t;
 }
 
-void smtpd_tls_free(struct smtpd_tls *t)
+struct tlsmem *tlsmem_client_new(struct tlsmem_ctx *c, const char *host)
+{
+	struct tlsmem *t = tlsmem_new(c);
+	unsigned char addr[16];
+	int ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1, r;
+
+	if (!t)
+		return NULL;
+	SSL_set_connect_state(t->ssl);
+	/* The name (or address) the certificate must carry; SNI for a name. */
+	if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host)
+	        : SSL_set1_host(t->ssl, host)) != 1 ||
+	    (!ip && SSL_set_tlsext_host_name(t->ssl, host) != 1)) {
+		tlsmem_free(t);
+		return NULL;
+	}
+	/* The hello goes into the write BIO now. */
+	if ((r = SSL_do_handshake(t->ssl)) != 1) {
+		int e = SSL_get_error(t->ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			ERR_clear_error();
+			tlsmem_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+int tlsmem_ready(struct tlsmem *t)
+{
+	return SSL_is_init_finished(t->ssl);
+}
+
+void tlsmem_free(struct tlsmem *t)
 {
 	if (t) {
 		SSL_free(t->ssl); /* frees both BIOs */
@@ -105,7 +187,7 @@ void smtpd_tls_free(struct smtpd_tls *t)
 	}
 }
 
-int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, struct strbuf *out, char *err,
+int tlsmem_feed(struct tlsmem *t, const char *in, size_t n, struct strbuf *out, char *err,
                    size_t errlen)
 {
 	if (n && BIO_write(t->rbio, in, (int)n) != (int)n) {
@@ -136,7 +218,7 @@ int smtpd_tls_feed(struct smtpd_tls *t, const char *in, size_t n, struct strbuf 
 	}
 }
 
-int smtpd_tls_write(struct smtpd_tls *t, const char *buf, size_t n)
+int tlsmem_write(struct tlsmem *t, const char *buf, size_t n)
 {
 	while (n) {
 		int r = SSL_write(t->ssl, buf, (int)(n > 65536 ? 65536 : n));
@@ -150,7 +232,7 @@ int smtpd_tls_write(struct smtpd_tls *t, const char *buf, size_t n)
 	return 0;
 }
 
-size_t smtpd_tls_pending(struct smtpd_tls *t, char **buf)
+size_t tlsmem_pending(struct tlsmem *t, char **buf)
 {
 	size_t n = (size_t)BIO_ctrl_pending(t->wbio);
 
@@ -165,7 +247,7 @@ size_t smtpd_tls_pending(struct smtpd_tls *t, char **buf)
 	return n;
 }
 
-const char *smtpd_tls_describe(struct smtpd_tls *t, char *buf, size_t len)
+const char *tlsmem_describe(struct tlsmem *t, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
 	return buf;
