@@ -649,12 +649,13 @@ class ClusterTest(ClusterBase):
                  "shared by node n1" in self.nodes[1].logtext(),
                  "the other node cut google's rate too")
 
-    def test_config_refuses_tls_and_password_in_url(self):
+    def test_config_refuses_a_password_in_the_url(self):
         cfg = self.config(1)
         with open(cfg) as f:
             text = f.read()
-        for url, want in [("rediss://127.0.0.1:6379/0", "rediss:// (TLS) is not available"),
-                          ("redis://:pw@127.0.0.1/0", "password in the URL")]:
+        for url, want in [("redis://:pw@127.0.0.1/0", "password in the URL"),
+                          ("rediss://:pw@127.0.0.1/0", "password in the URL"),
+                          ("http://127.0.0.1/0", "or rediss:// for TLS")]:
             with open(cfg, "w") as f:
                 f.write(text.replace("redis://127.0.0.1:%d/0" % self.redis.port, url))
             r = subprocess.run([WARMUPD, "--check", "--config", cfg], capture_output=True,
