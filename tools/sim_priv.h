@@ -115,6 +115,10 @@ struct sim {
 	wu_time_t wake[WU_ISP_MAX];
 	uint32_t waiting; /* ISPs with a backlog, waiting for wake[] */
 	int64_t routed;   /* messages that got NEW or OLD */
+	/* arrivals told to the engine a quarter hour at a time (a local hour
+	 * is made of whole quarters in every zone): arr_n since arr_at */
+	wu_time_t arr_at, arr_end;
+	int64_t arr_n;
 	int64_t calls;    /* route() calls, WAIT answers included */
 	/* results */
 	struct day *days;

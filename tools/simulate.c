@@ -339,6 +339,28 @@ static void run_wakeups(struct sim *s, wu_time_t limit)
 /* One arrival at t for isp joins the back of that ISP's queue (the
  * wake-ups due by t have run).  A queue that is already waiting keeps
  * waiting: a newer message never overtakes an older one of the same ISP. */
+/* Hands the counted arrivals to the engine (its profile of the day). */
+static void arrivals_flush(struct sim *s)
+{
+	if (s->arr_n)
+		wu_engine_arrive(s->e, s->arr_at, s->arr_n);
+	s->arr_n = 0;
+	s->arr_end = 0;
+}
+
+/* Counts an arrival at t for the engine's profile; a new quarter hour
+ * hands the last one's over first, before the engine hears of any time in
+ * it. */
+static inline void arrival_count(struct sim *s, wu_time_t t)
+{
+	if (t >= s->arr_end || t < s->arr_at) {
+		arrivals_flush(s);
+		s->arr_at = t;
+		s->arr_end = t - t % (15 * WU_MINUTE) + 15 * WU_MINUTE;
+	}
+	s->arr_n++;
+}
+
 static inline void arrive_isp(struct sim *s, wu_time_t t, int isp)
 {
 	/* --engaged: exactly the share, spread evenly, drawing no random
@@ -347,7 +369,6 @@ static inline void arrive_isp(struct sim *s, wu_time_t t, int isp)
 		s->eng_acc -= ONE53;
 		s->eng_backlog[isp]++;
 	}
-	wu_engine_arrive(s->e, t, 1);
 	if (s->backlog[isp]++ == 0)
 		drain(s, isp, t);
 }
@@ -358,6 +379,7 @@ static inline void arrive(struct sim *s, wu_time_t t)
 	uint64_t r = wu_rng_next(&s->rng_isp);
 	int k = 0, isp;
 
+	arrival_count(s, t);
 	run_wakeups(s, t);
 	while (r >= s->mix_thr[k] && k < s->nmix - 1)
 		k++;
@@ -375,6 +397,7 @@ static void arrive_recorded(void *arg, wu_time_t t, int isp)
 {
 	struct sim *s = arg;
 
+	arrival_count(s, t);
 	run_wakeups(s, t);
 	arrive_isp(s, t, isp);
 }
@@ -565,6 +588,7 @@ static int run(struct sim *s, const struct wu_calendar *cal)
 		else
 			arrive_evenly(s, day.start, day.end, s->offered[d]);
 		run_wakeups(s, day.end - 1);
+		arrivals_flush(s); /* the day's profile is in before the next day's plan */
 		wu_engine_tick(s->e, day.end);
 		record_day(s, &s->days[d], s->offered[d]);
 		if (take_events(s, cal->start) < 0)

@@ -13,6 +13,10 @@ void wu_profile_add(struct wu_profile *p, int date, int hour, int64_t n)
 		hour = 0;
 	if (hour >= WU_PROFILE_HOURS)
 		hour = WU_PROFILE_HOURS - 1;
+	if ((unsigned)p->last < WU_PROFILE_DAYS && p->date[p->last] == date && date) {
+		p->n[p->last][hour] += n;
+		return;
+	}
 	for (int i = 0; i < WU_PROFILE_DAYS; i++) {
 		if (p->date[i] == date) {
 			slot = i;
@@ -29,6 +33,7 @@ void wu_profile_add(struct wu_profile *p, int date, int hour, int64_t n)
 		memset(p->n[slot], 0, sizeof(p->n[slot]));
 	}
 	p->n[slot][hour] += n;
+	p->last = slot;
 }
 
 int64_t wu_profile_recent(const struct wu_profile *p, int date, int64_t out[WU_PROFILE_HOURS])

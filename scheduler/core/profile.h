@@ -20,6 +20,7 @@
 struct wu_profile {
 	int date[WU_PROFILE_DAYS]; /* the date of each slot; 0 = unused */
 	int64_t n[WU_PROFILE_DAYS][WU_PROFILE_HOURS];
+	int last; /* the slot added to last: the usual one, found at once */
 };
 
 /* Counts n arrivals in the given hour of date (hour clipped to 0..24).  A

@@ -22,8 +22,20 @@ struct wu_rng {
 /* Seeds r with stream `stream` of `seed`; any seed, 0 included, is good. */
 void wu_rng_seed(struct wu_rng *r, uint64_t seed, uint64_t stream);
 
-/* The next 64 random bits. */
-uint64_t wu_rng_next(struct wu_rng *r);
+/* The next 64 random bits (inline: the simulator draws one per message). */
+static inline uint64_t wu_rng_next(struct wu_rng *r)
+{
+	uint64_t *s = r->s, x = s[1] * 5;
+	uint64_t out = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = (s[3] << 45) | (s[3] >> 19);
+	return out;
+}
 
 /* A uniform draw in [0, 1), 53 bits. */
 double wu_rng_unit(struct wu_rng *r);
