@@ -11,8 +11,9 @@
  *	a node whose lease is empty and whose next one is on its way makes the
  *	unit wait (WU_WHY_LEASE) and is kicked when it comes.  The lease's size
  *	follows the node's rate: ten seconds of what it sent in the last
- *	minute, doubled while leases go in under ten seconds, from LEASE_MIN
- *	to [cluster] lease_max; the script gives at most half of what is left,
+ *	minute, doubled while leases go in under ten seconds, from 1% of the
+ *	day's cap (at least LEASE_MIN) to [cluster] lease_max; the script
+ *	gives at most half of what is left,
  *	so the last units of a day spread over the nodes still sending.
  *
  *	A unit needs a token of the shared pacing bucket too when the day is
@@ -29,7 +30,8 @@
 #include "cluster_priv.h"
 #include "log.h"
 
-#define LEASE_MIN 8
+#define LEASE_MIN   8
+#define LEASE_FIRST 100 /* the smallest lease is this share of the cap */
 
 static void lease_ask(struct cluster *c);
 
@@ -64,6 +66,11 @@ static int64_t lease_want(struct cluster *c)
 
 	if (c->last_n > 0 && cluster_ms(c) - c->last_ms < 10000 && want < c->last_n * 2)
 		want = c->last_n * 2;
+	/* The first lease of a burst: a hundredth of the day's cap, so that a
+	 * node starting flat out reaches lease_max in a few doublings, not
+	 * ten (each a round trip the units wait for). */
+	if (want < c->cap / LEASE_FIRST && c->cap != WU_UNLIMITED)
+		want = c->cap / LEASE_FIRST;
 	if (want < LEASE_MIN)
 		want = LEASE_MIN;
 	if (want > c->conf->lease_max)
