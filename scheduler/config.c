@@ -343,6 +343,20 @@ static int k_burst(struct load *ld, const struct key *k, const struct sect_ref *
 	return wu_burst_parse(v, &ld->c->core.burst, why, n);
 }
 
+/* [listen] header_timeout: a duration, or 0 for none. */
+static int k_header_timeout(struct load *ld, const struct key *k, const struct sect_ref *s,
+                            const char *v, char *why, size_t n)
+{
+	(void)k, (void)s;
+	if (strcmp(v, "0") == 0) {
+		ld->c->header_timeout = 0;
+		return 0;
+	}
+	if (wu_parse_duration(v, &ld->c->header_timeout, NULL, 0) < 0)
+		return cf_say(why, n, "expected a duration such as 10s, or 0 for none, got '%s'", v);
+	return 0;
+}
+
 static int k_pace(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                   char *why, size_t n)
 {
@@ -882,8 +896,7 @@ static const struct key keys[] = {
     /* -1: half of max_connections, once the file has set that (config_finish.c) */
     {S_LISTEN, "max_connections_per_ip", V_INT, C(max_connections_per_ip), 0, 0, 100000, NULL, 0,
      -1, NULL},
-    {S_LISTEN, "header_timeout", V_DURATION, C(header_timeout), 0, 0, 0, NULL, 0, 10 * WU_USEC,
-     NULL},
+    FND(S_LISTEN, "header_timeout", k_header_timeout, "10s"),
 
     {S_STORE, "path", V_PATH, C(store_path), SZ(wu_conf, store_path), 0, 0, NULL, 0, 0,
      DEFAULT_STORE},

@@ -785,6 +785,21 @@ static void test_values(void **state)
 	assert_int_equal(f->c.log_level, LOG_WARNING);
 	wu_conf_free(&f->c);
 
+	/* header_timeout = 0 turns it off; a duration is above 0. */
+	if (load(f, BASE "[listen]\nheader_timeout = 0\n", 0) < 0)
+		fail_msg("%s", f->err);
+	assert_true(f->c.header_timeout == 0);
+	wu_conf_free(&f->c);
+	assert_int_equal(load(f, BASE "[listen]\nheader_timeout = 0s\n", 0), -1);
+	assert_non_null(strstr(f->err, "[listen] header_timeout: expected a duration such as 10s, "
+	                                "or 0 for none"));
+	if (load(f, BASE "[warmup]\npace = even\n", 0) < 0)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->c.core.pace, WU_PACE_EVEN);
+	wu_conf_free(&f->c);
+	assert_int_equal(load(f, BASE "[warmup]\npace = hourly\n", 0), -1);
+	assert_non_null(strstr(f->err, "[warmup] pace: expected arrivals or even"));
+
 	if (load(f, BASE "[listen]\naddress = localhost:8026\nmax_body = 512KB\n", 0) < 0)
 		fail_msg("%s", f->err);
 	assert_string_equal(f->c.listen_host, "127.0.0.1");
