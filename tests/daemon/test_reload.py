@@ -33,57 +33,6 @@ def read(path):
         return f.read()
 
 
-class Sink(warmuptest.SmtpServer):
-    """An SMTP server on loopback that accepts everything and keeps the
-    recipients: the old relay."""
-
-    def __init__(self):
-        super().__init__(SinkHandler)
-        self.rcpts = []
-        self.serve()
-
-    def count(self):
-        with self.lock:
-            return len(self.rcpts)
-
-
-class SinkHandler(warmuptest.SmtpHandler):
-    def handle(self):
-        srv = self.server
-        with srv.lock:
-            srv.conns.append(self.request)
-        rcpts = []
-        try:
-            self.reply("220 sink ESMTP")
-            while True:
-                line = self.rfile.readline()
-                if not line:
-                    return
-                verb = line.decode("latin-1").strip().split(" ", 1)[0].upper()
-                if verb in ("EHLO", "HELO"):
-                    self.reply("250 sink")
-                elif verb == "RCPT":
-                    rcpts.append(line.decode("latin-1").split(":", 1)[1].strip().strip("<>"))
-                    self.reply("250 ok")
-                elif verb == "DATA":
-                    self.reply("354 go on")
-                    while self.rfile.readline() not in (b".\r\n", b""):
-                        pass
-                    with srv.lock:
-                        srv.rcpts.extend(rcpts)
-                    rcpts = []
-                    self.reply("250 queued")
-                elif verb == "QUIT":
-                    self.reply("221 bye")
-                    return
-                else:
-                    if verb == "RSET":
-                        rcpts = []
-                    self.reply("250 ok")
-        except OSError:
-            pass
-
-
 class AlertHook(http.server.ThreadingHTTPServer):
     """A push-alert webhook on loopback that keeps every JSON body."""
 
@@ -359,7 +308,7 @@ retry_max = 2s
         self.assertEqual(d.status()["cap"], 4)
 
     def test_e_a_cap_lowered_below_used_sends_the_rest_old(self):
-        sink = Sink()
+        sink = warmuptest.CountingSink()
         self.servers.append(sink)
         conf = self.config(10, overflow="old", old_port=sink.port)
         d = self.daemon(conf)

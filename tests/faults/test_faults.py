@@ -1067,21 +1067,7 @@ def main():
     if len(sys.argv) < 3:
         sys.exit("usage: test_faults.py WARMUPD FAKE_SENDGRID [CASE...]")
     WARMUPD, FAKE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    names = []
-    for a in sys.argv[3:]:
-        if "." in a or a.startswith("test_"):
-            names.append(a if "." in a else "FaultTest." + a)
-        else:
-            names.append("FaultTest.test_" + a)
-    loader = unittest.TestLoader()
-    suite = (loader.loadTestsFromNames(names, sys.modules[__name__]) if names
-             else loader.loadTestsFromTestCase(FaultTest))
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    if result.wasSuccessful() and result.testsRun and len(result.skipped) == result.testsRun:
-        for t, why in result.skipped:
-            print("SKIP %s: %s" % (t.id(), why))
-        sys.exit(77)
-    sys.exit(0 if result.wasSuccessful() else 1)
+    warmuptest.run_cases(FaultTest, sys.argv[3:])
 
 
 if __name__ == "__main__":

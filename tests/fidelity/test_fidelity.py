@@ -152,60 +152,6 @@ def bucket_margins(arrivals, overflow):
     return near, last_gap
 
 
-class Sink(warmuptest.SmtpServer):
-    """An SMTP server on loopback that takes every message and counts its
-    recipients."""
-
-    def __init__(self):
-        super().__init__(SinkHandler)
-        self.rcpts = []
-        self.serve()
-
-    def count(self):
-        with self.lock:
-            return len(self.rcpts)
-
-
-class SinkHandler(warmuptest.SmtpHandler):
-    def handle(self):
-        with self.server.lock:
-            self.server.conns.append(self.request)
-        try:
-            self.session()
-        except OSError:
-            pass
-
-    def session(self):
-        self.reply("220 sink ESMTP")
-        rcpts = []
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            verb = line.decode("latin-1").split(" ", 1)[0].strip().upper()
-            if verb in ("EHLO", "HELO"):
-                self.reply("250-sink")
-                self.reply("250 8BITMIME")
-            elif verb == "MAIL":
-                rcpts = []
-                self.reply("250 2.1.0 Ok")
-            elif verb == "RCPT":
-                rcpts.append(line.decode("latin-1")[8:].strip())
-                self.reply("250 2.1.5 Ok")
-            elif verb == "DATA":
-                self.reply("354 go ahead")
-                while self.rfile.readline() not in (b".\r\n", b""):
-                    pass
-                with self.server.lock:
-                    self.server.rcpts.extend(rcpts)
-                self.reply("250 2.0.0 Ok queued")
-            elif verb == "QUIT":
-                self.reply("221 2.0.0 Bye")
-                return
-            else:
-                self.reply("250 Ok")
-
-
 class Clock:
     """One accelerated fake clock: a keeper process under libfaketime made it
     (its start and speed live in shared memory); env() is the environment
@@ -429,7 +375,7 @@ level = info
                    "".join("%d,%d\n" % (i + 1, c) for i, c in enumerate(CAPS)))
         traffic = self.write("traffic.csv", "day,offered\n" +
                              "".join("%d,%d\n" % (i + 1, n) for i, n in enumerate(offered)))
-        sink = Sink()
+        sink = warmuptest.CountingSink()
         self.sinks.append(sink)
         fakes = {"old": self.fake("fake-old"), "defer": self.fake("fake-defer")}
         confs = {"old": self.config("old", "old", fakes["old"], sink, pace),
@@ -524,18 +470,7 @@ def main():
     if len(sys.argv) < 4:
         sys.exit("usage: test_fidelity.py WARMUPD FAKE_SENDGRID WARMUP [CASE...]")
     WARMUPD, FAKE, WARMUP = (os.path.abspath(a) for a in sys.argv[1:4])
-    names = []
-    for a in sys.argv[4:]:
-        names.append(a if "." in a or a.startswith("test_") else "FidelityTest.test_" + a)
-    loader = unittest.TestLoader()
-    suite = (loader.loadTestsFromNames(names, sys.modules[__name__]) if names
-             else loader.loadTestsFromTestCase(FidelityTest))
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    if result.wasSuccessful() and result.testsRun and len(result.skipped) == result.testsRun:
-        for t, why in result.skipped:
-            print("SKIP %s: %s" % (t.id(), why))
-        sys.exit(77)
-    sys.exit(0 if result.wasSuccessful() else 1)
+    warmuptest.run_cases(FidelityTest, sys.argv[4:])
 
 
 if __name__ == "__main__":

@@ -403,6 +403,79 @@ class SmtpHandler(socketserver.StreamRequestHandler):
         self.wfile.flush()
 
 
+class CountingSink(SmtpServer):
+    """An SMTP server on loopback that takes every message and keeps its
+    envelope recipients (rcpts, without the angle brackets); count() says
+    how many so far."""
+
+    def __init__(self):
+        super().__init__(CountingSinkHandler)
+        self.rcpts = []
+        self.serve()
+
+    def count(self):
+        with self.lock:
+            return len(self.rcpts)
+
+
+class CountingSinkHandler(SmtpHandler):
+    def handle(self):
+        srv = self.server
+        with srv.lock:
+            srv.conns.append(self.request)
+        rcpts = []
+        try:
+            self.reply("220 sink ESMTP")
+            while True:
+                line = self.rfile.readline()
+                if not line:
+                    return
+                verb = line.decode("latin-1").strip().split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    self.reply("250-sink")
+                    self.reply("250 8BITMIME")
+                elif verb in ("MAIL", "RSET"):
+                    rcpts = []
+                    self.reply("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    rcpts.append(line.decode("latin-1").split(":", 1)[1].strip().strip("<>"))
+                    self.reply("250 2.1.5 Ok")
+                elif verb == "DATA":
+                    self.reply("354 go ahead")
+                    while self.rfile.readline() not in (b".\r\n", b""):
+                        pass
+                    with srv.lock:
+                        srv.rcpts.extend(rcpts)
+                    rcpts = []
+                    self.reply("250 2.0.0 Ok queued")
+                elif verb == "QUIT":
+                    self.reply("221 2.0.0 Bye")
+                    return
+                else:
+                    self.reply("250 Ok")
+        except OSError:
+            pass
+
+
+def run_cases(cls, args):
+    """Runs the test case class cls: all of it, or the cases named in args
+    (a method name without its "test_" prefix, or any unittest name).
+    Exits 77 (meson's "skipped") when every case that ran was skipped, with
+    the reasons printed."""
+    names = [a if "." in a else cls.__name__ + "." + (a if a.startswith("test_") else
+                                                       "test_" + a) for a in args]
+    loader = unittest.TestLoader()
+    module = sys.modules[cls.__module__]
+    suite = loader.loadTestsFromNames(names, module) if names else \
+        loader.loadTestsFromTestCase(cls)
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    if result.wasSuccessful() and result.testsRun and len(result.skipped) == result.testsRun:
+        for t, why in result.skipped:
+            print("SKIP %s: %s" % (t.id(), why))
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
 # --- a private Postfix -----------------------------------------------------
 
 POSTFIX_BIN = "/usr/sbin"
