@@ -34,6 +34,27 @@ static void ssl_reason(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
+/* This side's certificate chain and key, checked against each other; on a
+ * failure what names the key and file. */
+static int use_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, const char *section,
+                    char *what, size_t len)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		snprintf(what, len, "%s tls_cert_file: %s", section, cert_file);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		snprintf(what, len, "%s tls_key_file: %s", section, key_file);
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(what, len, "%s tls_key_file: %s does not match %s", section, key_file,
+		         cert_file);
+		return -1;
+	}
+	return 0;
+}
+
 int tlsmem_ctx_new(struct tlsmem_ctx **cp, const char *cert_file, const char *key_file,
                       char *err, size_t errlen)
 {
@@ -48,19 +69,8 @@ int tlsmem_ctx_new(struct tlsmem_ctx **cp, const char *cert_file, const char *ke
 	}
 	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1) {
-		snprintf(what, sizeof(what), "[smtp] tls_cert_file: %s", cert_file);
+	if (use_pair(c->ctx, cert_file, key_file, "[smtp]", what, sizeof(what)) < 0)
 		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		snprintf(what, sizeof(what), "[smtp] tls_key_file: %s", key_file);
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(c->ctx) != 1) {
-		snprintf(what, sizeof(what), "[smtp] tls_key_file: %s does not match %s", key_file,
-		         cert_file);
-		goto fail;
-	}
 	*cp = c;
 	return 0;
 fail:
@@ -93,21 +103,9 @@ int tlsmem_client_ctx_new(struct tlsmem_ctx **cp, const char *ca_file, const cha
 		snprintf(what, sizeof(what), "%s TLS: the system's trusted certificates", section);
 		goto fail;
 	}
-	if (cert_file && cert_file[0]) {
-		if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1) {
-			snprintf(what, sizeof(what), "%s tls_cert_file: %s", section, cert_file);
-			goto fail;
-		}
-		if (SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-			snprintf(what, sizeof(what), "%s tls_key_file: %s", section, key_file);
-			goto fail;
-		}
-		if (SSL_CTX_check_private_key(c->ctx) != 1) {
-			snprintf(what, sizeof(what), "%s tls_key_file: %s does not match %s", section,
-			         key_file, cert_file);
-			goto fail;
-		}
-	}
+	if (cert_file && cert_file[0] &&
+	    use_pair(c->ctx, cert_file, key_file, section, what, sizeof(what)) < 0)
+		goto fail;
 	*cp = c;
 	return 0;
 fail:
