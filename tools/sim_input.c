@@ -15,6 +15,7 @@
 #include "scheduler/config.h"
 #include "scheduler/core/parse.h"
 #include "scheduler/zone.h"
+#include "sender/strbuf.h"
 #include "sim_priv.h"
 #include "sim_replay.h"
 
@@ -261,37 +262,36 @@ int sim_load_mx_map(struct sim *s, const char *path)
 static char *slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	struct strbuf b = {0};
+	char *text;
 
 	if (!f)
 		return NULL;
 	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *p = realloc(buf, cap = (cap ? cap * 2 : 8192));
-			if (!p) {
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = p;
+		size_t got;
+		if (strbuf_reserve(&b, 8192) < 0) {
+			strbuf_free(&b);
+			fclose(f);
+			errno = ENOMEM;
+			return NULL;
 		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
+		got = fread(b.p + b.len, 1, b.cap - b.len - 1, f);
+		b.len += got;
+		b.p[b.len] = '\0'; /* the buffer's text stays terminated */
 		if (got == 0)
 			break;
 	}
 	if (ferror(f)) {
-		free(buf);
+		strbuf_free(&b);
 		fclose(f);
 		errno = EIO;
 		return NULL;
 	}
 	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
+	*len = b.len;
+	if (!(text = strbuf_take(&b)))
+		errno = ENOMEM;
+	return text;
 }
 
 /* Reads a traffic file: CSV with a header naming "day" and "offered", days
