@@ -21,11 +21,6 @@ void wu_rng_seed(struct wu_rng *r, uint64_t seed, uint64_t stream)
 		r->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
 double wu_rng_unit(struct wu_rng *r)
 {
 	return (double)(wu_rng_next(r) >> 11) * 0x1.0p-53;
