@@ -21,14 +21,9 @@ import time
 import unittest
 import zoneinfo
 
-TZ = "Asia/Tokyo"
 DEADLINE = 60.0
 # What a condition may raise while what it waits for is not there yet.
 RETRY_ON = (OSError, http.client.HTTPException, ValueError)
-
-
-def today(tz=TZ):
-    return datetime.datetime.now(zoneinfo.ZoneInfo(tz)).date()
 
 
 def midday_tz():
@@ -40,6 +35,18 @@ def midday_tz():
         off -= 24
     # Etc/ names count the other way: Etc/GMT-9 is UTC+9.
     return "Etc/GMT%+d" % -off if off else "Etc/UTC"
+
+
+# The zone the daemons of the tests run in: one where it is about noon when
+# the tests start, so that no run crosses a local midnight (a new schedule
+# day) halfway, whenever it runs.  Fixed offsets have no DST either.
+TZ = midday_tz()
+
+
+def today(tz=TZ):
+    return datetime.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
 
 
 def wait_for(cond, what, timeout=DEADLINE, interval=0.02, retry_on=RETRY_ON):
