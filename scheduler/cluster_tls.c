@@ -44,8 +44,8 @@ struct cluster_tls {
 struct link {
 	struct cluster_tls *t;
 	struct link *next;
-	uv_pipe_t local;  /* hiredis */
-	uv_tcp_t remote;  /* the Redis server */
+	uv_pipe_t local; /* hiredis */
+	uv_tcp_t remote; /* the Redis server */
 	uv_getaddrinfo_t gai;
 	uv_connect_t creq;
 	struct tlsmem *tls;
@@ -139,7 +139,8 @@ static void on_remote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 	if (n < 0) {
 		free(buf->base);
-		link_close(l, n == UV_EOF ? "the server closed the connection" : uv_strerror((int)n));
+		link_close(l,
+		           n == UV_EOF ? "the server closed the connection" : uv_strerror((int)n));
 		return;
 	}
 	rc = tlsmem_feed(l->tls, buf->base, (size_t)n, &out, err, sizeof(err));
@@ -323,8 +324,9 @@ int cluster_tls_start(struct cluster_tls **tp, uv_loop_t *loop, const struct wu_
 	snprintf(t->dir, sizeof(t->dir), "%s/warmupd-redis-XXXXXX",
 	         base && base[0] && strlen(base) < 150 ? base : "/tmp");
 	if (!mkdtemp(t->dir)) {
-		snprintf(err, errlen, "[cluster] rediss: cannot make a private directory for the TLS "
-		                      "link (%s): %s",
+		snprintf(err, errlen,
+		         "[cluster] rediss: cannot make a private directory for the TLS "
+		         "link (%s): %s",
 		         t->dir, strerror(errno));
 		tlsmem_ctx_free(t->ctx);
 		free(t);

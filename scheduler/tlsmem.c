@@ -55,8 +55,8 @@ static int use_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, c
 	return 0;
 }
 
-int tlsmem_ctx_new(struct tlsmem_ctx **cp, const char *cert_file, const char *key_file,
-                      char *err, size_t errlen)
+int tlsmem_ctx_new(struct tlsmem_ctx **cp, const char *cert_file, const char *key_file, char *err,
+                   size_t errlen)
 {
 	struct tlsmem_ctx *c = calloc(1, sizeof(*c));
 	char what[1200];
@@ -186,7 +186,7 @@ void tlsmem_free(struct tlsmem *t)
 }
 
 int tlsmem_feed(struct tlsmem *t, const char *in, size_t n, struct strbuf *out, char *err,
-                   size_t errlen)
+                size_t errlen)
 {
 	if (n && BIO_write(t->rbio, in, (int)n) != (int)n) {
 		snprintf(err, errlen, "TLS: out of memory");

@@ -20,8 +20,8 @@ struct tlsmem;
 
 /* A server context from a PEM certificate chain and key (TLS 1.2 or
  * later).  Returns 0, or -1 with a message naming the file. */
-int tlsmem_ctx_new(struct tlsmem_ctx **ctx, const char *cert_file, const char *key_file,
-                      char *err, size_t errlen);
+int tlsmem_ctx_new(struct tlsmem_ctx **ctx, const char *cert_file, const char *key_file, char *err,
+                   size_t errlen);
 void tlsmem_ctx_free(struct tlsmem_ctx *ctx);
 
 /* A client context: the server's certificate is checked against ca_file
@@ -48,7 +48,7 @@ void tlsmem_free(struct tlsmem *t);
  * out.  Returns 0, 1 when the peer closed TLS, or -1 on a TLS error or a
  * failed allocation (err says which). */
 int tlsmem_feed(struct tlsmem *t, const char *in, size_t n, struct strbuf *out, char *err,
-                   size_t errlen);
+                size_t errlen);
 
 /* Plain text to send.  Returns 0 or -1. */
 int tlsmem_write(struct tlsmem *t, const char *buf, size_t n);

@@ -26,8 +26,8 @@ int sim_parse_count_opt(const char *opt, const char *s, int64_t min, int64_t max
 
 	if (wu_parse_count(s, &v, NULL, 0) < 0 || v < min || v > max)
 		return sim_bad("--%s: expected a whole number from %" PRId64 " to %" PRId64
-		           ", got '%s'",
-		           opt, min, max, s);
+		               ", got '%s'",
+		               opt, min, max, s);
 	*out = v;
 	return 0;
 }
@@ -67,15 +67,15 @@ int sim_parse_rates(const char *opt, const char *s, int ndays, double *rates)
 		*eq = '\0';
 		if (strncmp(item, "day", 3) != 0 || item[3] < '0' || item[3] > '9')
 			return sim_bad("--%s: expected dayN=RATE such as day6=8%%, got '%s='", opt,
-			           item);
+			               item);
 		errno = 0;
 		day = strtol(item + 3, &end, 10);
 		if (errno || *wu_trim(end) || day < 1)
 			return sim_bad("--%s: expected dayN=RATE such as day6=8%%, got '%s='", opt,
-			           item);
+			               item);
 		if (day > ndays)
-			return sim_bad("--%s: day %ld is past the last simulated day (%d)", opt, day,
-			           ndays);
+			return sim_bad("--%s: day %ld is past the last simulated day (%d)", opt,
+			               day, ndays);
 		if (wu_parse_percent(wu_trim(eq + 1), &r, err, sizeof(err)) < 0)
 			return sim_bad("--%s: day%ld: %s", opt, day, err);
 		rates[day - 1] = r;
@@ -87,7 +87,7 @@ int sim_parse_rates(const char *opt, const char *s, int ndays, double *rates)
  * (out[], and their sum in *total).  Each group once; with is_default, a
  * group the config does not have counts as "other". */
 int sim_parse_isp_percents(const struct sim *s, const char *opt, const char *example,
-                              const char *value, int is_default, double *out, double *total)
+                           const char *value, int is_default, double *out, double *total)
 {
 	int given[WU_ISP_MAX] = {0};
 	char buf[1024], err[WU_ERR_MAX], *save = NULL, *item;
@@ -103,7 +103,7 @@ int sim_parse_isp_percents(const struct sim *s, const char *opt, const char *exa
 
 		if (!eq)
 			return sim_bad("--%s: expected GROUP=%s, got '%s'", opt, example,
-			           wu_trim(item));
+			               wu_trim(item));
 		*eq = '\0';
 		item = wu_trim(item);
 		isp = wu_isp_find(s->isps, item);
@@ -133,8 +133,8 @@ int sim_parse_deferrals(struct sim *s, const char *value)
 	double rate[WU_ISP_MAX] = {0}, total;
 	int rc;
 
-	if ((rc = sim_parse_isp_percents(s, "deferral-rate", "RATE such as google=5%", value, 0, rate,
-	                             &total)))
+	if ((rc = sim_parse_isp_percents(s, "deferral-rate", "RATE such as google=5%", value, 0,
+	                                 rate, &total)))
 		return rc;
 	for (int i = 0; i < s->isps->n; i++)
 		s->d_thr[i] = (uint64_t)llround(rate[i] * (double)ONE53);
@@ -195,7 +195,7 @@ int sim_parse_mix(struct sim *s, const char *opt_value, int is_default)
 	if (ndom && !s->mx && wu_mxcache_create(&s->mx, MIX_MAX) < 0)
 		return sim_bad("out of memory");
 	if (*groups && (rc = sim_parse_isp_percents(s, "mix", "SHARE such as google=45%", groups,
-	                                        is_default, share, &cum)))
+	                                            is_default, share, &cum)))
 		return rc;
 	total += cum;
 	cum = 0;
@@ -240,8 +240,9 @@ int sim_load_mx_map(struct sim *s, const char *path)
 		if (!*dom || *dom == '#' || strcasecmp(dom, "domain,mx") == 0)
 			continue;
 		if (!(comma = strchr(dom, ',')) || strchr(comma + 1, ',')) {
-			rc = sim_bad("%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com",
-			         path, lineno);
+			rc = sim_bad(
+			    "%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com", path,
+			    lineno);
 			break;
 		}
 		*comma = '\0';
@@ -249,8 +250,9 @@ int sim_load_mx_map(struct sim *s, const char *path)
 		host = wu_trim(comma + 1);
 		if (!*dom || !*host || strchr(dom, ' ') || strchr(host, ' ') ||
 		    wu_mxcache_put(s->mx, dom, wu_isp_classify_mx(s->isps, host), INT64_MAX) < 0) {
-			rc = sim_bad("%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com",
-			         path, lineno);
+			rc = sim_bad(
+			    "%s:%d: expected domain,mx such as acme.co.jp,aspmx.l.google.com", path,
+			    lineno);
 			break;
 		}
 	}
@@ -346,7 +348,8 @@ int sim_read_traffic(struct sim *s, const char *path)
 					col_hour = i;
 			}
 			if (col_day < 0 || col_off < 0) {
-				sim_bad("%s:%d: expected a header naming the columns day and offered, "
+				sim_bad(
+				    "%s:%d: expected a header naming the columns day and offered, "
 				    "got '%s'",
 				    path, lineno, f[0]);
 				col_day = -1;
@@ -362,7 +365,7 @@ int sim_read_traffic(struct sim *s, const char *path)
 		}
 		if (nf != ncols) {
 			sim_bad("%s:%d: expected %d fields like the header, got %d", path, lineno,
-			    ncols, nf);
+			        ncols, nf);
 			goto out;
 		}
 		if (col_hour >= 0) {
@@ -372,12 +375,12 @@ int sim_read_traffic(struct sim *s, const char *path)
 			if (wu_parse_count(f[col_day], &day, NULL, 0) < 0 ||
 			    (day != s->ndays && day != s->ndays + 1) || day < 1) {
 				sim_bad("%s:%d: day: expected %d or %d, got '%s'", path, lineno,
-				    s->ndays ? s->ndays : 1, s->ndays + 1, f[col_day]);
+				        s->ndays ? s->ndays : 1, s->ndays + 1, f[col_day]);
 				goto out;
 			}
 			if (wu_parse_count(f[col_hour], &hour, NULL, 0) < 0 || hour > 23) {
-				sim_bad("%s:%d: hour: expected a local hour from 0 to 23, got '%s'", path,
-				    lineno, f[col_hour]);
+				sim_bad("%s:%d: hour: expected a local hour from 0 to 23, got '%s'",
+				        path, lineno, f[col_hour]);
 				goto out;
 			}
 			if (day == s->ndays + 1) {
@@ -390,15 +393,16 @@ int sim_read_traffic(struct sim *s, const char *path)
 					s->hourly[s->ndays - 1][h] = -1;
 			}
 			if (s->hourly[s->ndays - 1][hour] >= 0) {
-				sim_bad("%s:%d: hour: day %" PRId64 " hour %" PRId64 " is given twice",
-				    path, lineno, day, hour);
+				sim_bad("%s:%d: hour: day %" PRId64 " hour %" PRId64
+				        " is given twice",
+				        path, lineno, day, hour);
 				goto out;
 			}
 			if (wu_parse_count(f[col_off], &v, NULL, 0) < 0 || v > MAX_VOLUME ||
 			    s->offered[s->ndays - 1] + v > MAX_VOLUME) {
 				sim_bad("%s:%d: offered: expected a whole number from 0 to %" PRId64
-				    " a day, got '%s'",
-				    path, lineno, MAX_VOLUME, f[col_off]);
+				        " a day, got '%s'",
+				        path, lineno, MAX_VOLUME, f[col_off]);
 				goto out;
 			}
 			s->hourly[s->ndays - 1][hour] = v;
@@ -407,7 +411,7 @@ int sim_read_traffic(struct sim *s, const char *path)
 		}
 		if (wu_parse_count(f[col_day], &day, NULL, 0) < 0 || day != s->ndays + 1) {
 			sim_bad("%s:%d: day: expected %d, got '%s'", path, lineno, s->ndays + 1,
-			    f[col_day]);
+			        f[col_day]);
 			goto out;
 		}
 		if (s->ndays >= MAX_DAYS) {
@@ -416,8 +420,8 @@ int sim_read_traffic(struct sim *s, const char *path)
 		}
 		if (wu_parse_count(f[col_off], &v, NULL, 0) < 0 || v > MAX_VOLUME) {
 			sim_bad("%s:%d: offered: expected a whole number from 0 to %" PRId64
-			    ", got '%s'",
-			    path, lineno, MAX_VOLUME, f[col_off]);
+			        ", got '%s'",
+			        path, lineno, MAX_VOLUME, f[col_off]);
 			goto out;
 		}
 		s->offered[s->ndays++] = v;
@@ -511,7 +515,7 @@ int sim_replay_excludes(const struct options *o)
 
 	if (given)
 		return sim_bad("--from-store gives the arrivals, ISPs and outcome rates: drop %s",
-		           given);
+		               given);
 	return 0;
 }
 
@@ -544,7 +548,7 @@ int sim_setup_sim(struct sim *s, const struct options *o, const struct wu_conf *
 			return rc;
 		if ((o->traffic || s->rp) && v > s->ndays)
 			return sim_bad("--days: %" PRId64 " is more than the %d days of %s", v,
-			           s->ndays, o->traffic ? o->traffic : o->from_store);
+			               s->ndays, o->traffic ? o->traffic : o->from_store);
 		s->ndays = (int)v;
 	} else if (!o->traffic && !s->rp) {
 		s->ndays = conf->core.schedule.ndays;
@@ -601,16 +605,18 @@ int sim_setup_sim(struct sim *s, const struct options *o, const struct wu_conf *
 
 		if (sscanf(o->profile + 6, "%2d:%2d%c", &h, &m, &end) != 2 || h < 0 || h > 23 ||
 		    m < 0 || m > 59 || strlen(o->profile + 6) != 5)
-			return sim_bad("--profile: blast@HH:MM needs a local time such as blast@09:00, "
-			           "got '%s'",
-			           o->profile);
+			return sim_bad(
+			    "--profile: blast@HH:MM needs a local time such as blast@09:00, "
+			    "got '%s'",
+			    o->profile);
 		s->profile = PROF_BLAST;
 		s->blast_min = h * 60 + m;
 	} else
 		return sim_bad("--profile: expected even, business or blast@HH:MM, got '%s'",
-		           o->profile);
+		               o->profile);
 	if (s->hourly && o->profile)
-		return sim_bad("--profile: the traffic file gives the hours already (its hour column)");
+		return sim_bad(
+		    "--profile: the traffic file gives the hours already (its hour column)");
 	if (!o->outcomes)
 		s->random_outcomes = o->seeds != NULL; /* many seeds of even outcomes say little */
 	else if (strcmp(o->outcomes, "even") == 0)

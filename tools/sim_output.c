@@ -290,7 +290,7 @@ void sim_oc_tally(const struct sim *s, struct oc_day *oc)
  * and had halted by then, and the mean new-route volume.  Returns 0 or -1
  * (no memory). */
 int sim_output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs, uint64_t first,
-                     enum format fmt)
+                  enum format fmt)
 {
 	const char *outcomes = s->random_outcomes ? "random" : "even";
 
@@ -342,7 +342,7 @@ int sim_output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs, ui
 
 /* Writes the chart.  Returns 0, or 1 after a message. */
 int sim_output_svg(const struct sim *s, const char *path, const char *schedule,
-                      const struct wu_calendar *cal, enum wu_svg_scale scale)
+                   const struct wu_calendar *cal, enum wu_svg_scale scale)
 {
 	struct wu_svg_day *v = calloc((size_t)s->ndays + 1, sizeof(*v));
 	struct wu_svg_chart c = {0};

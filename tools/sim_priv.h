@@ -34,8 +34,6 @@ struct wu_conf;
 enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
 enum profile { PROF_EVEN, PROF_BUSINESS, PROF_BLAST };
 
-
-
 /* The command line, as given. */
 struct options {
 	const char *schedule, *config, *traffic, *daily, *days, *start, *tz, *mix;
@@ -119,7 +117,7 @@ struct sim {
 	 * is made of whole quarters in every zone): arr_n since arr_at */
 	wu_time_t arr_at, arr_end;
 	int64_t arr_n;
-	int64_t calls;    /* route() calls, WAIT answers included */
+	int64_t calls; /* route() calls, WAIT answers included */
 	/* results */
 	struct day *days;
 	struct event *events;
@@ -141,7 +139,7 @@ int sim_parse_rates(const char *opt, const char *s, int ndays, double *rates);
  * (out[], and their sum in *total).  Each group once; with is_default, a
  * group the config does not have counts as "other". */
 int sim_parse_isp_percents(const struct sim *s, const char *opt, const char *example,
-                              const char *value, int is_default, double *out, double *total);
+                           const char *value, int is_default, double *out, double *total);
 
 /* Parses --deferral-rate "google=5%,yahoo=2%" into per-ISP thresholds. */
 int sim_parse_deferrals(struct sim *s, const char *value);
@@ -189,10 +187,10 @@ void sim_oc_tally(const struct sim *s, struct oc_day *oc);
  * and had halted by then, and the mean new-route volume.  Returns 0 or -1
  * (no memory). */
 int sim_output_oc(const struct sim *s, const struct oc_day *oc, int64_t runs, uint64_t first,
-                     enum format fmt);
+                  enum format fmt);
 
 /* Writes the chart.  Returns 0, or 1 after a message. */
 int sim_output_svg(const struct sim *s, const char *path, const char *schedule,
-                      const struct wu_calendar *cal, enum wu_svg_scale scale);
+                   const struct wu_calendar *cal, enum wu_svg_scale scale);
 
 #endif

@@ -88,8 +88,6 @@ int sim_bad(const char *fmt, ...)
 	return EXIT_BAD;
 }
 
-
-
 void wu_simulate_usage(FILE *f)
 {
 	fputs("usage: warmup simulate --schedule FILE (--daily-volume N | --traffic FILE |\n"
@@ -235,7 +233,7 @@ static int parse_args(struct options *o, int argc, char **argv)
 		}
 		if (!found)
 			return sim_bad("unknown option '%.*s' (see warmup simulate --help)",
-			           (int)(n + 2), a);
+			               (int)(n + 2), a);
 	}
 	return 0;
 }
@@ -733,7 +731,7 @@ int wu_simulate_main(int argc, char **argv)
 		goto out;
 	}
 	if (o.svg && (rc = sim_output_svg(&s, o.svg, o.schedule ? o.schedule : conf.schedule_path,
-	                              &conf.core.calendar, (enum wu_svg_scale)o.svg_scale)))
+	                                  &conf.core.calendar, (enum wu_svg_scale)o.svg_scale)))
 		goto out;
 	if (!o.quiet)
 		fprintf(stderr,

@@ -125,8 +125,8 @@ void eng_setup_day(struct wu_engine *e, int step, wu_time_t now)
 	e->today.cap = step >= 1 ? wu_pacing_daily_cap(sd.cap, sd.hourly_cap, window) : 0;
 	e->today.hourly_cap = sd.hourly_cap;
 	learned = wu_profile_recent(&e->arrivals, e->day.date, recent);
-	wu_pace_plan(&e->pace, e->conf.pace, e->today.cap, sd.hourly_cap, e->day.start,
-	             e->day.open, e->day.close, e->conf.burst, recent, learned);
+	wu_pace_plan(&e->pace, e->conf.pace, e->today.cap, sd.hourly_cap, e->day.start, e->day.open,
+	             e->day.close, e->conf.burst, recent, learned);
 	wu_pace_at(&e->pace, e->day.open, &rate, &burst, &e->pace_next);
 	wu_bucket_init(&e->pacing, rate, burst, e->day.open);
 	rate = e->pace.rate;
@@ -195,18 +195,19 @@ static void revisit(struct wu_engine *e, const struct wu_day *nd, wu_time_t now)
 			e->today.cap = 0;
 			e->today.closed = 1;
 		}
-		eng_emit(e, WU_EV_DAY, now, WU_ROUTE_NEW,
-		     "the clock is on this date again: day %d of the schedule as it was left, cap "
-		     "%" PRId64 ", %" PRId64 " used",
-		     e->today.step, e->today.cap, e->today.used);
+		eng_emit(
+		    e, WU_EV_DAY, now, WU_ROUTE_NEW,
+		    "the clock is on this date again: day %d of the schedule as it was left, cap "
+		    "%" PRId64 ", %" PRId64 " used",
+		    e->today.step, e->today.cap, e->today.used);
 		return;
 	}
 	eng_setup_day(e, e->today.step, now);
 	e->today.cap = 0;
 	e->today.closed = 1;
 	eng_emit(e, WU_EV_DAY, now, WU_ROUTE_NEW,
-	     "the clock is behind the latest date the engine was on: no cap until it gets "
-	     "there");
+	         "the clock is behind the latest date the engine was on: no cap until it gets "
+	         "there");
 }
 
 int wu_engine_tick(struct wu_engine *e, wu_time_t now)
@@ -254,16 +255,17 @@ int wu_engine_tick(struct wu_engine *e, wu_time_t now)
 	e->today.held = step >= 1 && step == before;
 	e->today.stepped_back = from > 0;
 	if (from)
-		eng_emit(e, WU_EV_STEP_BACK, now, WU_ROUTE_NEW,
-		     "gap: %d quiet days in a row (the new route sent under %g%% of its cap); the "
-		     "schedule steps back from day %d to day %d, cap %" PRId64,
-		     e->conf.gap.days, e->conf.gap.fill * 100, from, step, e->today.cap);
+		eng_emit(
+		    e, WU_EV_STEP_BACK, now, WU_ROUTE_NEW,
+		    "gap: %d quiet days in a row (the new route sent under %g%% of its cap); the "
+		    "schedule steps back from day %d to day %d, cap %" PRId64,
+		    e->conf.gap.days, e->conf.gap.fill * 100, from, step, e->today.cap);
 	eng_emit(e, WU_EV_DAY, now, WU_ROUTE_NEW, "day %d of the schedule, cap %" PRId64 "%s", step,
-	     e->today.cap,
-	     e->halted               ? " (halted)"
-	     : e->today.stepped_back ? " (stepped back)"
-	     : e->today.held         ? " (held)"
-	                             : "");
+	         e->today.cap,
+	         e->halted               ? " (halted)"
+	         : e->today.stepped_back ? " (stepped back)"
+	         : e->today.held         ? " (held)"
+	                                 : "");
 	return 1;
 }
 
@@ -287,10 +289,10 @@ int wu_engine_create(struct wu_engine **ep, const struct wu_core_conf *conf, wu_
 	e->ledger = &wu_ledger_local;
 	wu_calendar_day(&e->conf.calendar, now, &e->day);
 	eng_setup_day(e,
-	          e->day.index < 1                         ? 0
-	          : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index
-	                                                   : 1,
-	          now);
+	              e->day.index < 1                         ? 0
+	              : e->conf.advance == WU_ADVANCE_CALENDAR ? e->day.index
+	                                                       : 1,
+	              now);
 	*ep = e;
 	return 0;
 nomem:
@@ -519,7 +521,7 @@ void wu_engine_pause(struct wu_engine *e, wu_time_t now, enum wu_route route, co
 	e->paused[route] = 1;
 	snprintf(e->paused_by[route], WHO_MAX, "%s", who ? who : "unknown");
 	ev = eng_emit(e, WU_EV_PAUSE, now, route, "%s route paused by %s", wu_route_name(route),
-	          e->paused_by[route]);
+	              e->paused_by[route]);
 	snprintf(ev->who, sizeof(ev->who), "%s", e->paused_by[route]);
 }
 
@@ -543,7 +545,7 @@ void wu_engine_resume(struct wu_engine *e, wu_time_t now, enum wu_route route, c
 		e->gate_state = WU_GATE_OK;
 	}
 	ev = eng_emit(e, WU_EV_RESUME, now, route, "%s route resumed by %s", wu_route_name(route),
-	          who ? who : "unknown");
+	              who ? who : "unknown");
 	snprintf(ev->who, sizeof(ev->who), "%s", who ? who : "unknown");
 	/* What the resume ends: a pause by the provider's answer, by hand, or
 	 * a halt of the gate. */
@@ -591,18 +593,7 @@ void wu_engine_arrive(struct wu_engine *e, wu_time_t at, int64_t n)
 
 int wu_engine_pace_profile(const struct wu_engine *e, double share[WU_PROFILE_HOURS])
 {
-	const struct wu_pace *p = &e->pace;
-	double total = 0;
-
-	for (int h = 0; h < WU_PROFILE_HOURS; h++) {
-		wu_time_t a = p->start + h * WU_HOUR, b = a + WU_HOUR;
-		wu_time_t x = a > p->open ? a : p->open, y = b < p->close ? b : p->close;
-		share[h] = p->shaped && y > x ? p->dens[h] * (double)(y - x) / 1e6 : 0;
-		total += share[h];
-	}
-	for (int h = 0; h < WU_PROFILE_HOURS && total > 0; h++)
-		share[h] /= total;
-	return p->shaped;
+	return wu_pace_shares(&e->pace, share);
 }
 
 void wu_engine_pacing(const struct wu_engine *e, double *rate, double *burst)
@@ -673,8 +664,8 @@ const char *wu_result_name(enum wu_result r)
 const char *wu_event_name(enum wu_event_kind k)
 {
 	static const char *names[WU_EV_COUNT] = {
-	    "day",           "gate_warn",     "gate_halt",   "resume",   "pause",
-	    "isp_cut",       "isp_recovered", "permfail_rate", "permfail_ok", "step_back"};
+	    "day",     "gate_warn",     "gate_halt",     "resume",      "pause",
+	    "isp_cut", "isp_recovered", "permfail_rate", "permfail_ok", "step_back"};
 	return (unsigned)k < WU_EV_COUNT ? names[k] : "?";
 }
 

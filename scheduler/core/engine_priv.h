@@ -20,7 +20,7 @@ struct wu_engine {
 	struct wu_core_conf conf;
 	struct wu_day day;
 	struct wu_day_stats today, yesterday;
-	struct wu_days days; /* the dates it has been on (days.h) */
+	struct wu_days days;           /* the dates it has been on (days.h) */
 	struct wu_cut cut[WU_ISP_MAX]; /* deferral cuts on the new route, for status */
 	int cut_on[WU_ISP_MAX];        /* a cut raised WU_EV_ISP_CUT, not yet recovered */
 	struct wu_failrate permfail[WU_ROUTE_COUNT];
@@ -37,10 +37,10 @@ struct wu_engine {
 	int peer_date;
 	enum wu_gate_state gate_state; /* verdict on gate */
 	struct wu_bucket pacing;
-	struct wu_pace pace;      /* today's release of the cap (pacing.h) */
-	wu_time_t pace_next;      /* when the release's rate or burst changes next */
+	struct wu_pace pace;        /* today's release of the cap (pacing.h) */
+	wu_time_t pace_next;        /* when the release's rate or burst changes next */
 	struct wu_profile arrivals; /* when the recent days' mail came (profile.h) */
-	int64_t share[WU_ISP_MAX]; /* today's new-route limit per ISP */
+	int64_t share[WU_ISP_MAX];  /* today's new-route limit per ISP */
 	struct wu_throttle th[WU_ROUTE_COUNT][WU_ISP_MAX];
 	struct wu_gap gap; /* quiet days in a row (gap.h) */
 	int64_t prev_asks; /* engaged asks of the day before (engaged.h) */

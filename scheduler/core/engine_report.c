@@ -51,7 +51,7 @@ static void judge(struct wu_engine *e, wu_time_t now)
 	if (v.state == WU_GATE_HALT) {
 		e->halted = 1;
 		eng_emit(e, WU_EV_GATE_HALT, now, WU_ROUTE_NEW, "gate halt: %s; new route paused",
-		     v.reason);
+		         v.reason);
 	} else {
 		eng_emit(e, WU_EV_GATE_WARN, now, WU_ROUTE_NEW, "gate warning: %s", v.reason);
 	}
@@ -111,8 +111,9 @@ static int rules_apply(struct wu_engine *e, wu_time_t now, const struct wu_repor
 		if (rule->isp != r->isp || !(rule->events & bit) ||
 		    (r->text && !wu_deferral_matches(rule, text)))
 			continue;
-		wu_throttle_cut(&e->th[WU_ROUTE_NEW][r->isp], &e->conf.throttle[WU_ROUTE_NEW][r->isp],
-		                &e->conf.backoff, rule->cut, rule->hold, now);
+		wu_throttle_cut(&e->th[WU_ROUTE_NEW][r->isp],
+		                &e->conf.throttle[WU_ROUTE_NEW][r->isp], &e->conf.backoff,
+		                rule->cut, rule->hold, now);
 		if (cut->until <= now || rule->cut < cut->cut) {
 			cut->cut = rule->cut;
 			snprintf(cut->rule, sizeof(cut->rule), "%s", rule->name);
@@ -139,8 +140,9 @@ static void cut_begins(struct wu_engine *e, wu_time_t now, int isp)
 	if (e->cut_on[isp] || factor >= 1)
 		return;
 	e->cut_on[isp] = 1;
-	ev = eng_emit(e, WU_EV_ISP_CUT, now, WU_ROUTE_NEW, "%s cut to %.0f%% of its rate by rule %s",
-	          e->conf.isps.names[isp], factor * 100, e->cut[isp].rule);
+	ev =
+	    eng_emit(e, WU_EV_ISP_CUT, now, WU_ROUTE_NEW, "%s cut to %.0f%% of its rate by rule %s",
+	             e->conf.isps.names[isp], factor * 100, e->cut[isp].rule);
 	ev->isp = isp;
 	ev->value = factor;
 	snprintf(ev->rule, sizeof(ev->rule), "%s", e->cut[isp].rule);
@@ -154,8 +156,9 @@ static void cut_recovers(struct wu_engine *e, wu_time_t now, enum wu_route route
 	if (route != WU_ROUTE_NEW || !e->cut_on[isp] || e->th[WU_ROUTE_NEW][isp].factor < 1)
 		return;
 	e->cut_on[isp] = 0;
-	ev = eng_emit(e, WU_EV_ISP_RECOVERED, now, WU_ROUTE_NEW, "%s back to its full rate after rule %s",
-	          e->conf.isps.names[isp], e->cut[isp].rule);
+	ev = eng_emit(e, WU_EV_ISP_RECOVERED, now, WU_ROUTE_NEW,
+	              "%s back to its full rate after rule %s", e->conf.isps.names[isp],
+	              e->cut[isp].rule);
 	ev->isp = isp;
 	ev->value = 1;
 	snprintf(ev->rule, sizeof(ev->rule), "%s", e->cut[isp].rule);
@@ -172,16 +175,18 @@ static void permfail_hear(struct wu_engine *e, wu_time_t now, enum wu_route rout
 
 	switch (wu_failrate_hear(&e->permfail[route], c, n, failed, &rate)) {
 	case WU_LEVEL_FIRE:
-		ev = eng_emit(e, WU_EV_PERMFAIL_RATE, now, route,
-		          "%s route: %.1f%% of the last %d sends refused for good (above %.1f%%)",
-		          wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 100);
+		ev = eng_emit(
+		    e, WU_EV_PERMFAIL_RATE, now, route,
+		    "%s route: %.1f%% of the last %d sends refused for good (above %.1f%%)",
+		    wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 100);
 		ev->value = rate;
 		break;
 	case WU_LEVEL_CLEAR:
-		ev = eng_emit(e, WU_EV_PERMFAIL_OK, now, route,
-		          "%s route: %.1f%% of the last %d sends refused for good (back at or below "
-		          "%.1f%%)",
-		          wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 50);
+		ev = eng_emit(
+		    e, WU_EV_PERMFAIL_OK, now, route,
+		    "%s route: %.1f%% of the last %d sends refused for good (back at or below "
+		    "%.1f%%)",
+		    wu_route_name(route), rate * 100, e->permfail[route].n, c->rate * 50);
 		ev->value = rate;
 		break;
 	default:

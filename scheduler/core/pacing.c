@@ -177,11 +177,25 @@ static int hour_of(const struct wu_pace *p, wu_time_t t)
 	return h < 0 ? 0 : h >= WU_PROFILE_HOURS ? WU_PROFILE_HOURS - 1 : (int)h;
 }
 
-void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burst,
-                wu_time_t *next)
+/* The hour t is in (*ht) and the hour its tokens are meant for, the
+ * burst's length ahead, no later than the window's last instant (*hu);
+ * returns 1 when that limit was hit. */
+static int hours_at(const struct wu_pace *p, wu_time_t t, int *ht, int *hu)
 {
-	wu_time_t u = t + p->ahead, n1, n2 = WU_TIME_NEVER;
-	int ht, hu, clipped = 0;
+	wu_time_t u = t + p->ahead;
+	int clipped = u >= p->close;
+
+	if (clipped)
+		u = p->close - 1;
+	*ht = hour_of(p, t);
+	*hu = hour_of(p, u);
+	return clipped;
+}
+
+void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burst, wu_time_t *next)
+{
+	wu_time_t n1, n2 = WU_TIME_NEVER;
+	int ht, hu, clipped;
 	double d;
 
 	*next = WU_TIME_NEVER;
@@ -190,12 +204,7 @@ void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burs
 		*burst = p->burst;
 		return;
 	}
-	if (u >= p->close) {
-		u = p->close - 1;
-		clipped = 1;
-	}
-	ht = hour_of(p, t);
-	hu = hour_of(p, u);
+	clipped = hours_at(p, t, &ht, &hu);
 	/* Never 0: a bucket of rate 0 would be one without a limit. */
 	*rate = p->dens[hu] > 1e-12 ? p->dens[hu] : 1e-12;
 	d = p->dens[ht] > p->dens[hu] ? p->dens[ht] : p->dens[hu];
@@ -216,15 +225,28 @@ void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burs
 
 double wu_pace_low_rate(const struct wu_pace *p, wu_time_t t)
 {
-	wu_time_t u = t + p->ahead;
-	double a, b;
+	int ht, hu;
+	double a;
 
 	if (!p->shaped)
 		return p->rate;
-	if (u >= p->close)
-		u = p->close - 1;
-	a = p->dens[hour_of(p, t)];
-	b = p->dens[hour_of(p, u)];
-	a = a < b ? a : b;
+	hours_at(p, t, &ht, &hu);
+	a = p->dens[ht] < p->dens[hu] ? p->dens[ht] : p->dens[hu];
 	return a > 1e-12 ? a : 1e-12;
+}
+
+int wu_pace_shares(const struct wu_pace *p, double share[WU_PROFILE_HOURS])
+{
+	double total = 0;
+
+	for (int h = 0; h < WU_PROFILE_HOURS; h++) {
+		wu_time_t a = p->start + h * WU_HOUR;
+		share[h] = p->shaped ? p->dens[h] *
+		                           (double)overlap(a, a + WU_HOUR, p->open, p->close) / 1e6
+		                     : 0;
+		total += share[h];
+	}
+	for (int h = 0; h < WU_PROFILE_HOURS && total > 0; h++)
+		share[h] /= total;
+	return p->shaped;
 }

@@ -30,10 +30,7 @@ void wu_pacing_params(int64_t cap, int64_t hourly_cap, wu_time_t window, wu_time
 
 /* How the cap is released over the window: along the arrivals of the recent
  * days (the default), or evenly. */
-enum wu_pace_mode {
-	WU_PACE_ARRIVALS,
-	WU_PACE_EVEN
-};
+enum wu_pace_mode { WU_PACE_ARRIVALS, WU_PACE_EVEN };
 
 /* Parses "arrivals" or "even". */
 int wu_pace_parse(const char *s, enum wu_pace_mode *m, char *err, size_t errlen);
@@ -55,11 +52,11 @@ int wu_pace_parse(const char *s, enum wu_pace_mode *m, char *err, size_t errlen)
  * a ceiling on every hour's share (what it cuts goes to the other hours).
  */
 struct wu_pace {
-	int shaped;                        /* 0: rate and burst all day */
-	double rate, burst;                /* the even drip (also the day's mean rate) */
-	wu_time_t start, open, close;      /* the local day's start and the window */
-	wu_time_t ahead;                   /* the burst's length */
-	double dens[WU_PROFILE_HOURS];     /* shaped: share of the cap per second, by hour */
+	int shaped;                    /* 0: rate and burst all day */
+	double rate, burst;            /* the even drip (also the day's mean rate) */
+	wu_time_t start, open, close;  /* the local day's start and the window */
+	wu_time_t ahead;               /* the burst's length */
+	double dens[WU_PROFILE_HOURS]; /* shaped: share of the cap per second, by hour */
 };
 
 /* Plans a day: cap and hourly_cap of the schedule, the day's start and
@@ -71,13 +68,16 @@ void wu_pace_plan(struct wu_pace *p, enum wu_pace_mode mode, int64_t cap, int64_
 
 /* The rate (tokens per second, > 0 when paced) and burst in force at t, and
  * when they change next (WU_TIME_NEVER: not before the window closes). */
-void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burst,
-                wu_time_t *next);
+void wu_pace_at(const struct wu_pace *p, wu_time_t t, double *rate, double *burst, wu_time_t *next);
 
 /* The lower of the rates of the hour t is in and of the hour its tokens are
  * meant for (the even rate when not shaped): what the engaged reserve is
  * sized by, so that a release that grows hour by hour does not keep the
  * bucket short of it. */
 double wu_pace_low_rate(const struct wu_pace *p, wu_time_t t);
+
+/* The share of the cap released in each hour of the day (all 0 when not
+ * shaped).  Returns 1 when shaped. */
+int wu_pace_shares(const struct wu_pace *p, double share[WU_PROFILE_HOURS]);
 
 #endif

@@ -210,8 +210,8 @@ static void test_engine_learns_a_daily_blast(void **state)
 		assert_non_null(strstr(text, "arrivals "));
 		wu_engine_free(eng);
 		engine_make(T0 + day + 10 * WU_HOUR);
-		assert_int_equal(wu_engine_load(eng, text, T0 + day + 10 * WU_HOUR, err, sizeof err),
-		                 0);
+		assert_int_equal(
+		    wu_engine_load(eng, text, T0 + day + 10 * WU_HOUR, err, sizeof err), 0);
 		free(text);
 	}
 	assert_int_equal(blast(T0 + 2 * day + nine, 300), 72);
