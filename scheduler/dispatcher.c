@@ -143,8 +143,8 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 		return NULL;
 	}
 	/* SMTP routes send a message taken over SMTP as it came; the API
-	 * route sends its v3 form. */
-	if (d->conf.route[route].type == SND_TYPE_SMTP) {
+	 * route sends its v3 form, whose parts it makes from the message. */
+	{
 		char *raw, *from;
 		size_t rlen;
 

@@ -340,7 +340,7 @@ static void store_msg(struct session *s)
 	struct smtpd *srv = s->srv;
 	struct wu_daemon *d = srv->d;
 	char err[256], *v3 = NULL;
-	cJSON *body, *ps, *p;
+	cJSON *body, *ps, *p, *parts[2];
 	struct v3mail_errors errs = {0};
 	int64_t cid;
 	wu_time_t now = daemon_now(d);
@@ -349,10 +349,7 @@ static void store_msg(struct session *s)
 		reply(s, "554 5.6.0 Message refused: %s", s->cerr);
 		goto refused;
 	}
-	if (rawmail_finish(s->rm, err, sizeof(err)) < 0) {
-		reply(s, "554 5.6.0 Message refused: %s", err);
-		goto refused;
-	}
+	/* One personalization per recipient taken, judged with the rest. */
 	body = rawmail_body(s->rm);
 	if (!(ps = cJSON_AddArrayToObject(body, "personalizations")))
 		goto fail;
@@ -365,21 +362,24 @@ static void store_msg(struct session *s)
 		cJSON_AddItemToArray(to, a);
 		cJSON_AddItemToArray(ps, p);
 	}
-	if (v3mail_validate(body, &errs) < 0) {
-		char *ej = v3mail_errors_json(&errs);
-		reply(s, "554 5.6.0 Message refused: its SendGrid form is invalid: %.300s",
-		      ej ? ej : "");
-		free(ej);
+	if (rawmail_finish(s->rm, err, sizeof(err)) < 0) {
+		reply(s, "554 5.6.0 Message refused: %s", err);
 		goto refused;
 	}
 	if (intake_send_at_check(body, now, &errs) < 0) {
 		reply(s, "554 5.6.0 Message refused: X-SMTPAPI send_at: %.200s", errs.e[0].message);
 		goto refused;
 	}
-	/* The stored body has no personalizations: each unit carries its own. */
+	/* The stored body has no personalizations: each unit carries its own.
+	 * Nor content or attachments: the message is stored once, as it came,
+	 * and the API route makes them from it again (sendgrid.c). */
 	cJSON_DetachItemViaPointer(body, ps);
+	parts[0] = cJSON_DetachItemFromObjectCaseSensitive(body, "content");
+	parts[1] = cJSON_DetachItemFromObjectCaseSensitive(body, "attachments");
 	v3 = cJSON_PrintUnformatted(body);
 	cJSON_AddItemToObject(body, "personalizations", ps);
+	cJSON_Delete(parts[0]);
+	cJSON_Delete(parts[1]);
 	if (!v3)
 		goto fail;
 	msgid_make(s->msgid);

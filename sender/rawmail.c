@@ -867,6 +867,7 @@ static const char *field_origin(const char *field)
 	} map[] = {
 	    {"from", "From"},    {"reply_to", "Reply-To"},      {"subject", "Subject"},
 	    {"content", "body"}, {"attachments", "attachment"}, {"headers", "header"},
+	    {"personalizations", "the recipients"},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
@@ -875,14 +876,23 @@ static const char *field_origin(const char *field)
 	return "X-SMTPAPI";
 }
 
-/* The body as the v3 API will judge it, with one personalization added. */
+/* The body as the v3 API will judge it: with the caller's
+ * personalizations when it has added them, else with one made up. */
 static int validate(struct rm_ctx *c)
 {
 	struct v3mail_errors errs;
-	cJSON *p = cJSON_CreateArray(), *one = cJSON_CreateObject(), *to = cJSON_CreateArray();
-	cJSON *addr = cJSON_CreateObject();
+	cJSON *p, *one, *to, *addr;
 	int rc;
 
+	if (cJSON_HasObjectItem(c->root, "personalizations")) {
+		if (v3mail_validate(c->root, &errs) < 0)
+			return fail(c, "%s: %s", field_origin(errs.e[0].field), errs.e[0].message);
+		return 0;
+	}
+	p = cJSON_CreateArray();
+	one = cJSON_CreateObject();
+	to = cJSON_CreateArray();
+	addr = cJSON_CreateObject();
 	cJSON_AddStringToObject(addr, "email", "x@example.com");
 	cJSON_AddItemToArray(to, addr);
 	cJSON_AddItemToObject(one, "to", to);

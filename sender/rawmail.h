@@ -34,9 +34,10 @@ int rawmail_to_v3(const char *raw, size_t len, char **json, char *err, size_t er
  * X-SMTPAPI headers add; it writes no global state and may run on any
  * thread.  NULL with a reason in err when the message cannot be sent.
  *
- * rawmail_finish() applies the X-SMTPAPI headers and validates.  It parses
- * JSON with cJSON, which writes a global error position: call it from the
- * thread that parses JSON.  0, or -1 with a reason in err.
+ * rawmail_finish() applies the X-SMTPAPI headers and validates, with the
+ * "personalizations" the caller has added to the body (else with one made
+ * up).  It parses JSON with cJSON, which writes a global error position:
+ * call it from the thread that parses JSON.  0, or -1 with a reason in err.
  *
  * rawmail_body() is the body, still rm's (adding to it is fine); it lives
  * until rawmail_free(). */

@@ -24,7 +24,9 @@ struct snd_item {
 struct snd_batch {
 	enum snd_role role;    /* mail for the new route, or overflow for the old */
 	int64_t content_id;
-	const char *content;   /* v3 body JSON without "personalizations" */
+	const char *content;   /* v3 body JSON without "personalizations"; with raw,
+	                        * "content" and "attachments" may be left out: the
+	                        * API route makes them from raw (rawmail_parse) */
 	const char *raw;       /* the message as taken over SMTP, byte for byte, or NULL */
 	size_t raw_len;
 	const char *mail_from; /* its envelope sender ("" for <>); NULL with raw */

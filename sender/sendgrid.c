@@ -36,6 +36,7 @@
  *	leaves this file, whatever the server echoed back.
  */
 #include "sendgrid.h"
+#include "rawmail.h"
 #include "sender_backend.h"
 
 #include <cjson/cJSON.h>
@@ -404,10 +405,41 @@ static cJSON *sg_object(cJSON *o, const char *key)
 	return cJSON_IsObject(v) ? v : sg_set(o, key, cJSON_CreateObject());
 }
 
+/* A message taken over SMTP is stored once, as it came, beside the small
+ * part of its v3 form (addresses, subject, headers, X-SMTPAPI's settings):
+ * its "content" and "attachments" are made again from the raw message,
+ * by the same conversion the intake proved it passes.  They may point into
+ * *rm (the attachments' base64), which the caller frees after printing.
+ * Returns 0, -1 (err says why), or -2 when memory ran out. */
+static int sg_parts_from_raw(const struct snd_batch *b, cJSON *body, struct rawmail **rm,
+                             char *err, size_t errlen)
+{
+	char why[256];
+	cJSON *full, *part;
+
+	if (!(*rm = rawmail_parse(b->raw, b->raw_len, why, sizeof(why)))) {
+		snprintf(err, errlen, "content %lld: its message no longer converts: %s",
+		         (long long)b->content_id, why);
+		return -1;
+	}
+	full = rawmail_body(*rm);
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "attachments" : "content";
+
+		if ((part = cJSON_DetachItemFromObjectCaseSensitive(full, key)) &&
+		    !cJSON_AddItemToObject(body, key, part)) {
+			cJSON_Delete(part);
+			return -2;
+		}
+	}
+	return 0;
+}
+
 int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsigned char *skip,
                   char **out, char *err, size_t errlen)
 {
 	cJSON *body, *ps, *ca, *ts, *t;
+	struct rawmail *rm = NULL;
 	char day[24];
 	int i, nsent = 0;
 
@@ -417,6 +449,12 @@ int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsi
 		snprintf(err, errlen, "content %lld is not a JSON object",
 		         (long long)b->content_id);
 		return -1;
+	}
+	if (b->raw && !cJSON_HasObjectItem(body, "content") &&
+	    (i = sg_parts_from_raw(b, body, &rm, err, errlen)) < 0) {
+		cJSON_Delete(body);
+		rawmail_free(rm);
+		return i;
 	}
 	if ((ps = sg_set(body, "personalizations", cJSON_CreateArray())) == NULL)
 		goto nomem;
@@ -434,6 +472,7 @@ int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsi
 	}
 	if (nsent == 0) {
 		cJSON_Delete(body);
+		rawmail_free(rm);
 		snprintf(err, errlen, "no personalization of content %lld is a JSON object",
 		         (long long)b->content_id);
 		return -1;
@@ -470,9 +509,11 @@ int sendgrid_body(const struct snd_batch *b, const struct sendgrid_opts *o, unsi
 
 	*out = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
+	rawmail_free(rm);
 	return *out ? 0 : -2;
 nomem:
 	cJSON_Delete(body);
+	rawmail_free(rm);
 	return -2;
 }
 

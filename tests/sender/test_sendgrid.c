@@ -462,6 +462,65 @@ static void test_tracking_app_wins_unless_forced(void **state)
 	}
 }
 
+/* A message taken over SMTP is stored once: its stored v3 body has no
+ * content or attachments, and the request gets them from the raw message
+ * (an attachment's base64 too); a body that has its own keeps it.  A raw
+ * message that no longer converts fails the batch with the reason. */
+static void test_parts_from_raw(void **state)
+{
+	static const char raw[] =
+	    "From: a@example.com\r\nTo: b@x.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+	    "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nthe text\r\n"
+	    "--b1\r\nContent-Type: application/octet-stream; name=\"f.bin\"\r\n"
+	    "Content-Disposition: attachment; filename=\"f.bin\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b1--\r\n";
+	static const char bad[] = "no header block at all";
+	struct snd_item it = {.unit_id = 1, .personalization = "{\"to\":[{\"email\":\"b@x.org\"}]}"};
+	struct snd_batch b = {.role = SND_ROLE_NEW,
+	                      .content = "{\"from\":{\"email\":\"a@example.com\"},\"subject\":\"s\"}",
+	                      .raw = raw,
+	                      .raw_len = sizeof(raw) - 1,
+	                      .mail_from = "a@example.com",
+	                      .nitems = 1,
+	                      .items = &it};
+	const struct sendgrid_opts o = {0, 0, 0, 0, NULL};
+	unsigned char skip[1] = {0};
+	char err[256], *out = NULL;
+	cJSON *body, *c, *a;
+
+	(void)state;
+	assert_int_equal(sendgrid_body(&b, &o, skip, &out, err, sizeof(err)), 0);
+	body = cJSON_Parse(out);
+	c = cJSON_GetArrayItem(cJSON_GetObjectItem(body, "content"), 0);
+	assert_string_equal(cJSON_GetObjectItem(c, "type")->valuestring, "text/plain");
+	assert_string_equal(cJSON_GetObjectItem(c, "value")->valuestring, "the text");
+	a = cJSON_GetArrayItem(cJSON_GetObjectItem(body, "attachments"), 0);
+	assert_string_equal(cJSON_GetObjectItem(a, "filename")->valuestring, "f.bin");
+	assert_string_equal(cJSON_GetObjectItem(a, "content")->valuestring, "AAECAw==");
+	cJSON_Delete(body);
+	free(out);
+
+	/* Its own content wins: the raw message is not looked at. */
+	b.content = "{\"from\":{\"email\":\"a@example.com\"},\"subject\":\"s\","
+	            "\"content\":[{\"type\":\"text/plain\",\"value\":\"stored\"}]}";
+	assert_int_equal(sendgrid_body(&b, &o, skip, &out, err, sizeof(err)), 0);
+	body = cJSON_Parse(out);
+	c = cJSON_GetArrayItem(cJSON_GetObjectItem(body, "content"), 0);
+	assert_string_equal(cJSON_GetObjectItem(c, "value")->valuestring, "stored");
+	assert_null(cJSON_GetObjectItem(body, "attachments"));
+	cJSON_Delete(body);
+	free(out);
+
+	b.content = "{\"from\":{\"email\":\"a@example.com\"},\"subject\":\"s\"}";
+	b.raw = bad;
+	b.raw_len = sizeof(bad) - 1;
+	out = NULL;
+	assert_int_equal(sendgrid_body(&b, &o, skip, &out, err, sizeof(err)), -1);
+	assert_null(out);
+	assert_non_null(strstr(err, "no longer converts"));
+}
+
 /* Tracking on in the config, route old: the body says so. */
 static void test_tracking_on_route_old(void **state)
 {
@@ -1172,6 +1231,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_slow_and_drop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_invalid_body, setup, teardown),
+	    cmocka_unit_test(test_parts_from_raw),
 	};
 	int failed;
 

@@ -205,6 +205,15 @@ hostname = mx.test.example
         self.assertEqual(raw, JP_MESSAGE.replace(b"\r\n..a line", b"\r\n.a line"))
         self.assertEqual(mf, "news@example.com")
         self.assertEqual(sorted(rc), ["a@example.jp", "b@gmail.com"])
+        # stored once: the v3 body kept beside it has no copy of the text
+        # (the API route made its content from the raw message, above)
+        db = sqlite3.connect(os.path.join(self.dir, "store.db"))
+        (stored_body,), = db.execute("SELECT body FROM contents").fetchall()
+        db.close()
+        stored_body = json.loads(stored_body)
+        self.assertEqual(stored_body["subject"], "こんにちは")
+        self.assertNotIn("content", stored_body)
+        self.assertNotIn("attachments", stored_body)
 
     def test_x_smtpapi_send_at(self):
         self.start()
