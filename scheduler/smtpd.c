@@ -56,8 +56,9 @@
 #include "sender/v3mail.h"
 #include "smtpd_auth.h"
 #include "smtpd_parse.h"
-#include "tlsmem.h"
 #include "suppress.h"
+#include "tlsmem.h"
+#include "workq.h"
 
 #define READ_MAX (256 * 1024) /* plain text buffered before a session stops reading */
 
@@ -107,7 +108,7 @@ struct session {
 	struct strbuf msg; /* DATA as received, up to max_size */
 	int too_big, bad_lf, bad_nul;
 	char msgid[32];
-	uv_work_t work;     /* ST_CONVERT: rawmail_parse() on a worker thread */
+	struct workq_job job; /* ST_CONVERT: rawmail_parse() on a worker thread */
 	struct rawmail *rm; /* its result */
 	char cerr[256];     /* or why the message cannot be sent */
 	/* output, plain text, sent at the end of the processing of a read */
@@ -123,6 +124,7 @@ struct smtpd {
 	struct session *sessions;
 	struct tlsmem_ctx *tls;
 	struct smtpd_users *users;
+	struct workq *wq; /* the conversions' threads */
 	int stopping;
 	int listener_closed;
 };
@@ -283,8 +285,8 @@ static void on_committed(void *arg, int ok)
 	session_process(s);
 }
 
-static void convert_work(uv_work_t *w);
-static void convert_done(uv_work_t *w, int status);
+static void convert_work(struct workq_job *j);
+static void convert_done(struct workq_job *j);
 
 /* The end of DATA: refuse at once, or convert on a worker thread (GMime
  * is the costly part of a message), then store and wait for the commit. */
@@ -312,11 +314,10 @@ static void msg_done(struct session *s)
 		txn_reset(s);
 		return;
 	}
-	s->work.data = s;
-	if (uv_queue_work(d->loop, &s->work, convert_work, convert_done) != 0) {
-		reply(s, "451 4.3.0 The message could not be taken now; try again later");
-		goto refused;
-	}
+	s->job.data = s;
+	s->job.work = convert_work;
+	s->job.done = convert_done;
+	workq_push(srv->wq, &s->job);
 	s->st = ST_CONVERT;
 	return;
 refused:
@@ -326,9 +327,9 @@ refused:
 
 /* On a worker thread: the message parsed and converted, but for what only
  * the loop thread may do (X-SMTPAPI's JSON). */
-static void convert_work(uv_work_t *w)
+static void convert_work(struct workq_job *j)
 {
-	struct session *s = w->data;
+	struct session *s = j->data;
 
 	s->rm = rawmail_parse(s->msg.p ? s->msg.p : "", s->msg.len, s->cerr, sizeof(s->cerr));
 }
@@ -408,11 +409,9 @@ refused:
 	txn_reset(s);
 }
 
-static void convert_done(uv_work_t *w, int status)
+static void convert_done(struct workq_job *j)
 {
-	struct session *s = w->data;
-
-	(void)status;
+	struct session *s = j->data;
 	s->st = ST_READY;
 	if (s->srv->stopping) {
 		/* Not taken: the client keeps its copy and tries again. */
@@ -1106,6 +1105,8 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 		goto fail;
 	if (c->users_file[0] && smtpd_users_load(&srv->users, c->users_file, err, errlen) < 0)
 		goto fail;
+	if (!(srv->wq = workq_new(d->loop, workq_threads(), err, errlen)))
+		goto fail;
 	if ((fd = listen_socket(c->host, c->port, err, errlen)) < 0)
 		goto fail;
 	uv_tcp_init(d->loop, &srv->listener);
@@ -1122,6 +1123,7 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 	*sp = srv;
 	return 0;
 fail:
+	workq_free(srv->wq);
 	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
 	free(srv);
@@ -1138,6 +1140,7 @@ static void smtpd_free_if_done(struct smtpd *srv)
 {
 	if (!srv->listener_closed || srv->nsessions > 0)
 		return;
+	workq_free(srv->wq); /* no session, so no conversion pending */
 	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
 	free(srv);
