@@ -151,13 +151,24 @@ static void on_written(uv_write_t *w, int status)
 	free(w);
 }
 
-/* Writes bytes to the socket, as they are. */
+/* Writes bytes to the socket, as they are (buf is malloc'd, and ours now).
+ * A reply is small and the socket's buffer almost always has room: it is
+ * written at once, without a request; only what does not fit waits for a
+ * uv_write, after anything queued before it (uv_try_write refuses while
+ * the queue holds bytes, so the order is kept). */
 static void wire(struct session *s, char *buf, size_t n)
 {
 	uv_write_t *w;
-	uv_buf_t b;
+	uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+	int done = n ? uv_try_write((uv_stream_t *)&s->tcp, &b, 1) : 0;
 
-	if (!n) {
+	if (done < 0 && done != UV_EAGAIN) {
+		free(buf); /* the connection is gone: its read sees the end */
+		return;
+	}
+	if (done < 0)
+		done = 0;
+	if ((size_t)done == n) {
 		free(buf);
 		return;
 	}
@@ -166,7 +177,7 @@ static void wire(struct session *s, char *buf, size_t n)
 		return;
 	}
 	w->data = buf;
-	b = uv_buf_init(buf, (unsigned)n);
+	b = uv_buf_init(buf + done, (unsigned)(n - (size_t)done));
 	if (uv_write(w, (uv_stream_t *)&s->tcp, &b, 1, on_written) < 0) {
 		free(buf);
 		free(w);
