@@ -127,8 +127,8 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 {
 	struct wu_daemon *d = dp->d;
 	struct batch *b = calloc(1, sizeof(*b));
-	char *body = NULL;
-	size_t len;
+	char *body = NULL, *raw, *from;
+	size_t len, rlen;
 
 	if (!b)
 		return NULL;
@@ -144,21 +144,16 @@ static struct batch *batch_new(struct dispatcher *dp, enum wu_route route, int64
 	}
 	/* SMTP routes send a message taken over SMTP as it came; the API
 	 * route sends its v3 form, whose parts it makes from the message. */
-	{
-		char *raw, *from;
-		size_t rlen;
-
-		if (store_content_raw(d->store, content_id, &raw, &rlen, &from) < 0) {
-			free(body);
-			free(b->sb.items);
-			free(b->attempts);
-			free(b);
-			return NULL;
-		}
-		b->sb.raw = raw;
-		b->sb.raw_len = rlen;
-		b->sb.mail_from = from;
+	if (store_content_raw(d->store, content_id, &raw, &rlen, &from) < 0) {
+		free(body);
+		free(b->sb.items);
+		free(b->attempts);
+		free(b);
+		return NULL;
 	}
+	b->sb.raw = raw;
+	b->sb.raw_len = rlen;
+	b->sb.mail_from = from;
 	b->disp = dp;
 	b->date = date;
 	b->route = route;

@@ -423,6 +423,7 @@ refused:
 static void convert_done(struct workq_job *j)
 {
 	struct session *s = j->data;
+
 	s->st = ST_READY;
 	if (s->srv->stopping) {
 		/* Not taken: the client keeps its copy and tries again. */

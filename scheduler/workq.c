@@ -139,7 +139,8 @@ struct workq *workq_new(uv_loop_t *loop, int nthreads, char *err, size_t errlen)
 	pthread_cond_init(&q->cond, NULL);
 	for (; q->nthreads < nthreads; q->nthreads++) {
 		if ((rc = pthread_create(&q->threads[q->nthreads], NULL, worker_main, q)) != 0) {
-			snprintf(err, errlen, "work queue: cannot start a thread: %s", strerror(rc));
+			snprintf(err, errlen, "work queue: cannot start a thread: %s",
+			         strerror(rc));
 			workq_free(q);
 			return NULL;
 		}
