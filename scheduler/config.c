@@ -357,6 +357,23 @@ static int k_header_timeout(struct load *ld, const struct key *k, const struct s
 	return 0;
 }
 
+/* [store] commit_every: a duration up to 1 s, or 0 for none. */
+static int k_commit_every(struct load *ld, const struct key *k, const struct sect_ref *s,
+                          const char *v, char *why, size_t n)
+{
+	wu_time_t t;
+
+	(void)k, (void)s;
+	if (strcmp(v, "0") == 0) {
+		ld->c->store_commit_every = 0;
+		return 0;
+	}
+	if (wu_parse_duration(v, &t, NULL, 0) < 0 || t > WU_USEC)
+		return cf_say(why, n, "expected a duration from 1ms to 1s, or 0 for none, got '%s'", v);
+	ld->c->store_commit_every = t;
+	return 0;
+}
+
 static int k_pace(struct load *ld, const struct key *k, const struct sect_ref *s, const char *v,
                   char *why, size_t n)
 {
@@ -902,6 +919,7 @@ static const struct key keys[] = {
      DEFAULT_STORE},
     {S_STORE, "keep", V_DURATION, C(store_keep), 0, 0, 0, NULL, 0, 7 * WU_DAY, NULL},
     {S_STORE, "prune_every", V_DURATION, C(store_prune_every), 0, 0, 0, NULL, 0, WU_MINUTE, NULL},
+    FND(S_STORE, "commit_every", k_commit_every, "1ms"),
 
     FN(S_SMTP, "address", k_address),
     {S_SMTP, "max_size", V_SIZE, C(smtpd.max_size), 0, 1, (double)MAX_BODY_LIMIT, NULL, 0, 30 * MB,

@@ -102,6 +102,7 @@ struct wu_conf {
 	char store_path[1024];
 	wu_time_t store_keep;        /* keep: finished units and events; 0 = forever; 7d */
 	wu_time_t store_prune_every; /* prune_every: the pruning timer; default 1 minute */
+	wu_time_t store_commit_every; /* commit_every: least time between commits; 1ms; 0 = none */
 
 	int listen_line, store_line; /* of [listen] address and [store] path; 0 = default */
 

@@ -157,6 +157,7 @@ static void sync_work(uv_work_t *w)
 
 static void sync_start(struct wu_daemon *d);
 static void commit_turn(struct wu_daemon *d);
+static void commit_and_sync(struct wu_daemon *d);
 
 static void sync_done(uv_work_t *w, int status)
 {
@@ -171,11 +172,42 @@ static void sync_done(uv_work_t *w, int status)
 	d->covered = NULL;
 	d->ncovered = 0;
 	/* What the turns did while the disk was busy is one transaction:
-	 * commit it and start its sync before releasing what this one
-	 * covered, so that the two overlap. */
+	 * commit it and start its sync (or hold it to commit_every) before
+	 * releasing what this one covered, so that the two overlap. */
+	commit_and_sync(d);
+	run_callbacks(a, n, 1);
+}
+
+static void on_commit_later(uv_timer_t *t)
+{
+	struct wu_daemon *d = t->data;
+
+	d->commit_held = 0;
+	if (!d->sync_running)
+		commit_and_sync(d);
+}
+
+/* Commits the open transaction and starts its sync, unless the last
+ * commit is more recent than commit_every: then the turns until then join
+ * it (under load, more messages share one commit and one fdatasync; a
+ * lone message is committed at once). */
+static void commit_and_sync(struct wu_daemon *d)
+{
+	uint64_t now = uv_now(d->loop);
+
+	if (d->commit_held)
+		return;
+	if (d->in_txn && d->commit_every && now < d->last_commit + d->commit_every) {
+		d->commit_held = 1;
+		uv_idle_stop(&d->commit_soon);
+		uv_timer_start(&d->commit_later, on_commit_later,
+		               d->last_commit + d->commit_every - now, 0);
+		return;
+	}
+	if (d->in_txn)
+		d->last_commit = now;
 	commit_turn(d);
 	sync_start(d);
-	run_callbacks(a, n, 1);
 }
 
 /* Starts a sync of everything committed so far, unless one runs. */
@@ -255,12 +287,15 @@ void daemon_commit(struct wu_daemon *d)
 		uv_idle_stop(&d->commit_soon);
 		return;
 	}
-	commit_turn(d);
-	sync_start(d);
+	commit_and_sync(d);
 }
 
 void daemon_flush(struct wu_daemon *d)
 {
+	if (d->commit_held) {
+		uv_timer_stop(&d->commit_later);
+		d->commit_held = 0;
+	}
 	for (;;) {
 		struct daemon_after *a, *w;
 		int n, nw;

@@ -83,6 +83,10 @@ struct wu_daemon {
 	/* durability: committed turns wait for one fdatasync on a worker
 	 * thread; the turns committed while it runs share the next one */
 	uv_work_t sync_work;
+	uv_timer_t commit_later;      /* a commit held to [store] commit_every */
+	int commit_held;
+	uint64_t commit_every;        /* ms; 0 = no spacing */
+	uint64_t last_commit;         /* uv_now() of the last commit */
 	int sync_running;             /* a store_sync() is under way */
 	int sync_errno;               /* its outcome */
 	struct daemon_after *covered; /* callbacks of the turns it covers */

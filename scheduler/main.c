@@ -94,6 +94,7 @@ static void finish(struct wu_daemon *d)
 	uv_check_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, on_closed);
 	uv_close((uv_handle_t *)&d->commit_soon, on_closed);
+	uv_close((uv_handle_t *)&d->commit_later, on_closed);
 	uv_close((uv_handle_t *)&d->sigterm, on_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_closed);
 	uv_close((uv_handle_t *)&d->sighup, on_closed);
@@ -458,6 +459,11 @@ int main(int argc, char **argv)
 	d.commit.data = &d;
 	uv_check_start(&d.commit, on_check);
 	uv_idle_init(d.loop, &d.commit_soon);
+	uv_timer_init(d.loop, &d.commit_later);
+	d.commit_later.data = &d;
+	uv_unref((uv_handle_t *)&d.commit_later);
+	/* The loop's timers count whole milliseconds. */
+	d.commit_every = (uint64_t)((d.conf.store_commit_every + 999) / 1000);
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
 	uv_signal_init(d.loop, &d.sighup);

@@ -88,6 +88,7 @@ static void cmp_store(struct cmp *c, const struct wu_conf *a, const struct wu_co
 		differs(c, b->store_line, "store", "path", a->store_path, b->store_path);
 	SAME_NUM(c, "store", "keep", a->store_keep, b->store_keep);
 	SAME_NUM(c, "store", "prune_every", a->store_prune_every, b->store_prune_every);
+	SAME_NUM(c, "store", "commit_every", a->store_commit_every, b->store_commit_every);
 }
 
 static void cmp_route(struct cmp *c, int r, const struct snd_route_conf *a,

@@ -149,7 +149,13 @@ int wu_parse_duration(const char *s, wu_time_t *usec, char *err, size_t errlen)
 
 	while (*u && (isdigit((unsigned char)*u) || *u == '.'))
 		u++;
-	if (number(s, u, &n) < 0 || (*u && (sec = unit_seconds(u)) == 0) || n * sec <= 0 ||
+	/* Milliseconds, for durations only (a rate per millisecond is no rate
+	 * a mail provider states). */
+	if (strcasecmp(u, "ms") == 0)
+		sec = 0.001;
+	else if (*u)
+		sec = unit_seconds(u);
+	if (number(s, u, &n) < 0 || sec == 0 || n * sec <= 0 ||
 	    n * sec > 366.0 * 86400 || llround(n * sec * 1e6) < 1)
 		return fail(err, errlen,
 		            "expected a duration such as 90s, 30min, 1h or 2d, got '%s'", s);

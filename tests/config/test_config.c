@@ -356,6 +356,7 @@ static void test_defaults_every_key(void **state)
 	assert_string_equal(c->store_path, "/var/lib/warmup/warmup.db");
 	assert_true(c->store_keep == 7 * 24 * WU_HOUR);
 	assert_true(c->store_prune_every == WU_MINUTE);
+	assert_true(c->store_commit_every == 1000);
 	for (int r = 0; r < WU_ROUTE_COUNT; r++) {
 		assert_int_equal(c->route[r].type, SND_TYPE_NONE);
 		assert_int_equal(c->route[r].max_connections, 8);
@@ -793,6 +794,18 @@ static void test_values(void **state)
 	assert_int_equal(load(f, BASE "[listen]\nheader_timeout = 0s\n", 0), -1);
 	assert_non_null(strstr(f->err, "[listen] header_timeout: expected a duration such as 10s, "
 	                                "or 0 for none"));
+	/* commit_every: 0 or 1 ms to 1 s. */
+	if (load(f, BASE "[store]\ncommit_every = 0\n", 0) < 0)
+		fail_msg("%s", f->err);
+	assert_true(f->c.store_commit_every == 0);
+	wu_conf_free(&f->c);
+	if (load(f, BASE "[store]\ncommit_every = 2.5ms\n", 0) < 0)
+		fail_msg("%s", f->err);
+	assert_true(f->c.store_commit_every == 2500);
+	wu_conf_free(&f->c);
+	assert_int_equal(load(f, BASE "[store]\ncommit_every = 2s\n", 0), -1);
+	assert_non_null(strstr(f->err, "[store] commit_every: expected a duration from 1ms to 1s, "
+	                                "or 0 for none, got '2s'"));
 	if (load(f, BASE "[warmup]\npace = even\n", 0) < 0)
 		fail_msg("%s", f->err);
 	assert_int_equal(f->c.core.pace, WU_PACE_EVEN);

@@ -440,6 +440,22 @@ hostname = mx.test.example
         self.assertIn("bounce@example.com", got["from"])
         self.assertEqual([r.strip("<>") for r in got["rcpt"]], ["one@example.jp"])
 
+    def test_commits_spaced(self):
+        # [store] commit_every at its longest: the first message is committed
+        # at once; the next ones come within the second after a commit, so
+        # each waits for the held commit (its timer) and still gets its 250
+        # only once it is in the store.
+        self.start(paused=True, extra="[store]\ncommit_every = 1s\n")
+        c = self.client()
+        c.cmd("EHLO client.example")
+        for i in range(3):
+            code, lines = self.send_raw(c, ["s%d@example.jp" % i], plain(subject="s%d" % i))
+            self.assertEqual(code, 250, lines)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        self.assertEqual(sorted(rc for (_, _, rc) in self.stored()),
+                         [["s0@example.jp"], ["s1@example.jp"], ["s2@example.jp"]])
+
     def test_kill9_after_250(self):
         self.start(paused=True)
         c = self.client()

@@ -150,6 +150,15 @@ static void test_duration(void **state)
 	assert_int_equal(wu_parse_duration("abc", &t, err, sizeof err), -1);
 	assert_int_equal(wu_parse_duration("", &t, err, sizeof err), -1);
 	assert_int_equal(wu_parse_duration("h", &t, err, sizeof err), -1);
+	/* Milliseconds are a duration's unit, not a rate's. */
+	assert_int_equal(wu_parse_duration("1ms", &t, err, sizeof err), 0);
+	assert_i64_eq(t, 1000);
+	assert_int_equal(wu_parse_duration("2.5ms", &t, err, sizeof err), 0);
+	assert_i64_eq(t, 2500);
+	assert_int_equal(wu_parse_duration("ms", &t, err, sizeof err), -1);
+	assert_int_equal(wu_parse_duration("0ms", &t, err, sizeof err), -1);
+	double r;
+	assert_int_equal(wu_parse_rate("10/ms", &r, err, sizeof err), -1);
 }
 
 static void test_count(void **state)
