@@ -23,7 +23,7 @@ struct workq {
 	uv_async_t async;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct jobs todo, done;
+	struct jobs queued, done;
 	int idle;    /* workers waiting on cond */
 	int stop;    /* set once: the workers return */
 	int pending; /* pushed, done not yet run (loop thread only) */
@@ -57,14 +57,14 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
-		while (!q->stop && !q->todo.head) {
+		while (!q->stop && !q->queued.head) {
 			q->idle++;
 			pthread_cond_wait(&q->cond, &q->mu);
 			q->idle--;
 		}
 		if (q->stop)
 			break;
-		j = jobs_take(&q->todo);
+		j = jobs_take(&q->queued);
 		pthread_mutex_unlock(&q->mu);
 		j->work(j);
 		pthread_mutex_lock(&q->mu);
@@ -153,7 +153,7 @@ void workq_push(struct workq *q, struct workq_job *job)
 	if (q->pending++ == 0)
 		uv_ref((uv_handle_t *)&q->async);
 	pthread_mutex_lock(&q->mu);
-	jobs_add(&q->todo, job);
+	jobs_add(&q->queued, job);
 	if (q->idle > 0)
 		pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->mu);
