@@ -61,6 +61,9 @@
 #include "workq.h"
 
 #define READ_MAX (256 * 1024) /* plain text buffered before a session stops reading */
+#define SMTPD_RBUF 65536      /* one read */
+#define DATA_RESERVE 8192     /* a message's buffer at DATA, unless SIZE= says more */
+#define DATA_RESERVE_MAX (1024 * 1024) /* the most SIZE= makes reserved at once */
 
 /* What a session waits for. */
 enum state {
@@ -106,6 +109,7 @@ struct session {
 	char **rcpt;
 	int nrcpt, ndropped;
 	struct strbuf msg; /* DATA as received, up to max_size */
+	size_t size_hint;  /* MAIL's SIZE=, 0 when not given */
 	int too_big, bad_lf, bad_nul;
 	char msgid[32];
 	struct workq_job job; /* ST_CONVERT: rawmail_parse() on a worker thread */
@@ -125,12 +129,14 @@ struct smtpd {
 	struct tlsmem_ctx *tls;
 	struct smtpd_users *users;
 	struct workq *wq; /* the conversions' threads */
+	char *rbuf;       /* every session's reads land here, then are copied */
 	int stopping;
 	int listener_closed;
 };
 
 static void session_process(struct session *s);
 static void session_close(struct session *s);
+static void session_end(struct session *s);
 
 /* Waiting for a worker thread or the commit: no input is read, the
  * session is not closed under the callback that will answer. */
@@ -151,35 +157,45 @@ static void on_written(uv_write_t *w, int status)
 	free(w);
 }
 
-/* Writes bytes to the socket, as they are (buf is malloc'd, and ours now).
- * A reply is small and the socket's buffer almost always has room: it is
- * written at once, without a request; only what does not fit waits for a
- * uv_write, after anything queued before it (uv_try_write refuses while
- * the queue holds bytes, so the order is kept). */
-static void wire(struct session *s, char *buf, size_t n)
+/* Writes bytes to the socket, as they are; own, if not NULL, is the
+ * malloc'd buffer holding them, ours now.  A reply is small and the
+ * socket's buffer almost always has room: it is written at once, from
+ * where it lies; only what does not fit is kept (copied unless own holds
+ * just that) for a uv_write, after anything queued before it (uv_try_write
+ * refuses while the queue holds bytes, so the order is kept). */
+static void wire(struct session *s, const char *p, size_t n, char *own)
 {
 	uv_write_t *w;
-	uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
 	int done = n ? uv_try_write((uv_stream_t *)&s->tcp, &b, 1) : 0;
+	char *rest;
 
 	if (done < 0 && done != UV_EAGAIN) {
-		free(buf); /* the connection is gone: its read sees the end */
+		free(own); /* the connection is gone: its read sees the end */
 		return;
 	}
 	if (done < 0)
 		done = 0;
 	if ((size_t)done == n) {
-		free(buf);
+		free(own);
 		return;
 	}
-	if (!(w = malloc(sizeof(*w)))) {
-		free(buf);
+	n -= (size_t)done;
+	if (own && p == own && done == 0)
+		rest = own;
+	else {
+		if ((rest = malloc(n)))
+			memcpy(rest, p + done, n);
+		free(own);
+	}
+	if (!rest || !(w = malloc(sizeof(*w)))) {
+		free(rest);
 		return;
 	}
-	w->data = buf;
-	b = uv_buf_init(buf + done, (unsigned)(n - (size_t)done));
+	w->data = rest;
+	b = uv_buf_init(rest, (unsigned)n);
 	if (uv_write(w, (uv_stream_t *)&s->tcp, &b, 1, on_written) < 0) {
-		free(buf);
+		free(rest);
 		free(w);
 	}
 }
@@ -191,7 +207,7 @@ static void tls_out(struct session *s)
 	size_t n;
 
 	if (s->tls && (n = tlsmem_pending(s->tls, &buf)) > 0)
-		wire(s, buf, n);
+		wire(s, buf, n, buf);
 }
 
 /* Sends the queued replies, through TLS when it is on. */
@@ -208,7 +224,8 @@ static void flush(struct session *s)
 		tls_out(s);
 		return;
 	}
-	wire(s, strbuf_take(&s->out), n); /* the write owns the bytes now */
+	wire(s, s->out.p, n, NULL); /* written, or copied to wait */
+	strbuf_reset(&s->out);
 }
 
 /* Queues one reply line (or several, joined by \n in text).  A 5xx for a
@@ -250,6 +267,7 @@ static void txn_reset(struct session *s)
 	s->rcpt = NULL;
 	s->nrcpt = s->ndropped = 0;
 	s->from[0] = '\0';
+	s->size_hint = 0;
 	strbuf_free(&s->msg);
 	s->too_big = s->bad_lf = s->bad_nul = 0;
 	if (s->st != ST_HELO)
@@ -532,6 +550,7 @@ static void cmd_mail(struct session *s, const char *arg)
 		reply(s, "552 5.3.4 Message size exceeds the limit of %zu bytes", c->max_size);
 		return;
 	}
+	s->size_hint = (size_t)mp.size;
 	s->st = ST_RCPT;
 	reply(s, "250 2.1.0 Ok");
 }
@@ -616,6 +635,14 @@ static void cmd_data(struct session *s, const char *arg)
 		return;
 	}
 	s->st = ST_DATA;
+	/* Room for the message in one allocation, as a rule; it grows past
+	 * it.  Without the memory, it grows from less (the failure is not
+	 * kept: msg_add judges for itself). */
+	if (strbuf_reserve(&s->msg, s->size_hint > DATA_RESERVE
+	                                ? (s->size_hint < DATA_RESERVE_MAX ? s->size_hint + 2
+	                                                                   : DATA_RESERVE_MAX)
+	                                : DATA_RESERVE) < 0)
+		s->msg.failed = 0;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -799,7 +826,7 @@ static void command(struct session *s, char *line)
 	case SMTPD_QUIT:
 		reply(s, "221 2.0.0 Bye");
 		flush(s);
-		session_close(s);
+		session_end(s);
 		break;
 	case SMTPD_VRFY:
 	case SMTPD_EXPN:
@@ -903,11 +930,15 @@ static void session_process(struct session *s)
 	}
 }
 
+/* One buffer serves every read: libuv calls on_read before the next
+ * allocation, and on_read copies what it keeps. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	(void)h;
-	buf->base = malloc(hint);
-	buf->len = buf->base ? hint : 0;
+	struct session *s = h->data;
+
+	(void)hint;
+	buf->base = s->srv->rbuf;
+	buf->len = SMTPD_RBUF;
 }
 
 /* Appends plain text to the input buffer. */
@@ -933,14 +964,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	char err[256];
 
 	if (nread < 0) {
-		free(buf->base);
-		session_close(s);
+		/* The client is gone or done: nothing of it is left to read. */
+		session_end(s);
 		return;
 	}
-	if (nread == 0) {
-		free(buf->base);
+	if (nread == 0)
 		return;
-	}
 	uv_timer_again(&s->timer);
 	if (s->tls) {
 		int r = tlsmem_feed(s->tls, buf->base, (size_t)nread, &s->in, err, sizeof(err));
@@ -948,16 +977,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		if (r != 0) {
 			if (r < 0)
 				wu_warn("smtp: %s: %s", s->peer, err);
-			free(buf->base);
 			session_close(s);
 			return;
 		}
 	} else if (in_add(s, buf->base, (size_t)nread) < 0) {
-		free(buf->base);
 		session_close(s);
 		return;
 	}
-	free(buf->base);
 	session_process(s);
 }
 
@@ -1006,6 +1032,25 @@ static void session_close(struct session *s)
 	s->shut.data = s;
 	if (uv_shutdown(&s->shut, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
 		on_shutdown(&s->shut, 0);
+}
+
+/* Closes a session whose client has nothing more to say (after QUIT, or
+ * at its end of the stream): with everything written, close(2) alone ends
+ * the connection, as a shutdown would, and costs no wait for writability. */
+static void session_end(struct session *s)
+{
+	if (s->st == ST_CLOSING)
+		return;
+	if (s->tcp.write_queue_size > 0) {
+		session_close(s);
+		return;
+	}
+	s->st = ST_CLOSING;
+	uv_read_stop((uv_stream_t *)&s->tcp);
+	s->reading = 0;
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+	uv_close((uv_handle_t *)&s->timer, on_session_closed);
 }
 
 static void start_reading(struct session *s)
@@ -1119,6 +1164,10 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 		goto fail;
 	if (!(srv->wq = workq_new(d->loop, workq_threads(), err, errlen)))
 		goto fail;
+	if (!(srv->rbuf = malloc(SMTPD_RBUF))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((fd = listen_socket(c->host, c->port, err, errlen)) < 0)
 		goto fail;
 	uv_tcp_init(d->loop, &srv->listener);
@@ -1138,6 +1187,7 @@ fail:
 	workq_free(srv->wq);
 	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
+	free(srv->rbuf);
 	free(srv);
 	return -1;
 }
@@ -1155,6 +1205,7 @@ static void smtpd_free_if_done(struct smtpd *srv)
 	workq_free(srv->wq); /* no session, so no conversion pending */
 	tlsmem_ctx_free(srv->tls);
 	smtpd_users_free(srv->users);
+	free(srv->rbuf);
 	free(srv);
 }
 
