@@ -233,6 +233,39 @@ int daemon_sync_init(struct wu_daemon *d)
 	return store_defer_sync(d->store);
 }
 
+static void ckpt_work(uv_work_t *w)
+{
+	struct wu_daemon *d = w->data;
+
+	d->ckpt_failed = store_checkpoint(d->store) < 0;
+}
+
+static void ckpt_done(uv_work_t *w, int status)
+{
+	struct wu_daemon *d = w->data;
+
+	(void)status;
+	d->ckpt_running = 0;
+	/* What was not copied stays in the WAL, durable: the next one copies it. */
+	if (d->ckpt_failed)
+		wu_warn("store: %s", store_checkpoint_err(d->store));
+}
+
+/* After a commit: the WAL copied back into the database when it is long,
+ * on a worker thread, so that neither the copy nor its fsyncs hold up the
+ * loop (or the commits, which go on beside it). */
+static void checkpoint_maybe(struct wu_daemon *d)
+{
+	if (d->ckpt_running || !store_checkpoint_due(d->store))
+		return;
+	d->ckpt_running = 1;
+	d->ckpt_work.data = d;
+	if (uv_queue_work(d->loop, &d->ckpt_work, ckpt_work, ckpt_done) != 0) {
+		ckpt_work(&d->ckpt_work);
+		ckpt_done(&d->ckpt_work, 0);
+	}
+}
+
 /* Saves the engine and commits; the turn's callbacks join the waiting
  * list (or run at once with ok = 0 after a rollback). */
 static void commit_turn(struct wu_daemon *d)
@@ -247,9 +280,10 @@ static void commit_turn(struct wu_daemon *d)
 	if (!state || store_engine_save(d->store, state) < 0)
 		daemon_txn_fail(d, "store: saving the engine state");
 	free(state);
-	if (!d->txn_failed && store_commit(d->store) == 0)
+	if (!d->txn_failed && store_commit(d->store) == 0) {
 		ok = 1;
-	else {
+		checkpoint_maybe(d);
+	} else {
 		wu_error("store: commit failed: %s", store_errmsg(d->store));
 		store_rollback(d->store);
 	}

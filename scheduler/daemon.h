@@ -93,6 +93,8 @@ struct wu_daemon {
 	int ncovered;
 	struct daemon_after *waiting; /* of turns committed since it began */
 	int nwaiting, cap_waiting;
+	uv_work_t ckpt_work;          /* a WAL checkpoint on a worker thread */
+	int ckpt_running, ckpt_failed;
 
 	struct daemon_listener listeners[DAEMON_LISTENERS];
 	int nlisteners;

@@ -558,6 +558,9 @@ void store_close(struct store *s)
 		return;
 	for (int k = 0; k < S_COUNT_STMTS; k++)
 		sqlite3_finalize(s->stmt[k]);
+	/* The checkpoints' connection first: the last one closed checkpoints
+	 * what the WAL holds. */
+	sqlite3_close_v2(s->ckpt_db);
 	/* close_v2 never fails with BUSY; a transaction left open is rolled
 	 * back, which is what an unfinished transaction deserves. */
 	sqlite3_close_v2(s->db);

@@ -77,6 +77,18 @@ int store_defer_sync(struct store *s);
 int store_sync(struct store *s);
 /* The same, safe beside a store_sync() running on another thread. */
 int store_sync_now(struct store *s);
+/* Deferred checkpoints: after store_defer_sync() a commit no longer copies
+ * the WAL back into the database when the WAL is long (SQLite's automatic
+ * checkpoint, with an fsync of each file, on the committing thread).
+ * store_checkpoint_due() says when it is (1000 pages or more; once, until
+ * the next commit finds the WAL as long again); then
+ * store_checkpoint() does it, through a connection of its own, without
+ * stopping the commits: it may run on a worker thread beside the store's
+ * own, one call at a time.  It returns 0, or -1 with store_checkpoint_err()
+ * saying why (what is not copied stays in the WAL, as safe, for the next). */
+int store_checkpoint_due(struct store *s);
+int store_checkpoint(struct store *s);
+const char *store_checkpoint_err(const struct store *s);
 
 /* Intake: one content, then its units (inside one transaction). */
 int store_add_content(struct store *s, const char *msgid, const char *body, size_t len, int64_t now,

@@ -87,6 +87,12 @@ struct store {
 	 * which only ever touches these two (and may run on another thread) */
 	char *wal_path;
 	int wal_fd;
+	/* ...and checkpoints to store_checkpoint(), through a connection of
+	 * its own (ckpt_err its failure); wal_frames is the WAL's length after
+	 * the last commit, as SQLite's WAL hook tells it */
+	sqlite3 *ckpt_db;
+	int wal_frames;
+	char ckpt_err[256];
 	char err[512];
 };
 

@@ -1,7 +1,8 @@
 /*
  * store_sync.c -- the store's deferred durability: one fdatasync of the WAL
- * for every commit made since the last (the daemon runs it on a worker
- * thread; see store_defer_sync in store.h).
+ * for every commit made since the last, and the WAL's checkpoints, both
+ * off the committing thread (the daemon runs them on worker threads; see
+ * store_defer_sync and store_checkpoint in store.h).
  */
 #include "scheduler/store_priv.h"
 
@@ -14,21 +15,102 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The WAL's length in pages after a commit on the store's connection.
+ * Installing it also ends SQLite's automatic checkpoints there. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = arg;
+
+	(void)db;
+	(void)name;
+	s->wal_frames = frames;
+	return SQLITE_OK;
+}
+
 /* From here on a commit writes the WAL but does not wait for the disk
  * (synchronous = NORMAL, which still syncs around every checkpoint); the
  * caller makes its commits durable with store_sync() before it acts on
  * them.  Commits stay atomic and ordered: a crash before the sync loses
- * the transactions not yet synced, whole, and nothing else. */
+ * the transactions not yet synced, whole, and nothing else.  Checkpoints
+ * are the caller's too (store_checkpoint). */
 int store_defer_sync(struct store *s)
 {
 	size_t n = strlen(s->path) + sizeof "-wal";
+	int rc;
 
 	if (s->wal_path == NULL) {
 		if ((s->wal_path = malloc(n)) == NULL)
 			return st_fail(s, SQLITE_OK, "store_defer_sync: out of memory");
 		snprintf(s->wal_path, n, "%s-wal", s->path);
 	}
-	return st_exec(s, "PRAGMA synchronous = NORMAL");
+	if (st_exec(s, "PRAGMA synchronous = NORMAL") < 0)
+		return -1;
+	if (s->ckpt_db == NULL) {
+		rc = sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+		                     NULL);
+		if (rc != SQLITE_OK) {
+			st_fail(s, SQLITE_OK, "store_defer_sync: %s: a connection for checkpoints: %s",
+			        s->path, s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : sqlite3_errstr(rc));
+			sqlite3_close_v2(s->ckpt_db);
+			s->ckpt_db = NULL;
+			return -1;
+		}
+		sqlite3_extended_result_codes(s->ckpt_db, 1);
+		/* A connection knows the WAL once it has read the database:
+		 * until then a checkpoint through it copies nothing. */
+		rc = sqlite3_exec(s->ckpt_db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			st_fail(s, SQLITE_OK, "store_defer_sync: %s: a connection for checkpoints: %s",
+			        s->path, sqlite3_errmsg(s->ckpt_db));
+			sqlite3_close_v2(s->ckpt_db);
+			s->ckpt_db = NULL;
+			return -1;
+		}
+	}
+	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	return 0;
+}
+
+/* SQLite's own threshold for its automatic checkpoint, in pages. */
+#define CKPT_PAGES 1000
+
+int store_checkpoint_due(struct store *s)
+{
+	if (!s->ckpt_db || s->wal_frames < CKPT_PAGES)
+		return 0;
+	/* Asked again by the next commit if the WAL stays long. */
+	s->wal_frames = 0;
+	return 1;
+}
+
+/* A passive checkpoint: it copies what no reader still needs and waits for
+ * no one; the store's connection goes on committing meanwhile, and starts
+ * the WAL over once everything in it is copied.  Touches only ckpt_db and
+ * ckpt_err. */
+int store_checkpoint(struct store *s)
+{
+	int wal = 0, rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal,
+	                                            NULL);
+
+	if (rc == SQLITE_OK && wal < 0) {
+		/* Not (or no longer) known as a WAL database: nothing was done. */
+		snprintf(s->ckpt_err, sizeof s->ckpt_err,
+		         "checkpoint of %s: the connection does not see a WAL", s->path);
+		return -1;
+	}
+	/* BUSY: another checkpoint (a connection closing) has it; it copies. */
+	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY) {
+		s->ckpt_err[0] = '\0';
+		return 0;
+	}
+	snprintf(s->ckpt_err, sizeof s->ckpt_err, "checkpoint of %s: %s", s->path,
+	         sqlite3_errmsg(s->ckpt_db));
+	return -1;
+}
+
+const char *store_checkpoint_err(const struct store *s)
+{
+	return s->ckpt_err[0] ? s->ckpt_err : "no error";
 }
 
 /* fsync(2) of the directory holding path. */

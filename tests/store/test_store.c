@@ -720,6 +720,91 @@ static void test_deferred_sync(void **state)
 	assert_int_equal(depth[STORE_QUEUED], 1000);
 }
 
+struct checkpointer {
+	struct store *s;
+	atomic_int stop;
+	int calls, failures;
+};
+
+static void *checkpoint_loop(void *arg)
+{
+	struct checkpointer *c = arg;
+
+	while (!c->stop) {
+		if (store_checkpoint(c->s) < 0)
+			c->failures++;
+		c->calls++;
+	}
+	return NULL;
+}
+
+/* Commits one content of about 12 kB (three pages and more). */
+static void add_big(struct store *s, int i)
+{
+	static char body[12288];
+	int64_t cid, id;
+	char msgid[32];
+
+	memset(body, 'x', sizeof body - 1);
+	snprintf(msgid, sizeof msgid, "big-%d", i);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_add_content(s, msgid, body, sizeof body - 1, 1000 + i, &cid), 0);
+	assert_int_equal(store_add_unit(s, cid, "{}", 2, 1, "example.com", 1000 + i, &id), 0);
+	assert_int_equal(store_commit(s), 0);
+}
+
+static off_t wal_size(const struct fixture *f)
+{
+	char p[160];
+	struct stat st;
+
+	snprintf(p, sizeof p, "%s-wal", f->path);
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+/* Deferred checkpoints: commits no longer checkpoint (the WAL grows past
+ * SQLite's 1000 pages) until store_checkpoint_due says so; checkpoints on
+ * another thread go beside the commits without a failure, the WAL starts
+ * over once they have copied it, and every commit is there after a
+ * reopen. */
+static void test_deferred_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct checkpointer c = {.s = f->s};
+	int64_t depth[4];
+	pthread_t t;
+	int i, due = -1, n = 0;
+
+	assert_int_equal(store_defer_sync(f->s), 0);
+	for (i = 0; i < 600 && due < 0; i++, n++) {
+		add_big(f->s, n);
+		if (store_checkpoint_due(f->s))
+			due = i;
+	}
+	assert_true(due > 0);
+	assert_false(store_checkpoint_due(f->s)); /* said once */
+	for (i = 0; i < 100; i++, n++)
+		add_big(f->s, n);
+	assert_true(wal_size(f) > 1000 * 4096); /* no checkpoint restarted it */
+	assert_int_equal(pthread_create(&t, NULL, checkpoint_loop, &c), 0);
+	for (i = 0; i < 300; i++, n++)
+		add_big(f->s, n);
+	c.stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(c.calls > 0);
+	assert_int_equal(c.failures, 0);
+	/* Copied to the end: the next commits start the WAL over, short. */
+	assert_int_equal(store_checkpoint(f->s), 0);
+	for (i = 0; i < 5; i++, n++) {
+		add_big(f->s, n);
+		assert_false(store_checkpoint_due(f->s));
+	}
+	assert_int_equal(store_sync(f->s), 0);
+	reopen(f);
+	assert_int_equal(store_depth(f->s, depth), 0);
+	assert_int_equal(depth[STORE_QUEUED], n);
+}
+
 /* Engagements older than the cut are forgotten, oldest first, a step at a
  * time; a newer note of the same address keeps it. */
 static void test_engaged_prune(void **state)
@@ -769,6 +854,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_crash_exit, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_kill9, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_sync, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_checkpoint, setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_engaged_prune, setup, fixture_teardown),
 	};
 
