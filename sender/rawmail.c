@@ -68,6 +68,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,19 +135,37 @@ static __attribute__((format(printf, 2, 3))) int fail(struct rm_ctx *c, const ch
 	return -1;
 }
 
+/* 1 when the n bytes at s are all 7-bit (so valid UTF-8): eight at a time. */
+static bool ascii_only(const char *s, size_t n)
+{
+	uint64_t w, any = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		any |= w;
+	}
+	for (; i < n; i++)
+		any |= (unsigned char)s[i];
+	return (any & UINT64_C(0x8080808080808080)) == 0;
+}
+
 /* s made fit for a JSON value: NULs dropped, valid UTF-8 (8-bit text
  * decoded by GMime's fallback rule), controls but TAB as spaces when oneline.
  * Takes s (g_malloc'd); returns g_malloc'd text. */
 static char *utf8_clean(char *s, size_t len, bool oneline)
 {
-	size_t j = 0;
+	size_t j = len;
 	char *t;
 
-	for (size_t i = 0; i < len; i++)
-		if (s[i])
-			s[j++] = s[i];
+	if (memchr(s, '\0', len)) {
+		j = 0;
+		for (size_t i = 0; i < len; i++)
+			if (s[i])
+				s[j++] = s[i];
+	}
 	s[j] = '\0';
-	if (!g_utf8_validate(s, (gssize)j, NULL)) {
+	if (!ascii_only(s, j) && !g_utf8_validate(s, (gssize)j, NULL)) {
 		t = g_mime_utils_decode_8bit(rm_options, s, j);
 		g_free(s);
 		s = t;
@@ -212,11 +231,58 @@ static GByteArray *part_bytes(GMimePart *p, GMimeFilter *f1, GMimeFilter *f2)
 	return bytes;
 }
 
+/* A part's text as it lies in the message, when it has no transfer
+ * encoding to undo (7bit, 8bit, binary or none said): CRLF made LF, as
+ * GMime's dos2unix filter does, without a filter.  NULL otherwise. */
+static GByteArray *part_bytes_plain(GMimePart *p)
+{
+	GMimeContentEncoding enc = g_mime_part_get_content_encoding(p);
+	GMimeDataWrapper *w = g_mime_part_get_content(p);
+	GMimeStream *st = w ? g_mime_data_wrapper_get_stream(w) : NULL;
+	GByteArray *bytes;
+	guint8 buf[4096];
+	ssize_t n;
+	size_t j = 0;
+
+	if (!st || (enc != GMIME_CONTENT_ENCODING_DEFAULT && enc != GMIME_CONTENT_ENCODING_7BIT &&
+	            enc != GMIME_CONTENT_ENCODING_8BIT && enc != GMIME_CONTENT_ENCODING_BINARY) ||
+	    g_mime_data_wrapper_get_encoding(w) != enc)
+		return NULL;
+	bytes = g_byte_array_new();
+	if (g_mime_stream_reset(st) < 0) {
+		g_byte_array_free(bytes, TRUE);
+		return NULL;
+	}
+	while ((n = g_mime_stream_read(st, (char *)buf, sizeof buf)) > 0)
+		g_byte_array_append(bytes, buf, (guint)n);
+	g_mime_stream_reset(st);
+	if (n < 0) {
+		g_byte_array_free(bytes, TRUE);
+		return NULL;
+	}
+	/* Each CR before an LF dropped: the spans between moved down whole. */
+	for (size_t i = 0, len = bytes->len; i < len;) {
+		guint8 *cr = memchr(bytes->data + i, '\r', len - i);
+		size_t end = cr ? (size_t)(cr - bytes->data) : len;
+
+		memmove(bytes->data + j, bytes->data + i, end - i);
+		j += end - i;
+		i = end;
+		if (cr) {
+			if (i + 1 >= len || bytes->data[i + 1] != '\n')
+				bytes->data[j++] = '\r';
+			i++;
+		}
+	}
+	g_byte_array_set_size(bytes, (guint)j);
+	return bytes;
+}
+
 /* A text part as UTF-8 with LF line ends (g_malloc'd). */
 static char *part_text(GMimePart *p)
 {
 	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(p), "charset");
-	GMimeFilter *conv = NULL, *eol = g_mime_filter_dos2unix_new(FALSE);
+	GMimeFilter *conv = NULL, *eol;
 	GByteArray *bytes;
 	size_t len;
 
@@ -224,10 +290,13 @@ static char *part_text(GMimePart *p)
 	 * UTF-8 in spite of its label is better read by the fallback rule. */
 	if (cs && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0)
 		conv = g_mime_filter_charset_new(charset_for(cs), "UTF-8");
-	bytes = part_bytes(p, conv, eol);
+	if (conv || !(bytes = part_bytes_plain(p))) {
+		eol = g_mime_filter_dos2unix_new(FALSE);
+		bytes = part_bytes(p, conv, eol);
+		g_object_unref(eol);
+	}
 	if (conv)
 		g_object_unref(conv);
-	g_object_unref(eol);
 	len = bytes->len;
 	g_byte_array_append(bytes, (const guint8 *)"", 1);
 	return utf8_clean((char *)g_byte_array_free(bytes, FALSE), len, false);

@@ -451,6 +451,45 @@ static void test_empty_text_and_subject(void **state)
 	cJSON_Delete(b);
 }
 
+/* Line ends in text: CRLF becomes LF and a lone CR stays, the same whether
+ * the text is read as it lies (7bit, 8bit, no encoding said) or through
+ * GMime's decoding (quoted-printable, base64); 8-bit UTF-8 and NULs too. */
+static void test_line_ends(void **state)
+{
+	static const struct {
+		const char *cte, *body;
+	} forms[] = {
+	    {NULL, "one\r\ntwo\rthree \xc3\xa9\r\n\r\nend\r\n"},
+	    {"7bit", "one\r\ntwo\rthree \xc3\xa9\r\n\r\nend\r\n"},
+	    {"8bit", "one\r\ntwo\rthree \xc3\xa9\r\n\r\nend\r\n"},
+	    {"quoted-printable", "one\r\ntwo=0Dthree =C3=A9\r\n\r\nend\r\n"},
+	    {"base64", "b25lDQp0d28NdGhyZWUgw6kNCg0KZW5kDQo=\r\n"},
+	};
+	char raw[512];
+	cJSON *b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+		int n = snprintf(raw, sizeof raw,
+		                 "From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		                 "%s%s%s\r\n%s",
+		                 forms[i].cte ? "Content-Transfer-Encoding: " : "",
+		                 forms[i].cte ? forms[i].cte : "", forms[i].cte ? "\r\n" : "",
+		                 forms[i].body);
+		b = convert_text(raw, (size_t)n);
+		assert_str_at(b, "content.0.value", "one\ntwo\rthree \xc3\xa9\n\nend\n");
+		cJSON_Delete(b);
+	}
+	/* A NUL in the text is dropped, in a long ASCII run and out of one. */
+	{
+		const char m[] = "From: a@example.com\r\n\r\nabcdefghijklmnop\0qrstuvwxyz\r\n";
+
+		b = convert_text(m, sizeof m - 1);
+		assert_str_at(b, "content.0.value", "abcdefghijklmnopqrstuvwxyz\n");
+		cJSON_Delete(b);
+	}
+}
+
 /* An application's DKIM signature cannot survive (the v3 route re-sends
  * the content, SendGrid signs for itself): the message converts, the
  * signature is dropped. */
@@ -678,6 +717,7 @@ int main(void)
 	    cmocka_unit_test(test_from),           cmocka_unit_test(test_reply_to),
 	    cmocka_unit_test(test_header_text),    cmocka_unit_test(test_attached_message),
 	    cmocka_unit_test(test_deep_nesting),   cmocka_unit_test(test_30mb_linear),
+	    cmocka_unit_test(test_line_ends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
