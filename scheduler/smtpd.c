@@ -112,9 +112,13 @@ struct session {
 	size_t size_hint;  /* MAIL's SIZE=, 0 when not given */
 	int too_big, bad_lf, bad_nul;
 	char msgid[32];
-	struct workq_job job; /* ST_CONVERT: rawmail_parse() on a worker thread */
-	struct rawmail *rm; /* its result */
-	char cerr[256];     /* or why the message cannot be sent */
+	struct workq_job job; /* ST_CONVERT: convert_msg() on a worker thread */
+	wu_time_t conv_now;   /* the daemon's time when DATA ended, for it */
+	struct rawmail *rm;   /* its result: the v3 form, with personalizations */
+	cJSON *ps;            /* (those, in rm's body) */
+	char *v3;             /* the body to store: no personalizations or parts */
+	int conv_fail;        /* or 554 (cerr says why) or 451 (out of memory) */
+	char cerr[256];
 	/* output, plain text, sent at the end of the processing of a read */
 	struct strbuf out;
 };
@@ -346,6 +350,7 @@ static void msg_done(struct session *s)
 	s->job.data = s;
 	s->job.work = convert_work;
 	s->job.done = convert_done;
+	s->conv_now = daemon_now(d);
 	workq_push(srv->wq, &s->job);
 	s->st = ST_CONVERT;
 	return;
@@ -354,87 +359,101 @@ refused:
 	txn_reset(s);
 }
 
-/* On a worker thread: the message parsed and converted, but for what only
- * the loop thread may do (X-SMTPAPI's JSON). */
-static void convert_work(struct workq_job *j)
+/* Frees what a conversion made. */
+static void conv_free(struct session *s)
 {
-	struct session *s = j->data;
-
-	s->rm = rawmail_parse(s->msg.p ? s->msg.p : "", s->msg.len, s->cerr, sizeof(s->cerr));
+	rawmail_free(s->rm);
+	s->rm = NULL;
+	s->ps = NULL;
+	free(s->v3);
+	s->v3 = NULL;
 }
 
-/* Back on the loop: finish the v3 form (what the API route sends, and the
- * proof it can), store, and wait for the commit. */
-static void store_msg(struct session *s)
+/* The message as the v3 route would send it, judged as the v3 API would,
+ * with one personalization per recipient taken (the proof that the API
+ * route can send it), and the body to store.  0, or the reply's code. */
+static int convert_msg(struct session *s)
 {
-	struct smtpd *srv = s->srv;
-	struct wu_daemon *d = srv->d;
-	char err[256], *v3 = NULL;
-	cJSON *body, *ps, *p, *parts[2];
 	struct v3mail_errors errs = {0};
-	int64_t cid;
-	wu_time_t now = daemon_now(d);
+	cJSON *body, *p, *to, *a, *parts[2];
 
-	if (!s->rm) {
-		reply(s, "554 5.6.0 Message refused: %s", s->cerr);
-		goto refused;
-	}
-	/* One personalization per recipient taken, judged with the rest. */
+	s->rm = rawmail_parse(s->msg.p ? s->msg.p : "", s->msg.len, s->cerr, sizeof(s->cerr));
+	if (!s->rm)
+		return 554;
 	body = rawmail_body(s->rm);
-	if (!(ps = cJSON_AddArrayToObject(body, "personalizations")))
-		goto fail;
+	if (!(s->ps = cJSON_AddArrayToObject(body, "personalizations")))
+		return 451;
 	for (int i = 0; i < s->nrcpt; i++) {
 		if (!s->rcpt[i])
 			continue; /* dropped: suppressed */
-		p = cJSON_CreateObject();
-		cJSON *to = cJSON_AddArrayToObject(p, "to"), *a = cJSON_CreateObject();
-		cJSON_AddStringToObject(a, "email", s->rcpt[i]);
-		cJSON_AddItemToArray(to, a);
-		cJSON_AddItemToArray(ps, p);
+		if (!(p = cJSON_CreateObject()) || !cJSON_AddItemToArray(s->ps, p) ||
+		    !(to = cJSON_AddArrayToObject(p, "to")) || !(a = cJSON_CreateObject()) ||
+		    !cJSON_AddItemToArray(to, a) || !cJSON_AddStringToObject(a, "email", s->rcpt[i]))
+			return 451;
 	}
-	if (rawmail_finish(s->rm, err, sizeof(err)) < 0) {
-		reply(s, "554 5.6.0 Message refused: %s", err);
-		goto refused;
-	}
-	if (intake_send_at_check(body, now, &errs) < 0) {
-		reply(s, "554 5.6.0 Message refused: X-SMTPAPI send_at: %.200s", errs.e[0].message);
-		goto refused;
+	if (rawmail_finish(s->rm, s->cerr, sizeof(s->cerr)) < 0)
+		return 554;
+	if (intake_send_at_check(body, s->conv_now, &errs) < 0) {
+		snprintf(s->cerr, sizeof(s->cerr), "X-SMTPAPI send_at: %.200s", errs.e[0].message);
+		return 554;
 	}
 	/* The stored body has no personalizations: each unit carries its own.
 	 * Nor content or attachments: the message is stored once, as it came,
 	 * and the API route makes them from it again (sendgrid.c). */
-	cJSON_DetachItemViaPointer(body, ps);
+	cJSON_DetachItemViaPointer(body, s->ps);
 	parts[0] = cJSON_DetachItemFromObjectCaseSensitive(body, "content");
 	parts[1] = cJSON_DetachItemFromObjectCaseSensitive(body, "attachments");
-	v3 = cJSON_PrintUnformatted(body);
-	cJSON_AddItemToObject(body, "personalizations", ps);
+	s->v3 = cJSON_PrintUnformatted(body);
+	cJSON_AddItemToObject(body, "personalizations", s->ps);
 	cJSON_Delete(parts[0]);
 	cJSON_Delete(parts[1]);
-	if (!v3)
+	return s->v3 ? 0 : 451;
+}
+
+/* On a worker thread: the session is the job's alone until it is done
+ * (the loop neither reads from its client nor closes it meanwhile). */
+static void convert_work(struct workq_job *j)
+{
+	struct session *s = j->data;
+
+	s->conv_fail = convert_msg(s);
+}
+
+/* Back on the loop: store, and wait for the commit. */
+static void store_msg(struct session *s)
+{
+	struct smtpd *srv = s->srv;
+	struct wu_daemon *d = srv->d;
+	int64_t cid;
+	wu_time_t now = daemon_now(d);
+
+	if (s->conv_fail == 554) {
+		reply(s, "554 5.6.0 Message refused: %s", s->cerr);
+		goto refused;
+	}
+	if (s->conv_fail)
 		goto fail;
 	msgid_make(s->msgid);
 	if (daemon_txn(d) < 0 ||
-	    store_add_raw_content(d->store, s->msgid, v3, strlen(v3), s->msg.p ? s->msg.p : "",
-	                          s->msg.len, s->from, now, &cid) < 0)
+	    store_add_raw_content(d->store, s->msgid, s->v3, strlen(s->v3),
+	                          s->msg.p ? s->msg.p : "", s->msg.len, s->from, now, &cid) < 0)
 		goto fail;
-	if (intake_add_units(d, body, ps, cid, 0, now) < 0)
+	if (intake_add_units(d, rawmail_body(s->rm), s->ps, cid, 0, now) < 0)
 		goto fail;
 	if (daemon_after_commit(d, on_committed, s) < 0)
 		goto fail;
-	free(v3);
-	rawmail_free(s->rm);
-	s->rm = NULL;
+	conv_free(s);
 	s->st = ST_COMMIT;
 	return;
 fail:
-	wu_error("smtp: %s: cannot store a message: %s", s->peer, store_errmsg(d->store));
-	daemon_txn_fail(d, "smtp intake");
+	wu_error("smtp: %s: cannot store a message: %s", s->peer,
+	         s->conv_fail ? "out of memory" : store_errmsg(d->store));
+	if (!s->conv_fail)
+		daemon_txn_fail(d, "smtp intake");
 	reply(s, "451 4.3.0 The message could not be stored; try again later");
 refused:
 	d->extra.smtp_rejected++;
-	free(v3);
-	rawmail_free(s->rm);
-	s->rm = NULL;
+	conv_free(s);
 	txn_reset(s);
 }
 
@@ -445,8 +464,7 @@ static void convert_done(struct workq_job *j)
 	s->st = ST_READY;
 	if (s->srv->stopping) {
 		/* Not taken: the client keeps its copy and tries again. */
-		rawmail_free(s->rm);
-		s->rm = NULL;
+		conv_free(s);
 		txn_reset(s);
 		reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->hostname);
 		flush(s);
