@@ -253,11 +253,19 @@ static void ckpt_done(uv_work_t *w, int status)
 
 /* After a commit: the WAL copied back into the database when it is long,
  * on a worker thread, so that neither the copy nor its fsyncs hold up the
- * loop (or the commits, which go on beside it). */
+ * loop (or the commits, which go on beside it); here, when the commits
+ * outran those (see store_checkpoint_due). */
 static void checkpoint_maybe(struct wu_daemon *d)
 {
-	if (d->ckpt_running || !store_checkpoint_due(d->store))
+	int due;
+
+	if (d->ckpt_running || (due = store_checkpoint_due(d->store)) == STORE_CKPT_NONE)
 		return;
+	if (due == STORE_CKPT_HERE) {
+		if (store_checkpoint_here(d->store) < 0)
+			wu_warn("store: %s", store_errmsg(d->store));
+		return;
+	}
 	d->ckpt_running = 1;
 	d->ckpt_work.data = d;
 	if (uv_queue_work(d->loop, &d->ckpt_work, ckpt_work, ckpt_done) != 0) {

@@ -80,15 +80,25 @@ int store_sync_now(struct store *s);
 /* Deferred checkpoints: after store_defer_sync() a commit no longer copies
  * the WAL back into the database when the WAL is long (SQLite's automatic
  * checkpoint, with an fsync of each file, on the committing thread).
- * store_checkpoint_due() says when it is (1000 pages or more; once, until
- * the next commit finds the WAL as long again); then
- * store_checkpoint() does it, through a connection of its own, without
- * stopping the commits: it may run on a worker thread beside the store's
- * own, one call at a time.  It returns 0, or -1 with store_checkpoint_err()
- * saying why (what is not copied stays in the WAL, as safe, for the next). */
-int store_checkpoint_due(struct store *s);
+ * store_checkpoint_due() says, after a commit, whether one is due:
+ *	STORE_CKPT_ASIDE (1000 pages or more): store_checkpoint() does it
+ *	    through a connection of its own, without stopping the commits: it
+ *	    may run on a worker thread beside the store's own, one call at a
+ *	    time.  It returns 0, or -1 with store_checkpoint_err() saying why
+ *	    (what is not copied stays in the WAL, as safe, for the next).
+ *	STORE_CKPT_HERE (4000 pages or more: commits came faster than the
+ *	    checkpoints aside could catch up, and the WAL only starts over
+ *	    once a checkpoint has copied all of it): store_checkpoint_here()
+ *	    does it on the store's thread, between commits, as SQLite would;
+ *	    0, or -1 with store_errmsg().  Call it when no store_checkpoint()
+ *	    runs (it would find the WAL taken and do nothing).
+ * So the WAL stays under about 16 MB (4000 pages of 4 kB) however fast
+ * the commits come. */
+enum { STORE_CKPT_NONE, STORE_CKPT_ASIDE, STORE_CKPT_HERE };
+int store_checkpoint_due(const struct store *s);
 int store_checkpoint(struct store *s);
 const char *store_checkpoint_err(const struct store *s);
+int store_checkpoint_here(struct store *s);
 
 /* Intake: one content, then its units (inside one transaction). */
 int store_add_content(struct store *s, const char *msgid, const char *body, size_t len, int64_t now,

@@ -71,16 +71,28 @@ int store_defer_sync(struct store *s)
 	return 0;
 }
 
-/* SQLite's own threshold for its automatic checkpoint, in pages. */
+/* SQLite's own threshold for its automatic checkpoint, in pages; and the
+ * length past which the committing thread checkpoints for itself. */
 #define CKPT_PAGES 1000
+#define CKPT_PAGES_HERE (4 * CKPT_PAGES)
 
-int store_checkpoint_due(struct store *s)
+int store_checkpoint_due(const struct store *s)
 {
 	if (!s->ckpt_db || s->wal_frames < CKPT_PAGES)
+		return STORE_CKPT_NONE;
+	return s->wal_frames < CKPT_PAGES_HERE ? STORE_CKPT_ASIDE : STORE_CKPT_HERE;
+}
+
+/* What SQLite's automatic checkpoint does, through the store's own
+ * connection: nothing commits meanwhile, so everything is copied and the
+ * next commit starts the WAL over. */
+int store_checkpoint_here(struct store *s)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY)
 		return 0;
-	/* Asked again by the next commit if the WAL stays long. */
-	s->wal_frames = 0;
-	return 1;
+	return st_fail(s, rc, "checkpoint of %s", s->path);
 }
 
 /* A passive checkpoint: it copies what no reader still needs and waits for

@@ -763,41 +763,44 @@ static off_t wal_size(const struct fixture *f)
 }
 
 /* Deferred checkpoints: commits no longer checkpoint (the WAL grows past
- * SQLite's 1000 pages) until store_checkpoint_due says so; checkpoints on
- * another thread go beside the commits without a failure, the WAL starts
- * over once they have copied it, and every commit is there after a
- * reopen. */
+ * SQLite's 1000 pages) until store_checkpoint_due says one is due, aside
+ * and then here; checkpoints on another thread go beside the commits
+ * without a failure; once one has copied everything the WAL starts over;
+ * and every commit is there after a reopen. */
 static void test_deferred_checkpoint(void **state)
 {
 	struct fixture *f = *state;
 	struct checkpointer c = {.s = f->s};
 	int64_t depth[4];
 	pthread_t t;
-	int i, due = -1, n = 0;
+	int i, n = 0;
 
 	assert_int_equal(store_defer_sync(f->s), 0);
-	for (i = 0; i < 600 && due < 0; i++, n++) {
-		add_big(f->s, n);
-		if (store_checkpoint_due(f->s))
-			due = i;
-	}
-	assert_true(due > 0);
-	assert_false(store_checkpoint_due(f->s)); /* said once */
-	for (i = 0; i < 100; i++, n++)
-		add_big(f->s, n);
+	for (i = 0; i < 2000 && store_checkpoint_due(f->s) == STORE_CKPT_NONE; i++)
+		add_big(f->s, n++);
+	assert_int_equal(store_checkpoint_due(f->s), STORE_CKPT_ASIDE);
 	assert_true(wal_size(f) > 1000 * 4096); /* no checkpoint restarted it */
+	for (i = 0; i < 2000 && store_checkpoint_due(f->s) == STORE_CKPT_ASIDE; i++)
+		add_big(f->s, n++);
+	assert_int_equal(store_checkpoint_due(f->s), STORE_CKPT_HERE);
+	assert_true(wal_size(f) > 4000 * 4096);
+	/* Here: everything copied, the next commit starts the WAL over. */
+	assert_int_equal(store_checkpoint_here(f->s), 0);
+	add_big(f->s, n++);
+	assert_int_equal(store_checkpoint_due(f->s), STORE_CKPT_NONE);
+	/* Aside, beside the commits. */
 	assert_int_equal(pthread_create(&t, NULL, checkpoint_loop, &c), 0);
-	for (i = 0; i < 300; i++, n++)
-		add_big(f->s, n);
+	for (i = 0; i < 300; i++)
+		add_big(f->s, n++);
 	c.stop = 1;
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(c.calls > 0);
 	assert_int_equal(c.failures, 0);
 	/* Copied to the end: the next commits start the WAL over, short. */
 	assert_int_equal(store_checkpoint(f->s), 0);
-	for (i = 0; i < 5; i++, n++) {
-		add_big(f->s, n);
-		assert_false(store_checkpoint_due(f->s));
+	for (i = 0; i < 5; i++) {
+		add_big(f->s, n++);
+		assert_int_equal(store_checkpoint_due(f->s), STORE_CKPT_NONE);
 	}
 	assert_int_equal(store_sync(f->s), 0);
 	reopen(f);
