@@ -669,8 +669,10 @@ static void test_crash_kill9(void **state)
 }
 
 /* A worker thread syncing over and over while the test commits. */
+/* Calls fn on the store from another thread until told to stop. */
 struct syncer {
 	struct store *s;
+	int (*fn)(struct store *);
 	atomic_int stop;
 	int calls, failures;
 };
@@ -680,7 +682,7 @@ static void *sync_loop(void *arg)
 	struct syncer *y = arg;
 
 	while (!y->stop) {
-		if (store_sync(y->s) < 0)
+		if (y->fn(y->s) < 0)
 			y->failures++;
 		y->calls++;
 	}
@@ -693,7 +695,7 @@ static void *sync_loop(void *arg)
 static void test_deferred_sync(void **state)
 {
 	struct fixture *f = *state;
-	struct syncer y = {.s = f->s};
+	struct syncer y = {.s = f->s, .fn = store_sync};
 	int64_t depth[4];
 	pthread_t t;
 
@@ -718,24 +720,6 @@ static void test_deferred_sync(void **state)
 	reopen(f);
 	assert_int_equal(store_depth(f->s, depth), 0);
 	assert_int_equal(depth[STORE_QUEUED], 1000);
-}
-
-struct checkpointer {
-	struct store *s;
-	atomic_int stop;
-	int calls, failures;
-};
-
-static void *checkpoint_loop(void *arg)
-{
-	struct checkpointer *c = arg;
-
-	while (!c->stop) {
-		if (store_checkpoint(c->s) < 0)
-			c->failures++;
-		c->calls++;
-	}
-	return NULL;
 }
 
 /* Commits one content of about 12 kB (three pages and more). */
@@ -770,7 +754,7 @@ static off_t wal_size(const struct fixture *f)
 static void test_deferred_checkpoint(void **state)
 {
 	struct fixture *f = *state;
-	struct checkpointer c = {.s = f->s};
+	struct syncer c = {.s = f->s, .fn = store_checkpoint};
 	int64_t depth[4];
 	pthread_t t;
 	int i, n = 0;
@@ -789,7 +773,7 @@ static void test_deferred_checkpoint(void **state)
 	add_big(f->s, n++);
 	assert_int_equal(store_checkpoint_due(f->s), STORE_CKPT_NONE);
 	/* Aside, beside the commits. */
-	assert_int_equal(pthread_create(&t, NULL, checkpoint_loop, &c), 0);
+	assert_int_equal(pthread_create(&t, NULL, sync_loop, &c), 0);
 	for (i = 0; i < 300; i++)
 		add_big(f->s, n++);
 	c.stop = 1;
