@@ -48,6 +48,11 @@ int store_defer_sync(struct store *s)
 	if (s->ckpt_db == NULL) {
 		rc = sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 		                     NULL);
+		/* A connection knows the WAL once it has read the database:
+		 * until then a checkpoint through it copies nothing. */
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->ckpt_db, "SELECT count(*) FROM sqlite_schema", NULL, NULL,
+			                  NULL);
 		if (rc != SQLITE_OK) {
 			st_fail(s, SQLITE_OK, "store_defer_sync: %s: a connection for checkpoints: %s",
 			        s->path, s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : sqlite3_errstr(rc));
@@ -56,16 +61,6 @@ int store_defer_sync(struct store *s)
 			return -1;
 		}
 		sqlite3_extended_result_codes(s->ckpt_db, 1);
-		/* A connection knows the WAL once it has read the database:
-		 * until then a checkpoint through it copies nothing. */
-		rc = sqlite3_exec(s->ckpt_db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			st_fail(s, SQLITE_OK, "store_defer_sync: %s: a connection for checkpoints: %s",
-			        s->path, sqlite3_errmsg(s->ckpt_db));
-			sqlite3_close_v2(s->ckpt_db);
-			s->ckpt_db = NULL;
-			return -1;
-		}
 	}
 	sqlite3_wal_hook(s->db, on_wal_commit, s);
 	return 0;
