@@ -254,7 +254,9 @@ static void ckpt_done(uv_work_t *w, int status)
 /* After a commit: the WAL copied back into the database when it is long,
  * on a worker thread, so that neither the copy nor its fsyncs hold up the
  * loop (or the commits, which go on beside it); here, when the commits
- * outran those (see store_checkpoint_due). */
+ * outran those (see store_checkpoint_due).  Only a commit on the loop
+ * starts one, and the loop does not end while it runs: the store, closed
+ * after the loop, outlives it. */
 static void checkpoint_maybe(struct wu_daemon *d)
 {
 	int due;

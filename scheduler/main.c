@@ -507,10 +507,6 @@ int main(int argc, char **argv)
 	wu_info("stopped");
 	rc = 0;
 out:
-	/* A checkpoint on a worker thread uses the store: let it end first
-	 * (only commits on the loop start one, so this is a safeguard). */
-	while (d.loop && d.ckpt_running && uv_run(d.loop, UV_RUN_ONCE))
-		;
 	for (int r = 0; r < WU_ROUTE_COUNT; r++)
 		snd_route_free(d.route[r]);
 	webhook_free(d.webhook);

@@ -161,8 +161,8 @@ static void on_written(uv_write_t *w, int status)
 	free(w);
 }
 
-/* Writes bytes to the socket, as they are; own, if not NULL, is the
- * malloc'd buffer holding them, ours now.  A reply is small and the
+/* Writes bytes to the socket, as they are; own, if not NULL, is p itself,
+ * a malloc'd buffer, ours now.  A reply is small and the
  * socket's buffer almost always has room: it is written at once, from
  * where it lies; only what does not fit is kept (copied unless own holds
  * just that) for a uv_write, after anything queued before it (uv_try_write
@@ -185,7 +185,7 @@ static void wire(struct session *s, const char *p, size_t n, char *own)
 		return;
 	}
 	n -= (size_t)done;
-	if (own && p == own && done == 0)
+	if (own && done == 0)
 		rest = own;
 	else {
 		if ((rest = malloc(n)))
@@ -359,6 +359,19 @@ refused:
 	txn_reset(s);
 }
 
+/* {"to":[{"email":addr}]}, or NULL without the memory. */
+static cJSON *one_recipient(const char *addr)
+{
+	cJSON *p = cJSON_CreateObject(), *to, *a;
+
+	if (!p || !(to = cJSON_AddArrayToObject(p, "to")) || !(a = cJSON_CreateObject()) ||
+	    !cJSON_AddItemToArray(to, a) || !cJSON_AddStringToObject(a, "email", addr)) {
+		cJSON_Delete(p);
+		return NULL;
+	}
+	return p;
+}
+
 /* Frees what a conversion made. */
 static void conv_free(struct session *s)
 {
@@ -375,7 +388,7 @@ static void conv_free(struct session *s)
 static int convert_msg(struct session *s)
 {
 	struct v3mail_errors errs = {0};
-	cJSON *body, *p, *to, *a, *parts[2];
+	cJSON *body, *p, *parts[2];
 
 	s->rm = rawmail_parse(s->msg.p ? s->msg.p : "", s->msg.len, s->cerr, sizeof(s->cerr));
 	if (!s->rm)
@@ -386,10 +399,10 @@ static int convert_msg(struct session *s)
 	for (int i = 0; i < s->nrcpt; i++) {
 		if (!s->rcpt[i])
 			continue; /* dropped: suppressed */
-		if (!(p = cJSON_CreateObject()) || !cJSON_AddItemToArray(s->ps, p) ||
-		    !(to = cJSON_AddArrayToObject(p, "to")) || !(a = cJSON_CreateObject()) ||
-		    !cJSON_AddItemToArray(to, a) || !cJSON_AddStringToObject(a, "email", s->rcpt[i]))
+		if (!(p = one_recipient(s->rcpt[i])) || !cJSON_AddItemToArray(s->ps, p)) {
+			cJSON_Delete(p);
 			return 451;
+		}
 	}
 	if (rawmail_finish(s->rm, s->cerr, sizeof(s->cerr)) < 0)
 		return 554;
@@ -578,7 +591,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	struct wu_daemon *d = s->srv->d;
 	const char *params;
 	char addr[SMTPD_PATH_MAX], why[256];
-	cJSON *ps = NULL, *p, *to, *a;
+	cJSON *ps = NULL;
 	struct suppress_result sr;
 	char **v;
 	int rc;
@@ -603,12 +616,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	/* The suppression list, as the HTTP intake checks it ([suppress] mode). */
 	ps = cJSON_CreateArray();
-	p = cJSON_CreateObject();
-	to = cJSON_AddArrayToObject(p, "to");
-	a = cJSON_CreateObject();
-	cJSON_AddStringToObject(a, "email", addr);
-	cJSON_AddItemToArray(to, a);
-	cJSON_AddItemToArray(ps, p);
+	cJSON_AddItemToArray(ps, one_recipient(addr));
 	rc = daemon_txn(d) < 0 ? -1 : suppress_filter(d, ps, NULL, &sr);
 	cJSON_Delete(ps);
 	if (rc < 0) {
@@ -640,6 +648,8 @@ static void cmd_rcpt(struct session *s, const char *arg)
 
 static void cmd_data(struct session *s, const char *arg)
 {
+	size_t want;
+
 	if (arg[0]) {
 		reply(s, "501 5.5.4 Syntax: DATA");
 		return;
@@ -656,10 +666,10 @@ static void cmd_data(struct session *s, const char *arg)
 	/* Room for the message in one allocation, as a rule; it grows past
 	 * it.  Without the memory, it grows from less (the failure is not
 	 * kept: msg_add judges for itself). */
-	if (strbuf_reserve(&s->msg, s->size_hint > DATA_RESERVE
-	                                ? (s->size_hint < DATA_RESERVE_MAX ? s->size_hint + 2
-	                                                                   : DATA_RESERVE_MAX)
-	                                : DATA_RESERVE) < 0)
+	want = DATA_RESERVE;
+	if (s->size_hint > DATA_RESERVE)
+		want = s->size_hint < DATA_RESERVE_MAX ? s->size_hint + 2 : DATA_RESERVE_MAX;
+	if (strbuf_reserve(&s->msg, want) < 0)
 		s->msg.failed = 0;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -1038,8 +1048,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	uv_close((uv_handle_t *)&s->timer, on_session_closed);
 }
 
-/* Closes a session once what it wrote is out. */
-static void session_close(struct session *s)
+/* Stops a session's reading and timer, then closes it: once what it
+ * wrote is out (a shutdown), or at once when shut is 0 and nothing waits
+ * to be written. */
+static void session_finish(struct session *s, int shut)
 {
 	if (s->st == ST_CLOSING)
 		return;
@@ -1048,8 +1060,16 @@ static void session_close(struct session *s)
 	s->reading = 0;
 	uv_timer_stop(&s->timer);
 	s->shut.data = s;
-	if (uv_shutdown(&s->shut, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
+	if (!shut && s->tcp.write_queue_size == 0)
 		on_shutdown(&s->shut, 0);
+	else if (uv_shutdown(&s->shut, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
+		on_shutdown(&s->shut, 0);
+}
+
+/* Closes a session once what it wrote is out. */
+static void session_close(struct session *s)
+{
+	session_finish(s, 1);
 }
 
 /* Closes a session whose client has nothing more to say (after QUIT, or
@@ -1057,18 +1077,7 @@ static void session_close(struct session *s)
  * the connection, as a shutdown would, and costs no wait for writability. */
 static void session_end(struct session *s)
 {
-	if (s->st == ST_CLOSING)
-		return;
-	if (s->tcp.write_queue_size > 0) {
-		session_close(s);
-		return;
-	}
-	s->st = ST_CLOSING;
-	uv_read_stop((uv_stream_t *)&s->tcp);
-	s->reading = 0;
-	uv_timer_stop(&s->timer);
-	uv_close((uv_handle_t *)&s->tcp, on_session_closed);
-	uv_close((uv_handle_t *)&s->timer, on_session_closed);
+	session_finish(s, 0);
 }
 
 static void start_reading(struct session *s)
