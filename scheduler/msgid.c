@@ -5,10 +5,13 @@
  * The bytes come from the kernel, not from the seedable generator of
  * core/rng.h: an id is handed to the client and names its message in
  * status and events, so the next one must not follow from the last ones.
- * getrandom(2) of at most 256 bytes does not return short once the pool is
- * ready (it blocks until then) and is retried when a signal interrupts it;
- * any other failure means a kernel without it, where no id is better than
- * a guessable one.
+ * They are fetched for 64 ids at a time (one getrandom(2) call rather than
+ * one an id, as arc4random buffers its own), into a buffer of the calling
+ * thread's, and each byte is used once.  getrandom(2) of at most 256
+ * bytes does not return short once the pool is ready (it blocks until
+ * then) and is retried when a signal interrupts it; any other failure
+ * means a kernel without it, where no id is better than a guessable one.
+ * The daemon does not fork, so no two processes share a buffer.
  */
 #include "msgid.h"
 
@@ -18,25 +21,44 @@
 #include <string.h>
 #include <sys/random.h>
 
-void msgid_make(char *out)
+#define ID_LEN 22
+#define POOL_IDS 64
+
+/* Fills buf with n bytes from the kernel, in calls of at most 256. */
+static void kernel_bytes(unsigned char *buf, size_t n)
 {
-	static const char alpha[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char rnd[22];
 	size_t got = 0;
 
-	while (got < sizeof(rnd)) {
-		ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+	while (got < n) {
+		size_t want = n - got < 256 ? n - got : 256;
+		ssize_t r = getrandom(buf + got, want, 0);
 
-		if (n > 0) {
-			got += (size_t)n;
-		} else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+		if (r > 0) {
+			got += (size_t)r;
+		} else if (r < 0 && errno != EINTR && errno != EAGAIN) {
 			fprintf(stderr, "warmupd: getrandom: %s: cannot make message ids\n",
 			        strerror(errno));
 			abort();
 		}
 	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
+}
+
+void msgid_make(char *out)
+{
+	static const char alpha[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static __thread unsigned char pool[ID_LEN * POOL_IDS];
+	static __thread size_t used = sizeof(pool);
+	unsigned char *rnd;
+
+	if (used == sizeof(pool)) {
+		kernel_bytes(pool, sizeof(pool));
+		used = 0;
+	}
+	rnd = pool + used;
+	used += ID_LEN;
+	for (size_t i = 0; i < ID_LEN; i++)
 		out[i] = alpha[rnd[i] & 63];
-	out[22] = '\0';
+	memset(rnd, 0, ID_LEN); /* used once: nothing of a given id is kept */
+	out[ID_LEN] = '\0';
 }

@@ -33,12 +33,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -98,6 +99,7 @@ struct session {
 	int midline;    /* DATA: the last piece taken did not end a line */
 	int restart;    /* STARTTLS threw the buffered input away */
 	int reading;
+	int gone;       /* lost while waiting: 1 ended after it, 2 closed after it */
 	/* TLS */
 	struct tlsmem *tls;
 	/* AUTH */
@@ -119,8 +121,10 @@ struct session {
 	char *v3;             /* the body to store: no personalizations or parts */
 	int conv_fail;        /* or 554 (cerr says why) or 451 (out of memory) */
 	char cerr[256];
-	/* output, plain text, sent at the end of the processing of a read */
+	/* output, plain text, sent at the end of the loop's turn */
 	struct strbuf out;
+	struct session *onext; /* in the server's list of sessions to write */
+	int oqueued;
 };
 
 struct smtpd {
@@ -134,21 +138,27 @@ struct smtpd {
 	struct smtpd_users *users;
 	struct workq *wq; /* the conversions' threads */
 	char *rbuf;       /* every session's reads land here, then are copied */
+	uv_check_t writer; /* after the poll: the turn's replies written */
+	struct session *outq;
 	int stopping;
-	int listener_closed;
+	int nclosed; /* of the listener and the writer */
 };
 
 static void session_process(struct session *s);
 static void session_close(struct session *s);
 static void session_end(struct session *s);
+static void session_finish(struct session *s, int shut);
 
-/* Waiting for a worker thread or the commit: no input is read, the
- * session is not closed under the callback that will answer. */
+/* Waiting for a worker thread or the commit: input is read but not
+ * processed (up to READ_MAX), the session is not closed under the
+ * callback that will answer. */
 static int waiting(const struct session *s)
 {
 	return s->st == ST_CONVERT || s->st == ST_COMMIT;
 }
 static void flush(struct session *s);
+static void flush_now(struct session *s);
+static void on_writer(uv_check_t *h);
 static void start_reading(struct session *s);
 static void smtpd_free_if_done(struct smtpd *srv);
 
@@ -214,8 +224,8 @@ static void tls_out(struct session *s)
 		wire(s, buf, n, buf);
 }
 
-/* Sends the queued replies, through TLS when it is on. */
-static void flush(struct session *s)
+/* Sends the queued replies now, through TLS when it is on. */
+static void write_out(struct session *s)
 {
 	size_t n = s->out.len;
 
@@ -230,6 +240,53 @@ static void flush(struct session *s)
 	}
 	wire(s, s->out.p, n, NULL); /* written, or copied to wait */
 	strbuf_reset(&s->out);
+}
+
+/* Sends the queued replies once the loop has run every callback of its
+ * poll: one burst of writes a turn wakes a client's poll once for all its
+ * sessions, and replies pipelined commands earned go out together. */
+static void flush(struct session *s)
+{
+	struct smtpd *srv = s->srv;
+
+	if (srv->stopping) {
+		flush_now(s); /* the writer is closed */
+		return;
+	}
+	if (!s->out.len || s->oqueued)
+		return;
+	if (!srv->outq)
+		uv_check_start(&srv->writer, on_writer);
+	s->oqueued = 1;
+	s->onext = srv->outq;
+	srv->outq = s;
+}
+
+/* Sends what flush() left for the end of the turn, now. */
+static void flush_now(struct session *s)
+{
+	struct session **pp;
+
+	if (s->oqueued) {
+		for (pp = &s->srv->outq; *pp != s; pp = &(*pp)->onext)
+			;
+		*pp = s->onext;
+		s->oqueued = 0;
+	}
+	write_out(s);
+}
+
+static void on_writer(uv_check_t *h)
+{
+	struct smtpd *srv = h->data;
+	struct session *s;
+
+	while ((s = srv->outq)) {
+		srv->outq = s->onext;
+		s->oqueued = 0;
+		write_out(s);
+	}
+	uv_check_stop(h);
 }
 
 /* Queues one reply line (or several, joined by \n in text).  A 5xx for a
@@ -698,7 +755,7 @@ static void cmd_starttls(struct session *s, const char *arg)
 		struct tlsmem *t = s->tls;
 		s->tls = NULL;
 		reply(s, "220 2.0.0 Ready to start TLS");
-		flush(s);
+		flush_now(s);
 		s->tls = t;
 	}
 	strbuf_reset(&s->in);
@@ -935,6 +992,11 @@ static void session_process(struct session *s)
 	}
 	if (s->st == ST_CLOSING)
 		return;
+	if (s->gone && !waiting(s)) {
+		/* Lost during the wait; what the client sent before is answered. */
+		session_finish(s, s->gone == 2);
+		return;
+	}
 	/* A message line longer than the buffer is kept whole only up to
 	 * max_size; msg_add counts the rest. */
 	if (s->st == ST_DATA && pos == 0 && s->in.len >= READ_MAX) {
@@ -950,7 +1012,10 @@ static void session_process(struct session *s)
 	if (pos)
 		strbuf_consume(&s->in, pos);
 	flush(s);
-	if (waiting(s) && s->reading) {
+	/* A wait goes on reading (a client that does not pipeline has sent
+	 * nothing, and the poll is not changed twice a message for it) until
+	 * the wait has READ_MAX in hand. */
+	if (waiting(s) && s->reading && (s->gone || s->in.len >= READ_MAX)) {
 		uv_read_stop((uv_stream_t *)&s->tcp);
 		s->reading = 0;
 	} else if (!waiting(s) && s->st != ST_CLOSING && !s->reading) {
@@ -986,6 +1051,18 @@ static void on_timeout(uv_timer_t *t)
 	session_close(s);
 }
 
+/* The connection cannot go on: closed now, or once the wait is over (a
+ * worker thread or the commit still holds the session). */
+static void session_lost(struct session *s, int shut)
+{
+	if (waiting(s)) {
+		s->gone = shut ? 2 : 1;
+		session_process(s); /* stops the reading */
+		return;
+	}
+	session_finish(s, shut);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct session *s = st->data;
@@ -993,7 +1070,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	if (nread < 0) {
 		/* The client is gone or done: nothing of it is left to read. */
-		session_end(s);
+		session_lost(s, 0);
 		return;
 	}
 	if (nread == 0)
@@ -1005,11 +1082,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		if (r != 0) {
 			if (r < 0)
 				wu_warn("smtp: %s: %s", s->peer, err);
-			session_close(s);
+			session_lost(s, 1);
 			return;
 		}
 	} else if (in_add(s, buf->base, (size_t)nread) < 0) {
-		session_close(s);
+		session_lost(s, 1);
 		return;
 	}
 	session_process(s);
@@ -1055,6 +1132,7 @@ static void session_finish(struct session *s, int shut)
 {
 	if (s->st == ST_CLOSING)
 		return;
+	flush_now(s); /* before the shutdown, or the close */
 	s->st = ST_CLOSING;
 	uv_read_stop((uv_stream_t *)&s->tcp);
 	s->reading = 0;
@@ -1112,7 +1190,6 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&s->timer, on_session_closed);
 		return;
 	}
-	uv_tcp_nodelay(&s->tcp, 1);
 	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
 			uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
@@ -1157,7 +1234,11 @@ static int listen_socket(const char *host, int port, char *err, size_t errlen)
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* TCP_NODELAY here: Linux hands it down to every accepted socket, so
+	 * replies are not held back behind unacknowledged ones (TLS records
+	 * and pipelined replies) with no call per connection. */
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
 		snprintf(err, errlen, "[smtp] address: cannot listen on %s:%d: %s", host, port,
 		         strerror(errno));
@@ -1199,6 +1280,8 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 		goto fail;
 	uv_tcp_init(d->loop, &srv->listener);
 	srv->listener.data = srv;
+	uv_check_init(d->loop, &srv->writer);
+	srv->writer.data = srv;
 	if (uv_tcp_open(&srv->listener, fd) < 0 ||
 	    uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection) < 0) {
 		/* not expected once the socket listens; the handle dies with the loop */
@@ -1227,7 +1310,7 @@ int smtpd_port(const struct smtpd *s)
 /* Frees the server once its listener and every session are closed. */
 static void smtpd_free_if_done(struct smtpd *srv)
 {
-	if (!srv->listener_closed || srv->nsessions > 0)
+	if (srv->nclosed < 2 || srv->nsessions > 0)
 		return;
 	workq_free(srv->wq); /* no session, so no conversion pending */
 	tlsmem_ctx_free(srv->tls);
@@ -1240,7 +1323,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	struct smtpd *srv = h->data;
 
-	srv->listener_closed = 1;
+	srv->nclosed++;
 	smtpd_free_if_done(srv);
 }
 
@@ -1248,7 +1331,8 @@ void smtpd_stop(struct smtpd *srv)
 {
 	if (!srv || srv->stopping)
 		return;
-	srv->stopping = 1;
+	on_writer(&srv->writer); /* what waited for the end of this turn */
+	srv->stopping = 1;       /* from here, flush() writes at once */
 	for (struct session *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->st == ST_CLOSING)
@@ -1260,4 +1344,5 @@ void smtpd_stop(struct smtpd *srv)
 		session_close(s);
 	}
 	uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+	uv_close((uv_handle_t *)&srv->writer, on_listener_closed);
 }

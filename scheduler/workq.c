@@ -2,9 +2,9 @@
  * workq.c -- a queue of jobs for threads of its own (see workq.h).
  *
  * One mutex guards two singly linked FIFO lists: the jobs to run and the
- * jobs run.  A worker is signalled only when one waits idle; the loop is
- * woken through one uv_async_t, which libuv coalesces, and hands back
- * every finished job in one callback.  The handle keeps the loop alive
+ * jobs run.  A worker is signalled only when one waits idle, and only
+ * once the mutex is free; the loop is woken through one uv_async_t, which
+ * libuv coalesces, and hands back every finished job in one callback.  The handle keeps the loop alive
  * only while a job is pending, as uv_queue_work's requests do.
  */
 #include "workq.h"
@@ -55,26 +55,32 @@ static void *worker_main(void *arg)
 	struct workq *q = arg;
 	struct workq_job *j;
 
-	pthread_mutex_lock(&q->mu);
+	int first;
+
 	for (;;) {
+		pthread_mutex_lock(&q->mu);
 		while (!q->stop && !q->queued.head) {
 			q->idle++;
 			pthread_cond_wait(&q->cond, &q->mu);
 			q->idle--;
 		}
-		if (q->stop)
-			break;
+		if (q->stop) {
+			pthread_mutex_unlock(&q->mu);
+			return NULL;
+		}
 		j = jobs_take(&q->queued);
 		pthread_mutex_unlock(&q->mu);
 		j->work(j);
 		pthread_mutex_lock(&q->mu);
 		jobs_add(&q->done, j);
-		/* Once per batch: the loop takes everything done when it wakes. */
-		if (q->done.head == j)
+		first = q->done.head == j;
+		pthread_mutex_unlock(&q->mu);
+		/* Once per batch: the loop takes everything done when it wakes.
+		 * Sent outside the lock, which the woken loop takes at once; j
+		 * is the loop's again and not touched here. */
+		if (first)
 			uv_async_send(&q->async);
 	}
-	pthread_mutex_unlock(&q->mu);
-	return NULL;
 }
 
 /* On the loop thread: every job that ended, in the order they ended. */
@@ -152,11 +158,16 @@ void workq_push(struct workq *q, struct workq_job *job)
 {
 	if (q->pending++ == 0)
 		uv_ref((uv_handle_t *)&q->async);
+	int wake;
+
 	pthread_mutex_lock(&q->mu);
 	jobs_add(&q->queued, job);
-	if (q->idle > 0)
-		pthread_cond_signal(&q->cond);
+	wake = q->idle > 0;
 	pthread_mutex_unlock(&q->mu);
+	/* Signalled after the unlock: a worker woken under the lock would
+	 * only wake to wait for it. */
+	if (wake)
+		pthread_cond_signal(&q->cond);
 }
 
 int workq_pending(const struct workq *q)

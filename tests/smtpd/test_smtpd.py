@@ -215,6 +215,31 @@ hostname = mx.test.example
         self.assertNotIn("content", stored_body)
         self.assertNotIn("attachments", stored_body)
 
+    def test_end_during_the_wait(self):
+        """A client that sends its message and its end at once (the input
+        arrives while the message is converted and committed) gets every
+        answer it earned, then the close; every message is kept."""
+        self.start(paused=True)
+        sent = 0
+        for tail in (b"QUIT\r\n", b""):
+            c = self.client()
+            self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<news@example.com>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<a@example.jp>")[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(plain(body=b"line\r\n" * 200) + b".\r\n" + tail)
+            c.s.shutdown(socket.SHUT_WR)
+            code, lines = c.read()
+            self.assertEqual(code, 250, lines)
+            self.assertIn("queued as", lines[0])
+            sent += 1
+            if tail:
+                self.assertEqual(c.read()[0], 221)
+            self.assertEqual(c.read(), (None, []), "closed after the answers")
+            c.close()
+        self.assertEqual(self.d.status()["intake"]["smtp_accepted"], sent)
+        self.assertEqual(len(self.stored()), sent)
+
     def test_x_smtpapi_send_at(self):
         self.start()
         later = int(time.time()) + 3600

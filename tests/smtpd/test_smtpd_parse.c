@@ -1,6 +1,6 @@
 /*
  * test_smtpd_parse.c -- the SMTP intake's pure parts: command syntax,
- * client networks, the users file and AUTH's base64.
+ * client networks, the users file, AUTH's base64 and message ids.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "scheduler/cidr.h"
+#include "scheduler/msgid.h"
 #include "scheduler/smtpd_auth.h"
 #include "scheduler/smtpd_parse.h"
 
@@ -207,12 +209,54 @@ static void test_base64_plain(void **state)
 	assert_string_equal(enc, "VXNlcm5hbWU6");
 }
 
+#define NIDS 300 /* past the 64 ids one fetch of random bytes makes, several times */
+
+static void make_ids(char (*ids)[23], int n)
+{
+	for (int i = 0; i < n; i++)
+		msgid_make(ids[i]);
+}
+
+static void *make_ids_thread(void *arg)
+{
+	make_ids(arg, NIDS);
+	return NULL;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* 22 characters of base64url each; no two alike, within a thread, across
+ * the refills of its buffer, or between two threads. */
+static void test_msgid(void **state)
+{
+	static char ids[2 * NIDS][23];
+	pthread_t t;
+
+	(void)state;
+	make_ids(ids, NIDS);
+	assert_int_equal(pthread_create(&t, NULL, make_ids_thread, ids + NIDS), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < 2 * NIDS; i++) {
+		assert_int_equal(strlen(ids[i]), 22);
+		assert_int_equal(strspn(ids[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                                 "0123456789-_"),
+		                 22);
+	}
+	qsort(ids, 2 * NIDS, sizeof(ids[0]), id_cmp);
+	for (int i = 1; i < 2 * NIDS; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verbs),  cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_params), cmocka_unit_test(test_cidr),
 	    cmocka_unit_test(test_users),  cmocka_unit_test(test_base64_plain),
+	    cmocka_unit_test(test_msgid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
