@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define ID_LEN 22
+#define ID_LEN   22
 #define POOL_IDS 64
 
 /* Fills buf with n bytes from the kernel, in calls of at most 256. */

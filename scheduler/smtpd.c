@@ -99,7 +99,7 @@ struct session {
 	int midline;    /* DATA: the last piece taken did not end a line */
 	int restart;    /* STARTTLS threw the buffered input away */
 	int reading;
-	int gone;       /* lost while waiting: 1 ended after it, 2 closed after it */
+	int gone; /* lost while waiting: 1 ended after it, 2 closed after it */
 	/* TLS */
 	struct tlsmem *tls;
 	/* AUTH */

@@ -4,8 +4,9 @@
  * One mutex guards two singly linked FIFO lists: the jobs to run and the
  * jobs run.  A worker is signalled only when one waits idle, and only
  * once the mutex is free; the loop is woken through one uv_async_t, which
- * libuv coalesces, and hands back every finished job in one callback.  The handle keeps the loop alive
- * only while a job is pending, as uv_queue_work's requests do.
+ * libuv coalesces, and hands back every finished job in one callback.
+ * The handle keeps the loop alive only while a job is pending, as
+ * uv_queue_work's requests do.
  */
 #include "workq.h"
 

@@ -241,8 +241,9 @@ static void test_msgid(void **state)
 	assert_int_equal(pthread_join(t, NULL), 0);
 	for (int i = 0; i < 2 * NIDS; i++) {
 		assert_int_equal(strlen(ids[i]), 22);
-		assert_int_equal(strspn(ids[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		                                 "0123456789-_"),
+		assert_int_equal(strspn(ids[i],
+		                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                        "0123456789-_"),
 		                 22);
 	}
 	qsort(ids, 2 * NIDS, sizeof(ids[0]), id_cmp);
