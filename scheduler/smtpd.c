@@ -121,10 +121,8 @@ struct session {
 	char *v3;             /* the body to store: no personalizations or parts */
 	int conv_fail;        /* or 554 (cerr says why) or 451 (out of memory) */
 	char cerr[256];
-	/* output, plain text, sent at the end of the loop's turn */
+	/* output, plain text, sent at the end of the processing of a read */
 	struct strbuf out;
-	struct session *onext; /* in the server's list of sessions to write */
-	int oqueued;
 };
 
 struct smtpd {
@@ -138,10 +136,8 @@ struct smtpd {
 	struct smtpd_users *users;
 	struct workq *wq; /* the conversions' threads */
 	char *rbuf;       /* every session's reads land here, then are copied */
-	uv_check_t writer; /* after the poll: the turn's replies written */
-	struct session *outq;
 	int stopping;
-	int nclosed; /* of the listener and the writer */
+	int listener_closed;
 };
 
 static void session_process(struct session *s);
@@ -157,8 +153,6 @@ static int waiting(const struct session *s)
 	return s->st == ST_CONVERT || s->st == ST_COMMIT;
 }
 static void flush(struct session *s);
-static void flush_now(struct session *s);
-static void on_writer(uv_check_t *h);
 static void start_reading(struct session *s);
 static void smtpd_free_if_done(struct smtpd *srv);
 
@@ -224,8 +218,8 @@ static void tls_out(struct session *s)
 		wire(s, buf, n, buf);
 }
 
-/* Sends the queued replies now, through TLS when it is on. */
-static void write_out(struct session *s)
+/* Sends the queued replies, through TLS when it is on. */
+static void flush(struct session *s)
 {
 	size_t n = s->out.len;
 
@@ -240,53 +234,6 @@ static void write_out(struct session *s)
 	}
 	wire(s, s->out.p, n, NULL); /* written, or copied to wait */
 	strbuf_reset(&s->out);
-}
-
-/* Sends the queued replies once the loop has run every callback of its
- * poll: one burst of writes a turn wakes a client's poll once for all its
- * sessions, and replies pipelined commands earned go out together. */
-static void flush(struct session *s)
-{
-	struct smtpd *srv = s->srv;
-
-	if (srv->stopping) {
-		flush_now(s); /* the writer is closed */
-		return;
-	}
-	if (!s->out.len || s->oqueued)
-		return;
-	if (!srv->outq)
-		uv_check_start(&srv->writer, on_writer);
-	s->oqueued = 1;
-	s->onext = srv->outq;
-	srv->outq = s;
-}
-
-/* Sends what flush() left for the end of the turn, now. */
-static void flush_now(struct session *s)
-{
-	struct session **pp;
-
-	if (s->oqueued) {
-		for (pp = &s->srv->outq; *pp != s; pp = &(*pp)->onext)
-			;
-		*pp = s->onext;
-		s->oqueued = 0;
-	}
-	write_out(s);
-}
-
-static void on_writer(uv_check_t *h)
-{
-	struct smtpd *srv = h->data;
-	struct session *s;
-
-	while ((s = srv->outq)) {
-		srv->outq = s->onext;
-		s->oqueued = 0;
-		write_out(s);
-	}
-	uv_check_stop(h);
 }
 
 /* Queues one reply line (or several, joined by \n in text).  A 5xx for a
@@ -755,7 +702,7 @@ static void cmd_starttls(struct session *s, const char *arg)
 		struct tlsmem *t = s->tls;
 		s->tls = NULL;
 		reply(s, "220 2.0.0 Ready to start TLS");
-		flush_now(s);
+		flush(s);
 		s->tls = t;
 	}
 	strbuf_reset(&s->in);
@@ -1132,7 +1079,6 @@ static void session_finish(struct session *s, int shut)
 {
 	if (s->st == ST_CLOSING)
 		return;
-	flush_now(s); /* before the shutdown, or the close */
 	s->st = ST_CLOSING;
 	uv_read_stop((uv_stream_t *)&s->tcp);
 	s->reading = 0;
@@ -1280,8 +1226,6 @@ int smtpd_start(struct smtpd **sp, struct wu_daemon *d, char *err, size_t errlen
 		goto fail;
 	uv_tcp_init(d->loop, &srv->listener);
 	srv->listener.data = srv;
-	uv_check_init(d->loop, &srv->writer);
-	srv->writer.data = srv;
 	if (uv_tcp_open(&srv->listener, fd) < 0 ||
 	    uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection) < 0) {
 		/* not expected once the socket listens; the handle dies with the loop */
@@ -1310,7 +1254,7 @@ int smtpd_port(const struct smtpd *s)
 /* Frees the server once its listener and every session are closed. */
 static void smtpd_free_if_done(struct smtpd *srv)
 {
-	if (srv->nclosed < 2 || srv->nsessions > 0)
+	if (!srv->listener_closed || srv->nsessions > 0)
 		return;
 	workq_free(srv->wq); /* no session, so no conversion pending */
 	tlsmem_ctx_free(srv->tls);
@@ -1323,7 +1267,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	struct smtpd *srv = h->data;
 
-	srv->nclosed++;
+	srv->listener_closed = 1;
 	smtpd_free_if_done(srv);
 }
 
@@ -1331,8 +1275,7 @@ void smtpd_stop(struct smtpd *srv)
 {
 	if (!srv || srv->stopping)
 		return;
-	on_writer(&srv->writer); /* what waited for the end of this turn */
-	srv->stopping = 1;       /* from here, flush() writes at once */
+	srv->stopping = 1;
 	for (struct session *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->st == ST_CLOSING)
@@ -1344,5 +1287,4 @@ void smtpd_stop(struct smtpd *srv)
 		session_close(s);
 	}
 	uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-	uv_close((uv_handle_t *)&srv->writer, on_listener_closed);
 }
