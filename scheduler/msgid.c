@@ -5,13 +5,14 @@
  * The bytes come from the kernel, not from the seedable generator of
  * core/rng.h: an id is handed to the client and names its message in
  * status and events, so the next one must not follow from the last ones.
- * They are fetched for 64 ids at a time (one getrandom(2) call rather than
- * one an id, as arc4random buffers its own), into a buffer of the calling
- * thread's, and each byte is used once.  getrandom(2) of at most 256
- * bytes does not return short once the pool is ready (it blocks until
- * then) and is retried when a signal interrupts it; any other failure
- * means a kernel without it, where no id is better than a guessable one.
- * The daemon does not fork, so no two processes share a buffer.
+ * They are fetched for 64 ids at a time into a buffer of the calling
+ * thread's (as arc4random buffers its own), in getrandom(2) calls of 256
+ * bytes: one call per 11 ids or so rather than one an id; each byte is
+ * used once.  getrandom(2) of at most 256 bytes does not return short
+ * once the pool is ready (it blocks until then) and is retried when a
+ * signal interrupts it; any other failure means a kernel without it,
+ * where no id is better than a guessable one.  The daemon does not fork,
+ * so no two processes share a buffer.
  */
 #include "msgid.h"
 

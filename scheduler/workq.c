@@ -55,7 +55,6 @@ static void *worker_main(void *arg)
 {
 	struct workq *q = arg;
 	struct workq_job *j;
-
 	int first;
 
 	for (;;) {
@@ -157,10 +156,10 @@ struct workq *workq_new(uv_loop_t *loop, int nthreads, char *err, size_t errlen)
 
 void workq_push(struct workq *q, struct workq_job *job)
 {
-	if (q->pending++ == 0)
-		uv_ref((uv_handle_t *)&q->async);
 	int wake;
 
+	if (q->pending++ == 0)
+		uv_ref((uv_handle_t *)&q->async);
 	pthread_mutex_lock(&q->mu);
 	jobs_add(&q->queued, job);
 	wake = q->idle > 0;

@@ -10,8 +10,8 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
-#include <pthread.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
