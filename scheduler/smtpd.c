@@ -939,11 +939,6 @@ static void session_process(struct session *s)
 	}
 	if (s->st == ST_CLOSING)
 		return;
-	if (s->gone && !waiting(s)) {
-		/* Lost during the wait; what the client sent before is answered. */
-		session_finish(s, s->gone == 2);
-		return;
-	}
 	/* A message line longer than the buffer is kept whole only up to
 	 * max_size; msg_add counts the rest. */
 	if (s->st == ST_DATA && pos == 0 && s->in.len >= READ_MAX) {
@@ -959,10 +954,15 @@ static void session_process(struct session *s)
 	if (pos)
 		strbuf_consume(&s->in, pos);
 	flush(s);
+	if (s->gone && !waiting(s)) {
+		/* Lost during the wait; what the client sent before is answered. */
+		session_finish(s, s->gone == 2);
+		return;
+	}
 	/* A wait goes on reading (a client that does not pipeline has sent
 	 * nothing, and the poll is not changed twice a message for it) until
 	 * the wait has READ_MAX in hand. */
-	if (waiting(s) && s->reading && (s->gone || s->in.len >= READ_MAX)) {
+	if (waiting(s) && s->reading && s->in.len >= READ_MAX) {
 		uv_read_stop((uv_stream_t *)&s->tcp);
 		s->reading = 0;
 	} else if (!waiting(s) && s->st != ST_CLOSING && !s->reading) {
@@ -1004,7 +1004,8 @@ static void session_lost(struct session *s, int shut)
 {
 	if (waiting(s)) {
 		s->gone = shut ? 2 : 1;
-		session_process(s); /* stops the reading */
+		uv_read_stop((uv_stream_t *)&s->tcp);
+		s->reading = 0;
 		return;
 	}
 	session_finish(s, shut);
